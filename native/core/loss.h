@@ -1,0 +1,63 @@
+// The fused DPSM loss on libtorch tensors: device dispatch, the autograd op models use, and the plain
+// composite formulation (the seed's) that tests and benchmarks hold it against.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+#include "../kernels/dpsm_math.h"
+
+namespace dpsm::core {
+
+enum class Reduction : int32_t { Mean = 0, Sum = 1, None = 2 };
+
+struct LossOptions {
+  LossSpec spec;
+  int64_t ignore_index = -100;
+  Reduction reduction = Reduction::Mean;
+};
+
+// Throws std::invalid_argument naming the offending field when the spec cannot define α.
+void validate_spec(const LossSpec& spec);
+
+Kind parse_kind(const std::string& s);
+Schedule parse_schedule(const std::string& s);
+Reduction parse_reduction(const std::string& s);
+
+struct FusedRequest {
+  bool grad = true;          // write d(loss)/d(logits)
+  bool grad_inplace = false; // ... into the logits' own storage
+  bool stats = false;        // per-token statistics [N, kStatCount]
+  at::Tensor grad_into;      // when defined: the gradient's destination (logits' shape and dtype, rows of unit stride)
+};
+
+struct FusedOutputs {
+  at::Tensor loss;   // float32: a scalar (mean, sum) or one value per token (none)
+  at::Tensor grad;   // logits' shape and dtype; undefined unless requested
+  at::Tensor stats;  // float32 [N, kStatCount]; undefined unless requested
+  at::Tensor alpha;  // float32 scalar: the α the kernel read off the step
+  at::Tensor count;  // int64 scalar: tokens not ignored
+  at::Tensor bad_target;  // int32 scalar, 1 if some target was out of range (CUDA reports, CPU throws)
+};
+
+// logits [..., V] (fp32/bf16/fp16, unit stride along V), targets [...] (any integer dtype), step: an int64
+// scalar on the logits' device, read by the kernel and never changed by it.
+FusedOutputs fused_loss(const at::Tensor& logits, const at::Tensor& targets, const at::Tensor& step,
+                        const LossOptions& options, const FusedRequest& request);
+
+// The same loss as a differentiable op. The gradient is produced in the forward pass (the row is hot
+// there) and scaled by the incoming gradient in backward. With inplace_grad the gradient overwrites the
+// logits' storage: only for logits that nothing else saves for its backward (an LM head's output).
+at::Tensor dpsm_loss(const at::Tensor& logits, const at::Tensor& targets, const at::Tensor& step,
+                     const LossOptions& options, bool inplace_grad = false);
+
+// The seed's formulation on plain ops (log_softmax, exp, nll, one_hot, squared error, sum), extended with
+// ignore_index, the reductions and the spherical score. Differentiable; computes in the logits' dtype.
+at::Tensor composite_loss(const at::Tensor& logits, const at::Tensor& targets, double alpha, Kind kind,
+                          int64_t ignore_index, Reduction reduction);
+
+// Name of the CPU vector ISA in use.
+const char* cpu_isa();
+
+}  // namespace dpsm::core

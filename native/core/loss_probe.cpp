@@ -1,0 +1,204 @@
+#include "loss_probe.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+
+#include "compat.h"
+
+namespace dpsm::core {
+
+at::Device parse_device(const std::string& s) {
+  if (s == "cpu") return at::Device(at::kCPU);
+  if (s.rfind("cuda", 0) == 0) {
+    if (compat::cuda_device_count() == 0)
+      throw std::invalid_argument("device: '" + s + "' requested, but this build sees no CUDA device");
+    return at::Device(s);
+  }
+  throw std::invalid_argument("device: expected 'cpu' or 'cuda[:N]', got '" + s + "'");
+}
+
+at::ScalarType parse_dtype(const std::string& s) {
+  if (s == "float32") return at::kFloat;
+  if (s == "bfloat16") return at::kBFloat16;
+  if (s == "float16") return at::kHalf;
+  throw std::invalid_argument("dtype: expected float32, bfloat16 or float16, got '" + s + "'");
+}
+
+namespace {
+
+struct Inputs {
+  at::Tensor logits, targets, step;
+};
+
+Inputs make_inputs(const ProbeInputs& in, const LossOptions& options, int64_t step) {
+  at::Generator gen = at::detail::createCPUGenerator(in.seed);
+  const auto f32 = at::TensorOptions().dtype(at::kFloat);
+  at::Tensor logits = at::randn({in.rows, in.vocab}, gen, f32) * in.scale;
+  at::Tensor targets = at::randint(0, in.vocab, {in.rows}, gen, at::TensorOptions().dtype(at::kLong));
+  if (in.extreme) {
+    // Magnitudes up to 1e4: a few huge entries per row, and every other row's target made the (huge) max.
+    const at::Tensor spikes = at::rand({in.rows, in.vocab}, gen, f32) < 0.01;
+    const at::Tensor signs = at::where(at::rand({in.rows, in.vocab}, gen, f32) < 0.5, -1.0, 1.0);
+    logits = at::where(spikes, signs * 1e4, logits * 100.0);
+    const at::Tensor rows = at::arange(0, in.rows, 2, at::TensorOptions().dtype(at::kLong));
+    logits.index_put_({rows, targets.index({rows})}, 1e4);
+  }
+  if (in.ignore_fraction > 0) {
+    const at::Tensor drop = at::rand({in.rows}, gen, f32) < in.ignore_fraction;
+    targets = at::where(drop, at::full_like(targets, options.ignore_index), targets);
+  }
+  const at::Device device = parse_device(in.device);
+  Inputs out;
+  out.logits = logits.to(parse_dtype(in.dtype)).to(device);
+  out.targets = targets.to(device);
+  out.step = at::full({}, step, at::TensorOptions().dtype(at::kLong).device(device));
+  return out;
+}
+
+double norm_rel(const at::Tensor& a, const at::Tensor& ref) {
+  const double num = (a.to(at::kDouble) - ref).norm().item<double>();
+  const double den = ref.norm().item<double>();
+  return den > 0 ? num / den : num;
+}
+
+double max_abs(const at::Tensor& a, const at::Tensor& ref) {
+  if (a.numel() == 0) return 0.0;
+  return (a.to(at::kDouble) - ref).abs().max().item<double>();
+}
+
+bool all_finite(const at::Tensor& t) { return t.numel() == 0 || at::isfinite(t).all().item<bool>(); }
+
+// Resident-set accounting for the CPU's "extra peak memory": the kernel's high-water mark since a reset.
+int64_t proc_status_kb(const char* key) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  const std::string k = std::string(key) + ":";
+  while (std::getline(f, line))
+    if (line.rfind(k, 0) == 0) return std::stoll(line.substr(k.size()));
+  return -1;
+}
+bool reset_cpu_peak() {
+  std::ofstream f("/proc/self/clear_refs");
+  f << "5";
+  return static_cast<bool>(f);
+}
+
+void sync(const at::Device& d) {
+#if defined(DPSM_WITH_CUDA)
+  if (d.is_cuda()) compat::cuda_synchronize(d.index());
+#else
+  (void)d;
+#endif
+}
+
+}  // namespace
+
+ReferenceCheck check_against_reference(const ProbeInputs& in, const LossOptions& options, int64_t step,
+                                       bool grad_inplace) {
+  const Inputs x = make_inputs(in, options, step);
+  FusedRequest req;
+  req.grad = true;
+  req.grad_inplace = grad_inplace;
+  req.stats = true;
+  at::Tensor logits_for_fused = grad_inplace ? x.logits.clone() : x.logits;
+  const FusedOutputs f = fused_loss(logits_for_fused, x.targets, x.step, options, req);
+
+  ReferenceCheck r;
+  r.alpha_kernel = f.alpha.item<double>();
+  r.alpha_closed_form = alpha_at(options.spec, step);
+  r.count = f.count.item<int64_t>();
+
+  // Reference: float64 on the CPU, from the very values the kernel saw.
+  at::Tensor ld = x.logits.to(at::kDouble).cpu().requires_grad_(true);
+  const at::Tensor targets = x.targets.cpu();
+  const at::Tensor ref = composite_loss(ld, targets, r.alpha_closed_form, options.spec.kind, options.ignore_index,
+                                        options.reduction);
+  const at::Tensor ref_grad = torch::autograd::grad({ref.sum()}, {ld})[0];
+
+  const at::Tensor loss = f.loss.cpu(), grad = f.grad.cpu();
+  r.finite = all_finite(loss) && all_finite(grad) && all_finite(f.stats);
+  r.loss_rel_err = norm_rel(loss, ref.detach());
+  r.loss_abs_err = max_abs(loss, ref.detach());
+  r.grad_rel_err = norm_rel(grad, ref_grad);
+  r.grad_abs_err = max_abs(grad, ref_grad);
+  if (grad_inplace && logits_for_fused.data_ptr() != f.grad.data_ptr()) r.finite = false;  // not in place
+
+  // Statistics against the same reference probabilities (rows that are not ignored).
+  at::NoGradGuard no_grad;
+  const at::Tensor keep = targets != options.ignore_index;
+  const at::Tensor kept_rows = keep.nonzero().squeeze(1);
+  if (kept_rows.numel() > 0) {
+    const at::Tensor log_p = at::log_softmax(ld.detach(), -1).index_select(0, kept_rows);
+    const at::Tensor p = log_p.exp();
+    const at::Tensor y = targets.index_select(0, kept_rows).unsqueeze(1);
+    const at::Tensor st = f.stats.cpu().index_select(0, kept_rows).to(at::kDouble);
+    const at::Tensor ref_stats[kStatCount] = {
+        -log_p.gather(1, y).squeeze(1),
+        p.gather(1, y).squeeze(1),
+        std::get<0>(p.max(1)),
+        (p.argmax(1) == y.squeeze(1)).to(at::kDouble),
+        (p * p).sum(1),
+    };
+    for (int k = 0; k < kStatCount; ++k) r.stats_rel_err[k] = norm_rel(st.select(1, k), ref_stats[k]);
+    r.hit_mismatches = (st.select(1, kStatHit) != ref_stats[kStatHit]).sum().item<int64_t>();
+  }
+  return r;
+}
+
+Timing time_loss(const ProbeInputs& in, const LossOptions& options, const std::string& path, bool backward,
+                 int iters, int warmup) {
+  if (path != "fused" && path != "composite")
+    throw std::invalid_argument("path: expected 'fused' or 'composite', got '" + path + "'");
+  const Inputs x = make_inputs(in, options, 0);
+  const at::Device device = x.logits.device();
+  const double alpha = alpha_at(options.spec, 0);
+  at::Tensor logits = x.logits.detach().requires_grad_(backward);
+
+  auto run_once = [&]() {
+    logits.mutable_grad() = at::Tensor();
+    at::Tensor loss = path == "fused" ? dpsm_loss(logits, x.targets, x.step, options)
+                                      : composite_loss(logits, x.targets, alpha, options.spec.kind,
+                                                       options.ignore_index, options.reduction);
+    if (backward) loss.backward();
+    sync(device);
+  };
+
+  Timing t;
+  for (int i = 0; i < warmup; ++i) run_once();
+
+  // Peak memory of one iteration, beyond what is already held (the logits) and the gradient it returns.
+  const int64_t grad_bytes = backward ? logits.numel() * logits.element_size() : 0;
+  logits.mutable_grad() = at::Tensor();
+  if (device.is_cuda()) {
+#if defined(DPSM_WITH_CUDA)
+    sync(device);
+    const int64_t before = compat::cuda_allocated(device.index());
+    compat::cuda_reset_peak(device.index());
+    run_once();
+    t.extra_peak_bytes = compat::cuda_peak_allocated(device.index()) - before - grad_bytes;
+#endif
+  } else if (reset_cpu_peak()) {
+    const int64_t before_kb = proc_status_kb("VmRSS");
+    run_once();
+    t.extra_peak_bytes = (proc_status_kb("VmHWM") - before_kb) * 1024 - grad_bytes;
+  } else {
+    t.extra_peak_bytes = -1;  // no way to read a peak on this system
+  }
+
+  for (int i = 0; i < iters; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    run_once();
+    const auto t1 = std::chrono::steady_clock::now();
+    t.ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  return t;
+}
+
+}  // namespace dpsm::core

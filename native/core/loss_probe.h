@@ -1,0 +1,51 @@
+// Measurements of the fused loss that the tests and the benchmark drive from JS: a comparison with the
+// float64 composite reference on random inputs, and timings of the fused and composite paths.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "loss.h"
+
+namespace dpsm::core {
+
+struct ProbeInputs {
+  int64_t rows = 1;
+  int64_t vocab = 2;
+  std::string dtype = "float32";  // float32, bfloat16, float16
+  std::string device = "cpu";
+  double scale = 3.0;             // standard deviation of the random logits
+  bool extreme = false;           // logits of magnitude up to 1e4, targets at and away from the max
+  double ignore_fraction = 0.0;   // share of targets set to ignore_index (1: all)
+  uint64_t seed = 0;
+};
+
+struct ReferenceCheck {
+  double loss_rel_err = 0, grad_rel_err = 0;  // ‖fused − ref‖ / ‖ref‖ (absolute where ‖ref‖ = 0)
+  double loss_abs_err = 0, grad_abs_err = 0;  // max |fused − ref|
+  double stats_rel_err[kStatCount] = {0, 0, 0, 0, 0};
+  int64_t hit_mismatches = 0;                 // argmax-hit flags that differ from torch.argmax == y
+  double alpha_kernel = 0, alpha_closed_form = 0;
+  int64_t count = 0;
+  bool finite = true;                         // no NaN/Inf in the fused outputs
+};
+
+// Fused (forward + gradient + statistics) against composite_loss in float64 with autograd, on the same
+// (dtype-rounded) logits. grad_inplace checks the in-place gradient path.
+ReferenceCheck check_against_reference(const ProbeInputs& in, const LossOptions& options, int64_t step,
+                                       bool grad_inplace);
+
+struct Timing {
+  std::vector<double> ms;      // one per timed iteration
+  int64_t extra_peak_bytes = 0;  // peak memory beyond the logits (and the gradient, when there is one)
+};
+
+// path: "fused" or "composite"; backward: time forward + backward through autograd.
+Timing time_loss(const ProbeInputs& in, const LossOptions& options, const std::string& path, bool backward,
+                 int iters, int warmup);
+
+at::Device parse_device(const std::string& s);
+at::ScalarType parse_dtype(const std::string& s);
+
+}  // namespace dpsm::core

@@ -1,0 +1,271 @@
+// The fused DPSM kernel on the CPU: per row, one read gathers the row state (dpsm_math.h) and one read
+// writes the gradient; no N×V temporaries. The caller splits rows across threads.
+//
+// This file is compiled once per vector ISA (CMakeLists.txt: DPSM_CPU_VARIANT = baseline, avx2, avx512,
+// each with its own -m flags); GCC vector extensions give the same source for every width. The baseline
+// build also holds the run-time dispatch (DPSM_CPU_DISPATCH).
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+
+#include "dpsm_kernels.h"
+
+#ifndef DPSM_CPU_VARIANT
+#error "DPSM_CPU_VARIANT must name the ISA variant being compiled"
+#endif
+#ifndef DPSM_VEC_WIDTH
+#error "DPSM_VEC_WIDTH must give the float lanes per vector"
+#endif
+
+namespace dpsm {
+namespace cpu {
+namespace DPSM_CPU_VARIANT {
+namespace {
+
+constexpr int W = DPSM_VEC_WIDTH;
+constexpr int kBlock = 4;  // vectors per block: one rescale of the running sums per kBlock·W elements
+
+typedef float vf __attribute__((vector_size(W * 4)));
+typedef int32_t vi __attribute__((vector_size(W * 4)));
+typedef uint32_t vu __attribute__((vector_size(W * 4)));
+typedef uint16_t vh __attribute__((vector_size(W * 2)));
+typedef _Float16 vhf __attribute__((vector_size(W * 2)));
+
+struct bf16_t { uint16_t bits; };
+struct f16_t { _Float16 v; };
+
+inline vf splat(float x) { return vf{} + x; }
+inline vf vmax(vf a, vf b) { return a > b ? a : b; }  // a NaN in b wins, so NaN spreads
+
+// e^x for x ≤ 0 (Cephes' single-precision polynomial, ~1 ulp); below −87.3 the result is flushed to 0.
+// NaN in, NaN out.
+inline vf vexp(vf x) {
+  const vf fx = x * 1.44269504088896341f;
+  const vf magic = splat(12582912.0f);  // 1.5·2^23: adding it rounds to the nearest integer
+  const vf n = (fx + magic) - magic;
+  vf r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  vf y = splat(1.9875691500e-4f);
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * r * r + r + 1.0f;
+  const vi e = (__builtin_convertvector(n, vi) + 127) << 23;
+  vf scale;
+  std::memcpy(&scale, &e, sizeof scale);
+  const vf out = y * scale;
+  return x < -87.3f ? vf{} : out;
+}
+
+// Loads and stores of W elements (unaligned) and of one element, for each logits dtype.
+inline vf load(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
+inline vf load(const bf16_t* p) {
+  vh h;
+  std::memcpy(&h, p, sizeof h);
+  const vu u = __builtin_convertvector(h, vu) << 16;
+  vf v;
+  std::memcpy(&v, &u, sizeof v);
+  return v;
+}
+inline vf load(const f16_t* p) {
+  vhf h;
+  std::memcpy(&h, p, sizeof h);
+  return __builtin_convertvector(h, vf);
+}
+inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+inline void store(bf16_t* p, vf v) {
+  vu u;
+  std::memcpy(&u, &v, sizeof u);
+  const vu rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  const vu quiet_nan = (u >> 16) | 0x40u;
+  const vu is_nan = (u & 0x7fffffffu) > 0x7f800000u;  // all-ones lanes where v is NaN
+  const vh h = __builtin_convertvector((rounded & ~is_nan) | (quiet_nan & is_nan), vh);
+  std::memcpy(p, &h, sizeof h);
+}
+inline void store(f16_t* p, vf v) {
+  const vhf h = __builtin_convertvector(v, vhf);
+  std::memcpy(p, &h, sizeof h);
+}
+
+inline float load1(const float* p) { return *p; }
+inline float load1(const bf16_t* p) { return bf16_bits_to_float(p->bits); }
+inline float load1(const f16_t* p) { return static_cast<float>(p->v); }
+inline void store1(float* p, float v) { *p = v; }
+inline void store1(bf16_t* p, float v) { p->bits = float_to_bf16_bits(v); }
+inline void store1(f16_t* p, float v) { p->v = static_cast<_Float16>(v); }
+
+// Folds z[begin, end) (none of it the target) into `st`.
+template <typename T>
+RowState scan(const T* z, int64_t begin, int64_t end, RowState st) {
+  int64_t i = begin;
+  if (end - begin >= kBlock * W) {
+    vf m = splat(st.m), s1 = vf{}, s2 = vf{};
+    for (; i + kBlock * W <= end; i += kBlock * W) {
+      vf x[kBlock];
+      vf bm = splat(st.m);
+      for (int j = 0; j < kBlock; ++j) {
+        x[j] = load(z + i + j * W);
+        bm = vmax(bm, x[j]);
+      }
+      const vf mn = vmax(m, bm);
+      const vf sc = vexp(m - mn);
+      s1 *= sc;
+      s2 *= sc * sc;
+      m = mn;
+      for (int j = 0; j < kBlock; ++j) {
+        const vf e = vexp(x[j] - m);
+        s1 += e;
+        s2 += e * e;
+      }
+    }
+    for (int l = 0; l < W; ++l) row_state_merge(st, RowState{m[l], s1[l], s2[l]});
+  }
+  for (; i < end; ++i) row_state_push(st, load1(z + i));
+  return st;
+}
+
+// Whether z[0, y) holds the row max: then the target is not the first argmax (torch.argmax's choice).
+template <typename T>
+bool max_before(const T* z, int64_t y, float m) {
+  int64_t i = 0;
+  const vf vm = splat(m);
+  for (; i + W <= y; i += W) {
+    const vi eq = load(z + i) == vm;
+    for (int l = 0; l < W; ++l)
+      if (eq[l]) return true;
+  }
+  for (; i < y; ++i)
+    if (load1(z + i) == m) return true;
+  return false;
+}
+
+template <typename T>
+void write_grad(const T* z, T* g, int64_t vocab, int64_t y, const RowResult& r, float w) {
+  const vf m = splat(r.m), inv = splat(r.inv_s1), c1 = splat(w * r.c1), c2 = splat(w * r.c2);
+  int64_t i = 0;
+  for (; i + W <= vocab; i += W) {
+    const vf p = vexp(load(z + i) - m) * inv;
+    store(g + i, p * (c1 + c2 * p));
+  }
+  for (; i < vocab; ++i) {
+    const float p = expf(load1(z + i) - r.m) * r.inv_s1;
+    store1(g + i, p * (w * r.c1 + w * r.c2 * p));
+  }
+  store1(g + y, w * r.g_y);  // written last: with an in-place gradient z and g are the same row
+}
+
+template <typename T>
+void fill_row(T* g, int64_t vocab, float value) {
+  for (int64_t i = 0; i < vocab; ++i) store1(g + i, value);
+}
+
+template <typename T>
+void fused_rows_t(const FusedArgs& a, int64_t row_begin, int64_t row_end) {
+  const float alpha = static_cast<float>(alpha_at(a.spec, a.step ? *a.step : 0));
+  if (row_begin == 0 && a.alpha_out) *a.alpha_out = alpha;
+  const float w = a.grad_scale ? *a.grad_scale : 1.0f;
+  const T* logits = static_cast<const T*>(a.logits);
+  T* grad = static_cast<T*>(a.grad);
+  const float nan = __builtin_nanf("");
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const T* z = logits + row * a.row_stride;
+    T* g = grad ? grad + row * a.grad_stride : nullptr;
+    float* stats = a.stats ? a.stats + row * kStatCount : nullptr;
+    const int64_t y = a.targets[row];
+    if (y == a.ignore_index || y < 0 || y >= a.vocab) {
+      // Ignored rows contribute nothing; an out-of-range target poisons its row and raises the flag.
+      const float v = y == a.ignore_index ? 0.0f : nan;
+      if (v != 0.0f && a.bad_target) *a.bad_target = 1;
+      if (a.row_loss) a.row_loss[row] = v;
+      if (stats)
+        for (int k = 0; k < kStatCount; ++k) stats[k] = v;
+      if (g) fill_row(g, a.vocab, v);
+      continue;
+    }
+    const float zy = load1(z + y);
+    RowState st = scan(z, 0, y, row_state_init(zy));
+    st = scan(z, y + 1, a.vocab, st);
+    const RowResult r = finalize_row(st, zy, a.spec.kind, alpha);
+    if (a.row_loss) a.row_loss[row] = r.loss;
+    if (stats) {
+      stats[kStatNll] = r.nll;
+      stats[kStatPy] = r.p_y;
+      stats[kStatMaxP] = r.max_p;
+      stats[kStatHit] = (zy == r.m && !max_before(z, y, r.m)) ? 1.0f : 0.0f;
+      stats[kStatSqNorm] = r.sq_norm;
+    }
+    if (g) write_grad(z, g, a.vocab, y, r, w);
+  }
+}
+
+}  // namespace
+
+void fused_rows(const FusedArgs& a, int64_t row_begin, int64_t row_end) {
+  switch (a.dtype) {
+    case DType::F32: return fused_rows_t<float>(a, row_begin, row_end);
+    case DType::BF16: return fused_rows_t<bf16_t>(a, row_begin, row_end);
+    case DType::F16: return fused_rows_t<f16_t>(a, row_begin, row_end);
+  }
+}
+
+}  // namespace DPSM_CPU_VARIANT
+
+#ifdef DPSM_CPU_DISPATCH
+namespace baseline { void fused_rows(const FusedArgs&, int64_t, int64_t); }
+namespace avx2 { void fused_rows(const FusedArgs&, int64_t, int64_t); }
+namespace avx512 { void fused_rows(const FusedArgs&, int64_t, int64_t); }
+
+namespace {
+using RowsFn = void (*)(const FusedArgs&, int64_t, int64_t);
+struct Variant { const char* name; RowsFn fn; };
+
+bool cpu_has(const char* isa) {
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  if (std::strcmp(isa, "baseline") == 0) return true;
+  if (std::strcmp(isa, "avx2") == 0) return avx2;
+  if (std::strcmp(isa, "avx512") == 0)
+    return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+  return false;
+}
+
+Variant variant_named(const char* isa) {
+  if (std::strcmp(isa, "avx512") == 0) return {"avx512", avx512::fused_rows};
+  if (std::strcmp(isa, "avx2") == 0) return {"avx2", avx2::fused_rows};
+  return {"baseline", baseline::fused_rows};
+}
+
+Variant best_variant() {
+  // DPSM_CPU_ISA names a variant to use instead of the best one, where this CPU has it.
+  const char* wanted = std::getenv("DPSM_CPU_ISA");
+  if (wanted && cpu_has(wanted)) return variant_named(wanted);
+  for (const char* isa : {"avx512", "avx2"})
+    if (cpu_has(isa)) return variant_named(isa);
+  return variant_named("baseline");
+}
+
+Variant& current() {
+  static Variant v = best_variant();
+  return v;
+}
+}  // namespace
+
+void fused_rows(const FusedArgs& args, int64_t row_begin, int64_t row_end) { current().fn(args, row_begin, row_end); }
+const char* isa_name() { return current().name; }
+bool use_isa(const char* isa) {
+  if (std::strcmp(isa, "auto") == 0) {
+    current() = best_variant();
+    return true;
+  }
+  if (!cpu_has(isa)) return false;
+  current() = variant_named(isa);
+  return true;
+}
+#endif  // DPSM_CPU_DISPATCH
+
+}  // namespace cpu
+}  // namespace dpsm
