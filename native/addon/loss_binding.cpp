@@ -131,6 +131,7 @@ Napi::Value CheckAgainstReference(const Napi::CallbackInfo& info) {
           js.Set("gradRelErr", r.grad_rel_err);
           js.Set("lossAbsErr", r.loss_abs_err);
           js.Set("gradAbsErr", r.grad_abs_err);
+          js.Set("autogradGradRelErr", r.autograd_grad_rel_err);
           Napi::Object st = Napi::Object::New(env);
           const char* names[kStatCount] = {"nll", "pY", "maxP", "hit", "sqNorm"};
           for (int k = 0; k < kStatCount; ++k) st.Set(names[k], r.stats_rel_err[k]);

@@ -120,7 +120,7 @@ ReferenceCheck check_against_reference(const ProbeInputs& in, const LossOptions&
   const at::Tensor targets = x.targets.cpu();
   const at::Tensor ref = composite_loss(ld, targets, r.alpha_closed_form, options.spec.kind, options.ignore_index,
                                         options.reduction);
-  const at::Tensor ref_grad = torch::autograd::grad({ref.sum()}, {ld})[0];
+  const at::Tensor ref_grad = torch::autograd::grad({ref.sum()}, {ld}, {}, /*retain_graph=*/true)[0];
 
   const at::Tensor loss = f.loss.cpu(), grad = f.grad.cpu();
   r.finite = all_finite(loss) && all_finite(grad) && all_finite(f.stats);
@@ -129,6 +129,18 @@ ReferenceCheck check_against_reference(const ProbeInputs& in, const LossOptions&
   r.grad_rel_err = norm_rel(grad, ref_grad);
   r.grad_abs_err = max_abs(grad, ref_grad);
   if (grad_inplace && logits_for_fused.data_ptr() != f.grad.data_ptr()) r.finite = false;  // not in place
+
+  // The autograd op, scaled by an incoming gradient that is not 1 (per token for reduction none).
+  {
+    at::Generator gen = at::detail::createCPUGenerator(in.seed + 1);
+    const at::Tensor go = (at::rand(ref.sizes(), gen, at::TensorOptions().dtype(at::kDouble)) + 0.5);
+    at::Tensor la = x.logits.detach().clone().requires_grad_(true);
+    const at::Tensor l = dpsm_loss(la, x.targets, x.step, options);
+    const at::Tensor g = torch::autograd::grad({l}, {la}, {go.to(l.scalar_type()).to(l.device())})[0];
+    const at::Tensor ref_g = torch::autograd::grad({ref}, {ld}, {go})[0];
+    r.autograd_grad_rel_err = norm_rel(g.cpu(), ref_g);
+    r.finite = r.finite && all_finite(g);
+  }
 
   // Statistics against the same reference probabilities (rows that are not ignored).
   at::NoGradGuard no_grad;

@@ -24,6 +24,7 @@ struct ProbeInputs {
 struct ReferenceCheck {
   double loss_rel_err = 0, grad_rel_err = 0;  // ‖fused − ref‖ / ‖ref‖ (absolute where ‖ref‖ = 0)
   double loss_abs_err = 0, grad_abs_err = 0;  // max |fused − ref|
+  double autograd_grad_rel_err = 0;           // the autograd op, under a random incoming gradient
   double stats_rel_err[kStatCount] = {0, 0, 0, 0, 0};
   int64_t hit_mismatches = 0;                 // argmax-hit flags that differ from torch.argmax == y
   double alpha_kernel = 0, alpha_closed_form = 0;

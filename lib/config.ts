@@ -1,0 +1,82 @@
+// Validated configuration: zod schemas for every public options object, and one way of turning a schema
+// failure into a JS error that names the argument, what was expected and what was given.
+import { z } from "zod";
+
+export const LOSS_KINDS = ["ce", "brier", "spherical", "dpsm"] as const;
+export const SCHEDULES = ["linear", "cosine", "fixed"] as const;
+export const REDUCTIONS = ["mean", "sum", "none"] as const;
+
+export type LossKind = (typeof LOSS_KINDS)[number];
+export type Schedule = (typeof SCHEDULES)[number];
+export type Reduction = (typeof REDUCTIONS)[number];
+
+const finite = () => z.number().finite();
+
+/** The loss: `ce`, `brier`, `spherical`, or `dpsm` with its α schedule. */
+export const LossConfigSchema = z
+  .object({
+    kind: z.enum(LOSS_KINDS),
+    schedule: z.enum(SCHEDULES).optional(),
+    warmupSteps: finite().positive().optional(),
+    alpha: finite().min(0).max(1).optional(),
+    ignoreIndex: z.number().int().default(-100),
+    reduction: z.enum(REDUCTIONS).default("mean"),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
+    if (c.kind !== "dpsm") {
+      for (const key of ["schedule", "warmupSteps", "alpha"] as const) {
+        if (c[key] !== undefined) issue(key, `only applies to kind "dpsm" (kind is "${c.kind}")`);
+      }
+      return;
+    }
+    if (c.schedule === undefined) issue("schedule", `required for kind "dpsm": one of ${SCHEDULES.join(", ")}`);
+    if (c.schedule === "fixed") {
+      if (c.alpha === undefined) issue("alpha", 'required for schedule "fixed": a number in [0, 1]');
+      if (c.warmupSteps !== undefined) issue("warmupSteps", 'does not apply to schedule "fixed"');
+    } else if (c.schedule !== undefined) {
+      if (c.warmupSteps === undefined) issue("warmupSteps", `required for schedule "${c.schedule}": a number > 0`);
+      if (c.alpha !== undefined) issue("alpha", 'only applies to schedule "fixed"');
+    }
+  });
+
+export type LossConfigInput = z.input<typeof LossConfigSchema>;
+export type LossConfig = z.output<typeof LossConfigSchema>;
+
+function describe(value: unknown): string {
+  if (typeof value === "number" || typeof value === "boolean" || value === null || value === undefined) {
+    return String(value);
+  }
+  if (typeof value === "string") return JSON.stringify(value);
+  if (ArrayBuffer.isView(value)) return value.constructor.name;
+  return Array.isArray(value) ? "an array" : typeof value;
+}
+
+function valueAt(root: unknown, path: PropertyKey[]): unknown {
+  let v: unknown = root;
+  for (const key of path) {
+    if (v === null || typeof v !== "object") return undefined;
+    v = (v as Record<PropertyKey, unknown>)[key];
+  }
+  return v;
+}
+
+/**
+ * Parses `value` with `schema`, or throws: a TypeError when a value has the wrong type, a RangeError
+ * otherwise. The message names each offending argument as `where.path`, says what was expected and
+ * what was given.
+ */
+export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issues = r.error.issues;
+  const lines = issues.map((i) => {
+    const name = [where, ...i.path.map(String)].join(".");
+    if (i.code === "unrecognized_keys") return `${where}: unknown option(s) ${i.keys.map((k) => `"${k}"`).join(", ")}`;
+    const got = i.path.length > 0 && i.code !== "invalid_type" ? `, got ${describe(valueAt(value, i.path))}` : "";
+    return `${name}: ${i.message}${got}`;
+  });
+  const message = lines.join("; ");
+  throw issues.every((i) => i.code === "invalid_type") ? new TypeError(message) : new RangeError(message);
+}

@@ -1,0 +1,156 @@
+// Loads the compiled core (node-gyp-build's resolution: a local build, else a prebuilt binary for this
+// platform), falls back across prebuilt flavours (CUDA, CPU) whose libtorch is not present, and turns
+// a failure into a message that says what to install.
+import fs from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** What the native core was built with and runs on. */
+export interface BuildInfo {
+  /** libtorch version the addon was compiled against, e.g. "1.13.0". */
+  torchVersion: string;
+  /** Whether the CUDA kernels are compiled in and dispatched to. */
+  cuda: boolean;
+  /** CUDA devices visible to this process (0 without CUDA). */
+  cudaDeviceCount: number;
+  /** libtorch intra-op threads (defaults to the machine's cores, or DPSM_NUM_THREADS). */
+  threads: number;
+  /** Vector ISA of the CPU kernel: "avx512", "avx2" or "baseline". */
+  cpuIsa: string;
+  /** libtorch's own description of its parallel backend. */
+  parallel: string;
+}
+
+/** Loss settings as the native layer takes them (validated by lib/config.ts first). */
+export interface NativeLossOptions {
+  kind: string;
+  schedule?: string;
+  warmupSteps?: number;
+  alpha?: number;
+  ignoreIndex?: number;
+  reduction?: string;
+}
+
+export interface NativeForwardResult {
+  loss: number | Float32Array;
+  alpha: number;
+  count: number;
+  grad?: Float32Array;
+  stats?: Float32Array;
+}
+
+export interface ProbeOptions extends NativeLossOptions {
+  rows: number;
+  vocab: number;
+  dtype?: "float32" | "bfloat16" | "float16";
+  device?: string;
+  scale?: number;
+  extreme?: boolean;
+  ignoreFraction?: number;
+  seed?: number;
+}
+
+export interface ReferenceCheck {
+  lossRelErr: number;
+  gradRelErr: number;
+  lossAbsErr: number;
+  gradAbsErr: number;
+  autogradGradRelErr: number;
+  statsRelErr: { nll: number; pY: number; maxP: number; hit: number; sqNorm: number };
+  hitMismatches: number;
+  alphaKernel: number;
+  alphaClosedForm: number;
+  count: number;
+  finite: boolean;
+}
+
+export interface LossTiming {
+  ms: number[];
+  extraPeakBytes: number;
+}
+
+export interface NativeAddon {
+  buildInfo(): BuildInfo;
+  setNumThreads(n: number): void;
+  lossForward(
+    logits: Float32Array,
+    targets: Int32Array,
+    options: NativeLossOptions & { vocabSize: number; step?: number; grad?: boolean; inPlace?: boolean; stats?: boolean },
+  ): NativeForwardResult;
+  alphaAt(options: NativeLossOptions, step: number): number;
+  checkAgainstReference(options: ProbeOptions & { step?: number; inPlace?: boolean }): Promise<ReferenceCheck>;
+  timeLoss(
+    options: ProbeOptions & { path: "fused" | "composite"; backward: boolean; iters?: number; warmup?: number },
+  ): Promise<LossTiming>;
+  useCpuIsa(isa: "auto" | "baseline" | "avx2" | "avx512"): boolean;
+}
+
+/** The package root (one level above lib/ or dist/). */
+export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+const require = createRequire(import.meta.url);
+let addon: NativeAddon | undefined;
+
+function candidates(): string[] {
+  const out: string[] = [];
+  if (process.env.DPSM_NATIVE_PATH) out.push(path.resolve(process.env.DPSM_NATIVE_PATH));
+  try {
+    const nodeGypBuild = require("node-gyp-build") as { path(dir: string): string };
+    out.push(nodeGypBuild.path(packageRoot));
+  } catch {
+    // no binary node-gyp-build would pick; the flavour scan below may still find one
+  }
+  const prebuilds = path.join(packageRoot, "prebuilds", `${process.platform}-${process.arch}`);
+  if (fs.existsSync(prebuilds)) {
+    const files = fs.readdirSync(prebuilds).filter((f) => f.endsWith(".node"));
+    files.sort((a, b) => Number(b.includes("cuda")) - Number(a.includes("cuda")));
+    out.push(...files.map((f) => path.join(prebuilds, f)));
+  }
+  return [...new Set(out)];
+}
+
+function explain(tried: { file: string; error: string }[]): string {
+  if (tried.length === 0) {
+    return (
+      "dpsm-native: no compiled core found. Build it with `npm run setup` (installs libtorch on Debian when run " +
+      "as root, then compiles), or `npm run build` if libtorch is already installed."
+    );
+  }
+  const lines = tried.map((t) => `  ${t.file}: ${t.error.split("\n")[0]}`);
+  const missingTorch = tried.some((t) => /lib(torch|c10)[^:]*\.so/.test(t.error));
+  const hint = missingTorch
+    ? "libtorch's shared libraries were not found. On Debian/Ubuntu: `apt-get install libtorch-dev " +
+      "libopenblas0-pthread` (CPU); for a CUDA build, put your libtorch's lib folder on LD_LIBRARY_PATH; or " +
+      "rebuild against the libtorch you have with `npm run build`."
+    : "Rebuild the core with `npm run build` (or `npm run setup`).";
+  return `dpsm-native: could not load the compiled core.\n${lines.join("\n")}\n${hint}`;
+}
+
+/** The loaded native addon (loaded once, on first use). */
+export function native(): NativeAddon {
+  if (addon) return addon;
+  const tried: { file: string; error: string }[] = [];
+  for (const file of candidates()) {
+    try {
+      addon = require(file) as NativeAddon;
+      return addon;
+    } catch (e) {
+      tried.push({ file, error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+  throw new Error(explain(tried));
+}
+
+/** Which libtorch the core runs on, whether CUDA is there, how many devices and threads. */
+export function buildInfo(): BuildInfo {
+  return native().buildInfo();
+}
+
+/** Sets libtorch's intra-op thread count (the default is the machine's cores). */
+export function setNumThreads(threads: number): void {
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new RangeError(`setNumThreads: threads: expected an integer >= 1, got ${String(threads)}`);
+  }
+  native().setNumThreads(threads);
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what dpsm-native needs and builds it. Safe to run again: each step is skipped or incremental
+# when already done. Used by `npm run quickstart`, `npm test` (pretest) and `npm run setup`.
+#   1. libtorch + OpenBLAS: Debian's packages when run as root; otherwise says what to install
+#      (or uses the libtorch named by LIBTORCH / Torch_DIR).
+#   2. npm dependencies, from the lockfile.
+#   3. the native core (cmake-js; DPSM_CUDA=ON adds the CUDA kernels), and the TypeScript build (dist/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[dpsm-native setup] %s\n' "$*"; }
+
+debian_torch() { compgen -G "/usr/lib/*/cmake/Torch/TorchConfig.cmake" >/dev/null; }
+openblas() { ldconfig -p 2>/dev/null | grep -q 'libopenblas'; }
+
+if [ -z "${LIBTORCH:-}${Torch_DIR:-}" ] && { ! debian_torch || ! openblas; }; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing libtorch-dev and libopenblas0-pthread from Debian (about 660 MB, once)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libtorch-dev libopenblas0-pthread >/dev/null
+  else
+    cat >&2 <<'MSG'
+dpsm-native needs libtorch (and OpenBLAS for fast CPU matrix products). Install them, then run this again:
+  Debian/Ubuntu (as root):  apt-get install -y libtorch-dev libopenblas0-pthread
+  or any libtorch build:    export LIBTORCH=/path/to/libtorch   (the folder holding share/cmake/Torch)
+MSG
+    exit 1
+  fi
+fi
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm dependencies"
+  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+fi
+
+say "building the native core (incremental)"
+mkdir -p build
+cuda_flag=()
+[ -n "${DPSM_CUDA:-}" ] && cuda_flag=(--CDDPSM_CUDA="$DPSM_CUDA")
+if ! npx --no-install cmake-js compile --out build "${cuda_flag[@]}" >build/setup-native.log 2>&1; then
+  tail -n 40 build/setup-native.log >&2
+  echo "dpsm-native: the native build failed; the whole log is in build/setup-native.log" >&2
+  exit 1
+fi
+npx --no-install tsc -p tsconfig.build.json
+say "ready: $(node -e 'const m=require("./build/Release/dpsm_native.node").buildInfo(); console.log(`libtorch ${m.torchVersion}, ${m.cuda ? "CUDA" : "CPU"}, ${m.threads} threads, ${m.cpuIsa}`)')"

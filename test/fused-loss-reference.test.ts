@@ -1,0 +1,142 @@
+// The fused kernel against the float64 composite libtorch reference (the seed's formulation: log_softmax,
+// exp, nll, one_hot, squared error; autograd for the gradient), on random logits of many shapes. Each
+// check runs in C++ (native checkAgainstReference) and reports ‖fused − ref‖/‖ref‖ for the loss, the
+// kernel's gradient, the autograd op's gradient under a random incoming gradient, and the statistics.
+import test, { type ExecutionContext } from "ava";
+
+import { native, type ProbeOptions, type ReferenceCheck } from "../lib/native.ts";
+import { randInt, rng } from "./helpers/random.ts";
+
+type Case = ProbeOptions & { step?: number; inPlace?: boolean };
+
+// Every kind and schedule at several steps (W = 1000): before, inside and after the warm-up.
+const W = 1000;
+const SPECS: Case[] = [
+  { rows: 0, vocab: 0, kind: "ce" },
+  { rows: 0, vocab: 0, kind: "brier" },
+  { rows: 0, vocab: 0, kind: "spherical" },
+  ...[0, 1, 250, 999, 1000, 4000].map((step) => ({ rows: 0, vocab: 0, kind: "dpsm", schedule: "linear", warmupSteps: W, step })),
+  ...[0, 333, 500, 1000, 2500].map((step) => ({ rows: 0, vocab: 0, kind: "dpsm", schedule: "cosine", warmupSteps: W, step })),
+  ...[0, 0.25, 0.5, 1].map((alpha) => ({ rows: 0, vocab: 0, kind: "dpsm", schedule: "fixed", alpha, step: 77 })),
+];
+
+const describe = (c: Case) =>
+  `${c.kind}${c.schedule ? `/${c.schedule}` : ""}${c.alpha !== undefined ? ` α=${c.alpha}` : ""}` +
+  `${c.step !== undefined ? ` step ${c.step}` : ""} ${c.rows}×${c.vocab} ${c.dtype ?? "float32"}` +
+  `${c.reduction ? ` ${c.reduction}` : ""}${c.ignoreFraction ? ` ignore ${c.ignoreFraction}` : ""}` +
+  `${c.extreme ? " extreme" : ""}${c.inPlace ? " in-place" : ""}`;
+
+async function expectClose(t: ExecutionContext, c: Case, tol: number): Promise<ReferenceCheck> {
+  const r = await native().checkAgainstReference(c);
+  const name = describe(c);
+  const errs = { loss: r.lossRelErr, grad: r.gradRelErr, autograd: r.autogradGradRelErr, ...r.statsRelErr };
+  const worst = Object.entries(errs).filter(([, e]) => !(e < tol));
+  t.true(r.finite, `${name}: non-finite output`);
+  t.deepEqual(worst, [], `${name}: relative error over ${tol}: ${JSON.stringify(errs)}`);
+  t.is(r.hitMismatches, 0, `${name}: argmax-hit flags differ from torch.argmax == y`);
+  t.true(Math.abs(r.alphaKernel - r.alphaClosedForm) <= 1e-7, `${name}: kernel α ${r.alphaKernel} vs ${r.alphaClosedForm}`);
+  return r;
+}
+
+// Shapes that are not multiples of any vector width (4, 8, 16 lanes; 4-vector blocks).
+const SHAPES: [number, number][] = [
+  [1, 50257],
+  [4096, 2],
+  [4096, 37],
+  [333, 1003],
+  [17, 50257],
+  [129, 4099],
+  [61, 8191],
+];
+
+test.serial("fp32: every kind and schedule at several steps, on many shapes (rel err < 1e-5)", async (t) => {
+  let i = 0;
+  for (const spec of SPECS) {
+    for (const [rows, vocab] of [SHAPES[i % SHAPES.length]!, SHAPES[(i + 3) % SHAPES.length]!]) {
+      await expectClose(t, { ...spec, rows, vocab, seed: 1000 + i, ignoreFraction: 0.1 }, 1e-5);
+    }
+    i++;
+  }
+});
+
+test.serial("random shapes: N in [1, 4096], V in [2, 50257]", async (t) => {
+  const rand = rng(7);
+  for (let i = 0; i < 10; i++) {
+    const vocab = i === 0 ? 2 : i === 1 ? 50257 : randInt(rand, 2, 50257);
+    const rows = Math.max(1, Math.min(randInt(rand, 1, 4096), Math.floor(3_000_000 / vocab)));
+    const spec = SPECS[randInt(rand, 0, SPECS.length - 1)]!;
+    await expectClose(t, { ...spec, rows, vocab, seed: 2000 + i, ignoreFraction: rand() * 0.5 }, 1e-5);
+  }
+});
+
+test.serial("bf16 and fp16 logits accumulate in fp32 (rel err < 2e-2)", async (t) => {
+  for (const dtype of ["bfloat16", "float16"] as const) {
+    let i = 0;
+    for (const spec of SPECS) {
+      const [rows, vocab] = SHAPES[i % SHAPES.length]!;
+      const r = await expectClose(t, { ...spec, rows, vocab, dtype, seed: 3000 + i }, 2e-2);
+      // The loss itself is accumulated in fp32 from the rounded logits: far tighter than the bound.
+      t.true(r.lossRelErr < 1e-5, `${describe({ ...spec, rows, vocab, dtype })}: loss rel err ${r.lossRelErr}`);
+      i++;
+    }
+  }
+});
+
+test.serial("reductions mean, sum and none; the autograd op scales by its incoming gradient", async (t) => {
+  for (const reduction of ["mean", "sum", "none"] as const) {
+    for (const spec of [SPECS[1]!, SPECS[2]!, SPECS[5]!, SPECS[10]!]) {
+      await expectClose(t, { ...spec, rows: 200, vocab: 3001, reduction, ignoreFraction: 0.25, seed: 4000 }, 1e-5);
+    }
+  }
+});
+
+test.serial("ignore_index: none ignored, some ignored, all ignored (loss 0, zero gradient)", async (t) => {
+  const dpsm = SPECS[5]!;
+  const none = await expectClose(t, { ...dpsm, rows: 300, vocab: 999, ignoreFraction: 0, seed: 5000 }, 1e-5);
+  t.is(none.count, 300);
+  const some = await expectClose(t, { ...dpsm, rows: 300, vocab: 999, ignoreFraction: 0.5, seed: 5001, ignoreIndex: -1 }, 1e-5);
+  t.true(some.count > 50 && some.count < 250, `count ${some.count}`);
+  for (const reduction of ["mean", "sum", "none"] as const) {
+    const all = await native().checkAgainstReference({ ...dpsm, rows: 64, vocab: 500, ignoreFraction: 1, reduction, seed: 5002 });
+    t.is(all.count, 0);
+    t.true(all.finite);
+    // The reference is exactly 0 here, so the errors are absolute: the fused values must be exactly 0 too.
+    t.is(all.lossAbsErr, 0, `all ignored (${reduction}): loss not 0`);
+    t.is(all.gradAbsErr, 0, `all ignored (${reduction}): gradient not 0`);
+  }
+});
+
+test.serial("extreme logits (|z| up to 1e4) and V up to 262,144 stay finite and exact", async (t) => {
+  for (const spec of [SPECS[0]!, SPECS[1]!, SPECS[2]!, SPECS[5]!, SPECS[11]!]) {
+    await expectClose(t, { ...spec, rows: 64, vocab: 4099, extreme: true, seed: 6000 }, 1e-5);
+    await expectClose(t, { ...spec, rows: 5, vocab: 262144, extreme: true, seed: 6001 }, 1e-5);
+    await expectClose(t, { ...spec, rows: 5, vocab: 262144, scale: 8, seed: 6002 }, 1e-5);
+  }
+});
+
+test.serial("gradient in place over the logits", async (t) => {
+  for (const spec of [SPECS[0]!, SPECS[5]!, SPECS[2]!]) {
+    await expectClose(t, { ...spec, rows: 100, vocab: 5003, inPlace: true, ignoreFraction: 0.2, seed: 7000 }, 1e-5);
+    await expectClose(t, { ...spec, rows: 100, vocab: 5003, inPlace: true, dtype: "bfloat16", seed: 7001 }, 2e-2);
+  }
+});
+
+test.serial("every CPU vector ISA variant this machine has matches the reference", async (t) => {
+  const isas = (["baseline", "avx2", "avx512"] as const).filter((isa) => native().useCpuIsa(isa));
+  t.true(isas.includes("baseline"));
+  try {
+    for (const isa of isas) {
+      native().useCpuIsa(isa);
+      t.is(native().buildInfo().cpuIsa, isa);
+      for (const dtype of ["float32", "bfloat16", "float16"] as const) {
+        for (const [rows, vocab] of [[31, 1], [31, 3], [40, 67], [9, 50257]] as [number, number][]) {
+          const tol = dtype === "float32" ? 1e-5 : 2e-2;
+          await expectClose(t, { ...SPECS[5]!, rows, vocab, dtype, seed: 8000 + vocab, ignoreFraction: 0.1 }, tol);
+        }
+      }
+    }
+  } finally {
+    native().useCpuIsa("auto");
+  }
+  t.log(`ISA variants checked: ${isas.join(", ")}`);
+});
