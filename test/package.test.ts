@@ -1,0 +1,55 @@
+// A consumer project sees the package as users will: `import { DPSMLoss } from "dpsm-native"` resolves
+// through package.json's exports to the built dist/, with its types, and runs.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+import test from "ava";
+
+import { packageRoot } from "../lib/native.ts";
+import { run } from "./helpers/run.ts";
+
+test("a consumer project imports and type-checks dpsm-native through its exports", (t) => {
+  const tsc = path.join(packageRoot, "node_modules", "typescript", "bin", "tsc");
+  const build = run(process.execPath, [tsc, "-p", path.join(packageRoot, "tsconfig.build.json")]);
+  t.is(build.code, 0, build.output);
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-consumer-"));
+  try {
+    fs.mkdirSync(path.join(dir, "node_modules"));
+    fs.symlinkSync(packageRoot, path.join(dir, "node_modules", "dpsm-native"), "dir");
+    fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({ name: "consumer", type: "module", private: true }));
+    fs.writeFileSync(
+      path.join(dir, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, noEmit: true, types: [] },
+        files: ["consumer.ts"],
+      }),
+    );
+    const source = `import { DPSMLoss, buildInfo, type LossResult } from "dpsm-native";
+const loss = new DPSMLoss({ kind: "dpsm", schedule: "linear", warmupSteps: 1000 });
+const r: LossResult = loss.forward(new Float32Array([1, 2, 3, 4, 5, 6]), new Int32Array([2, 0]), { vocabSize: 3, step: 250 });
+const alpha: number = loss.alphaAt(250);
+console.log(JSON.stringify({ alpha, kernelAlpha: r.alpha, loss: r.loss, torch: buildInfo().torchVersion }));
+`;
+    fs.writeFileSync(path.join(dir, "consumer.ts"), source);
+    const check = run(process.execPath, [tsc, "-p", path.join(dir, "tsconfig.json")], { cwd: dir });
+    t.is(check.code, 0, `consumer type check failed:\n${check.output}`);
+
+    // A wrong use is a type error for the consumer too.
+    fs.writeFileSync(path.join(dir, "consumer.ts"), `${source}\nnew DPSMLoss({ kind: "dpsm", schedule: "sideways" });\n`);
+    const bad = run(process.execPath, [tsc, "-p", path.join(dir, "tsconfig.json")], { cwd: dir });
+    t.not(bad.code, 0, "a bad schedule literal should not type-check");
+    t.regex(bad.output, /sideways/);
+
+    fs.writeFileSync(path.join(dir, "consumer.mjs"), source.replace(", type LossResult", "").replace(": LossResult", "").replace(": number", ""));
+    const exec = run(process.execPath, ["consumer.mjs"], { cwd: dir });
+    t.is(exec.code, 0, exec.output);
+    const out = JSON.parse(exec.output.trim().split("\n").pop()!) as { alpha: number; kernelAlpha: number; loss: number };
+    t.is(out.alpha, 0.25);
+    t.is(out.kernelAlpha, 0.25);
+    t.true(out.loss > 0);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
