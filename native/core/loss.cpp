@@ -3,7 +3,10 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <sys/mman.h>
+
 #include <cmath>
+#include <cstdlib>
 #include <sstream>
 #include <stdexcept>
 
@@ -23,6 +26,20 @@ DType kernel_dtype(const at::Tensor& t) {
     default:
       fail(std::string("logits: expected float32, bfloat16 or float16, got ") + c10::toString(t.scalar_type()));
   }
+}
+
+// The N×V gradient on the CPU: first-touch page faults of a fresh 4 KiB-paged buffer cost more than the
+// kernel that fills it (411 MB at 2,048×50,257 fp32: ~0.3 s of faults vs ~0.05 s of kernel on 2 cores).
+// Large buffers therefore come 2 MiB-aligned and advised for transparent huge pages.
+at::Tensor empty_cpu_gradient(int64_t rows, int64_t cols, const at::TensorOptions& options) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  const size_t bytes = static_cast<size_t>(rows) * static_cast<size_t>(cols) * options.dtype().itemsize();
+  if (bytes < 16 * kHuge) return at::empty({rows, cols}, options);
+  const size_t padded = (bytes + kHuge - 1) / kHuge * kHuge;
+  void* p = std::aligned_alloc(kHuge, padded);
+  if (p == nullptr) return at::empty({rows, cols}, options);
+  madvise(p, padded, MADV_HUGEPAGE);  // advice only: without THP this is a plain allocation
+  return at::from_blob(p, {rows, cols}, [](void* q) { std::free(q); }, options);
 }
 
 }  // namespace
@@ -128,8 +145,10 @@ FusedOutputs fused_loss(const at::Tensor& logits_in, const at::Tensor& targets_i
         fail("grad: expected a destination with the logits' size, dtype and device");
       grad2d = g.view({n_rows, vocab});
       if (grad2d.stride(1) != 1) fail("grad: expected a destination with rows of unit stride");
-    } else {
+    } else if (cuda) {
       grad2d = at::empty({n_rows, vocab}, logits.options());
+    } else {
+      grad2d = empty_cpu_gradient(n_rows, vocab, logits.options());
     }
   }
 
