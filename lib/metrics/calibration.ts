@@ -1,0 +1,44 @@
+// Calibration of top-1 predictions (DESIGN.md, "Definitions"): equal-width bins over the top-1
+// probability; ECE-B = Σ_b (n_b/N)·|acc_b − conf_b|.
+
+export interface ReliabilityBin {
+  lower: number;
+  upper: number;
+  count: number;
+  /** mean top-1 probability in the bin (NaN when empty) */
+  confidence: number;
+  /** share of the bin's tokens whose top-1 prediction is the target (NaN when empty) */
+  accuracy: number;
+}
+
+export function reliabilityBins(confidence: ArrayLike<number>, hit: ArrayLike<number>, bins: number): ReliabilityBin[] {
+  if (!Number.isInteger(bins) || bins < 1) throw new RangeError(`bins: expected an integer >= 1, got ${bins}`);
+  if (confidence.length !== hit.length) throw new RangeError("confidence and hit: expected arrays of the same length");
+  const count = new Float64Array(bins);
+  const conf = new Float64Array(bins);
+  const acc = new Float64Array(bins);
+  for (let i = 0; i < confidence.length; i++) {
+    const c = confidence[i]!;
+    const b = Math.min(bins - 1, Math.max(0, Math.floor(c * bins)));
+    count[b]! += 1;
+    conf[b]! += c;
+    acc[b]! += hit[i]!;
+  }
+  return Array.from({ length: bins }, (_, b) => ({
+    lower: b / bins,
+    upper: (b + 1) / bins,
+    count: count[b]!,
+    confidence: count[b]! > 0 ? conf[b]! / count[b]! : NaN,
+    accuracy: count[b]! > 0 ? acc[b]! / count[b]! : NaN,
+  }));
+}
+
+/** Expected calibration error with `bins` equal-width bins. */
+export function expectedCalibrationError(confidence: ArrayLike<number>, hit: ArrayLike<number>, bins: number): number {
+  const n = confidence.length;
+  if (n === 0) return NaN;
+  return reliabilityBins(confidence, hit, bins).reduce(
+    (e, b) => (b.count > 0 ? e + (b.count / n) * Math.abs(b.accuracy - b.confidence) : e),
+    0,
+  );
+}
