@@ -13,6 +13,7 @@
 namespace dpsm::addon {
 
 void register_loss(Napi::Env env, Napi::Object exports);
+void register_models(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -58,6 +59,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   register_loss(env, exports);
+  register_models(env, exports);
   return exports;
 }
 

@@ -5,8 +5,13 @@
 #include <torch/version.h>
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+
+#include <fstream>
+#include <string>
 
 #if defined(DPSM_WITH_CUDA)
+#include <ATen/cuda/CUDAGeneratorImpl.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAStream.h>
@@ -30,6 +35,71 @@ inline int cuda_device_count() {
 #else
   return 0;
 #endif
+}
+
+// Causal scaled-dot-product attention of q, k, v [B, H, T, D] (1.13 has only the underscored op).
+inline at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double dropout_p) {
+#if TORCH_VERSION_MAJOR >= 2
+  return at::scaled_dot_product_attention(q, k, v, {}, dropout_p, /*is_causal=*/true);
+#else
+  return std::get<0>(at::_scaled_dot_product_attention(q, k, v, {}, dropout_p, /*need_attn_weights=*/false,
+                                                       /*is_causal=*/true));
+#endif
+}
+
+// bf16 autocast on CUDA for the guard's lifetime (no-op when disabled).
+class AutocastBF16 {
+ public:
+  explicit AutocastBF16(bool enable) : enabled_(enable) {
+    if (!enabled_) return;
+#if TORCH_VERSION_MAJOR >= 2
+    prev_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
+    prev_ = at::autocast::is_autocast_enabled(at::kCUDA);
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+#else
+    prev_dtype_ = at::autocast::get_autocast_gpu_dtype();
+    prev_ = at::autocast::is_enabled();
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    at::autocast::set_enabled(true);
+#endif
+    at::autocast::increment_nesting();
+  }
+  ~AutocastBF16() {
+    if (!enabled_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#if TORCH_VERSION_MAJOR >= 2
+    at::autocast::set_autocast_enabled(at::kCUDA, prev_);
+    at::autocast::set_autocast_dtype(at::kCUDA, prev_dtype_);
+#else
+    at::autocast::set_enabled(prev_);
+    at::autocast::set_autocast_gpu_dtype(prev_dtype_);
+#endif
+  }
+  AutocastBF16(const AutocastBF16&) = delete;
+  AutocastBF16& operator=(const AutocastBF16&) = delete;
+
+ private:
+  bool enabled_;
+  bool prev_ = false;
+  at::ScalarType prev_dtype_ = at::kHalf;
+};
+
+// This process's resident memory from /proc/self/status ("VmRSS" now, "VmHWM" peak), in bytes; -1 where
+// there is no /proc.
+inline int64_t proc_memory_bytes(const char* key) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  const std::string k = std::string(key) + ":";
+  while (std::getline(f, line))
+    if (line.rfind(k, 0) == 0) return std::stoll(line.substr(k.size())) * 1024;
+  return -1;
+}
+// Resets VmHWM to the current resident size, so a later peak measures one piece of work.
+inline bool reset_cpu_peak() {
+  std::ofstream f("/proc/self/clear_refs");
+  f << "5";
+  return static_cast<bool>(f);
 }
 
 #if defined(DPSM_WITH_CUDA)

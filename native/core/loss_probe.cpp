@@ -6,7 +6,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <fstream>
 #include <stdexcept>
 #include <string>
 
@@ -74,21 +73,6 @@ double max_abs(const at::Tensor& a, const at::Tensor& ref) {
 }
 
 bool all_finite(const at::Tensor& t) { return t.numel() == 0 || at::isfinite(t).all().item<bool>(); }
-
-// Resident-set accounting for the CPU's "extra peak memory": the kernel's high-water mark since a reset.
-int64_t proc_status_kb(const char* key) {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  const std::string k = std::string(key) + ":";
-  while (std::getline(f, line))
-    if (line.rfind(k, 0) == 0) return std::stoll(line.substr(k.size()));
-  return -1;
-}
-bool reset_cpu_peak() {
-  std::ofstream f("/proc/self/clear_refs");
-  f << "5";
-  return static_cast<bool>(f);
-}
 
 void sync(const at::Device& d) {
 #if defined(DPSM_WITH_CUDA)
@@ -196,10 +180,10 @@ Timing time_loss(const ProbeInputs& in, const LossOptions& options, const std::s
     run_once();
     t.extra_peak_bytes = compat::cuda_peak_allocated(device.index()) - before - grad_bytes;
 #endif
-  } else if (reset_cpu_peak()) {
-    const int64_t before_kb = proc_status_kb("VmRSS");
+  } else if (compat::reset_cpu_peak()) {
+    const int64_t before = compat::proc_memory_bytes("VmRSS");
     run_once();
-    t.extra_peak_bytes = (proc_status_kb("VmHWM") - before_kb) * 1024 - grad_bytes;
+    t.extra_peak_bytes = compat::proc_memory_bytes("VmHWM") - before - grad_bytes;
   } else {
     t.extra_peak_bytes = -1;  // no way to read a peak on this system
   }

@@ -1,0 +1,28 @@
+// The safetensors format (8-byte little-endian header length, JSON header, raw little-endian bytes), so
+// our checkpoints open in Hugging Face and theirs open here. Files are written atomically.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <map>
+#include <string>
+
+namespace dpsm::core {
+
+struct SafeTensors {
+  std::map<std::string, at::Tensor> tensors;     // CPU tensors, the file's dtypes
+  std::map<std::string, std::string> metadata;   // the header's "__metadata__" (string values)
+};
+
+// Reads a whole file. Throws std::runtime_error naming the file on any malformed content.
+SafeTensors read_safetensors(const std::string& path);
+
+// Writes `st` to `path` via a temporary file in the same folder and a rename, so readers only ever see a
+// complete file. Tensors are stored contiguous, in their own dtype (float32, float16, bfloat16, int64,
+// int32, uint8 supported).
+void write_safetensors_atomic(const std::string& path, const SafeTensors& st);
+
+// Writes text atomically (temporary file + fsync + rename).
+void write_file_atomic(const std::string& path, const std::string& content);
+
+}  // namespace dpsm::core
