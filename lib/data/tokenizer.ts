@@ -1,8 +1,21 @@
 // GPT-2 byte-pair encoding (tiktoken's "gpt2" encoding, ids identical to Hugging Face's GPT-2 tokenizer).
+import fs from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+
 import { get_encoding } from "tiktoken";
 
 export const GPT2_VOCAB_SIZE = 50257;
 export const GPT2_EOS = 50256;
+
+function tiktokenVersion(): string {
+  const main = createRequire(import.meta.url).resolve("tiktoken");
+  const pkg = JSON.parse(fs.readFileSync(path.join(path.dirname(main), "package.json"), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+/** Names the tokenizer and its version, so cached token arrays are rebuilt when either changes. */
+export const GPT2_TOKENIZER_ID = `tiktoken-gpt2@${tiktokenVersion()}`;
 
 /** Token ids of `text` (special tokens are not parsed); lines are encoded in batches to bound memory. */
 export function encodeGpt2(text: string): Int32Array {
@@ -24,6 +37,19 @@ export function encodeGpt2(text: string): Int32Array {
       o += p.length;
     }
     return out;
+  } finally {
+    enc.free();
+  }
+}
+
+/**
+ * Each document's ids. A document is encoded whole: cutting it into pieces would change the ids where a
+ * cut falls inside a run of whitespace (tiktoken merges "\n\n" at the end of a piece, not before text).
+ */
+export function encodeGpt2Documents(docs: readonly string[]): Uint32Array[] {
+  const enc = get_encoding("gpt2");
+  try {
+    return docs.map((d) => enc.encode_ordinary(d));
   } finally {
     enc.free();
   }
