@@ -11,4 +11,19 @@ export {
   type Reduction,
   type Schedule,
 } from "./config.ts";
-export { buildInfo, setNumThreads, type BuildInfo } from "./native.ts";
+export { GPT2Model, MODEL_SIZES, type ModelOptions, type ModelSize } from "./model.ts";
+export {
+  Trainer,
+  TrainerOptionsSchema,
+  type CheckpointEvent,
+  type DoneEvent,
+  type EvalEvent,
+  type FitResult,
+  type StepEvent,
+  type TrainerEvents,
+  type TrainerOptions,
+  type TrainLossInput,
+} from "./trainer.ts";
+export { Evaluator, type EvalMetrics, type EvaluatorOptions, type ReliabilityBin, type TemperatureFit } from "./evaluator.ts";
+export { prepareLanguageModelData, readOodDocuments, OOD_NAMES, type PackedTokens, type OodName } from "./data/index.ts";
+export { buildInfo, setNumThreads, type BuildInfo, type GPT2Config } from "./native.ts";

@@ -70,7 +70,130 @@ export interface LossTiming {
   extraPeakBytes: number;
 }
 
+/** GPT-2 dimensions (Hugging Face's names in camelCase). */
+export interface GPT2Config {
+  vocabSize: number;
+  nPositions: number;
+  nEmbd: number;
+  nLayer: number;
+  nHead: number;
+  dropout: number;
+  layerNormEpsilon: number;
+}
+
+/** Packed sequences as the native side takes them. */
+export interface NativeSequences {
+  tokens: Int32Array;
+  lengths: Int32Array;
+  contextLength: number;
+}
+
+export interface ReliabilityBin {
+  lower: number;
+  upper: number;
+  count: number;
+  /** mean top-1 probability of the bin's tokens (NaN when empty) */
+  confidence: number;
+  /** share of the bin's tokens whose top-1 prediction is the target (NaN when empty) */
+  accuracy: number;
+}
+
+/** Metrics over the non-ignored tokens of a split (DESIGN.md, "Definitions"). */
+export interface EvalMetrics {
+  temperature: number;
+  tokens: number;
+  nll: number;
+  ppl: number;
+  accuracy: number;
+  brier: number;
+  spherical: number;
+  ece10: number;
+  ece100: number;
+  bins10: ReliabilityBin[];
+  bins100: ReliabilityBin[];
+}
+
+export interface NativeEvalOptions {
+  temperatures?: number[];
+  batchSize?: number;
+  maxSequences?: number;
+  bf16?: boolean;
+}
+
+export interface NativeModel {
+  readonly config: GPT2Config;
+  readonly parameterCount: number;
+  readonly device: string;
+  save(dir: string): void;
+  logits(ids: Int32Array, batch: number, length: number): Float32Array;
+  evaluate(data: NativeSequences, options?: NativeEvalOptions): Promise<EvalMetrics[]>;
+  fitTemperature(
+    data: NativeSequences,
+    options?: NativeEvalOptions & { min?: number; max?: number; points?: number },
+  ): Promise<{ temperature: number; grid: { temperature: number; nll: number }[] }>;
+}
+
+export type NativeProgress =
+  | {
+      type: "step";
+      step: number;
+      loss: number;
+      alpha: number;
+      lr: number;
+      gradNorm: number;
+      stepMs: number;
+      tokensPerSecond: number;
+      tokensSeen: number;
+      elapsedSeconds: number;
+      peakMemoryBytes: number;
+      noisy: boolean;
+    }
+  | { type: "eval"; step: number; metrics: EvalMetrics; improved: boolean; bestStep: number; elapsedSeconds: number; peakMemoryBytes: number }
+  | { type: "checkpoint"; step: number; path: string; best: boolean }
+  | {
+      type: "done";
+      step: number;
+      reason: "max_steps" | "early_stopping" | "aborted";
+      elapsedSeconds: number;
+      tokensSeen: number;
+      bestStep: number;
+      bestNll: number;
+      peakMemoryBytes: number;
+    };
+
+export interface NativeTrainConfig {
+  seed: number;
+  dataSeed: number;
+  batchSize: number;
+  gradAccumulation: number;
+  maxSteps: number;
+  lrWarmupSteps: number;
+  lr: number;
+  minLrRatio: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  gradClip: number;
+  evalEvery: number;
+  evalMaxSequences: number;
+  patience: number;
+  runDir: string;
+  bf16: boolean;
+  noiseStepFraction: number;
+  noiseTokenFraction: number;
+  loss: { kind: string; schedule?: string; warmupSteps?: number; alpha?: number; smoothing?: number; gamma?: number };
+}
+
+export interface NativeTrainer {
+  readonly fingerprint: string;
+  fit(onProgress: (p: NativeProgress) => void): Promise<void>;
+  abort(): void;
+}
+
 export interface NativeAddon {
+  Model: new (options: { config?: Partial<GPT2Config> & { size?: string }; seed?: number; device?: string; load?: string }) => NativeModel;
+  Trainer: new (model: NativeModel, config: NativeTrainConfig, train: NativeSequences, valid: NativeSequences) => NativeTrainer;
   buildInfo(): BuildInfo;
   setNumThreads(n: number): void;
   lossForward(

@@ -1,0 +1,71 @@
+// Evaluation of a GPT-2 over a packed split, in one pass of the model: NLL, PPL, token accuracy, ECE with 10
+// and 100 bins, Brier, spherical score and reliability bins (DESIGN.md, "Definitions"), at T = 1 or any
+// temperatures; and post-hoc temperature scaling fitted on validation NLL.
+import { z } from "zod";
+
+import { parseOrThrow } from "./config.ts";
+import type { PackedTokens } from "./data/pack.ts";
+import type { GPT2Model } from "./model.ts";
+import type { EvalMetrics, NativeSequences } from "./native.ts";
+
+export type { EvalMetrics, ReliabilityBin } from "./native.ts";
+
+export const EvaluatorOptionsSchema = z
+  .object({
+    /** sequences per forward pass */
+    batchSize: z.number().int().min(1).default(8),
+    /** evaluate only the first N sequences (0: all) */
+    maxSequences: z.number().int().min(0).default(0),
+    /** bf16 autocast (CUDA) */
+    bf16: z.boolean().default(false),
+  })
+  .strict();
+export type EvaluatorOptions = z.input<typeof EvaluatorOptionsSchema>;
+
+const temperature = z.number().positive().finite();
+
+export function toNativeSequences(data: PackedTokens): NativeSequences {
+  return { tokens: data.tokens, lengths: data.lengths, contextLength: data.contextLength };
+}
+
+export interface TemperatureFit {
+  /** T minimising validation NLL */
+  temperature: number;
+  /** NLL at each grid temperature (one pass) */
+  grid: { temperature: number; nll: number }[];
+}
+
+export class Evaluator {
+  readonly options: Readonly<z.output<typeof EvaluatorOptionsSchema>>;
+
+  constructor(
+    readonly model: GPT2Model,
+    options: EvaluatorOptions = {},
+  ) {
+    this.options = parseOrThrow(EvaluatorOptionsSchema, options, "Evaluator options");
+  }
+
+  /** Metrics of `data` at temperature T (default 1). */
+  async evaluate(data: PackedTokens, options: { temperature?: number } = {}): Promise<EvalMetrics> {
+    const t = parseOrThrow(temperature.default(1), options.temperature, "temperature");
+    const [m] = await this.evaluateAt(data, [t]);
+    return m!;
+  }
+
+  /** Metrics at several temperatures from one pass of the model. */
+  async evaluateAt(data: PackedTokens, temperatures: number[]): Promise<EvalMetrics[]> {
+    const ts = parseOrThrow(z.array(temperature).min(1), temperatures, "temperatures");
+    return this.model.native.evaluate(toNativeSequences(data), { ...this.options, temperatures: ts });
+  }
+
+  /** Post-hoc temperature scaling: the T minimising NLL on `valid` (log-spaced grid + parabolic refinement). */
+  async fitTemperature(valid: PackedTokens, grid: { min?: number; max?: number; points?: number } = {}): Promise<TemperatureFit> {
+    const g = parseOrThrow(
+      z.object({ min: temperature.default(0.5), max: temperature.default(3), points: z.number().int().min(3).max(200).default(26) }).strict(),
+      grid,
+      "grid",
+    );
+    if (g.max <= g.min) throw new RangeError(`grid.max: expected a number > grid.min (${g.min}), got ${g.max}`);
+    return this.model.native.fitTemperature(toNativeSequences(valid), { ...this.options, ...g });
+  }
+}

@@ -1,0 +1,378 @@
+// Trainer: configures a GPT-2 language-model run and watches it. The step loop itself runs in C++ on a
+// worker thread (native/core/trainer.cpp); this side validates the config, prepares the data once,
+// relays progress as events, draws the progress bar and writes the JSONL log.
+import { EventEmitter } from "node:events";
+import fs from "node:fs";
+import path from "node:path";
+
+import cliProgress from "cli-progress";
+import { z } from "zod";
+
+import { LossConfigSchema, parseOrThrow } from "./config.ts";
+import type { PackedTokens } from "./data/pack.ts";
+import { LanguageModelDataOptionsSchema, prepareLanguageModelData } from "./data/prepare.ts";
+import { toNativeSequences } from "./evaluator.ts";
+import { GPT2Model, ModelOptionsSchema } from "./model.ts";
+import { buildInfo, type EvalMetrics, native, type NativeProgress, type NativeTrainConfig, setNumThreads } from "./native.ts";
+
+const BaselineLossSchema = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("label_smoothing"), smoothing: z.number().min(0).max(1).default(0.1) }).strict(),
+  z.object({ kind: z.literal("focal"), gamma: z.number().min(0).finite().default(2) }).strict(),
+]);
+/** The training loss: any DPSMLoss config, or a baseline (label smoothing, focal loss). */
+export type TrainLossInput = z.input<typeof LossConfigSchema> | z.input<typeof BaselineLossSchema>;
+
+// Where the tokens come from: the data pipeline's options (checked again, per split, by its own schema in
+// the constructor) with a split for training and one for validation — or splits already prepared.
+const DataSchema = z.union([
+  z
+    .object({
+      source: z.unknown(),
+      trainSplit: z.enum(["train", "valid", "test"]).default("train"),
+      validSplit: z.enum(["train", "valid", "test"]).default("valid"),
+      contextLength: z.number().int().min(2).max(1 << 20).default(1024),
+      minRemainder: z.number().int().min(2).optional(),
+      dataDir: z.string().min(1).optional(),
+      cacheDir: z.string().min(1).optional(),
+      cache: z.boolean().optional(),
+    })
+    .strict(),
+  z.object({ train: z.custom<PackedTokens>(isPacked), valid: z.custom<PackedTokens>(isPacked) }).strict(),
+]);
+
+function isPacked(v: unknown): v is PackedTokens {
+  const p = v as PackedTokens;
+  return !!p && p.tokens instanceof Int32Array && p.lengths instanceof Int32Array && Number.isInteger(p.contextLength);
+}
+
+export const TrainerOptionsSchema = z
+  .object({
+    /** a model to train, or how to create one */
+    model: z.union([z.custom<GPT2Model>((v) => v instanceof GPT2Model), ModelOptionsSchema]),
+    loss: z.custom<TrainLossInput>((v) => typeof v === "object" && v !== null, "expected a loss config object"),
+    /** where the tokens come from (prepared once, cached), or prepared splits */
+    data: DataSchema,
+    batchSize: z.number().int().min(1).default(8),
+    gradAccumulation: z.number().int().min(1).default(1),
+    maxSteps: z.number().int().min(1),
+    lr: z.number().positive().finite().default(6e-4),
+    lrWarmupSteps: z.number().int().min(0).default(0),
+    minLrRatio: z.number().min(0).max(1).default(0.1),
+    weightDecay: z.number().min(0).finite().default(0.1),
+    betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.95]),
+    eps: z.number().positive().default(1e-8),
+    gradClip: z.number().min(0).finite().default(1),
+    evalEvery: z.number().int().min(1).default(100),
+    evalMaxSequences: z.number().int().min(0).default(0),
+    /** stop after this many evaluations without a better validation NLL (0: never) */
+    patience: z.number().int().min(0).default(0),
+    /** model initialisation and dropout */
+    seed: z.number().int().min(0).default(0),
+    /** batch order and label noise; defaults to `seed`. Keep it fixed to give every variation the same batches. */
+    dataSeed: z.number().int().min(0).optional(),
+    /** checkpoints (last/, best/) and the JSONL log; a run dir with a checkpoint of the same run is resumed */
+    runDir: z.string().min(1).optional(),
+    device: z.string().regex(/^(cpu|cuda(:\d+)?)$/, "expected cpu, cuda or cuda:N").default("cpu"),
+    /** bf16 autocast with fp32 master weights (CUDA) */
+    precision: z.enum(["fp32", "bf16"]).default("fp32"),
+    /** libtorch threads (default: the machine's cores) */
+    threads: z.number().int().min(1).optional(),
+    /** label noise: for this share of steps, this share of the batch's targets replaced by random tokens */
+    labelNoise: z.object({ stepFraction: z.number().min(0).max(1), tokenFraction: z.number().min(0).max(1) }).strict().optional(),
+    /** a progress bar on stderr ("auto": when stderr is a terminal, else a line every 10 %) */
+    progress: z.union([z.boolean(), z.literal("auto")]).default("auto"),
+    /** JSONL log file (default: <runDir>/train.jsonl; false: none) */
+    log: z.union([z.string().min(1), z.literal(false)]).optional(),
+  })
+  .strict();
+export type TrainerOptions = z.input<typeof TrainerOptionsSchema>;
+
+export type StepEvent = Extract<NativeProgress, { type: "step" }>;
+export type EvalEvent = Extract<NativeProgress, { type: "eval" }>;
+export type CheckpointEvent = Extract<NativeProgress, { type: "checkpoint" }>;
+export type DoneEvent = Extract<NativeProgress, { type: "done" }>;
+
+export interface TrainerEvents {
+  step: [StepEvent];
+  eval: [EvalEvent];
+  checkpoint: [CheckpointEvent];
+  done: [DoneEvent];
+}
+
+export interface FitResult {
+  reason: DoneEvent["reason"];
+  /** optimiser steps done (including those before a resume) */
+  steps: number;
+  bestStep: number;
+  bestNll: number;
+  /** wall-clock of the whole run, resumed parts included */
+  elapsedSeconds: number;
+  tokensSeen: number;
+  /** this session's events (after a resume: from the resume point on) */
+  history: { steps: StepEvent[]; evals: EvalEvent[] };
+  efficiency: {
+    /** median time per optimiser step, ms */
+    stepMs: number;
+    /** median tokens per second */
+    tokensPerSecond: number;
+    /** CUDA: peak allocated bytes; CPU: peak resident set */
+    peakMemoryBytes: number;
+    /** wall-clock at each evaluation */
+    evalWallClock: { step: number; elapsedSeconds: number }[];
+  };
+  runDir?: string;
+}
+
+function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/**
+ * Trains a GPT-2 language model with a DPSM (or baseline) loss.
+ *
+ * ```ts
+ * const trainer = new Trainer({ model: { size: "tiny" }, loss: { kind: "dpsm", schedule: "linear", warmupSteps: 100 },
+ *   data: { source: "wikitext-2", contextLength: 128 }, maxSteps: 1000, runDir: "runs/dpsm" });
+ * trainer.on("eval", (e) => console.log(e.step, e.metrics.ppl));
+ * const result = await trainer.fit({ signal });
+ * ```
+ */
+export class Trainer extends EventEmitter<TrainerEvents> {
+  readonly options: Readonly<z.output<typeof TrainerOptionsSchema>>;
+  readonly model: GPT2Model;
+  readonly loss: z.output<typeof LossConfigSchema> | z.output<typeof BaselineLossSchema>;
+  #running = false;
+
+  constructor(options: TrainerOptions) {
+    super();
+    const o = parseOrThrow(TrainerOptionsSchema, options, "Trainer options");
+    const kind = (o.loss as { kind?: unknown }).kind;
+    this.loss =
+      kind === "label_smoothing" || kind === "focal"
+        ? parseOrThrow(BaselineLossSchema, o.loss, "Trainer options.loss")
+        : parseOrThrow(LossConfigSchema, o.loss, "Trainer options.loss");
+    if (this.loss.kind !== "label_smoothing" && this.loss.kind !== "focal" && this.loss.reduction !== "mean") {
+      throw new RangeError(`Trainer options.loss.reduction: training uses the mean over tokens, got "${this.loss.reduction}"`);
+    }
+    const device = o.model instanceof GPT2Model ? o.model.device : o.model.device ?? "cpu";
+    if (o.device !== device && o.model instanceof GPT2Model) {
+      throw new RangeError(`Trainer options.device: "${o.device}" but the model lives on "${device}"`);
+    }
+    if (o.device.startsWith("cuda") && buildInfo().cudaDeviceCount === 0) {
+      throw new RangeError(`Trainer options.device: "${o.device}", but this build sees no CUDA device (${buildInfo().cuda ? "none visible" : "built without CUDA"})`);
+    }
+    if (o.precision === "bf16" && !o.device.startsWith("cuda")) {
+      throw new RangeError('Trainer options.precision: "bf16" needs a CUDA device; on the CPU training runs in fp32');
+    }
+    const contextLength = "train" in o.data ? o.data.train.contextLength : o.data.contextLength;
+    const nPositions = o.model instanceof GPT2Model ? o.model.config.nPositions : o.model.nPositions ?? presetPositions(o.model.size);
+    if (contextLength > nPositions) {
+      throw new RangeError(
+        `Trainer options.data.contextLength: ${contextLength} is larger than the model's ${nPositions} positions`,
+      );
+    }
+    if (!("train" in o.data)) {
+      const { trainSplit, validSplit, ...common } = o.data;
+      for (const split of [trainSplit, validSplit]) {
+        parseOrThrow(LanguageModelDataOptionsSchema, { ...common, split }, "Trainer options.data");
+      }
+    }
+    if (o.threads !== undefined) setNumThreads(o.threads);
+    this.options = o;
+    this.model = o.model instanceof GPT2Model ? o.model : GPT2Model.create({ ...o.model, device: o.device, seed: o.model.seed ?? o.seed });
+  }
+
+  /** Prepares the data (cached), then trains until maxSteps, early stopping or `signal` (checkpointed). */
+  async fit(options: { signal?: AbortSignal } = {}): Promise<FitResult> {
+    if (this.#running) throw new Error("Trainer.fit: already running");
+    this.#running = true;
+    const o = this.options;
+    const log = o.log ?? (o.runDir ? path.join(o.runDir, "train.jsonl") : false);
+    let logFd: number | undefined;
+    let bar: Progress | undefined;
+    try {
+      const { train, valid } = await this.#data();
+      if (options.signal?.aborted) throw abortError(options.signal);
+      if (o.runDir) fs.mkdirSync(o.runDir, { recursive: true });
+      const config = this.#nativeConfig();
+      const trainer = new (native().Trainer)(this.model.native, config, toNativeSequences(train), toNativeSequences(valid));
+      if (log) {
+        fs.mkdirSync(path.dirname(log), { recursive: true });
+        logFd = fs.openSync(log, "a");
+        writeLine(logFd, { type: "start", time: new Date().toISOString(), fingerprint: trainer.fingerprint, config, build: buildInfo() });
+      }
+      bar = o.progress === false ? undefined : new Progress(o.maxSteps, o.progress === true || process.stderr.isTTY);
+      const history = { steps: [] as StepEvent[], evals: [] as EvalEvent[] };
+      let done: DoneEvent | undefined;
+      const onAbort = () => trainer.abort();
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      try {
+        await trainer.fit((p) => {
+          if (logFd !== undefined) writeLine(logFd, { ...p, ...(p.type === "eval" ? { metrics: compactMetrics(p.metrics) } : {}) });
+          switch (p.type) {
+            case "step":
+              history.steps.push(p);
+              bar?.step(p);
+              this.emit("step", p);
+              break;
+            case "eval":
+              history.evals.push(p);
+              bar?.eval(p);
+              this.emit("eval", p);
+              break;
+            case "checkpoint":
+              this.emit("checkpoint", p);
+              break;
+            case "done":
+              done = p;
+              this.emit("done", p);
+              break;
+          }
+        });
+      } finally {
+        options.signal?.removeEventListener("abort", onAbort);
+      }
+      if (!done) throw new Error("Trainer.fit: the native loop ended without a final record");
+      return {
+        reason: done.reason,
+        steps: done.step,
+        bestStep: done.bestStep,
+        bestNll: done.bestNll,
+        elapsedSeconds: done.elapsedSeconds,
+        tokensSeen: done.tokensSeen,
+        history,
+        efficiency: {
+          stepMs: median(history.steps.map((s) => s.stepMs)),
+          tokensPerSecond: median(history.steps.map((s) => s.tokensPerSecond)),
+          peakMemoryBytes: done.peakMemoryBytes,
+          evalWallClock: history.evals.map((e) => ({ step: e.step, elapsedSeconds: e.elapsedSeconds })),
+        },
+        ...(o.runDir ? { runDir: o.runDir } : {}),
+      };
+    } finally {
+      bar?.stop();
+      if (logFd !== undefined) fs.closeSync(logFd);
+      this.#running = false;
+    }
+  }
+
+  async #data(): Promise<{ train: PackedTokens; valid: PackedTokens }> {
+    const d = this.options.data;
+    if ("train" in d) return d;
+    const { trainSplit, validSplit, ...common } = d;
+    const prepare = (split: typeof trainSplit) =>
+      prepareLanguageModelData(parseOrThrow(LanguageModelDataOptionsSchema, { ...common, split }, "Trainer options.data"));
+    const train = await prepare(trainSplit);
+    const valid = await prepare(validSplit);
+    return { train, valid };
+  }
+
+  #nativeConfig(): NativeTrainConfig {
+    const o = this.options;
+    const l = this.loss;
+    const loss: NativeTrainConfig["loss"] = { kind: l.kind };
+    if (l.kind === "label_smoothing") loss.smoothing = l.smoothing;
+    else if (l.kind === "focal") loss.gamma = l.gamma;
+    else {
+      if (l.schedule !== undefined) loss.schedule = l.schedule;
+      if (l.warmupSteps !== undefined) loss.warmupSteps = l.warmupSteps;
+      if (l.alpha !== undefined) loss.alpha = l.alpha;
+    }
+    return {
+      seed: o.seed,
+      dataSeed: o.dataSeed ?? o.seed,
+      batchSize: o.batchSize,
+      gradAccumulation: o.gradAccumulation,
+      maxSteps: o.maxSteps,
+      lrWarmupSteps: o.lrWarmupSteps,
+      lr: o.lr,
+      minLrRatio: o.minLrRatio,
+      weightDecay: o.weightDecay,
+      beta1: o.betas[0],
+      beta2: o.betas[1],
+      eps: o.eps,
+      gradClip: o.gradClip,
+      evalEvery: o.evalEvery,
+      evalMaxSequences: o.evalMaxSequences,
+      patience: o.patience,
+      runDir: o.runDir ? path.resolve(o.runDir) : "",
+      bf16: o.precision === "bf16",
+      noiseStepFraction: o.labelNoise?.stepFraction ?? 0,
+      noiseTokenFraction: o.labelNoise?.tokenFraction ?? 0,
+      loss,
+    };
+  }
+}
+
+function presetPositions(size: string | undefined): number {
+  return size === "tiny" ? 256 : 1024;
+}
+
+function abortError(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error("Trainer.fit: aborted before training started");
+}
+
+function compactMetrics(m: EvalMetrics): Omit<EvalMetrics, "bins100"> & { bins100?: undefined } {
+  const { bins100: _drop, ...rest } = m;
+  return rest;
+}
+
+function writeLine(fd: number, record: object): void {
+  fs.writeSync(fd, `${JSON.stringify(record)}\n`);
+}
+
+// The terminal view of a run: a bar with the latest loss, α, lr and throughput; without a terminal, a line
+// every 10 % of the steps.
+class Progress {
+  #bar: cliProgress.SingleBar | undefined;
+  #lastLine = 0;
+  #eval = "";
+
+  constructor(
+    private readonly total: number,
+    tty: boolean,
+  ) {
+    if (tty) {
+      this.#bar = new cliProgress.SingleBar(
+        {
+          format: "{bar} {value}/{total} | loss {loss} | α {alpha} | lr {lr} | {tps} tok/s | {elapsed}s{eval}",
+          hideCursor: true,
+          stream: process.stderr,
+          barsize: 24,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+      this.#bar.start(total, 0, { loss: "–", alpha: "–", lr: "–", tps: "–", elapsed: "0", eval: "" });
+    }
+  }
+
+  step(p: StepEvent): void {
+    const fields = {
+      loss: p.loss.toFixed(4),
+      alpha: p.alpha.toFixed(3),
+      lr: p.lr.toExponential(2),
+      tps: Math.round(p.tokensPerSecond).toLocaleString("en-US"),
+      elapsed: p.elapsedSeconds.toFixed(0),
+      eval: this.#eval,
+    };
+    if (this.#bar) {
+      this.#bar.update(p.step, fields);
+    } else if (p.step === this.total || p.step - this.#lastLine >= Math.max(1, Math.ceil(this.total / 10))) {
+      this.#lastLine = p.step;
+      process.stderr.write(
+        `step ${p.step}/${this.total}  loss ${fields.loss}  α ${fields.alpha}  lr ${fields.lr}  ${fields.tps} tok/s  ${fields.elapsed}s${this.#eval}\n`,
+      );
+    }
+  }
+
+  eval(e: EvalEvent): void {
+    this.#eval = ` | val ppl ${e.metrics.ppl.toFixed(1)} ece ${e.metrics.ece10.toFixed(3)}${e.improved ? " *" : ""}`;
+  }
+
+  stop(): void {
+    this.#bar?.stop();
+  }
+}

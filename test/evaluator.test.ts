@@ -1,0 +1,121 @@
+// The Evaluator against a plain reference on the same probabilities: logits from the model, softmax and
+// every metric recomputed in float64 here (ECE through lib/metrics/calibration.ts's definition).
+import test from "ava";
+
+import { Evaluator, GPT2Model, prepareLanguageModelData, Trainer, type PackedTokens } from "../lib/index.ts";
+import { expectedCalibrationError } from "../lib/metrics/calibration.ts";
+
+interface Ref {
+  nll: number;
+  accuracy: number;
+  brier: number;
+  spherical: number;
+  ece10: number;
+  ece100: number;
+  tokens: number;
+}
+
+function reference(model: GPT2Model, data: PackedTokens, sequences: number, temperature: number): Ref {
+  const L = data.contextLength;
+  const V = model.config.vocabSize;
+  const conf: number[] = [];
+  const hit: number[] = [];
+  let nll = 0;
+  let brier = 0;
+  let spherical = 0;
+  for (let s = 0; s < sequences; s++) {
+    const seq = data.tokens.subarray(s * L, (s + 1) * L);
+    const logits = model.logits(Int32Array.from(seq.subarray(0, L - 1)), 1, L - 1);
+    for (let j = 0; j < L - 1; j++) {
+      if (j + 1 >= data.lengths[s]!) continue;
+      const y = seq[j + 1]!;
+      const z = logits.subarray(j * V, (j + 1) * V);
+      let m = -Infinity;
+      let arg = 0;
+      for (let k = 0; k < V; k++) {
+        const v = z[k]! / temperature;
+        if (v > m) {
+          m = v;
+          arg = k;
+        }
+      }
+      let sum = 0;
+      let sq = 0;
+      for (let k = 0; k < V; k++) sum += Math.exp(z[k]! / temperature - m);
+      for (let k = 0; k < V; k++) sq += (Math.exp(z[k]! / temperature - m) / sum) ** 2;
+      const py = Math.exp(z[y]! / temperature - m) / sum;
+      nll -= Math.log(py);
+      brier += 1 - 2 * py + sq;
+      spherical += py / Math.sqrt(sq);
+      conf.push(1 / sum);
+      hit.push(arg === y ? 1 : 0);
+    }
+  }
+  const n = conf.length;
+  return {
+    tokens: n,
+    nll: nll / n,
+    accuracy: hit.reduce((a, b) => a + b, 0) / n,
+    brier: brier / n,
+    spherical: spherical / n,
+    ece10: expectedCalibrationError(conf, hit, 10),
+    ece100: expectedCalibrationError(conf, hit, 100),
+  };
+}
+
+const relClose = (a: number, b: number, tol: number) => Math.abs(a - b) <= tol * Math.max(1e-3, Math.abs(b));
+
+test("every metric equals the float64 reference at T = 1 and T = 1.7, from one pass", async (t) => {
+  // A briefly initialised model is still far from uniform enough to make the metrics non-trivial.
+  const model = GPT2Model.create({ vocabSize: 50257, nPositions: 64, nEmbd: 32, nLayer: 2, nHead: 2, seed: 5 });
+  const data = await prepareLanguageModelData({ source: "wikitext-2", split: "valid", contextLength: 33 });
+  const ev = new Evaluator(model, { batchSize: 3, maxSequences: 5 });
+  const [m1, m17] = await ev.evaluateAt(data, [1, 1.7]);
+  for (const [m, T] of [[m1!, 1], [m17!, 1.7]] as const) {
+    const ref = reference(model, data, 5, T);
+    t.is(m.tokens, ref.tokens);
+    t.is(m.temperature, T);
+    for (const key of ["nll", "accuracy", "brier", "spherical"] as const) {
+      t.true(relClose(m[key], ref[key], 1e-5), `T=${T} ${key}: ${m[key]} vs ${ref[key]}`);
+    }
+    t.true(Math.abs(m.ece10 - ref.ece10) < 1e-6, `T=${T} ece10: ${m.ece10} vs ${ref.ece10}`);
+    t.true(Math.abs(m.ece100 - ref.ece100) < 1e-6, `T=${T} ece100: ${m.ece100} vs ${ref.ece100}`);
+    t.true(relClose(m.ppl, Math.exp(ref.nll), 1e-5));
+    t.is(m.bins10.reduce((a, b) => a + b.count, 0), ref.tokens);
+    t.is(m.bins100.length, 100);
+  }
+  const single = await ev.evaluate(data);
+  t.is(single.nll, m1!.nll);
+});
+
+test("temperature scaling: the fitted T minimises the reference NLL", async (t) => {
+  // An untrained model's best temperature is infinite (uniform beats it); a few real training steps give
+  // one with a finite optimum to find.
+  const model = GPT2Model.create({ vocabSize: 50257, nPositions: 64, nEmbd: 32, nLayer: 2, nHead: 2, seed: 6 });
+  const train = await prepareLanguageModelData({ source: "wikitext-2", split: "train", contextLength: 33 });
+  const data = await prepareLanguageModelData({ source: "wikitext-2", split: "valid", contextLength: 33 });
+  await new Trainer({ model, loss: { kind: "ce" }, data: { train, valid: data }, maxSteps: 40, batchSize: 8, lr: 3e-3,
+    evalEvery: 40, evalMaxSequences: 4, progress: false }).fit();
+  const ev = new Evaluator(model, { batchSize: 4, maxSequences: 4 });
+  const fit = await ev.fitTemperature(data, { min: 0.25, max: 4, points: 41 });
+  t.is(fit.grid.length, 41);
+  t.true(fit.temperature > 0.3 && fit.temperature < 3.5, `T* = ${fit.temperature} at the grid's edge`);
+  t.log(`fitted T = ${fit.temperature.toFixed(3)}`);
+  const at = (T: number) => reference(model, data, 4, T).nll;
+  const best = at(fit.temperature);
+  // No temperature near the fit does better (a float64 check around the optimum).
+  for (const f of [0.97, 1.03]) t.true(best <= at(fit.temperature * f) + 1e-9, `T*=${fit.temperature} not a minimum`);
+  t.true(best <= Math.min(...fit.grid.map((g) => g.nll)) + 1e-6);
+});
+
+test("bad evaluator input is named", async (t) => {
+  const model = GPT2Model.create({ vocabSize: 50257, nPositions: 64, nEmbd: 16, nLayer: 1, nHead: 2 });
+  const data = await prepareLanguageModelData({ source: "wikitext-2", split: "valid", contextLength: 33 });
+  const ev = new Evaluator(model);
+  await t.throwsAsync(ev.evaluate(data, { temperature: 0 }), { message: /temperature: Too small/ });
+  await t.throwsAsync(ev.evaluateAt(data, []), { message: /temperatures/ });
+  await t.throwsAsync(ev.fitTemperature(data, { min: 2, max: 1 }), { message: /grid\.max/ });
+  t.throws(() => new Evaluator(model, { batchSize: 0 }), { message: /batchSize/ });
+  const long = await prepareLanguageModelData({ source: "wikitext-2", split: "valid", contextLength: 80 });
+  await t.throwsAsync(ev.evaluate(long), { message: /exceeds the model's 64 positions/ });
+});

@@ -1,0 +1,155 @@
+// GPT-2 against an independent implementation (test/fixtures/gpt2/make_fixture.py: float64 Python torch,
+// written from the paper and Hugging Face's GPT2LMHeadModel), and the Hugging Face layout of what we save.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+import test from "ava";
+
+import { GPT2Model } from "../lib/index.ts";
+import { readHeader, readTensor, renameTensors } from "./helpers/safetensors.ts";
+
+const FIXTURE = path.join(import.meta.dirname, "fixtures", "gpt2");
+
+interface Expected {
+  input_ids: number[][];
+  columns: number[];
+  outputs: { logits_at_columns: number[][]; logsumexp: number[]; logits_l2: number[]; top5_ids: number[][]; top5_logits: number[][] }[];
+}
+const expected = JSON.parse(fs.readFileSync(path.join(FIXTURE, "expected.json"), "utf8")) as Expected;
+
+function compareWithFixture(model: GPT2Model): { maxLogitErr: number; maxLseErr: number; maxL2Rel: number; argmaxChecked: number } {
+  const B = expected.input_ids.length;
+  const T = expected.input_ids[0]!.length;
+  const V = model.config.vocabSize;
+  const logits = model.logits(Int32Array.from(expected.input_ids.flat()), B, T);
+  let maxLogitErr = 0;
+  let maxLseErr = 0;
+  let maxL2Rel = 0;
+  let argmaxChecked = 0;
+  for (let b = 0; b < B; b++) {
+    const out = expected.outputs[b]!;
+    for (let t = 0; t < T; t++) {
+      const row = logits.subarray((b * T + t) * V, (b * T + t + 1) * V);
+      expected.columns.forEach((c, j) => {
+        maxLogitErr = Math.max(maxLogitErr, Math.abs(row[c]! - out.logits_at_columns[t]![j]!));
+      });
+      let m = -Infinity;
+      let arg = 0;
+      let sq = 0;
+      for (let k = 0; k < V; k++) {
+        if (row[k]! > m) {
+          m = row[k]!;
+          arg = k;
+        }
+        sq += row[k]! ** 2;
+      }
+      let s = 0;
+      for (let k = 0; k < V; k++) s += Math.exp(row[k]! - m);
+      maxLseErr = Math.max(maxLseErr, Math.abs(m + Math.log(s) - out.logsumexp[t]!));
+      maxL2Rel = Math.max(maxL2Rel, Math.abs(Math.sqrt(sq) - out.logits_l2[t]!) / out.logits_l2[t]!);
+      const [top1, top2] = out.top5_logits[t]!;
+      if (top1! - top2! > 1e-3) {
+        argmaxChecked++;
+        if (arg !== out.top5_ids[t]![0]) maxLogitErr = Infinity;
+      }
+    }
+  }
+  return { maxLogitErr, maxLseErr, maxL2Rel, argmaxChecked };
+}
+
+test("logits equal the independent float64 GPT-2 on real WikiText-2 tokens (Hugging Face weights file)", (t) => {
+  const model = GPT2Model.load(FIXTURE);
+  t.deepEqual(
+    { ...model.config, dropout: undefined },
+    { vocabSize: 50257, nPositions: 64, nEmbd: 16, nLayer: 2, nHead: 2, layerNormEpsilon: 1e-5, dropout: undefined },
+  );
+  const r = compareWithFixture(model);
+  t.log(`max |logit error| ${r.maxLogitErr.toExponential(2)}, max |logsumexp error| ${r.maxLseErr.toExponential(2)}`);
+  t.true(r.maxLogitErr < 1e-4, JSON.stringify(r));
+  t.true(r.maxLseErr < 1e-4, JSON.stringify(r));
+  t.true(r.maxL2Rel < 1e-5, JSON.stringify(r));
+  t.true(r.argmaxChecked > 40, "too few positions with a clear argmax to check");
+});
+
+test("weights without the transformer. prefix (the original GPT-2 checkpoints) load the same", (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-gpt2-"));
+  try {
+    fs.copyFileSync(path.join(FIXTURE, "config.json"), path.join(dir, "config.json"));
+    renameTensors(path.join(FIXTURE, "model.safetensors"), path.join(dir, "model.safetensors"), (k) => k.replace(/^transformer\./, ""));
+    const r = compareWithFixture(GPT2Model.load(dir));
+    t.true(r.maxLogitErr < 1e-4);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("save writes Hugging Face's GPT2LMHeadModel layout and config, and loads back bit for bit", (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-gpt2-"));
+  try {
+    const model = GPT2Model.create({ vocabSize: 50257, nPositions: 64, nEmbd: 16, nLayer: 2, nHead: 2, seed: 3 });
+    model.save(dir);
+    const ours = readHeader(path.join(dir, "model.safetensors")).header;
+    const theirs = readHeader(path.join(FIXTURE, "model.safetensors")).header;
+    t.deepEqual(Object.keys(ours).sort(), Object.keys(theirs).sort());
+    for (const [k, v] of Object.entries(theirs)) t.deepEqual(ours[k]!.shape, v.shape, k);
+    t.true(Object.values(ours).every((e) => e.dtype === "F32"));
+    const config = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")) as Record<string, unknown>;
+    t.like(config, { model_type: "gpt2", architectures: ["GPT2LMHeadModel"], n_embd: 16, n_layer: 2, n_head: 2, n_positions: 64, vocab_size: 50257, activation_function: "gelu_new", tie_word_embeddings: true });
+    const ids = Int32Array.from(expected.input_ids.flat());
+    const a = model.logits(ids, 2, 40);
+    const b = GPT2Model.load(dir).logits(ids, 2, 40);
+    t.deepEqual(a, b);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("GPT-2 initialisation: N(0, 0.02), residual projections at 0.02/√(2·n_layer), zero biases, unit LayerNorms", (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-gpt2-"));
+  try {
+    GPT2Model.create({ size: "tiny", seed: 1 }).save(dir);
+    const file = path.join(dir, "model.safetensors");
+    const std = (name: string) => {
+      const x = readTensor(file, name);
+      const mean = x.reduce((a, b) => a + b, 0) / x.length;
+      return Math.sqrt(x.reduce((a, b) => a + (b - mean) ** 2, 0) / x.length);
+    };
+    const close = (a: number, b: number) => Math.abs(a - b) / b < 0.03;
+    t.true(close(std("transformer.wte.weight"), 0.02));
+    t.true(close(std("transformer.h.0.attn.c_attn.weight"), 0.02));
+    t.true(close(std("transformer.h.3.mlp.c_fc.weight"), 0.02));
+    t.true(close(std("transformer.h.1.attn.c_proj.weight"), 0.02 / Math.sqrt(8)));
+    t.true(close(std("transformer.h.2.mlp.c_proj.weight"), 0.02 / Math.sqrt(8)));
+    t.true(readTensor(file, "transformer.h.0.attn.c_attn.bias").every((v) => v === 0));
+    t.true(readTensor(file, "transformer.ln_f.weight").every((v) => v === 1));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("attention is causal: later tokens never change earlier logits", (t) => {
+  const model = GPT2Model.load(FIXTURE);
+  const ids = Int32Array.from(expected.input_ids[0]!);
+  const changed = Int32Array.from(ids);
+  for (let i = 20; i < 40; i++) changed[i] = (changed[i]! * 7 + 13) % 50257;
+  const V = model.config.vocabSize;
+  const a = model.logits(ids, 1, 40).subarray(0, 20 * V);
+  const b = model.logits(changed, 1, 40).subarray(0, 20 * V);
+  t.deepEqual(a, b);
+});
+
+test("model configs: presets and their sizes; bad sizes and shapes are named", (t) => {
+  t.is(GPT2Model.create({ size: "tiny" }).parameterCount, 50257 * 128 + 256 * 128 + 4 * (12 * 128 * 128 + 13 * 128) + 2 * 128);
+  t.throws(() => GPT2Model.create({ size: "huge" as "tiny" }), { message: /model\.size: .*got "huge"/ });
+  t.throws(() => GPT2Model.create({ nEmbd: 100, nHead: 3 }), { message: /model\.nEmbd: must be a multiple of nHead/ });
+  t.throws(() => GPT2Model.load("/nonexistent/folder"), { message: /config\.json not found/ });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-gpt2-"));
+  try {
+    fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ model_type: "gpt2", n_embd: 32, n_layer: 2, n_head: 2, n_positions: 64, vocab_size: 50257 }));
+    fs.copyFileSync(path.join(FIXTURE, "model.safetensors"), path.join(dir, "model.safetensors"));
+    t.throws(() => GPT2Model.load(dir), { message: /mis-shaped \[transformer\.wte\.weight/ });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
