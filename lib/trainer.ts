@@ -12,7 +12,7 @@ import { LossConfigSchema, parseOrThrow } from "./config.ts";
 import type { PackedTokens } from "./data/pack.ts";
 import { LanguageModelDataOptionsSchema, prepareLanguageModelData } from "./data/prepare.ts";
 import { toNativeSequences } from "./evaluator.ts";
-import { GPT2Model, ModelOptionsSchema } from "./model.ts";
+import { GPT2Model, type ModelOptions, ModelOptionsSchema } from "./model.ts";
 import { buildInfo, type EvalMetrics, native, type NativeProgress, type NativeTrainConfig, setNumThreads } from "./native.ts";
 
 const BaselineLossSchema = z.discriminatedUnion("kind", [
@@ -47,8 +47,8 @@ function isPacked(v: unknown): v is PackedTokens {
 
 export const TrainerOptionsSchema = z
   .object({
-    /** a model to train, or how to create one */
-    model: z.union([z.custom<GPT2Model>((v) => v instanceof GPT2Model), ModelOptionsSchema]),
+    /** a model to train, or how to create one (checked by ModelOptionsSchema in the constructor) */
+    model: z.custom<GPT2Model | ModelOptions>((v) => typeof v === "object" && v !== null, "expected a GPT2Model or model options"),
     loss: z.custom<TrainLossInput>((v) => typeof v === "object" && v !== null, "expected a loss config object"),
     /** where the tokens come from (prepared once, cached), or prepared splits */
     data: DataSchema,
@@ -141,14 +141,18 @@ function median(xs: number[]): number {
  * ```
  */
 export class Trainer extends EventEmitter<TrainerEvents> {
-  readonly options: Readonly<z.output<typeof TrainerOptionsSchema>>;
+  readonly options: Readonly<Omit<z.output<typeof TrainerOptionsSchema>, "model"> & { model: GPT2Model | z.output<typeof ModelOptionsSchema> }>;
   readonly model: GPT2Model;
   readonly loss: z.output<typeof LossConfigSchema> | z.output<typeof BaselineLossSchema>;
   #running = false;
 
   constructor(options: TrainerOptions) {
     super();
-    const o = parseOrThrow(TrainerOptionsSchema, options, "Trainer options");
+    const parsed = parseOrThrow(TrainerOptionsSchema, options, "Trainer options");
+    const o = {
+      ...parsed,
+      model: parsed.model instanceof GPT2Model ? parsed.model : parseOrThrow(ModelOptionsSchema, parsed.model, "Trainer options.model"),
+    };
     const kind = (o.loss as { kind?: unknown }).kind;
     this.loss =
       kind === "label_smoothing" || kind === "focal"
@@ -167,18 +171,18 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     if (o.precision === "bf16" && !o.device.startsWith("cuda")) {
       throw new RangeError('Trainer options.precision: "bf16" needs a CUDA device; on the CPU training runs in fp32');
     }
+    if (!("train" in o.data)) {
+      const { trainSplit, validSplit, ...common } = o.data;
+      for (const split of [trainSplit, validSplit]) {
+        parseOrThrow(LanguageModelDataOptionsSchema, { ...common, split }, "Trainer options.data");
+      }
+    }
     const contextLength = "train" in o.data ? o.data.train.contextLength : o.data.contextLength;
     const nPositions = o.model instanceof GPT2Model ? o.model.config.nPositions : o.model.nPositions ?? presetPositions(o.model.size);
     if (contextLength > nPositions) {
       throw new RangeError(
         `Trainer options.data.contextLength: ${contextLength} is larger than the model's ${nPositions} positions`,
       );
-    }
-    if (!("train" in o.data)) {
-      const { trainSplit, validSplit, ...common } = o.data;
-      for (const split of [trainSplit, validSplit]) {
-        parseOrThrow(LanguageModelDataOptionsSchema, { ...common, split }, "Trainer options.data");
-      }
     }
     if (o.threads !== undefined) setNumThreads(o.threads);
     this.options = o;
