@@ -184,10 +184,19 @@ test.serial("the event loop stays responsive while the native loop trains", asyn
   t.true(ticks > (ms / 10) * 0.5, `only ${ticks} ticks in ${ms} ms`);
 });
 
-test.serial("baselines: label smoothing and focal loss train through the same loop", async (t) => {
+test.serial("every loss variant and baseline trains through the same loop", async (t) => {
   const { train, valid } = await smallData();
-  for (const loss of [{ kind: "label_smoothing", smoothing: 0.1 }, { kind: "focal", gamma: 2 }] as const) {
-    const r = await new Trainer({ ...smallRun(), loss, data: { train, valid }, maxSteps: 6, evalEvery: 6 }).fit();
+  const variants = [
+    { kind: "ce" },
+    { kind: "brier" },
+    { kind: "spherical" },
+    { kind: "dpsm", schedule: "linear", warmupSteps: 3 },
+    { kind: "dpsm", schedule: "fixed", alpha: 0.5 },
+    { kind: "label_smoothing", smoothing: 0.1 },
+    { kind: "focal", gamma: 2 },
+  ] as const;
+  for (const loss of variants) {
+    const r = await new Trainer({ ...smallRun(), loss, data: { train, valid }, maxSteps: 6, evalEvery: 6, lr: 5e-3 }).fit();
     t.true(r.history.steps.every((s) => Number.isFinite(s.loss)), loss.kind);
     t.true(r.history.steps.at(-1)!.loss < r.history.steps[0]!.loss, `${loss.kind} did not learn`);
   }
