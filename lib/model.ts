@@ -77,6 +77,14 @@ export class GPT2Model {
     this.native.save(dir);
   }
 
+  /**
+   * Continues `prompt` (token ids) by `maxNewTokens` tokens: greedy by default (topK 1), or top-k sampling at
+   * `temperature` from a seeded generator (the same continuation every run).
+   */
+  generate(prompt: Int32Array, options: { maxNewTokens?: number; topK?: number; temperature?: number; seed?: number } = {}): Int32Array {
+    return this.native.generate(prompt, options);
+  }
+
   /** Logits [batch, length, V] for token ids [batch, length] (evaluation mode). */
   logits(ids: Int32Array, batch: number, length: number): Float32Array {
     return this.native.logits(ids, batch, length);

@@ -126,6 +126,7 @@ export interface NativeModel {
   readonly device: string;
   save(dir: string): void;
   logits(ids: Int32Array, batch: number, length: number): Float32Array;
+  generate(prompt: Int32Array, options?: { maxNewTokens?: number; topK?: number; temperature?: number; seed?: number }): Int32Array;
   evaluate(data: NativeSequences, options?: NativeEvalOptions): Promise<EvalMetrics[]>;
   fitTemperature(
     data: NativeSequences,

@@ -153,3 +153,23 @@ test("model configs: presets and their sizes; bad sizes and shapes are named", (
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("generation: greedy follows the argmax of the logits at each step; seeded top-k repeats itself", (t) => {
+  const model = GPT2Model.load(FIXTURE);
+  const V = model.config.vocabSize;
+  const prompt = Int32Array.from(expected.input_ids[1]!.slice(0, 6));
+  const greedy = model.generate(prompt, { maxNewTokens: 5 });
+  t.is(greedy.length, 5);
+  const ids = Array.from(prompt);
+  for (const next of greedy) {
+    const logits = model.logits(Int32Array.from(ids), 1, ids.length).subarray((ids.length - 1) * V);
+    let arg = 0;
+    for (let k = 1; k < V; k++) if (logits[k]! > logits[arg]!) arg = k;
+    t.is(next, arg);
+    ids.push(next);
+  }
+  const a = model.generate(prompt, { maxNewTokens: 8, topK: 50, temperature: 1.2, seed: 7 });
+  t.deepEqual(a, model.generate(prompt, { maxNewTokens: 8, topK: 50, temperature: 1.2, seed: 7 }));
+  t.throws(() => model.generate(Int32Array.from([50257]), { maxNewTokens: 1 }), { message: /prompt: expected ids in \[0, 50257\)/ });
+  t.throws(() => model.generate(prompt, { topK: 0 }), { message: /topK/ });
+});

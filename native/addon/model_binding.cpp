@@ -157,6 +157,7 @@ class Model : public Napi::ObjectWrap<Model> {
                        {InstanceMethod("save", &Model::Save), InstanceMethod("logits", &Model::Logits),
                         InstanceMethod("evaluate", &Model::Evaluate),
                         InstanceMethod("fitTemperature", &Model::FitTemperature),
+                        InstanceMethod("generate", &Model::Generate),
                         InstanceAccessor("config", &Model::Config, nullptr),
                         InstanceAccessor("parameterCount", &Model::ParameterCount, nullptr),
                         InstanceAccessor("device", &Model::Device, nullptr)});
@@ -232,6 +233,30 @@ class Model : public Napi::ObjectWrap<Model> {
       if (was_training) m->train();
       Napi::Float32Array a = Napi::Float32Array::New(info.Env(), static_cast<size_t>(out.numel()));
       std::memcpy(a.Data(), out.data_ptr<float>(), sizeof(float) * out.numel());
+      return a;
+    });
+  }
+
+  // generate(prompt: Int32Array, { maxNewTokens, topK, temperature, seed }) -> Int32Array of new tokens
+  Napi::Value Generate(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+        throw ArgError("prompt: expected an Int32Array of token ids", false);
+      Napi::Int32Array p = info[0].As<Napi::Int32Array>();
+      const Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(info.Env());
+      const int64_t max_new = integer(o, "maxNewTokens", 32, 0);
+      const int64_t top_k = integer(o, "topK", 1, 1);
+      const double temperature = num(o, "temperature", 1.0);
+      if (!(temperature > 0)) throw ArgError("temperature: expected a number > 0", true);
+      const uint64_t seed = static_cast<uint64_t>(integer(o, "seed", 0, 0));
+      std::vector<int64_t> prompt(p.Data(), p.Data() + p.ElementLength());
+      for (int64_t id : prompt)
+        if (id < 0 || id >= holder_->model->config.vocab_size)
+          throw ArgError("prompt: expected ids in [0, " + std::to_string(holder_->model->config.vocab_size) + ")", true);
+      BusyGuard busy(holder_);
+      const std::vector<int64_t> out = core::generate(holder_->model, prompt, max_new, top_k, temperature, seed);
+      Napi::Int32Array a = Napi::Int32Array::New(info.Env(), out.size());
+      for (size_t i = 0; i < out.size(); ++i) a[i] = static_cast<int32_t>(out[i]);
       return a;
     });
   }

@@ -1,5 +1,7 @@
 #include "gpt2.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/autograd/grad_mode.h>
 #include <torch/nn/init.h>
 
 #include <cmath>
@@ -151,6 +153,36 @@ int64_t GPT2Impl::parameter_count() {
   int64_t n = 0;
   for (const auto& p : parameters()) n += p.numel();
   return n;
+}
+
+std::vector<int64_t> generate(GPT2& model, const std::vector<int64_t>& prompt, int64_t max_new, int64_t top_k,
+                              double temperature, uint64_t seed) {
+  if (prompt.empty()) throw std::invalid_argument("prompt: expected at least one token");
+  if (top_k < 1) throw std::invalid_argument("topK: expected an integer >= 1");
+  if (!(temperature > 0)) throw std::invalid_argument("temperature: expected a number > 0");
+  const bool was_training = model->is_training();
+  model->eval();
+  at::NoGradGuard no_grad;
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  const at::Device device = model->parameters().front().device();
+  std::vector<int64_t> ids = prompt, out;
+  for (int64_t i = 0; i < max_new; ++i) {
+    const int64_t T = std::min<int64_t>(static_cast<int64_t>(ids.size()), model->config.n_positions);
+    const at::Tensor x = at::tensor(std::vector<int64_t>(ids.end() - T, ids.end()), at::kLong).view({1, T}).to(device);
+    const at::Tensor last = model->logits(model->hidden(x).select(1, T - 1)).squeeze(0).to(at::kFloat).cpu();
+    int64_t next;
+    if (top_k == 1) {
+      next = last.argmax().item<int64_t>();
+    } else {
+      const auto top = (last / temperature).topk(std::min<int64_t>(top_k, last.size(0)));
+      const at::Tensor pick = at::multinomial(at::softmax(std::get<0>(top), 0), 1, false, gen);
+      next = std::get<1>(top)[pick.item<int64_t>()].item<int64_t>();
+    }
+    ids.push_back(next);
+    out.push_back(next);
+  }
+  if (was_training) model->train();
+  return out;
 }
 
 std::string hf_config_json(const GPT2Config& c) {

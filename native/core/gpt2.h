@@ -10,6 +10,7 @@
 #include <torch/nn/modules/normalization.h>
 
 #include <string>
+#include <vector>
 
 namespace dpsm::core {
 
@@ -92,6 +93,11 @@ class GPT2Impl : public torch::nn::Module {
   Transformer transformer{nullptr};
 };
 TORCH_MODULE(GPT2);
+
+// Continues `prompt` by `max_new` tokens: greedy when top_k == 1, else top-k sampling at `temperature` from a
+// generator seeded with `seed` (the same text every run). The context is cropped to the model's positions.
+std::vector<int64_t> generate(GPT2& model, const std::vector<int64_t>& prompt, int64_t max_new, int64_t top_k,
+                              double temperature, uint64_t seed);
 
 // Hugging Face config.json for this model.
 std::string hf_config_json(const GPT2Config& c);
