@@ -9,6 +9,7 @@ import cliProgress from "cli-progress";
 import { z } from "zod";
 
 import { LossConfigSchema, parseOrThrow } from "./config.ts";
+import { median } from "./report/table.ts";
 import type { PackedTokens } from "./data/pack.ts";
 import { LanguageModelDataOptionsSchema, prepareLanguageModelData } from "./data/prepare.ts";
 import { toNativeSequences } from "./evaluator.ts";
@@ -123,12 +124,6 @@ export interface FitResult {
   runDir?: string;
 }
 
-function median(xs: number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 /**
  * Trains a GPT-2 language model with a DPSM (or baseline) loss.

@@ -54,3 +54,13 @@ export function encodeGpt2Documents(docs: readonly string[]): Uint32Array[] {
     enc.free();
   }
 }
+
+/** The text of GPT-2 token ids (bytes decoded as UTF-8; a split multi-byte character becomes U+FFFD). */
+export function decodeGpt2(ids: ArrayLike<number>): string {
+  const enc = get_encoding("gpt2");
+  try {
+    return new TextDecoder().decode(enc.decode(Uint32Array.from(ids as ArrayLike<number>)));
+  } finally {
+    enc.free();
+  }
+}

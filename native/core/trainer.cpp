@@ -259,9 +259,11 @@ void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const 
     }
 #endif
   }
+  // Peaks are per run: a process that trains several models reports each one's own high-water mark.
 #if defined(DPSM_WITH_CUDA)
   if (device_.is_cuda()) compat::cuda_reset_peak(device_.index());
 #endif
+  if (!device_.is_cuda()) compat::reset_cpu_peak();
   model_->train();
   const auto t_start = Clock::now();
   auto elapsed = [&] { return elapsed_before_ + std::chrono::duration<double>(Clock::now() - t_start).count(); };
@@ -305,7 +307,9 @@ void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const 
     return cfg_.patience > 0 && bad_evals_ >= cfg_.patience;
   };
 
-  while (step_ < cfg_.max_steps) {
+  // A run that early-stopped before it was interrupted stays stopped.
+  if (cfg_.patience > 0 && bad_evals_ >= cfg_.patience) reason = "early_stopping";
+  while (step_ < cfg_.max_steps && reason != "early_stopping") {
     if (abort.load()) {
       reason = "aborted";
       break;
