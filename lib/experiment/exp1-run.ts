@@ -13,7 +13,7 @@ import { Evaluator } from "../evaluator.ts";
 import { GPT2Model } from "../model.ts";
 import type { EvalMetrics } from "../native.ts";
 import { median } from "../report/table.ts";
-import { Trainer } from "../trainer.ts";
+import { type StepEvent, Trainer } from "../trainer.ts";
 import { type Exp1Config, type Exp1Job, exp1Jobs, lrFor } from "./exp1-config.ts";
 
 export interface CurvePoint {
@@ -147,6 +147,8 @@ export interface RunOptions {
   progress?: boolean | "auto";
   /** collect the finished runs only; train nothing */
   onlyFinished?: boolean;
+  /** each training step of each run, as the Trainer reports it */
+  onStep?: (job: Exp1Job, step: StepEvent) => void;
 }
 
 /**
@@ -224,6 +226,9 @@ async function runJob(c: Exp1Config, job: Exp1Job, dir: string, data: Exp1Data, 
       : {}),
     progress: options.progress ?? "auto",
   });
+  if (options.onStep) trainer.on("step", (e) => options.onStep!(job, e));
+  // Interrupted before this run started: nothing to do until the next invocation.
+  if (options.signal?.aborted) return undefined;
   const fit = await trainer.fit(options.signal ? { signal: options.signal } : {});
   if (fit.reason === "aborted") return undefined;
 
