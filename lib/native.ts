@@ -6,6 +6,8 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
+import type { ReliabilityBin } from "./metrics/calibration.ts";
+
 /** What the native core was built with and runs on. */
 export interface BuildInfo {
   /** libtorch version the addon was compiled against, e.g. "1.13.0". */
@@ -88,15 +90,7 @@ export interface NativeSequences {
   contextLength: number;
 }
 
-export interface ReliabilityBin {
-  lower: number;
-  upper: number;
-  count: number;
-  /** mean top-1 probability of the bin's tokens (NaN when empty) */
-  confidence: number;
-  /** share of the bin's tokens whose top-1 prediction is the target (NaN when empty) */
-  accuracy: number;
-}
+export type { ReliabilityBin } from "./metrics/calibration.ts";
 
 /** Metrics over the non-ignored tokens of a split (DESIGN.md, "Definitions"). */
 export interface EvalMetrics {

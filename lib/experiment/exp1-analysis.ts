@@ -158,6 +158,8 @@ export interface Verdict {
 }
 
 const fmt = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "–");
+/** "12.3 % lower" / "4.5 % higher" for a relative change r (−0.123 / 0.045). */
+const change = (r: number, lower = "lower", higher = "higher") => (Number.isFinite(r) ? `${fmt(100 * Math.abs(r), 1)} % ${r <= 0 ? lower : higher}` : "–");
 const meanOf = (xs: (number | null)[]) => {
   const v = xs.filter((x): x is number => x !== null);
   return v.length === xs.length && v.length > 0 ? v.reduce((a, b) => a + b, 0) / v.length : null;
@@ -196,7 +198,7 @@ export function exp1Verdicts(summaries: VariationSummary[], model: string, dpsm:
       v.push({
         criterion: c,
         status: ok ? "met" : "not met",
-        detail: `ECE-10 ${fmt(d.test.ece10.mean, 4)} vs CE ${fmt(ce.test.ece10.mean, 4)} (${fmt(100 * reduction, 1)} % lower) and Brier ${fmt(brier.test.ece10.mean, 4)} (${fmt(100 * (d.test.ece10.mean / brier.test.ece10.mean - 1), 1)} %)`,
+        detail: `ECE-10 ${fmt(d.test.ece10.mean, 4)}: ${change(-reduction)} than CE's ${fmt(ce.test.ece10.mean, 4)}, ${change(d.test.ece10.mean / brier.test.ece10.mean - 1)} than Brier's ${fmt(brier.test.ece10.mean, 4)}`,
       });
     }
   }
@@ -226,7 +228,7 @@ export function exp1Verdicts(summaries: VariationSummary[], model: string, dpsm:
     v.push({
       criterion: c,
       status: drop <= 0.02 && mem <= 500 ? "met" : "not met",
-      detail: `tokens/s ${fmt(d.efficiency?.tokensPerSecond.mean ?? NaN, 0)} vs ${fmt(ce.efficiency?.tokensPerSecond.mean ?? NaN, 0)} (${fmt(100 * drop, 1)} % drop); peak memory ${fmt(mem, 0)} MB above CE`,
+      detail: `tokens/s ${fmt(d.efficiency?.tokensPerSecond.mean ?? NaN, 0)} vs CE's ${fmt(ce.efficiency?.tokensPerSecond.mean ?? NaN, 0)} (${change(-drop, "slower", "faster")}); peak memory ${Math.abs(mem) < 0.5 ? "equal to" : `${fmt(Math.abs(mem), 0)} MB ${mem > 0 ? "above" : "below"}`} CE's`,
     });
   }
   {
