@@ -16,7 +16,7 @@ export const EvaluatorOptionsSchema = z
     batchSize: z.number().int().min(1).default(8),
     /** evaluate only the first N sequences (0: all) */
     maxSequences: z.number().int().min(0).default(0),
-    /** bf16 autocast (CUDA) */
+    /** bf16 autocast (CUDA or CPU) */
     bf16: z.boolean().default(false),
   })
   .strict();

@@ -47,21 +47,29 @@ inline at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, con
 #endif
 }
 
-// bf16 autocast on CUDA for the guard's lifetime (no-op when disabled).
+// bf16 autocast on `device`'s type (CUDA or CPU) for the guard's lifetime; a no-op when disabled.
 class AutocastBF16 {
  public:
-  explicit AutocastBF16(bool enable) : enabled_(enable) {
+  AutocastBF16(bool enable, const at::Device& device) : enabled_(enable), cuda_(device.is_cuda()) {
     if (!enabled_) return;
 #if TORCH_VERSION_MAJOR >= 2
-    prev_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
-    prev_ = at::autocast::is_autocast_enabled(at::kCUDA);
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
+    const auto type = cuda_ ? at::kCUDA : at::kCPU;
+    prev_dtype_ = at::autocast::get_autocast_dtype(type);
+    prev_ = at::autocast::is_autocast_enabled(type);
+    at::autocast::set_autocast_dtype(type, at::kBFloat16);
+    at::autocast::set_autocast_enabled(type, true);
 #else
-    prev_dtype_ = at::autocast::get_autocast_gpu_dtype();
-    prev_ = at::autocast::is_enabled();
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-    at::autocast::set_enabled(true);
+    if (cuda_) {
+      prev_dtype_ = at::autocast::get_autocast_gpu_dtype();
+      prev_ = at::autocast::is_enabled();
+      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+      at::autocast::set_enabled(true);
+    } else {
+      prev_dtype_ = at::autocast::get_autocast_cpu_dtype();
+      prev_ = at::autocast::is_cpu_enabled();
+      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+      at::autocast::set_cpu_enabled(true);
+    }
 #endif
     at::autocast::increment_nesting();
   }
@@ -69,20 +77,26 @@ class AutocastBF16 {
     if (!enabled_) return;
     if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
 #if TORCH_VERSION_MAJOR >= 2
-    at::autocast::set_autocast_enabled(at::kCUDA, prev_);
-    at::autocast::set_autocast_dtype(at::kCUDA, prev_dtype_);
+    const auto type = cuda_ ? at::kCUDA : at::kCPU;
+    at::autocast::set_autocast_enabled(type, prev_);
+    at::autocast::set_autocast_dtype(type, prev_dtype_);
 #else
-    at::autocast::set_enabled(prev_);
-    at::autocast::set_autocast_gpu_dtype(prev_dtype_);
+    if (cuda_) {
+      at::autocast::set_enabled(prev_);
+      at::autocast::set_autocast_gpu_dtype(prev_dtype_);
+    } else {
+      at::autocast::set_cpu_enabled(prev_);
+      at::autocast::set_autocast_cpu_dtype(prev_dtype_);
+    }
 #endif
   }
   AutocastBF16(const AutocastBF16&) = delete;
   AutocastBF16& operator=(const AutocastBF16&) = delete;
 
  private:
-  bool enabled_;
+  bool enabled_, cuda_;
   bool prev_ = false;
-  at::ScalarType prev_dtype_ = at::kHalf;
+  at::ScalarType prev_dtype_ = at::kBFloat16;
 };
 
 // This process's resident memory from /proc/self/status ("VmRSS" now, "VmHWM" peak), in bytes; -1 where

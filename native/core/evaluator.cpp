@@ -77,7 +77,7 @@ std::vector<EvalResult> evaluate(GPT2& model, const Sequences& data, const EvalO
     auto [x, y] = lm_batch(data, rows, lo.ignore_index, device);
     at::Tensor logits;
     {
-      compat::AutocastBF16 autocast(options.autocast_bf16 && device.is_cuda());
+      compat::AutocastBF16 autocast(options.autocast_bf16, device);
       logits = model->logits(model->hidden(x));
     }
     logits = logits.reshape({-1, logits.size(-1)});

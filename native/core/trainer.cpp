@@ -327,7 +327,7 @@ void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const 
       tokens += (y != ignore).sum().item<int64_t>();
       at::Tensor logits;
       {
-        compat::AutocastBF16 autocast(cfg_.bf16 && device_.is_cuda());
+        compat::AutocastBF16 autocast(cfg_.bf16, device_);
         logits = model_->logits(model_->hidden(x));
       }
       at::Tensor loss = compute_loss(logits.reshape({-1, logits.size(-1)}), y.reshape({-1}));

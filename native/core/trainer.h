@@ -33,7 +33,7 @@ struct TrainConfig {
   int64_t eval_max_sequences = 0;  // 0: the whole validation set
   int64_t patience = 0;            // evaluations without improvement before stopping; 0: never
   std::string run_dir;             // checkpoints go to run_dir/{last,best}; empty: none
-  bool bf16 = false;               // bf16 autocast (CUDA); master weights stay fp32
+  bool bf16 = false;               // bf16 autocast (CUDA or CPU); master weights stay fp32
   LossChoice loss;
   double noise_step_fraction = 0;   // label noise: share of optimiser steps whose batch is corrupted
   double noise_token_fraction = 0;  // ... and the share of its targets replaced by random tokens
