@@ -3,6 +3,7 @@
 // efficiency, robustness, and a verdict per success criterion of the seed, computed from the numbers.
 import type { OodName } from "../data/ood.ts";
 import { type MeanStd, meanStd, type PairedTTest, pairedTTest } from "../metrics/stats.ts";
+import { fmt as fmtNumber } from "../report/table.ts";
 import type { EvalMetrics, ReliabilityBin } from "../native.ts";
 import type { Exp1Config } from "./exp1-config.ts";
 import type { JobResult } from "./exp1-run.ts";
@@ -157,7 +158,8 @@ export interface Verdict {
   detail: string;
 }
 
-const fmt = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "–");
+// Verdict details quote numbers to 2 decimals unless they say otherwise.
+const fmt = (x: number, d = 2) => fmtNumber(x, d);
 /** "12.3 % lower" / "4.5 % higher" for a relative change r (−0.123 / 0.045). */
 const change = (r: number, lower = "lower", higher = "higher") => (Number.isFinite(r) ? `${fmt(100 * Math.abs(r), 1)} % ${r <= 0 ? lower : higher}` : "–");
 const meanOf = (xs: (number | null)[]) => {

@@ -6,7 +6,7 @@ import path from "node:path";
 import { type Exp1Config, exp1Jobs } from "../experiment/exp1-config.ts";
 import { dpsmVariationsOf, exp1Verdicts, HIGHER_IS_BETTER, type Metric, type Verdict, type VariationSummary, summariseExp1 } from "../experiment/exp1-analysis.ts";
 import type { JobResult } from "../experiment/exp1-run.ts";
-import { formatMeanStd, type MeanStd, stars } from "../metrics/stats.ts";
+import { formatMeanStd, type MeanStd, meanStd, stars } from "../metrics/stats.ts";
 import type { BuildInfo } from "../native.ts";
 import { barChart, lineChart, reliabilityDiagram } from "./plots.ts";
 import { fmt, formatTable } from "./table.ts";
@@ -18,6 +18,7 @@ export interface Exp1ReportInfo {
 }
 
 const ms = (s: MeanStd, d: number) => formatMeanStd(s, d);
+const mean = (xs: number[]) => meanStd(xs).mean;
 const pStars = (t: { p: number } | undefined) => (t ? `${t.p.toPrecision(2)}${stars(t.p)}` : "–");
 const DEFINITIONS = `- **PPL** = exp(mean token NLL) over non-ignored GPT-2 BPE tokens (token level, not word level).
 - **ECE-B**: equal-width bins over the top-1 probability; Σ_b (n_b/N)·|acc_b − conf_b|, B = 10 and 100.
@@ -53,7 +54,7 @@ async function figuresFor(model: string, rows: VariationSummary[], dir: string):
       e.y.push(p[y]);
       bySteps.set(p.step, e);
     }
-    return [...bySteps.entries()].sort((a, b) => a[0] - b[0]).map(([, e]) => ({ x: avg(e.x), y: avg(e.y) }));
+    return [...bySteps.entries()].sort((a, b) => a[0] - b[0]).map(([, e]) => ({ x: mean(e.x), y: mean(e.y) }));
   };
   const out: string[] = [];
   const base = (name: string) => path.join(dir, `${model}-${name}`);
@@ -69,9 +70,6 @@ async function figuresFor(model: string, rows: VariationSummary[], dir: string):
   return out;
 }
 
-function avg(xs: number[]): number {
-  return xs.reduce((a, b) => a + b, 0) / xs.length;
-}
 
 const METRIC_COLS: [Metric, string, number][] = [
   ["ppl", "PPL", 2],
@@ -141,14 +139,14 @@ export async function writeExp1Report(c: Exp1Config, results: JobResult[], out: 
 
     const conv = clean.filter((r) => r.convergence);
     const ceConv = clean.find((r) => r.name === "ce")?.convergence;
-    const ceT = ceConv ? avg(ceConv.seconds.filter((x): x is number => x !== null)) : NaN;
+    const ceT = ceConv ? mean(ceConv.seconds.filter((x): x is number => x !== null)) : NaN;
     lines.push("### Convergence", "");
     lines.push(
       formatTable(
         [{ header: "variation", align: "left" }, "steps to target (per seed)", "wall-clock s (per seed)", "wall-clock vs CE"],
         conv.map((r) => {
           const s = r.convergence!;
-          const t = s.seconds.every((x) => x !== null) ? avg(s.seconds as number[]) : NaN;
+          const t = s.seconds.every((x) => x !== null) ? mean(s.seconds as number[]) : NaN;
           return [r.name, s.steps.map((x) => x ?? "not reached").join(", "), s.seconds.map((x) => (x === null ? "not reached" : x.toFixed(1))).join(", "), Number.isFinite(t) && ceT ? `${fmt((100 * t) / ceT, 0)} %` : "–"];
         }),
       ),
