@@ -188,6 +188,8 @@ export interface NativeTrainer {
 
 export interface NativeAddon {
   Model: new (options: { config?: Partial<GPT2Config> & { size?: string }; seed?: number; device?: string; load?: string }) => NativeModel;
+  /** The dimensions of a GPT-2 preset ("tiny", "small", "medium", "large"), from the native table. */
+  modelPreset(size: string): GPT2Config;
   Trainer: new (model: NativeModel, config: NativeTrainConfig, train: NativeSequences, valid: NativeSequences) => NativeTrainer;
   buildInfo(): BuildInfo;
   setNumThreads(n: number): void;

@@ -11,7 +11,7 @@ import { z } from "zod";
 import { LossConfigSchema, parseOrThrow } from "./config.ts";
 import { median } from "./report/table.ts";
 import type { PackedTokens } from "./data/pack.ts";
-import { LanguageModelDataOptionsSchema, prepareLanguageModelData } from "./data/prepare.ts";
+import { type LanguageModelDataOptions, LanguageModelDataOptionsSchema, prepareLanguageModelData } from "./data/prepare.ts";
 import { toNativeSequences } from "./evaluator.ts";
 import { GPT2Model, type ModelOptions, ModelOptionsSchema } from "./model.ts";
 import { buildInfo, type EvalMetrics, native, type NativeProgress, type NativeTrainConfig, setNumThreads } from "./native.ts";
@@ -140,6 +140,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   readonly model: GPT2Model;
   readonly loss: z.output<typeof LossConfigSchema> | z.output<typeof BaselineLossSchema>;
   #running = false;
+  #splits: [LanguageModelDataOptions, LanguageModelDataOptions] | undefined;
 
   constructor(options: TrainerOptions) {
     super();
@@ -164,13 +165,14 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       throw new RangeError(`Trainer options.device: "${o.device}", but this build sees no CUDA device (${buildInfo().cuda ? "none visible" : "built without CUDA"})`);
     }
     if (!("train" in o.data)) {
+      // Checked now, so a bad source fails before any work; kept, so fit() prepares exactly these.
       const { trainSplit, validSplit, ...common } = o.data;
-      for (const split of [trainSplit, validSplit]) {
-        parseOrThrow(LanguageModelDataOptionsSchema, { ...common, split }, "Trainer options.data");
-      }
+      const split = (name: typeof trainSplit) => parseOrThrow(LanguageModelDataOptionsSchema, { ...common, split: name }, "Trainer options.data");
+      this.#splits = [split(trainSplit), split(validSplit)];
     }
     const contextLength = "train" in o.data ? o.data.train.contextLength : o.data.contextLength;
-    const nPositions = o.model instanceof GPT2Model ? o.model.config.nPositions : o.model.nPositions ?? presetPositions(o.model.size);
+    const nPositions =
+      o.model instanceof GPT2Model ? o.model.config.nPositions : o.model.nPositions ?? native().modelPreset(o.model.size ?? "small").nPositions;
     if (contextLength > nPositions) {
       throw new RangeError(
         `Trainer options.data.contextLength: ${contextLength} is larger than the model's ${nPositions} positions`,
@@ -258,12 +260,8 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   async #data(): Promise<{ train: PackedTokens; valid: PackedTokens }> {
     const d = this.options.data;
     if ("train" in d) return d;
-    const { trainSplit, validSplit, ...common } = d;
-    const prepare = (split: typeof trainSplit) =>
-      prepareLanguageModelData(parseOrThrow(LanguageModelDataOptionsSchema, { ...common, split }, "Trainer options.data"));
-    const train = await prepare(trainSplit);
-    const valid = await prepare(validSplit);
-    return { train, valid };
+    const [train, valid] = this.#splits!;
+    return { train: await prepareLanguageModelData(train), valid: await prepareLanguageModelData(valid) };
   }
 
   #nativeConfig(): NativeTrainConfig {
@@ -301,10 +299,6 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       loss,
     };
   }
-}
-
-function presetPositions(size: string | undefined): number {
-  return size === "tiny" ? 256 : 1024;
 }
 
 function abortError(signal: AbortSignal): Error {

@@ -497,6 +497,14 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
   std::shared_ptr<std::atomic<bool>> abort_;
 };
 
+// modelPreset(size) -> the preset's GPT2Config, so JS never keeps a second copy of the table
+Napi::Value ModelPreset(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsString()) throw ArgError("size: expected a string", false);
+    return config_to_js(info.Env(), core::gpt2_preset(info[0].As<Napi::String>().Utf8Value()));
+  });
+}
+
 }  // namespace
 
 void register_models(Napi::Env env, Napi::Object exports) {
@@ -504,6 +512,7 @@ void register_models(Napi::Env env, Napi::Object exports) {
   model_constructor = new Napi::FunctionReference(Napi::Persistent(model));
   exports.Set("Model", model);
   exports.Set("Trainer", Trainer::Define(env));
+  exports.Set("modelPreset", Napi::Function::New(env, ModelPreset, "modelPreset"));
 }
 
 }  // namespace dpsm::addon
