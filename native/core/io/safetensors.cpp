@@ -1,13 +1,11 @@
 #include "safetensors.h"
 
-#include <fcntl.h>
-#include <unistd.h>
+#include "atomic_file.h"
 
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <stdexcept>
 #include <vector>
 
@@ -45,40 +43,6 @@ std::string name_of(at::ScalarType t) {
     case at::kByte: return "U8";
     case at::kBool: return "BOOL";
     default: throw std::runtime_error(std::string("safetensors: cannot store dtype ") + c10::toString(t));
-  }
-}
-
-std::string temp_name(const std::string& path) {
-  std::random_device rd;
-  return path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(rd());
-}
-
-// Writes `chunks` to a temporary file, flushes it to disk, then renames it over `path`.
-void write_chunks_atomic(const std::string& path, const std::vector<std::pair<const char*, size_t>>& chunks) {
-  const std::string tmp = temp_name(path);
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw std::runtime_error("cannot write " + tmp + ": " + std::strerror(errno));
-  for (const auto& [data, size] : chunks) {
-    size_t done = 0;
-    while (done < size) {
-      const ssize_t n = ::write(fd, data + done, size - done);
-      if (n < 0) {
-        const std::string err = std::strerror(errno);
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        throw std::runtime_error("cannot write " + tmp + ": " + err);
-      }
-      done += static_cast<size_t>(n);
-    }
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    throw std::runtime_error("cannot flush " + tmp + ": " + std::strerror(errno));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string err = std::strerror(errno);
-    ::unlink(tmp.c_str());
-    throw std::runtime_error("cannot rename " + tmp + " to " + path + ": " + err);
   }
 }
 
@@ -162,11 +126,7 @@ void write_safetensors_atomic(const std::string& path, const SafeTensors& st) {
   chunks.emplace_back(header.data(), header.size());
   for (const at::Tensor& t : blobs)
     if (t.numel() > 0) chunks.emplace_back(static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size());
-  write_chunks_atomic(path, chunks);
-}
-
-void write_file_atomic(const std::string& path, const std::string& content) {
-  write_chunks_atomic(path, {{content.data(), content.size()}});
+  write_atomic(path, chunks);
 }
 
 }  // namespace dpsm::core

@@ -5,51 +5,16 @@
 #include <torch/nn/init.h>
 
 #include <cmath>
-#include <nlohmann/json.hpp>
+#include <map>
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <vector>
 
-#include "compat.h"
-#include "safetensors.h"
+#include "../io/safetensors.h"
+#include "../platform.h"
 
 namespace dpsm::core {
-
-GPT2Config gpt2_preset(const std::string& name) {
-  GPT2Config c;
-  if (name == "tiny") {
-    c.n_positions = 256;
-    c.n_embd = 128;
-    c.n_layer = 4;
-    c.n_head = 4;
-  } else if (name == "small") {
-    // defaults: 12 layers, 768 wide, 12 heads
-  } else if (name == "medium") {
-    c.n_embd = 1024;
-    c.n_layer = 24;
-    c.n_head = 16;
-  } else if (name == "large") {
-    c.n_embd = 1280;
-    c.n_layer = 36;
-    c.n_head = 20;
-  } else {
-    throw std::invalid_argument("model.size: expected tiny, small, medium or large, got '" + name + "'");
-  }
-  return c;
-}
-
-void validate_config(const GPT2Config& c) {
-  auto need = [](bool ok, const std::string& msg) {
-    if (!ok) throw std::invalid_argument(msg);
-  };
-  need(c.vocab_size >= 2, "model.vocabSize: expected an integer >= 2");
-  need(c.n_positions >= 2, "model.nPositions: expected an integer >= 2");
-  need(c.n_layer >= 1, "model.nLayer: expected an integer >= 1");
-  need(c.n_head >= 1, "model.nHead: expected an integer >= 1");
-  need(c.n_embd >= 1 && c.n_embd % c.n_head == 0, "model.nEmbd: expected a positive multiple of nHead");
-  need(c.dropout >= 0 && c.dropout < 1, "model.dropout: expected a number in [0, 1)");
-  need(c.layer_norm_epsilon > 0, "model.layerNormEpsilon: expected a number > 0");
-}
 
 Conv1DImpl::Conv1DImpl(int64_t in, int64_t out) {
   weight = register_parameter("weight", at::empty({in, out}));
@@ -71,7 +36,7 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x) {
   const int64_t B = x.size(0), T = x.size(1), hd = n_embd / n_head;
   const auto qkv = c_attn(x).split(n_embd, -1);
   auto heads = [&](const at::Tensor& t) { return t.view({B, T, n_head, hd}).transpose(1, 2); };
-  const at::Tensor y = compat::causal_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), is_training() ? dropout : 0.0);
+  const at::Tensor y = platform::causal_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), is_training() ? dropout : 0.0);
   return c_proj(y.transpose(1, 2).contiguous().view({B, T, n_embd}));
 }
 
@@ -105,16 +70,14 @@ TransformerImpl::TransformerImpl(const GPT2Config& c) {
   ln_f = register_module("ln_f", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.n_embd}).eps(c.layer_norm_epsilon)));
 }
 
-GPT2Impl::GPT2Impl(const GPT2Config& c) : config(c) {
-  validate_config(c);
-  transformer = register_module("transformer", Transformer(c));
-}
+GPT2::GPT2(const GPT2Config& c) : config_(c) { transformer = register_module("transformer", Transformer(c)); }
 
-at::Tensor GPT2Impl::hidden(const at::Tensor& ids) {
+at::Tensor GPT2::hidden(const Batch& batch) {
+  const at::Tensor& ids = batch.input_ids;
   const int64_t T = ids.size(1);
-  if (T > config.n_positions) {
+  if (T > config_.n_positions) {
     throw std::invalid_argument("sequence length " + std::to_string(T) + " exceeds the model's " +
-                                std::to_string(config.n_positions) + " positions");
+                                std::to_string(config_.n_positions) + " positions");
   }
   const at::Tensor pos = at::arange(T, ids.options().dtype(at::kLong));
   at::Tensor x = transformer->drop(transformer->wte(ids) + transformer->wpe(pos));
@@ -122,14 +85,14 @@ at::Tensor GPT2Impl::hidden(const at::Tensor& ids) {
   return transformer->ln_f(x);
 }
 
-at::Tensor GPT2Impl::logits(const at::Tensor& hidden_states) {
+at::Tensor GPT2::logits(const at::Tensor& hidden_states) {
   return at::matmul(hidden_states, transformer->wte->weight.t());
 }
 
-void GPT2Impl::init_weights(uint64_t seed) {
+void GPT2::init_weights(uint64_t seed) {
   at::NoGradGuard no_grad;
   at::Generator gen = at::detail::createCPUGenerator(seed);
-  const double resid_std = 0.02 / std::sqrt(2.0 * static_cast<double>(config.n_layer));
+  const double resid_std = 0.02 / std::sqrt(2.0 * static_cast<double>(config_.n_layer));
   for (auto& p : named_parameters()) {
     const std::string& name = p.key();
     at::Tensor& t = p.value();
@@ -149,44 +112,8 @@ void GPT2Impl::init_weights(uint64_t seed) {
   }
 }
 
-int64_t GPT2Impl::parameter_count() {
-  int64_t n = 0;
-  for (const auto& p : parameters()) n += p.numel();
-  return n;
-}
-
-std::vector<int64_t> generate(GPT2& model, const std::vector<int64_t>& prompt, int64_t max_new, int64_t top_k,
-                              double temperature, uint64_t seed) {
-  if (prompt.empty()) throw std::invalid_argument("prompt: expected at least one token");
-  if (top_k < 1) throw std::invalid_argument("topK: expected an integer >= 1");
-  if (!(temperature > 0)) throw std::invalid_argument("temperature: expected a number > 0");
-  const bool was_training = model->is_training();
-  model->eval();
-  at::NoGradGuard no_grad;
-  at::Generator gen = at::detail::createCPUGenerator(seed);
-  const at::Device device = model->parameters().front().device();
-  std::vector<int64_t> ids = prompt, out;
-  for (int64_t i = 0; i < max_new; ++i) {
-    const int64_t T = std::min<int64_t>(static_cast<int64_t>(ids.size()), model->config.n_positions);
-    const at::Tensor x = at::tensor(std::vector<int64_t>(ids.end() - T, ids.end()), at::kLong).view({1, T}).to(device);
-    const at::Tensor last = model->logits(model->hidden(x).select(1, T - 1)).squeeze(0).to(at::kFloat).cpu();
-    int64_t next;
-    if (top_k == 1) {
-      next = last.argmax().item<int64_t>();
-    } else {
-      const auto top = (last / temperature).topk(std::min<int64_t>(top_k, last.size(0)));
-      const at::Tensor pick = at::multinomial(at::softmax(std::get<0>(top), 0), 1, false, gen);
-      next = std::get<1>(top)[pick.item<int64_t>()].item<int64_t>();
-    }
-    ids.push_back(next);
-    out.push_back(next);
-  }
-  if (was_training) model->train();
-  return out;
-}
-
-std::string hf_config_json(const GPT2Config& c) {
-  nlohmann::json j = {
+Json gpt2_hf_config(const GPT2Config& c) {
+  return {
       {"architectures", {"GPT2LMHeadModel"}},
       {"model_type", "gpt2"},
       {"vocab_size", c.vocab_size},
@@ -208,39 +135,21 @@ std::string hf_config_json(const GPT2Config& c) {
       {"scale_attn_weights", true},
       {"torch_dtype", "float32"},
   };
-  return j.dump(2) + "\n";
 }
 
-GPT2Config config_from_hf_json(const std::string& text) {
-  const nlohmann::json j = nlohmann::json::parse(text);
-  if (j.value("model_type", "gpt2") != "gpt2")
-    throw std::invalid_argument("config.json: model_type is '" + j.value("model_type", "") + "', expected 'gpt2'");
-  const std::string act = j.value("activation_function", "gelu_new");
-  if (act != "gelu_new" && act != "gelu_pytorch_tanh")
-    throw std::invalid_argument("config.json: activation_function '" + act + "' is not GPT-2's GELU (tanh)");
-  if (j.contains("n_inner") && !j["n_inner"].is_null() && j["n_inner"].get<int64_t>() != 4 * j.value("n_embd", 768))
-    throw std::invalid_argument("config.json: n_inner other than 4·n_embd is not supported");
+GPT2Config gpt2_config_from_hf(const Json& j) {
   GPT2Config c;
-  c.vocab_size = j.value("vocab_size", c.vocab_size);
-  c.n_positions = j.value("n_positions", c.n_positions);
-  c.n_embd = j.value("n_embd", c.n_embd);
-  c.n_layer = j.value("n_layer", c.n_layer);
-  c.n_head = j.value("n_head", c.n_head);
-  c.layer_norm_epsilon = j.value("layer_norm_epsilon", c.layer_norm_epsilon);
-  c.dropout = j.value("resid_pdrop", 0.0);
-  validate_config(c);
+  c.vocab_size = field<int64_t>(j, "vocab_size");
+  c.n_positions = field<int64_t>(j, "n_positions");
+  c.n_embd = field<int64_t>(j, "n_embd");
+  c.n_layer = field<int64_t>(j, "n_layer");
+  c.n_head = field<int64_t>(j, "n_head");
+  c.layer_norm_epsilon = field<double>(j, "layer_norm_epsilon");
+  c.dropout = field<double>(j, "resid_pdrop");
   return c;
 }
 
-void save_hf(GPT2& model, const std::string& dir) {
-  SafeTensors st;
-  for (const auto& p : model->named_parameters()) st.tensors[p.key()] = p.value().detach().to(at::kFloat).cpu();
-  st.metadata["format"] = "pt";
-  write_safetensors_atomic(dir + "/model.safetensors", st);
-  write_file_atomic(dir + "/config.json", hf_config_json(model->config));
-}
-
-void load_hf_weights(GPT2& model, const std::string& path) {
+void GPT2::load_hf_weights(const std::string& path) {
   SafeTensors st = read_safetensors(path);
   std::map<std::string, at::Tensor> by_name;
   for (auto& [key, t] : st.tensors) {
@@ -252,7 +161,7 @@ void load_hf_weights(GPT2& model, const std::string& path) {
   std::vector<std::string> missing, wrong;
   std::set<std::string> used;
   at::NoGradGuard no_grad;
-  for (auto& p : model->named_parameters()) {
+  for (auto& p : named_parameters()) {
     auto it = by_name.find(p.key());
     if (it == by_name.end()) {
       missing.push_back(p.key());

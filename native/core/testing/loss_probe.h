@@ -1,12 +1,13 @@
-// Measurements of the fused loss that the tests and the benchmark drive from JS: a comparison with the
-// float64 composite reference on random inputs, and timings of the fused and composite paths.
+// Measurements of the fused loss that the tests and the benchmark drive from JS: a comparison with the float64
+// composite reference on random inputs, and timings of the fused and composite paths. Built into the
+// testing addon only, never into the product's.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "loss.h"
+#include "../loss/fused_loss.h"
 
 namespace dpsm::core {
 
@@ -46,7 +47,6 @@ struct Timing {
 Timing time_loss(const ProbeInputs& in, const LossOptions& options, const std::string& path, bool backward,
                  int iters, int warmup);
 
-at::Device parse_device(const std::string& s);
 at::ScalarType parse_dtype(const std::string& s);
 
 }  // namespace dpsm::core

@@ -1,5 +1,5 @@
 // The safetensors format (8-byte little-endian header length, JSON header, raw little-endian bytes), so
-// our checkpoints open in Hugging Face and theirs open here. Files are written atomically.
+// our checkpoints open in Hugging Face and theirs open here. Files are written through io/atomic_file.h.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -21,8 +21,5 @@ SafeTensors read_safetensors(const std::string& path);
 // complete file. Tensors are stored contiguous, in their own dtype (float32, float16, bfloat16, int64,
 // int32, uint8 supported).
 void write_safetensors_atomic(const std::string& path, const SafeTensors& st);
-
-// Writes text atomically (temporary file + fsync + rename).
-void write_file_atomic(const std::string& path, const std::string& content);
 
 }  // namespace dpsm::core

@@ -5,9 +5,14 @@
 #include <torch/version.h>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 
+#include <cstdlib>
 #include <fstream>
+#include <thread>
+#include <optional>
+#include <stdexcept>
 #include <string>
 
 #if defined(DPSM_WITH_CUDA)
@@ -17,7 +22,7 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
-namespace dpsm::compat {
+namespace dpsm::platform {
 
 constexpr bool kTorch2 = TORCH_VERSION_MAJOR >= 2;
 
@@ -132,4 +137,54 @@ inline void cuda_reset_peak(int device) { c10::cuda::CUDACachingAllocator::reset
 inline void cuda_synchronize(int device) { c10::cuda::getCurrentCUDAStream(device).synchronize(); }
 #endif
 
-}  // namespace dpsm::compat
+// libtorch starts with one intra-op thread on some builds (Debian's): use the machine's cores, or
+// DPSM_NUM_THREADS when set. Called when an addon loads.
+inline void init_threads() {
+  int n = static_cast<int>(std::thread::hardware_concurrency());
+  if (const char* env = std::getenv("DPSM_NUM_THREADS")) {
+    const int v = std::atoi(env);
+    if (v > 0) n = v;
+  }
+  if (n > 0) at::set_num_threads(n);
+}
+
+// The device of a "cpu" / "cuda" / "cuda:N" string (its form is checked in lib/; its existence here).
+inline at::Device parse_device(const std::string& s) {
+  if (s.rfind("cuda", 0) == 0 && cuda_device_count() == 0)
+    throw std::invalid_argument("device: '" + s + "' requested, but this build sees no CUDA device");
+  return at::Device(s);
+}
+
+// The device's default generator on CUDA (dropout there draws from it); none on the CPU.
+inline std::optional<at::Generator> default_cuda_generator(const at::Device& device) {
+#if defined(DPSM_WITH_CUDA)
+  if (device.is_cuda()) return at::cuda::detail::getDefaultCUDAGenerator(device.index());
+#else
+  (void)device;
+#endif
+  return std::nullopt;
+}
+
+// Peak memory of the run so far: CUDA, bytes allocated by tensors on the device; CPU, the process's
+// resident high-water mark. reset_peak_memory starts a new measurement.
+inline int64_t peak_memory_bytes(const at::Device& device) {
+#if defined(DPSM_WITH_CUDA)
+  if (device.is_cuda()) return cuda_peak_allocated(device.index());
+#else
+  (void)device;
+#endif
+  return proc_memory_bytes("VmHWM");
+}
+inline void reset_peak_memory(const at::Device& device) {
+#if defined(DPSM_WITH_CUDA)
+  if (device.is_cuda()) {
+    cuda_reset_peak(device.index());
+    return;
+  }
+#else
+  (void)device;
+#endif
+  reset_cpu_peak();
+}
+
+}  // namespace dpsm::platform

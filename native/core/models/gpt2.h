@@ -3,14 +3,14 @@
 // embedding. Parameter names are Hugging Face's, so weights move both ways through safetensors.
 #pragma once
 
-#include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/normalization.h>
 
 #include <string>
-#include <vector>
+
+#include "language_model.h"
 
 namespace dpsm::core {
 
@@ -24,10 +24,9 @@ struct GPT2Config {
   double dropout = 0.0;  // embedding, attention and residual dropout (HF: embd/attn/resid_pdrop)
 };
 
-// "tiny" (CPU), "small" (124M), "medium" (355M), "large" (774M); throws naming the known sizes otherwise.
-GPT2Config gpt2_preset(const std::string& name);
-// Throws std::invalid_argument naming the field that makes the config impossible.
-void validate_config(const GPT2Config& c);
+// From Hugging Face's config.json fields (validated by lib/models/gpt2.ts), and back.
+GPT2Config gpt2_config_from_hf(const Json& j);
+Json gpt2_hf_config(const GPT2Config& c);
 
 // y = x·W + b with W stored [in, out], as GPT-2's (and Hugging Face's) Conv1D.
 class Conv1DImpl : public torch::nn::Module {
@@ -77,37 +76,25 @@ class TransformerImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Transformer);
 
-class GPT2Impl : public torch::nn::Module {
+class GPT2 : public LanguageModel {
  public:
-  explicit GPT2Impl(const GPT2Config& c);
-  // Final hidden states (after ln_f), [B, T, n_embd], for token ids [B, T].
-  at::Tensor hidden(const at::Tensor& ids);
-  // Logits [B, T, V] through the tied head.
-  at::Tensor logits(const at::Tensor& hidden_states);
-  at::Tensor forward(const at::Tensor& ids) { return logits(hidden(ids)); }
+  explicit GPT2(const GPT2Config& c);
+  at::Tensor hidden(const Batch& batch) override;
+  // Through the head tied to the token embedding.
+  at::Tensor logits(const at::Tensor& hidden_states) override;
+  Json config() const override { return gpt2_hf_config(config_); }
+  int64_t vocab_size() const override { return config_.vocab_size; }
+  int64_t max_positions() const override { return config_.n_positions; }
   // GPT-2's initialisation: N(0, 0.02) weights and embeddings, zero biases, unit LayerNorms, and the
   // residual projections (attn.c_proj, mlp.c_proj) at 0.02/√(2·n_layer).
-  void init_weights(uint64_t seed);
-  int64_t parameter_count();
-  GPT2Config config;
+  void init_weights(uint64_t seed) override;
+  // Keys with or without the "transformer." prefix; the tied head and old causal-mask buffers are skipped.
+  // Throws listing missing, unexpected or mis-shaped tensors.
+  void load_hf_weights(const std::string& safetensors_path) override;
+
+ private:
+  GPT2Config config_;
   Transformer transformer{nullptr};
 };
-TORCH_MODULE(GPT2);
-
-// Continues `prompt` by `max_new` tokens: greedy when top_k == 1, else top-k sampling at `temperature` from a
-// generator seeded with `seed` (the same text every run). The context is cropped to the model's positions.
-std::vector<int64_t> generate(GPT2& model, const std::vector<int64_t>& prompt, int64_t max_new, int64_t top_k,
-                              double temperature, uint64_t seed);
-
-// Hugging Face config.json for this model.
-std::string hf_config_json(const GPT2Config& c);
-// The GPT2Config of a Hugging Face config.json (model_type gpt2, activation gelu_new).
-GPT2Config config_from_hf_json(const std::string& json_text);
-
-// Writes <dir>/model.safetensors and <dir>/config.json (Hugging Face layout, tied head omitted), atomically.
-void save_hf(GPT2& model, const std::string& dir);
-// Loads Hugging Face GPT-2 weights (keys with or without the "transformer." prefix) into `model`; throws
-// listing missing, unexpected or mis-shaped tensors.
-void load_hf_weights(GPT2& model, const std::string& safetensors_path);
 
 }  // namespace dpsm::core

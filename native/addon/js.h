@@ -1,12 +1,13 @@
-// Argument checks and conversions at the N-API boundary: every bad value becomes a JS error that names
-// the argument, and no C++ exception escapes into Node.
+// The N-API boundary's plumbing: every C++ exception becomes a JS error (naming the argument where one is
+// to blame), config documents arrive as JSON, and long work runs on libuv's pool behind a Promise.
 #pragma once
 
 #include <napi.h>
 
 #include <c10/util/Exception.h>
 
-#include <cmath>
+#include "../core/config.h"
+
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -21,8 +22,7 @@ struct ArgError : std::invalid_argument {
 };
 
 inline Napi::Error to_js_error(Napi::Env env, const std::exception& e) {
-  if (auto* a = dynamic_cast<const ArgError*>(&e))
-  {
+  if (auto* a = dynamic_cast<const ArgError*>(&e)) {
     if (a->range) return Napi::RangeError::New(env, a->what());
     return Napi::TypeError::New(env, a->what());
   }
@@ -43,48 +43,18 @@ Napi::Value guarded(const Napi::CallbackInfo& info, Fn&& fn) {
   }
 }
 
-inline Napi::Object object_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (info.Length() <= i || !info[i].IsObject()) throw ArgError(std::string(name) + ": expected an object", false);
-  return info[i].As<Napi::Object>();
+// Argument i as a JSON document: lib/ hands every config object over as JSON text.
+inline core::Json json_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (info.Length() <= i || !info[i].IsString()) throw ArgError(std::string(name) + ": expected JSON text", false);
+  return core::parse_json_object(info[i].As<Napi::String>().Utf8Value(), name);
 }
 
-inline bool has(const Napi::Object& o, const char* key) {
-  return o.Has(key) && !o.Get(key).IsUndefined() && !o.Get(key).IsNull();
-}
-
-inline double num(const Napi::Object& o, const char* key, double fallback, bool required = false) {
-  if (!has(o, key)) {
-    if (required) throw ArgError(std::string(key) + ": required", false);
-    return fallback;
-  }
-  const Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw ArgError(std::string(key) + ": expected a number", false);
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (std::isnan(d)) throw ArgError(std::string(key) + ": expected a number, got NaN", true);
-  return d;
-}
-
-inline int64_t integer(const Napi::Object& o, const char* key, int64_t fallback, int64_t min, bool required = false) {
-  const double d = num(o, key, static_cast<double>(fallback), required);
-  if (!std::isfinite(d) || d != std::floor(d) || d < static_cast<double>(min) || d > 9007199254740991.0)
-    throw ArgError(std::string(key) + ": expected an integer >= " + std::to_string(min) + ", got " +
-                       Napi::Number::New(o.Env(), d).ToString().Utf8Value(),
-                   true);
-  return static_cast<int64_t>(d);
-}
-
-inline std::string str(const Napi::Object& o, const char* key, const std::string& fallback) {
-  if (!has(o, key)) return fallback;
-  const Napi::Value v = o.Get(key);
-  if (!v.IsString()) throw ArgError(std::string(key) + ": expected a string", false);
-  return v.As<Napi::String>().Utf8Value();
-}
-
-inline bool flag(const Napi::Object& o, const char* key, bool fallback) {
-  if (!has(o, key)) return fallback;
-  const Napi::Value v = o.Get(key);
-  if (!v.IsBoolean()) throw ArgError(std::string(key) + ": expected a boolean", false);
-  return v.As<Napi::Boolean>().Value();
+template <typename Array>
+Array typed_array_arg(const Napi::CallbackInfo& info, size_t i, const char* name, napi_typedarray_type type,
+                      const char* expected) {
+  if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != type)
+    throw ArgError(std::string(name) + ": expected " + expected, false);
+  return info[i].As<Array>();
 }
 
 // Runs `work` on libuv's pool and settles a Promise: `done` turns the work's result into a JS value.

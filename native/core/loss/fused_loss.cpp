@@ -1,4 +1,4 @@
-#include "loss.h"
+#include "fused_loss.h"
 
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -10,8 +10,8 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "../kernels/dpsm_kernels.h"
-#include "compat.h"
+#include "../../kernels/dpsm_kernels.h"
+#include "../platform.h"
 
 namespace dpsm::core {
 namespace {
@@ -42,7 +42,17 @@ at::Tensor empty_cpu_gradient(int64_t rows, int64_t cols, const at::TensorOption
   return at::from_blob(p, {rows, cols}, [](void* q) { std::free(q); }, options);
 }
 
+std::string target_error(int64_t vocab, int64_t ignore_index) {
+  return "targets: expected class indices in [0, " + std::to_string(vocab) + ") or ignoreIndex " +
+         std::to_string(ignore_index);
+}
+
 }  // namespace
+
+void throw_if_target_flagged(const at::Tensor& error_flag, int64_t vocab, int64_t ignore_index) {
+  if (error_flag.defined() && error_flag.item<int32_t>() != 0)
+    fail(target_error(vocab, ignore_index) + ", got a target outside that range");
+}
 
 void validate_spec(const LossSpec& spec) {
   if (spec.kind == Kind::DPSM) {
@@ -58,28 +68,6 @@ void validate_spec(const LossSpec& spec) {
       fail(os.str());
     }
   }
-}
-
-Kind parse_kind(const std::string& s) {
-  if (s == "ce") return Kind::CE;
-  if (s == "brier") return Kind::Brier;
-  if (s == "spherical") return Kind::Spherical;
-  if (s == "dpsm") return Kind::DPSM;
-  fail("kind: expected one of ce, brier, spherical, dpsm, got '" + s + "'");
-}
-
-Schedule parse_schedule(const std::string& s) {
-  if (s == "linear") return Schedule::Linear;
-  if (s == "cosine") return Schedule::Cosine;
-  if (s == "fixed") return Schedule::Fixed;
-  fail("schedule: expected one of linear, cosine, fixed, got '" + s + "'");
-}
-
-Reduction parse_reduction(const std::string& s) {
-  if (s == "mean") return Reduction::Mean;
-  if (s == "sum") return Reduction::Sum;
-  if (s == "none") return Reduction::None;
-  fail("reduction: expected one of mean, sum, none, got '" + s + "'");
 }
 
 const char* cpu_isa() { return cpu::isa_name(); }
@@ -119,10 +107,8 @@ FusedOutputs fused_loss(const at::Tensor& logits_in, const at::Tensor& targets_i
     const at::Tensor bad = (targets != options.ignore_index) & ((targets < 0) | (targets >= vocab));
     if (bad.any().item<bool>()) {
       const int64_t at_row = bad.nonzero().min().item<int64_t>();
-      std::ostringstream os;
-      os << "targets: expected class indices in [0, " << vocab << ") or ignoreIndex " << options.ignore_index
-         << ", got " << targets[at_row].item<int64_t>() << " at position " << at_row;
-      fail(os.str());
+      fail(target_error(vocab, options.ignore_index) + ", got " + std::to_string(targets[at_row].item<int64_t>()) +
+           " at position " + std::to_string(at_row));
     }
   }
 
@@ -130,7 +116,7 @@ FusedOutputs fused_loss(const at::Tensor& logits_in, const at::Tensor& targets_i
   FusedOutputs out;
   out.count = (targets != options.ignore_index).sum();
   out.alpha = at::zeros({}, f32);
-  out.bad_target = at::zeros({}, logits.options().dtype(at::kInt));
+  out.error_flag = request.error_flag.defined() ? request.error_flag : at::zeros({}, logits.options().dtype(at::kInt));
   at::Tensor row_loss = at::empty({n_rows}, f32);
   at::Tensor grad_scale;
   if (options.reduction == Reduction::Mean) grad_scale = out.count.clamp_min(1).to(at::kFloat).reciprocal();
@@ -168,11 +154,11 @@ FusedOutputs fused_loss(const at::Tensor& logits_in, const at::Tensor& targets_i
   args.grad = request.grad ? grad2d.data_ptr() : nullptr;
   args.grad_stride = request.grad ? (n_rows > 1 ? grad2d.stride(0) : vocab) : 0;
   args.alpha_out = out.alpha.data_ptr<float>();
-  args.bad_target = out.bad_target.data_ptr<int32_t>();
+  args.bad_target = out.error_flag.data_ptr<int32_t>();
 
   if (cuda) {
 #if defined(DPSM_WITH_CUDA)
-    const int err = cuda::launch_fused(args, compat::current_cuda_stream(logits.device()));
+    const int err = cuda::launch_fused(args, platform::current_cuda_stream(logits.device()));
     if (err != 0) throw std::runtime_error("dpsm: CUDA kernel launch failed (cudaError " + std::to_string(err) + ")");
 #else
     fail("logits: this build of dpsm-native has no CUDA kernels (rebuild with `npm run build:cuda`)");
@@ -206,8 +192,9 @@ class DPSMLossFunction : public torch::autograd::Function<DPSMLossFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits,
                             const at::Tensor& targets, const at::Tensor& step, const LossOptions& options,
-                            bool inplace_grad) {
+                            bool inplace_grad, const at::Tensor& error_flag) {
     FusedRequest req;
+    req.error_flag = error_flag;
     req.grad = logits.requires_grad();
     req.grad_inplace = inplace_grad && req.grad;
     FusedOutputs out = fused_loss(logits, targets, step, options, req);
@@ -227,15 +214,15 @@ class DPSMLossFunction : public torch::autograd::Function<DPSMLossFunction> {
       // On the CPU the common case (d loss / d loss = 1) costs nothing; on CUDA reading it would sync.
       grad.mul_(go);
     }
-    return {grad, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {grad, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
 
 at::Tensor dpsm_loss(const at::Tensor& logits, const at::Tensor& targets, const at::Tensor& step,
-                     const LossOptions& options, bool inplace_grad) {
-  return DPSMLossFunction::apply(logits, targets, step, options, inplace_grad);
+                     const LossOptions& options, bool inplace_grad, const at::Tensor& error_flag) {
+  return DPSMLossFunction::apply(logits, targets, step, options, inplace_grad, error_flag);
 }
 
 at::Tensor composite_loss(const at::Tensor& logits_in, const at::Tensor& targets_in, double alpha, Kind kind,

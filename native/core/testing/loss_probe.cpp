@@ -9,19 +9,9 @@
 #include <stdexcept>
 #include <string>
 
-#include "compat.h"
+#include "../platform.h"
 
 namespace dpsm::core {
-
-at::Device parse_device(const std::string& s) {
-  if (s == "cpu") return at::Device(at::kCPU);
-  if (s.rfind("cuda", 0) == 0) {
-    if (compat::cuda_device_count() == 0)
-      throw std::invalid_argument("device: '" + s + "' requested, but this build sees no CUDA device");
-    return at::Device(s);
-  }
-  throw std::invalid_argument("device: expected 'cpu' or 'cuda[:N]', got '" + s + "'");
-}
 
 at::ScalarType parse_dtype(const std::string& s) {
   if (s == "float32") return at::kFloat;
@@ -53,7 +43,7 @@ Inputs make_inputs(const ProbeInputs& in, const LossOptions& options, int64_t st
     const at::Tensor drop = at::rand({in.rows}, gen, f32) < in.ignore_fraction;
     targets = at::where(drop, at::full_like(targets, options.ignore_index), targets);
   }
-  const at::Device device = parse_device(in.device);
+  const at::Device device = platform::parse_device(in.device);
   Inputs out;
   out.logits = logits.to(parse_dtype(in.dtype)).to(device);
   out.targets = targets.to(device);
@@ -76,7 +66,7 @@ bool all_finite(const at::Tensor& t) { return t.numel() == 0 || at::isfinite(t).
 
 void sync(const at::Device& d) {
 #if defined(DPSM_WITH_CUDA)
-  if (d.is_cuda()) compat::cuda_synchronize(d.index());
+  if (d.is_cuda()) platform::cuda_synchronize(d.index());
 #else
   (void)d;
 #endif
@@ -96,6 +86,7 @@ ReferenceCheck check_against_reference(const ProbeInputs& in, const LossOptions&
 
   ReferenceCheck r;
   r.alpha_kernel = f.alpha.item<double>();
+  throw_if_target_flagged(f.error_flag, in.vocab, options.ignore_index);
   r.alpha_closed_form = alpha_at(options.spec, step);
   r.count = f.count.item<int64_t>();
 
@@ -175,15 +166,15 @@ Timing time_loss(const ProbeInputs& in, const LossOptions& options, const std::s
   if (device.is_cuda()) {
 #if defined(DPSM_WITH_CUDA)
     sync(device);
-    const int64_t before = compat::cuda_allocated(device.index());
-    compat::cuda_reset_peak(device.index());
+    const int64_t before = platform::cuda_allocated(device.index());
+    platform::cuda_reset_peak(device.index());
     run_once();
-    t.extra_peak_bytes = compat::cuda_peak_allocated(device.index()) - before - grad_bytes;
+    t.extra_peak_bytes = platform::cuda_peak_allocated(device.index()) - before - grad_bytes;
 #endif
-  } else if (compat::reset_cpu_peak()) {
-    const int64_t before = compat::proc_memory_bytes("VmRSS");
+  } else if (platform::reset_cpu_peak()) {
+    const int64_t before = platform::proc_memory_bytes("VmRSS");
     run_once();
-    t.extra_peak_bytes = compat::proc_memory_bytes("VmHWM") - before - grad_bytes;
+    t.extra_peak_bytes = platform::proc_memory_bytes("VmHWM") - before - grad_bytes;
   } else {
     t.extra_peak_bytes = -1;  // no way to read a peak on this system
   }

@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "../kernels/dpsm_math.h"
+#include "../../kernels/dpsm_math.h"
 
 namespace dpsm::core {
 
@@ -21,15 +21,14 @@ struct LossOptions {
 // Throws std::invalid_argument naming the offending field when the spec cannot define α.
 void validate_spec(const LossSpec& spec);
 
-Kind parse_kind(const std::string& s);
-Schedule parse_schedule(const std::string& s);
-Reduction parse_reduction(const std::string& s);
-
 struct FusedRequest {
   bool grad = true;          // write d(loss)/d(logits)
   bool grad_inplace = false; // ... into the logits' own storage
   bool stats = false;        // per-token statistics [N, kStatCount]
   at::Tensor grad_into;      // when defined: the gradient's destination (logits' shape and dtype, rows of unit stride)
+  // When defined (an int32 scalar on the logits' device): the kernel sets it to 1 on a target outside [0, V)
+  // that is not ignored, and leaves it as it is otherwise, so one flag can collect a whole training step.
+  at::Tensor error_flag;
 };
 
 struct FusedOutputs {
@@ -38,7 +37,7 @@ struct FusedOutputs {
   at::Tensor stats;  // float32 [N, kStatCount]; undefined unless requested
   at::Tensor alpha;  // float32 scalar: the α the kernel read off the step
   at::Tensor count;  // int64 scalar: tokens not ignored
-  at::Tensor bad_target;  // int32 scalar, 1 if some target was out of range (CUDA reports, CPU throws)
+  at::Tensor error_flag;  // int32 scalar: 1 if some target was out of range (the CPU throws before that)
 };
 
 // logits [..., V] (fp32/bf16/fp16, unit stride along V), targets [...] (any integer dtype), step: an int64
@@ -50,7 +49,11 @@ FusedOutputs fused_loss(const at::Tensor& logits, const at::Tensor& targets, con
 // there) and scaled by the incoming gradient in backward. With inplace_grad the gradient overwrites the
 // logits' storage: only for logits that nothing else saves for its backward (an LM head's output).
 at::Tensor dpsm_loss(const at::Tensor& logits, const at::Tensor& targets, const at::Tensor& step,
-                     const LossOptions& options, bool inplace_grad = false);
+                     const LossOptions& options, bool inplace_grad = false, const at::Tensor& error_flag = {});
+
+// On CUDA an out-of-range target is only flagged (checking on the host would cost a synchronisation per
+// call): callers read the flag where they synchronise anyway and get the CPU's error through this.
+void throw_if_target_flagged(const at::Tensor& error_flag, int64_t vocab, int64_t ignore_index);
 
 // The seed's formulation on plain ops (log_softmax, exp, nll, one_hot, squared error, sum), extended with
 // ignore_index, the reductions and the spherical score. Differentiable; computes in the logits' dtype.

@@ -1,0 +1,138 @@
+#include "convert.h"
+
+#include <cstring>
+
+#include "../kernels/dpsm_math.h"
+#include "js.h"
+
+namespace dpsm::addon {
+namespace {
+
+Napi::Array bins_to_js(Napi::Env env, const std::vector<core::ReliabilityBin>& bins) {
+  Napi::Array out = Napi::Array::New(env, bins.size());
+  for (size_t i = 0; i < bins.size(); ++i) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("lower", bins[i].lower);
+    o.Set("upper", bins[i].upper);
+    o.Set("count", bins[i].count);
+    o.Set("confidence", bins[i].confidence);
+    o.Set("accuracy", bins[i].accuracy);
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
+}
+
+}  // namespace
+
+Napi::Object metrics_to_js(Napi::Env env, const core::EvalMetrics& m) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("temperature", m.temperature);
+  o.Set("tokens", m.tokens);
+  o.Set("nll", m.nll);
+  o.Set("ppl", m.ppl);
+  o.Set("accuracy", m.accuracy);
+  o.Set("brier", m.brier);
+  o.Set("spherical", m.spherical);
+  o.Set("ece10", m.ece10);
+  o.Set("ece100", m.ece100);
+  o.Set("bins10", bins_to_js(env, m.bins10));
+  o.Set("bins100", bins_to_js(env, m.bins100));
+  return o;
+}
+
+Napi::Object progress_to_js(Napi::Env env, const core::ProgressRecord& r) {
+  using T = core::ProgressRecord::Type;
+  Napi::Object o = Napi::Object::New(env);
+  const char* type = r.type == T::Step         ? "step"
+                     : r.type == T::Eval       ? "eval"
+                     : r.type == T::Checkpoint ? "checkpoint"
+                                               : "done";
+  o.Set("type", type);
+  o.Set("step", static_cast<double>(r.step));
+  switch (r.type) {
+    case T::Step:
+      o.Set("loss", r.loss);
+      o.Set("alpha", r.alpha);
+      o.Set("lr", r.lr);
+      o.Set("gradNorm", r.grad_norm);
+      o.Set("stepMs", r.step_ms);
+      o.Set("tokensPerSecond", r.tokens_per_s);
+      o.Set("tokensSeen", static_cast<double>(r.tokens_seen));
+      o.Set("elapsedSeconds", r.elapsed_s);
+      o.Set("peakMemoryBytes", static_cast<double>(r.peak_memory_bytes));
+      o.Set("noisy", r.noisy);
+      break;
+    case T::Eval:
+      o.Set("metrics", metrics_to_js(env, r.eval));
+      o.Set("improved", r.improved);
+      o.Set("bestStep", static_cast<double>(r.best_step));
+      o.Set("elapsedSeconds", r.elapsed_s);
+      o.Set("peakMemoryBytes", static_cast<double>(r.peak_memory_bytes));
+      break;
+    case T::Checkpoint:
+      o.Set("path", r.path);
+      o.Set("best", r.improved);
+      break;
+    case T::Done:
+      o.Set("reason", r.reason);
+      o.Set("elapsedSeconds", r.elapsed_s);
+      o.Set("tokensSeen", static_cast<double>(r.tokens_seen));
+      o.Set("bestStep", static_cast<double>(r.best_step));
+      o.Set("bestNll", r.best_nll);
+      o.Set("peakMemoryBytes", static_cast<double>(r.peak_memory_bytes));
+      break;
+  }
+  return o;
+}
+
+Napi::Float32Array float32_array(Napi::Env env, const at::Tensor& t) {
+  const at::Tensor c = t.to(at::kFloat).cpu().contiguous();
+  Napi::Float32Array a = Napi::Float32Array::New(env, static_cast<size_t>(c.numel()));
+  if (c.numel() > 0) std::memcpy(a.Data(), c.data_ptr<float>(), sizeof(float) * c.numel());
+  return a;
+}
+
+Napi::Object token_stats_to_js(Napi::Env env, const at::Tensor& stats) {
+  const at::Tensor s = stats.to(at::kFloat).cpu().contiguous();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("nll", float32_array(env, s.select(1, kStatNll)));
+  o.Set("pY", float32_array(env, s.select(1, kStatPy)));
+  o.Set("maxP", float32_array(env, s.select(1, kStatMaxP)));
+  const at::Tensor hit = s.select(1, kStatHit).to(at::kByte).contiguous();
+  Napi::Uint8Array h = Napi::Uint8Array::New(env, static_cast<size_t>(hit.numel()));
+  if (hit.numel() > 0) std::memcpy(h.Data(), hit.data_ptr<uint8_t>(), static_cast<size_t>(hit.numel()));
+  o.Set("hit", h);
+  o.Set("sqNorm", float32_array(env, s.select(1, kStatSqNorm)));
+  return o;
+}
+
+std::shared_ptr<core::PackedSequences> sequences_from_js(const Napi::Value& v, const char* name, int64_t vocab) {
+  const std::string n(name);
+  if (!v.IsObject()) throw ArgError(n + ": expected { tokens, lengths, contextLength }", false);
+  const Napi::Object o = v.As<Napi::Object>();
+  const Napi::Value tv = o.Get("tokens"), lv = o.Get("lengths"), cv = o.Get("contextLength");
+  if (!tv.IsTypedArray() || tv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw ArgError(n + ".tokens: expected an Int32Array", false);
+  if (!lv.IsTypedArray() || lv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw ArgError(n + ".lengths: expected an Int32Array", false);
+  if (!cv.IsNumber()) throw ArgError(n + ".contextLength: expected a number", false);
+  const int64_t L = cv.As<Napi::Number>().Int64Value();
+  Napi::Int32Array tokens = tv.As<Napi::Int32Array>(), lengths = lv.As<Napi::Int32Array>();
+  const int64_t S = static_cast<int64_t>(lengths.ElementLength());
+  if (L < 2 || static_cast<int64_t>(tokens.ElementLength()) != S * L)
+    throw ArgError(n + ".tokens: expected lengths.length × contextLength = " + std::to_string(S * L) +
+                       " ids (contextLength ≥ 2), got " + std::to_string(tokens.ElementLength()),
+                   true);
+  const auto i32 = at::TensorOptions().dtype(at::kInt);
+  at::Tensor t = at::from_blob(tokens.Data(), {S, L}, i32).to(at::kLong);
+  at::Tensor l = at::from_blob(lengths.Data(), {S}, i32).to(at::kLong);
+  if (S > 0) {
+    if (t.min().item<int64_t>() < 0 || t.max().item<int64_t>() >= vocab)
+      throw ArgError(n + ".tokens: expected ids in [0, " + std::to_string(vocab) + ")", true);
+    if (l.min().item<int64_t>() < 1 || l.max().item<int64_t>() > L)
+      throw ArgError(n + ".lengths: expected values in [1, contextLength]", true);
+  }
+  return std::make_shared<core::PackedSequences>(std::move(t), std::move(l));
+}
+
+}  // namespace dpsm::addon

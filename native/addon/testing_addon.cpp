@@ -1,0 +1,110 @@
+// The testing addon (build/Release/dpsm_native_testing.node): the fused loss's reference check and timings,
+// and the CPU kernel's ISA switch, for test/ and bench/ only. The product addon carries none of this.
+#include <ATen/Parallel.h>
+
+#include "../core/loss/objectives.h"
+#include "../core/platform.h"
+#include "../core/testing/loss_probe.h"
+#include "../kernels/dpsm_kernels.h"
+#include "js.h"
+
+namespace dpsm::addon {
+namespace {
+
+// { rows, vocab, dtype, device, scale, extreme, ignoreFraction, seed } of a probe document.
+core::ProbeInputs probe_inputs(const core::Json& o) {
+  core::ProbeInputs in;
+  in.rows = core::field<int64_t>(o, "rows");
+  in.vocab = core::field<int64_t>(o, "vocab");
+  in.dtype = o.value("dtype", std::string("float32"));
+  in.device = o.value("device", std::string("cpu"));
+  in.scale = o.value("scale", 3.0);
+  in.extreme = o.value("extreme", false);
+  in.ignore_fraction = o.value("ignoreFraction", 0.0);
+  in.seed = o.value("seed", uint64_t{0});
+  if (in.rows < 0 || in.vocab < 1) throw ArgError("rows, vocab: expected rows >= 0 and vocab >= 1", true);
+  core::parse_dtype(in.dtype);
+  return in;
+}
+
+// checkAgainstReference(json { ...probe inputs, loss, step, inPlace }) -> Promise<errors>
+Napi::Value CheckAgainstReference(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const core::Json o = json_arg(info, 0, "options");
+    const core::ProbeInputs in = probe_inputs(o);
+    const core::LossOptions opt = core::fused_options_from_json(core::field<core::Json>(o, "loss"));
+    const int64_t step = o.value("step", int64_t{0});
+    const bool in_place = o.value("inPlace", false);
+    return run_async<core::ReferenceCheck>(
+        info.Env(), [=]() { return core::check_against_reference(in, opt, step, in_place); },
+        [](Napi::Env env, core::ReferenceCheck& r) -> Napi::Value {
+          Napi::Object js = Napi::Object::New(env);
+          js.Set("lossRelErr", r.loss_rel_err);
+          js.Set("gradRelErr", r.grad_rel_err);
+          js.Set("lossAbsErr", r.loss_abs_err);
+          js.Set("gradAbsErr", r.grad_abs_err);
+          js.Set("autogradGradRelErr", r.autograd_grad_rel_err);
+          Napi::Object st = Napi::Object::New(env);
+          const char* names[kStatCount] = {"nll", "pY", "maxP", "hit", "sqNorm"};
+          for (int k = 0; k < kStatCount; ++k) st.Set(names[k], r.stats_rel_err[k]);
+          js.Set("statsRelErr", st);
+          js.Set("hitMismatches", static_cast<double>(r.hit_mismatches));
+          js.Set("alphaKernel", r.alpha_kernel);
+          js.Set("alphaClosedForm", r.alpha_closed_form);
+          js.Set("count", static_cast<double>(r.count));
+          js.Set("finite", r.finite);
+          return js;
+        });
+  });
+}
+
+// timeLoss(json { ...probe inputs, loss, path, backward, iters, warmup }) -> Promise<{ ms[], extraPeakBytes }>
+Napi::Value TimeLoss(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const core::Json o = json_arg(info, 0, "options");
+    const core::ProbeInputs in = probe_inputs(o);
+    const core::LossOptions opt = core::fused_options_from_json(core::field<core::Json>(o, "loss"));
+    const std::string path = core::field<std::string>(o, "path");
+    const bool backward = o.value("backward", true);
+    const int iters = o.value("iters", 5), warmup = o.value("warmup", 1);
+    return run_async<core::Timing>(
+        info.Env(), [=]() { return core::time_loss(in, opt, path, backward, iters, warmup); },
+        [](Napi::Env env, core::Timing& t) -> Napi::Value {
+          Napi::Object js = Napi::Object::New(env);
+          Napi::Array ms = Napi::Array::New(env, t.ms.size());
+          for (size_t i = 0; i < t.ms.size(); ++i) ms.Set(static_cast<uint32_t>(i), t.ms[i]);
+          js.Set("ms", ms);
+          js.Set("extraPeakBytes", static_cast<double>(t.extra_peak_bytes));
+          return js;
+        });
+  });
+}
+
+// useCpuIsa(name) -> whether the CPU kernel now runs that variant ("auto": the best available)
+Napi::Value UseCpuIsa(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsString()) throw ArgError("isa: expected a string", false);
+    const std::string isa = info[0].As<Napi::String>().Utf8Value();
+    if (isa != "auto" && isa != "baseline" && isa != "avx2" && isa != "avx512")
+      throw ArgError("isa: expected auto, baseline, avx2 or avx512, got '" + isa + "'", true);
+    return Napi::Boolean::New(info.Env(), cpu::use_isa(isa.c_str()));
+  });
+}
+
+Napi::Value CpuIsa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), cpu::isa_name()); }
+
+}  // namespace
+
+Napi::Object InitTesting(Napi::Env env, Napi::Object exports) {
+  platform::init_threads();
+  exports.Set("checkAgainstReference", Napi::Function::New(env, CheckAgainstReference, "checkAgainstReference"));
+  exports.Set("timeLoss", Napi::Function::New(env, TimeLoss, "timeLoss"));
+  exports.Set("useCpuIsa", Napi::Function::New(env, UseCpuIsa, "useCpuIsa"));
+  exports.Set("cpuIsa", Napi::Function::New(env, CpuIsa, "cpuIsa"));
+  return exports;
+}
+
+}  // namespace dpsm::addon
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return dpsm::addon::InitTesting(env, exports); }
+NODE_API_MODULE(dpsm_native_testing, InitModule)

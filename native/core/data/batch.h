@@ -1,0 +1,45 @@
+// What the training loop and the evaluator consume: a data set of fixed-length rows from which any set of
+// rows becomes a batch on a device. Causal language modelling is one kind; encoder–decoder batches are
+// another, behind the same interface.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include "../config.h"
+
+namespace dpsm::core {
+
+// One batch, on the model's device. Causal LM: input_ids [B, T] and targets [B, T] (targets past a row's
+// length hold the ignore index).
+struct Batch {
+  at::Tensor input_ids;
+  at::Tensor targets;
+};
+
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  virtual int64_t count() const = 0;
+  // Positions a batch needs (what a model's maximum length must cover).
+  virtual int64_t positions() const = 0;
+  virtual Batch batch(const at::Tensor& rows, int64_t ignore_index, const at::Device& device) const = 0;
+  // The data's part of a run's identity (what it is and its shape; not where it came from).
+  virtual Json describe() const = 0;
+};
+
+// Sequences packed by lib/data: tokens [S, L] (int64), lengths [S] (real tokens per row, ≥ 1). A row's input
+// is seq[:, :-1] and its target seq[:, 1:].
+class PackedSequences : public Dataset {
+ public:
+  PackedSequences(at::Tensor tokens, at::Tensor lengths) : tokens_(std::move(tokens)), lengths_(std::move(lengths)) {}
+  int64_t count() const override { return tokens_.size(0); }
+  int64_t positions() const override { return tokens_.size(1) - 1; }
+  Batch batch(const at::Tensor& rows, int64_t ignore_index, const at::Device& device) const override;
+  Json describe() const override;
+  const at::Tensor& tokens() const { return tokens_; }
+
+ private:
+  at::Tensor tokens_, lengths_;
+};
+
+}  // namespace dpsm::core

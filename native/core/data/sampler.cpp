@@ -1,0 +1,52 @@
+#include "sampler.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+namespace dpsm::core {
+namespace {
+constexpr uint64_t kSaltData = 1, kSaltNoise = 2;
+}
+
+at::Generator seeded_generator(uint64_t seed, uint64_t salt, uint64_t index) {
+  return at::detail::createCPUGenerator(seed * 0x9E3779B97F4A7C15ull ^ (salt << 48) ^ index);
+}
+
+at::Tensor BatchSampler::next() {
+  const int64_t global = batch_ * world_;
+  if (cursor + global > rows_) {
+    ++epoch;
+    cursor = 0;
+  }
+  if (perm_epoch_ != epoch) {
+    perm_ = at::randperm(rows_, seeded_generator(seed_, kSaltData, static_cast<uint64_t>(epoch)),
+                         at::TensorOptions().dtype(at::kLong));
+    perm_epoch_ = epoch;
+  }
+  at::Tensor rows = perm_.narrow(0, cursor + rank_ * batch_, batch_);
+  cursor += global;
+  return rows;
+}
+
+LabelNoiseConfig label_noise_from_json(const Json& j) {
+  LabelNoiseConfig c;
+  c.step_fraction = field<double>(j, "stepFraction");
+  c.token_fraction = field<double>(j, "tokenFraction");
+  return c;
+}
+
+bool LabelNoise::step_is_noisy(int64_t step) const {
+  if (!(c_.step_fraction > 0 && c_.token_fraction > 0)) return false;
+  const at::Generator g = seeded_generator(seed_, kSaltNoise, static_cast<uint64_t>(step) + (1ull << 40));
+  return at::rand({1}, g).item<double>() < c_.step_fraction;
+}
+
+void LabelNoise::corrupt(at::Tensor& targets, int64_t step) const {
+  at::Generator gen = seeded_generator(seed_, kSaltNoise, static_cast<uint64_t>(step));
+  const auto f32 = at::TensorOptions().dtype(at::kFloat);
+  const at::Tensor t = targets.cpu();
+  const at::Tensor pick = (at::rand(t.sizes(), gen, f32) < c_.token_fraction) & (t != ignore_);
+  const at::Tensor random = at::randint(0, vocab_, t.sizes(), gen, at::TensorOptions().dtype(at::kLong));
+  targets = at::where(pick, random, t).to(targets.device());
+}
+
+}  // namespace dpsm::core

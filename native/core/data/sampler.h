@@ -1,0 +1,55 @@
+// Which rows make each batch, and which targets label noise replaces: both drawn from generators seeded by
+// (data seed, purpose, index), so every variation of a seed sees the same batches and the same noise, on any
+// device, and a resumed run continues the same sequence.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+
+#include "../config.h"
+
+namespace dpsm::core {
+
+// A generator for one purpose (a salt) and one index (an epoch, a step).
+at::Generator seeded_generator(uint64_t seed, uint64_t salt, uint64_t index);
+
+// Seeded shuffles, one per epoch; an epoch's remainder smaller than a global batch is skipped. With world > 1
+// each global batch of batch_size·world rows is split by rank (the place a data-parallel shard goes).
+class BatchSampler {
+ public:
+  BatchSampler(int64_t rows, int64_t batch_size, uint64_t seed, int64_t rank = 0, int64_t world = 1)
+      : rows_(rows), batch_(batch_size), seed_(seed), rank_(rank), world_(world) {}
+  at::Tensor next();
+  // Position, for checkpoints.
+  int64_t epoch = 0, cursor = 0;
+
+ private:
+  int64_t rows_, batch_;
+  uint64_t seed_;
+  int64_t rank_, world_;
+  at::Tensor perm_;
+  int64_t perm_epoch_ = -1;
+};
+
+struct LabelNoiseConfig {
+  double step_fraction = 0;   // share of optimiser steps whose batches are corrupted
+  double token_fraction = 0;  // ... and the share of their targets replaced by random tokens
+};
+LabelNoiseConfig label_noise_from_json(const Json& j);
+
+class LabelNoise {
+ public:
+  LabelNoise(LabelNoiseConfig c, uint64_t seed, int64_t vocab, int64_t ignore_index)
+      : c_(c), seed_(seed), vocab_(vocab), ignore_(ignore_index) {}
+  bool step_is_noisy(int64_t step) const;
+  // Replaces the chosen targets of a noisy step (never ignored ones) by uniform random tokens.
+  void corrupt(at::Tensor& targets, int64_t step) const;
+
+ private:
+  LabelNoiseConfig c_;
+  uint64_t seed_;
+  int64_t vocab_, ignore_;
+};
+
+}  // namespace dpsm::core

@@ -1,0 +1,90 @@
+#include "objectives.h"
+
+#include <stdexcept>
+
+namespace dpsm::core {
+namespace {
+
+Kind kind_of(const std::string& s) {
+  if (s == "ce") return Kind::CE;
+  if (s == "brier") return Kind::Brier;
+  if (s == "spherical") return Kind::Spherical;
+  if (s == "dpsm") return Kind::DPSM;
+  throw std::invalid_argument("loss.kind: expected ce, brier, spherical, dpsm, label_smoothing or focal, got '" + s +
+                              "'");
+}
+
+Schedule schedule_of(const std::string& s) {
+  if (s == "linear") return Schedule::Linear;
+  if (s == "cosine") return Schedule::Cosine;
+  if (s == "fixed") return Schedule::Fixed;
+  throw std::invalid_argument("loss.schedule: expected linear, cosine or fixed, got '" + s + "'");
+}
+
+Reduction reduction_of(const std::string& s) {
+  if (s == "mean") return Reduction::Mean;
+  if (s == "sum") return Reduction::Sum;
+  if (s == "none") return Reduction::None;
+  throw std::invalid_argument("loss.reduction: expected mean, sum or none, got '" + s + "'");
+}
+
+}  // namespace
+
+LossOptions fused_options_from_json(const Json& j) {
+  LossOptions o;
+  o.spec.kind = kind_of(field<std::string>(j, "kind"));
+  if (o.spec.kind == Kind::DPSM) {
+    o.spec.schedule = schedule_of(field<std::string>(j, "schedule"));
+    if (o.spec.schedule == Schedule::Fixed)
+      o.spec.alpha = field<double>(j, "alpha");
+    else
+      o.spec.warmup_steps = field<double>(j, "warmupSteps");
+  }
+  o.ignore_index = field<int64_t>(j, "ignoreIndex");
+  o.reduction = reduction_of(field<std::string>(j, "reduction"));
+  validate_spec(o.spec);
+  return o;
+}
+
+Objective objective_from_json(const Json& j) {
+  Objective o;
+  const std::string kind = field<std::string>(j, "kind");
+  if (kind == "label_smoothing") {
+    o.type = Objective::Type::LabelSmoothing;
+    o.smoothing = field<double>(j, "smoothing");
+    o.fused.ignore_index = field<int64_t>(j, "ignoreIndex");
+  } else if (kind == "focal") {
+    o.type = Objective::Type::Focal;
+    o.gamma = field<double>(j, "gamma");
+    o.fused.ignore_index = field<int64_t>(j, "ignoreIndex");
+  } else {
+    o.fused = fused_options_from_json(j);
+  }
+  return o;
+}
+
+double objective_alpha(const Objective& o, int64_t step) {
+  return o.type == Objective::Type::Fused ? alpha_at(o.fused.spec, step) : 0.0;
+}
+
+at::Tensor objective_loss(const Objective& o, const at::Tensor& logits, const at::Tensor& targets,
+                          const at::Tensor& step, const at::Tensor& error_flag) {
+  const int64_t ignore = o.fused.ignore_index;
+  switch (o.type) {
+    case Objective::Type::LabelSmoothing:
+      return at::cross_entropy_loss(logits.to(at::kFloat), targets, {}, at::Reduction::Mean, ignore, o.smoothing);
+    case Objective::Type::Focal: {
+      // Focal loss (Lin et al. 2017) on the target: −(1 − p_y)^γ · log p_y, mean over non-ignored tokens.
+      const at::Tensor keep = targets != ignore;
+      const at::Tensor safe = at::where(keep, targets, at::zeros_like(targets));
+      const at::Tensor log_py = at::log_softmax(logits.to(at::kFloat), -1).gather(1, safe.unsqueeze(1)).squeeze(1);
+      const at::Tensor per = -(1.0 - log_py.exp()).pow(o.gamma) * log_py;
+      return (per * keep).sum() / keep.sum().clamp_min(1);
+    }
+    case Objective::Type::Fused:
+      break;
+  }
+  return dpsm_loss(logits, targets, step, o.fused, /*inplace_grad=*/true, error_flag);
+}
+
+}  // namespace dpsm::core

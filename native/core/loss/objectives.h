@@ -1,0 +1,36 @@
+// The training objectives, parsed and computed in one place: the fused kinds (ce, brier, spherical, dpsm with
+// its α schedule) through the fused kernel, and the baselines label smoothing and focal loss on plain ops.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+#include "../config.h"
+#include "fused_loss.h"
+
+namespace dpsm::core {
+
+struct Objective {
+  enum class Type { Fused, LabelSmoothing, Focal } type = Type::Fused;
+  LossOptions fused;  // Fused: the kernel's spec, ignore index and reduction; the others use ignore_index
+  double smoothing = 0;
+  double gamma = 0;
+};
+
+// From lib/'s loss document: { kind: "ce" | "brier" | "spherical" | "dpsm", schedule?, warmupSteps?, alpha?,
+// ignoreIndex, reduction } or { kind: "label_smoothing", smoothing } or { kind: "focal", gamma }.
+Objective objective_from_json(const Json& j);
+// The fused kinds alone (what DPSMLoss takes).
+LossOptions fused_options_from_json(const Json& j);
+
+// α the objective puts on Brier at an optimiser step (0 for the baselines).
+double objective_alpha(const Objective& o, int64_t step);
+
+// The mean loss over non-ignored targets of logits [N, V]; `step` is the fused kernel's int64 step tensor.
+// The fused kinds write their gradient over the logits (an LM head's output, which nothing else saves) and
+// flag out-of-range targets in `error_flag` (see throw_if_target_flagged).
+at::Tensor objective_loss(const Objective& o, const at::Tensor& logits, const at::Tensor& targets,
+                          const at::Tensor& step, const at::Tensor& error_flag);
+
+}  // namespace dpsm::core

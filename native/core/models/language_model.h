@@ -1,0 +1,41 @@
+// What the training loop, the evaluator and generation need of a model, whatever its family: final hidden
+// states for a batch, the output projection to the vocabulary, its config document and Hugging Face
+// save. A family is one file (e.g. gpt2.cpp) plus its entry in registry.cpp; lib/models/ holds its presets
+// and the validation of its config.
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include <memory>
+#include <string>
+
+#include "../config.h"
+#include "../data/batch.h"
+
+namespace dpsm::core {
+
+class LanguageModel : public torch::nn::Module {
+ public:
+  // Final hidden states [B, T, d] for the batch's inputs.
+  virtual at::Tensor hidden(const Batch& batch) = 0;
+  // Logits [..., V] of hidden states [..., d] (the output embedding, plus a bias where the family has one).
+  virtual at::Tensor logits(const at::Tensor& hidden_states) = 0;
+  // The model's config as Hugging Face's config.json states it (the document it was built from).
+  virtual Json config() const = 0;
+  virtual int64_t vocab_size() const = 0;
+  virtual int64_t max_positions() const = 0;
+  // The family's initialisation, drawn on the CPU from `seed` so every device gets the same weights.
+  virtual void init_weights(uint64_t seed) = 0;
+  // Hugging Face parameter names ↔ tensors: what save_hf writes and load_hf_weights expects.
+  virtual void load_hf_weights(const std::string& safetensors_path) = 0;
+
+  at::Device device() { return parameters().front().device(); }
+  int64_t parameter_count();
+  // <dir>/model.safetensors and <dir>/config.json in Hugging Face's layout, each written atomically.
+  void save_hf(const std::string& dir);
+};
+
+// A model of the family named by the config document's "model_type" ("gpt2"); throws naming it otherwise.
+std::shared_ptr<LanguageModel> make_model(const Json& hf_config);
+
+}  // namespace dpsm::core

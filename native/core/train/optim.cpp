@@ -1,0 +1,70 @@
+#include "optim.h"
+
+#include <torch/csrc/autograd/grad_mode.h>
+#include <torch/nn/utils/clip_grad.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace dpsm::core {
+
+OptimConfig optim_config_from_json(const Json& j) {
+  OptimConfig c;
+  c.lr = field<double>(j, "lr");
+  c.min_lr_ratio = field<double>(j, "minLrRatio");
+  c.weight_decay = field<double>(j, "weightDecay");
+  const auto betas = field<std::vector<double>>(j, "betas");
+  if (betas.size() != 2) throw std::invalid_argument("config: field 'betas' must hold two numbers");
+  c.beta1 = betas[0];
+  c.beta2 = betas[1];
+  c.eps = field<double>(j, "eps");
+  c.grad_clip = field<double>(j, "gradClip");
+  c.warmup_steps = field<int64_t>(j, "lrWarmupSteps");
+  c.max_steps = field<int64_t>(j, "maxSteps");
+  return c;
+}
+
+double lr_at(const OptimConfig& c, int64_t step) {
+  if (c.warmup_steps > 0 && step < c.warmup_steps)
+    return c.lr * static_cast<double>(step + 1) / static_cast<double>(c.warmup_steps);
+  const double span = std::max<int64_t>(1, c.max_steps - c.warmup_steps);
+  const double progress = std::min(1.0, static_cast<double>(step - c.warmup_steps) / span);
+  const double min_lr = c.lr * c.min_lr_ratio;
+  return min_lr + 0.5 * (c.lr - min_lr) * (1.0 + std::cos(M_PI * progress));
+}
+
+double clip_gradients(const std::vector<at::Tensor>& params, const OptimConfig& c) {
+  if (!(c.grad_clip > 0)) return 0;
+  return torch::nn::utils::clip_grad_norm_(params, c.grad_clip);
+}
+
+AdamW::AdamW(std::vector<std::string> n, std::vector<at::Tensor> p, const OptimConfig& c)
+    : names(std::move(n)), params(std::move(p)), c_(c) {
+  for (const at::Tensor& t : params) {
+    exp_avg.push_back(at::zeros_like(t));
+    exp_avg_sq.push_back(at::zeros_like(t));
+    decay_.push_back(t.dim() >= 2);  // matrices and embeddings decay; biases and LayerNorms do not
+  }
+}
+
+void AdamW::step(double lr, int64_t step) {
+  at::NoGradGuard no_grad;
+  const double t = static_cast<double>(step + 1);
+  const double bc1 = 1.0 - std::pow(c_.beta1, t), bc2 = 1.0 - std::pow(c_.beta2, t);
+  for (size_t i = 0; i < params.size(); ++i) {
+    at::Tensor p = params[i];
+    const at::Tensor& g = p.grad();
+    if (!g.defined()) continue;
+    exp_avg[i].mul_(c_.beta1).add_(g, 1.0 - c_.beta1);
+    exp_avg_sq[i].mul_(c_.beta2).addcmul_(g, g, 1.0 - c_.beta2);
+    if (decay_[i] && c_.weight_decay > 0) p.mul_(1.0 - lr * c_.weight_decay);
+    const at::Tensor denom = (exp_avg_sq[i].sqrt() / std::sqrt(bc2)).add_(c_.eps);
+    p.addcdiv_(exp_avg[i], denom, -lr / bc1);
+  }
+}
+
+void AdamW::zero_grad() {
+  for (at::Tensor p : params) p.mutable_grad() = at::Tensor();
+}
+
+}  // namespace dpsm::core

@@ -1,0 +1,227 @@
+#include "trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <chrono>
+#include <mutex>
+#include <stdexcept>
+
+#include "../platform.h"
+
+namespace dpsm::core {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::vector<std::string> names_of(LanguageModel& m) {
+  std::vector<std::string> out;
+  for (const auto& p : m.named_parameters()) out.push_back(p.key());
+  return out;
+}
+
+std::vector<at::Tensor> params_of(LanguageModel& m) {
+  std::vector<at::Tensor> out;
+  for (const auto& p : m.named_parameters()) out.push_back(p.value());
+  return out;
+}
+
+}  // namespace
+
+TrainConfig train_config_from_json(const Json& j) {
+  TrainConfig c;
+  c.seed = field<uint64_t>(j, "seed");
+  c.data_seed = field<uint64_t>(j, "dataSeed");
+  c.batch_size = field<int64_t>(j, "batchSize");
+  c.grad_accum = field<int64_t>(j, "gradAccumulation");
+  c.max_steps = field<int64_t>(j, "maxSteps");
+  c.eval_every = field<int64_t>(j, "evalEvery");
+  c.eval_max_sequences = field<int64_t>(j, "evalMaxSequences");
+  c.patience = field<int64_t>(j, "patience");
+  c.run_dir = field<std::string>(j, "runDir");
+  c.bf16 = field<std::string>(j, "precision") == "bf16";
+  c.optim = optim_config_from_json(j);
+  c.objective = objective_from_json(field<Json>(j, "loss"));
+  c.label_noise = label_noise_from_json(field<Json>(j, "labelNoise"));
+  c.document = j;
+  return c;
+}
+
+Trainer::Trainer(std::shared_ptr<LanguageModel> model, TrainConfig config, std::shared_ptr<const Dataset> train,
+                 std::shared_ptr<const Dataset> valid)
+    : model_(std::move(model)),
+      cfg_(std::move(config)),
+      train_(std::move(train)),
+      valid_(std::move(valid)),
+      device_(model_->device()),
+      optim_(names_of(*model_), params_of(*model_), cfg_.optim),
+      sampler_(train_->count(), cfg_.batch_size, cfg_.data_seed),
+      noise_(cfg_.label_noise, cfg_.data_seed, model_->vocab_size(), cfg_.objective.fused.ignore_index) {
+  // What lib/ cannot know before the data is prepared, and what would otherwise fail deep inside libtorch.
+  auto need = [](bool ok, const std::string& m) {
+    if (!ok) throw std::invalid_argument(m);
+  };
+  need(train_->count() >= cfg_.batch_size, "train data: " + std::to_string(train_->count()) +
+                                               " sequences, fewer than one batch of " +
+                                               std::to_string(cfg_.batch_size));
+  need(valid_->count() >= 1, "validation data: expected at least one sequence");
+  for (const auto* d : {train_.get(), valid_.get()})
+    need(d->positions() <= model_->max_positions(),
+         "contextLength: sequences of " + std::to_string(d->positions() + 1) + " tokens need " +
+             std::to_string(d->positions()) + " positions, the model has " +
+             std::to_string(model_->max_positions()));
+  loss_step_ = at::zeros({}, at::TensorOptions().dtype(at::kLong).device(device_));
+  error_flag_ = at::zeros({}, at::TensorOptions().dtype(at::kInt).device(device_));
+}
+
+std::string Trainer::fingerprint() const {
+  Json trainer = cfg_.document;
+  trainer.erase("runDir");  // where the run lives, not what it is
+  return canonical({{"model", model_->config()}, {"trainer", trainer}, {"data", train_->describe()}});
+}
+
+void Trainer::checkpoint(const std::string& which, double elapsed_s) {
+  TrainingState s = state_;
+  s.epoch = sampler_.epoch;
+  s.cursor = sampler_.cursor;
+  s.elapsed_s = elapsed_s;
+  save_checkpoint(cfg_.run_dir + "/" + which, *model_, optim_, s, fingerprint());
+}
+
+// Returns whether early stopping now ends the run.
+bool Trainer::evaluate_and_checkpoint(const std::function<void(const ProgressRecord&)>& emit, double elapsed_s) {
+  EvalOptions eo;
+  eo.temperatures = {1.0};
+  eo.batch_size = cfg_.batch_size;
+  eo.max_sequences = cfg_.eval_max_sequences;
+  eo.bf16 = cfg_.bf16;
+  ProgressRecord r;
+  r.type = ProgressRecord::Type::Eval;
+  r.step = state_.step;
+  r.eval = evaluate(*model_, *valid_, eo).front();
+  const double nll = r.eval.tokens > 0 ? r.eval.nll : 0.0;
+  r.improved = !state_.has_best || nll < state_.best_nll;
+  if (r.improved) {
+    state_.has_best = true;
+    state_.best_nll = nll;
+    state_.best_step = state_.step;
+    state_.bad_evals = 0;
+  } else {
+    ++state_.bad_evals;
+  }
+  r.elapsed_s = elapsed_s;
+  r.peak_memory_bytes = platform::peak_memory_bytes(device_);
+  r.best_step = state_.best_step;
+  r.best_nll = state_.best_nll;
+  emit(r);
+  if (!cfg_.run_dir.empty()) {
+    checkpoint("last", elapsed_s);
+    if (r.improved) checkpoint("best", elapsed_s);
+    ProgressRecord c;
+    c.type = ProgressRecord::Type::Checkpoint;
+    c.step = state_.step;
+    c.path = cfg_.run_dir + "/last";
+    c.improved = r.improved;
+    emit(c);
+  }
+  return cfg_.patience > 0 && state_.bad_evals >= cfg_.patience;
+}
+
+void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const std::atomic<bool>& abort) {
+  if (load_checkpoint(cfg_.run_dir, optim_, state_, fingerprint(), device_)) {
+    sampler_.epoch = state_.epoch;
+    sampler_.cursor = state_.cursor;
+    loss_step_.fill_(state_.step);
+  } else {
+    // A fresh run: the dropout stream starts from the seed, like the weights.
+    at::Generator g = at::detail::getDefaultCPUGenerator();
+    {
+      std::lock_guard<std::mutex> lock(g.mutex());
+      g.set_current_seed(cfg_.seed);
+    }
+    if (auto cg = platform::default_cuda_generator(device_)) {
+      std::lock_guard<std::mutex> lock(cg->mutex());
+      cg->set_current_seed(cfg_.seed);
+    }
+  }
+  // Peaks are per run: a process that trains several models reports each one's own high-water mark.
+  platform::reset_peak_memory(device_);
+  model_->train();
+  const double elapsed_before = state_.elapsed_s;
+  const auto t_start = Clock::now();
+  auto elapsed = [&] { return elapsed_before + std::chrono::duration<double>(Clock::now() - t_start).count(); };
+  const int64_t ignore = cfg_.objective.fused.ignore_index;
+  std::string reason = "max_steps";
+
+  // A run that early-stopped before it was interrupted stays stopped.
+  bool stop = cfg_.patience > 0 && state_.bad_evals >= cfg_.patience;
+  if (stop) reason = "early_stopping";
+  while (state_.step < cfg_.max_steps && !stop) {
+    if (abort.load()) {
+      reason = "aborted";
+      break;
+    }
+    const auto t0 = Clock::now();
+    const int64_t step = state_.step;
+    const double lr = lr_at(cfg_.optim, step);
+    const bool noisy = noise_.step_is_noisy(step);
+    at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(device_));
+    int64_t tokens = 0;
+    for (int64_t micro = 0; micro < cfg_.grad_accum; ++micro) {
+      Batch b = train_->batch(sampler_.next(), ignore, device_);
+      if (noisy) noise_.corrupt(b.targets, step);
+      tokens += (b.targets != ignore).sum().item<int64_t>();
+      at::Tensor logits;
+      {
+        platform::AutocastBF16 autocast(cfg_.bf16, device_);
+        logits = model_->logits(model_->hidden(b));
+      }
+      const at::Tensor loss = objective_loss(cfg_.objective, logits.reshape({-1, logits.size(-1)}),
+                                             b.targets.reshape({-1}), loss_step_, error_flag_);
+      (loss / static_cast<double>(cfg_.grad_accum)).backward();
+      loss_sum += loss.detach().to(at::kFloat);
+    }
+    const double grad_norm = clip_gradients(optim_.params, cfg_.optim);
+    optim_.step(lr, step);
+    optim_.zero_grad();
+    loss_step_.add_(1);  // one optimiser step: α moves on (never per micro-batch, never in evaluation)
+    ++state_.step;
+    state_.tokens_seen += tokens;
+
+    ProgressRecord r;
+    r.type = ProgressRecord::Type::Step;
+    r.step = state_.step;
+    r.loss = loss_sum.item<double>() / static_cast<double>(cfg_.grad_accum);
+    throw_if_target_flagged(error_flag_, model_->vocab_size(), ignore);  // the line above synchronised
+    r.alpha = objective_alpha(cfg_.objective, step);  // the α this step's kernel read
+    r.lr = lr;
+    r.grad_norm = grad_norm;
+    r.noisy = noisy;
+    r.step_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    r.tokens_per_s = static_cast<double>(tokens) / (r.step_ms / 1000.0);
+    r.tokens_seen = state_.tokens_seen;
+    r.elapsed_s = elapsed();
+    r.peak_memory_bytes = platform::peak_memory_bytes(device_);
+    emit(r);
+
+    if (state_.step % cfg_.eval_every == 0 || state_.step == cfg_.max_steps) {
+      if (evaluate_and_checkpoint(emit, elapsed())) {
+        reason = "early_stopping";
+        stop = true;
+      }
+    }
+  }
+  if (reason == "aborted" && !cfg_.run_dir.empty()) checkpoint("last", elapsed());
+  ProgressRecord done;
+  done.type = ProgressRecord::Type::Done;
+  done.step = state_.step;
+  done.reason = reason;
+  done.elapsed_s = elapsed();
+  done.tokens_seen = state_.tokens_seen;
+  done.best_step = state_.best_step;
+  done.best_nll = state_.best_nll;
+  done.peak_memory_bytes = platform::peak_memory_bytes(device_);
+  emit(done);
+}
+
+}  // namespace dpsm::core

@@ -1,0 +1,89 @@
+// The training loop, all of it in C++ on one thread: sampled batches → model → objective (the fused DPSM
+// kernel, or a baseline) → backward → clip → AdamW → LR schedule; evaluation, early stopping and
+// checkpoints. What each of those does lives in its own file; this one only orders them. Progress leaves as
+// small records through a callback.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "../config.h"
+#include "../data/batch.h"
+#include "../data/sampler.h"
+#include "../eval/evaluator.h"
+#include "../loss/objectives.h"
+#include "../models/language_model.h"
+#include "checkpoint.h"
+#include "optim.h"
+
+namespace dpsm::core {
+
+struct TrainConfig {
+  uint64_t seed = 0;       // model initialisation and dropout
+  uint64_t data_seed = 0;  // batch order and label noise: fixed across variations
+  int64_t batch_size = 0;  // sequences per micro-batch
+  int64_t grad_accum = 0;  // micro-batches per optimiser step
+  int64_t max_steps = 0;
+  int64_t eval_every = 0;
+  int64_t eval_max_sequences = 0;  // 0: the whole validation set
+  int64_t patience = 0;            // evaluations without improvement before stopping; 0: never
+  std::string run_dir;             // checkpoints go to run_dir/{last,best}; empty: none
+  bool bf16 = false;               // bf16 autocast (CUDA or CPU); master weights stay fp32
+  OptimConfig optim;
+  Objective objective;
+  LabelNoiseConfig label_noise;
+  Json document;  // the document all of the above came from
+};
+// lib/'s trainer document (lib/schemas/trainer.ts states every field and its default).
+TrainConfig train_config_from_json(const Json& j);
+
+struct ProgressRecord {
+  enum class Type { Step, Eval, Checkpoint, Done } type = Type::Step;
+  int64_t step = 0;
+  double loss = 0, alpha = 0, lr = 0, grad_norm = 0;
+  double step_ms = 0, tokens_per_s = 0, elapsed_s = 0;
+  int64_t tokens_seen = 0;
+  int64_t peak_memory_bytes = -1;
+  bool noisy = false;
+  // Eval
+  EvalMetrics eval;
+  bool improved = false;
+  // Checkpoint / Done
+  std::string path, reason;
+  int64_t best_step = -1;
+  double best_nll = 0;
+};
+
+class Trainer {
+ public:
+  Trainer(std::shared_ptr<LanguageModel> model, TrainConfig config, std::shared_ptr<const Dataset> train,
+          std::shared_ptr<const Dataset> valid);
+
+  // Trains until max_steps, early stopping or `abort` (checked at each step boundary; the state is then
+  // checkpointed). Resumes from run_dir/last when it holds a checkpoint of the same run. `emit` runs on
+  // the calling thread.
+  void fit(const std::function<void(const ProgressRecord&)>& emit, const std::atomic<bool>& abort);
+
+  // The run's identity: the canonical dump of the model's config, the trainer document (less the settings
+  // that do not change the curve) and the data's shape. A checkpoint of another run is refused.
+  std::string fingerprint() const;
+
+ private:
+  bool evaluate_and_checkpoint(const std::function<void(const ProgressRecord&)>& emit, double elapsed_s);
+  void checkpoint(const std::string& which, double elapsed_s);
+
+  std::shared_ptr<LanguageModel> model_;
+  TrainConfig cfg_;
+  std::shared_ptr<const Dataset> train_, valid_;
+  at::Device device_;
+  AdamW optim_;
+  BatchSampler sampler_;
+  LabelNoise noise_;
+  at::Tensor loss_step_;   // the fused kernel's step counter, on the model's device
+  at::Tensor error_flag_;  // set by the kernel on an out-of-range target; read where the step syncs anyway
+  TrainingState state_;
+};
+
+}  // namespace dpsm::core
