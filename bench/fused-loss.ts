@@ -11,7 +11,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 
 import { buildInfo } from "../lib/index.ts";
-import { native, type LossTiming } from "../lib/native.ts";
+import { type LossTiming, probes } from "../test/helpers/testing-addon.ts";
 import { fmt, formatTable, median } from "../lib/report/table.ts";
 
 const { values: args } = parseArgs({
@@ -107,9 +107,9 @@ for (const device of devices) {
         const base = { rows, vocab, dtype: dtype as "float32", device, ...LOSS, backward, iters, warmup, seed: 1 };
         const pass = backward ? "forward+backward" : "forward";
         process.stdout.write(`  ${device} ${dtype} ${rows}×${vocab} ${pass}: fused… `);
-        const fused = await native().timeLoss({ ...base, path: "fused" });
+        const fused = await probes.timeLoss({ ...base, path: "fused" });
         process.stdout.write("composite… ");
-        const composite = await native().timeLoss({ ...base, path: "composite" });
+        const composite = await probes.timeLoss({ ...base, path: "composite" });
         process.stdout.write(python ? "python torch…" : "");
         const py = pythonTiming(rows, vocab, dtype, device, backward);
         const row: Row = {

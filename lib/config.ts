@@ -1,5 +1,6 @@
-// Validated configuration: zod schemas for every public options object, and one way of turning a schema
-// failure into a JS error that names the argument, what was expected and what was given.
+// The loss kinds, stated once: the fused kinds DPSMLoss computes (ce, brier, spherical, dpsm with its α
+// schedule) and the baselines the Trainer also trains with (label smoothing, focal loss); and one way of
+// turning a schema failure into a JS error that names the argument, what was expected and what was given.
 import { z } from "zod";
 
 export const LOSS_KINDS = ["ce", "brier", "spherical", "dpsm"] as const;
@@ -43,6 +44,25 @@ export const LossConfigSchema = z
 
 export type LossConfigInput = z.input<typeof LossConfigSchema>;
 export type LossConfig = z.output<typeof LossConfigSchema>;
+
+export const BASELINE_KINDS = ["label_smoothing", "focal"] as const;
+/** Baselines trained on plain ops: cross-entropy with label smoothing, focal loss (Lin et al. 2017). */
+export const BaselineLossSchema = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("label_smoothing"), smoothing: z.number().min(0).max(1).default(0.1), ignoreIndex: z.number().int().default(-100) }).strict(),
+  z.object({ kind: z.literal("focal"), gamma: z.number().min(0).finite().default(2), ignoreIndex: z.number().int().default(-100) }).strict(),
+]);
+/** What the Trainer trains with: any DPSMLoss config (mean reduction), or a baseline. */
+export type TrainLossInput = LossConfigInput | z.input<typeof BaselineLossSchema>;
+export type TrainLoss = LossConfig | z.output<typeof BaselineLossSchema>;
+
+/** A training loss validated by the schema its kind belongs to; `where` names it in errors. */
+export function parseTrainLoss(value: unknown, where: string): TrainLoss {
+  const kind = (value as { kind?: unknown } | null)?.kind;
+  if ((BASELINE_KINDS as readonly unknown[]).includes(kind)) return parseOrThrow(BaselineLossSchema, value, where);
+  const l = parseOrThrow(LossConfigSchema, value, where);
+  if (l.reduction !== "mean") throw new RangeError(`${where}.reduction: training uses the mean over tokens, got "${l.reduction}"`);
+  return l;
+}
 
 function describe(value: unknown): string {
   if (typeof value === "number" || typeof value === "boolean" || value === null || value === undefined) {

@@ -1,6 +1,7 @@
 // Evaluation of a GPT-2 over a packed split, in one pass of the model: NLL, PPL, token accuracy, ECE with 10
-// and 100 bins, Brier, spherical score and reliability bins (DESIGN.md, "Definitions"), at T = 1 or any
-// temperatures; and post-hoc temperature scaling fitted on validation NLL.
+// and 100 bins, Brier, spherical score and reliability bins (docs/metrics.md), at T = 1 or any temperatures;
+// and post-hoc temperature scaling fitted on validation NLL. The metrics are computed natively
+// (native/core/eval/metrics.cpp) and reported as they come.
 import { z } from "zod";
 
 import { parseOrThrow } from "./config.ts";
@@ -55,7 +56,7 @@ export class Evaluator {
   /** Metrics at several temperatures from one pass of the model. */
   async evaluateAt(data: PackedTokens, temperatures: number[]): Promise<EvalMetrics[]> {
     const ts = parseOrThrow(z.array(temperature).min(1), temperatures, "temperatures");
-    return this.model.native.evaluate(toNativeSequences(data), { ...this.options, temperatures: ts });
+    return this.model.native.evaluate(toNativeSequences(data), JSON.stringify({ ...this.options, temperatures: ts }));
   }
 
   /** Post-hoc temperature scaling: the T minimising NLL on `valid` (log-spaced grid + parabolic refinement). */
@@ -66,6 +67,6 @@ export class Evaluator {
       "grid",
     );
     if (g.max <= g.min) throw new RangeError(`grid.max: expected a number > grid.min (${g.min}), got ${g.max}`);
-    return this.model.native.fitTemperature(toNativeSequences(valid), { ...this.options, ...g });
+    return this.model.native.fitTemperature(toNativeSequences(valid), JSON.stringify({ ...this.options, ...g, temperatures: [] }));
   }
 }

@@ -11,7 +11,7 @@ export {
   type Reduction,
   type Schedule,
 } from "./config.ts";
-export { GPT2Model, MODEL_SIZES, type ModelOptions, type ModelSize } from "./model.ts";
+export { GPT2_PRESETS, GPT2Model, MODEL_SIZES, type GenerateOptions, type GPT2Config, type ModelOptions, type ModelSize } from "./model.ts";
 export {
   Trainer,
   TrainerOptionsSchema,
@@ -26,4 +26,4 @@ export {
 } from "./trainer.ts";
 export { Evaluator, type EvalMetrics, type EvaluatorOptions, type ReliabilityBin, type TemperatureFit } from "./evaluator.ts";
 export { prepareLanguageModelData, readOodDocuments, OOD_NAMES, type PackedTokens, type OodName } from "./data/index.ts";
-export { buildInfo, setNumThreads, type BuildInfo, type GPT2Config } from "./native.ts";
+export { buildInfo, setNumThreads, type BuildInfo } from "./native.ts";

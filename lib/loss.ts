@@ -1,7 +1,7 @@
 // DPSMLoss: the fused softmax + CE + Brier (+ spherical) loss with its α schedule, on JS arrays.
 // The step counter lives here; the kernel reads it, and only advance() moves it (once per optimiser step).
 import { type LossConfig, type LossConfigInput, LossConfigSchema, parseOrThrow, REDUCTIONS, type Reduction } from "./config.ts";
-import { native, type NativeLossOptions } from "./native.ts";
+import { native } from "./native.ts";
 
 export interface ForwardOptions {
   /** V, the number of classes (logits per token). */
@@ -48,26 +48,6 @@ export interface LossResult {
   stats?: TokenStats;
 }
 
-const STAT_COUNT = 5;
-
-function splitStats(raw: Float32Array, n: number): TokenStats {
-  const s: TokenStats = {
-    nll: new Float32Array(n),
-    pY: new Float32Array(n),
-    maxP: new Float32Array(n),
-    hit: new Uint8Array(n),
-    sqNorm: new Float32Array(n),
-  };
-  for (let i = 0, o = 0; i < n; i++, o += STAT_COUNT) {
-    s.nll[i] = raw[o]!;
-    s.pY[i] = raw[o + 1]!;
-    s.maxP[i] = raw[o + 2]!;
-    s.hit[i] = raw[o + 3]!;
-    s.sqNorm[i] = raw[o + 4]!;
-  }
-  return s;
-}
-
 function checkStep(step: unknown, name: string): number {
   if (typeof step !== "number" || !Number.isSafeInteger(step) || step < 0) {
     const err = typeof step === "number" ? RangeError : TypeError;
@@ -112,7 +92,7 @@ export class DPSMLoss {
 
   /** α at `step` (default: the current step), from the same closed form the kernel evaluates. */
   alphaAt(step: number = this.#step): number {
-    return native().alphaAt(this.#nativeOptions(), checkStep(step, "step"));
+    return native().alphaAt(JSON.stringify(this.config), checkStep(step, "step"));
   }
 
   /**
@@ -148,16 +128,18 @@ export class DPSMLoss {
         throw new TypeError(`options.${key}: expected a boolean, got ${typeName(options[key])}`);
       }
     }
-    const r = native().lossForward(logits, targets, {
-      ...this.#nativeOptions(),
-      reduction,
-      ignoreIndex,
-      vocabSize,
-      step,
-      grad: options.grad ?? true,
-      inPlace: options.inPlace ?? false,
-      stats: options.stats ?? false,
-    });
+    const r = native().lossForward(
+      logits,
+      targets,
+      JSON.stringify({
+        loss: { ...this.config, reduction, ignoreIndex },
+        vocabSize,
+        step,
+        grad: options.grad ?? true,
+        inPlace: options.inPlace ?? false,
+        stats: options.stats ?? false,
+      }),
+    );
     const out: LossResult = { loss: 0, alpha: r.alpha, count: r.count };
     if (typeof r.loss === "number") {
       out.loss = r.loss;
@@ -166,18 +148,10 @@ export class DPSMLoss {
       out.loss = r.loss.reduce((a, b) => a + b, 0);
     }
     if (r.grad) out.grad = r.grad;
-    if (r.stats) out.stats = splitStats(r.stats, targets.length);
+    if (r.stats) out.stats = r.stats;
     return out;
   }
 
-  #nativeOptions(): NativeLossOptions {
-    const c = this.config;
-    const o: NativeLossOptions = { kind: c.kind, ignoreIndex: c.ignoreIndex, reduction: c.reduction };
-    if (c.schedule !== undefined) o.schedule = c.schedule;
-    if (c.warmupSteps !== undefined) o.warmupSteps = c.warmupSteps;
-    if (c.alpha !== undefined) o.alpha = c.alpha;
-    return o;
-  }
 }
 
 function typeName(v: unknown): string {

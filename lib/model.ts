@@ -1,23 +1,46 @@
-// GPT-2 models: created from a size or config (GPT-2 initialisation, seeded), or loaded from a folder in
-// Hugging Face's layout (config.json + model.safetensors), and saved the same way.
+// GPT-2 models: created from a preset size or dimensions (GPT-2 initialisation, seeded), or loaded from a
+// folder in Hugging Face's layout (config.json + model.safetensors), and saved the same way. This file owns
+// the presets and the validation of GPT-2's config; the native core receives the config as config.json
+// states it.
 import fs from "node:fs";
 import path from "node:path";
 
 import { z } from "zod";
 
 import { parseOrThrow } from "./config.ts";
-import { type GPT2Config, native, type NativeModel } from "./native.ts";
+import { native, type NativeModel } from "./native.ts";
 
 export const MODEL_SIZES = ["tiny", "small", "medium", "large"] as const;
 export type ModelSize = (typeof MODEL_SIZES)[number];
 
+/** GPT-2 dimensions (Hugging Face's names in camelCase). */
+export interface GPT2Config {
+  vocabSize: number;
+  nPositions: number;
+  nEmbd: number;
+  nLayer: number;
+  nHead: number;
+  dropout: number;
+  layerNormEpsilon: number;
+}
+
+const SMALL: GPT2Config = { vocabSize: 50257, nPositions: 1024, nEmbd: 768, nLayer: 12, nHead: 12, dropout: 0, layerNormEpsilon: 1e-5 };
+/** tiny (CPU: 4 layers × 128, 256 positions), small (124M), medium (355M), large (774M). */
+export const GPT2_PRESETS: Readonly<Record<ModelSize, Readonly<GPT2Config>>> = {
+  tiny: { ...SMALL, nPositions: 256, nEmbd: 128, nLayer: 4, nHead: 4 },
+  small: SMALL,
+  medium: { ...SMALL, nEmbd: 1024, nLayer: 24, nHead: 16 },
+  large: { ...SMALL, nEmbd: 1280, nLayer: 36, nHead: 20 },
+};
+
 const positiveInt = () => z.number().int().min(1);
+const device = () => z.string().regex(/^(cpu|cuda(:\d+)?)$/, "expected cpu, cuda or cuda:N").default("cpu");
+const headsDivide = (embd: number | undefined, heads: number | undefined) => embd === undefined || heads === undefined || embd % heads === 0;
 
 export const ModelOptionsSchema = z
   .object({
-    /** a preset: tiny (CPU: 4 layers × 128, 256 positions), small (124M), medium (355M), large (774M) */
+    /** a preset; any field below overrides it (the default preset is small) */
     size: z.enum(MODEL_SIZES).optional(),
-    /** any field overrides the preset (or GPT-2 small's defaults) */
     vocabSize: z.number().int().min(2).optional(),
     nPositions: z.number().int().min(2).optional(),
     nEmbd: positiveInt().optional(),
@@ -26,29 +49,92 @@ export const ModelOptionsSchema = z
     dropout: z.number().min(0).lt(1).optional(),
     layerNormEpsilon: z.number().positive().optional(),
     seed: z.number().int().min(0).default(0),
-    device: z.string().regex(/^(cpu|cuda(:\d+)?)$/, "expected cpu, cuda or cuda:N").default("cpu"),
+    device: device(),
   })
   .strict()
   .superRefine((o, ctx) => {
-    if (o.nEmbd !== undefined && o.nHead !== undefined && o.nEmbd % o.nHead !== 0) {
+    if (!headsDivide(o.nEmbd, o.nHead)) {
       ctx.addIssue({ code: "custom", path: ["nEmbd"], message: `must be a multiple of nHead (${o.nHead})` });
     }
   });
 export type ModelOptions = z.input<typeof ModelOptionsSchema>;
 
+/** The dimensions `options` describe: the preset (small by default) with any field overridden. */
+export function resolveGPT2Config(options: z.output<typeof ModelOptionsSchema>): GPT2Config {
+  const { size, seed: _seed, device: _device, ...overrides } = options;
+  const c = { ...GPT2_PRESETS[size ?? "small"], ...overrides };
+  if (c.nEmbd % c.nHead !== 0) {
+    throw new RangeError(`model.nEmbd: must be a multiple of nHead (${c.nHead}), got ${c.nEmbd}`);
+  }
+  return c;
+}
+
+// Hugging Face's GPT2Config as config.json states it, with transformers' defaults for absent fields; what the
+// native GPT-2 implements (GELU tanh, n_inner = 4·n_embd) is enforced here.
+const HfConfigSchema = z
+  .object({
+    model_type: z.literal("gpt2").default("gpt2"),
+    vocab_size: z.number().int().min(2).default(50257),
+    n_positions: z.number().int().min(2).default(1024),
+    n_embd: positiveInt().default(768),
+    n_layer: positiveInt().default(12),
+    n_head: positiveInt().default(12),
+    n_inner: positiveInt().nullable().default(null),
+    activation_function: z.enum(["gelu_new", "gelu_pytorch_tanh"]).default("gelu_new"),
+    layer_norm_epsilon: z.number().positive().default(1e-5),
+    resid_pdrop: z.number().min(0).lt(1).default(0.1),
+  })
+  .passthrough()
+  .superRefine((c, ctx) => {
+    if (c.n_embd % c.n_head !== 0) {
+      ctx.addIssue({ code: "custom", path: ["n_embd"], message: `must be a multiple of n_head (${c.n_head})` });
+    }
+    if (c.n_inner !== null && c.n_inner !== 4 * c.n_embd) {
+      ctx.addIssue({ code: "custom", path: ["n_inner"], message: "other than 4·n_embd is not supported" });
+    }
+  });
+
+function hfConfigOf(c: GPT2Config): z.input<typeof HfConfigSchema> {
+  return {
+    model_type: "gpt2",
+    vocab_size: c.vocabSize,
+    n_positions: c.nPositions,
+    n_embd: c.nEmbd,
+    n_layer: c.nLayer,
+    n_head: c.nHead,
+    layer_norm_epsilon: c.layerNormEpsilon,
+    resid_pdrop: c.dropout,
+  };
+}
+
+function configOfHf(text: string): GPT2Config {
+  const j = JSON.parse(text) as z.output<typeof HfConfigSchema>;
+  return {
+    vocabSize: j.vocab_size,
+    nPositions: j.n_positions,
+    nEmbd: j.n_embd,
+    nLayer: j.n_layer,
+    nHead: j.n_head,
+    dropout: j.resid_pdrop,
+    layerNormEpsilon: j.layer_norm_epsilon,
+  };
+}
+
 export class GPT2Model {
   /** @internal */
   readonly native: NativeModel;
+  readonly config: Readonly<GPT2Config>;
 
   private constructor(m: NativeModel) {
     this.native = m;
+    this.config = Object.freeze(configOfHf(m.config));
   }
 
   /** A new model with GPT-2's initialisation (N(0, 0.02), residual projections scaled by 1/√(2·nLayer)). */
   static create(options: ModelOptions): GPT2Model {
     const o = parseOrThrow(ModelOptionsSchema, options, "model");
-    const { seed, device, ...config } = o;
-    return new GPT2Model(new (native().Model)({ config, seed, device }));
+    const config = hfConfigOf(resolveGPT2Config(o));
+    return new GPT2Model(new (native().Model)(JSON.stringify({ config, seed: o.seed, device: o.device })));
   }
 
   /** Weights from a Hugging Face GPT-2 folder (config.json + model.safetensors), ours or theirs. */
@@ -56,11 +142,17 @@ export class GPT2Model {
     for (const f of ["config.json", "model.safetensors"]) {
       if (!fs.existsSync(path.join(dir, f))) throw new Error(`GPT2Model.load: ${path.join(dir, f)} not found`);
     }
-    return new GPT2Model(new (native().Model)({ load: dir, device: options.device ?? "cpu" }));
-  }
-
-  get config(): GPT2Config {
-    return this.native.config;
+    const file = path.join(dir, "config.json");
+    let raw: unknown;
+    try {
+      raw = JSON.parse(fs.readFileSync(file, "utf8"));
+    } catch (e) {
+      throw new Error(`GPT2Model.load: ${file} is not valid JSON (${(e as Error).message})`, { cause: e });
+    }
+    const config = parseOrThrow(HfConfigSchema, raw, file);
+    const { device: d } = parseOrThrow(z.object({ device: device() }).strict(), options, "GPT2Model.load options");
+    const weights = path.resolve(dir, "model.safetensors");
+    return new GPT2Model(new (native().Model)(JSON.stringify({ config, weights, device: d })));
   }
 
   get parameterCount(): number {
@@ -81,8 +173,9 @@ export class GPT2Model {
    * Continues `prompt` (token ids) by `maxNewTokens` tokens: greedy by default (topK 1), or top-k sampling at
    * `temperature` from a seeded generator (the same continuation every run).
    */
-  generate(prompt: Int32Array, options: { maxNewTokens?: number; topK?: number; temperature?: number; seed?: number } = {}): Int32Array {
-    return this.native.generate(prompt, options);
+  generate(prompt: Int32Array, options: GenerateOptions = {}): Int32Array {
+    const o = parseOrThrow(GenerateOptionsSchema, options, "generate options");
+    return this.native.generate(prompt, JSON.stringify(o));
   }
 
   /** Logits [batch, length, V] for token ids [batch, length] (evaluation mode). */
@@ -90,3 +183,14 @@ export class GPT2Model {
     return this.native.logits(ids, batch, length);
   }
 }
+
+const GenerateOptionsSchema = z
+  .object({
+    maxNewTokens: z.number().int().min(0).default(32),
+    /** 1: greedy */
+    topK: z.number().int().min(1).default(1),
+    temperature: z.number().positive().finite().default(1),
+    seed: z.number().int().min(0).default(0),
+  })
+  .strict();
+export type GenerateOptions = z.input<typeof GenerateOptionsSchema>;

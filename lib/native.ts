@@ -6,8 +6,6 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import type { ReliabilityBin } from "./metrics/calibration.ts";
-
 /** What the native core was built with and runs on. */
 export interface BuildInfo {
   /** libtorch version the addon was compiled against, e.g. "1.13.0". */
@@ -24,63 +22,12 @@ export interface BuildInfo {
   parallel: string;
 }
 
-/** Loss settings as the native layer takes them (validated by lib/config.ts first). */
-export interface NativeLossOptions {
-  kind: string;
-  schedule?: string;
-  warmupSteps?: number;
-  alpha?: number;
-  ignoreIndex?: number;
-  reduction?: string;
-}
-
 export interface NativeForwardResult {
   loss: number | Float32Array;
   alpha: number;
   count: number;
   grad?: Float32Array;
-  stats?: Float32Array;
-}
-
-export interface ProbeOptions extends NativeLossOptions {
-  rows: number;
-  vocab: number;
-  dtype?: "float32" | "bfloat16" | "float16";
-  device?: string;
-  scale?: number;
-  extreme?: boolean;
-  ignoreFraction?: number;
-  seed?: number;
-}
-
-export interface ReferenceCheck {
-  lossRelErr: number;
-  gradRelErr: number;
-  lossAbsErr: number;
-  gradAbsErr: number;
-  autogradGradRelErr: number;
-  statsRelErr: { nll: number; pY: number; maxP: number; hit: number; sqNorm: number };
-  hitMismatches: number;
-  alphaKernel: number;
-  alphaClosedForm: number;
-  count: number;
-  finite: boolean;
-}
-
-export interface LossTiming {
-  ms: number[];
-  extraPeakBytes: number;
-}
-
-/** GPT-2 dimensions (Hugging Face's names in camelCase). */
-export interface GPT2Config {
-  vocabSize: number;
-  nPositions: number;
-  nEmbd: number;
-  nLayer: number;
-  nHead: number;
-  dropout: number;
-  layerNormEpsilon: number;
+  stats?: { nll: Float32Array; pY: Float32Array; maxP: Float32Array; hit: Uint8Array; sqNorm: Float32Array };
 }
 
 /** Packed sequences as the native side takes them. */
@@ -90,9 +37,18 @@ export interface NativeSequences {
   contextLength: number;
 }
 
-export type { ReliabilityBin } from "./metrics/calibration.ts";
+/** One equal-width bin of top-1 confidence (docs/metrics.md). */
+export interface ReliabilityBin {
+  lower: number;
+  upper: number;
+  count: number;
+  /** mean top-1 probability in the bin (NaN when empty) */
+  confidence: number;
+  /** share of the bin's tokens whose top-1 prediction is the target (NaN when empty) */
+  accuracy: number;
+}
 
-/** Metrics over the non-ignored tokens of a split (DESIGN.md, "Definitions"). */
+/** Metrics over the non-ignored tokens of a split (docs/metrics.md), computed by the native evaluator. */
 export interface EvalMetrics {
   temperature: number;
   tokens: number;
@@ -107,25 +63,18 @@ export interface EvalMetrics {
   bins100: ReliabilityBin[];
 }
 
-export interface NativeEvalOptions {
-  temperatures?: number[];
-  batchSize?: number;
-  maxSequences?: number;
-  bf16?: boolean;
-}
-
+// Every config object crosses as JSON text (the `json` arguments): the zod schemas that produce it own
+// validation and defaults, and the native side reads each field by the name the schema gives it.
 export interface NativeModel {
-  readonly config: GPT2Config;
+  /** the model's Hugging Face config.json, as JSON text */
+  readonly config: string;
   readonly parameterCount: number;
   readonly device: string;
   save(dir: string): void;
   logits(ids: Int32Array, batch: number, length: number): Float32Array;
-  generate(prompt: Int32Array, options?: { maxNewTokens?: number; topK?: number; temperature?: number; seed?: number }): Int32Array;
-  evaluate(data: NativeSequences, options?: NativeEvalOptions): Promise<EvalMetrics[]>;
-  fitTemperature(
-    data: NativeSequences,
-    options?: NativeEvalOptions & { min?: number; max?: number; points?: number },
-  ): Promise<{ temperature: number; grid: { temperature: number; nll: number }[] }>;
+  generate(prompt: Int32Array, json: string): Int32Array;
+  evaluate(data: NativeSequences, json: string): Promise<EvalMetrics[]>;
+  fitTemperature(data: NativeSequences, json: string): Promise<{ temperature: number; grid: { temperature: number; nll: number }[] }>;
 }
 
 export type NativeProgress =
@@ -156,30 +105,6 @@ export type NativeProgress =
       peakMemoryBytes: number;
     };
 
-export interface NativeTrainConfig {
-  seed: number;
-  dataSeed: number;
-  batchSize: number;
-  gradAccumulation: number;
-  maxSteps: number;
-  lrWarmupSteps: number;
-  lr: number;
-  minLrRatio: number;
-  weightDecay: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  gradClip: number;
-  evalEvery: number;
-  evalMaxSequences: number;
-  patience: number;
-  runDir: string;
-  bf16: boolean;
-  noiseStepFraction: number;
-  noiseTokenFraction: number;
-  loss: { kind: string; schedule?: string; warmupSteps?: number; alpha?: number; smoothing?: number; gamma?: number };
-}
-
 export interface NativeTrainer {
   readonly fingerprint: string;
   fit(onProgress: (p: NativeProgress) => void): Promise<void>;
@@ -187,23 +112,14 @@ export interface NativeTrainer {
 }
 
 export interface NativeAddon {
-  Model: new (options: { config?: Partial<GPT2Config> & { size?: string }; seed?: number; device?: string; load?: string }) => NativeModel;
-  /** The dimensions of a GPT-2 preset ("tiny", "small", "medium", "large"), from the native table. */
-  modelPreset(size: string): GPT2Config;
-  Trainer: new (model: NativeModel, config: NativeTrainConfig, train: NativeSequences, valid: NativeSequences) => NativeTrainer;
+  /** json: { config: <HF config.json>, device, seed } or { config, device, weights: <model.safetensors> } */
+  Model: new (json: string) => NativeModel;
+  Trainer: new (model: NativeModel, json: string, train: NativeSequences, valid: NativeSequences) => NativeTrainer;
   buildInfo(): BuildInfo;
   setNumThreads(n: number): void;
-  lossForward(
-    logits: Float32Array,
-    targets: Int32Array,
-    options: NativeLossOptions & { vocabSize: number; step?: number; grad?: boolean; inPlace?: boolean; stats?: boolean },
-  ): NativeForwardResult;
-  alphaAt(options: NativeLossOptions, step: number): number;
-  checkAgainstReference(options: ProbeOptions & { step?: number; inPlace?: boolean }): Promise<ReferenceCheck>;
-  timeLoss(
-    options: ProbeOptions & { path: "fused" | "composite"; backward: boolean; iters?: number; warmup?: number },
-  ): Promise<LossTiming>;
-  useCpuIsa(isa: "auto" | "baseline" | "avx2" | "avx512"): boolean;
+  /** json: { loss, vocabSize, step, grad, inPlace, stats } */
+  lossForward(logits: Float32Array, targets: Int32Array, json: string): NativeForwardResult;
+  alphaAt(lossJson: string, step: number): number;
 }
 
 /** The package root (one level above lib/ or dist/). */

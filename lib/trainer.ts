@@ -8,20 +8,15 @@ import path from "node:path";
 import cliProgress from "cli-progress";
 import { z } from "zod";
 
-import { LossConfigSchema, parseOrThrow } from "./config.ts";
+import { parseOrThrow, parseTrainLoss, type TrainLoss, type TrainLossInput } from "./config.ts";
 import { median } from "./report/table.ts";
 import type { PackedTokens } from "./data/pack.ts";
 import { type LanguageModelDataOptions, LanguageModelDataOptionsSchema, prepareLanguageModelData } from "./data/prepare.ts";
 import { toNativeSequences } from "./evaluator.ts";
-import { GPT2Model, type ModelOptions, ModelOptionsSchema } from "./model.ts";
-import { buildInfo, type EvalMetrics, native, type NativeProgress, type NativeTrainConfig, setNumThreads } from "./native.ts";
+import { GPT2Model, type ModelOptions, ModelOptionsSchema, resolveGPT2Config } from "./model.ts";
+import { buildInfo, type EvalMetrics, native, type NativeProgress, setNumThreads } from "./native.ts";
 
-const BaselineLossSchema = z.discriminatedUnion("kind", [
-  z.object({ kind: z.literal("label_smoothing"), smoothing: z.number().min(0).max(1).default(0.1) }).strict(),
-  z.object({ kind: z.literal("focal"), gamma: z.number().min(0).finite().default(2) }).strict(),
-]);
-/** The training loss: any DPSMLoss config, or a baseline (label smoothing, focal loss). */
-export type TrainLossInput = z.input<typeof LossConfigSchema> | z.input<typeof BaselineLossSchema>;
+export type { TrainLossInput } from "./config.ts";
 
 // Where the tokens come from: the data pipeline's options (checked again, per split, by its own schema in
 // the constructor) with a split for training and one for validation — or splits already prepared.
@@ -79,7 +74,10 @@ export const TrainerOptionsSchema = z
     /** libtorch threads (default: the machine's cores) */
     threads: z.number().int().min(1).optional(),
     /** label noise: for this share of steps, this share of the batch's targets replaced by random tokens */
-    labelNoise: z.object({ stepFraction: z.number().min(0).max(1), tokenFraction: z.number().min(0).max(1) }).strict().optional(),
+    labelNoise: z
+      .object({ stepFraction: z.number().min(0).max(1), tokenFraction: z.number().min(0).max(1) })
+      .strict()
+      .default({ stepFraction: 0, tokenFraction: 0 }),
     /** a progress bar on stderr ("auto": when stderr is a terminal, else a line every 10 %) */
     progress: z.union([z.boolean(), z.literal("auto")]).default("auto"),
     /** JSONL log file (default: <runDir>/train.jsonl; false: none) */
@@ -138,7 +136,7 @@ export interface FitResult {
 export class Trainer extends EventEmitter<TrainerEvents> {
   readonly options: Readonly<Omit<z.output<typeof TrainerOptionsSchema>, "model"> & { model: GPT2Model | z.output<typeof ModelOptionsSchema> }>;
   readonly model: GPT2Model;
-  readonly loss: z.output<typeof LossConfigSchema> | z.output<typeof BaselineLossSchema>;
+  readonly loss: TrainLoss;
   #running = false;
   #splits: [LanguageModelDataOptions, LanguageModelDataOptions] | undefined;
 
@@ -149,14 +147,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       ...parsed,
       model: parsed.model instanceof GPT2Model ? parsed.model : parseOrThrow(ModelOptionsSchema, parsed.model, "Trainer options.model"),
     };
-    const kind = (o.loss as { kind?: unknown }).kind;
-    this.loss =
-      kind === "label_smoothing" || kind === "focal"
-        ? parseOrThrow(BaselineLossSchema, o.loss, "Trainer options.loss")
-        : parseOrThrow(LossConfigSchema, o.loss, "Trainer options.loss");
-    if (this.loss.kind !== "label_smoothing" && this.loss.kind !== "focal" && this.loss.reduction !== "mean") {
-      throw new RangeError(`Trainer options.loss.reduction: training uses the mean over tokens, got "${this.loss.reduction}"`);
-    }
+    this.loss = parseTrainLoss(o.loss, "Trainer options.loss");
     const device = o.model instanceof GPT2Model ? o.model.device : o.model.device ?? "cpu";
     if (o.device !== device && o.model instanceof GPT2Model) {
       throw new RangeError(`Trainer options.device: "${o.device}" but the model lives on "${device}"`);
@@ -171,8 +162,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       this.#splits = [split(trainSplit), split(validSplit)];
     }
     const contextLength = "train" in o.data ? o.data.train.contextLength : o.data.contextLength;
-    const nPositions =
-      o.model instanceof GPT2Model ? o.model.config.nPositions : o.model.nPositions ?? native().modelPreset(o.model.size ?? "small").nPositions;
+    const nPositions = o.model instanceof GPT2Model ? o.model.config.nPositions : resolveGPT2Config(o.model).nPositions;
     if (contextLength > nPositions) {
       throw new RangeError(
         `Trainer options.data.contextLength: ${contextLength} is larger than the model's ${nPositions} positions`,
@@ -196,7 +186,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       if (options.signal?.aborted) throw abortError(options.signal);
       if (o.runDir) fs.mkdirSync(o.runDir, { recursive: true });
       const config = this.#nativeConfig();
-      const trainer = new (native().Trainer)(this.model.native, config, toNativeSequences(train), toNativeSequences(valid));
+      const trainer = new (native().Trainer)(this.model.native, JSON.stringify(config), toNativeSequences(train), toNativeSequences(valid));
       if (log) {
         fs.mkdirSync(path.dirname(log), { recursive: true });
         logFd = fs.openSync(log, "a");
@@ -264,40 +254,11 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     return { train: await prepareLanguageModelData(train), valid: await prepareLanguageModelData(valid) };
   }
 
-  #nativeConfig(): NativeTrainConfig {
-    const o = this.options;
-    const l = this.loss;
-    const loss: NativeTrainConfig["loss"] = { kind: l.kind };
-    if (l.kind === "label_smoothing") loss.smoothing = l.smoothing;
-    else if (l.kind === "focal") loss.gamma = l.gamma;
-    else {
-      if (l.schedule !== undefined) loss.schedule = l.schedule;
-      if (l.warmupSteps !== undefined) loss.warmupSteps = l.warmupSteps;
-      if (l.alpha !== undefined) loss.alpha = l.alpha;
-    }
-    return {
-      seed: o.seed,
-      dataSeed: o.dataSeed ?? o.seed,
-      batchSize: o.batchSize,
-      gradAccumulation: o.gradAccumulation,
-      maxSteps: o.maxSteps,
-      lrWarmupSteps: o.lrWarmupSteps,
-      lr: o.lr,
-      minLrRatio: o.minLrRatio,
-      weightDecay: o.weightDecay,
-      beta1: o.betas[0],
-      beta2: o.betas[1],
-      eps: o.eps,
-      gradClip: o.gradClip,
-      evalEvery: o.evalEvery,
-      evalMaxSequences: o.evalMaxSequences,
-      patience: o.patience,
-      runDir: o.runDir ? path.resolve(o.runDir) : "",
-      bf16: o.precision === "bf16",
-      noiseStepFraction: o.labelNoise?.stepFraction ?? 0,
-      noiseTokenFraction: o.labelNoise?.tokenFraction ?? 0,
-      loss,
-    };
+  // The native trainer's document: every setting that shapes the run, as the schema resolved it. Its
+  // canonical dump (with the model's config and the data's shape) is the run's resume fingerprint.
+  #nativeConfig() {
+    const { model: _model, data: _data, device: _device, threads: _threads, progress: _progress, log: _log, ...run } = this.options;
+    return { ...run, dataSeed: run.dataSeed ?? run.seed, runDir: run.runDir ? path.resolve(run.runDir) : "", loss: this.loss };
   }
 }
 

@@ -1,4 +1,4 @@
-// ECE and reliability bins against a direct computation from the definition (DESIGN.md), and the GPT-2
+// ECE and reliability bins against a direct computation from the definition (docs/metrics.md), and the GPT-2
 // BPE ids against known GPT-2 tokenizations.
 import test from "ava";
 

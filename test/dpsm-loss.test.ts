@@ -5,6 +5,7 @@ import test from "ava";
 
 import { DPSMLoss } from "../lib/index.ts";
 import { native } from "../lib/native.ts";
+import { probes } from "./helpers/testing-addon.ts";
 import { randInt, randomLogits, randomTargets, rng } from "./helpers/random.ts";
 import { reference, type RefKind, relErr, softmax } from "./helpers/reference.ts";
 
@@ -254,19 +255,23 @@ test("bad input: a clear error that names the argument, never a crash", (t) => {
     t.true(err instanceof Error, `${name}: not an Error`);
     t.regex(err?.message ?? "", message, name);
   }
-  // The native layer checks its own arguments too: garbage reaching it directly is an error, not a crash.
+  // The native layer trusts the documents lib/ validated, yet garbage reaching it directly is a named error,
+  // never a crash: malformed JSON, missing or mistyped fields, impossible sizes, a bad kind or α.
   const n = native();
+  const ce = { kind: "ce", ignoreIndex: -100, reduction: "mean" };
+  const doc = (o: object) => JSON.stringify({ loss: ce, vocabSize: V, step: 0, grad: true, inPlace: false, stats: false, ...o });
   const direct: [() => unknown, RegExp][] = [
-    [() => n.lossForward(logits, targets, { vocabSize: V, kind: "nope" }), /kind: expected one of/],
-    [() => n.lossForward(logits, targets, { vocabSize: V, kind: 5 as unknown as string }), /kind: expected a string/],
-    [() => n.lossForward(logits, targets, { vocabSize: -2, kind: "ce" }), /vocabSize: expected an integer >= 1/],
-    [() => n.lossForward(logits, targets, { vocabSize: V, kind: "dpsm", schedule: "linear", warmupSteps: NaN }), /warmupSteps: expected a number, got NaN/],
-    [() => n.lossForward(logits, targets, { vocabSize: V, kind: "dpsm", schedule: "fixed", alpha: 2 }), /alpha: expected a number in \[0, 1\]/],
-    [() => n.lossForward(logits, targets, undefined as never), /options: expected an object/],
-    [() => n.lossForward(null as never, targets, { vocabSize: V, kind: "ce" }), /logits: expected a Float32Array/],
-    [() => n.alphaAt({ kind: "ce" }, -1), /step: expected an integer >= 0/],
+    [() => n.lossForward(logits, targets, doc({ loss: { ...ce, kind: "nope" } })), /loss\.kind: expected/],
+    [() => n.lossForward(logits, targets, doc({ vocabSize: -2 })), /logits: expected targets\.length × vocabSize/],
+    [() => n.lossForward(logits, targets, doc({ loss: { ...ce, kind: "dpsm", schedule: "fixed", alpha: 2 } })), /alpha: expected a number in \[0, 1\]/],
+    [() => n.lossForward(logits, targets, "{not json"), /options: not valid JSON/],
+    [() => n.lossForward(logits, targets, JSON.stringify({ vocabSize: V })), /config: missing field 'loss'/],
+    [() => n.lossForward(logits, targets, doc({ step: "x" })), /field 'step' has the wrong type/],
+    [() => n.lossForward(logits, targets, undefined as never), /options: expected JSON text/],
+    [() => n.lossForward(null as never, targets, doc({})), /logits: expected a Float32Array/],
+    [() => n.alphaAt(JSON.stringify(ce), -1), /step: expected an integer >= 0/],
     [() => n.setNumThreads(0), /threads/],
-    [() => n.useCpuIsa("sse9" as never), /isa: expected/],
+    [() => probes.useCpuIsa("sse9" as never), /isa: expected/],
   ];
   for (const [fn, message] of direct) t.throws(fn, { message });
 });

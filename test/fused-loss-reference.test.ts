@@ -1,10 +1,10 @@
 // The fused kernel against the float64 composite libtorch reference (the seed's formulation: log_softmax,
 // exp, nll, one_hot, squared error; autograd for the gradient), on random logits of many shapes. Each
-// check runs in C++ (native checkAgainstReference) and reports ‖fused − ref‖/‖ref‖ for the loss, the
+// check runs in C++ (the testing addon's checkAgainstReference) and reports ‖fused − ref‖/‖ref‖ for the loss, the
 // kernel's gradient, the autograd op's gradient under a random incoming gradient, and the statistics.
 import test, { type ExecutionContext } from "ava";
 
-import { native, type ProbeOptions, type ReferenceCheck } from "../lib/native.ts";
+import { probes, type ProbeOptions, type ReferenceCheck } from "./helpers/testing-addon.ts";
 import { randInt, rng } from "./helpers/random.ts";
 
 type Case = ProbeOptions & { step?: number; inPlace?: boolean };
@@ -27,7 +27,7 @@ const describe = (c: Case) =>
   `${c.extreme ? " extreme" : ""}${c.inPlace ? " in-place" : ""}`;
 
 async function expectClose(t: ExecutionContext, c: Case, tol: number): Promise<ReferenceCheck> {
-  const r = await native().checkAgainstReference(c);
+  const r = await probes.checkAgainstReference(c);
   const name = describe(c);
   const errs = { loss: r.lossRelErr, grad: r.gradRelErr, autograd: r.autogradGradRelErr, ...r.statsRelErr };
   const worst = Object.entries(errs).filter(([, e]) => !(e < tol));
@@ -97,7 +97,7 @@ test.serial("ignore_index: none ignored, some ignored, all ignored (loss 0, zero
   const some = await expectClose(t, { ...dpsm, rows: 300, vocab: 999, ignoreFraction: 0.5, seed: 5001, ignoreIndex: -1 }, 1e-5);
   t.true(some.count > 50 && some.count < 250, `count ${some.count}`);
   for (const reduction of ["mean", "sum", "none"] as const) {
-    const all = await native().checkAgainstReference({ ...dpsm, rows: 64, vocab: 500, ignoreFraction: 1, reduction, seed: 5002 });
+    const all = await probes.checkAgainstReference({ ...dpsm, rows: 64, vocab: 500, ignoreFraction: 1, reduction, seed: 5002 });
     t.is(all.count, 0);
     t.true(all.finite);
     // The reference is exactly 0 here, so the errors are absolute: the fused values must be exactly 0 too.
@@ -122,12 +122,12 @@ test.serial("gradient in place over the logits", async (t) => {
 });
 
 test.serial("every CPU vector ISA variant this machine has matches the reference", async (t) => {
-  const isas = (["baseline", "avx2", "avx512"] as const).filter((isa) => native().useCpuIsa(isa));
+  const isas = (["baseline", "avx2", "avx512"] as const).filter((isa) => probes.useCpuIsa(isa));
   t.true(isas.includes("baseline"));
   try {
     for (const isa of isas) {
-      native().useCpuIsa(isa);
-      t.is(native().buildInfo().cpuIsa, isa);
+      probes.useCpuIsa(isa);
+      t.is(probes.cpuIsa(), isa);
       for (const dtype of ["float32", "bfloat16", "float16"] as const) {
         for (const [rows, vocab] of [[31, 1], [31, 3], [40, 67], [9, 50257]] as [number, number][]) {
           const tol = dtype === "float32" ? 1e-5 : 2e-2;
@@ -136,7 +136,7 @@ test.serial("every CPU vector ISA variant this machine has matches the reference
       }
     }
   } finally {
-    native().useCpuIsa("auto");
+    probes.useCpuIsa("auto");
   }
   t.log(`ISA variants checked: ${isas.join(", ")}`);
 });

@@ -1,15 +1,10 @@
-// Calibration of top-1 predictions (DESIGN.md, "Definitions"): equal-width bins over the top-1
-// probability; ECE-B = Σ_b (n_b/N)·|acc_b − conf_b|.
+// Calibration of top-1 predictions from per-token statistics (DPSMLoss.forward's `stats`), as docs/metrics.md
+// defines it: equal-width bins over the top-1 probability; ECE-B = Σ_b (n_b/N)·|acc_b − conf_b|. Models are
+// evaluated natively (native/core/eval/metrics.cpp); this is TypeScript's one copy, and the tests' reference.
 
-export interface ReliabilityBin {
-  lower: number;
-  upper: number;
-  count: number;
-  /** mean top-1 probability in the bin (NaN when empty) */
-  confidence: number;
-  /** share of the bin's tokens whose top-1 prediction is the target (NaN when empty) */
-  accuracy: number;
-}
+import type { ReliabilityBin } from "../native.ts";
+
+export type { ReliabilityBin } from "../native.ts";
 
 export function reliabilityBins(confidence: ArrayLike<number>, hit: ArrayLike<number>, bins: number): ReliabilityBin[] {
   if (!Number.isInteger(bins) || bins < 1) throw new RangeError(`bins: expected an integer >= 1, got ${bins}`);

@@ -1,0 +1,74 @@
+// The testing addon (native/addon/testing_addon.cpp): the fused loss's float64 reference check, its timings
+// and the CPU kernel's ISA switch. Built beside the product addon by `npm run build`, never shipped.
+import { createRequire } from "node:module";
+import path from "node:path";
+
+import { LossConfigSchema, parseOrThrow } from "../../lib/config.ts";
+import { packageRoot } from "../../lib/native.ts";
+
+/** Random inputs of a shape, and the loss (DPSMLoss's config fields, validated by its schema). */
+export interface ProbeOptions {
+  rows: number;
+  vocab: number;
+  kind: string;
+  schedule?: string;
+  warmupSteps?: number;
+  alpha?: number;
+  ignoreIndex?: number;
+  reduction?: string;
+  dtype?: "float32" | "bfloat16" | "float16";
+  device?: string;
+  scale?: number;
+  extreme?: boolean;
+  ignoreFraction?: number;
+  seed?: number;
+}
+
+export interface ReferenceCheck {
+  lossRelErr: number;
+  gradRelErr: number;
+  lossAbsErr: number;
+  gradAbsErr: number;
+  autogradGradRelErr: number;
+  statsRelErr: { nll: number; pY: number; maxP: number; hit: number; sqNorm: number };
+  hitMismatches: number;
+  alphaKernel: number;
+  alphaClosedForm: number;
+  count: number;
+  finite: boolean;
+}
+
+export interface LossTiming {
+  ms: number[];
+  extraPeakBytes: number;
+}
+
+interface TestingAddon {
+  checkAgainstReference(json: string): Promise<ReferenceCheck>;
+  timeLoss(json: string): Promise<LossTiming>;
+  useCpuIsa(isa: string): boolean;
+  cpuIsa(): string;
+}
+
+let addon: TestingAddon | undefined;
+function load(): TestingAddon {
+  const file = process.env.DPSM_TESTING_NATIVE_PATH ?? path.join(packageRoot, "build", "testing", "dpsm_native_testing.node");
+  addon ??= createRequire(import.meta.url)(file) as TestingAddon;
+  return addon;
+}
+
+// The probe document: the inputs as given, the loss as the product's schema completes it.
+function doc(o: ProbeOptions & object): string {
+  const { kind, schedule, warmupSteps, alpha, ignoreIndex, reduction, ...rest } = o;
+  const loss = parseOrThrow(LossConfigSchema, { kind, schedule, warmupSteps, alpha, ignoreIndex, reduction }, "loss");
+  return JSON.stringify({ ...rest, loss });
+}
+
+export const probes = {
+  checkAgainstReference: (o: ProbeOptions & { step?: number; inPlace?: boolean }) => load().checkAgainstReference(doc(o)),
+  timeLoss: (o: ProbeOptions & { path: "fused" | "composite"; backward: boolean; iters?: number; warmup?: number }) =>
+    load().timeLoss(doc(o)),
+  /** Switches the testing addon's CPU kernel to an ISA variant ("auto": the best); false when the CPU lacks it. */
+  useCpuIsa: (isa: "auto" | "baseline" | "avx2" | "avx512") => load().useCpuIsa(isa),
+  cpuIsa: () => load().cpuIsa(),
+};
