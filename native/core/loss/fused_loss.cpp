@@ -222,7 +222,10 @@ class DPSMLossFunction : public torch::autograd::Function<DPSMLossFunction> {
 
 at::Tensor dpsm_loss(const at::Tensor& logits, const at::Tensor& targets, const at::Tensor& step,
                      const LossOptions& options, bool inplace_grad, const at::Tensor& error_flag) {
-  return DPSMLossFunction::apply(logits, targets, step, options, inplace_grad, error_flag);
+  // autograd's apply cannot take an undefined tensor: a flag nobody reads is a fresh zero.
+  const at::Tensor flag =
+      error_flag.defined() ? error_flag : at::zeros({}, at::TensorOptions().dtype(at::kInt).device(logits.device()));
+  return DPSMLossFunction::apply(logits, targets, step, options, inplace_grad, flag);
 }
 
 at::Tensor composite_loss(const at::Tensor& logits_in, const at::Tensor& targets_in, double alpha, Kind kind,
