@@ -46,7 +46,7 @@ function readGoldRefs(file: string): string[] {
       try {
         row = JSON.parse(line);
       } catch (e) {
-        throw new Error(`${file}:${i + 1}: not JSON: ${(e as Error).message}`);
+        throw new Error(`${file}:${i + 1}: not JSON: ${(e as Error).message}`, { cause: e });
       }
       const ref = (row as { gold_ref?: unknown } | null)?.gold_ref;
       if (typeof ref !== "string") throw new Error(`${file}:${i + 1}: expected a string "gold_ref"`);

@@ -10,7 +10,7 @@ export async function readParquetStrings(file: string, column = "text"): Promise
     if (rows.length > 0 && !(column in rows[0]!)) throw new Error("no such column");
     values = rows.map((r) => r[column]);
   } catch (e) {
-    throw new Error(`${file}: could not read parquet column "${column}": ${(e as Error).message}`);
+    throw new Error(`${file}: could not read parquet column "${column}": ${(e as Error).message}`, { cause: e });
   }
   const out = new Array<string>(values.length);
   for (let i = 0; i < values.length; i++) {
