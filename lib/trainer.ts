@@ -1,5 +1,5 @@
 // Trainer: configures a GPT-2 language-model run and watches it. The step loop itself runs in C++ on a
-// worker thread (native/core/trainer.cpp); this side validates the config, prepares the data once,
+// worker thread (native/core/train/trainer.cpp); this side validates the config, prepares the data once,
 // relays progress as events, draws the progress bar and writes the JSONL log.
 import { EventEmitter } from "node:events";
 import fs from "node:fs";
