@@ -34,7 +34,8 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     if (info.Length() < 1 || !info[0].IsNumber()) throw ArgError("threads: expected a number", false);
     const double n = info[0].As<Napi::Number>().DoubleValue();
-    if (!(n >= 1) || n != static_cast<int>(n) || n > 4096) throw ArgError("threads: expected an integer in [1, 4096]", true);
+    if (!(n >= 1) || n != static_cast<int>(n) || n > 4096)
+      throw ArgError("threads: expected an integer in [1, 4096]", true);
     at::set_num_threads(static_cast<int>(n));
     return info.Env().Undefined();
   });

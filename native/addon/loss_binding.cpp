@@ -17,7 +17,8 @@ Napi::Value LossForward(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Float32Array logits_js =
         typed_array_arg<Napi::Float32Array>(info, 0, "logits", napi_float32_array, "a Float32Array");
-    Napi::Int32Array targets_js = typed_array_arg<Napi::Int32Array>(info, 1, "targets", napi_int32_array, "an Int32Array");
+    Napi::Int32Array targets_js =
+        typed_array_arg<Napi::Int32Array>(info, 1, "targets", napi_int32_array, "an Int32Array");
     const core::Json o = json_arg(info, 2, "options");
     const core::LossOptions opt = core::fused_options_from_json(core::field<core::Json>(o, "loss"));
     const int64_t vocab = core::field<int64_t>(o, "vocabSize");
@@ -66,7 +67,8 @@ Napi::Value AlphaAt(const Napi::CallbackInfo& info) {
     const core::LossOptions opt = core::fused_options_from_json(json_arg(info, 0, "loss"));
     if (info.Length() < 2 || !info[1].IsNumber()) throw ArgError("step: expected a number", false);
     const double s = info[1].As<Napi::Number>().DoubleValue();
-    if (!(s >= 0) || s != std::floor(s) || s > 9007199254740991.0) throw ArgError("step: expected an integer >= 0", true);
+    if (!(s >= 0) || s != std::floor(s) || s > 9007199254740991.0)
+      throw ArgError("step: expected an integer >= 0", true);
     return Napi::Number::New(info.Env(), alpha_at(opt.spec, static_cast<int64_t>(s)));
   });
 }

@@ -20,14 +20,13 @@ Napi::FunctionReference* model_constructor = nullptr;
 class Model : public Napi::ObjectWrap<Model> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Model",
-                       {InstanceMethod("save", &Model::Save), InstanceMethod("logits", &Model::Logits),
-                        InstanceMethod("evaluate", &Model::Evaluate),
-                        InstanceMethod("fitTemperature", &Model::FitTemperature),
-                        InstanceMethod("generate", &Model::Generate),
-                        InstanceAccessor("config", &Model::Config, nullptr),
-                        InstanceAccessor("parameterCount", &Model::ParameterCount, nullptr),
-                        InstanceAccessor("device", &Model::Device, nullptr)});
+    return DefineClass(
+        env, "Model",
+        {InstanceMethod("save", &Model::Save), InstanceMethod("logits", &Model::Logits),
+         InstanceMethod("evaluate", &Model::Evaluate), InstanceMethod("fitTemperature", &Model::FitTemperature),
+         InstanceMethod("generate", &Model::Generate), InstanceAccessor("config", &Model::Config, nullptr),
+         InstanceAccessor("parameterCount", &Model::ParameterCount, nullptr),
+         InstanceAccessor("device", &Model::Device, nullptr)});
   }
 
   // new Model(json): { config: <HF config.json>, device, seed } (initialised) or { config, device, weights }

@@ -16,10 +16,8 @@ class FitWorker : public Napi::AsyncProgressQueueWorker<core::ProgressRecord> {
   FitWorker(Napi::Function on_progress, std::shared_ptr<ModelHolder> holder, std::shared_ptr<core::Trainer> trainer,
             std::shared_ptr<std::atomic<bool>> abort)
       : Napi::AsyncProgressQueueWorker<core::ProgressRecord>(on_progress.Env()),
-        deferred_(Napi::Promise::Deferred::New(on_progress.Env())),
-        holder_(std::move(holder)),
-        trainer_(std::move(trainer)),
-        abort_(std::move(abort)) {
+        deferred_(Napi::Promise::Deferred::New(on_progress.Env())), holder_(std::move(holder)),
+        trainer_(std::move(trainer)), abort_(std::move(abort)) {
     on_progress_ = Napi::Persistent(on_progress);
   }
   Napi::Promise promise() { return deferred_.Promise(); }

@@ -10,10 +10,10 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <thread>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #if defined(DPSM_WITH_CUDA)
 #include <ATen/cuda/CUDAGeneratorImpl.h>

@@ -34,8 +34,12 @@ typedef uint32_t vu __attribute__((vector_size(W * 4)));
 typedef uint16_t vh __attribute__((vector_size(W * 2)));
 typedef _Float16 vhf __attribute__((vector_size(W * 2)));
 
-struct bf16_t { uint16_t bits; };
-struct f16_t { _Float16 v; };
+struct bf16_t {
+  uint16_t bits;
+};
+struct f16_t {
+  _Float16 v;
+};
 
 inline vf splat(float x) { return vf{} + x; }
 inline vf vmax(vf a, vf b) { return a > b ? a : b; }  // a NaN in b wins, so NaN spreads
@@ -63,7 +67,11 @@ inline vf vexp(vf x) {
 }
 
 // Loads and stores of W elements (unaligned) and of one element, for each logits dtype.
-inline vf load(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
+inline vf load(const float* p) {
+  vf v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
 inline vf load(const bf16_t* p) {
   vh h;
   std::memcpy(&h, p, sizeof h);
@@ -228,13 +236,22 @@ void fused_rows(const FusedArgs& a, int64_t row_begin, int64_t row_end) {
 }  // namespace DPSM_CPU_VARIANT
 
 #ifdef DPSM_CPU_DISPATCH
-namespace baseline { void fused_rows(const FusedArgs&, int64_t, int64_t); }
-namespace avx2 { void fused_rows(const FusedArgs&, int64_t, int64_t); }
-namespace avx512 { void fused_rows(const FusedArgs&, int64_t, int64_t); }
+namespace baseline {
+void fused_rows(const FusedArgs&, int64_t, int64_t);
+}
+namespace avx2 {
+void fused_rows(const FusedArgs&, int64_t, int64_t);
+}
+namespace avx512 {
+void fused_rows(const FusedArgs&, int64_t, int64_t);
+}
 
 namespace {
 using RowsFn = void (*)(const FusedArgs&, int64_t, int64_t);
-struct Variant { const char* name; RowsFn fn; };
+struct Variant {
+  const char* name;
+  RowsFn fn;
+};
 
 bool cpu_has(const char* isa) {
   __builtin_cpu_init();

@@ -19,14 +19,14 @@ struct FusedArgs {
   const int64_t* targets = nullptr;  // [n_rows]
   int64_t ignore_index = -100;
   LossSpec spec;
-  const int64_t* step = nullptr;         // the optimiser step α is read from (a scalar the kernel reads)
-  const float* grad_scale = nullptr;     // scalar weight w of every gradient entry (1/count for a mean); null: 1
-  float* row_loss = nullptr;             // [n_rows] per-row loss (0 for ignored rows); may be null
-  float* stats = nullptr;                // [n_rows, kStatCount] per-token statistics; may be null
-  void* grad = nullptr;                  // [n_rows, grad_stride] of `dtype`; may alias logits; may be null
+  const int64_t* step = nullptr;      // the optimiser step α is read from (a scalar the kernel reads)
+  const float* grad_scale = nullptr;  // scalar weight w of every gradient entry (1/count for a mean); null: 1
+  float* row_loss = nullptr;          // [n_rows] per-row loss (0 for ignored rows); may be null
+  float* stats = nullptr;             // [n_rows, kStatCount] per-token statistics; may be null
+  void* grad = nullptr;               // [n_rows, grad_stride] of `dtype`; may alias logits; may be null
   int64_t grad_stride = 0;
-  float* alpha_out = nullptr;            // α the kernel used, written once; may be null
-  int32_t* bad_target = nullptr;         // set to 1 when a target is outside [0, vocab) and not ignored
+  float* alpha_out = nullptr;     // α the kernel used, written once; may be null
+  int32_t* bad_target = nullptr;  // set to 1 when a target is outside [0, vocab) and not ignored
 };
 
 namespace cpu {

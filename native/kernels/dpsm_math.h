@@ -43,12 +43,9 @@ struct LossSpec {
 DPSM_HD double alpha_at(const LossSpec& spec, int64_t step) {
   switch (spec.kind) {
     case Kind::CE:
-    case Kind::Spherical:
-      return 0.0;
-    case Kind::Brier:
-      return 1.0;
-    case Kind::DPSM:
-      break;
+    case Kind::Spherical: return 0.0;
+    case Kind::Brier: return 1.0;
+    case Kind::DPSM: break;
   }
   if (spec.schedule == Schedule::Fixed) return spec.alpha;
   double x = step <= 0 ? 0.0 : static_cast<double>(step) / spec.warmup_steps;
@@ -92,12 +89,12 @@ DPSM_HD void row_state_push(RowState& st, float z) {
 
 // Everything the gradient pass and the statistics need, from a row's final state.
 struct RowResult {
-  float loss;    // this row's loss for the spec's kind at α
-  float nll;     // −log p_y
+  float loss;  // this row's loss for the spec's kind at α
+  float nll;   // −log p_y
   float p_y;
-  float sq_norm; // ‖p‖²
-  float max_p;   // max_k p_k = 1/s1
-  float inv_s1;  // p_k = e^{z_k − m}·inv_s1
+  float sq_norm;  // ‖p‖²
+  float max_p;    // max_k p_k = 1/s1
+  float inv_s1;   // p_k = e^{z_k − m}·inv_s1
   float m;
   float c1, c2;  // ∂L/∂z_k = p_k(c1 + c2·p_k), k ≠ y
   float g_y;     // ∂L/∂z_y
@@ -109,8 +106,8 @@ DPSM_HD RowResult finalize_row(const RowState& st, float z_target, Kind kind, fl
   const float s1 = st.s1x + ey;
   const float inv = 1.0f / s1;
   const float py = ey * inv;
-  const float rest = st.s1x * inv;     // 1 − p_y without cancellation
-  const float qx = st.s2x * inv * inv; // Σ_{k≠y} p_k²
+  const float rest = st.s1x * inv;      // 1 − p_y without cancellation
+  const float qx = st.s2x * inv * inv;  // Σ_{k≠y} p_k²
   const float q = py * py + qx;
   // log(s1) + m − z_y == log1p(s1x/ey); the latter is exact when the target dominates.
   const float nll = py > 0.5f ? log1pf(st.s1x / ey) : logf(s1) + (st.m - z_target);
@@ -162,13 +159,19 @@ enum StatIndex : int32_t { kStatNll = 0, kStatPy = 1, kStatMaxP = 2, kStatHit = 
 
 // Bits of 16-bit floats, shared so both back ends round the same way (round to nearest even).
 DPSM_HD float bf16_bits_to_float(uint16_t h) {
-  union { uint32_t u; float f; } v;
+  union {
+    uint32_t u;
+    float f;
+  } v;
   v.u = static_cast<uint32_t>(h) << 16;
   return v.f;
 }
 
 DPSM_HD uint16_t float_to_bf16_bits(float f) {
-  union { uint32_t u; float f; } v;
+  union {
+    uint32_t u;
+    float f;
+  } v;
   v.f = f;
   if ((v.u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((v.u >> 16) | 0x40u);  // quiet NaN
   v.u += 0x7fffu + ((v.u >> 16) & 1u);

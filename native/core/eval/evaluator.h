@@ -22,7 +22,6 @@ struct EvalOptions {
 // lib/'s evaluator document: { batchSize, maxSequences, bf16, temperatures }.
 EvalOptions eval_options_from_json(const Json& j);
 
-
 // One pass of `model` (put in eval mode, restored after) over `data`; one result per temperature.
 std::vector<EvalMetrics> evaluate(LanguageModel& model, const Dataset& data, const EvalOptions& options);
 

@@ -58,7 +58,8 @@ SafeTensors read_safetensors(const std::string& path) {
   if (file_size < 8 || !f.read(reinterpret_cast<char*>(len_bytes), 8)) bad(path, "too short for a header");
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
-  if (header_len > static_cast<uint64_t>(file_size - 8) || header_len > (100u << 20)) bad(path, "header length out of range");
+  if (header_len > static_cast<uint64_t>(file_size - 8) || header_len > (100u << 20))
+    bad(path, "header length out of range");
   std::string header(header_len, '\0');
   if (!f.read(header.data(), static_cast<std::streamsize>(header_len))) bad(path, "truncated header");
   const int64_t data_begin = 8 + static_cast<int64_t>(header_len);
@@ -110,7 +111,8 @@ void write_safetensors_atomic(const std::string& path, const SafeTensors& st) {
   for (const auto& [name, tensor] : st.tensors) {
     at::Tensor t = tensor.detach().cpu().contiguous();
     const int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
-    j[name] = {{"dtype", name_of(t.scalar_type())}, {"shape", t.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
+    j[name] = {
+        {"dtype", name_of(t.scalar_type())}, {"shape", t.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
     blobs.push_back(t);
   }

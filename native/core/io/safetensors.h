@@ -10,8 +10,8 @@
 namespace dpsm::core {
 
 struct SafeTensors {
-  std::map<std::string, at::Tensor> tensors;     // CPU tensors, the file's dtypes
-  std::map<std::string, std::string> metadata;   // the header's "__metadata__" (string values)
+  std::map<std::string, at::Tensor> tensors;    // CPU tensors, the file's dtypes
+  std::map<std::string, std::string> metadata;  // the header's "__metadata__" (string values)
 };
 
 // Reads a whole file. Throws std::runtime_error naming the file on any malformed content.

@@ -23,8 +23,7 @@ DType kernel_dtype(const at::Tensor& t) {
     case at::kFloat: return DType::F32;
     case at::kBFloat16: return DType::BF16;
     case at::kHalf: return DType::F16;
-    default:
-      fail(std::string("logits: expected float32, bfloat16 or float16, got ") + c10::toString(t.scalar_type()));
+    default: fail(std::string("logits: expected float32, bfloat16 or float16, got ") + c10::toString(t.scalar_type()));
   }
 }
 
@@ -39,7 +38,8 @@ at::Tensor empty_cpu_gradient(int64_t rows, int64_t cols, const at::TensorOption
   void* p = std::aligned_alloc(kHuge, padded);
   if (p == nullptr) return at::empty({rows, cols}, options);
   madvise(p, padded, MADV_HUGEPAGE);  // advice only: without THP this is a plain allocation
-  return at::from_blob(p, {rows, cols}, [](void* q) { std::free(q); }, options);
+  return at::from_blob(
+      p, {rows, cols}, [](void* q) { std::free(q); }, options);
 }
 
 std::string target_error(int64_t vocab, int64_t ignore_index) {
@@ -172,15 +172,9 @@ FusedOutputs fused_loss(const at::Tensor& logits_in, const at::Tensor& targets_i
   }
 
   switch (options.reduction) {
-    case Reduction::None:
-      out.loss = row_loss.reshape(targets_in.sizes());
-      break;
-    case Reduction::Sum:
-      out.loss = row_loss.sum(at::kDouble).to(at::kFloat);
-      break;
-    case Reduction::Mean:
-      out.loss = (row_loss.sum(at::kDouble) / out.count.clamp_min(1)).to(at::kFloat);
-      break;
+    case Reduction::None: out.loss = row_loss.reshape(targets_in.sizes()); break;
+    case Reduction::Sum: out.loss = row_loss.sum(at::kDouble).to(at::kFloat); break;
+    case Reduction::Mean: out.loss = (row_loss.sum(at::kDouble) / out.count.clamp_min(1)).to(at::kFloat); break;
   }
   if (request.grad) out.grad = grad2d.view(logits_in.sizes());
   return out;
@@ -190,9 +184,9 @@ namespace {
 
 class DPSMLossFunction : public torch::autograd::Function<DPSMLossFunction> {
  public:
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits,
-                            const at::Tensor& targets, const at::Tensor& step, const LossOptions& options,
-                            bool inplace_grad, const at::Tensor& error_flag) {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits, const at::Tensor& targets,
+                            const at::Tensor& step, const LossOptions& options, bool inplace_grad,
+                            const at::Tensor& error_flag) {
     FusedRequest req;
     req.error_flag = error_flag;
     req.grad = logits.requires_grad();

@@ -22,21 +22,21 @@ struct LossOptions {
 void validate_spec(const LossSpec& spec);
 
 struct FusedRequest {
-  bool grad = true;          // write d(loss)/d(logits)
-  bool grad_inplace = false; // ... into the logits' own storage
-  bool stats = false;        // per-token statistics [N, kStatCount]
-  at::Tensor grad_into;      // when defined: the gradient's destination (logits' shape and dtype, rows of unit stride)
+  bool grad = true;           // write d(loss)/d(logits)
+  bool grad_inplace = false;  // ... into the logits' own storage
+  bool stats = false;         // per-token statistics [N, kStatCount]
+  at::Tensor grad_into;       // when defined: the gradient's destination (logits' shape and dtype, rows of unit stride)
   // When defined (an int32 scalar on the logits' device): the kernel sets it to 1 on a target outside [0, V)
   // that is not ignored, and leaves it as it is otherwise, so one flag can collect a whole training step.
   at::Tensor error_flag;
 };
 
 struct FusedOutputs {
-  at::Tensor loss;   // float32: a scalar (mean, sum) or one value per token (none)
-  at::Tensor grad;   // logits' shape and dtype; undefined unless requested
-  at::Tensor stats;  // float32 [N, kStatCount]; undefined unless requested
-  at::Tensor alpha;  // float32 scalar: the α the kernel read off the step
-  at::Tensor count;  // int64 scalar: tokens not ignored
+  at::Tensor loss;        // float32: a scalar (mean, sum) or one value per token (none)
+  at::Tensor grad;        // logits' shape and dtype; undefined unless requested
+  at::Tensor stats;       // float32 [N, kStatCount]; undefined unless requested
+  at::Tensor alpha;       // float32 scalar: the α the kernel read off the step
+  at::Tensor count;       // int64 scalar: tokens not ignored
   at::Tensor error_flag;  // int32 scalar: 1 if some target was out of range (the CPU throws before that)
 };
 

@@ -81,8 +81,7 @@ at::Tensor objective_loss(const Objective& o, const at::Tensor& logits, const at
       const at::Tensor per = -(1.0 - log_py.exp()).pow(o.gamma) * log_py;
       return (per * keep).sum() / keep.sum().clamp_min(1);
     }
-    case Objective::Type::Fused:
-      break;
+    case Objective::Type::Fused: break;
   }
   return dpsm_loss(logits, targets, step, o.fused, /*inplace_grad=*/true, error_flag);
 }

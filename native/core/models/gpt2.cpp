@@ -36,7 +36,8 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x) {
   const int64_t B = x.size(0), T = x.size(1), hd = n_embd / n_head;
   const auto qkv = c_attn(x).split(n_embd, -1);
   auto heads = [&](const at::Tensor& t) { return t.view({B, T, n_head, hd}).transpose(1, 2); };
-  const at::Tensor y = platform::causal_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), is_training() ? dropout : 0.0);
+  const at::Tensor y =
+      platform::causal_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), is_training() ? dropout : 0.0);
   return c_proj(y.transpose(1, 2).contiguous().view({B, T, n_embd}));
 }
 
@@ -67,7 +68,8 @@ TransformerImpl::TransformerImpl(const GPT2Config& c) {
   drop = register_module("drop", torch::nn::Dropout(c.dropout));
   h = register_module("h", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.n_layer; ++i) h->push_back(Block(c));
-  ln_f = register_module("ln_f", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.n_embd}).eps(c.layer_norm_epsilon)));
+  ln_f =
+      register_module("ln_f", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.n_embd}).eps(c.layer_norm_epsilon)));
 }
 
 GPT2::GPT2(const GPT2Config& c) : config_(c) { transformer = register_module("transformer", Transformer(c)); }

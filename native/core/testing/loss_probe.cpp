@@ -93,8 +93,8 @@ ReferenceCheck check_against_reference(const ProbeInputs& in, const LossOptions&
   // Reference: float64 on the CPU, from the very values the kernel saw.
   at::Tensor ld = x.logits.to(at::kDouble).cpu().requires_grad_(true);
   const at::Tensor targets = x.targets.cpu();
-  const at::Tensor ref = composite_loss(ld, targets, r.alpha_closed_form, options.spec.kind, options.ignore_index,
-                                        options.reduction);
+  const at::Tensor ref =
+      composite_loss(ld, targets, r.alpha_closed_form, options.spec.kind, options.ignore_index, options.reduction);
   const at::Tensor ref_grad = torch::autograd::grad({ref.sum()}, {ld}, {}, /*retain_graph=*/true)[0];
 
   const at::Tensor loss = f.loss.cpu(), grad = f.grad.cpu();
@@ -139,8 +139,8 @@ ReferenceCheck check_against_reference(const ProbeInputs& in, const LossOptions&
   return r;
 }
 
-Timing time_loss(const ProbeInputs& in, const LossOptions& options, const std::string& path, bool backward,
-                 int iters, int warmup) {
+Timing time_loss(const ProbeInputs& in, const LossOptions& options, const std::string& path, bool backward, int iters,
+                 int warmup) {
   if (path != "fused" && path != "composite")
     throw std::invalid_argument("path: expected 'fused' or 'composite', got '" + path + "'");
   const Inputs x = make_inputs(in, options, 0);

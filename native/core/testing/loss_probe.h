@@ -16,9 +16,9 @@ struct ProbeInputs {
   int64_t vocab = 2;
   std::string dtype = "float32";  // float32, bfloat16, float16
   std::string device = "cpu";
-  double scale = 3.0;             // standard deviation of the random logits
-  bool extreme = false;           // logits of magnitude up to 1e4, targets at and away from the max
-  double ignore_fraction = 0.0;   // share of targets set to ignore_index (1: all)
+  double scale = 3.0;            // standard deviation of the random logits
+  bool extreme = false;          // logits of magnitude up to 1e4, targets at and away from the max
+  double ignore_fraction = 0.0;  // share of targets set to ignore_index (1: all)
   uint64_t seed = 0;
 };
 
@@ -27,10 +27,10 @@ struct ReferenceCheck {
   double loss_abs_err = 0, grad_abs_err = 0;  // max |fused − ref|
   double autograd_grad_rel_err = 0;           // the autograd op, under a random incoming gradient
   double stats_rel_err[kStatCount] = {0, 0, 0, 0, 0};
-  int64_t hit_mismatches = 0;                 // argmax-hit flags that differ from torch.argmax == y
+  int64_t hit_mismatches = 0;  // argmax-hit flags that differ from torch.argmax == y
   double alpha_kernel = 0, alpha_closed_form = 0;
   int64_t count = 0;
-  bool finite = true;                         // no NaN/Inf in the fused outputs
+  bool finite = true;  // no NaN/Inf in the fused outputs
 };
 
 // Fused (forward + gradient + statistics) against composite_loss in float64 with autograd, on the same
@@ -39,13 +39,13 @@ ReferenceCheck check_against_reference(const ProbeInputs& in, const LossOptions&
                                        bool grad_inplace);
 
 struct Timing {
-  std::vector<double> ms;      // one per timed iteration
+  std::vector<double> ms;        // one per timed iteration
   int64_t extra_peak_bytes = 0;  // peak memory beyond the logits (and the gradient, when there is one)
 };
 
 // path: "fused" or "composite"; backward: time forward + backward through autograd.
-Timing time_loss(const ProbeInputs& in, const LossOptions& options, const std::string& path, bool backward,
-                 int iters, int warmup);
+Timing time_loss(const ProbeInputs& in, const LossOptions& options, const std::string& path, bool backward, int iters,
+                 int warmup);
 
 at::ScalarType parse_dtype(const std::string& s);
 

@@ -13,8 +13,8 @@ namespace dpsm::core {
 
 struct OptimConfig {
   double lr = 0, min_lr_ratio = 0, weight_decay = 0, beta1 = 0, beta2 = 0, eps = 0;
-  double grad_clip = 0;       // ≤ 0: off
-  int64_t warmup_steps = 0;   // linear LR warm-up, then cosine decay to min_lr_ratio·lr at max_steps
+  double grad_clip = 0;      // ≤ 0: off
+  int64_t warmup_steps = 0;  // linear LR warm-up, then cosine decay to min_lr_ratio·lr at max_steps
   int64_t max_steps = 0;
 };
 // From lib/'s trainer document (lr, lrWarmupSteps, minLrRatio, weightDecay, betas, eps, gradClip, maxSteps).

@@ -49,12 +49,8 @@ TrainConfig train_config_from_json(const Json& j) {
 
 Trainer::Trainer(std::shared_ptr<LanguageModel> model, TrainConfig config, std::shared_ptr<const Dataset> train,
                  std::shared_ptr<const Dataset> valid)
-    : model_(std::move(model)),
-      cfg_(std::move(config)),
-      train_(std::move(train)),
-      valid_(std::move(valid)),
-      device_(model_->device()),
-      optim_(names_of(*model_), params_of(*model_), cfg_.optim),
+    : model_(std::move(model)), cfg_(std::move(config)), train_(std::move(train)), valid_(std::move(valid)),
+      device_(model_->device()), optim_(names_of(*model_), params_of(*model_), cfg_.optim),
       sampler_(train_->count(), cfg_.batch_size, cfg_.data_seed),
       noise_(cfg_.label_noise, cfg_.data_seed, model_->vocab_size(), cfg_.objective.fused.ignore_index) {
   // What lib/ cannot know before the data is prepared, and what would otherwise fail deep inside libtorch.
@@ -68,8 +64,7 @@ Trainer::Trainer(std::shared_ptr<LanguageModel> model, TrainConfig config, std::
   for (const auto* d : {train_.get(), valid_.get()})
     need(d->positions() <= model_->max_positions(),
          "contextLength: sequences of " + std::to_string(d->positions() + 1) + " tokens need " +
-             std::to_string(d->positions()) + " positions, the model has " +
-             std::to_string(model_->max_positions()));
+             std::to_string(d->positions()) + " positions, the model has " + std::to_string(model_->max_positions()));
   loss_step_ = at::zeros({}, at::TensorOptions().dtype(at::kLong).device(device_));
   error_flag_ = at::zeros({}, at::TensorOptions().dtype(at::kInt).device(device_));
 }
@@ -193,7 +188,7 @@ void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const 
     r.step = state_.step;
     r.loss = loss_sum.item<double>() / static_cast<double>(cfg_.grad_accum);
     throw_if_target_flagged(error_flag_, model_->vocab_size(), ignore);  // the line above synchronised
-    r.alpha = objective_alpha(cfg_.objective, step);  // the α this step's kernel read
+    r.alpha = objective_alpha(cfg_.objective, step);                     // the α this step's kernel read
     r.lr = lr;
     r.grad_norm = grad_norm;
     r.noisy = noisy;
