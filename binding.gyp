@@ -4,7 +4,8 @@
 #     node-gyp-build, falls back to `node-gyp rebuild`), and
 #   - prebuildify packages a binary (it drives `node-gyp rebuild` too),
 # and it puts the addon at build/Release/dpsm_native.node, where node-gyp-build looks.
-# Set DPSM_CUDA=ON in the environment to build the CUDA kernels this way too.
+# Set DPSM_CUDA=ON in the environment to build the CUDA kernels this way too. The testing addon (probes for
+# test/ and bench/) is not built here: an installed package never needs it.
 {
   "targets": [
     {
@@ -19,6 +20,7 @@
             "node", "<!(node -p \"require.resolve('cmake-js/bin/cmake-js')\")", "compile",
             "--out", "<(INTERMEDIATE_DIR)/cmake",
             "--CDDPSM_OUTPUT_DIR=<(PRODUCT_DIR)",
+            "--CDDPSM_TESTING=OFF",
             "--CDDPSM_CUDA=<!(node -p \"process.env.DPSM_CUDA || 'OFF'\")"
           ]
         }

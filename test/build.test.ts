@@ -8,8 +8,9 @@ import path from "node:path";
 
 import test from "ava";
 
-import { packageRoot } from "../lib/native.ts";
+import { native, packageRoot } from "../lib/native.ts";
 import { run } from "./helpers/run.ts";
+import { probes } from "./helpers/testing-addon.ts";
 
 // nvcc from the machine, or NVIDIA's compiler wheels installed by native/setup-nvcc.sh: the test never
 // skips for want of a compiler.
@@ -59,4 +60,12 @@ const nodeGyp = findNodeGyp();
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("the product addon carries no test probes; the testing addon does", (t) => {
+  const product = Object.keys(native());
+  for (const probe of ["checkAgainstReference", "timeLoss", "useCpuIsa"]) t.false(product.includes(probe), probe);
+  t.true(product.includes("lossForward"));
+  t.is(typeof probes.useCpuIsa("auto"), "boolean");
+  t.regex(probes.cpuIsa(), /^(avx512|avx2|baseline)$/);
 });
