@@ -14,7 +14,8 @@ import type { PackedTokens } from "./data/pack.ts";
 import { type LanguageModelDataOptions, LanguageModelDataOptionsSchema, prepareLanguageModelData } from "./data/prepare.ts";
 import { toNativeSequences } from "./evaluator.ts";
 import { GPT2Model, type ModelOptions, ModelOptionsSchema } from "./model.ts";
-import { buildInfo, type EvalMetrics, native, type NativeProgress, type NativeTrainConfig, setNumThreads } from "./native.ts";
+import { buildInfo, native, type NativeProgress, type NativeTrainConfig, setNumThreads } from "./native.ts";
+import { RunLogWriter } from "./runlog.ts";
 
 const BaselineLossSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("label_smoothing"), smoothing: z.number().min(0).max(1).default(0.1) }).strict(),
@@ -189,7 +190,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     this.#running = true;
     const o = this.options;
     const log = o.log ?? (o.runDir ? path.join(o.runDir, "train.jsonl") : false);
-    let logFd: number | undefined;
+    let runLog: RunLogWriter | undefined;
     let bar: Progress | undefined;
     try {
       const { train, valid } = await this.#data();
@@ -198,9 +199,8 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       const config = this.#nativeConfig();
       const trainer = new (native().Trainer)(this.model.native, config, toNativeSequences(train), toNativeSequences(valid));
       if (log) {
-        fs.mkdirSync(path.dirname(log), { recursive: true });
-        logFd = fs.openSync(log, "a");
-        writeLine(logFd, { type: "start", time: new Date().toISOString(), fingerprint: trainer.fingerprint, config, build: buildInfo() });
+        runLog = new RunLogWriter(log);
+        runLog.start({ time: new Date().toISOString(), fingerprint: trainer.fingerprint, config, build: buildInfo() });
       }
       bar = o.progress === false ? undefined : new Progress(o.maxSteps, o.progress === true || process.stderr.isTTY);
       const history = { steps: [] as StepEvent[], evals: [] as EvalEvent[] };
@@ -209,7 +209,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       options.signal?.addEventListener("abort", onAbort, { once: true });
       try {
         await trainer.fit((p) => {
-          if (logFd !== undefined) writeLine(logFd, { ...p, ...(p.type === "eval" ? { metrics: compactMetrics(p.metrics) } : {}) });
+          runLog?.progress(p);
           switch (p.type) {
             case "step":
               history.steps.push(p);
@@ -252,7 +252,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       };
     } finally {
       bar?.stop();
-      if (logFd !== undefined) fs.closeSync(logFd);
+      runLog?.close();
       this.#running = false;
     }
   }
@@ -303,15 +303,6 @@ export class Trainer extends EventEmitter<TrainerEvents> {
 
 function abortError(signal: AbortSignal): Error {
   return signal.reason instanceof Error ? signal.reason : new Error("Trainer.fit: aborted before training started");
-}
-
-function compactMetrics(m: EvalMetrics): Omit<EvalMetrics, "bins100"> & { bins100?: undefined } {
-  const { bins100: _drop, ...rest } = m;
-  return rest;
-}
-
-function writeLine(fd: number, record: object): void {
-  fs.writeSync(fd, `${JSON.stringify(record)}\n`);
 }
 
 // The terminal view of a run: a bar with the latest loss, α, lr and throughput; without a terminal, a line
