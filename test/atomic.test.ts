@@ -33,7 +33,7 @@ test("a failed write leaves the old file as it was and no temporary file", (t) =
   const file = path.join(dir, "out.txt");
   writeFileAtomic(file, "old");
   // A chunk that cannot be written fails halfway through the temporary file.
-  t.throws(() => writeFileAtomic(file, ["new", 42 as unknown as string]));
+  t.throws(() => writeFileAtomic(file, ["new", 42 as unknown as string]), { message: /data: expected strings and Uint8Arrays, got number/ });
   t.is(fs.readFileSync(file, "utf8"), "old");
   t.deepEqual(leftovers(dir), []);
   // The rename fails: the destination is a folder.

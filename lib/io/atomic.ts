@@ -20,6 +20,9 @@ export function writeFileAtomic(file: string, data: Chunk | readonly Chunk[]): v
     const fd = fs.openSync(tmp, "w");
     try {
       for (const chunk of typeof data === "string" || data instanceof Uint8Array ? [data] : data) {
+        if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) {
+          throw new TypeError(`writeFileAtomic: data: expected strings and Uint8Arrays, got ${typeof chunk}`);
+        }
         const bytes = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
         for (let off = 0; off < bytes.byteLength; ) off += fs.writeSync(fd, bytes, off, bytes.byteLength - off);
       }

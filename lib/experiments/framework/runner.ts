@@ -78,7 +78,8 @@ export async function runExperiment<S extends z.ZodObject, J extends Job, R exte
     const finished = { key: job.key, ...result, finishedAt: new Date().toISOString() } as Finished<R>;
     writeJsonAtomic(resultFile, finished);
     say(`${tag}: ${spec.describeResult(result)}`);
-    results.push(finished);
+    // As a later run will read it back (a NaN becomes null): a report is the same whenever its jobs ran.
+    results.push(JSON.parse(JSON.stringify(finished)) as Finished<R>);
   }
   return { jobs, results, data };
 }
