@@ -9,7 +9,12 @@ import { resolveConfig, runExperiment, writeReport } from "../lib/experiments/fr
 import { buildInfo } from "../lib/index.ts";
 
 const out = path.resolve(process.argv[2] ?? "runs/exp1-example");
-const config = resolveConfig(exp1, "quick", { maxSteps: 60, evalEvery: 20, variations: ["ce", "brier", "dpsm-linear"], labelNoise: false });
+const config = resolveConfig(exp1, "quick", {
+  maxSteps: 60,
+  evalEvery: 20,
+  variations: ["ce", "brier", "dpsm-linear"],
+  labelNoise: false,
+});
 const run = await runExperiment(exp1, config, out);
 const { report } = await writeReport(exp1, config, run, out, buildInfo());
 console.log(`${run.results.length} runs reported in ${report}`);

@@ -23,7 +23,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const spec = EXPERIMENTS[command];
   if (!spec) {
-    console.error(`${PROG}: unknown command ${JSON.stringify(command)}; expected one of ${Object.keys(EXPERIMENTS).join(", ")}\n\n${usage()}`);
+    const known = Object.keys(EXPERIMENTS).join(", ");
+    console.error(`${PROG}: unknown command ${JSON.stringify(command)}; expected one of ${known}\n\n${usage()}`);
     return 2;
   }
   return runExperimentCli(spec, rest, `${PROG} ${command}`);

@@ -17,7 +17,9 @@ export interface StartRecord {
 }
 export type StepRecord = Extract<NativeProgress, { type: "step" }>;
 /** An evaluation; the 100-bin reliability table is left out (the 10-bin one stays) to keep lines short. */
-export type EvalRecord = Omit<Extract<NativeProgress, { type: "eval" }>, "metrics"> & { metrics: Omit<EvalMetrics, "bins100"> };
+export type EvalRecord = Omit<Extract<NativeProgress, { type: "eval" }>, "metrics"> & {
+  metrics: Omit<EvalMetrics, "bins100">;
+};
 export type CheckpointRecord = Extract<NativeProgress, { type: "checkpoint" }>;
 export type DoneRecord = Extract<NativeProgress, { type: "done" }>;
 export type RunLogRecord = StartRecord | StepRecord | EvalRecord | CheckpointRecord | DoneRecord;
@@ -125,8 +127,15 @@ export function runEfficiency(log: RunLog): { stepMs: number; tokensPerSecond: n
   };
 }
 
+export interface LossPoint {
+  step: number;
+  loss: number;
+  alpha: number;
+  elapsedSeconds: number;
+}
+
 /** The training loss and α at about `maxPoints` evenly spaced steps, the last step always included. */
-export function lossCurve(log: RunLog, maxPoints = 300): { step: number; loss: number; alpha: number; elapsedSeconds: number }[] {
+export function lossCurve(log: RunLog, maxPoints = 300): LossPoint[] {
   const every = Math.max(1, Math.ceil(log.steps.length / maxPoints));
   return log.steps
     .filter((_, i) => i % every === 0 || i === log.steps.length - 1)

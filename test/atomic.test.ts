@@ -1,5 +1,5 @@
 // lib/io/atomic.ts: a file is replaced whole or not at all, no temporary file stays behind, and it is the only
-// writer of files in lib/ (the run log's appends aside).
+// writer of files (the run log's appends aside).
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -33,7 +33,9 @@ test("a failed write leaves the old file as it was and no temporary file", (t) =
   const file = path.join(dir, "out.txt");
   writeFileAtomic(file, "old");
   // A chunk that cannot be written fails halfway through the temporary file.
-  t.throws(() => writeFileAtomic(file, ["new", 42 as unknown as string]), { message: /data: expected strings and Uint8Arrays, got number/ });
+  t.throws(() => writeFileAtomic(file, ["new", 42 as unknown as string]), {
+    message: /data: expected strings and Uint8Arrays, got number/,
+  });
   t.is(fs.readFileSync(file, "utf8"), "old");
   t.deepEqual(leftovers(dir), []);
   // The rename fails: the destination is a folder.
@@ -43,14 +45,16 @@ test("a failed write leaves the old file as it was and no temporary file", (t) =
   t.true(fs.statSync(path.join(dir, "taken")).isDirectory());
 });
 
-test("no other file writer in lib/: every file goes through lib/io/atomic.ts", (t) => {
-  const lib = path.join(packageRoot, "lib");
+test("no other file writer in lib/, bench/, examples/: every file goes through lib/io/atomic.ts", (t) => {
   const offenders: string[] = [];
-  for (const f of fs.readdirSync(lib, { recursive: true, encoding: "utf8" })) {
-    if (!f.endsWith(".ts") || f === path.join("io", "atomic.ts")) continue;
-    const text = fs.readFileSync(path.join(lib, f), "utf8");
-    for (const call of ["renameSync(", "writeFileSync(", "rename(", "writeFile(", "createWriteStream("]) {
-      if (text.includes(call)) offenders.push(`${f}: ${call}`);
+  for (const dir of ["lib", "bench", "examples"]) {
+    for (const f of fs.readdirSync(path.join(packageRoot, dir), { recursive: true, encoding: "utf8" })) {
+      const file = path.join(dir, f);
+      if (!file.endsWith(".ts") || file === path.join("lib", "io", "atomic.ts")) continue;
+      const text = fs.readFileSync(path.join(packageRoot, file), "utf8");
+      for (const call of ["renameSync(", "writeFileSync(", "rename(", "writeFile(", "createWriteStream("]) {
+        if (text.includes(call)) offenders.push(`${file}: ${call}`);
+      }
     }
   }
   t.deepEqual(offenders, []);

@@ -13,10 +13,13 @@ import { run } from "./helpers/run.ts";
 const BIN = path.join(packageRoot, "bin", "dpsm-native.mjs");
 const cli = (args: string[]) => run(process.execPath, [BIN, "exp1", ...args], { cwd: packageRoot });
 const SMALL = ["--context-length", "33", "--max-steps", "6", "--eval-every", "3", "--eval-max-sequences", "2",
-  "--test-max-sequences", "2", "--ood-max-sequences", "2", "--ood", "ptb", "--variations", "ce,dpsm-linear", "--no-label-noise"];
+  "--test-max-sequences", "2", "--ood-max-sequences", "2", "--ood", "ptb", "--variations", "ce,dpsm-linear",
+  "--no-label-noise"];
 
 test("package.json's bin is this command", (t) => {
-  const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot, "package.json"), "utf8")) as { bin: Record<string, string> };
+  const pkg: { bin: Record<string, string> } = JSON.parse(
+    fs.readFileSync(path.join(packageRoot, "package.json"), "utf8"),
+  );
   t.is(path.resolve(packageRoot, pkg.bin["dpsm-native"]!), BIN);
   const top = run(process.execPath, [BIN, "--help"]);
   t.is(top.code, 0, top.output);
@@ -51,7 +54,8 @@ test("bad flags and config files are named, before any work", (t) => {
   t.is(r.code, 2);
   t.regex(r.output, /exp1 config\.seeds\.1/);
   fs.writeFileSync(path.join(out, "other.json"), JSON.stringify({ experiment: "exp2", maxSteps: 3 }));
-  t.regex(cli(["--config", path.join(out, "other.json"), "--out", out]).output, /--config: .*other\.json holds settings of "exp2", not of "exp1"/);
+  const other = cli(["--config", path.join(out, "other.json"), "--out", out]);
+  t.regex(other.output, /--config: .*other\.json holds settings of "exp2", not of "exp1"/);
   t.false(fs.existsSync(path.join(out, "runs")), "work started despite a bad config");
   const help = cli(["--help"]);
   t.is(help.code, 0);
@@ -62,13 +66,17 @@ test("bad flags and config files are named, before any work", (t) => {
 
 test("Ctrl-C, then the same command again: finished runs skipped, the interrupted one resumed, a report", async (t) => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-cli-"));
-  const child = spawn(process.execPath, [BIN, "exp1", ...SMALL, "--out", out], { cwd: packageRoot, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [BIN, "exp1", ...SMALL, "--out", out], {
+    cwd: packageRoot,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let log = "";
   const code = await new Promise<number | null>((resolve) => {
     const onData = (chunk: Buffer) => {
       log += chunk.toString();
       // The second run has started and taken a step: interrupt it.
-      if (/\[2\/2\] tiny\/clean\/dpsm-linear\/seed0: training[\s\S]*step [1-9]/.test(log) && !child.killed) child.kill("SIGINT");
+      const secondStepped = /\[2\/2\] tiny\/clean\/dpsm-linear\/seed0: training[\s\S]*step [1-9]/.test(log);
+      if (secondStepped && !child.killed) child.kill("SIGINT");
     };
     child.stdout.on("data", onData);
     child.stderr.on("data", onData);

@@ -46,11 +46,16 @@ test.serial("runs, report, figures and verdicts; a second run skips every finish
   const { report, json } = await writeReport(exp1, config, run, out, buildInfo());
 
   const md = fs.readFileSync(report, "utf8");
-  for (const section of ["## What was run", "## Definitions", "### Final metrics", "### Learning curves", "### Convergence", "### Efficiency", "### Robustness: label noise", "### Robustness: out-of-domain sets", "### Reliability", "### Samples", "### Verdicts"]) {
+  const sections = ["## What was run", "## Definitions", "### Final metrics", "### Learning curves", "### Convergence"];
+  sections.push("### Efficiency", "### Robustness: label noise", "### Robustness: out-of-domain sets");
+  sections.push("### Reliability", "### Samples", "### Verdicts");
+  for (const section of sections) {
     t.true(md.includes(section), `report.md lacks ${section}`);
   }
   for (const f of ["tiny-ppl", "tiny-ece", "tiny-reliability", "tiny-ece-bars"]) {
-    for (const ext of ["png", "svg"]) t.true(fs.statSync(path.join(out, "figures", `${f}.${ext}`)).size > 1000, `${f}.${ext}`);
+    for (const ext of ["png", "svg"]) {
+      t.true(fs.statSync(path.join(out, "figures", `${f}.${ext}`)).size > 1000, `${f}.${ext}`);
+    }
     t.true(md.includes(`figures/${f}.png`));
   }
 
@@ -65,12 +70,15 @@ test.serial("runs, report, figures and verdicts; a second run skips every finish
   const [d, ce, brier] = [row("dpsm-linear"), row("ce"), row("brier")];
   const verdicts = saved.verdicts.tiny!["dpsm-linear"]!;
   const quality = verdicts.find((v) => v.criterion.startsWith("Task quality"))!;
-  const qualityMet = d.metrics.ppl!.mean - ce.metrics.ppl!.mean <= 0.3 && !(d.metrics.ppl!.mean > ce.metrics.ppl!.mean && d.metrics.ppl!.mean > brier.metrics.ppl!.mean);
+  const ppl = [d, ce, brier].map((s) => s.metrics.ppl!.mean);
+  const qualityMet = ppl[0]! - ppl[1]! <= 0.3 && !(ppl[0]! > ppl[1]! && ppl[0]! > ppl[2]!);
   t.is(quality.status, qualityMet ? "met" : "not met");
   const calibration = verdicts.find((v) => v.criterion.startsWith("Calibration"))!;
-  const calibrationMet = d.metrics.ece10!.mean <= 0.75 * ce.metrics.ece10!.mean && d.metrics.ece10!.mean <= 1.05 * brier.metrics.ece10!.mean;
+  const ece = [d, ce, brier].map((s) => s.metrics.ece10!.mean);
+  const calibrationMet = ece[0]! <= 0.75 * ece[1]! && ece[0]! <= 1.05 * ece[2]!;
   t.is(calibration.status, calibrationMet ? "met" : "not met");
-  t.is(verdicts.find((v) => v.criterion.startsWith("Significance"))!.status === "not enough runs", false, "two seeds allow a paired t-test");
+  const significance = verdicts.find((v) => v.criterion.startsWith("Significance"))!;
+  t.not(significance.status, "not enough runs", "two seeds allow a paired t-test");
   t.true(md.includes("ce+tempscale (T = "), "the temperature-scaled CE row is missing");
 
   const again: string[] = [];
@@ -79,8 +87,15 @@ test.serial("runs, report, figures and verdicts; a second run skips every finish
   t.deepEqual(second.results.map((r) => r.test.ppl), run.results.map((r) => r.test.ppl));
 });
 
-test.serial("an interrupted experiment resumes: finished runs skipped, the interrupted one continues, same results", async (t) => {
-  const config = resolveConfig(exp1, "quick", { ...SMALL, maxSteps: 6, evalEvery: 3, seeds: [3], variations: ["ce", "dpsm-cosine"], labelNoise: false });
+test.serial("an interrupted experiment resumes: finished runs skipped, the interrupted one resumed", async (t) => {
+  const config = resolveConfig(exp1, "quick", {
+    ...SMALL,
+    maxSteps: 6,
+    evalEvery: 3,
+    seeds: [3],
+    variations: ["ce", "dpsm-cosine"],
+    labelNoise: false,
+  });
   const straight = await runExperiment(exp1, config, tmp(), { progress: false, say: () => {} });
 
   const out = tmp();
@@ -108,7 +123,9 @@ test.serial("an interrupted experiment resumes: finished runs skipped, the inter
 test.serial("experiment settings are validated and pinned to their directory", async (t) => {
   t.throws(() => resolveConfig(exp1, "quick", { maxSteps: -1 }), { message: /exp1 config\.maxSteps/ });
   t.throws(() => resolveConfig(exp1, "quick", { models: ["xl" as "tiny"] }), { message: /exp1 config\.models\.0/ });
-  t.throws(() => resolveConfig(exp1, "quick", { variations: ["dpsm-fast" as "ce"] }), { message: /exp1 config\.variations\.0/ });
+  t.throws(() => resolveConfig(exp1, "quick", { variations: ["dpsm-fast" as "ce"] }), {
+    message: /exp1 config\.variations\.0/,
+  });
   t.throws(() => resolveConfig(exp1, "fast"), { message: /profile: expected one of quick, wt2-small, full/ });
   t.throws(() => resolveConfig(exp1, "quick", { colour: "red" } as never), { message: /unknown option\(s\) "colour"/ });
   const full = resolveConfig(exp1, "full");
@@ -119,7 +136,8 @@ test.serial("experiment settings are validated and pinned to their directory", a
   t.is(full.contextLength, 1024);
 
   const out = tmp();
-  fs.writeFileSync(path.join(out, "config.json"), JSON.stringify({ experiment: "exp1", ...resolveConfig(exp1, "quick"), maxSteps: 999 }));
+  const other = { experiment: "exp1", ...resolveConfig(exp1, "quick"), maxSteps: 999 };
+  fs.writeFileSync(path.join(out, "config.json"), JSON.stringify(other));
   await t.throwsAsync(runExperiment(exp1, resolveConfig(exp1, "quick", SMALL), out, { say: () => {} }), {
     message: /holds an experiment with another configuration \(.*maxSteps: 999 there, 4 now/,
   });

@@ -65,7 +65,8 @@ test("flags come from the settings schema: kebab-case names, kinds, choices, nes
 test("flag values are coerced: numbers, comma lists, none, nested fields, off", (t) => {
   const a = parse([
     "--max-steps", "30", "--seeds", "0, 1,2", "--ood", "none", "--variations", "ce,dpsm-linear", "--lr", "1e-3",
-    "--no-label-noise", "--sample.top-k", "3", "--dataset.dir", "/data/wt", "--precision", "bf16", "--out", "x", "--report-only",
+    "--no-label-noise", "--sample.top-k", "3", "--dataset.dir", "/data/wt", "--precision", "bf16", "--out", "x",
+    "--report-only",
   ]);
   t.deepEqual(a.settings, {
     maxSteps: 30,
@@ -96,7 +97,10 @@ test("bad flags are UsageErrors that name the flag", (t) => {
     [["--grad-accum", "2"], /^--grad-accum: unknown flag \(did you mean --grad-accumulation\?\); see --help$/],
     [["--colour", "red"], /^--colour: unknown flag; see --help$/],
     [["--help=yes"], /^--help: takes no value$/],
-    [["--no-label-noise", "--label-noise.step-fraction", "0.1"], /^--no-label-noise and --label-noise\.step-fraction: give one of them$/],
+    [
+      ["--no-label-noise", "--label-noise.step-fraction", "0.1"],
+      /^--no-label-noise and --label-noise\.step-fraction: give one of them$/,
+    ],
     [["quick"], /^unexpected argument quick/],
   ];
   for (const [argv, message] of bad) {
@@ -109,27 +113,36 @@ test("bad flags are UsageErrors that name the flag", (t) => {
 test("settings: profile, then a settings file, then flags; errors name the setting", (t) => {
   const dir = tmp();
   const file = path.join(dir, "mine.json");
-  fs.writeFileSync(file, JSON.stringify({ profile: "wt2-small", maxSteps: 40, seeds: [1], labelNoise: { stepFraction: 0.5 } }));
+  const settings = { profile: "wt2-small", maxSteps: 40, seeds: [1], labelNoise: { stepFraction: 0.5 } };
+  fs.writeFileSync(file, JSON.stringify(settings));
   const line = parseCommandLine(exp1, ["--config", file, "--max-steps", "50", "--out", dir], "dpsm-native exp1");
   if ("help" in line) return t.fail("help instead of settings");
   t.is(line.config.profile, "wt2-small");
   t.is(line.config.maxSteps, 50, "flags override the file");
   t.deepEqual(line.config.seeds, [1], "the file overrides the profile");
-  t.deepEqual(line.config.labelNoise, { stepFraction: 0.5, tokenFraction: 0.1, variations: ["ce", "brier", "dpsm-linear"] }, "objects merge");
+  const merged = { stepFraction: 0.5, tokenFraction: 0.1, variations: ["ce", "brier", "dpsm-linear"] };
+  t.deepEqual(line.config.labelNoise, merged, "objects merge");
   t.is(line.config.contextLength, 1024, "the rest from the file's profile");
   t.is(line.out, dir);
   const flagged = parseCommandLine(exp1, ["--config", file, "--profile", "quick"], "p");
   t.true(!("help" in flagged) && flagged.config.profile === "quick" && flagged.config.maxSteps === 40);
   const byDefault = parseCommandLine(exp1, [], "p");
-  t.true(!("help" in byDefault) && byDefault.config.profile === "quick" && byDefault.out === path.resolve("runs", "exp1-quick"));
-  t.throws(() => parseCommandLine(exp1, ["--precision", "fp8"], "p"), { message: /^exp1 config\.precision: Invalid option/ });
-  t.throws(() => parseCommandLine(exp1, ["--label-noise.step-fraction", "2"], "p"), { message: /exp1 config\.labelNoise/ });
+  t.true(!("help" in byDefault) && byDefault.config.profile === "quick");
+  t.true(!("help" in byDefault) && byDefault.out === path.resolve("runs", "exp1-quick"));
+  const fails = (argv: string[], message: RegExp) => t.throws(() => parseCommandLine(exp1, argv, "p"), { message });
+  fails(["--precision", "fp8"], /^exp1 config\.precision: Invalid option/);
+  fails(["--label-noise.step-fraction", "2"], /exp1 config\.labelNoise/);
   fs.writeFileSync(file, JSON.stringify({ profile: "huge" }));
-  t.throws(() => parseCommandLine(exp1, ["--config", file], "p"), { message: /--config: .*mine\.json: profile: expected one of quick, wt2-small, full, got "huge"/ });
+  fails(["--config", file], /--config: .*mine\.json: profile: expected one of quick, wt2-small, full, got "huge"/);
 });
 
 test("jobs carry structured keys: folders, groups and names come from them", (t) => {
-  const config = resolveConfig(exp1, "wt2-small", { seeds: [0], variations: ["ce", "dpsm-linear"], baselines: ["focal"], labelNoise: false });
+  const config = resolveConfig(exp1, "wt2-small", {
+    seeds: [0],
+    variations: ["ce", "dpsm-linear"],
+    baselines: ["focal"],
+    labelNoise: false,
+  });
   const jobs = exp1Jobs(config);
   t.deepEqual(jobs.map((j) => j.key), [
     { model: "small", variation: "ce", setting: "clean", seed: 0 },
@@ -138,14 +151,19 @@ test("jobs carry structured keys: folders, groups and names come from them", (t)
     { model: "small", variation: "dpsm-linear", setting: "clean", seed: 0, params: { warmup: 0.05 } },
     { model: "small", variation: "dpsm-linear", setting: "clean", seed: 0, params: { warmup: 0.2 } },
   ]);
-  t.deepEqual(jobs.map((j) => jobId(j.key)).slice(3), ["small/clean/dpsm-linear-warmup0.05/seed0", "small/clean/dpsm-linear-warmup0.2/seed0"]);
+  t.deepEqual(jobs.map((j) => jobId(j.key)).slice(3), [
+    "small/clean/dpsm-linear-warmup0.05/seed0",
+    "small/clean/dpsm-linear-warmup0.2/seed0",
+  ]);
   // The sweep's warm-up share sets the loss: 5 % and 20 % of 3000 steps; the main run uses dpsmWarmup (10 %).
   t.deepEqual(jobs.map((j) => (j.loss as { warmupSteps?: number }).warmupSteps), [undefined, 300, undefined, 150, 600]);
   t.is(exp1.analysis.name!(jobs[3]!.key), "dpsm-linear (warm-up 5 %)");
   t.is(exp1.analysis.name!(jobs[1]!.key), "dpsm-linear");
   t.not(groupId(jobs[1]!.key), groupId(jobs[3]!.key));
   t.is(groupId({ ...jobs[3]!.key, seed: 7 }), groupId(jobs[3]!.key), "seeds share a group");
-  t.throws(() => checkJobs([jobs[0]!, { key: { ...jobs[0]!.key } }]), { message: /two jobs have the key .*small\/clean\/ce\/seed0/ });
+  t.throws(() => checkJobs([jobs[0]!, { key: { ...jobs[0]!.key } }]), {
+    message: /two jobs have the key .*small\/clean\/ce\/seed0/,
+  });
   t.throws(() => jobId({ ...jobs[0]!.key, variation: "../ce" }), { message: /job key\.variation: expected letters/ });
   t.throws(() => jobId({ ...jobs[0]!.key, seed: -1 }), { message: /job key\.seed/ });
 });
@@ -161,18 +179,24 @@ test("the configuration is pinned to its folder; unpinned settings (threads) may
   t.false("threads" in pinned);
   t.notThrows(() => pinConfig(exp1, { ...config, threads: 1 }, out));
   t.notThrows(() => pinConfig(exp1, config, out));
-  t.throws(() => pinConfig(exp1, { ...config, seeds: [0, 1] }, out), { message: /another configuration \(seeds: \[0\] there, \[0,1\] now\)/ });
+  t.throws(() => pinConfig(exp1, { ...config, seeds: [0, 1] }, out), {
+    message: /another configuration \(seeds: \[0\] there, \[0,1\] now\)/,
+  });
   t.throws(() => pinConfig(exp1, resolveConfig(exp1, "full"), out), { message: /profile: "quick" there, "full" now/ });
   fs.writeFileSync(path.join(out, "config.json"), "[1, 2");
   t.throws(() => pinConfig(exp1, config, out), { message: /config\.json is not a settings file/ });
 });
 
-test.serial("finished jobs are skipped, an unfinished one runs again (from its checkpoint), aborted runs start nothing", async (t) => {
+test.serial("finished jobs are skipped, an unfinished one resumes, an aborted run starts none", async (t) => {
   const config = resolveConfig(exp1, "quick", { ...TINY, seeds: [0, 1], variations: ["ce", "brier"] });
   const out = tmp();
   const ran: string[] = [];
-  const counting = { ...exp1, runJob: (ctx: Parameters<typeof exp1.runJob>[0]) => (ran.push(jobId(ctx.job.key)), exp1.runJob(ctx)) };
-  const first = await runExperiment(counting, config, out, { progress: false, say: () => {} });
+  const counting = {
+    ...exp1,
+    runJob: (ctx: Parameters<typeof exp1.runJob>[0]) => (ran.push(jobId(ctx.job.key)), exp1.runJob(ctx)),
+  };
+  const quiet = { progress: false, say: () => {} };
+  const first = await runExperiment(counting, config, out, quiet);
   t.deepEqual(ran, ["tiny/clean/ce/seed0", "tiny/clean/brier/seed0", "tiny/clean/ce/seed1", "tiny/clean/brier/seed1"]);
   t.deepEqual(first.results.map((r) => r.key), first.jobs.map((j: Exp1Job) => j.key));
 
@@ -189,8 +213,8 @@ test.serial("finished jobs are skipped, an unfinished one runs again (from its c
   const controller = new AbortController();
   controller.abort();
   fs.rmSync(path.join(out, "runs", "tiny", "clean", "ce", "seed0", "result.json"));
-  const aborted = await runExperiment(counting, config, out, { progress: false, say: () => {}, signal: controller.signal });
-  const onlyFinished = await runExperiment(counting, config, out, { progress: false, say: () => {}, onlyFinished: true });
+  const aborted = await runExperiment(counting, config, out, { ...quiet, signal: controller.signal });
+  const onlyFinished = await runExperiment(counting, config, out, { ...quiet, onlyFinished: true });
   t.deepEqual(ran, []);
   t.is(aborted.results.length, 3);
   t.is(onlyFinished.results.length, 3);
@@ -206,12 +230,14 @@ test.serial("finished jobs are skipped, an unfinished one runs again (from its c
   t.deepEqual(brier!.versus.ce!.ppl, pairedTTest(ppl("brier"), ppl("ce")));
   t.is(ce!.versus.ce, undefined, "no test of a group against itself");
   t.deepEqual(scaled!.perSeed.ppl, first.results.filter((r) => r.tempscale).map((r) => r.tempscale!.test.ppl));
-  t.deepEqual(scaled!.extra.temperature, meanStd(first.results.filter((r) => r.tempscale).map((r) => r.tempscale!.temperature)));
+  const temperatures = first.results.filter((r) => r.tempscale).map((r) => r.tempscale!.temperature);
+  t.deepEqual(scaled!.extra.temperature, meanStd(temperatures));
   t.truthy(brier!.efficiency);
   t.is(scaled!.efficiency, undefined, "post-hoc rows cost nothing to train");
   t.is(scaled!.convergence, undefined);
   // Convergence: the first evaluation within 95 % of CE's final validation PPL of the same seed.
-  const target = (seed: number) => first.results.find((r) => r.key.variation === "ce" && r.key.seed === seed)!.curve.at(-1)!.ppl / 0.95;
+  const ceRun = (seed: number) => first.results.find((r) => r.key.variation === "ce" && r.key.seed === seed)!;
+  const target = (seed: number) => ceRun(seed).curve.at(-1)!.ppl / 0.95;
   const expected = first.results
     .filter((r) => r.key.variation === "brier")
     .map((r) => r.curve.find((p) => p.ppl <= target(r.key.seed))?.step ?? null);

@@ -23,7 +23,7 @@ export type Exp1Group = GroupSummary<Metric, Exp1Result>;
 export type Exp1Observation = Observation<Metric, Exp1Result>;
 
 function metricsOf(m: EvalMetrics): Record<Metric, number> {
-  return { ppl: m.ppl, nll: m.nll, accuracy: m.accuracy, ece10: m.ece10, ece100: m.ece100, brier: m.brier, spherical: m.spherical };
+  return Object.fromEntries(METRICS.map(({ name }) => [name, m[name]])) as Record<Metric, number>;
 }
 
 function setsOf(ood: Exp1Result["ood"]): Partial<Record<string, Record<Metric, number>>> {
@@ -41,7 +41,11 @@ function observe(r: Finished<Exp1Result>): Omit<Exp1Observation, "source">[] {
     metrics: metricsOf(r.test),
     sets: setsOf(r.ood),
     curve: r.curve,
-    efficiency: { stepMs: r.fit.stepMs, tokensPerSecond: r.fit.tokensPerSecond, peakMemoryBytes: r.fit.peakMemoryBytes },
+    efficiency: {
+      stepMs: r.fit.stepMs,
+      tokensPerSecond: r.fit.tokensPerSecond,
+      peakMemoryBytes: r.fit.peakMemoryBytes,
+    },
   };
   if (!r.tempscale) return [own];
   const scaled = {

@@ -8,7 +8,14 @@ import type { Exp1Config, Setting, Variation } from "./config.ts";
 export type TrainedVariation = Variation | "label-smoothing" | "focal";
 
 export interface Exp1Job extends Job {
-  readonly key: { model: ModelSize; variation: TrainedVariation; setting: Setting; seed: number; params?: { warmup: number } };
+  readonly key: {
+    model: ModelSize;
+    variation: TrainedVariation;
+    setting: Setting;
+    seed: number;
+    /** the warm-up share of a sweep run */
+    params?: { warmup: number };
+  };
   readonly loss: TrainLossInput;
 }
 
@@ -51,7 +58,9 @@ export function exp1Jobs(c: Exp1Config): Exp1Job[] {
       if (c.baselines.includes("label-smoothing")) add(model, "label-smoothing", seed, "clean");
       if (c.baselines.includes("focal")) add(model, "focal", seed, "clean");
     }
-    if (c.labelNoise) for (const seed of c.seeds) for (const v of c.labelNoise.variations) add(model, v, seed, "label-noise");
+    if (c.labelNoise) {
+      for (const seed of c.seeds) for (const v of c.labelNoise.variations) add(model, v, seed, "label-noise");
+    }
   }
   const first = c.models[0]!;
   for (const share of c.warmupSweep) {

@@ -60,8 +60,7 @@ export interface Exp1Result {
 const count = (n: number) => n.toLocaleString("en-US");
 
 export async function prepareExp1Data(c: Exp1Config, say: (line: string) => void = () => {}): Promise<Exp1Data> {
-  const where = c.dataDir ? { dataDir: c.dataDir } : {};
-  const common = { source: c.dataset, contextLength: c.contextLength, ...where };
+  const common = { source: c.dataset, contextLength: c.contextLength, ...(c.dataDir ? { dataDir: c.dataDir } : {}) };
   const data: Exp1Data = {
     train: await prepareLanguageModelData({ ...common, split: "train" }),
     valid: await prepareLanguageModelData({ ...common, split: "valid" }),
@@ -69,10 +68,11 @@ export async function prepareExp1Data(c: Exp1Config, say: (line: string) => void
     ood: {},
   };
   for (const name of c.ood) {
-    data.ood[name] = await prepareLanguageModelData({ source: { ood: name }, contextLength: c.contextLength, ...where });
+    data.ood[name] = await prepareLanguageModelData({ ...common, source: { ood: name } });
   }
+  const dataset = typeof c.dataset === "string" ? c.dataset : c.dataset.dir;
   say(
-    `data: ${typeof c.dataset === "string" ? c.dataset : c.dataset.dir} train ${count(data.train.totalTokens)} tokens, ` +
+    `data: ${dataset} train ${count(data.train.totalTokens)} tokens, ` +
       `valid ${count(data.valid.totalTokens)}, test ${count(data.test.totalTokens)}` +
       `${c.ood.length ? `; OOD ${c.ood.map((n) => `${n} ${count(data.ood[n]!.totalTokens)}`).join(", ")}` : ""}`,
   );
@@ -130,7 +130,8 @@ export async function runExp1Job(ctx: JobContext<Exp1Config, Exp1Job, Exp1Data>)
   }
 
   const prompt = encodeGpt2(c.sample.prompt);
-  const continuation = decodeGpt2(best.generate(prompt, { maxNewTokens: c.sample.maxNewTokens, topK: c.sample.topK, seed }));
+  const { maxNewTokens, topK } = c.sample;
+  const continuation = decodeGpt2(best.generate(prompt, { maxNewTokens, topK, seed }));
   const log = readRunLog(path.join(dir, "train.jsonl"));
   // Over every session of the run (the log), not just the last one.
   const efficiency = runEfficiency(log);

@@ -18,12 +18,13 @@ export function dpsmVariationsOf(c: Exp1Config): string[] {
 
 export function exp1Verdicts(groups: readonly Exp1Group[], model: string, dpsm: string): Verdict[] {
   const get = (variation: string, setting: Setting = "clean") =>
-    groups.find((g) => g.key.model === model && g.key.setting === setting && g.key.variation === variation && !g.key.params);
+    groups.find(({ key: k }) => k.model === model && k.setting === setting && k.variation === variation && !k.params);
   const d = get(dpsm);
   const ce = get("ce");
   const brier = get("brier");
   const v: Verdict[] = [];
-  const missing = (criterion: string, what: string) => v.push({ criterion, status: "not enough runs", detail: `needs ${what}` });
+  const missing = (criterion: string, what: string) =>
+    v.push({ criterion, status: "not enough runs", detail: `needs ${what}` });
   if (!d || !ce) {
     missing("all", `${dpsm} and ce runs of ${model}`);
     return v;
@@ -32,7 +33,8 @@ export function exp1Verdicts(groups: readonly Exp1Group[], model: string, dpsm: 
   {
     const c = "Task quality: test PPL ≤ 0.3 above CE's, and never worse than both CE and Brier";
     const gap = d.metrics.ppl.mean - ce.metrics.ppl.mean;
-    const worseThanBoth = brier ? d.metrics.ppl.mean > ce.metrics.ppl.mean && d.metrics.ppl.mean > brier.metrics.ppl.mean : false;
+    const ppl = d.metrics.ppl.mean;
+    const worseThanBoth = brier ? ppl > ce.metrics.ppl.mean && ppl > brier.metrics.ppl.mean : false;
     v.push({
       criterion: c,
       status: gap <= 0.3 && !worseThanBoth ? "met" : "not met",
@@ -52,17 +54,21 @@ export function exp1Verdicts(groups: readonly Exp1Group[], model: string, dpsm: 
         status: ok ? "met" : "not met",
         detail:
           `ECE-10 ${fmt(d.metrics.ece10.mean, 4)}: ${change(-reduction)} than CE's ${fmt(ce.metrics.ece10.mean, 4)}, ` +
-          `${change(d.metrics.ece10.mean / brier.metrics.ece10.mean - 1)} than Brier's ${fmt(brier.metrics.ece10.mean, 4)}`,
+          `${change(d.metrics.ece10.mean / brier.metrics.ece10.mean - 1)} than Brier's ` +
+          `${fmt(brier.metrics.ece10.mean, 4)}`,
       });
     }
   }
   {
-    const c = "Convergence: 95 % of CE's final validation performance within 110 % of CE's wall-clock and ≤ 60 % of Brier's";
+    const c =
+      "Convergence: 95 % of CE's final validation performance within 110 % of CE's wall-clock and ≤ 60 % of Brier's";
     const td = meanOfAll(d.convergence?.seconds ?? []);
     const tc = meanOfAll(ce.convergence?.seconds ?? []);
     const tb = brier ? meanOfAll(brier.convergence?.seconds ?? []) : undefined;
     if (!brier) missing(c, "brier runs");
-    else if (tc === null) v.push({ criterion: c, status: "not met", detail: "CE itself did not reach the target in every seed" });
+    else if (tc === null) {
+      v.push({ criterion: c, status: "not met", detail: "CE itself did not reach the target in every seed" });
+    }
     else {
       const okCe = td !== null && td <= 1.1 * tc;
       const okBrier = td !== null && (tb === null || tb === undefined || td <= 0.6 * tb);
@@ -84,7 +90,8 @@ export function exp1Verdicts(groups: readonly Exp1Group[], model: string, dpsm: 
       criterion: c,
       status: drop <= 0.02 && mem <= 500 ? "met" : "not met",
       detail:
-        `tokens/s ${fmt(d.efficiency?.tokensPerSecond.mean ?? NaN, 0)} vs CE's ${fmt(ce.efficiency?.tokensPerSecond.mean ?? NaN, 0)} ` +
+        `tokens/s ${fmt(d.efficiency?.tokensPerSecond.mean ?? NaN, 0)} ` +
+        `vs CE's ${fmt(ce.efficiency?.tokensPerSecond.mean ?? NaN, 0)} ` +
         `(${change(-drop, "slower", "faster")}); peak memory ` +
         `${Math.abs(mem) < 0.5 ? "equal to" : `${fmt(Math.abs(mem), 0)} MB ${mem > 0 ? "above" : "below"}`} CE's`,
     });
@@ -122,7 +129,9 @@ export function exp1Verdicts(groups: readonly Exp1Group[], model: string, dpsm: 
       v.push({
         criterion: c,
         status: ok / checks.length >= 0.75 ? "met" : "not met",
-        detail: `holds in ${ok} of ${checks.length} (${fmt((100 * ok) / checks.length, 0)} %): ${where.filter((_, k) => checks[k]).join(", ") || "none"}`,
+        detail:
+          `holds in ${ok} of ${checks.length} (${fmt((100 * ok) / checks.length, 0)} %): ` +
+          `${where.filter((_, k) => checks[k]).join(", ") || "none"}`,
       });
     }
   }
@@ -130,7 +139,10 @@ export function exp1Verdicts(groups: readonly Exp1Group[], model: string, dpsm: 
     const c = "Significance: DPSM's ECE-10 differs from CE's at p < 0.05 (paired t-test over seeds)";
     const t = d.versus.ce?.ece10;
     if (!t) missing(c, "at least 2 seeds");
-    else v.push({ criterion: c, status: t.p < 0.05 ? "met" : "not met", detail: `t = ${fmt(t.t)}, df = ${t.df}, p = ${t.p.toPrecision(3)}` });
+    else {
+      const detail = `t = ${fmt(t.t)}, df = ${t.df}, p = ${t.p.toPrecision(3)}`;
+      v.push({ criterion: c, status: t.p < 0.05 ? "met" : "not met", detail });
+    }
   }
   return v;
 }

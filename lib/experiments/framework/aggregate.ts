@@ -9,7 +9,11 @@ function byMetric<M extends string, T>(metrics: readonly M[], f: (m: M) => T): R
   return Object.fromEntries(metrics.map((m) => [m, f(m)])) as Record<M, T>;
 }
 
-function summarise<M extends string, R>(names: readonly M[], observations: Observation<M, R>[], name: string): GroupSummary<M, R> {
+function summarise<M extends string, R>(
+  names: readonly M[],
+  observations: Observation<M, R>[],
+  name: string,
+): GroupSummary<M, R> {
   const obs = [...observations].sort((a, b) => a.key.seed - b.key.seed);
   const perSeed = byMetric(names, (m) => obs.map((o) => o.metrics[m]));
   const sets: GroupSummary<M, R>["sets"] = {};
@@ -47,7 +51,10 @@ function summarise<M extends string, R>(names: readonly M[], observations: Obser
  * Every group of the results, in the order their first observation appears, with paired tests against the
  * spec's references and convergence filled in.
  */
-export function aggregate<M extends string, R>(analysis: AnalysisSpec<M, R>, results: readonly Finished<R>[]): GroupSummary<M, R>[] {
+export function aggregate<M extends string, R>(
+  analysis: AnalysisSpec<M, R>,
+  results: readonly Finished<R>[],
+): GroupSummary<M, R>[] {
   const names = analysis.metrics.map((m) => m.name);
   const groups = new Map<string, Observation<M, R>[]>();
   for (const source of results) {
@@ -61,7 +68,10 @@ export function aggregate<M extends string, R>(analysis: AnalysisSpec<M, R>, res
 
   // A reference: the group of that variation (no params) with the same model and setting.
   const reference = (g: GroupSummary<M, R>, variation: string) =>
-    out.find((o) => o.key.model === g.key.model && o.key.setting === g.key.setting && o.key.variation === variation && !o.key.params);
+    out.find((o) => {
+      const k = o.key;
+      return k.model === g.key.model && k.setting === g.key.setting && k.variation === variation && !k.params;
+    });
   for (const g of out) {
     for (const variation of analysis.references) {
       const other = reference(g, variation);

@@ -18,7 +18,15 @@ export type CommandLine<S extends z.ZodObject> =
   | { help: string }
   | { config: ConfigOf<S>; out: string; reportOnly: boolean };
 
-function readSettingsFile(spec: AnyExperimentSpec, file: string): { profile?: string; settings: Record<string, unknown> } {
+const oneOf = (spec: AnyExperimentSpec, got: unknown) =>
+  `expected one of ${profileNames(spec).join(", ")}, got ${JSON.stringify(got)}`;
+
+interface SettingsFile {
+  profile?: string;
+  settings: Record<string, unknown>;
+}
+
+function readSettingsFile(spec: AnyExperimentSpec, file: string): SettingsFile {
   if (!fs.existsSync(file)) throw new UsageError(`--config: ${file} not found`);
   let parsed: unknown;
   try {
@@ -26,14 +34,16 @@ function readSettingsFile(spec: AnyExperimentSpec, file: string): { profile?: st
   } catch (e) {
     throw new UsageError(`--config: ${file} is not valid JSON (${(e as Error).message})`);
   }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new UsageError(`--config: ${file} must hold a JSON object`);
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new UsageError(`--config: ${file} must hold a JSON object`);
+  }
   // An experiment folder's config.json works as a settings file: it names its experiment and profile.
   const { experiment, profile, ...settings } = parsed as Record<string, unknown>;
   if (experiment !== undefined && experiment !== spec.name) {
     throw new UsageError(`--config: ${file} holds settings of ${JSON.stringify(experiment)}, not of "${spec.name}"`);
   }
   if (profile !== undefined && (typeof profile !== "string" || !Object.hasOwn(spec.profiles, profile))) {
-    throw new UsageError(`--config: ${file}: profile: expected one of ${profileNames(spec).join(", ")}, got ${JSON.stringify(profile)}`);
+    throw new UsageError(`--config: ${file}: profile: ${oneOf(spec, profile)}`);
   }
   return { ...(profile !== undefined ? { profile: profile as string } : {}), settings };
 }
@@ -42,20 +52,27 @@ function readSettingsFile(spec: AnyExperimentSpec, file: string): { profile?: st
  * What `argv` asks for: the help text, or validated settings and the output folder. Throws UsageError (flags,
  * files) or the schema's TypeError/RangeError (settings), each naming the flag or setting.
  */
-export function parseCommandLine<S extends z.ZodObject>(spec: ExperimentSpec<S, Job, object, unknown, string>, argv: readonly string[], prog: string): CommandLine<S> {
+export function parseCommandLine<S extends z.ZodObject>(
+  spec: ExperimentSpec<S, Job, object, unknown, string>,
+  argv: readonly string[],
+  prog: string,
+): CommandLine<S> {
   const flags = settingFlags(spec.schema);
   const args = parseExperimentArgs(flags, argv);
   if (args.profile !== undefined && !Object.hasOwn(spec.profiles, args.profile)) {
-    throw new UsageError(`--profile: expected one of ${profileNames(spec).join(", ")}, got ${JSON.stringify(args.profile)}`);
+    throw new UsageError(`--profile: ${oneOf(spec, args.profile)}`);
   }
   const file = args.config !== undefined ? readSettingsFile(spec, args.config) : undefined;
   const profile = args.profile ?? file?.profile ?? defaultProfile(spec);
   if (args.help) {
-    return { help: helpText({ prog, summary: `${spec.title}: ${spec.summary}`, flags, profiles: profileNames(spec), profile, profileSettings: spec.profiles[profile] }) };
+    const summary = `${spec.title}: ${spec.summary}`;
+    const profiles = profileNames(spec);
+    return { help: helpText({ prog, summary, flags, profiles, profile, profileSettings: spec.profiles[profile] }) };
   }
   // What the file and the flags hold is checked by the schema, with the other settings.
   const config = resolveConfig(spec, profile, file?.settings as never, args.settings as never) as ConfigOf<S>;
-  return { config, out: path.resolve(args.out ?? path.join("runs", `${spec.name}-${profile}`)), reportOnly: args.reportOnly };
+  const out = path.resolve(args.out ?? path.join("runs", `${spec.name}-${profile}`));
+  return { config, out, reportOnly: args.reportOnly };
 }
 
 /** Runs `spec` as the command `prog` with `argv`; resolves to the exit code. */
@@ -76,17 +93,18 @@ export async function runExperimentCli<S extends z.ZodObject, J extends Job, R e
     return 0;
   }
   const { config, out, reportOnly } = line;
+  const again = "run the same command again to continue";
 
   const controller = new AbortController();
   const onSigint = () => {
     if (controller.signal.aborted) process.exit(130);
-    process.stderr.write(`\n${spec.name}: stopping at the next step boundary (checkpointing); run the same command again to continue\n`);
+    process.stderr.write(`\n${spec.name}: stopping at the next step boundary (checkpointing); ${again}\n`);
     controller.abort();
   };
   process.on("SIGINT", onSigint);
   try {
     const t0 = performance.now();
-    const run = await runExperiment(spec, config, out, { signal: controller.signal, ...(reportOnly ? { onlyFinished: true } : {}) });
+    const run = await runExperiment(spec, config, out, { signal: controller.signal, onlyFinished: reportOnly });
     if (run.results.length === 0) {
       console.error(`${spec.name}: no finished runs yet; nothing to report`);
       return controller.signal.aborted ? 130 : 1;
@@ -95,7 +113,7 @@ export async function runExperimentCli<S extends z.ZodObject, J extends Job, R e
     const minutes = ((performance.now() - t0) / 60000).toFixed(1);
     console.log(`\n${spec.name}: ${run.results.length} runs reported in ${report} (${minutes} min this session)`);
     if (controller.signal.aborted) {
-      console.log(`${spec.name}: interrupted; the report covers the finished runs. Run the same command again to continue.`);
+      console.log(`${spec.name}: interrupted; the report covers the finished runs; ${again}.`);
       return 130;
     }
     return 0;

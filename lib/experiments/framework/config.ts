@@ -33,7 +33,11 @@ export function defaultProfile(spec: AnyExperimentSpec): string {
 }
 
 /** Settings to merge over others: any field may be left out, at any depth (arrays are replaced whole). */
-export type SettingsOverride<T> = T extends readonly unknown[] ? T : T extends object ? { [K in keyof T]?: SettingsOverride<T[K]> } : T;
+export type SettingsOverride<T> = T extends readonly unknown[]
+  ? T
+  : T extends object
+    ? { [K in keyof T]?: SettingsOverride<T[K]> }
+    : T;
 
 /**
  * The settings of `profile` with each of `overrides` applied in turn, validated. Errors name the setting as
@@ -87,10 +91,13 @@ export function pinConfig(spec: AnyExperimentSpec, config: Settings, out: string
   }
   for (const k of spec.unpinned ?? []) delete theirs[k];
   if (canonical(theirs) === canonical(mine)) return;
-  const fields = [...new Set([...Object.keys(theirs), ...Object.keys(mine)])].filter((k) => canonical(theirs[k]) !== canonical(mine[k]));
-  const shown = fields.slice(0, 4).map((k) => `${k}: ${canonical(theirs[k]) ?? "absent"} there, ${canonical(mine[k]) ?? "absent"} now`);
+  const fields = [...new Set([...Object.keys(theirs), ...Object.keys(mine)])];
+  const differ = fields.filter((k) => canonical(theirs[k]) !== canonical(mine[k]));
+  const value = (v: unknown) => canonical(v) ?? "absent";
+  const shown = differ.slice(0, 4).map((k) => `${k}: ${value(theirs[k])} there, ${value(mine[k])} now`);
+  const more = differ.length > 4 ? "; …" : "";
   throw new Error(
-    `out: ${out} holds an experiment with another configuration (${shown.join("; ")}${fields.length > 4 ? "; …" : ""}); ` +
+    `out: ${out} holds an experiment with another configuration (${shown.join("; ")}${more}); ` +
       "use another --out or delete it",
   );
 }

@@ -49,6 +49,7 @@ interface Def {
   shape?: Record<string, Schema>;
 }
 const defOf = (s: Schema) => (s as unknown as { _zod: { def: Def } })._zod.def;
+const isFalse = (s: Schema) => defOf(s).type === "literal" && [...(defOf(s).values as unknown[])].includes(false);
 const WRAPPERS = new Set(["optional", "default", "prefault", "nullable", "readonly", "catch", "nonoptional"]);
 
 /** The schema under optional/default/… wrappers, and the first description met on the way in. */
@@ -75,7 +76,7 @@ function scalar(s: Schema): Scalar | undefined {
     case "enum":
       return { kind: "string", choices: Object.values(d.entries!).map(String) };
     case "literal": {
-      const values = [...(d.values as Iterable<unknown>)];
+      const values = [...(d.values as unknown[])];
       return values.every((v) => typeof v === "string") ? { kind: "string", choices: values as string[] } : undefined;
     }
     default:
@@ -98,14 +99,17 @@ export function settingFlags(schema: z.ZodObject): SettingFlag[] {
       const scalars = members.map(scalar).filter((x): x is Scalar => x !== undefined);
       const objects = members.filter((m) => defOf(m).type === "object");
       const arrays = members.filter((m) => defOf(m).type === "array");
-      const isFalse = (m: Schema) => defOf(m).type === "literal" && [...(defOf(m).values as Iterable<unknown>)].includes(false);
       let main: SettingFlag | undefined;
       if (scalars.length > 0) {
         const first = scalars[0]!;
         const choices = scalars.every((x) => x.choices) ? [...new Set(scalars.flatMap((x) => x.choices!))] : undefined;
-        main = { name, path: at, kind: first.kind, description, ...(first.integer ? { integer: true } : {}), ...(choices ? { choices } : {}) };
+        main = { name, path: at, kind: first.kind, description };
+        if (first.integer) main.integer = true;
+        if (choices) main.choices = choices;
         flags.push(main);
-        if (first.kind === "boolean") flags.push({ name: `no-${name}`, path: at, kind: "off", description: `turn off --${name}` });
+        if (first.kind === "boolean") {
+          flags.push({ name: `no-${name}`, path: at, kind: "off", description: `turn off --${name}` });
+        }
       } else if (arrays.length > 0) {
         const element = scalar(unwrap(defOf(arrays[0]!).element!).inner);
         if (element && element.kind !== "boolean") {
@@ -121,16 +125,21 @@ export function settingFlags(schema: z.ZodObject): SettingFlag[] {
         }
       }
       if (members.some(isFalse)) {
-        flags.push({ name: `no-${name}`, path: at, kind: "off", description: `${description ? `${description}: ` : ""}off` });
+        const what = description ? `${description}: ` : "";
+        flags.push({ name: `no-${name}`, path: at, kind: "off", description: `${what}off` });
       }
       for (const o of objects) walk(defOf(o).shape!, at, `${name}.`);
-      const covered = (m: Schema) => !!scalar(m) || isFalse(m) || objects.includes(m) || (m === arrays[0] && main !== undefined);
+      const covered = (m: Schema) =>
+        !!scalar(m) || isFalse(m) || objects.includes(m) || (m === arrays[0] && main !== undefined);
       if (main && !members.every(covered)) main.moreInFile = true;
     }
   };
   walk(schema.shape as Record<string, Schema>, [], "");
   const clash = flags.find((f) => Object.hasOwn(COMMON_FLAGS, f.name));
-  if (clash) throw new Error(`settings schema: the field ${clash.path.join(".")} gives --${clash.name}, a flag every experiment has`);
+  if (clash) {
+    const field = clash.path.join(".");
+    throw new Error(`settings schema: the field ${field} gives --${clash.name}, a flag every experiment has`);
+  }
   return flags;
 }
 
@@ -158,7 +167,8 @@ function usageError(e: unknown, names: readonly string[]): UsageError {
   switch (err.code) {
     case "ERR_PARSE_ARGS_UNKNOWN_OPTION": {
       const like = flag ? closest(names, flag.replace(/^-+/, "")) : [];
-      return new UsageError(`${flag}: unknown flag${like.length ? ` (did you mean ${like.map((n) => `--${n}`).join(" or ")}?)` : ""}; see --help`);
+      const hint = like.length ? ` (did you mean ${like.map((n) => `--${n}`).join(" or ")}?)` : "";
+      return new UsageError(`${flag}: unknown flag${hint}; see --help`);
     }
     case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
       return new UsageError(
@@ -169,7 +179,8 @@ function usageError(e: unknown, names: readonly string[]): UsageError {
             : `${flag}: expected a value`,
       );
     case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
-      return new UsageError(`unexpected argument ${/'([^']*)'/.exec(err.message)?.[1] ?? ""} (every setting is a --flag VALUE); see --help`);
+      const arg = /'([^']*)'/.exec(err.message)?.[1] ?? "";
+      return new UsageError(`unexpected argument ${arg} (every setting is a --flag VALUE); see --help`);
     default:
       return new UsageError(err.message);
   }
@@ -190,7 +201,8 @@ function setAt(target: Record<string, unknown>, path: string[], value: unknown):
   let node = target;
   for (const key of path.slice(0, -1)) {
     const next = node[key];
-    node = node[key] = typeof next === "object" && next !== null && !Array.isArray(next) ? (next as Record<string, unknown>) : {};
+    const isObject = typeof next === "object" && next !== null && !Array.isArray(next);
+    node = node[key] = isObject ? (next as Record<string, unknown>) : {};
   }
   node[path.at(-1)!] = value;
 }

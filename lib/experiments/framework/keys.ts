@@ -5,7 +5,8 @@ const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9.+_-]*$/;
 
 function segment(value: string, field: string): string {
   if (!SEGMENT.test(value)) {
-    throw new RangeError(`job key.${field}: expected letters, digits and . + _ - (not leading), got ${JSON.stringify(value)}`);
+    const expected = "letters, digits and . + _ - (not first)";
+    throw new RangeError(`job key.${field}: expected ${expected}, got ${JSON.stringify(value)}`);
   }
   return value;
 }
@@ -24,7 +25,9 @@ function paramsPart(params: JobKey["params"]): string {
 
 /** The job's folder under runs/, e.g. "tiny/clean/dpsm-linear-warmup0.05/seed0"; also how progress names it. */
 export function jobId(key: JobKey): string {
-  if (!Number.isInteger(key.seed) || key.seed < 0) throw new RangeError(`job key.seed: expected an integer >= 0, got ${key.seed}`);
+  if (!Number.isInteger(key.seed) || key.seed < 0) {
+    throw new RangeError(`job key.seed: expected an integer >= 0, got ${key.seed}`);
+  }
   return [
     segment(key.model, "model"),
     segment(key.setting, "setting"),
@@ -55,7 +58,9 @@ export function checkJobs(jobs: readonly Job[]): void {
   const seen = new Map<string, JobKey>();
   for (const job of jobs) {
     const id = jobId(job.key);
-    if (seen.has(id)) throw new RangeError(`jobs: two jobs have the key ${JSON.stringify(job.key)} (folder runs/${id})`);
+    if (seen.has(id)) {
+      throw new RangeError(`jobs: two jobs have the key ${JSON.stringify(job.key)} (folder runs/${id})`);
+    }
     seen.set(id, job.key);
   }
 }

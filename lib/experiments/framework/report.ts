@@ -12,15 +12,24 @@ import { barChart, lineChart } from "../../report/plots.ts";
 import { fmt, formatTable } from "../../report/table.ts";
 import { aggregate } from "./aggregate.ts";
 import { jobId } from "./keys.ts";
-import type { AnalysisSpec, ConfigOf, ExperimentSpec, Finished, GroupSummary, Job, MetricSpec, Verdict } from "./spec.ts";
+import type {
+  AnalysisSpec,
+  ConfigOf,
+  ExperimentSpec,
+  Finished,
+  GroupSummary,
+  Job,
+  MetricSpec,
+  Verdict,
+} from "./spec.ts";
 
 const mean = (xs: number[]) => meanStd(xs).mean;
 const pCell = (t: PairedTTest | undefined) => (t ? `${t.p.toPrecision(2)}${stars(t.p)}` : "–");
 
 /** "libtorch 2.5.1, cpu (2 threads, avx2 loss kernel)." or "…, cuda (bf16)." */
 export function environmentNote(build: BuildInfo, device: string, precision: string): string {
-  const where = device.startsWith("cuda") ? `(${precision})` : `(${build.threads} threads, ${build.cpuIsa} loss kernel)`;
-  return `libtorch ${build.torchVersion}, ${device} ${where}.`;
+  const how = device.startsWith("cuda") ? precision : `${build.threads} threads, ${build.cpuIsa} loss kernel`;
+  return `libtorch ${build.torchVersion}, ${device} (${how}).`;
 }
 
 /**
@@ -39,7 +48,11 @@ export function metricsTable<M extends string, G extends GroupSummary<M, unknown
   };
   const labelOf = (m: M) => metrics.find((x) => x.name === m)?.label ?? m;
   return formatTable(
-    [{ header: "variation", align: "left" }, ...metrics.map((m) => m.label), ...tests.map(([m, ref]) => `${labelOf(m)} p vs ${ref}`)],
+    [
+      { header: "variation", align: "left" },
+      ...metrics.map((m) => m.label),
+      ...tests.map(([m, ref]) => `${labelOf(m)} p vs ${ref}`),
+    ],
     groups.map((g) => [
       label(g),
       ...metrics.map((m) => {
@@ -56,7 +69,12 @@ export function convergenceTable(groups: readonly GroupSummary[], reference: str
   const refConv = groups.find((g) => g.key.variation === reference && !g.key.params)?.convergence;
   const refSeconds = refConv ? mean(refConv.seconds.filter((x): x is number => x !== null)) : NaN;
   return formatTable(
-    [{ header: "variation", align: "left" }, "steps to target (per seed)", "wall-clock s (per seed)", `wall-clock vs ${reference}`],
+    [
+      { header: "variation", align: "left" },
+      "steps to target (per seed)",
+      "wall-clock s (per seed)",
+      `wall-clock vs ${reference}`,
+    ],
     groups
       .filter((g) => g.convergence)
       .map((g) => {
@@ -76,7 +94,14 @@ export function convergenceTable(groups: readonly GroupSummary[], reference: str
 export function efficiencyTable(groups: readonly GroupSummary[], reference: string, memoryLabel: string): string {
   const ref = groups.find((g) => g.key.variation === reference && !g.key.params)?.efficiency;
   return formatTable(
-    [{ header: "variation", align: "left" }, "ms / step", "tokens / s", `peak ${memoryLabel} MB`, `throughput vs ${reference}`, `memory vs ${reference} MB`],
+    [
+      { header: "variation", align: "left" },
+      "ms / step",
+      "tokens / s",
+      `peak ${memoryLabel} MB`,
+      `throughput vs ${reference}`,
+      `memory vs ${reference} MB`,
+    ],
     groups
       .filter((g) => g.efficiency)
       .map((g) => {
@@ -95,7 +120,7 @@ export function efficiencyTable(groups: readonly GroupSummary[], reference: stri
 
 export function verdictTable(verdicts: readonly Verdict[]): string {
   return formatTable(
-    [{ header: "criterion", align: "left" }, { header: "verdict", align: "left" }, { header: "numbers", align: "left" }],
+    ["criterion", "verdict", "numbers"].map((header) => ({ header, align: "left" as const })),
     verdicts.map((v) => [v.criterion, v.status === "not met" ? "**not met**" : v.status, v.detail]),
   );
 }
@@ -128,7 +153,12 @@ export async function curveChart(
 }
 
 /** One bar per group: the mean of `metric`, ± its std over seeds. */
-export async function metricBars(groups: readonly GroupSummary[], metric: string, chart: { title: string; yTitle: string }, outBase: string): Promise<void> {
+export async function metricBars(
+  groups: readonly GroupSummary[],
+  metric: string,
+  chart: { title: string; yTitle: string },
+  outBase: string,
+): Promise<void> {
   await barChart(
     {
       ...chart,
@@ -148,9 +178,10 @@ function statisticsDefinitions(analysis: AnalysisSpec<string, unknown>): string[
     const m = analysis.metrics.find((x) => x.name === c.metric);
     const higher = m?.higherIsBetter ?? false;
     const label = m?.label ?? c.metric;
+    const target = `${c.reference}'s final validation ${label} ${higher ? "×" : "/"} ${c.share}`;
+    const share = `${Math.round(c.share * 100)} % of ${c.reference}'s final performance, same seed`;
     lines.push(
-      `**Convergence target**: validation ${label} ${higher ? "≥" : "≤"} ${c.reference}'s final validation ${label} ` +
-        `${higher ? "×" : "/"} ${c.share} (${Math.round(c.share * 100)} % of ${c.reference}'s final performance, same seed); ` +
+      `**Convergence target**: validation ${label} ${higher ? "≥" : "≤"} ${target} (${share}); ` +
         "steps and wall-clock are those of the first evaluation that reaches it.",
     );
   }
@@ -172,6 +203,8 @@ export async function writeReport<S extends z.ZodObject, J extends Job, R extend
   const groups = aggregate(spec.analysis, run.results);
   const body = await spec.report({ config, jobs: run.jobs, results: run.results, groups, data: run.data, out, build });
   const missing = run.jobs.length - run.results.length;
+  const rest = missing > 0 ? " (the rest: run the same command again to continue)" : "";
+  const definitions = [...body.definitions, ...statisticsDefinitions(spec.analysis as AnalysisSpec<string, unknown>)];
   const lines = [
     `# ${spec.title} (${config.profile} profile)`,
     "",
@@ -180,18 +213,23 @@ export async function writeReport<S extends z.ZodObject, J extends Job, R extend
     "## What was run",
     "",
     ...body.run.map((l) => `- ${l}`),
-    `- ${run.results.length} of ${run.jobs.length} runs finished${missing > 0 ? " (the rest: run the same command again to continue)" : ""}.`,
+    `- ${run.results.length} of ${run.jobs.length} runs finished${rest}.`,
     "",
     "## Definitions",
     "",
-    ...[...body.definitions, ...statisticsDefinitions(spec.analysis as AnalysisSpec<string, unknown>)].map((l) => `- ${l}`),
+    ...definitions.map((l) => `- ${l}`),
     "",
     ...body.sections,
   ];
   const report = path.join(out, "report.md");
   const json = path.join(out, "results.json");
   writeFileAtomic(report, `${lines.join("\n")}\n`);
-  const summaries = groups.map(({ observations, ...g }) => ({ ...g, runs: observations.map((o) => jobId(o.source.key)) }));
-  writeJsonAtomic(json, { experiment: spec.name, config, build, summaries, verdicts: body.verdicts, runs: run.results });
+  // Each group names its jobs; the jobs themselves are listed once, under runs.
+  const summaries = groups.map(({ observations, ...g }) => ({
+    ...g,
+    runs: observations.map((o) => jobId(o.source.key)),
+  }));
+  const { verdicts } = body;
+  writeJsonAtomic(json, { experiment: spec.name, config, build, summaries, verdicts, runs: run.results });
   return { report, json };
 }
