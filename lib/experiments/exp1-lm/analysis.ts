@@ -3,6 +3,7 @@
 // validation perplexity.
 import type { EvalMetrics } from "../../native.ts";
 import type { AnalysisSpec, Finished, GroupKey, GroupSummary, MetricSpec, Observation } from "../framework/spec.ts";
+import { TEMPSCALE } from "./config.ts";
 import type { Exp1Result } from "./run-job.ts";
 
 export const METRICS = [
@@ -15,9 +16,6 @@ export const METRICS = [
   { name: "spherical", label: "spherical", digits: 4, higherIsBetter: true },
 ] as const satisfies readonly MetricSpec[];
 export type Metric = (typeof METRICS)[number]["name"];
-
-/** The post-hoc baseline: a clean CE run evaluated with a temperature fitted on the validation split. */
-export const TEMPSCALE = "ce+tempscale";
 
 export type Exp1Group = GroupSummary<Metric, Exp1Result>;
 export type Exp1Observation = Observation<Metric, Exp1Result>;

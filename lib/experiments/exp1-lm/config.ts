@@ -12,6 +12,8 @@ export type Variation = (typeof VARIATIONS)[number];
 /** Baselines: two trained (label smoothing 0.1, focal γ = 2), one post hoc (temperature scaling of the CE runs). */
 export const BASELINES = ["label-smoothing", "focal", "ce+tempscale"] as const;
 export type Baseline = (typeof BASELINES)[number];
+/** The post-hoc baseline: clean CE runs evaluated with a temperature fitted on the validation split. */
+export const TEMPSCALE = "ce+tempscale" satisfies Baseline;
 export const SETTINGS = ["clean", "label-noise"] as const;
 export type Setting = (typeof SETTINGS)[number];
 

@@ -17,8 +17,8 @@ import {
   verdictTable,
 } from "../framework/report.ts";
 import type { ReportBody, ReportContext, Verdict } from "../framework/spec.ts";
-import { type Exp1Group, METRICS, type Metric, TEMPSCALE, testEvalOf } from "./analysis.ts";
-import { BASELINES, type Exp1Config } from "./config.ts";
+import { type Exp1Group, METRICS, type Metric, testEvalOf } from "./analysis.ts";
+import { BASELINES, type Exp1Config, TEMPSCALE } from "./config.ts";
 import type { Exp1Job } from "./jobs.ts";
 import type { Exp1Data, Exp1Result } from "./run-job.ts";
 import { dpsmVariationsOf, exp1Verdicts } from "./verdicts.ts";

@@ -13,7 +13,7 @@ import type { EvalMetrics } from "../../native.ts";
 import { lossCurve, readRunLog, runEfficiency } from "../../runlog.ts";
 import { Trainer, type TrainLossInput } from "../../trainer.ts";
 import type { CurvePoint, JobContext } from "../framework/spec.ts";
-import { type Exp1Config, lrFor } from "./config.ts";
+import { type Exp1Config, lrFor, TEMPSCALE } from "./config.ts";
 import type { Exp1Job } from "./jobs.ts";
 
 export interface Exp1Data {
@@ -121,7 +121,7 @@ export async function runExp1Job(ctx: JobContext<Exp1Config, Exp1Job, Exp1Data>)
   for (const name of c.ood) ood[name] = await oodEval.evaluate(data.ood[name]!);
 
   let tempscale: Exp1Result["tempscale"];
-  if (variation === "ce" && setting === "clean" && c.baselines.includes("ce+tempscale")) {
+  if (variation === "ce" && setting === "clean" && c.baselines.includes(TEMPSCALE)) {
     const validEval = new Evaluator(best, { batchSize: c.batchSize, maxSequences: c.evalMaxSequences, bf16 });
     const { temperature } = await validEval.fitTemperature(data.valid);
     const scaledOod: Exp1Result["ood"] = {};
