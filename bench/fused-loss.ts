@@ -6,11 +6,11 @@
 //   npm run bench:fused-loss -- [--sizes 2048x50257,8192x50257] [--iters 3] [--device cpu|cuda|all]
 //                               [--json FILE] [--no-python]
 import { spawnSync } from "node:child_process";
-import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 
 import { buildInfo } from "../lib/index.ts";
+import { writeJsonAtomic } from "../lib/io/atomic.ts";
 import { type LossTiming, probes } from "../test/helpers/testing-addon.ts";
 import { fmt, formatTable, median } from "../lib/report/table.ts";
 
@@ -171,7 +171,6 @@ console.log("CPU: resident-set high-water mark; CUDA: the caching allocator's pe
 
 if (args.json) {
   const out = { date: new Date().toISOString(), loss: LOSS, iters, warmup, build: info, pythonTorch: python?.version ?? null, results };
-  fs.mkdirSync(path.dirname(path.resolve(args.json)), { recursive: true });
-  fs.writeFileSync(args.json, `${JSON.stringify(out, null, 2)}\n`);
+  writeJsonAtomic(args.json, out);
   console.log(`wrote ${args.json}`);
 }

@@ -10,7 +10,6 @@
 //
 //   npm run quickstart                      # installs and builds, then runs this
 //   npx tsx examples/loss-demo.ts [--steps 300] [--batch 256] [--lr 0.1] [--eval-tokens 1024] [--json FILE]
-import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 
@@ -18,6 +17,7 @@ import { dataDir } from "../lib/data/paths.ts";
 import { encodeGpt2, GPT2_VOCAB_SIZE } from "../lib/data/tokenizer.ts";
 import { readWikiText } from "../lib/data/wikitext.ts";
 import { buildInfo, DPSMLoss, type LossConfigInput } from "../lib/index.ts";
+import { writeJsonAtomic } from "../lib/io/atomic.ts";
 import { expectedCalibrationError } from "../lib/metrics/calibration.ts";
 import { fmt, formatTable } from "../lib/report/table.ts";
 
@@ -207,7 +207,6 @@ console.log(
 );
 
 if (args.json) {
-  fs.mkdirSync(path.dirname(path.resolve(args.json)), { recursive: true });
-  fs.writeFileSync(args.json, `${JSON.stringify({ steps, batch, lr, warmup, evalTokens, optimum: best, runs }, null, 2)}\n`);
+  writeJsonAtomic(args.json, { steps, batch, lr, warmup, evalTokens, optimum: best, runs });
   console.log(`wrote ${args.json}`);
 }

@@ -14,7 +14,8 @@ import type { PackedTokens } from "./data/pack.ts";
 import { type LanguageModelDataOptions, LanguageModelDataOptionsSchema, prepareLanguageModelData } from "./data/prepare.ts";
 import { toNativeSequences } from "./evaluator.ts";
 import { GPT2Model, type ModelOptions, ModelOptionsSchema, resolveGPT2Config } from "./model.ts";
-import { buildInfo, type EvalMetrics, native, type NativeProgress, setNumThreads } from "./native.ts";
+import { buildInfo, native, type NativeProgress, setNumThreads } from "./native.ts";
+import { RunLogWriter } from "./runlog.ts";
 
 export type { TrainLossInput } from "./config.ts";
 
@@ -179,18 +180,17 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     this.#running = true;
     const o = this.options;
     const log = o.log ?? (o.runDir ? path.join(o.runDir, "train.jsonl") : false);
-    let logFd: number | undefined;
+    let runLog: RunLogWriter | undefined;
     let bar: Progress | undefined;
     try {
       const { train, valid } = await this.#data();
       if (options.signal?.aborted) throw abortError(options.signal);
       if (o.runDir) fs.mkdirSync(o.runDir, { recursive: true });
-      const config = this.#nativeConfig();
+      const config = trainerDocument(this.options, this.loss);
       const trainer = new (native().Trainer)(this.model.native, JSON.stringify(config), toNativeSequences(train), toNativeSequences(valid));
       if (log) {
-        fs.mkdirSync(path.dirname(log), { recursive: true });
-        logFd = fs.openSync(log, "a");
-        writeLine(logFd, { type: "start", time: new Date().toISOString(), fingerprint: trainer.fingerprint, config, build: buildInfo() });
+        runLog = new RunLogWriter(log);
+        runLog.start({ time: new Date().toISOString(), fingerprint: trainer.fingerprint, config, build: buildInfo() });
       }
       bar = o.progress === false ? undefined : new Progress(o.maxSteps, o.progress === true || process.stderr.isTTY);
       const history = { steps: [] as StepEvent[], evals: [] as EvalEvent[] };
@@ -199,7 +199,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       options.signal?.addEventListener("abort", onAbort, { once: true });
       try {
         await trainer.fit((p) => {
-          if (logFd !== undefined) writeLine(logFd, { ...p, ...(p.type === "eval" ? { metrics: compactMetrics(p.metrics) } : {}) });
+          runLog?.progress(p);
           switch (p.type) {
             case "step":
               history.steps.push(p);
@@ -242,7 +242,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       };
     } finally {
       bar?.stop();
-      if (logFd !== undefined) fs.closeSync(logFd);
+      runLog?.close();
       this.#running = false;
     }
   }
@@ -254,25 +254,19 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     return { train: await prepareLanguageModelData(train), valid: await prepareLanguageModelData(valid) };
   }
 
-  // The native trainer's document: every setting that shapes the run, as the schema resolved it. Its
-  // canonical dump (with the model's config and the data's shape) is the run's resume fingerprint.
-  #nativeConfig() {
-    const { model: _model, data: _data, device: _device, threads: _threads, progress: _progress, log: _log, ...run } = this.options;
-    return { ...run, dataSeed: run.dataSeed ?? run.seed, runDir: run.runDir ? path.resolve(run.runDir) : "", loss: this.loss };
-  }
 }
+
+// The native trainer's document: every setting that shapes the run, as the schema resolved it. Its canonical
+// dump (with the model's config and the data's shape) is the run's resume fingerprint.
+function trainerDocument(options: Trainer["options"], loss: TrainLoss) {
+  const { model: _m, data: _d, device: _dev, threads: _t, progress: _p, log: _l, ...run } = options;
+  return { ...run, dataSeed: run.dataSeed ?? run.seed, runDir: run.runDir ? path.resolve(run.runDir) : "", loss };
+}
+/** What the native trainer receives, and what the run log's start record holds. */
+export type TrainerDocument = ReturnType<typeof trainerDocument>;
 
 function abortError(signal: AbortSignal): Error {
   return signal.reason instanceof Error ? signal.reason : new Error("Trainer.fit: aborted before training started");
-}
-
-function compactMetrics(m: EvalMetrics): Omit<EvalMetrics, "bins100"> & { bins100?: undefined } {
-  const { bins100: _drop, ...rest } = m;
-  return rest;
-}
-
-function writeLine(fd: number, record: object): void {
-  fs.writeSync(fd, `${JSON.stringify(record)}\n`);
 }
 
 // The terminal view of a run: a bar with the latest loss, α, lr and throughput; without a terminal, a line

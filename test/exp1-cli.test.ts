@@ -1,4 +1,4 @@
-// `npm run exp1` as a user runs it: bad flags and config files are named before any work, and Ctrl-C then
+// `dpsm-native exp1` as a user runs it: bad flags and config files are named before any work, and Ctrl-C then
 // the same command again finishes the experiment without redoing finished runs.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
@@ -10,42 +10,73 @@ import test from "ava";
 import { packageRoot } from "../lib/native.ts";
 import { run } from "./helpers/run.ts";
 
-const CLI = path.join(packageRoot, "examples", "exp1-language-modelling.ts");
-const cli = (args: string[]) => run(process.execPath, ["--import", "tsx", CLI, ...args], { cwd: packageRoot });
-const SMALL = ["--context-length", "33", "--max-steps", "6", "--eval-every", "3", "--eval-sequences", "2", "--test-sequences", "2",
-  "--ood-sequences", "2", "--ood", "ptb", "--variations", "ce,dpsm-linear", "--no-label-noise"];
+const BIN = path.join(packageRoot, "bin", "dpsm-native.mjs");
+const cli = (args: string[]) => run(process.execPath, [BIN, "exp1", ...args], { cwd: packageRoot });
+const SMALL = ["--context-length", "33", "--max-steps", "6", "--eval-every", "3", "--eval-max-sequences", "2",
+  "--test-max-sequences", "2", "--ood-max-sequences", "2", "--ood", "ptb", "--variations", "ce,dpsm-linear",
+  "--no-label-noise"];
+
+test("package.json's bin is this command", (t) => {
+  const pkg: { bin: Record<string, string> } = JSON.parse(
+    fs.readFileSync(path.join(packageRoot, "package.json"), "utf8"),
+  );
+  t.is(path.resolve(packageRoot, pkg.bin["dpsm-native"]!), BIN);
+  const top = run(process.execPath, [BIN, "--help"]);
+  t.is(top.code, 0, top.output);
+  t.regex(top.output, /^ {2}exp1 +Experiment 1/m);
+  const unknown = run(process.execPath, [BIN, "exp9"]);
+  t.is(unknown.code, 2);
+  t.regex(unknown.output, /unknown command "exp9"; expected one of exp1/);
+});
 
 test("bad flags and config files are named, before any work", (t) => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-cli-"));
   const bad = [
-    [["--max-steps", "abc"], /exp1 config\.maxSteps/],
+    [["--max-steps", "abc"], /--max-steps: expected a number, got "abc"/],
+    [["--max-steps", "0"], /exp1 config\.maxSteps: Too small/],
+    [["--max-steps"], /--max-steps: expected a value/],
     [["--models", "tiny,huge"], /exp1 config\.models\.1/],
-    [["--profile", "fast"], /--profile: expected one of quick, wt2-small, full/],
+    [["--colour", "red"], /--colour: unknown flag/],
+    [["--eval-sequences", "2"], /--eval-sequences: unknown flag \(did you mean --eval-max-sequences\?\)/],
+    [["--report-only=yes"], /--report-only: takes no value/],
+    [["--no-label-noise", "--label-noise", "x"], /--label-noise: unknown flag/],
+    [["tiny"], /unexpected argument tiny/],
+    [["--profile", "fast"], /--profile: expected one of quick, wt2-small, full, got "fast"/],
     [["--config", path.join(out, "missing.json")], /--config: .*missing\.json not found/],
   ] as const;
   for (const [args, message] of bad) {
     const r = cli([...args, "--out", out]);
-    t.is(r.code, 2, r.output);
+    t.is(r.code, 2, `${args.join(" ")}: ${r.output}`);
     t.regex(r.output, message);
   }
   fs.writeFileSync(path.join(out, "bad.json"), JSON.stringify({ profile: "quick", seeds: [0, -1] }));
   const r = cli(["--config", path.join(out, "bad.json"), "--out", out]);
   t.is(r.code, 2);
   t.regex(r.output, /exp1 config\.seeds\.1/);
+  fs.writeFileSync(path.join(out, "other.json"), JSON.stringify({ experiment: "exp2", maxSteps: 3 }));
+  const other = cli(["--config", path.join(out, "other.json"), "--out", out]);
+  t.regex(other.output, /--config: .*other\.json holds settings of "exp2", not of "exp1"/);
   t.false(fs.existsSync(path.join(out, "runs")), "work started despite a bad config");
-  t.regex(cli(["--help"]).output, /usage: npm run exp1/);
+  const help = cli(["--help"]);
+  t.is(help.code, 0);
+  t.regex(help.output, /usage: dpsm-native exp1/);
+  t.regex(help.output, /--max-steps N +optimiser steps; \[quick: 150\]/);
+  t.regex(cli(["--profile", "full", "--help"]).output, /--max-steps N +optimiser steps; \[full: 20000\]/);
 });
 
 test("Ctrl-C, then the same command again: finished runs skipped, the interrupted one resumed, a report", async (t) => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-cli-"));
-  const args = ["--import", "tsx", CLI, ...SMALL, "--out", out];
-  const child = spawn(process.execPath, args, { cwd: packageRoot, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [BIN, "exp1", ...SMALL, "--out", out], {
+    cwd: packageRoot,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let log = "";
   const code = await new Promise<number | null>((resolve) => {
     const onData = (chunk: Buffer) => {
       log += chunk.toString();
       // The second run has started and taken a step: interrupt it.
-      if (/\[2\/2\] tiny\/dpsm-linear\/seed0: training[\s\S]*step [1-9]/.test(log) && !child.killed) child.kill("SIGINT");
+      const secondStepped = /\[2\/2\] tiny\/clean\/dpsm-linear\/seed0: training[\s\S]*step [1-9]/.test(log);
+      if (secondStepped && !child.killed) child.kill("SIGINT");
     };
     child.stdout.on("data", onData);
     child.stderr.on("data", onData);
@@ -53,13 +84,21 @@ test("Ctrl-C, then the same command again: finished runs skipped, the interrupte
   });
   t.is(code, 130, log.slice(-2000));
   t.regex(log, /stopping at the next step boundary/);
-  t.true(fs.existsSync(path.join(out, "runs", "tiny", "ce", "seed0", "result.json")));
-  t.false(fs.existsSync(path.join(out, "runs", "tiny", "dpsm-linear", "seed0", "result.json")));
+  const runs = path.join(out, "runs", "tiny", "clean");
+  t.true(fs.existsSync(path.join(runs, "ce", "seed0", "result.json")));
+  t.false(fs.existsSync(path.join(runs, "dpsm-linear", "seed0", "result.json")));
 
   const again = cli([...SMALL, "--out", out]);
   t.is(again.code, 0, again.output.slice(-2000));
-  t.regex(again.output, /tiny\/ce\/seed0: done before, skipped/);
-  t.regex(again.output, /tiny\/dpsm-linear\/seed0: resuming/);
+  t.regex(again.output, /tiny\/clean\/ce\/seed0: done before, skipped/);
+  t.regex(again.output, /tiny\/clean\/dpsm-linear\/seed0: resuming/);
   t.regex(again.output, /exp1: 2 runs reported in .*report\.md/);
   t.true(fs.readFileSync(path.join(out, "report.md"), "utf8").includes("### Verdicts"));
+
+  // The folder's config.json is a settings file: --report-only with it rewrites the report, trains nothing.
+  fs.rmSync(path.join(out, "report.md"));
+  const report = cli(["--config", path.join(out, "config.json"), "--out", out, "--report-only"]);
+  t.is(report.code, 0, report.output.slice(-2000));
+  t.is((report.output.match(/done before, skipped/g) ?? []).length, 2);
+  t.true(fs.existsSync(path.join(out, "report.md")));
 });

@@ -6,10 +6,11 @@ import path from "node:path";
 
 import test from "ava";
 
-import { exp1Jobs, resolveExp1Config } from "../lib/experiment/exp1-config.ts";
-import { type JobResult, runExp1 } from "../lib/experiment/exp1-run.ts";
+import { exp1, exp1Jobs } from "../lib/experiments/exp1-lm/index.ts";
+import { jobId, resolveConfig, runExperiment, writeReport } from "../lib/experiments/framework/index.ts";
+import type { Finished } from "../lib/experiments/framework/spec.ts";
+import type { Exp1Result } from "../lib/experiments/exp1-lm/run-job.ts";
 import { buildInfo } from "../lib/index.ts";
-import { writeExp1Report } from "../lib/report/exp1-report.ts";
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-exp1-"));
 const SMALL = {
@@ -21,92 +22,113 @@ const SMALL = {
   testMaxSequences: 3,
   oodMaxSequences: 2,
   ood: ["ptb" as const],
-  sample: { prompt: "The history of the city began", maxNewTokens: 5, topK: 1 },
+  sample: { maxNewTokens: 5 },
 };
 
 test.serial("runs, report, figures and verdicts; a second run skips every finished run", async (t) => {
   const out = tmp();
-  const config = resolveExp1Config("quick", {
+  const config = resolveConfig(exp1, "quick", {
     ...SMALL,
     seeds: [0, 1],
     variations: ["ce", "brier", "dpsm-linear"],
     labelNoise: { stepFraction: 0.5, tokenFraction: 0.1, variations: ["ce", "dpsm-linear"] },
   });
   const jobs = exp1Jobs(config);
-  t.deepEqual(jobs.map((j) => j.id), [
-    "tiny/ce/seed0", "tiny/brier/seed0", "tiny/dpsm-linear/seed0", "tiny/ce/seed1", "tiny/brier/seed1", "tiny/dpsm-linear/seed1",
-    "tiny/ce-noise/seed0", "tiny/dpsm-linear-noise/seed0", "tiny/ce-noise/seed1", "tiny/dpsm-linear-noise/seed1",
+  t.deepEqual(jobs.map((j) => jobId(j.key)), [
+    "tiny/clean/ce/seed0", "tiny/clean/brier/seed0", "tiny/clean/dpsm-linear/seed0",
+    "tiny/clean/ce/seed1", "tiny/clean/brier/seed1", "tiny/clean/dpsm-linear/seed1",
+    "tiny/label-noise/ce/seed0", "tiny/label-noise/dpsm-linear/seed0",
+    "tiny/label-noise/ce/seed1", "tiny/label-noise/dpsm-linear/seed1",
   ]);
   const lines: string[] = [];
-  const { results, data } = await runExp1(config, out, { say: (l) => lines.push(l), progress: false });
-  t.is(results.length, jobs.length);
-  const { report, json } = await writeExp1Report(config, results, out, { build: buildInfo(), dataNote: `train ${data.train.totalTokens} tokens` });
+  const run = await runExperiment(exp1, config, out, { say: (l) => lines.push(l), progress: false });
+  t.is(run.results.length, jobs.length);
+  const { report, json } = await writeReport(exp1, config, run, out, buildInfo());
 
   const md = fs.readFileSync(report, "utf8");
-  for (const section of ["## What was run", "## Definitions", "### Final metrics", "### Learning curves", "### Convergence", "### Efficiency", "### Robustness: label noise", "### Robustness: out-of-domain sets", "### Reliability", "### Samples", "### Verdicts"]) {
+  const sections = ["## What was run", "## Definitions", "### Final metrics", "### Learning curves", "### Convergence"];
+  sections.push("### Efficiency", "### Robustness: label noise", "### Robustness: out-of-domain sets");
+  sections.push("### Reliability", "### Samples", "### Verdicts");
+  for (const section of sections) {
     t.true(md.includes(section), `report.md lacks ${section}`);
   }
   for (const f of ["tiny-ppl", "tiny-ece", "tiny-reliability", "tiny-ece-bars"]) {
-    for (const ext of ["png", "svg"]) t.true(fs.statSync(path.join(out, "figures", `${f}.${ext}`)).size > 1000, `${f}.${ext}`);
+    for (const ext of ["png", "svg"]) {
+      t.true(fs.statSync(path.join(out, "figures", `${f}.${ext}`)).size > 1000, `${f}.${ext}`);
+    }
     t.true(md.includes(`figures/${f}.png`));
   }
 
   // The verdicts follow from the numbers in results.json: recompute two of them here.
   const saved = JSON.parse(fs.readFileSync(json, "utf8")) as {
-    summaries: { name: string; setting: string; test: Record<string, { mean: number }> }[];
+    summaries: { name: string; key: { setting: string }; metrics: Record<string, { mean: number }> }[];
     verdicts: Record<string, Record<string, { criterion: string; status: string }[]>>;
-    runs: JobResult[];
+    runs: Finished<Exp1Result>[];
   };
   t.is(saved.runs.length, jobs.length);
-  const row = (name: string) => saved.summaries.find((s) => s.name === name && s.setting === "clean")!;
+  const row = (name: string) => saved.summaries.find((s) => s.name === name && s.key.setting === "clean")!;
   const [d, ce, brier] = [row("dpsm-linear"), row("ce"), row("brier")];
   const verdicts = saved.verdicts.tiny!["dpsm-linear"]!;
   const quality = verdicts.find((v) => v.criterion.startsWith("Task quality"))!;
-  const qualityMet = d.test.ppl!.mean - ce.test.ppl!.mean <= 0.3 && !(d.test.ppl!.mean > ce.test.ppl!.mean && d.test.ppl!.mean > brier.test.ppl!.mean);
+  const ppl = [d, ce, brier].map((s) => s.metrics.ppl!.mean);
+  const qualityMet = ppl[0]! - ppl[1]! <= 0.3 && !(ppl[0]! > ppl[1]! && ppl[0]! > ppl[2]!);
   t.is(quality.status, qualityMet ? "met" : "not met");
   const calibration = verdicts.find((v) => v.criterion.startsWith("Calibration"))!;
-  const calibrationMet = d.test.ece10!.mean <= 0.75 * ce.test.ece10!.mean && d.test.ece10!.mean <= 1.05 * brier.test.ece10!.mean;
+  const ece = [d, ce, brier].map((s) => s.metrics.ece10!.mean);
+  const calibrationMet = ece[0]! <= 0.75 * ece[1]! && ece[0]! <= 1.05 * ece[2]!;
   t.is(calibration.status, calibrationMet ? "met" : "not met");
-  t.is(verdicts.find((v) => v.criterion.startsWith("Significance"))!.status === "not enough runs", false, "two seeds allow a paired t-test");
+  const significance = verdicts.find((v) => v.criterion.startsWith("Significance"))!;
+  t.not(significance.status, "not enough runs", "two seeds allow a paired t-test");
   t.true(md.includes("ce+tempscale (T = "), "the temperature-scaled CE row is missing");
 
   const again: string[] = [];
-  const second = await runExp1(config, out, { say: (l) => again.push(l), progress: false });
+  const second = await runExperiment(exp1, config, out, { say: (l) => again.push(l), progress: false });
   t.is(again.filter((l) => l.endsWith("done before, skipped")).length, jobs.length);
-  t.deepEqual(second.results.map((r) => r.test.ppl), results.map((r) => r.test.ppl));
+  t.deepEqual(second.results.map((r) => r.test.ppl), run.results.map((r) => r.test.ppl));
 });
 
-test.serial("an interrupted experiment resumes: finished runs skipped, the interrupted one continues, same results", async (t) => {
-  const config = resolveExp1Config("quick", { ...SMALL, maxSteps: 6, evalEvery: 3, seeds: [3], variations: ["ce", "dpsm-cosine"], labelNoise: false });
-  const straight = await runExp1(config, tmp(), { progress: false, say: () => {} });
+test.serial("an interrupted experiment resumes: finished runs skipped, the interrupted one resumed", async (t) => {
+  const config = resolveConfig(exp1, "quick", {
+    ...SMALL,
+    maxSteps: 6,
+    evalEvery: 3,
+    seeds: [3],
+    variations: ["ce", "dpsm-cosine"],
+    labelNoise: false,
+  });
+  const straight = await runExperiment(exp1, config, tmp(), { progress: false, say: () => {} });
 
   const out = tmp();
   const controller = new AbortController();
-  const first = await runExp1(config, out, {
+  const first = await runExperiment(exp1, config, out, {
     progress: false,
     signal: controller.signal,
     say: () => {},
     // Interrupt the second run in the middle (it stops at a step boundary, with a checkpoint).
-    onStep: (job, s) => job.variation === "dpsm-cosine" && s.step === 2 && controller.abort(),
+    onStep: (job, s) => job.key.variation === "dpsm-cosine" && s.step === 2 && controller.abort(),
   });
   t.is(first.results.length, 1);
-  t.true(fs.existsSync(path.join(out, "runs", "tiny", "dpsm-cosine", "seed3", "last", "training_state.safetensors")));
-  t.false(fs.existsSync(path.join(out, "runs", "tiny", "dpsm-cosine", "seed3", "result.json")));
+  const interrupted = path.join(out, "runs", "tiny", "clean", "dpsm-cosine", "seed3");
+  t.true(fs.existsSync(path.join(interrupted, "last", "training_state.safetensors")));
+  t.false(fs.existsSync(path.join(interrupted, "result.json")));
   const lines: string[] = [];
-  const resumed = await runExp1(config, out, { progress: false, say: (l) => lines.push(l) });
-  t.true(lines.some((l) => l.includes("tiny/ce/seed3: done before, skipped")));
-  t.true(lines.some((l) => l.includes("tiny/dpsm-cosine/seed3: resuming")));
-  t.deepEqual(resumed.results.map((r) => [r.job.id, r.test.nll, r.test.ece10]), straight.results.map((r) => [r.job.id, r.test.nll, r.test.ece10]));
+  const resumed = await runExperiment(exp1, config, out, { progress: false, say: (l) => lines.push(l) });
+  t.true(lines.some((l) => l.includes("tiny/clean/ce/seed3: done before, skipped")));
+  t.true(lines.some((l) => l.includes("tiny/clean/dpsm-cosine/seed3: resuming")));
+  const numbers = (rs: typeof resumed.results) => rs.map((r) => [jobId(r.key), r.test.nll, r.test.ece10]);
+  t.deepEqual(numbers(resumed.results), numbers(straight.results));
   t.deepEqual(resumed.results[1]!.curve.map((p) => p.nll), straight.results[1]!.curve.map((p) => p.nll));
 });
 
 test.serial("experiment settings are validated and pinned to their directory", async (t) => {
-  t.throws(() => resolveExp1Config("quick", { maxSteps: -1 }), { message: /exp1 config\.maxSteps/ });
-  t.throws(() => resolveExp1Config("quick", { models: ["xl" as "tiny"] }), { message: /exp1 config\.models\.0/ });
-  t.throws(() => resolveExp1Config("quick", { variations: ["dpsm-fast" as "ce"] }), { message: /exp1 config\.variations\.0/ });
-  t.throws(() => resolveExp1Config("fast" as "quick"), { message: /profile: expected one of quick, wt2-small, full/ });
-  t.throws(() => resolveExp1Config("quick", { colour: "red" } as never), { message: /unknown option\(s\) "colour"/ });
-  const full = resolveExp1Config("full");
+  t.throws(() => resolveConfig(exp1, "quick", { maxSteps: -1 }), { message: /exp1 config\.maxSteps/ });
+  t.throws(() => resolveConfig(exp1, "quick", { models: ["xl" as "tiny"] }), { message: /exp1 config\.models\.0/ });
+  t.throws(() => resolveConfig(exp1, "quick", { variations: ["dpsm-fast" as "ce"] }), {
+    message: /exp1 config\.variations\.0/,
+  });
+  t.throws(() => resolveConfig(exp1, "fast"), { message: /profile: expected one of quick, wt2-small, full/ });
+  t.throws(() => resolveConfig(exp1, "quick", { colour: "red" } as never), { message: /unknown option\(s\) "colour"/ });
+  const full = resolveConfig(exp1, "full");
   t.deepEqual(full.models, ["small", "medium", "large"]);
   t.is(full.dataset, "wikitext-103");
   t.deepEqual(full.seeds, [0, 1, 2]);
@@ -114,6 +136,9 @@ test.serial("experiment settings are validated and pinned to their directory", a
   t.is(full.contextLength, 1024);
 
   const out = tmp();
-  fs.writeFileSync(path.join(out, "config.json"), JSON.stringify({ ...resolveExp1Config("quick"), maxSteps: 999 }));
-  await t.throwsAsync(runExp1(resolveExp1Config("quick", SMALL), out, { say: () => {} }), { message: /holds an experiment with another configuration/ });
+  const other = { experiment: "exp1", ...resolveConfig(exp1, "quick"), maxSteps: 999 };
+  fs.writeFileSync(path.join(out, "config.json"), JSON.stringify(other));
+  await t.throwsAsync(runExperiment(exp1, resolveConfig(exp1, "quick", SMALL), out, { say: () => {} }), {
+    message: /holds an experiment with another configuration \(.*maxSteps: 999 there, 4 now/,
+  });
 });

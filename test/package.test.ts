@@ -3,6 +3,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 
 import test from "ava";
 
@@ -13,6 +14,12 @@ test("a consumer project imports and type-checks dpsm-native through its exports
   const tsc = path.join(packageRoot, "node_modules", "typescript", "bin", "tsc");
   const build = run(process.execPath, [tsc, "-p", path.join(packageRoot, "tsconfig.build.json")]);
   t.is(build.code, 0, build.output);
+  // The command from the build, as an installed package (without tsx) runs it.
+  const cli = pathToFileURL(path.join(packageRoot, "dist", "cli.js")).href;
+  const main = `import { main } from ${JSON.stringify(cli)}; process.exitCode = await main(["exp1", "--help"]);`;
+  const help = run(process.execPath, ["--input-type=module", "-e", main]);
+  t.is(help.code, 0, help.output);
+  t.regex(help.output, /usage: dpsm-native exp1 .*\n[\s\S]*--max-steps N +optimiser steps/);
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-consumer-"));
   try {

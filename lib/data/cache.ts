@@ -3,11 +3,12 @@
 // A file is: "DPSMTOK1", a uint32 (LE) header length, a JSON header padded to a multiple of 8 bytes, then
 // the tokens and the lengths as int32 in the writer's byte order. The header carries the key it was built
 // for, the payload's size and its sha256, so a truncated, corrupted or misnamed file is never trusted.
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
+import { writeFileAtomic } from "../io/atomic.ts";
 import { packageRoot } from "../native.ts";
 import type { PackedArrays } from "./pack.ts";
 
@@ -56,7 +57,7 @@ function payloadHash(tokens: Int32Array, lengths: Int32Array): string {
   return createHash("sha256").update(bytesOf(tokens)).update(bytesOf(lengths)).digest("hex");
 }
 
-/** Writes to a temporary file beside `file` and renames it into place, so readers never see half a file. */
+/** Writes the cache file atomically: readers never see half a file. */
 export function writeTokenCache(file: string, key: string, packed: PackedArrays): void {
   const header: Header = {
     key,
@@ -76,23 +77,7 @@ export function writeTokenCache(file: string, key: string, packed: PackedArrays)
   head.writeUInt32LE(Buffer.byteLength(json), MAGIC.length);
   head.write(json, MAGIC.length + 4, "utf8");
 
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-  try {
-    const fd = fs.openSync(tmp, "w");
-    try {
-      for (const part of [head, bytesOf(packed.tokens), bytesOf(packed.lengths)]) {
-        for (let off = 0; off < part.length; ) off += fs.writeSync(fd, part, off, part.length - off);
-      }
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
+  writeFileAtomic(file, [head, bytesOf(packed.tokens), bytesOf(packed.lengths)]);
 }
 
 function readAll(file: string, size: number): Uint8Array {

@@ -24,7 +24,7 @@ import {
 /** Bump when how documents are read, split or packed changes: cached arrays built the old way are then not reused. */
 const PIPELINE_VERSION = 1;
 
-const WIKITEXT_NAMES = ["wikitext-2", "wikitext-103"] as const;
+export const WIKITEXT_NAMES = ["wikitext-2", "wikitext-103"] as const;
 
 const SourceSchema = z.union([
   z.enum(WIKITEXT_NAMES),

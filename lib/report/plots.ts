@@ -1,7 +1,6 @@
 // Charts for the experiment reports: a Vega-Lite spec, compiled to Vega, rendered to SVG in Node (no
 // canvas; Vega estimates text widths), then rasterised with resvg to a PNG at twice the size.
-// Every chart writes `${outBase}.svg` and `${outBase}.png` (each to a temporary name, then renamed).
-import { randomBytes } from "node:crypto";
+// Every chart writes `${outBase}.svg` and `${outBase}.png`, each atomically.
 import fs from "node:fs";
 import path from "node:path";
 
@@ -9,6 +8,7 @@ import { Resvg, type ResvgRenderOptions } from "@resvg/resvg-js";
 import * as vega from "vega";
 import * as vl from "vega-lite";
 
+import { writeFileAtomic } from "../io/atomic.ts";
 import type { ReliabilityBin } from "../metrics/calibration.ts";
 
 export type { ReliabilityBin } from "../metrics/calibration.ts";
@@ -147,17 +147,6 @@ function fontOptions(): NonNullable<ResvgRenderOptions["font"]> {
   return { loadSystemFonts: true, defaultFontFamily: FONT, ...(files.length ? { fontFiles: files } : {}) };
 }
 
-function writeAtomic(file: string, data: string | Buffer): void {
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-  try {
-    fs.writeFileSync(tmp, data);
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
-}
-
 /** Compiles a Vega-Lite spec, renders it to SVG and PNG, and writes `${outBase}.svg` / `.png`. */
 async function render(spec: vl.TopLevelSpec, outBase: string): Promise<ChartFiles> {
   const { spec: vgSpec } = vl.compile({ ...spec, config: { ...CONFIG, ...(spec.config ?? {}) } } as vl.TopLevelSpec);
@@ -178,10 +167,9 @@ async function render(spec: vl.TopLevelSpec, outBase: string): Promise<ChartFile
   const png = resvg.render().asPng();
 
   const base = path.resolve(outBase);
-  fs.mkdirSync(path.dirname(base), { recursive: true });
   const files = { svg: `${base}.svg`, png: `${base}.png` };
-  writeAtomic(files.svg, svg);
-  writeAtomic(files.png, png);
+  writeFileAtomic(files.svg, svg);
+  writeFileAtomic(files.png, png);
   return files;
 }
 

@@ -1,0 +1,31 @@
+// The `dpsm-native` command: `dpsm-native <experiment> [flags]`, one subcommand per registered experiment.
+import { EXPERIMENTS } from "./experiments/index.ts";
+import { runExperimentCli } from "./experiments/framework/cli.ts";
+
+const PROG = "dpsm-native";
+
+function usage(): string {
+  const width = Math.max(...Object.keys(EXPERIMENTS).map((n) => n.length)) + 2;
+  return [
+    `usage: ${PROG} <command> [flags]     (${PROG} <command> --help lists a command's flags)`,
+    "",
+    "commands:",
+    ...Object.entries(EXPERIMENTS).map(([name, spec]) => `  ${name.padEnd(width)}${spec.title}`),
+  ].join("\n");
+}
+
+/** Runs the command line `argv` (without node and the script); resolves to the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+    console.log(usage());
+    return command === undefined ? 2 : 0;
+  }
+  const spec = EXPERIMENTS[command];
+  if (!spec) {
+    const known = Object.keys(EXPERIMENTS).join(", ");
+    console.error(`${PROG}: unknown command ${JSON.stringify(command)}; expected one of ${known}\n\n${usage()}`);
+    return 2;
+  }
+  return runExperimentCli(spec, rest, `${PROG} ${command}`);
+}

@@ -1,0 +1,70 @@
+// What experiment 1 aggregates: the metrics of the test split and the out-of-domain sets, per job and for
+// CE with post-hoc temperature scaling; tests against CE and Brier; convergence to 95 % of CE's final
+// validation perplexity.
+import type { EvalMetrics } from "../../native.ts";
+import type { AnalysisSpec, Finished, GroupKey, GroupSummary, MetricSpec, Observation } from "../framework/spec.ts";
+import { TEMPSCALE } from "./config.ts";
+import type { Exp1Result } from "./run-job.ts";
+
+export const METRICS = [
+  { name: "ppl", label: "PPL", digits: 2 },
+  { name: "nll", label: "NLL", digits: 4 },
+  { name: "accuracy", label: "acc", digits: 4, higherIsBetter: true },
+  { name: "ece10", label: "ECE-10", digits: 4 },
+  { name: "ece100", label: "ECE-100", digits: 4 },
+  { name: "brier", label: "Brier", digits: 4 },
+  { name: "spherical", label: "spherical", digits: 4, higherIsBetter: true },
+] as const satisfies readonly MetricSpec[];
+export type Metric = (typeof METRICS)[number]["name"];
+
+export type Exp1Group = GroupSummary<Metric, Exp1Result>;
+export type Exp1Observation = Observation<Metric, Exp1Result>;
+
+function metricsOf(m: EvalMetrics): Record<Metric, number> {
+  return Object.fromEntries(METRICS.map(({ name }) => [name, m[name]])) as Record<Metric, number>;
+}
+
+function setsOf(ood: Exp1Result["ood"]): Partial<Record<string, Record<Metric, number>>> {
+  return Object.fromEntries(Object.entries(ood).map(([name, m]) => [name, metricsOf(m!)]));
+}
+
+/** The test-split evaluation an observation stands for (the temperature-scaled one for TEMPSCALE rows). */
+export function testEvalOf(o: Exp1Observation): EvalMetrics {
+  return o.key.variation === TEMPSCALE ? o.source.tempscale!.test : o.source.test;
+}
+
+function observe(r: Finished<Exp1Result>): Omit<Exp1Observation, "source">[] {
+  const own = {
+    key: r.key,
+    metrics: metricsOf(r.test),
+    sets: setsOf(r.ood),
+    curve: r.curve,
+    efficiency: {
+      stepMs: r.fit.stepMs,
+      tokensPerSecond: r.fit.tokensPerSecond,
+      peakMemoryBytes: r.fit.peakMemoryBytes,
+    },
+  };
+  if (!r.tempscale) return [own];
+  const scaled = {
+    key: { ...r.key, variation: TEMPSCALE },
+    metrics: metricsOf(r.tempscale.test),
+    sets: setsOf(r.tempscale.ood),
+    extra: { temperature: r.tempscale.temperature },
+  };
+  return [own, scaled];
+}
+
+/** "dpsm-linear (warm-up 5 %)" for a sweep run; the variation otherwise. */
+export function exp1GroupName(key: GroupKey): string {
+  const warmup = key.params?.warmup;
+  return warmup === undefined ? key.variation : `${key.variation} (warm-up ${Math.round(warmup * 100)} %)`;
+}
+
+export const EXP1_ANALYSIS: AnalysisSpec<Metric, Exp1Result> = {
+  metrics: METRICS,
+  observe,
+  references: ["ce", "brier"],
+  convergence: { reference: "ce", metric: "ppl", share: 0.95 },
+  name: exp1GroupName,
+};

@@ -1,0 +1,238 @@
+// Experiment 1's part of the report: what was run, the metric definitions, and per model the final metrics,
+// learning curves, convergence, efficiency, robustness (label noise, out-of-domain sets), the warm-up sweep,
+// reliability diagrams, samples and the verdicts; figures under figures/ (PNG + SVG).
+import path from "node:path";
+
+import { formatMeanStd } from "../../metrics/stats.ts";
+import type { ReliabilityBin } from "../../native.ts";
+import { reliabilityDiagram } from "../../report/plots.ts";
+import { fmt, formatTable } from "../../report/table.ts";
+import {
+  convergenceTable,
+  curveChart,
+  efficiencyTable,
+  environmentNote,
+  metricBars,
+  metricsTable,
+  verdictTable,
+} from "../framework/report.ts";
+import type { ReportBody, ReportContext, Verdict } from "../framework/spec.ts";
+import { type Exp1Group, METRICS, type Metric, testEvalOf } from "./analysis.ts";
+import { BASELINES, type Exp1Config, TEMPSCALE } from "./config.ts";
+import type { Exp1Job } from "./jobs.ts";
+import type { Exp1Data, Exp1Result } from "./run-job.ts";
+import { dpsmVariationsOf, exp1Verdicts } from "./verdicts.ts";
+
+type Exp1ReportContext = ReportContext<Exp1Config, Exp1Job, Exp1Result, Exp1Data, Metric>;
+
+const DEFINITIONS = [
+  "**PPL** = exp(mean token NLL) over non-ignored GPT-2 BPE tokens (token level, not word level).",
+  "**ECE-B**: equal-width bins over the top-1 probability; Σ_b (n_b/N)·|acc_b − conf_b|, B = 10 and 100.",
+  "**Brier** = Σ_k (p_k − y_k)² per token (0…2), averaged. " +
+    "**Spherical score** = p_y/‖p‖₂ (higher is better).",
+];
+
+const count = (n: number) => n.toLocaleString("en-US");
+const left = (header: string) => ({ header, align: "left" as const });
+
+function poolBins(list: ReliabilityBin[][]): ReliabilityBin[] {
+  if (list.length === 0) return [];
+  return list[0]!.map((b, i) => {
+    let n = 0;
+    let conf = 0;
+    let acc = 0;
+    for (const bins of list) {
+      const x = bins[i]!;
+      if (x.count > 0) {
+        n += x.count;
+        conf += x.confidence * x.count;
+        acc += x.accuracy * x.count;
+      }
+    }
+    return { lower: b.lower, upper: b.upper, count: n, confidence: n ? conf / n : NaN, accuracy: n ? acc / n : NaN };
+  });
+}
+
+function whatWasRun(c: Exp1Config, data: Exp1Data): string[] {
+  const tokens =
+    `GPT-2 BPE tokens: train ${count(data.train.totalTokens)}, valid ${count(data.valid.totalTokens)}, ` +
+    `test ${count(data.test.totalTokens)}`;
+  const dataset = typeof c.dataset === "string" ? c.dataset : c.dataset.dir;
+  const stopping = c.patience ? `after ${c.patience} evaluations without improvement` : "off";
+  const noise = c.labelNoise
+    ? `${c.labelNoise.tokenFraction * 100} % of targets in ${c.labelNoise.stepFraction * 100} % of steps, ` +
+      `for ${c.labelNoise.variations.join(", ")}`
+    : "off";
+  const lines = [
+    `Models: ${c.models.map((m) => `GPT-2 ${m}`).join(", ")}, trained from scratch. Data: ${dataset} (${tokens}).`,
+    `${c.maxSteps} optimiser steps of ${c.batchSize * c.gradAccumulation} sequences × ${c.contextLength} tokens; ` +
+      `AdamW, LR warm-up ${c.lrWarmupSteps} then cosine; evaluation every ${c.evalEvery} steps on ` +
+      `${c.evalMaxSequences || "all"} validation sequences; early stopping ${stopping}; ` +
+      "best-validation checkpoint evaluated.",
+    `Seeds: ${c.seeds.join(", ")} (each seed: the same initialisation and batch order for every variation). ` +
+      `Variations: ${c.variations.join(", ")}; DPSM warm-up ${Math.round(c.dpsmWarmup * 100)} % of the steps.`,
+    `Baselines: ${c.baselines.join(", ") || "none"}. Label noise: ${noise}. OOD sets: ${c.ood.join(", ") || "none"}.`,
+    `Test split: ${c.testMaxSequences || "all"} sequences; OOD: ${c.oodMaxSequences || "all"} sequences each.`,
+  ];
+  if (c.profile === "full" && c.dataset === "wikitext-2") {
+    lines.push("The full profile's design is WikiText-103; WikiText-2 was used here.");
+  }
+  if (c.profile !== "full") {
+    const missing = ["small", "medium", "large"].filter((m) => !c.models.includes(m as never)).map((m) => `GPT-2 ${m}`);
+    const baselines = BASELINES.filter((b) => !c.baselines.includes(b));
+    if (c.dataset !== "wikitext-103") missing.push("WikiText-103");
+    if (c.seeds.length < 3) missing.push(`seeds beyond ${c.seeds.length}`);
+    if (c.warmupSweep.length === 0) missing.push("the warm-up sweep");
+    if (baselines.length) missing.push(`baselines ${baselines.join(" and ")}`);
+    lines.push(`Not run in this profile: ${missing.join(", ") || "—"}.`);
+  }
+  return lines;
+}
+
+type Figures = Record<"ppl" | "ece" | "reliability" | "eceBars", string>;
+
+/** The model's figures; returns their paths relative to the report, without extension. */
+async function figures(model: string, rows: Exp1Group[], out: string): Promise<Figures> {
+  const clean = rows.filter((r) => r.key.setting === "clean" && r.key.variation !== TEMPSCALE);
+  const fig: Figures = {
+    ppl: `figures/${model}-ppl`,
+    ece: `figures/${model}-ece`,
+    reliability: `figures/${model}-reliability`,
+    eceBars: `figures/${model}-ece-bars`,
+  };
+  const file = (name: keyof Figures) => path.join(out, fig[name]);
+  const title = (what: string) => `GPT-2 ${model}: ${what}`;
+  const ppl = { title: title("validation perplexity"), yTitle: "validation PPL", logY: true };
+  await curveChart(clean, "ppl", ppl, file("ppl"));
+  await curveChart(clean, "ece10", { title: title("validation ECE-10"), yTitle: "ECE (10 bins)" }, file("ece"));
+  const panels = ["ce", TEMPSCALE, "brier", "dpsm-linear", "dpsm-cosine"]
+    .map((v) => rows.find((r) => r.key.setting === "clean" && r.key.variation === v && !r.key.params))
+    .filter((r): r is Exp1Group => !!r)
+    .map((r) => ({
+      name: r.name,
+      bins: poolBins(r.observations.map((o) => testEvalOf(o).bins10)),
+      ece: r.metrics.ece10.mean,
+    }));
+  await reliabilityDiagram(
+    { title: title("reliability on the test split (10 bins, pooled over seeds)"), panels },
+    file("reliability"),
+  );
+  await metricBars(
+    rows.filter((r) => r.key.setting === "clean"),
+    "ece10",
+    { title: title("test ECE-10 by variation"), yTitle: "ECE (10 bins)" },
+    file("eceBars"),
+  );
+  return fig;
+}
+
+const withTemperature = (g: Exp1Group) =>
+  g.extra.temperature ? `${g.name} (T = ${fmt(g.extra.temperature.mean, 3)})` : g.name;
+const finalMetrics = (rows: Exp1Group[]) =>
+  metricsTable(rows, METRICS, [["ppl", "ce"], ["ece10", "ce"], ["ece10", "brier"]], withTemperature);
+
+function labelNoiseTable(noisy: Exp1Group[], ceClean: Exp1Group | undefined): string {
+  return formatTable(
+    [left("variation (trained with noise)"), "PPL", "ECE-10", "Brier", "Δ PPL vs clean CE", "Δ ECE-10 vs clean CE"],
+    noisy.map((r) => [
+      r.name,
+      formatMeanStd(r.metrics.ppl, 2),
+      formatMeanStd(r.metrics.ece10, 4),
+      formatMeanStd(r.metrics.brier, 4),
+      ceClean ? fmt(r.metrics.ppl.mean - ceClean.metrics.ppl.mean) : "–",
+      ceClean ? fmt(r.metrics.ece10.mean - ceClean.metrics.ece10.mean, 4) : "–",
+    ]),
+  );
+}
+
+function oodTable(rows: Exp1Group[], sets: string[]): string {
+  return formatTable(
+    [left("variation"), ...sets],
+    rows.map((r) => [
+      r.name,
+      ...sets.map((s) => {
+        const m = r.sets[s]?.metrics;
+        return m ? `${fmt(m.ppl.mean, 1)} / ${fmt(m.ece10.mean, 4)}` : "–";
+      }),
+    ]),
+  );
+}
+
+/** The sections of one model; its verdicts go into `verdicts` (by DPSM variation) as well. */
+async function modelSection(
+  ctx: Exp1ReportContext,
+  model: string,
+  verdicts: Record<string, Verdict[]>,
+): Promise<string[]> {
+  const c = ctx.config;
+  const rows = ctx.groups.filter((g) => g.key.model === model);
+  const clean = rows.filter((r) => r.key.setting === "clean");
+  const main = clean.filter((r) => !r.key.params);
+  const fig = await figures(model, rows, ctx.out);
+  const lines: string[] = [`## GPT-2 ${model}`, ""];
+  lines.push("### Final metrics (test split, best checkpoint)", "", finalMetrics(main), "");
+  lines.push(
+    "### Learning curves",
+    "",
+    `![validation PPL vs wall-clock](${fig.ppl}.png)`,
+    "",
+    `![validation ECE vs wall-clock](${fig.ece}.png)`,
+    "",
+    `SVG: [PPL](${fig.ppl}.svg), [ECE](${fig.ece}.svg); ` +
+      `per-variation ECE: [PNG](${fig.eceBars}.png), [SVG](${fig.eceBars}.svg).`,
+    "",
+  );
+  lines.push("### Convergence", "", convergenceTable(clean, "ce"), "");
+  const memory = c.device.startsWith("cuda") ? "GPU allocated" : "RSS";
+  lines.push("### Efficiency", "", efficiencyTable(clean, "ce", memory), "");
+
+  const noisy = rows.filter((r) => r.key.setting === "label-noise");
+  if (noisy.length) {
+    const ceClean = main.find((r) => r.key.variation === "ce");
+    lines.push("### Robustness: label noise", "", labelNoiseTable(noisy, ceClean), "");
+  }
+  const sets = [...new Set(clean.flatMap((r) => Object.keys(r.sets)))];
+  if (sets.length) lines.push("### Robustness: out-of-domain sets (PPL / ECE-10)", "", oodTable(main, sets), "");
+  const sweep = clean.filter((r) => r.key.variation === "dpsm-linear");
+  if (sweep.length > 1) lines.push("### Warm-up sweep (dpsm-linear)", "", finalMetrics(sweep), "");
+  lines.push(
+    "### Reliability",
+    "",
+    `![reliability diagrams](${fig.reliability}.png)`,
+    "",
+    `[SVG](${fig.reliability}.svg)`,
+    "",
+  );
+  lines.push("### Samples (best checkpoint, same prompt; greedy unless top-k > 1)", "");
+  for (const r of main.filter((x) => x.key.variation !== TEMPSCALE)) {
+    const o = r.observations[0]!;
+    const s = o.source.sample;
+    const continuation = s.continuation.replace(/\s+/g, " ").replace(/\*/g, "\\*");
+    lines.push(`**${r.name}** (seed ${o.key.seed}): ${s.prompt}*${continuation}*`, "");
+  }
+  lines.push("### Verdicts (the seed's success criteria)", "");
+  for (const dpsm of dpsmVariationsOf(c)) {
+    const v = exp1Verdicts(ctx.groups, model, dpsm);
+    verdicts[dpsm] = v;
+    lines.push(`**${dpsm}**`, "", verdictTable(v), "");
+  }
+  return lines;
+}
+
+export async function exp1Report(ctx: Exp1ReportContext): Promise<ReportBody> {
+  const c = ctx.config;
+  const sections: string[] = [];
+  const verdicts: Record<string, Record<string, Verdict[]>> = {};
+  for (const model of c.models) {
+    if (!ctx.groups.some((g) => g.key.model === model)) continue;
+    verdicts[model] = {};
+    sections.push(...(await modelSection(ctx, model, verdicts[model])));
+  }
+  return {
+    environment: environmentNote(ctx.build, c.device, c.precision),
+    run: whatWasRun(c, ctx.data),
+    definitions: DEFINITIONS,
+    sections,
+    verdicts,
+  };
+}

@@ -1,0 +1,165 @@
+// One job of experiment 1: train (resuming from the job folder's checkpoint when there is one), evaluate the
+// best checkpoint on the test split and the out-of-domain sets (and, for CE, with a fitted temperature),
+// and continue the sample prompt. The data is tokenised once for all jobs.
+import path from "node:path";
+
+import type { OodName } from "../../data/ood.ts";
+import type { PackedTokens } from "../../data/pack.ts";
+import { prepareLanguageModelData } from "../../data/prepare.ts";
+import { decodeGpt2, encodeGpt2 } from "../../data/tokenizer.ts";
+import { Evaluator } from "../../evaluator.ts";
+import { GPT2Model } from "../../model.ts";
+import type { EvalMetrics } from "../../native.ts";
+import { lossCurve, readRunLog, runEfficiency } from "../../runlog.ts";
+import { Trainer, type TrainLossInput } from "../../trainer.ts";
+import type { CurvePoint, JobContext } from "../framework/spec.ts";
+import { type Exp1Config, lrFor, TEMPSCALE } from "./config.ts";
+import type { Exp1Job } from "./jobs.ts";
+
+export interface Exp1Data {
+  train: PackedTokens;
+  valid: PackedTokens;
+  test: PackedTokens;
+  ood: Partial<Record<OodName, PackedTokens>>;
+}
+
+/** A validation evaluation during training. */
+export interface Exp1CurvePoint extends CurvePoint {
+  ppl: number;
+  nll: number;
+  ece10: number;
+  accuracy: number;
+}
+
+/** What one job of experiment 1 yields (result.json, with the framework's key and time stamp). */
+export interface Exp1Result {
+  loss: TrainLossInput;
+  fit: {
+    reason: string;
+    steps: number;
+    bestStep: number;
+    bestNll: number;
+    elapsedSeconds: number;
+    tokensSeen: number;
+    stepMs: number;
+    tokensPerSecond: number;
+    peakMemoryBytes: number;
+  };
+  /** validation metrics at every evaluation, over all sessions of the run */
+  curve: Exp1CurvePoint[];
+  /** training loss and α, at most ~300 points */
+  losses: { step: number; loss: number; alpha: number; elapsedSeconds: number }[];
+  /** the best checkpoint on the test split (T = 1) */
+  test: EvalMetrics;
+  ood: Partial<Record<OodName, EvalMetrics>>;
+  /** CE + post-hoc temperature scaling (clean CE runs, when that baseline is on) */
+  tempscale?: { temperature: number; test: EvalMetrics; ood: Partial<Record<OodName, EvalMetrics>> };
+  sample: { prompt: string; continuation: string; topK: number };
+}
+
+const count = (n: number) => n.toLocaleString("en-US");
+
+export async function prepareExp1Data(c: Exp1Config, say: (line: string) => void = () => {}): Promise<Exp1Data> {
+  const common = { source: c.dataset, contextLength: c.contextLength, ...(c.dataDir ? { dataDir: c.dataDir } : {}) };
+  const data: Exp1Data = {
+    train: await prepareLanguageModelData({ ...common, split: "train" }),
+    valid: await prepareLanguageModelData({ ...common, split: "valid" }),
+    test: await prepareLanguageModelData({ ...common, split: "test" }),
+    ood: {},
+  };
+  for (const name of c.ood) {
+    data.ood[name] = await prepareLanguageModelData({ ...common, source: { ood: name } });
+  }
+  const dataset = typeof c.dataset === "string" ? c.dataset : c.dataset.dir;
+  say(
+    `data: ${dataset} train ${count(data.train.totalTokens)} tokens, ` +
+      `valid ${count(data.valid.totalTokens)}, test ${count(data.test.totalTokens)}` +
+      `${c.ood.length ? `; OOD ${c.ood.map((n) => `${n} ${count(data.ood[n]!.totalTokens)}`).join(", ")}` : ""}`,
+  );
+  return data;
+}
+
+export async function runExp1Job(ctx: JobContext<Exp1Config, Exp1Job, Exp1Data>): Promise<Exp1Result | undefined> {
+  const { config: c, job, dir, data } = ctx;
+  const { model, seed, setting, variation } = job.key;
+  const trainer = new Trainer({
+    model: { size: model, seed, device: c.device },
+    loss: job.loss,
+    data: { train: data.train, valid: data.valid },
+    batchSize: c.batchSize,
+    gradAccumulation: c.gradAccumulation,
+    maxSteps: c.maxSteps,
+    lr: lrFor(c, model),
+    lrWarmupSteps: c.lrWarmupSteps,
+    evalEvery: c.evalEvery,
+    evalMaxSequences: c.evalMaxSequences,
+    patience: c.patience,
+    seed,
+    // The same batch order for every variation of a seed.
+    dataSeed: seed,
+    runDir: dir,
+    device: c.device,
+    precision: c.precision,
+    ...(c.threads ? { threads: c.threads } : {}),
+    ...(setting === "label-noise" && c.labelNoise
+      ? { labelNoise: { stepFraction: c.labelNoise.stepFraction, tokenFraction: c.labelNoise.tokenFraction } }
+      : {}),
+    progress: ctx.progress,
+  });
+  if (ctx.onStep) trainer.on("step", ctx.onStep);
+  // Interrupted before this run started: nothing to do until the next invocation.
+  if (ctx.signal?.aborted) return undefined;
+  const fit = await trainer.fit(ctx.signal ? { signal: ctx.signal } : {});
+  if (fit.reason === "aborted") return undefined;
+
+  const best = GPT2Model.load(path.join(dir, fit.bestStep >= 0 ? "best" : "last"), { device: c.device });
+  const bf16 = c.precision === "bf16";
+  const ev = new Evaluator(best, { batchSize: c.batchSize, maxSequences: c.testMaxSequences, bf16 });
+  const oodEval = new Evaluator(best, { batchSize: c.batchSize, maxSequences: c.oodMaxSequences, bf16 });
+  const test = await ev.evaluate(data.test);
+  const ood: Exp1Result["ood"] = {};
+  for (const name of c.ood) ood[name] = await oodEval.evaluate(data.ood[name]!);
+
+  let tempscale: Exp1Result["tempscale"];
+  if (variation === "ce" && setting === "clean" && c.baselines.includes(TEMPSCALE)) {
+    const validEval = new Evaluator(best, { batchSize: c.batchSize, maxSequences: c.evalMaxSequences, bf16 });
+    const { temperature } = await validEval.fitTemperature(data.valid);
+    const scaledOod: Exp1Result["ood"] = {};
+    for (const name of c.ood) scaledOod[name] = await oodEval.evaluate(data.ood[name]!, { temperature });
+    tempscale = { temperature, test: await ev.evaluate(data.test, { temperature }), ood: scaledOod };
+  }
+
+  const prompt = encodeGpt2(c.sample.prompt);
+  const { maxNewTokens, topK } = c.sample;
+  const continuation = decodeGpt2(best.generate(prompt, { maxNewTokens, topK, seed }));
+  const log = readRunLog(path.join(dir, "train.jsonl"));
+  // Over every session of the run (the log), not just the last one.
+  const efficiency = runEfficiency(log);
+  return {
+    loss: job.loss,
+    fit: {
+      reason: fit.reason,
+      steps: fit.steps,
+      bestStep: fit.bestStep,
+      bestNll: fit.bestNll,
+      elapsedSeconds: fit.elapsedSeconds,
+      tokensSeen: fit.tokensSeen,
+      stepMs: efficiency.stepMs,
+      tokensPerSecond: efficiency.tokensPerSecond,
+      peakMemoryBytes: Math.max(efficiency.peakMemoryBytes, fit.efficiency.peakMemoryBytes),
+    },
+    curve: log.evals.map((e) => ({
+      step: e.step,
+      elapsedSeconds: e.elapsedSeconds,
+      ppl: e.metrics.ppl,
+      nll: e.metrics.nll,
+      ece10: e.metrics.ece10,
+      accuracy: e.metrics.accuracy,
+    })),
+    losses: lossCurve(log),
+    test,
+    ood,
+    ...(tempscale ? { tempscale } : {}),
+    sample: { prompt: c.sample.prompt, continuation, topK: c.sample.topK },
+  };
+}

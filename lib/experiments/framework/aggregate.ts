@@ -1,0 +1,113 @@
+// From finished jobs to the numbers a report states, for any experiment: observations grouped by key (every
+// seed of one model, setting, variation and params), mean ± std over seeds, paired t-tests against reference
+// variations, convergence against a reference's final validation value, and efficiency.
+import { meanStd, type PairedTTest, pairedTTest } from "../../metrics/stats.ts";
+import { defaultGroupName, groupId, groupKeyOf } from "./keys.ts";
+import type { AnalysisSpec, Finished, GroupSummary, Observation } from "./spec.ts";
+
+function byMetric<M extends string, T>(metrics: readonly M[], f: (m: M) => T): Record<M, T> {
+  return Object.fromEntries(metrics.map((m) => [m, f(m)])) as Record<M, T>;
+}
+
+function summarise<M extends string, R>(
+  names: readonly M[],
+  observations: Observation<M, R>[],
+  name: string,
+): GroupSummary<M, R> {
+  const obs = [...observations].sort((a, b) => a.key.seed - b.key.seed);
+  const perSeed = byMetric(names, (m) => obs.map((o) => o.metrics[m]));
+  const sets: GroupSummary<M, R>["sets"] = {};
+  for (const set of [...new Set(obs.flatMap((o) => Object.keys(o.sets ?? {})))]) {
+    const values = byMetric(names, (m) => obs.map((o) => o.sets?.[set]?.[m] ?? NaN));
+    sets[set] = { metrics: byMetric(names, (m) => meanStd(values[m])), perSeed: values };
+  }
+  const extra: GroupSummary<M, R>["extra"] = {};
+  for (const k of [...new Set(obs.flatMap((o) => Object.keys(o.extra ?? {})))]) {
+    extra[k] = meanStd(obs.map((o) => o.extra?.[k] ?? NaN));
+  }
+  const costs = obs.map((o) => o.efficiency);
+  const efficiency = costs.every((e) => e !== undefined)
+    ? {
+        stepMs: meanStd(costs.map((e) => e.stepMs)),
+        tokensPerSecond: meanStd(costs.map((e) => e.tokensPerSecond)),
+        peakMemoryMB: meanStd(costs.map((e) => e.peakMemoryBytes / 2 ** 20)),
+      }
+    : undefined;
+  return {
+    key: groupKeyOf(obs[0]!.key),
+    name,
+    seeds: obs.map((o) => o.key.seed),
+    metrics: byMetric(names, (m) => meanStd(perSeed[m])),
+    perSeed,
+    sets,
+    versus: {},
+    ...(efficiency ? { efficiency } : {}),
+    extra,
+    observations: obs,
+  };
+}
+
+/**
+ * Every group of the results, in the order their first observation appears, with paired tests against the
+ * spec's references and convergence filled in.
+ */
+export function aggregate<M extends string, R>(
+  analysis: AnalysisSpec<M, R>,
+  results: readonly Finished<R>[],
+): GroupSummary<M, R>[] {
+  const names = analysis.metrics.map((m) => m.name);
+  const groups = new Map<string, Observation<M, R>[]>();
+  for (const source of results) {
+    for (const o of analysis.observe(source)) {
+      const id = groupId(o.key);
+      groups.set(id, [...(groups.get(id) ?? []), { ...o, source }]);
+    }
+  }
+  const nameOf = analysis.name ?? defaultGroupName;
+  const out = [...groups.values()].map((obs) => summarise(names, obs, nameOf(groupKeyOf(obs[0]!.key))));
+
+  // A reference: the group of that variation (no params) with the same model and setting.
+  const reference = (g: GroupSummary<M, R>, variation: string) =>
+    out.find((o) => {
+      const k = o.key;
+      return k.model === g.key.model && k.setting === g.key.setting && k.variation === variation && !k.params;
+    });
+  for (const g of out) {
+    for (const variation of analysis.references) {
+      const other = reference(g, variation);
+      if (!other || other === g) continue;
+      const seeds = g.seeds.filter((s) => other.seeds.includes(s));
+      const tests: Partial<Record<M, PairedTTest>> = {};
+      for (const m of names) {
+        const t = pairedTTest(
+          seeds.map((s) => g.perSeed[m][g.seeds.indexOf(s)]!),
+          seeds.map((s) => other.perSeed[m][other.seeds.indexOf(s)]!),
+        );
+        if (t) tests[m] = t;
+      }
+      g.versus[variation] = tests;
+    }
+    const conv = analysis.convergence;
+    const ref = conv && reference(g, conv.reference);
+    if (conv && ref && g.observations.every((o) => o.curve)) {
+      const higher = analysis.metrics.find((m) => m.name === conv.metric)?.higherIsBetter ?? false;
+      const steps: (number | null)[] = [];
+      const seconds: (number | null)[] = [];
+      for (const o of g.observations) {
+        const final = ref.observations.find((r) => r.key.seed === o.key.seed)?.curve?.at(-1)?.[conv.metric] ?? NaN;
+        const target = higher ? final * conv.share : final / conv.share;
+        const hit = o.curve!.find((p) => (higher ? p[conv.metric]! >= target : p[conv.metric]! <= target));
+        steps.push(hit ? hit.step : null);
+        seconds.push(hit ? hit.elapsedSeconds : null);
+      }
+      g.convergence = { steps, seconds };
+    }
+  }
+  return out;
+}
+
+/** Mean of per-seed values, or null unless every seed has one. */
+export function meanOfAll(xs: readonly (number | null)[]): number | null {
+  const v = xs.filter((x): x is number => x !== null);
+  return v.length === xs.length && v.length > 0 ? v.reduce((a, b) => a + b, 0) / v.length : null;
+}

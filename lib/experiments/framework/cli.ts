@@ -1,0 +1,126 @@
+// An experiment as a command: flags and --help from its settings schema, the settings resolved and checked
+// before any work, Ctrl-C handled (the first stops at the next step boundary with a checkpoint, the second
+// quits at once), the runs, then the report. Exit codes: 0 done, 1 failed, 2 bad flags or settings,
+// 130 interrupted.
+import fs from "node:fs";
+import path from "node:path";
+
+import type { z } from "zod";
+
+import { buildInfo } from "../../native.ts";
+import { defaultProfile, profileNames, resolveConfig } from "./config.ts";
+import { helpText, parseExperimentArgs, settingFlags, UsageError } from "./flags.ts";
+import { writeReport } from "./report.ts";
+import { runExperiment } from "./runner.ts";
+import type { AnyExperimentSpec, ConfigOf, ExperimentSpec, Job } from "./spec.ts";
+
+export type CommandLine<S extends z.ZodObject> =
+  | { help: string }
+  | { config: ConfigOf<S>; out: string; reportOnly: boolean };
+
+const oneOf = (spec: AnyExperimentSpec, got: unknown) =>
+  `expected one of ${profileNames(spec).join(", ")}, got ${JSON.stringify(got)}`;
+
+interface SettingsFile {
+  profile?: string;
+  settings: Record<string, unknown>;
+}
+
+function readSettingsFile(spec: AnyExperimentSpec, file: string): SettingsFile {
+  if (!fs.existsSync(file)) throw new UsageError(`--config: ${file} not found`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new UsageError(`--config: ${file} is not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new UsageError(`--config: ${file} must hold a JSON object`);
+  }
+  // An experiment folder's config.json works as a settings file: it names its experiment and profile.
+  const { experiment, profile, ...settings } = parsed as Record<string, unknown>;
+  if (experiment !== undefined && experiment !== spec.name) {
+    throw new UsageError(`--config: ${file} holds settings of ${JSON.stringify(experiment)}, not of "${spec.name}"`);
+  }
+  if (profile !== undefined && (typeof profile !== "string" || !Object.hasOwn(spec.profiles, profile))) {
+    throw new UsageError(`--config: ${file}: profile: ${oneOf(spec, profile)}`);
+  }
+  return { ...(profile !== undefined ? { profile: profile as string } : {}), settings };
+}
+
+/**
+ * What `argv` asks for: the help text, or validated settings and the output folder. Throws UsageError (flags,
+ * files) or the schema's TypeError/RangeError (settings), each naming the flag or setting.
+ */
+export function parseCommandLine<S extends z.ZodObject>(
+  spec: ExperimentSpec<S, Job, object, unknown, string>,
+  argv: readonly string[],
+  prog: string,
+): CommandLine<S> {
+  const flags = settingFlags(spec.schema);
+  const args = parseExperimentArgs(flags, argv);
+  if (args.profile !== undefined && !Object.hasOwn(spec.profiles, args.profile)) {
+    throw new UsageError(`--profile: ${oneOf(spec, args.profile)}`);
+  }
+  const file = args.config !== undefined ? readSettingsFile(spec, args.config) : undefined;
+  const profile = args.profile ?? file?.profile ?? defaultProfile(spec);
+  if (args.help) {
+    const summary = `${spec.title}: ${spec.summary}`;
+    const profiles = profileNames(spec);
+    return { help: helpText({ prog, summary, flags, profiles, profile, profileSettings: spec.profiles[profile] }) };
+  }
+  // What the file and the flags hold is checked by the schema, with the other settings.
+  const config = resolveConfig(spec, profile, file?.settings as never, args.settings as never) as ConfigOf<S>;
+  const out = path.resolve(args.out ?? path.join("runs", `${spec.name}-${profile}`));
+  return { config, out, reportOnly: args.reportOnly };
+}
+
+/** Runs `spec` as the command `prog` with `argv`; resolves to the exit code. */
+export async function runExperimentCli<S extends z.ZodObject, J extends Job, R extends object, D, M extends string>(
+  spec: ExperimentSpec<S, J, R, D, M>,
+  argv: readonly string[],
+  prog = `dpsm-native ${spec.name}`,
+): Promise<number> {
+  let line: CommandLine<S>;
+  try {
+    line = parseCommandLine(spec, argv, prog);
+  } catch (e) {
+    console.error(`${spec.name}: ${(e as Error).message}\n\nusage: ${prog} --help lists every flag`);
+    return 2;
+  }
+  if ("help" in line) {
+    console.log(line.help);
+    return 0;
+  }
+  const { config, out, reportOnly } = line;
+  const again = "run the same command again to continue";
+
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write(`\n${spec.name}: stopping at the next step boundary (checkpointing); ${again}\n`);
+    controller.abort();
+  };
+  process.on("SIGINT", onSigint);
+  try {
+    const t0 = performance.now();
+    const run = await runExperiment(spec, config, out, { signal: controller.signal, onlyFinished: reportOnly });
+    if (run.results.length === 0) {
+      console.error(`${spec.name}: no finished runs yet; nothing to report`);
+      return controller.signal.aborted ? 130 : 1;
+    }
+    const { report } = await writeReport(spec, config, run, out, buildInfo());
+    const minutes = ((performance.now() - t0) / 60000).toFixed(1);
+    console.log(`\n${spec.name}: ${run.results.length} runs reported in ${report} (${minutes} min this session)`);
+    if (controller.signal.aborted) {
+      console.log(`${spec.name}: interrupted; the report covers the finished runs; ${again}.`);
+      return 130;
+    }
+    return 0;
+  } catch (e) {
+    console.error(`${spec.name}: ${(e as Error).message}`);
+    return 1;
+  } finally {
+    process.off("SIGINT", onSigint);
+  }
+}

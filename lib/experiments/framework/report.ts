@@ -1,0 +1,235 @@
+// The report of any experiment: report.md (title, what was run, definitions, then the spec's sections) and
+// results.json (settings, build, every group's numbers, verdicts, every finished job), written atomically;
+// plus the tables and charts most experiments share, for the spec's sections to use.
+import path from "node:path";
+
+import type { z } from "zod";
+
+import { writeFileAtomic, writeJsonAtomic } from "../../io/atomic.ts";
+import { formatMeanStd, type MeanStd, meanStd, type PairedTTest, stars } from "../../metrics/stats.ts";
+import type { BuildInfo } from "../../native.ts";
+import { barChart, lineChart } from "../../report/plots.ts";
+import { fmt, formatTable } from "../../report/table.ts";
+import { aggregate } from "./aggregate.ts";
+import { jobId } from "./keys.ts";
+import type {
+  AnalysisSpec,
+  ConfigOf,
+  ExperimentSpec,
+  Finished,
+  GroupSummary,
+  Job,
+  MetricSpec,
+  Verdict,
+} from "./spec.ts";
+
+const mean = (xs: number[]) => meanStd(xs).mean;
+const pCell = (t: PairedTTest | undefined) => (t ? `${t.p.toPrecision(2)}${stars(t.p)}` : "–");
+
+/** "libtorch 2.5.1, cpu (2 threads, avx2 loss kernel)." or "…, cuda (bf16)." */
+export function environmentNote(build: BuildInfo, device: string, precision: string): string {
+  const how = device.startsWith("cuda") ? precision : `${build.threads} threads, ${build.cpuIsa} loss kernel`;
+  return `libtorch ${build.torchVersion}, ${device} (${how}).`;
+}
+
+/**
+ * Final metrics, one row per group: mean ± std with the best value of each column in bold, then p-values
+ * of the paired tests `tests` ([metric, reference variation]).
+ */
+export function metricsTable<M extends string, G extends GroupSummary<M, unknown>>(
+  groups: readonly G[],
+  metrics: readonly MetricSpec<M>[],
+  tests: readonly [M, string][],
+  label: (g: G) => string = (g) => g.name,
+): string {
+  const best = (m: MetricSpec<M>) => {
+    const values = groups.map((g) => g.metrics[m.name].mean).filter(Number.isFinite);
+    return m.higherIsBetter ? Math.max(...values) : Math.min(...values);
+  };
+  const labelOf = (m: M) => metrics.find((x) => x.name === m)?.label ?? m;
+  return formatTable(
+    [
+      { header: "variation", align: "left" },
+      ...metrics.map((m) => m.label),
+      ...tests.map(([m, ref]) => `${labelOf(m)} p vs ${ref}`),
+    ],
+    groups.map((g) => [
+      label(g),
+      ...metrics.map((m) => {
+        const cell = formatMeanStd(g.metrics[m.name], m.digits);
+        return g.metrics[m.name].mean === best(m) ? `**${cell}**` : cell;
+      }),
+      ...tests.map(([m, ref]) => pCell(g.versus[ref]?.[m])),
+    ]),
+  );
+}
+
+/** Steps and wall-clock to the convergence target per seed, and the wall-clock against `reference`'s. */
+export function convergenceTable(groups: readonly GroupSummary[], reference: string): string {
+  const refConv = groups.find((g) => g.key.variation === reference && !g.key.params)?.convergence;
+  const refSeconds = refConv ? mean(refConv.seconds.filter((x): x is number => x !== null)) : NaN;
+  return formatTable(
+    [
+      { header: "variation", align: "left" },
+      "steps to target (per seed)",
+      "wall-clock s (per seed)",
+      `wall-clock vs ${reference}`,
+    ],
+    groups
+      .filter((g) => g.convergence)
+      .map((g) => {
+        const c = g.convergence!;
+        const t = c.seconds.every((x) => x !== null) ? mean(c.seconds as number[]) : NaN;
+        return [
+          g.name,
+          c.steps.map((x) => x ?? "not reached").join(", "),
+          c.seconds.map((x) => (x === null ? "not reached" : x.toFixed(1))).join(", "),
+          Number.isFinite(t) && refSeconds ? `${fmt((100 * t) / refSeconds, 0)} %` : "–",
+        ];
+      }),
+  );
+}
+
+/** Time per step, throughput and peak memory, and their difference from `reference`'s. */
+export function efficiencyTable(groups: readonly GroupSummary[], reference: string, memoryLabel: string): string {
+  const ref = groups.find((g) => g.key.variation === reference && !g.key.params)?.efficiency;
+  return formatTable(
+    [
+      { header: "variation", align: "left" },
+      "ms / step",
+      "tokens / s",
+      `peak ${memoryLabel} MB`,
+      `throughput vs ${reference}`,
+      `memory vs ${reference} MB`,
+    ],
+    groups
+      .filter((g) => g.efficiency)
+      .map((g) => {
+        const e = g.efficiency!;
+        return [
+          g.name,
+          formatMeanStd(e.stepMs, 1),
+          formatMeanStd(e.tokensPerSecond, 0),
+          formatMeanStd(e.peakMemoryMB, 0),
+          ref ? `${fmt(100 * (e.tokensPerSecond.mean / ref.tokensPerSecond.mean - 1), 1)} %` : "–",
+          ref ? fmt(e.peakMemoryMB.mean - ref.peakMemoryMB.mean, 0) : "–",
+        ];
+      }),
+  );
+}
+
+export function verdictTable(verdicts: readonly Verdict[]): string {
+  return formatTable(
+    ["criterion", "verdict", "numbers"].map((header) => ({ header, align: "left" as const })),
+    verdicts.map((v) => [v.criterion, v.status === "not met" ? "**not met**" : v.status, v.detail]),
+  );
+}
+
+/** A group's validation curve of `metric`: the mean over seeds at each evaluated step, against mean wall-clock. */
+export function meanCurve(g: GroupSummary, metric: string): { x: number; y: number }[] {
+  const bySteps = new Map<number, { x: number[]; y: number[] }>();
+  for (const o of g.observations) {
+    for (const p of o.curve ?? []) {
+      const e = bySteps.get(p.step) ?? { x: [], y: [] };
+      e.x.push(p.elapsedSeconds);
+      e.y.push(p[metric]!);
+      bySteps.set(p.step, e);
+    }
+  }
+  return [...bySteps.entries()].sort((a, b) => a[0] - b[0]).map(([, e]) => ({ x: mean(e.x), y: mean(e.y) }));
+}
+
+/** Validation `metric` against wall-clock, one line per group; writes `${outBase}.svg|png`. */
+export async function curveChart(
+  groups: readonly GroupSummary[],
+  metric: string,
+  chart: { title: string; yTitle: string; logY?: boolean },
+  outBase: string,
+): Promise<void> {
+  await lineChart(
+    { ...chart, xTitle: "wall-clock (s)", series: groups.map((g) => ({ name: g.name, points: meanCurve(g, metric) })) },
+    outBase,
+  );
+}
+
+/** One bar per group: the mean of `metric`, ± its std over seeds. */
+export async function metricBars(
+  groups: readonly GroupSummary[],
+  metric: string,
+  chart: { title: string; yTitle: string },
+  outBase: string,
+): Promise<void> {
+  await barChart(
+    {
+      ...chart,
+      bars: groups.map((g) => {
+        const s: MeanStd | undefined = g.metrics[metric];
+        return { category: g.name, value: s?.mean ?? NaN, ...(s && Number.isFinite(s.std) ? { error: s.std } : {}) };
+      }),
+    },
+    outBase,
+  );
+}
+
+function statisticsDefinitions(analysis: AnalysisSpec<string, unknown>): string[] {
+  const lines: string[] = [];
+  const c = analysis.convergence;
+  if (c) {
+    const m = analysis.metrics.find((x) => x.name === c.metric);
+    const higher = m?.higherIsBetter ?? false;
+    const label = m?.label ?? c.metric;
+    const target = `${c.reference}'s final validation ${label} ${higher ? "×" : "/"} ${c.share}`;
+    const share = `${Math.round(c.share * 100)} % of ${c.reference}'s final performance, same seed`;
+    lines.push(
+      `**Convergence target**: validation ${label} ${higher ? "≥" : "≤"} ${target} (${share}); ` +
+        "steps and wall-clock are those of the first evaluation that reaches it.",
+    );
+  }
+  lines.push(
+    "Values are mean ± sample std over seeds; p-values are two-sided paired t-tests over seeds (* p < 0.05, " +
+      '** p < 0.01, *** p < 0.001); "–" where a test needs at least two seeds.',
+  );
+  return lines;
+}
+
+/** Aggregates `results` and writes `out`/report.md and `out`/results.json; returns their paths. */
+export async function writeReport<S extends z.ZodObject, J extends Job, R extends object, D, M extends string>(
+  spec: ExperimentSpec<S, J, R, D, M>,
+  config: ConfigOf<S>,
+  run: { jobs: J[]; results: Finished<R>[]; data: D },
+  out: string,
+  build: BuildInfo,
+): Promise<{ report: string; json: string }> {
+  const groups = aggregate(spec.analysis, run.results);
+  const body = await spec.report({ config, jobs: run.jobs, results: run.results, groups, data: run.data, out, build });
+  const missing = run.jobs.length - run.results.length;
+  const rest = missing > 0 ? " (the rest: run the same command again to continue)" : "";
+  const definitions = [...body.definitions, ...statisticsDefinitions(spec.analysis as AnalysisSpec<string, unknown>)];
+  const lines = [
+    `# ${spec.title} (${config.profile} profile)`,
+    "",
+    `Generated ${new Date().toISOString()} from the runs in this folder. ${body.environment}`,
+    "",
+    "## What was run",
+    "",
+    ...body.run.map((l) => `- ${l}`),
+    `- ${run.results.length} of ${run.jobs.length} runs finished${rest}.`,
+    "",
+    "## Definitions",
+    "",
+    ...definitions.map((l) => `- ${l}`),
+    "",
+    ...body.sections,
+  ];
+  const report = path.join(out, "report.md");
+  const json = path.join(out, "results.json");
+  writeFileAtomic(report, `${lines.join("\n")}\n`);
+  // Each group names its jobs; the jobs themselves are listed once, under runs.
+  const summaries = groups.map(({ observations, ...g }) => ({
+    ...g,
+    runs: observations.map((o) => jobId(o.source.key)),
+  }));
+  const { verdicts } = body;
+  writeJsonAtomic(json, { experiment: spec.name, config, build, summaries, verdicts, runs: run.results });
+  return { report, json };
+}

@@ -1,0 +1,85 @@
+// Runs an experiment's jobs into one folder: out/config.json pins the settings; each job runs in
+// out/runs/<job id>/ and ends with its result.json. A job with a result.json is skipped, so running the same
+// command again finishes an interrupted experiment without redoing work; a job interrupted mid-training has a
+// checkpoint and resumes from it.
+import fs from "node:fs";
+import path from "node:path";
+
+import type { z } from "zod";
+
+import { writeJsonAtomic } from "../../io/atomic.ts";
+import type { StepEvent } from "../../trainer.ts";
+import { pinConfig } from "./config.ts";
+import { checkJobs, jobId } from "./keys.ts";
+import type { ConfigOf, ExperimentSpec, Finished, Job } from "./spec.ts";
+
+// The Trainer's resumable checkpoint: a job folder with one was interrupted and continues from there.
+const CHECKPOINT = path.join("last", "training_state.safetensors");
+
+export interface RunOptions<J extends Job = Job> {
+  /** stop at the next step boundary with a checkpoint; jobs not started stay for the next run */
+  signal?: AbortSignal;
+  /** progress lines (default: stderr) */
+  say?: (line: string) => void;
+  /** the Trainer's progress display ("auto": a bar on a terminal) */
+  progress?: boolean | "auto";
+  /** collect the finished jobs only; run nothing */
+  onlyFinished?: boolean;
+  /** each training step of each job */
+  onStep?: (job: J, step: StepEvent) => void;
+}
+
+export interface ExperimentRun<J, R, D> {
+  jobs: J[];
+  /** the finished jobs, in job order */
+  results: Finished<R>[];
+  data: D;
+}
+
+/** Runs (or skips, or resumes) every job of `config` into `out`; see the top of this file. */
+export async function runExperiment<S extends z.ZodObject, J extends Job, R extends object, D, M extends string>(
+  spec: ExperimentSpec<S, J, R, D, M>,
+  config: ConfigOf<S>,
+  out: string,
+  options: RunOptions<J> = {},
+): Promise<ExperimentRun<J, R, D>> {
+  const say = options.say ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const jobs = spec.jobs(config);
+  checkJobs(jobs);
+  fs.mkdirSync(path.join(out, "runs"), { recursive: true });
+  pinConfig(spec, config, out);
+
+  say(`${spec.name} (${config.profile}): ${jobs.length} runs into ${out}; preparing data…`);
+  const data = await spec.prepare(config, say);
+  const results: Finished<R>[] = [];
+  for (const [i, job] of jobs.entries()) {
+    const id = jobId(job.key);
+    const tag = `[${i + 1}/${jobs.length}] ${id}`;
+    const dir = path.join(out, "runs", id);
+    const resultFile = path.join(dir, "result.json");
+    if (fs.existsSync(resultFile)) {
+      say(`${tag}: done before, skipped`);
+      results.push(JSON.parse(fs.readFileSync(resultFile, "utf8")) as Finished<R>);
+      continue;
+    }
+    if (options.signal?.aborted || options.onlyFinished) continue;
+    say(`${tag}: ${fs.existsSync(path.join(dir, CHECKPOINT)) ? "resuming" : "training"}`);
+    const onStep = options.onStep;
+    const result = await spec.runJob({
+      config,
+      job,
+      dir,
+      data,
+      progress: options.progress ?? "auto",
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(onStep ? { onStep: (s: StepEvent) => onStep(job, s) } : {}),
+    });
+    if (!result) break; // interrupted: checkpointed, picked up by the next run
+    const finished = { key: job.key, ...result, finishedAt: new Date().toISOString() } as Finished<R>;
+    writeJsonAtomic(resultFile, finished);
+    say(`${tag}: ${spec.describeResult(result)}`);
+    // As a later run will read it back (a NaN becomes null): a report is the same whenever its jobs ran.
+    results.push(JSON.parse(JSON.stringify(finished)) as Finished<R>);
+  }
+  return { jobs, results, data };
+}

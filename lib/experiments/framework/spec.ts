@@ -1,0 +1,194 @@
+// What an experiment is to the framework: a spec. It states its settings (a zod schema with named profiles),
+// the jobs those settings imply, how one job runs, what a finished job contributes to the aggregates, and the
+// report's own sections. The framework does the rest: the command line, pinning the settings to the output
+// folder, skipping, resuming and interrupting jobs, aggregating over seeds, and writing the report.
+import type { z } from "zod";
+
+import type { MeanStd, PairedTTest } from "../../metrics/stats.ts";
+import type { BuildInfo } from "../../native.ts";
+import type { StepEvent } from "../../trainer.ts";
+
+/**
+ * What tells one job from another. Jobs that differ only in `seed` form a group: the unit of the report's
+ * rows, of mean ± std and of paired tests.
+ */
+export interface JobKey {
+  /** the model trained, e.g. "tiny" */
+  model: string;
+  /** the training variation (loss), e.g. "dpsm-linear" */
+  variation: string;
+  /** the conditions it trains under, e.g. "clean" or "label-noise" */
+  setting: string;
+  seed: number;
+  /** further settings that tell runs of one variation apart, e.g. { warmup: 0.05 } for a warm-up sweep */
+  params?: Readonly<Record<string, number>>;
+}
+export type GroupKey = Omit<JobKey, "seed">;
+
+/** A job: its key plus whatever the spec needs to run it. */
+export interface Job {
+  readonly key: JobKey;
+}
+
+/** A finished job's result as stored in its result.json: the spec's result with the key and a time stamp. */
+export type Finished<R> = R & { key: JobKey; finishedAt: string };
+
+/** The resolved settings of an experiment: the schema's output and the profile they started from. */
+export type ConfigOf<S extends z.ZodObject> = z.output<S> & { profile: string };
+
+/** A validation curve point: the step, the wall-clock there, and the metrics evaluated. */
+export interface CurvePoint {
+  step: number;
+  elapsedSeconds: number;
+  [metric: string]: number;
+}
+
+/** A run's cost, over every session of the run. */
+export interface Efficiency {
+  stepMs: number;
+  tokensPerSecond: number;
+  /** CUDA: peak allocated bytes; CPU: peak resident set; -1: unknown */
+  peakMemoryBytes: number;
+}
+
+export interface MetricSpec<M extends string = string> {
+  name: M;
+  /** column header, e.g. "ECE-10" */
+  label: string;
+  /** decimals shown */
+  digits: number;
+  higherIsBetter?: boolean;
+}
+
+/**
+ * One row's worth of numbers from one finished job. A job yields one observation for itself and may yield
+ * more for post-hoc variations of it (e.g. the same model with temperature scaling), each under its own key.
+ */
+export interface Observation<M extends string = string, R = unknown> {
+  key: JobKey;
+  /** the main evaluation (e.g. the test split) */
+  metrics: Record<M, number>;
+  /** further evaluation sets (e.g. out-of-domain), by name */
+  sets?: Partial<Record<string, Record<M, number>>>;
+  /** validation during training; convergence is measured on it */
+  curve?: readonly CurvePoint[];
+  efficiency?: Efficiency;
+  /** other per-seed numbers to report as mean ± std (e.g. a fitted temperature) */
+  extra?: Record<string, number>;
+  /** the finished job it came from */
+  source: Finished<R>;
+}
+
+/** A group of observations (one key, every seed) and what follows from their numbers. */
+export interface GroupSummary<M extends string = string, R = unknown> {
+  key: GroupKey;
+  /** the row's display name */
+  name: string;
+  seeds: number[];
+  metrics: Record<M, MeanStd>;
+  /** per seed, aligned with `seeds` */
+  perSeed: Record<M, number[]>;
+  sets: Partial<Record<string, { metrics: Record<M, MeanStd>; perSeed: Record<M, number[]> }>>;
+  /** paired t-tests (this group − the reference variation) over the seeds both have, by reference variation */
+  versus: Partial<Record<string, Partial<Record<M, PairedTTest>>>>;
+  /** first evaluation reaching the convergence target, per seed (null: never) */
+  convergence?: { steps: (number | null)[]; seconds: (number | null)[] };
+  efficiency?: { stepMs: MeanStd; tokensPerSecond: MeanStd; peakMemoryMB: MeanStd };
+  extra: Partial<Record<string, MeanStd>>;
+  /** sorted by seed */
+  observations: Observation<M, R>[];
+}
+
+export interface AnalysisSpec<M extends string, R> {
+  metrics: readonly MetricSpec<M>[];
+  /** the observations a finished job contributes */
+  observe(result: Finished<R>): Omit<Observation<M, R>, "source">[];
+  /** variations every group is tested against, seed by seed, within its model and setting */
+  references: readonly string[];
+  /**
+   * Convergence: the first evaluation whose `metric` reaches `share` of the reference variation's final
+   * value (same model, setting and seed).
+   */
+  convergence?: { reference: string; metric: M; share: number };
+  /** a group's display name (default: the variation, then its params) */
+  name?(key: GroupKey): string;
+}
+
+/** What a job's run gets. */
+export interface JobContext<C, J extends Job, D> {
+  config: C;
+  job: J;
+  /** the job's own folder (checkpoints, logs); the framework writes result.json there */
+  dir: string;
+  /** what `prepare` returned, shared by every job */
+  data: D;
+  signal?: AbortSignal;
+  /** the Trainer's progress display */
+  progress: boolean | "auto";
+  onStep?: (step: StepEvent) => void;
+}
+
+export type VerdictStatus = "met" | "not met" | "not enough runs";
+export interface Verdict {
+  criterion: string;
+  status: VerdictStatus;
+  detail: string;
+}
+
+export interface ReportContext<C, J extends Job, R, D, M extends string> {
+  config: C;
+  jobs: J[];
+  results: Finished<R>[];
+  groups: GroupSummary<M, R>[];
+  data: D;
+  /** the report's folder; figures go under figures/ */
+  out: string;
+  build: BuildInfo;
+}
+
+/** The spec's part of report.md and results.json. */
+export interface ReportBody {
+  /** after "Generated … from the runs in this folder.": the software and hardware it ran on */
+  environment: string;
+  /** bullets of "What was run" */
+  run: string[];
+  /** bullets of "Definitions" (the framework adds its statistics) */
+  definitions: string[];
+  /** the rest of report.md, as Markdown lines */
+  sections: string[];
+  /** the verdicts, for results.json */
+  verdicts: unknown;
+}
+
+export interface ExperimentSpec<
+  S extends z.ZodObject = z.ZodObject,
+  J extends Job = Job,
+  R extends object = object,
+  D = unknown,
+  M extends string = string,
+> {
+  /** the command and the default output folder's prefix, e.g. "exp1" */
+  name: string;
+  /** the report's title */
+  title: string;
+  /** one line for --help */
+  summary: string;
+  /** the settings; flags and --help come from its fields and their descriptions */
+  schema: S;
+  /** named settings; the first is the default */
+  profiles: Readonly<Record<string, z.input<S>>>;
+  /** settings that do not change results (e.g. threads): not pinned to the output folder */
+  unpinned?: readonly string[];
+  jobs(config: ConfigOf<S>): J[];
+  /** loads what every job needs once (e.g. tokenised data); `say` reports what it found */
+  prepare(config: ConfigOf<S>, say: (line: string) => void): Promise<D>;
+  /** trains and evaluates one job; undefined when interrupted (it resumes on the next run) */
+  runJob(ctx: JobContext<ConfigOf<S>, J, D>): Promise<R | undefined>;
+  /** the progress line after a job finished, e.g. "test PPL 296.30, …" */
+  describeResult(result: R): string;
+  analysis: AnalysisSpec<M, R>;
+  report(ctx: ReportContext<ConfigOf<S>, J, R, D, M>): Promise<ReportBody>;
+}
+
+// A spec of any types, for registries; each spec keeps its own types where it is defined.
+export type AnyExperimentSpec = ExperimentSpec<any, any, any, any, any>;

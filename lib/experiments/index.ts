@@ -1,0 +1,8 @@
+// The experiments the `dpsm-native` command runs, by subcommand. An experiment is one spec folder beside this
+// file; adding one is one line here.
+import { exp1 } from "./exp1-lm/index.ts";
+import type { AnyExperimentSpec } from "./framework/spec.ts";
+
+export const EXPERIMENTS: Readonly<Record<string, AnyExperimentSpec>> = {
+  exp1,
+};
