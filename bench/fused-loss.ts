@@ -61,11 +61,28 @@ function findPython(): { exe: string; version: string } | undefined {
 }
 const python = findPython();
 
-function pythonTiming(rows: number, vocab: number, dtype: string, device: string, backward: boolean): LossTiming | undefined {
+function pythonTiming(
+  rows: number,
+  vocab: number,
+  dtype: string,
+  device: string,
+  backward: boolean,
+): LossTiming | undefined {
   if (!python) return undefined;
   const r = spawnSync(
     python.exe,
-    [SCRIPT, String(rows), String(vocab), dtype, device, String(iters), String(warmup), backward ? "1" : "0", String(LOSS.alpha), "1"],
+    [
+      SCRIPT,
+      String(rows),
+      String(vocab),
+      dtype,
+      device,
+      String(iters),
+      String(warmup),
+      backward ? "1" : "0",
+      String(LOSS.alpha),
+      "1",
+    ],
     { encoding: "utf8", maxBuffer: 1 << 20 },
   );
   if (r.status !== 0) {
@@ -170,7 +187,15 @@ console.log("extra MB: peak memory during one pass beyond the logits and (forwar
 console.log("CPU: resident-set high-water mark; CUDA: the caching allocator's peak allocated bytes.");
 
 if (args.json) {
-  const out = { date: new Date().toISOString(), loss: LOSS, iters, warmup, build: info, pythonTorch: python?.version ?? null, results };
+  const out = {
+    date: new Date().toISOString(),
+    loss: LOSS,
+    iters,
+    warmup,
+    build: info,
+    pythonTorch: python?.version ?? null,
+    results,
+  };
   writeJsonAtomic(args.json, out);
   console.log(`wrote ${args.json}`);
 }

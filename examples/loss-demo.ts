@@ -73,7 +73,9 @@ function mulberry32(s: number): () => number {
 }
 
 const info = buildInfo();
-console.log(`dpsm-native: libtorch ${info.torchVersion}, ${info.cuda ? "CUDA" : "CPU"}, ${info.threads} threads, kernel ${info.cpuIsa}`);
+console.log(
+  `dpsm-native: libtorch ${info.torchVersion}, ${info.cuda ? "CUDA" : "CPU"}, ${info.threads} threads, kernel ${info.cpuIsa}`,
+);
 const wt2 = path.join(dataDir(), "wikitext-2");
 let t0 = performance.now();
 const train = encodeGpt2(readWikiText(wt2, "train"));
@@ -170,9 +172,9 @@ for (const variant of VARIANTS) {
   runs.push({ name: variant.name, curve, seconds });
 }
 
-const checkpoints = [...new Set([Math.min(evalEvery, steps), Math.round(steps / 2 / evalEvery) * evalEvery, steps])].filter(
-  (s) => s > 0,
-);
+const checkpoints = [
+  ...new Set([Math.min(evalEvery, steps), Math.round(steps / 2 / evalEvery) * evalEvery, steps]),
+].filter((s) => s > 0);
 const pointAt = (curve: EvalPoint[], step: number) => curve.find((p) => p.step === step) ?? curve[curve.length - 1]!;
 console.log(
   `\nUnigram GPT-2-BPE model on WikiText-2, Adam lr ${lr}, batch ${batch} real tokens, ${steps} steps ` +
@@ -190,14 +192,21 @@ console.log(
     ],
     [
       ...runs.map((r) => [
-      r.name,
-      ...checkpoints.map((s) => fmt(pointAt(r.curve, s).ppl)),
-      pointAt(r.curve, steps).ece10.toFixed(4),
-      pointAt(r.curve, steps).brier.toFixed(4),
-      pointAt(r.curve, steps).accuracy.toFixed(3),
-      r.seconds.toFixed(1),
-    ]),
-      ["optimum (train freq.)", ...checkpoints.map((s) => (s === steps ? fmt(best.ppl) : "")), best.ece10.toFixed(4), best.brier.toFixed(4), best.accuracy.toFixed(3), ""],
+        r.name,
+        ...checkpoints.map((s) => fmt(pointAt(r.curve, s).ppl)),
+        pointAt(r.curve, steps).ece10.toFixed(4),
+        pointAt(r.curve, steps).brier.toFixed(4),
+        pointAt(r.curve, steps).accuracy.toFixed(3),
+        r.seconds.toFixed(1),
+      ]),
+      [
+        "optimum (train freq.)",
+        ...checkpoints.map((s) => (s === steps ? fmt(best.ppl) : "")),
+        best.ece10.toFixed(4),
+        best.brier.toFixed(4),
+        best.accuracy.toFixed(3),
+        "",
+      ],
     ],
   ),
 );

@@ -48,8 +48,20 @@ export type LossConfig = z.output<typeof LossConfigSchema>;
 export const BASELINE_KINDS = ["label_smoothing", "focal"] as const;
 /** Baselines trained on plain ops: cross-entropy with label smoothing, focal loss (Lin et al. 2017). */
 export const BaselineLossSchema = z.discriminatedUnion("kind", [
-  z.object({ kind: z.literal("label_smoothing"), smoothing: z.number().min(0).max(1).default(0.1), ignoreIndex: z.number().int().default(-100) }).strict(),
-  z.object({ kind: z.literal("focal"), gamma: z.number().min(0).finite().default(2), ignoreIndex: z.number().int().default(-100) }).strict(),
+  z
+    .object({
+      kind: z.literal("label_smoothing"),
+      smoothing: z.number().min(0).max(1).default(0.1),
+      ignoreIndex: z.number().int().default(-100),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal("focal"),
+      gamma: z.number().min(0).finite().default(2),
+      ignoreIndex: z.number().int().default(-100),
+    })
+    .strict(),
 ]);
 /** What the Trainer trains with: any DPSMLoss config (mean reduction), or a baseline. */
 export type TrainLossInput = LossConfigInput | z.input<typeof BaselineLossSchema>;
@@ -60,7 +72,8 @@ export function parseTrainLoss(value: unknown, where: string): TrainLoss {
   const kind = (value as { kind?: unknown } | null)?.kind;
   if ((BASELINE_KINDS as readonly unknown[]).includes(kind)) return parseOrThrow(BaselineLossSchema, value, where);
   const l = parseOrThrow(LossConfigSchema, value, where);
-  if (l.reduction !== "mean") throw new RangeError(`${where}.reduction: training uses the mean over tokens, got "${l.reduction}"`);
+  if (l.reduction !== "mean")
+    throw new RangeError(`${where}.reduction: training uses the mean over tokens, got "${l.reduction}"`);
   return l;
 }
 

@@ -60,13 +60,25 @@ export class Evaluator {
   }
 
   /** Post-hoc temperature scaling: the T minimising NLL on `valid` (log-spaced grid + parabolic refinement). */
-  async fitTemperature(valid: PackedTokens, grid: { min?: number; max?: number; points?: number } = {}): Promise<TemperatureFit> {
+  async fitTemperature(
+    valid: PackedTokens,
+    grid: { min?: number; max?: number; points?: number } = {},
+  ): Promise<TemperatureFit> {
     const g = parseOrThrow(
-      z.object({ min: temperature.default(0.5), max: temperature.default(3), points: z.number().int().min(3).max(200).default(26) }).strict(),
+      z
+        .object({
+          min: temperature.default(0.5),
+          max: temperature.default(3),
+          points: z.number().int().min(3).max(200).default(26),
+        })
+        .strict(),
       grid,
       "grid",
     );
     if (g.max <= g.min) throw new RangeError(`grid.max: expected a number > grid.min (${g.min}), got ${g.max}`);
-    return this.model.native.fitTemperature(toNativeSequences(valid), JSON.stringify({ ...this.options, ...g, temperatures: [] }));
+    return this.model.native.fitTemperature(
+      toNativeSequences(valid),
+      JSON.stringify({ ...this.options, ...g, temperatures: [] }),
+    );
   }
 }

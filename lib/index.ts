@@ -11,7 +11,15 @@ export {
   type Reduction,
   type Schedule,
 } from "./config.ts";
-export { GPT2_PRESETS, GPT2Model, MODEL_SIZES, type GenerateOptions, type GPT2Config, type ModelOptions, type ModelSize } from "./model.ts";
+export {
+  GPT2_PRESETS,
+  GPT2Model,
+  MODEL_SIZES,
+  type GenerateOptions,
+  type GPT2Config,
+  type ModelOptions,
+  type ModelSize,
+} from "./model.ts";
 export {
   Trainer,
   TrainerOptionsSchema,
@@ -24,6 +32,18 @@ export {
   type TrainerOptions,
   type TrainLossInput,
 } from "./trainer.ts";
-export { Evaluator, type EvalMetrics, type EvaluatorOptions, type ReliabilityBin, type TemperatureFit } from "./evaluator.ts";
-export { prepareLanguageModelData, readOodDocuments, OOD_NAMES, type PackedTokens, type OodName } from "./data/index.ts";
+export {
+  Evaluator,
+  type EvalMetrics,
+  type EvaluatorOptions,
+  type ReliabilityBin,
+  type TemperatureFit,
+} from "./evaluator.ts";
+export {
+  prepareLanguageModelData,
+  readOodDocuments,
+  OOD_NAMES,
+  type PackedTokens,
+  type OodName,
+} from "./data/index.ts";
 export { buildInfo, setNumThreads, type BuildInfo } from "./native.ts";

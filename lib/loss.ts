@@ -1,6 +1,13 @@
 // DPSMLoss: the fused softmax + CE + Brier (+ spherical) loss with its α schedule, on JS arrays.
 // The step counter lives here; the kernel reads it, and only advance() moves it (once per optimiser step).
-import { type LossConfig, type LossConfigInput, LossConfigSchema, parseOrThrow, REDUCTIONS, type Reduction } from "./config.ts";
+import {
+  type LossConfig,
+  type LossConfigInput,
+  LossConfigSchema,
+  parseOrThrow,
+  REDUCTIONS,
+  type Reduction,
+} from "./config.ts";
 import { native } from "./native.ts";
 
 export interface ForwardOptions {
@@ -100,9 +107,12 @@ export class DPSMLoss {
    * Targets equal to the ignore index contribute nothing; any other target outside [0, V) is an error.
    */
   forward(logits: Float32Array, targets: Int32Array, options: ForwardOptions): LossResult {
-    if (!(logits instanceof Float32Array)) throw new TypeError(`logits: expected a Float32Array, got ${typeName(logits)}`);
-    if (!(targets instanceof Int32Array)) throw new TypeError(`targets: expected an Int32Array, got ${typeName(targets)}`);
-    if (options === null || typeof options !== "object") throw new TypeError("options: expected an object with vocabSize");
+    if (!(logits instanceof Float32Array))
+      throw new TypeError(`logits: expected a Float32Array, got ${typeName(logits)}`);
+    if (!(targets instanceof Int32Array))
+      throw new TypeError(`targets: expected an Int32Array, got ${typeName(targets)}`);
+    if (options === null || typeof options !== "object")
+      throw new TypeError("options: expected an object with vocabSize");
     const { vocabSize } = options;
     if (typeof vocabSize !== "number" || !Number.isSafeInteger(vocabSize) || vocabSize < 1) {
       const err = typeof vocabSize === "number" ? RangeError : TypeError;
@@ -151,7 +161,6 @@ export class DPSMLoss {
     if (r.stats) out.stats = r.stats;
     return out;
   }
-
 }
 
 function typeName(v: unknown): string {

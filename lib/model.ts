@@ -24,7 +24,15 @@ export interface GPT2Config {
   layerNormEpsilon: number;
 }
 
-const SMALL: GPT2Config = { vocabSize: 50257, nPositions: 1024, nEmbd: 768, nLayer: 12, nHead: 12, dropout: 0, layerNormEpsilon: 1e-5 };
+const SMALL: GPT2Config = {
+  vocabSize: 50257,
+  nPositions: 1024,
+  nEmbd: 768,
+  nLayer: 12,
+  nHead: 12,
+  dropout: 0,
+  layerNormEpsilon: 1e-5,
+};
 /** tiny (CPU: 4 layers × 128, 256 positions), small (124M), medium (355M), large (774M). */
 export const GPT2_PRESETS: Readonly<Record<ModelSize, Readonly<GPT2Config>>> = {
   tiny: { ...SMALL, nPositions: 256, nEmbd: 128, nLayer: 4, nHead: 4 },
@@ -34,8 +42,13 @@ export const GPT2_PRESETS: Readonly<Record<ModelSize, Readonly<GPT2Config>>> = {
 };
 
 const positiveInt = () => z.number().int().min(1);
-const device = () => z.string().regex(/^(cpu|cuda(:\d+)?)$/, "expected cpu, cuda or cuda:N").default("cpu");
-const headsDivide = (embd: number | undefined, heads: number | undefined) => embd === undefined || heads === undefined || embd % heads === 0;
+const device = () =>
+  z
+    .string()
+    .regex(/^(cpu|cuda(:\d+)?)$/, "expected cpu, cuda or cuda:N")
+    .default("cpu");
+const headsDivide = (embd: number | undefined, heads: number | undefined) =>
+  embd === undefined || heads === undefined || embd % heads === 0;
 
 export const ModelOptionsSchema = z
   .object({

@@ -74,7 +74,10 @@ export interface NativeModel {
   logits(ids: Int32Array, batch: number, length: number): Float32Array;
   generate(prompt: Int32Array, json: string): Int32Array;
   evaluate(data: NativeSequences, json: string): Promise<EvalMetrics[]>;
-  fitTemperature(data: NativeSequences, json: string): Promise<{ temperature: number; grid: { temperature: number; nll: number }[] }>;
+  fitTemperature(
+    data: NativeSequences,
+    json: string,
+  ): Promise<{ temperature: number; grid: { temperature: number; nll: number }[] }>;
 }
 
 export type NativeProgress =
@@ -92,7 +95,15 @@ export type NativeProgress =
       peakMemoryBytes: number;
       noisy: boolean;
     }
-  | { type: "eval"; step: number; metrics: EvalMetrics; improved: boolean; bestStep: number; elapsedSeconds: number; peakMemoryBytes: number }
+  | {
+      type: "eval";
+      step: number;
+      metrics: EvalMetrics;
+      improved: boolean;
+      bestStep: number;
+      elapsedSeconds: number;
+      peakMemoryBytes: number;
+    }
   | { type: "checkpoint"; step: number; path: string; best: boolean }
   | {
       type: "done";

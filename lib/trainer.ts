@@ -11,7 +11,11 @@ import { z } from "zod";
 import { parseOrThrow, parseTrainLoss, type TrainLoss, type TrainLossInput } from "./config.ts";
 import { median } from "./report/table.ts";
 import type { PackedTokens } from "./data/pack.ts";
-import { type LanguageModelDataOptions, LanguageModelDataOptionsSchema, prepareLanguageModelData } from "./data/prepare.ts";
+import {
+  type LanguageModelDataOptions,
+  LanguageModelDataOptionsSchema,
+  prepareLanguageModelData,
+} from "./data/prepare.ts";
 import { toNativeSequences } from "./evaluator.ts";
 import { GPT2Model, type ModelOptions, ModelOptionsSchema, resolveGPT2Config } from "./model.ts";
 import { buildInfo, native, type NativeProgress, setNumThreads } from "./native.ts";
@@ -27,7 +31,12 @@ const DataSchema = z.union([
       source: z.unknown(),
       trainSplit: z.enum(["train", "valid", "test"]).default("train"),
       validSplit: z.enum(["train", "valid", "test"]).default("valid"),
-      contextLength: z.number().int().min(2).max(1 << 20).default(1024),
+      contextLength: z
+        .number()
+        .int()
+        .min(2)
+        .max(1 << 20)
+        .default(1024),
       minRemainder: z.number().int().min(2).optional(),
       dataDir: z.string().min(1).optional(),
       cacheDir: z.string().min(1).optional(),
@@ -45,7 +54,10 @@ function isPacked(v: unknown): v is PackedTokens {
 export const TrainerOptionsSchema = z
   .object({
     /** a model to train, or how to create one (checked by ModelOptionsSchema in the constructor) */
-    model: z.custom<GPT2Model | ModelOptions>((v) => typeof v === "object" && v !== null, "expected a GPT2Model or model options"),
+    model: z.custom<GPT2Model | ModelOptions>(
+      (v) => typeof v === "object" && v !== null,
+      "expected a GPT2Model or model options",
+    ),
     loss: z.custom<TrainLossInput>((v) => typeof v === "object" && v !== null, "expected a loss config object"),
     /** where the tokens come from (prepared once, cached), or prepared splits */
     data: DataSchema,
@@ -69,7 +81,10 @@ export const TrainerOptionsSchema = z
     dataSeed: z.number().int().min(0).optional(),
     /** checkpoints (last/, best/) and the JSONL log; a run dir with a checkpoint of the same run is resumed */
     runDir: z.string().min(1).optional(),
-    device: z.string().regex(/^(cpu|cuda(:\d+)?)$/, "expected cpu, cuda or cuda:N").default("cpu"),
+    device: z
+      .string()
+      .regex(/^(cpu|cuda(:\d+)?)$/, "expected cpu, cuda or cuda:N")
+      .default("cpu"),
     /** bf16 autocast with fp32 master weights (CUDA; on the CPU it works, but is rarely faster than fp32) */
     precision: z.enum(["fp32", "bf16"]).default("fp32"),
     /** libtorch threads (default: the machine's cores) */
@@ -123,7 +138,6 @@ export interface FitResult {
   runDir?: string;
 }
 
-
 /**
  * Trains a GPT-2 language model with a DPSM (or baseline) loss.
  *
@@ -135,7 +149,9 @@ export interface FitResult {
  * ```
  */
 export class Trainer extends EventEmitter<TrainerEvents> {
-  readonly options: Readonly<Omit<z.output<typeof TrainerOptionsSchema>, "model"> & { model: GPT2Model | z.output<typeof ModelOptionsSchema> }>;
+  readonly options: Readonly<
+    Omit<z.output<typeof TrainerOptionsSchema>, "model"> & { model: GPT2Model | z.output<typeof ModelOptionsSchema> }
+  >;
   readonly model: GPT2Model;
   readonly loss: TrainLoss;
   #running = false;
@@ -146,20 +162,26 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     const parsed = parseOrThrow(TrainerOptionsSchema, options, "Trainer options");
     const o = {
       ...parsed,
-      model: parsed.model instanceof GPT2Model ? parsed.model : parseOrThrow(ModelOptionsSchema, parsed.model, "Trainer options.model"),
+      model:
+        parsed.model instanceof GPT2Model
+          ? parsed.model
+          : parseOrThrow(ModelOptionsSchema, parsed.model, "Trainer options.model"),
     };
     this.loss = parseTrainLoss(o.loss, "Trainer options.loss");
-    const device = o.model instanceof GPT2Model ? o.model.device : o.model.device ?? "cpu";
+    const device = o.model instanceof GPT2Model ? o.model.device : (o.model.device ?? "cpu");
     if (o.device !== device && o.model instanceof GPT2Model) {
       throw new RangeError(`Trainer options.device: "${o.device}" but the model lives on "${device}"`);
     }
     if (o.device.startsWith("cuda") && buildInfo().cudaDeviceCount === 0) {
-      throw new RangeError(`Trainer options.device: "${o.device}", but this build sees no CUDA device (${buildInfo().cuda ? "none visible" : "built without CUDA"})`);
+      throw new RangeError(
+        `Trainer options.device: "${o.device}", but this build sees no CUDA device (${buildInfo().cuda ? "none visible" : "built without CUDA"})`,
+      );
     }
     if (!("train" in o.data)) {
       // Checked now, so a bad source fails before any work; kept, so fit() prepares exactly these.
       const { trainSplit, validSplit, ...common } = o.data;
-      const split = (name: typeof trainSplit) => parseOrThrow(LanguageModelDataOptionsSchema, { ...common, split: name }, "Trainer options.data");
+      const split = (name: typeof trainSplit) =>
+        parseOrThrow(LanguageModelDataOptionsSchema, { ...common, split: name }, "Trainer options.data");
       this.#splits = [split(trainSplit), split(validSplit)];
     }
     const contextLength = "train" in o.data ? o.data.train.contextLength : o.data.contextLength;
@@ -171,7 +193,10 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     }
     if (o.threads !== undefined) setNumThreads(o.threads);
     this.options = o;
-    this.model = o.model instanceof GPT2Model ? o.model : GPT2Model.create({ ...o.model, device: o.device, seed: o.model.seed ?? o.seed });
+    this.model =
+      o.model instanceof GPT2Model
+        ? o.model
+        : GPT2Model.create({ ...o.model, device: o.device, seed: o.model.seed ?? o.seed });
   }
 
   /** Prepares the data (cached), then trains until maxSteps, early stopping or `signal` (checkpointed). */
@@ -187,7 +212,12 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       if (options.signal?.aborted) throw abortError(options.signal);
       if (o.runDir) fs.mkdirSync(o.runDir, { recursive: true });
       const config = trainerDocument(this.options, this.loss);
-      const trainer = new (native().Trainer)(this.model.native, JSON.stringify(config), toNativeSequences(train), toNativeSequences(valid));
+      const trainer = new (native().Trainer)(
+        this.model.native,
+        JSON.stringify(config),
+        toNativeSequences(train),
+        toNativeSequences(valid),
+      );
       if (log) {
         runLog = new RunLogWriter(log);
         runLog.start({ time: new Date().toISOString(), fingerprint: trainer.fingerprint, config, build: buildInfo() });
@@ -253,7 +283,6 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     const [train, valid] = this.#splits!;
     return { train: await prepareLanguageModelData(train), valid: await prepareLanguageModelData(valid) };
   }
-
 }
 
 // The native trainer's document: every setting that shapes the run, as the schema resolved it. Its canonical

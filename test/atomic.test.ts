@@ -18,7 +18,10 @@ test("writes text, bytes and chunk lists into a new folder, and replaces a file"
   const file = path.join(dir, "out.txt");
   writeFileAtomic(file, "first");
   t.is(fs.readFileSync(file, "utf8"), "first");
-  const source = fs.readdirSync(WIKITEXT).map((f) => path.join(WIKITEXT, f)).find((f) => fs.statSync(f).isFile())!;
+  const source = fs
+    .readdirSync(WIKITEXT)
+    .map((f) => path.join(WIKITEXT, f))
+    .find((f) => fs.statSync(f).isFile())!;
   const bytes = fs.readFileSync(source);
   writeFileAtomic(file, [bytes.subarray(0, 1000), "|", bytes.subarray(1000)]);
   t.deepEqual(fs.readFileSync(file), Buffer.concat([bytes.subarray(0, 1000), Buffer.from("|"), bytes.subarray(1000)]));

@@ -24,10 +24,20 @@ test("the CUDA kernels compile with nvcc for A100 (sm_80) and H100/H200 (sm_90)"
   const nvcc = findNvcc();
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-cuda-")), "dpsm_cuda.o");
   const r = run(nvcc, [
-    "-std=c++17", "-O3", "-c", path.join(packageRoot, "native/kernels/dpsm_cuda.cu"),
-    "-I", path.join(packageRoot, "native/kernels"),
-    "-gencode", "arch=compute_80,code=sm_80", "-gencode", "arch=compute_90,code=sm_90",
-    "-Werror", "all-warnings", "-o", out,
+    "-std=c++17",
+    "-O3",
+    "-c",
+    path.join(packageRoot, "native/kernels/dpsm_cuda.cu"),
+    "-I",
+    path.join(packageRoot, "native/kernels"),
+    "-gencode",
+    "arch=compute_80,code=sm_80",
+    "-gencode",
+    "arch=compute_90,code=sm_90",
+    "-Werror",
+    "all-warnings",
+    "-o",
+    out,
   ]);
   t.is(r.code, 0, r.output);
   t.true(fs.statSync(out).size > 10_000);
@@ -37,30 +47,50 @@ test("the CUDA kernels compile with nvcc for A100 (sm_80) and H100/H200 (sm_90)"
 function findNodeGyp(): string | undefined {
   const candidates = [
     process.env.npm_config_node_gyp,
-    path.join(path.dirname(process.execPath), "..", "lib", "node_modules", "npm", "node_modules", "node-gyp", "bin", "node-gyp.js"),
+    path.join(
+      path.dirname(process.execPath),
+      "..",
+      "lib",
+      "node_modules",
+      "npm",
+      "node_modules",
+      "node-gyp",
+      "bin",
+      "node-gyp.js",
+    ),
   ];
   return candidates.find((p): p is string => !!p && fs.existsSync(p));
 }
 
 const nodeGyp = findNodeGyp();
-(nodeGyp ? test : test.skip)("binding.gyp: node-gyp rebuild (the install fallback) builds a loadable addon via cmake-js", (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-gyp-"));
-  try {
-    for (const f of ["package.json", "binding.gyp", "CMakeLists.txt"]) fs.copyFileSync(path.join(packageRoot, f), path.join(dir, f));
-    fs.cpSync(path.join(packageRoot, "native"), path.join(dir, "native"), { recursive: true });
-    fs.symlinkSync(path.join(packageRoot, "node_modules"), path.join(dir, "node_modules"), "dir");
-    const nodedir = process.env.npm_config_nodedir ?? (fs.existsSync("/usr/include/node/node.h") ? "/usr" : undefined);
-    const r = run(process.execPath, [nodeGyp!, "rebuild", ...(nodedir ? [`--nodedir=${nodedir}`] : [])], { cwd: dir });
-    t.is(r.code, 0, r.output.slice(-4000));
-    const addon = path.join(dir, "build", "Release", "dpsm_native.node");
-    t.true(fs.existsSync(addon), "node-gyp's build/Release/dpsm_native.node is missing");
-    const load = run(process.execPath, ["-e", `console.log(require(${JSON.stringify(addon)}).buildInfo().torchVersion)`]);
-    t.is(load.code, 0, load.output);
-    t.regex(load.output, /^\d+\.\d+/);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+(nodeGyp ? test : test.skip)(
+  "binding.gyp: node-gyp rebuild (the install fallback) builds a loadable addon via cmake-js",
+  (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-gyp-"));
+    try {
+      for (const f of ["package.json", "binding.gyp", "CMakeLists.txt"])
+        fs.copyFileSync(path.join(packageRoot, f), path.join(dir, f));
+      fs.cpSync(path.join(packageRoot, "native"), path.join(dir, "native"), { recursive: true });
+      fs.symlinkSync(path.join(packageRoot, "node_modules"), path.join(dir, "node_modules"), "dir");
+      const nodedir =
+        process.env.npm_config_nodedir ?? (fs.existsSync("/usr/include/node/node.h") ? "/usr" : undefined);
+      const r = run(process.execPath, [nodeGyp!, "rebuild", ...(nodedir ? [`--nodedir=${nodedir}`] : [])], {
+        cwd: dir,
+      });
+      t.is(r.code, 0, r.output.slice(-4000));
+      const addon = path.join(dir, "build", "Release", "dpsm_native.node");
+      t.true(fs.existsSync(addon), "node-gyp's build/Release/dpsm_native.node is missing");
+      const load = run(process.execPath, [
+        "-e",
+        `console.log(require(${JSON.stringify(addon)}).buildInfo().torchVersion)`,
+      ]);
+      t.is(load.code, 0, load.output);
+      t.regex(load.output, /^\d+\.\d+/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
 
 test("the product addon carries no test probes; the testing addon does", (t) => {
   const product = Object.keys(native());

@@ -9,7 +9,9 @@ import { rng } from "./helpers/random.ts";
 function eceByDefinition(conf: number[], hit: number[], bins: number): number {
   let e = 0;
   for (let b = 0; b < bins; b++) {
-    const inBin = conf.map((c, i) => [c, hit[i]!] as const).filter(([c]) => (b === bins - 1 ? c >= b / bins : c >= b / bins && c < (b + 1) / bins));
+    const inBin = conf
+      .map((c, i) => [c, hit[i]!] as const)
+      .filter(([c]) => (b === bins - 1 ? c >= b / bins : c >= b / bins && c < (b + 1) / bins));
     if (inBin.length === 0) continue;
     const acc = inBin.reduce((a, [, h]) => a + h, 0) / inBin.length;
     const cf = inBin.reduce((a, [c]) => a + c, 0) / inBin.length;
@@ -33,7 +35,10 @@ test("ECE with 10 and 100 bins equals the definition on random confidences", (t)
 
 test("reliability bins count every token once; perfect calibration gives ECE 0", (t) => {
   const bins = reliabilityBins([0.05, 0.15, 0.15, 0.95, 1], [0, 1, 0, 1, 1], 10);
-  t.is(bins.reduce((a, b) => a + b.count, 0), 5);
+  t.is(
+    bins.reduce((a, b) => a + b.count, 0),
+    5,
+  );
   t.is(bins[1]!.count, 2);
   t.is(bins[1]!.accuracy, 0.5);
   t.true(Math.abs(bins[9]!.confidence - 0.975) < 1e-12);

@@ -48,8 +48,14 @@ test("WikiText-2 valid: one document per level-1 heading, sections stay inside, 
   );
   const docLines = docs.flatMap((d) => d.split("\n"));
   t.false(docLines.some((l) => l.trim() === ""));
-  t.deepEqual(docLines, validLines.filter((l) => l.trim() !== "")); // nothing else changed or lost
-  t.true(docs.some((d) => d.includes("\n = = ")), "section headings are inside documents");
+  t.deepEqual(
+    docLines,
+    validLines.filter((l) => l.trim() !== ""),
+  ); // nothing else changed or lost
+  t.true(
+    docs.some((d) => d.includes("\n = = ")),
+    "section headings are inside documents",
+  );
 });
 
 test("raw release reader: the raw test split (CRLF) gives the tokenized test split's documents, line for line", async (t) => {
@@ -70,13 +76,24 @@ test("raw release reader: the raw test split (CRLF) gives the tokenized test spl
 test("layout detection and missing files: errors name the folder and what was looked for", async (t) => {
   t.is(detectWikiTextLayout(WT2), "tokens");
   const empty = fs.mkdtempSync(path.join(tmp, "empty-"));
-  t.throws(() => detectWikiTextLayout(empty), { message: new RegExp(`no WikiText files found in ${empty}.*\\n.*wiki\\.\\{train,valid,test\\}\\.tokens`, "s") });
-  await t.throwsAsync(readWikiTextDocuments(path.join(tmp, "absent"), "test"), { message: /WikiText folder not found: .*absent/ });
-  await t.throwsAsync(readWikiTextDocuments(RAW_TEST, "train"), { message: /train split \(raw layout\) not found under .*raw_test_only.*wiki\.\{train,valid,test\}\.raw/ });
-  await t.throwsAsync(prepareLanguageModelData({ source: "wikitext-103", split: "train" }), { message: /wikitext-103 not found: .*wikitext-103/ });
-  await t.throwsAsync(prepareLanguageModelData({ source: "wikitext-2", split: "test", dataDir: path.join(tmp, "nodata") }), {
-    message: /data directory not found: .*nodata/,
+  t.throws(() => detectWikiTextLayout(empty), {
+    message: new RegExp(`no WikiText files found in ${empty}.*\\n.*wiki\\.\\{train,valid,test\\}\\.tokens`, "s"),
   });
+  await t.throwsAsync(readWikiTextDocuments(path.join(tmp, "absent"), "test"), {
+    message: /WikiText folder not found: .*absent/,
+  });
+  await t.throwsAsync(readWikiTextDocuments(RAW_TEST, "train"), {
+    message: /train split \(raw layout\) not found under .*raw_test_only.*wiki\.\{train,valid,test\}\.raw/,
+  });
+  await t.throwsAsync(prepareLanguageModelData({ source: "wikitext-103", split: "train" }), {
+    message: /wikitext-103 not found: .*wikitext-103/,
+  });
+  await t.throwsAsync(
+    prepareLanguageModelData({ source: "wikitext-2", split: "test", dataDir: path.join(tmp, "nodata") }),
+    {
+      message: /data directory not found: .*nodata/,
+    },
+  );
 });
 
 /** Hugging Face's rows for these lines: each line with its "\n", an empty string for a blank line. */
@@ -133,7 +150,11 @@ test("OOD readers: PTB as one stream per file, Shakespeare whole, Wikinews and b
     const rows = fileLines(path.join(DATA, "ood_lm", file, "test.jsonl"))
       .filter((l) => l !== "")
       .map((l) => JSON.parse(l) as { gold_ref: string });
-    t.deepEqual(docs, rows.map((r) => r.gold_ref), name);
+    t.deepEqual(
+      docs,
+      rows.map((r) => r.gold_ref),
+      name,
+    );
   }
   t.throws(() => readOodDocuments("books", DATA, "valid"), { instanceOf: RangeError, message: /no valid split/ });
 });
@@ -144,7 +165,8 @@ function unpack(p: PackedArrays): number[] {
   for (let s = 0; s < p.sequences; s++) {
     const row = p.tokens.subarray(s * p.contextLength, (s + 1) * p.contextLength);
     out.push(...row.subarray(0, p.lengths[s]));
-    for (let i = p.lengths[s]!; i < p.contextLength; i++) if (row[i] !== GPT2_EOS) throw new Error(`row ${s}: padding ${row[i]} at ${i}`);
+    for (let i = p.lengths[s]!; i < p.contextLength; i++)
+      if (row[i] !== GPT2_EOS) throw new Error(`row ${s}: padding ${row[i]} at ${i}`);
   }
   return out;
 }
@@ -153,11 +175,16 @@ test("packing: full rows, EOS after every document, the stream intact, a short t
   const ids = encodeGpt2Documents(readOodDocuments("wikinews", DATA));
   const stream: number[] = ids.flatMap((d) => [...d, GPT2_EOS]);
   const docTokens = ids.reduce((a, d) => a + d.length, 0);
-  t.false(ids.some((d) => d.includes(GPT2_EOS)), "no EOS inside a document");
+  t.false(
+    ids.some((d) => d.includes(GPT2_EOS)),
+    "no EOS inside a document",
+  );
 
   // context lengths whose tail is long enough to keep, too short to keep, and absent
   const kept = [1024, 1000, 999].find((c) => stream.length % c >= 32)!;
-  const dropped = Array.from({ length: 4000 }, (_, i) => i + 64).find((c) => stream.length % c > 0 && stream.length % c < 32)!;
+  const dropped = Array.from({ length: 4000 }, (_, i) => i + 64).find(
+    (c) => stream.length % c > 0 && stream.length % c < 32,
+  )!;
   const exact = Array.from({ length: 4000 }, (_, i) => i + 64).find((c) => stream.length % c === 0);
   for (const C of [kept, dropped, ...(exact ? [exact] : [])]) {
     const p = packDocuments(ids, { contextLength: C, minRemainder: 32 });
@@ -165,7 +192,10 @@ test("packing: full rows, EOS after every document, the stream intact, a short t
     t.is(p.streamTokens, docTokens + ids.length, `C=${C}`);
     t.is(p.documents, 500);
     t.is(p.tokens.length, p.sequences * C);
-    t.is(p.totalTokens, p.lengths.reduce((a, b) => a + b, 0));
+    t.is(
+      p.totalTokens,
+      p.lengths.reduce((a, b) => a + b, 0),
+    );
     t.true(Array.from(p.lengths.subarray(0, -1)).every((n) => n === C));
     const last = p.lengths[p.sequences - 1]!;
     t.true(last === C || last >= 32, `C=${C}: last row ${last}`);
@@ -176,51 +206,54 @@ test("packing: full rows, EOS after every document, the stream intact, a short t
   t.is(packDocuments(ids, { contextLength: dropped, minRemainder: 32 }).lengths.at(-1), dropped);
 });
 
-test.serial("cache: the second call reads the cache; a corrupted or truncated file is detected and rebuilt", async (t) => {
-  const cacheDir = path.join(tmp, "cache");
-  const options = { source: "wikitext-2", split: "valid", contextLength: 512, cacheDir } as const;
-  const first = await prepareLanguageModelData(options);
-  t.false(first.fromCache);
-  t.is(first.source, "wikitext-2/valid (tokens)");
-  t.is(first.documents, 60);
-  t.true(first.cacheFile !== undefined && first.cacheFile.startsWith(cacheDir));
-  t.deepEqual(fs.readdirSync(cacheDir), [path.basename(first.cacheFile!)], "no temporary file left behind");
+test.serial(
+  "cache: the second call reads the cache; a corrupted or truncated file is detected and rebuilt",
+  async (t) => {
+    const cacheDir = path.join(tmp, "cache");
+    const options = { source: "wikitext-2", split: "valid", contextLength: 512, cacheDir } as const;
+    const first = await prepareLanguageModelData(options);
+    t.false(first.fromCache);
+    t.is(first.source, "wikitext-2/valid (tokens)");
+    t.is(first.documents, 60);
+    t.true(first.cacheFile !== undefined && first.cacheFile.startsWith(cacheDir));
+    t.deepEqual(fs.readdirSync(cacheDir), [path.basename(first.cacheFile!)], "no temporary file left behind");
 
-  const second = await prepareLanguageModelData(options);
-  t.true(second.fromCache);
-  t.deepEqual(second.tokens, first.tokens);
-  t.deepEqual(second.lengths, first.lengths);
-  t.is(second.totalTokens, first.totalTokens);
-  t.is(second.streamTokens, first.streamTokens);
+    const second = await prepareLanguageModelData(options);
+    t.true(second.fromCache);
+    t.deepEqual(second.tokens, first.tokens);
+    t.deepEqual(second.lengths, first.lengths);
+    t.is(second.totalTokens, first.totalTokens);
+    t.is(second.streamTokens, first.streamTokens);
 
-  const other = await prepareLanguageModelData({ ...options, contextLength: 1024 });
-  t.false(other.fromCache, "other settings, other cache entry");
-  t.is(other.totalTokens, first.totalTokens);
+    const other = await prepareLanguageModelData({ ...options, contextLength: 1024 });
+    t.false(other.fromCache, "other settings, other cache entry");
+    t.is(other.totalTokens, first.totalTokens);
 
-  const warnings: string[] = [];
-  const onWarning = (w: Error) => warnings.push(w.message);
-  process.on("warning", onWarning);
-  try {
-    const file = first.cacheFile!;
-    const bytes = fs.readFileSync(file);
-    const at = bytes.length - 1000; // inside the token payload
-    bytes.writeUInt8(bytes.readUInt8(at) ^ 0x5a, at);
-    fs.writeFileSync(file, bytes);
-    const rebuilt = await prepareLanguageModelData(options);
-    t.false(rebuilt.fromCache);
-    t.deepEqual(rebuilt.tokens, first.tokens);
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on("warning", onWarning);
+    try {
+      const file = first.cacheFile!;
+      const bytes = fs.readFileSync(file);
+      const at = bytes.length - 1000; // inside the token payload
+      bytes.writeUInt8(bytes.readUInt8(at) ^ 0x5a, at);
+      fs.writeFileSync(file, bytes);
+      const rebuilt = await prepareLanguageModelData(options);
+      t.false(rebuilt.fromCache);
+      t.deepEqual(rebuilt.tokens, first.tokens);
 
-    fs.truncateSync(file, fs.statSync(file).size - 4);
-    t.false((await prepareLanguageModelData(options)).fromCache);
-    t.true((await prepareLanguageModelData(options)).fromCache);
-    await new Promise((r) => setImmediate(r)); // warnings are delivered on the next tick
-  } finally {
-    process.off("warning", onWarning);
-  }
-  t.is(warnings.length, 2);
-  t.regex(warnings[0]!, /sha256 mismatch/);
-  t.regex(warnings[1]!, /truncated/);
-});
+      fs.truncateSync(file, fs.statSync(file).size - 4);
+      t.false((await prepareLanguageModelData(options)).fromCache);
+      t.true((await prepareLanguageModelData(options)).fromCache);
+      await new Promise((r) => setImmediate(r)); // warnings are delivered on the next tick
+    } finally {
+      process.off("warning", onWarning);
+    }
+    t.is(warnings.length, 2);
+    t.regex(warnings[0]!, /sha256 mismatch/);
+    t.regex(warnings[1]!, /truncated/);
+  },
+);
 
 test.serial("cache folder: DPSM_CACHE_DIR, else <package>/.cache/tokens", (t) => {
   const saved = process.env.DPSM_CACHE_DIR;
@@ -240,12 +273,19 @@ test("options are validated and errors name the argument", async (t) => {
     instanceOf: RangeError,
     message: /prepareLanguageModelData options\.contextLength/,
   });
-  await t.throwsAsync(prepareLanguageModelData({ source: "wikitext-2" }), { instanceOf: RangeError, message: /options\.split: required for WikiText/ });
-  await t.throwsAsync(prepareLanguageModelData({ source: { ood: "books" }, split: "valid" }), { message: /OOD set "books" has only: test/ });
+  await t.throwsAsync(prepareLanguageModelData({ source: "wikitext-2" }), {
+    instanceOf: RangeError,
+    message: /options\.split: required for WikiText/,
+  });
+  await t.throwsAsync(prepareLanguageModelData({ source: { ood: "books" }, split: "valid" }), {
+    message: /OOD set "books" has only: test/,
+  });
   await t.throwsAsync(prepareLanguageModelData({ source: "wikitext-3" as "wikitext-2", split: "test" }), {
     message: /options\.source: expected "wikitext-2", "wikitext-103", \{ dir/,
   });
-  await t.throwsAsync(prepareLanguageModelData({ source: "wikitext-2", split: "test", contextLenght: 8 } as never), { message: /unknown option\(s\) "contextLenght"/ });
+  await t.throwsAsync(prepareLanguageModelData({ source: "wikitext-2", split: "test", contextLenght: 8 } as never), {
+    message: /unknown option\(s\) "contextLenght"/,
+  });
 });
 
 test("an OOD set through the whole pipeline", async (t) => {

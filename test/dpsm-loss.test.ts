@@ -112,7 +112,10 @@ test("loss and gradient equal the float64 definitions (finite differences) for e
       const ref = reference(logits, targets, V, k.ref, k.alpha(step), -100, 1 / count);
       const refLoss = ref.losses.reduce((a, b) => a + b, 0) / count;
       const where = `${k.name} ${n}×${V} step ${step}`;
-      t.true(Math.abs(r.loss - refLoss) <= 1e-5 * Math.max(1, Math.abs(refLoss)), `${where}: loss ${r.loss} vs ${refLoss}`);
+      t.true(
+        Math.abs(r.loss - refLoss) <= 1e-5 * Math.max(1, Math.abs(refLoss)),
+        `${where}: loss ${r.loss} vs ${refLoss}`,
+      );
       t.true(relErr(r.grad!, ref.grad) < 1e-5, `${where}: gradient rel err ${relErr(r.grad!, ref.grad)}`);
       t.is(r.count, count);
     }
@@ -136,7 +139,12 @@ test("reductions: sum = mean × count; none gives per-token losses whose gradien
   t.is(none.tokenLosses![3], 0);
   t.true(Math.abs(none.loss - sum.loss) < 1e-5 * Math.abs(sum.loss));
   t.true(relErr(none.grad!, sum.grad!) < 1e-7);
-  t.true(relErr(mean.grad!.map((g) => g * mean.count), sum.grad!) < 1e-6);
+  t.true(
+    relErr(
+      mean.grad!.map((g) => g * mean.count),
+      sum.grad!,
+    ) < 1e-6,
+  );
   t.is(mean.tokenLosses, undefined);
 });
 
@@ -218,31 +226,83 @@ test("bad input: a clear error that names the argument, never a crash", (t) => {
   const targets = new Int32Array([0, 1, 3]);
   const loss = new DPSMLoss({ kind: "dpsm", schedule: "linear", warmupSteps: 10 });
   const cases: [string, () => unknown, RegExp][] = [
-    ["wrong logits length", () => loss.forward(logits.subarray(1), targets, { vocabSize: V }), /^logits: expected targets\.length × vocabSize/],
+    [
+      "wrong logits length",
+      () => loss.forward(logits.subarray(1), targets, { vocabSize: V }),
+      /^logits: expected targets\.length × vocabSize/,
+    ],
     ["vocabSize mismatch", () => loss.forward(logits, targets, { vocabSize: 5 }), /^logits: .*15 values, got 12/],
-    ["target too large", () => loss.forward(logits, new Int32Array([0, 4, 1]), { vocabSize: V }), /^targets: expected class indices in \[0, 4\).*got 4 at position 1/],
-    ["negative target", () => loss.forward(logits, new Int32Array([0, 1, -3]), { vocabSize: V }), /^targets: .*got -3 at position 2/],
-    ["logits not Float32Array", () => loss.forward([1, 2] as unknown as Float32Array, targets, { vocabSize: V }), /^logits: expected a Float32Array, got Array/],
-    ["targets not Int32Array", () => loss.forward(logits, new Float32Array(3) as unknown as Int32Array, { vocabSize: V }), /^targets: expected an Int32Array, got Float32Array/],
-    ["vocabSize missing", () => loss.forward(logits, targets, {} as { vocabSize: number }), /^options\.vocabSize: expected an integer >= 1, got undefined/],
+    [
+      "target too large",
+      () => loss.forward(logits, new Int32Array([0, 4, 1]), { vocabSize: V }),
+      /^targets: expected class indices in \[0, 4\).*got 4 at position 1/,
+    ],
+    [
+      "negative target",
+      () => loss.forward(logits, new Int32Array([0, 1, -3]), { vocabSize: V }),
+      /^targets: .*got -3 at position 2/,
+    ],
+    [
+      "logits not Float32Array",
+      () => loss.forward([1, 2] as unknown as Float32Array, targets, { vocabSize: V }),
+      /^logits: expected a Float32Array, got Array/,
+    ],
+    [
+      "targets not Int32Array",
+      () => loss.forward(logits, new Float32Array(3) as unknown as Int32Array, { vocabSize: V }),
+      /^targets: expected an Int32Array, got Float32Array/,
+    ],
+    [
+      "vocabSize missing",
+      () => loss.forward(logits, targets, {} as { vocabSize: number }),
+      /^options\.vocabSize: expected an integer >= 1, got undefined/,
+    ],
     ["vocabSize NaN", () => loss.forward(logits, targets, { vocabSize: NaN }), /^options\.vocabSize: .*NaN/],
     ["vocabSize fractional", () => loss.forward(logits, targets, { vocabSize: 1.5 }), /^options\.vocabSize/],
-    ["step NaN", () => loss.forward(logits, targets, { vocabSize: V, step: NaN }), /^options\.step: expected an integer >= 0, got NaN/],
+    [
+      "step NaN",
+      () => loss.forward(logits, targets, { vocabSize: V, step: NaN }),
+      /^options\.step: expected an integer >= 0, got NaN/,
+    ],
     ["step negative", () => loss.forward(logits, targets, { vocabSize: V, step: -1 }), /^options\.step/],
-    ["reduction unknown", () => loss.forward(logits, targets, { vocabSize: V, reduction: "avg" as "mean" }), /^options\.reduction/],
-    ["ignoreIndex NaN", () => loss.forward(logits, targets, { vocabSize: V, ignoreIndex: NaN }), /^options\.ignoreIndex/],
-    ["stats not boolean", () => loss.forward(logits, targets, { vocabSize: V, stats: 1 as unknown as boolean }), /^options\.stats/],
+    [
+      "reduction unknown",
+      () => loss.forward(logits, targets, { vocabSize: V, reduction: "avg" as "mean" }),
+      /^options\.reduction/,
+    ],
+    [
+      "ignoreIndex NaN",
+      () => loss.forward(logits, targets, { vocabSize: V, ignoreIndex: NaN }),
+      /^options\.ignoreIndex/,
+    ],
+    [
+      "stats not boolean",
+      () => loss.forward(logits, targets, { vocabSize: V, stats: 1 as unknown as boolean }),
+      /^options\.stats/,
+    ],
     ["warm-up 0", () => new DPSMLoss({ kind: "dpsm", schedule: "linear", warmupSteps: 0 }), /warmupSteps/],
-    ["warm-up negative", () => new DPSMLoss({ kind: "dpsm", schedule: "cosine", warmupSteps: -5 }), /warmupSteps.*got -5/],
+    [
+      "warm-up negative",
+      () => new DPSMLoss({ kind: "dpsm", schedule: "cosine", warmupSteps: -5 }),
+      /warmupSteps.*got -5/,
+    ],
     ["warm-up NaN", () => new DPSMLoss({ kind: "dpsm", schedule: "cosine", warmupSteps: NaN }), /warmupSteps.*NaN/],
-    ["warm-up Infinity", () => new DPSMLoss({ kind: "dpsm", schedule: "cosine", warmupSteps: Infinity }), /warmupSteps/],
+    [
+      "warm-up Infinity",
+      () => new DPSMLoss({ kind: "dpsm", schedule: "cosine", warmupSteps: Infinity }),
+      /warmupSteps/,
+    ],
     ["warm-up missing", () => new DPSMLoss({ kind: "dpsm", schedule: "linear" }), /warmupSteps: required/],
     ["alpha above 1", () => new DPSMLoss({ kind: "dpsm", schedule: "fixed", alpha: 1.5 }), /alpha.*got 1\.5/],
     ["alpha below 0", () => new DPSMLoss({ kind: "dpsm", schedule: "fixed", alpha: -0.1 }), /alpha.*got -0\.1/],
     ["alpha NaN", () => new DPSMLoss({ kind: "dpsm", schedule: "fixed", alpha: NaN }), /alpha.*NaN/],
     ["alpha missing", () => new DPSMLoss({ kind: "dpsm", schedule: "fixed" }), /alpha: required/],
     ["unknown kind", () => new DPSMLoss({ kind: "focal" as "ce" }), /kind: .*got "focal"/],
-    ["unknown schedule", () => new DPSMLoss({ kind: "dpsm", schedule: "step" as "linear", warmupSteps: 3 }), /schedule: .*got "step"/],
+    [
+      "unknown schedule",
+      () => new DPSMLoss({ kind: "dpsm", schedule: "step" as "linear", warmupSteps: 3 }),
+      /schedule: .*got "step"/,
+    ],
     ["schedule missing", () => new DPSMLoss({ kind: "dpsm" }), /schedule: required/],
     ["schedule on ce", () => new DPSMLoss({ kind: "ce", schedule: "linear" }), /schedule: only applies to kind "dpsm"/],
     ["unknown option", () => new DPSMLoss({ kind: "ce", warmup: 3 } as never), /unknown option\(s\) "warmup"/],
@@ -259,11 +319,15 @@ test("bad input: a clear error that names the argument, never a crash", (t) => {
   // never a crash: malformed JSON, missing or mistyped fields, impossible sizes, a bad kind or α.
   const n = native();
   const ce = { kind: "ce", ignoreIndex: -100, reduction: "mean" };
-  const doc = (o: object) => JSON.stringify({ loss: ce, vocabSize: V, step: 0, grad: true, inPlace: false, stats: false, ...o });
+  const doc = (o: object) =>
+    JSON.stringify({ loss: ce, vocabSize: V, step: 0, grad: true, inPlace: false, stats: false, ...o });
   const direct: [() => unknown, RegExp][] = [
     [() => n.lossForward(logits, targets, doc({ loss: { ...ce, kind: "nope" } })), /loss\.kind: expected/],
     [() => n.lossForward(logits, targets, doc({ vocabSize: -2 })), /logits: expected targets\.length × vocabSize/],
-    [() => n.lossForward(logits, targets, doc({ loss: { ...ce, kind: "dpsm", schedule: "fixed", alpha: 2 } })), /alpha: expected a number in \[0, 1\]/],
+    [
+      () => n.lossForward(logits, targets, doc({ loss: { ...ce, kind: "dpsm", schedule: "fixed", alpha: 2 } })),
+      /alpha: expected a number in \[0, 1\]/,
+    ],
     [() => n.lossForward(logits, targets, "{not json"), /options: not valid JSON/],
     [() => n.lossForward(logits, targets, JSON.stringify({ vocabSize: V })), /config: missing field 'loss'/],
     [() => n.lossForward(logits, targets, doc({ step: "x" })), /field 'step' has the wrong type/],

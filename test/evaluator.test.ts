@@ -71,7 +71,10 @@ test("every metric equals the float64 reference at T = 1 and T = 1.7, from one p
   const data = await prepareLanguageModelData({ source: "wikitext-2", split: "valid", contextLength: 33 });
   const ev = new Evaluator(model, { batchSize: 3, maxSequences: 5 });
   const [m1, m17] = await ev.evaluateAt(data, [1, 1.7]);
-  for (const [m, T] of [[m1!, 1], [m17!, 1.7]] as const) {
+  for (const [m, T] of [
+    [m1!, 1],
+    [m17!, 1.7],
+  ] as const) {
     const ref = reference(model, data, 5, T);
     t.is(m.tokens, ref.tokens);
     t.is(m.temperature, T);
@@ -81,7 +84,10 @@ test("every metric equals the float64 reference at T = 1 and T = 1.7, from one p
     t.true(Math.abs(m.ece10 - ref.ece10) < 1e-6, `T=${T} ece10: ${m.ece10} vs ${ref.ece10}`);
     t.true(Math.abs(m.ece100 - ref.ece100) < 1e-6, `T=${T} ece100: ${m.ece100} vs ${ref.ece100}`);
     t.true(relClose(m.ppl, Math.exp(ref.nll), 1e-5));
-    t.is(m.bins10.reduce((a, b) => a + b.count, 0), ref.tokens);
+    t.is(
+      m.bins10.reduce((a, b) => a + b.count, 0),
+      ref.tokens,
+    );
     t.is(m.bins100.length, 100);
   }
   const single = await ev.evaluate(data);
@@ -94,8 +100,17 @@ test("temperature scaling: the fitted T minimises the reference NLL", async (t) 
   const model = GPT2Model.create({ vocabSize: 50257, nPositions: 64, nEmbd: 32, nLayer: 2, nHead: 2, seed: 6 });
   const train = await prepareLanguageModelData({ source: "wikitext-2", split: "train", contextLength: 33 });
   const data = await prepareLanguageModelData({ source: "wikitext-2", split: "valid", contextLength: 33 });
-  await new Trainer({ model, loss: { kind: "ce" }, data: { train, valid: data }, maxSteps: 40, batchSize: 8, lr: 3e-3,
-    evalEvery: 40, evalMaxSequences: 4, progress: false }).fit();
+  await new Trainer({
+    model,
+    loss: { kind: "ce" },
+    data: { train, valid: data },
+    maxSteps: 40,
+    batchSize: 8,
+    lr: 3e-3,
+    evalEvery: 40,
+    evalMaxSequences: 4,
+    progress: false,
+  }).fit();
   const ev = new Evaluator(model, { batchSize: 4, maxSequences: 4 });
   const fit = await ev.fitTemperature(data, { min: 0.25, max: 4, points: 41 });
   t.is(fit.grid.length, 41);

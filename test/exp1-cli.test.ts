@@ -12,9 +12,25 @@ import { run } from "./helpers/run.ts";
 
 const BIN = path.join(packageRoot, "bin", "dpsm-native.mjs");
 const cli = (args: string[]) => run(process.execPath, [BIN, "exp1", ...args], { cwd: packageRoot });
-const SMALL = ["--context-length", "33", "--max-steps", "6", "--eval-every", "3", "--eval-max-sequences", "2",
-  "--test-max-sequences", "2", "--ood-max-sequences", "2", "--ood", "ptb", "--variations", "ce,dpsm-linear",
-  "--no-label-noise"];
+const SMALL = [
+  "--context-length",
+  "33",
+  "--max-steps",
+  "6",
+  "--eval-every",
+  "3",
+  "--eval-max-sequences",
+  "2",
+  "--test-max-sequences",
+  "2",
+  "--ood-max-sequences",
+  "2",
+  "--ood",
+  "ptb",
+  "--variations",
+  "ce,dpsm-linear",
+  "--no-label-noise",
+];
 
 test("package.json's bin is this command", (t) => {
   const pkg: { bin: Record<string, string> } = JSON.parse(

@@ -34,12 +34,21 @@ test.serial("runs, report, figures and verdicts; a second run skips every finish
     labelNoise: { stepFraction: 0.5, tokenFraction: 0.1, variations: ["ce", "dpsm-linear"] },
   });
   const jobs = exp1Jobs(config);
-  t.deepEqual(jobs.map((j) => jobId(j.key)), [
-    "tiny/clean/ce/seed0", "tiny/clean/brier/seed0", "tiny/clean/dpsm-linear/seed0",
-    "tiny/clean/ce/seed1", "tiny/clean/brier/seed1", "tiny/clean/dpsm-linear/seed1",
-    "tiny/label-noise/ce/seed0", "tiny/label-noise/dpsm-linear/seed0",
-    "tiny/label-noise/ce/seed1", "tiny/label-noise/dpsm-linear/seed1",
-  ]);
+  t.deepEqual(
+    jobs.map((j) => jobId(j.key)),
+    [
+      "tiny/clean/ce/seed0",
+      "tiny/clean/brier/seed0",
+      "tiny/clean/dpsm-linear/seed0",
+      "tiny/clean/ce/seed1",
+      "tiny/clean/brier/seed1",
+      "tiny/clean/dpsm-linear/seed1",
+      "tiny/label-noise/ce/seed0",
+      "tiny/label-noise/dpsm-linear/seed0",
+      "tiny/label-noise/ce/seed1",
+      "tiny/label-noise/dpsm-linear/seed1",
+    ],
+  );
   const lines: string[] = [];
   const run = await runExperiment(exp1, config, out, { say: (l) => lines.push(l), progress: false });
   t.is(run.results.length, jobs.length);
@@ -84,7 +93,10 @@ test.serial("runs, report, figures and verdicts; a second run skips every finish
   const again: string[] = [];
   const second = await runExperiment(exp1, config, out, { say: (l) => again.push(l), progress: false });
   t.is(again.filter((l) => l.endsWith("done before, skipped")).length, jobs.length);
-  t.deepEqual(second.results.map((r) => r.test.ppl), run.results.map((r) => r.test.ppl));
+  t.deepEqual(
+    second.results.map((r) => r.test.ppl),
+    run.results.map((r) => r.test.ppl),
+  );
 });
 
 test.serial("an interrupted experiment resumes: finished runs skipped, the interrupted one resumed", async (t) => {
@@ -117,7 +129,10 @@ test.serial("an interrupted experiment resumes: finished runs skipped, the inter
   t.true(lines.some((l) => l.includes("tiny/clean/dpsm-cosine/seed3: resuming")));
   const numbers = (rs: typeof resumed.results) => rs.map((r) => [jobId(r.key), r.test.nll, r.test.ece10]);
   t.deepEqual(numbers(resumed.results), numbers(straight.results));
-  t.deepEqual(resumed.results[1]!.curve.map((p) => p.nll), straight.results[1]!.curve.map((p) => p.nll));
+  t.deepEqual(
+    resumed.results[1]!.curve.map((p) => p.nll),
+    straight.results[1]!.curve.map((p) => p.nll),
+  );
 });
 
 test.serial("experiment settings are validated and pinned to their directory", async (t) => {

@@ -59,13 +59,33 @@ test("flags come from the settings schema: kebab-case names, kinds, choices, nes
   t.is(flag("label-noise"), undefined, "an object field has no flag of its own");
   // Every field of the schema has a flag.
   const fields = new Set(flags.map((f) => f.path[0]));
-  t.deepEqual(Object.keys(exp1.schema.shape).filter((k) => !fields.has(k)), []);
+  t.deepEqual(
+    Object.keys(exp1.schema.shape).filter((k) => !fields.has(k)),
+    [],
+  );
 });
 
 test("flag values are coerced: numbers, comma lists, none, nested fields, off", (t) => {
   const a = parse([
-    "--max-steps", "30", "--seeds", "0, 1,2", "--ood", "none", "--variations", "ce,dpsm-linear", "--lr", "1e-3",
-    "--no-label-noise", "--sample.top-k", "3", "--dataset.dir", "/data/wt", "--precision", "bf16", "--out", "x",
+    "--max-steps",
+    "30",
+    "--seeds",
+    "0, 1,2",
+    "--ood",
+    "none",
+    "--variations",
+    "ce,dpsm-linear",
+    "--lr",
+    "1e-3",
+    "--no-label-noise",
+    "--sample.top-k",
+    "3",
+    "--dataset.dir",
+    "/data/wt",
+    "--precision",
+    "bf16",
+    "--out",
+    "x",
     "--report-only",
   ]);
   t.deepEqual(a.settings, {
@@ -144,19 +164,25 @@ test("jobs carry structured keys: folders, groups and names come from them", (t)
     labelNoise: false,
   });
   const jobs = exp1Jobs(config);
-  t.deepEqual(jobs.map((j) => j.key), [
-    { model: "small", variation: "ce", setting: "clean", seed: 0 },
-    { model: "small", variation: "dpsm-linear", setting: "clean", seed: 0 },
-    { model: "small", variation: "focal", setting: "clean", seed: 0 },
-    { model: "small", variation: "dpsm-linear", setting: "clean", seed: 0, params: { warmup: 0.05 } },
-    { model: "small", variation: "dpsm-linear", setting: "clean", seed: 0, params: { warmup: 0.2 } },
-  ]);
+  t.deepEqual(
+    jobs.map((j) => j.key),
+    [
+      { model: "small", variation: "ce", setting: "clean", seed: 0 },
+      { model: "small", variation: "dpsm-linear", setting: "clean", seed: 0 },
+      { model: "small", variation: "focal", setting: "clean", seed: 0 },
+      { model: "small", variation: "dpsm-linear", setting: "clean", seed: 0, params: { warmup: 0.05 } },
+      { model: "small", variation: "dpsm-linear", setting: "clean", seed: 0, params: { warmup: 0.2 } },
+    ],
+  );
   t.deepEqual(jobs.map((j) => jobId(j.key)).slice(3), [
     "small/clean/dpsm-linear-warmup0.05/seed0",
     "small/clean/dpsm-linear-warmup0.2/seed0",
   ]);
   // The sweep's warm-up share sets the loss: 5 % and 20 % of 3000 steps; the main run uses dpsmWarmup (10 %).
-  t.deepEqual(jobs.map((j) => (j.loss as { warmupSteps?: number }).warmupSteps), [undefined, 300, undefined, 150, 600]);
+  t.deepEqual(
+    jobs.map((j) => (j.loss as { warmupSteps?: number }).warmupSteps),
+    [undefined, 300, undefined, 150, 600],
+  );
   t.is(exp1.analysis.name!(jobs[3]!.key), "dpsm-linear (warm-up 5 %)");
   t.is(exp1.analysis.name!(jobs[1]!.key), "dpsm-linear");
   t.not(groupId(jobs[1]!.key), groupId(jobs[3]!.key));
@@ -198,7 +224,10 @@ test.serial("finished jobs are skipped, an unfinished one resumes, an aborted ru
   const quiet = { progress: false, say: () => {} };
   const first = await runExperiment(counting, config, out, quiet);
   t.deepEqual(ran, ["tiny/clean/ce/seed0", "tiny/clean/brier/seed0", "tiny/clean/ce/seed1", "tiny/clean/brier/seed1"]);
-  t.deepEqual(first.results.map((r) => r.key), first.jobs.map((j: Exp1Job) => j.key));
+  t.deepEqual(
+    first.results.map((r) => r.key),
+    first.jobs.map((j: Exp1Job) => j.key),
+  );
 
   ran.length = 0;
   fs.rmSync(path.join(out, "runs", "tiny", "clean", "brier", "seed1", "result.json"));
@@ -207,7 +236,10 @@ test.serial("finished jobs are skipped, an unfinished one resumes, an aborted ru
   t.deepEqual(ran, ["tiny/clean/brier/seed1"]);
   t.is(lines.filter((l) => l.endsWith("done before, skipped")).length, 3);
   t.true(lines.includes("[4/4] tiny/clean/brier/seed1: resuming"));
-  t.deepEqual(second.results.map((r) => r.test), first.results.map((r) => r.test));
+  t.deepEqual(
+    second.results.map((r) => r.test),
+    first.results.map((r) => r.test),
+  );
 
   ran.length = 0;
   const controller = new AbortController();
@@ -221,7 +253,10 @@ test.serial("finished jobs are skipped, an unfinished one resumes, an aborted ru
 
   // The aggregates, recomputed from the finished jobs' own numbers.
   const groups = aggregate(exp1.analysis, first.results);
-  t.deepEqual(groups.map((g) => g.name), ["ce", "ce+tempscale", "brier"]);
+  t.deepEqual(
+    groups.map((g) => g.name),
+    ["ce", "ce+tempscale", "brier"],
+  );
   const [ce, scaled, brier] = groups;
   const ppl = (variation: string) => first.results.filter((r) => r.key.variation === variation).map((r) => r.test.ppl);
   t.deepEqual(ce!.seeds, [0, 1]);
@@ -229,7 +264,10 @@ test.serial("finished jobs are skipped, an unfinished one resumes, an aborted ru
   t.deepEqual(brier!.metrics.ppl, meanStd(ppl("brier")));
   t.deepEqual(brier!.versus.ce!.ppl, pairedTTest(ppl("brier"), ppl("ce")));
   t.is(ce!.versus.ce, undefined, "no test of a group against itself");
-  t.deepEqual(scaled!.perSeed.ppl, first.results.filter((r) => r.tempscale).map((r) => r.tempscale!.test.ppl));
+  t.deepEqual(
+    scaled!.perSeed.ppl,
+    first.results.filter((r) => r.tempscale).map((r) => r.tempscale!.test.ppl),
+  );
   const temperatures = first.results.filter((r) => r.tempscale).map((r) => r.tempscale!.temperature);
   t.deepEqual(scaled!.extra.temperature, meanStd(temperatures));
   t.truthy(brier!.efficiency);

@@ -15,8 +15,22 @@ const SPECS: Case[] = [
   { rows: 0, vocab: 0, kind: "ce" },
   { rows: 0, vocab: 0, kind: "brier" },
   { rows: 0, vocab: 0, kind: "spherical" },
-  ...[0, 1, 250, 999, 1000, 4000].map((step) => ({ rows: 0, vocab: 0, kind: "dpsm", schedule: "linear", warmupSteps: W, step })),
-  ...[0, 333, 500, 1000, 2500].map((step) => ({ rows: 0, vocab: 0, kind: "dpsm", schedule: "cosine", warmupSteps: W, step })),
+  ...[0, 1, 250, 999, 1000, 4000].map((step) => ({
+    rows: 0,
+    vocab: 0,
+    kind: "dpsm",
+    schedule: "linear",
+    warmupSteps: W,
+    step,
+  })),
+  ...[0, 333, 500, 1000, 2500].map((step) => ({
+    rows: 0,
+    vocab: 0,
+    kind: "dpsm",
+    schedule: "cosine",
+    warmupSteps: W,
+    step,
+  })),
   ...[0, 0.25, 0.5, 1].map((alpha) => ({ rows: 0, vocab: 0, kind: "dpsm", schedule: "fixed", alpha, step: 77 })),
 ];
 
@@ -34,7 +48,10 @@ async function expectClose(t: ExecutionContext, c: Case, tol: number): Promise<R
   t.true(r.finite, `${name}: non-finite output`);
   t.deepEqual(worst, [], `${name}: relative error over ${tol}: ${JSON.stringify(errs)}`);
   t.is(r.hitMismatches, 0, `${name}: argmax-hit flags differ from torch.argmax == y`);
-  t.true(Math.abs(r.alphaKernel - r.alphaClosedForm) <= 1e-7, `${name}: kernel α ${r.alphaKernel} vs ${r.alphaClosedForm}`);
+  t.true(
+    Math.abs(r.alphaKernel - r.alphaClosedForm) <= 1e-7,
+    `${name}: kernel α ${r.alphaKernel} vs ${r.alphaClosedForm}`,
+  );
   return r;
 }
 
@@ -94,10 +111,21 @@ test.serial("ignore_index: none ignored, some ignored, all ignored (loss 0, zero
   const dpsm = SPECS[5]!;
   const none = await expectClose(t, { ...dpsm, rows: 300, vocab: 999, ignoreFraction: 0, seed: 5000 }, 1e-5);
   t.is(none.count, 300);
-  const some = await expectClose(t, { ...dpsm, rows: 300, vocab: 999, ignoreFraction: 0.5, seed: 5001, ignoreIndex: -1 }, 1e-5);
+  const some = await expectClose(
+    t,
+    { ...dpsm, rows: 300, vocab: 999, ignoreFraction: 0.5, seed: 5001, ignoreIndex: -1 },
+    1e-5,
+  );
   t.true(some.count > 50 && some.count < 250, `count ${some.count}`);
   for (const reduction of ["mean", "sum", "none"] as const) {
-    const all = await probes.checkAgainstReference({ ...dpsm, rows: 64, vocab: 500, ignoreFraction: 1, reduction, seed: 5002 });
+    const all = await probes.checkAgainstReference({
+      ...dpsm,
+      rows: 64,
+      vocab: 500,
+      ignoreFraction: 1,
+      reduction,
+      seed: 5002,
+    });
     t.is(all.count, 0);
     t.true(all.finite);
     // The reference is exactly 0 here, so the errors are absolute: the fused values must be exactly 0 too.
@@ -129,7 +157,12 @@ test.serial("every CPU vector ISA variant this machine has matches the reference
       probes.useCpuIsa(isa);
       t.is(probes.cpuIsa(), isa);
       for (const dtype of ["float32", "bfloat16", "float16"] as const) {
-        for (const [rows, vocab] of [[31, 1], [31, 3], [40, 67], [9, 50257]] as [number, number][]) {
+        for (const [rows, vocab] of [
+          [31, 1],
+          [31, 3],
+          [40, 67],
+          [9, 50257],
+        ] as [number, number][]) {
           const tol = dtype === "float32" ? 1e-5 : 2e-2;
           await expectClose(t, { ...SPECS[5]!, rows, vocab, dtype, seed: 8000 + vocab, ignoreFraction: 0.1 }, tol);
         }

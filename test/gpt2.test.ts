@@ -14,11 +14,22 @@ const FIXTURE = path.join(import.meta.dirname, "fixtures", "gpt2");
 interface Expected {
   input_ids: number[][];
   columns: number[];
-  outputs: { logits_at_columns: number[][]; logsumexp: number[]; logits_l2: number[]; top5_ids: number[][]; top5_logits: number[][] }[];
+  outputs: {
+    logits_at_columns: number[][];
+    logsumexp: number[];
+    logits_l2: number[];
+    top5_ids: number[][];
+    top5_logits: number[][];
+  }[];
 }
 const expected = JSON.parse(fs.readFileSync(path.join(FIXTURE, "expected.json"), "utf8")) as Expected;
 
-function compareWithFixture(model: GPT2Model): { maxLogitErr: number; maxLseErr: number; maxL2Rel: number; argmaxChecked: number } {
+function compareWithFixture(model: GPT2Model): {
+  maxLogitErr: number;
+  maxLseErr: number;
+  maxL2Rel: number;
+  argmaxChecked: number;
+} {
   const B = expected.input_ids.length;
   const T = expected.input_ids[0]!.length;
   const V = model.config.vocabSize;
@@ -76,7 +87,9 @@ test("weights without the transformer. prefix (the original GPT-2 checkpoints) l
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-gpt2-"));
   try {
     fs.copyFileSync(path.join(FIXTURE, "config.json"), path.join(dir, "config.json"));
-    renameTensors(path.join(FIXTURE, "model.safetensors"), path.join(dir, "model.safetensors"), (k) => k.replace(/^transformer\./, ""));
+    renameTensors(path.join(FIXTURE, "model.safetensors"), path.join(dir, "model.safetensors"), (k) =>
+      k.replace(/^transformer\./, ""),
+    );
     const r = compareWithFixture(GPT2Model.load(dir));
     t.true(r.maxLogitErr < 1e-4);
   } finally {
@@ -95,7 +108,17 @@ test("save writes Hugging Face's GPT2LMHeadModel layout and config, and loads ba
     for (const [k, v] of Object.entries(theirs)) t.deepEqual(ours[k]!.shape, v.shape, k);
     t.true(Object.values(ours).every((e) => e.dtype === "F32"));
     const config = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")) as Record<string, unknown>;
-    t.like(config, { model_type: "gpt2", architectures: ["GPT2LMHeadModel"], n_embd: 16, n_layer: 2, n_head: 2, n_positions: 64, vocab_size: 50257, activation_function: "gelu_new", tie_word_embeddings: true });
+    t.like(config, {
+      model_type: "gpt2",
+      architectures: ["GPT2LMHeadModel"],
+      n_embd: 16,
+      n_layer: 2,
+      n_head: 2,
+      n_positions: 64,
+      vocab_size: 50257,
+      activation_function: "gelu_new",
+      tie_word_embeddings: true,
+    });
     const ids = Int32Array.from(expected.input_ids.flat());
     const a = model.logits(ids, 2, 40);
     const b = GPT2Model.load(dir).logits(ids, 2, 40);
@@ -140,13 +163,19 @@ test("attention is causal: later tokens never change earlier logits", (t) => {
 });
 
 test("model configs: presets and their sizes; bad sizes and shapes are named", (t) => {
-  t.is(GPT2Model.create({ size: "tiny" }).parameterCount, 50257 * 128 + 256 * 128 + 4 * (12 * 128 * 128 + 13 * 128) + 2 * 128);
+  t.is(
+    GPT2Model.create({ size: "tiny" }).parameterCount,
+    50257 * 128 + 256 * 128 + 4 * (12 * 128 * 128 + 13 * 128) + 2 * 128,
+  );
   t.throws(() => GPT2Model.create({ size: "huge" as "tiny" }), { message: /model\.size: .*got "huge"/ });
   t.throws(() => GPT2Model.create({ nEmbd: 100, nHead: 3 }), { message: /model\.nEmbd: must be a multiple of nHead/ });
   t.throws(() => GPT2Model.load("/nonexistent/folder"), { message: /config\.json not found/ });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-gpt2-"));
   try {
-    fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ model_type: "gpt2", n_embd: 32, n_layer: 2, n_head: 2, n_positions: 64, vocab_size: 50257 }));
+    fs.writeFileSync(
+      path.join(dir, "config.json"),
+      JSON.stringify({ model_type: "gpt2", n_embd: 32, n_layer: 2, n_head: 2, n_positions: 64, vocab_size: 50257 }),
+    );
     fs.copyFileSync(path.join(FIXTURE, "model.safetensors"), path.join(dir, "model.safetensors"));
     t.throws(() => GPT2Model.load(dir), { message: /mis-shaped \[transformer\.wte\.weight/ });
   } finally {
@@ -170,6 +199,8 @@ test("generation: greedy follows the argmax of the logits at each step; seeded t
   }
   const a = model.generate(prompt, { maxNewTokens: 8, topK: 50, temperature: 1.2, seed: 7 });
   t.deepEqual(a, model.generate(prompt, { maxNewTokens: 8, topK: 50, temperature: 1.2, seed: 7 }));
-  t.throws(() => model.generate(Int32Array.from([50257]), { maxNewTokens: 1 }), { message: /prompt: expected ids in \[0, 50257\)/ });
+  t.throws(() => model.generate(Int32Array.from([50257]), { maxNewTokens: 1 }), {
+    message: /prompt: expected ids in \[0, 50257\)/,
+  });
   t.throws(() => model.generate(prompt, { topK: 0 }), { message: /topK/ });
 });

@@ -27,12 +27,26 @@ test("a consumer project imports and type-checks dpsm-native through its exports
     fs.symlinkSync(packageRoot, path.join(dir, "node_modules", "dpsm-native"), "dir");
     // A TypeScript project on Node has Node's types, as any consumer of a Node library does.
     fs.mkdirSync(path.join(dir, "node_modules", "@types"));
-    fs.symlinkSync(path.join(packageRoot, "node_modules", "@types", "node"), path.join(dir, "node_modules", "@types", "node"), "dir");
-    fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({ name: "consumer", type: "module", private: true }));
+    fs.symlinkSync(
+      path.join(packageRoot, "node_modules", "@types", "node"),
+      path.join(dir, "node_modules", "@types", "node"),
+      "dir",
+    );
+    fs.writeFileSync(
+      path.join(dir, "package.json"),
+      JSON.stringify({ name: "consumer", type: "module", private: true }),
+    );
     fs.writeFileSync(
       path.join(dir, "tsconfig.json"),
       JSON.stringify({
-        compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, noEmit: true, types: ["node"] },
+        compilerOptions: {
+          target: "ES2022",
+          module: "NodeNext",
+          moduleResolution: "NodeNext",
+          strict: true,
+          noEmit: true,
+          types: ["node"],
+        },
         files: ["consumer.ts"],
       }),
     );
@@ -51,7 +65,10 @@ console.log(JSON.stringify({ alpha, kernelAlpha: r.alpha, loss: r.loss, torch: b
     t.is(check.code, 0, `consumer type check failed:\n${check.output}`);
 
     // A wrong use is a type error for the consumer too.
-    fs.writeFileSync(path.join(dir, "consumer.ts"), `${source}\nnew DPSMLoss({ kind: "dpsm", schedule: "sideways" });\n`);
+    fs.writeFileSync(
+      path.join(dir, "consumer.ts"),
+      `${source}\nnew DPSMLoss({ kind: "dpsm", schedule: "sideways" });\n`,
+    );
     const bad = run(process.execPath, [tsc, "-p", path.join(dir, "tsconfig.json")], { cwd: dir });
     t.not(bad.code, 0, "a bad schedule literal should not type-check");
     t.regex(bad.output, /sideways/);
@@ -63,7 +80,13 @@ console.log(JSON.stringify({ alpha, kernelAlpha: r.alpha, loss: r.loss, torch: b
     fs.writeFileSync(path.join(dir, "consumer.mjs"), js);
     const exec = run(process.execPath, ["consumer.mjs"], { cwd: dir });
     t.is(exec.code, 0, exec.output);
-    const out = JSON.parse(exec.output.trim().split("\n").pop()!) as { alpha: number; kernelAlpha: number; loss: number; params: number; ok: boolean };
+    const out = JSON.parse(exec.output.trim().split("\n").pop()!) as {
+      alpha: number;
+      kernelAlpha: number;
+      loss: number;
+      params: number;
+      ok: boolean;
+    };
     t.true(out.ok);
     t.is(out.params, 50257 * 8 + 8 * 8 + 12 * 64 + 13 * 8 + 2 * 8);
     t.is(out.alpha, 0.25);

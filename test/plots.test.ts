@@ -74,13 +74,39 @@ test("lineChart writes an SVG with the title, axis titles and series names, and 
     { name: "dpsm-linear", points: steps.map((x, i) => ({ x, y: 950 / (1 + i) + 31 })) },
   ];
   const outBase = path.join(dir, "nested", "folder", "ppl");
-  const files = await lineChart({ title: "Validation perplexity", xTitle: "Optimiser step", yTitle: "Perplexity", series, logY: true }, outBase);
-  const { width } = checkFiles(t, files, outBase, ["Validation perplexity", "Optimiser step", "Perplexity", ...series.map((s) => s.name)]);
+  const files = await lineChart(
+    { title: "Validation perplexity", xTitle: "Optimiser step", yTitle: "Perplexity", series, logY: true },
+    outBase,
+  );
+  const { width } = checkFiles(t, files, outBase, [
+    "Validation perplexity",
+    "Optimiser step",
+    "Perplexity",
+    ...series.map((s) => s.name),
+  ]);
   // 640 px of plot, axes and a legend beside it, at 2×.
   t.true(width > 2 * 640);
   // Points a log axis cannot show (y ≤ 0, non-finite) are left out instead of breaking the chart.
   const files2 = await lineChart(
-    { title: "Loss", xTitle: "Step", yTitle: "Loss", logY: true, width: 320, height: 200, series: [{ name: "s", points: [{ x: 0, y: 0 }, { x: 1, y: NaN }, { x: 2, y: 2 }, { x: 3, y: 1 }] }] },
+    {
+      title: "Loss",
+      xTitle: "Step",
+      yTitle: "Loss",
+      logY: true,
+      width: 320,
+      height: 200,
+      series: [
+        {
+          name: "s",
+          points: [
+            { x: 0, y: 0 },
+            { x: 1, y: NaN },
+            { x: 2, y: 2 },
+            { x: 3, y: 1 },
+          ],
+        },
+      ],
+    },
     path.join(dir, "loss"),
   );
   checkFiles(t, files2, path.join(dir, "loss"), ["Loss", "Step"]);
@@ -106,7 +132,16 @@ test("reliabilityDiagram: one panel per model with its ECE, empty bins skipped",
     },
     outBase,
   );
-  const { svg } = checkFiles(t, files, outBase, ["Reliability of top-1 predictions", "ce", "brier", "ECE 0.0312", "ECE 0.0061", "Accuracy", "Mean confidence", "Confidence"]);
+  const { svg } = checkFiles(t, files, outBase, [
+    "Reliability of top-1 predictions",
+    "ce",
+    "brier",
+    "ECE 0.0312",
+    "ECE 0.0061",
+    "Accuracy",
+    "Mean confidence",
+    "Confidence",
+  ]);
   // One accuracy bar (described with its bin centre) per non-empty bin, per panel: 9 × 2.
   t.is(svg.match(/bin centre: /g)?.length, 18);
   t.false(svg.includes("bin centre: 0.750"));
@@ -122,7 +157,15 @@ test("barChart: grouped bars with error bars and a legend; plain bars without gr
 
   const plainBase = path.join(dir, "bars-plain");
   const plain = await barChart(
-    { title: "Final perplexity", yTitle: "Perplexity", bars: [{ category: "ce", value: 30.2, error: 0.3 }, { category: "brier", value: 44.9 }, { category: "dpsm", value: 31 }] },
+    {
+      title: "Final perplexity",
+      yTitle: "Perplexity",
+      bars: [
+        { category: "ce", value: 30.2, error: 0.3 },
+        { category: "brier", value: 44.9 },
+        { category: "dpsm", value: 31 },
+      ],
+    },
     plainBase,
   );
   const { svg } = checkFiles(t, plain, plainBase, ["Final perplexity", "Perplexity", "ce", "brier", "dpsm", ">44.9<"]);

@@ -5,7 +5,9 @@ import { fileURLToPath } from "node:url";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const ava = path.join(root, "node_modules", "ava", "entrypoints", "cli.mjs");
-const child = spawn(process.execPath, [ava, "--tap", ...process.argv.slice(2)], { stdio: ["ignore", "pipe", "inherit"] });
+const child = spawn(process.execPath, [ava, "--tap", ...process.argv.slice(2)], {
+  stdio: ["ignore", "pipe", "inherit"],
+});
 
 const counts = { pass: 0, fail: 0, skip: 0, todo: 0 };
 let buffered = "";

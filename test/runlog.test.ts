@@ -51,12 +51,21 @@ test.serial("the Trainer's log reads back as its events; resumed sessions add a 
   t.is(log.unreadableLines, 0);
   t.is(log.starts.length, 2);
   t.is(log.starts[0]!.fingerprint, log.starts[1]!.fingerprint);
-  t.deepEqual(log.done.map((d) => d.reason), ["aborted", "max_steps"]);
+  t.deepEqual(
+    log.done.map((d) => d.reason),
+    ["aborted", "max_steps"],
+  );
   const events = [...first.steps, ...second.steps];
-  t.deepEqual(log.steps.map((s) => s.step), [1, 2, 3, 4, 5]);
+  t.deepEqual(
+    log.steps.map((s) => s.step),
+    [1, 2, 3, 4, 5],
+  );
   t.deepEqual(log.steps, asJson(events));
   const evals = [...first.evals, ...second.evals];
-  t.deepEqual(log.evals.map((e) => e.step), evals.map((e) => e.step));
+  t.deepEqual(
+    log.evals.map((e) => e.step),
+    evals.map((e) => e.step),
+  );
   for (const [i, e] of log.evals.entries()) {
     const { bins100: _dropped, ...metrics } = evals[i]!.metrics;
     t.deepEqual(e.metrics, asJson(metrics), "an evaluation keeps every metric but the 100-bin table");
@@ -67,8 +76,15 @@ test.serial("the Trainer's log reads back as its events; resumed sessions add a 
     tokensPerSecond: median(events.map((s) => s.tokensPerSecond)),
     peakMemoryBytes: Math.max(...events.map((s) => s.peakMemoryBytes)),
   });
-  t.deepEqual(lossCurve(log).map((p) => p.loss), events.map((s) => s.loss));
-  t.deepEqual(lossCurve(log, 2).map((p) => p.step), [1, 4, 5], "every 3rd step and the last");
+  t.deepEqual(
+    lossCurve(log).map((p) => p.loss),
+    events.map((s) => s.loss),
+  );
+  t.deepEqual(
+    lossCurve(log, 2).map((p) => p.step),
+    [1, 4, 5],
+    "every 3rd step and the last",
+  );
 });
 
 test.serial("a last line cut short is skipped, and the next writer starts a new line", async (t) => {

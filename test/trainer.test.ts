@@ -7,7 +7,14 @@ import path from "node:path";
 
 import test from "ava";
 
-import { GPT2Model, prepareLanguageModelData, Trainer, type FitResult, type PackedTokens, type TrainerOptions } from "../lib/index.ts";
+import {
+  GPT2Model,
+  prepareLanguageModelData,
+  Trainer,
+  type FitResult,
+  type PackedTokens,
+  type TrainerOptions,
+} from "../lib/index.ts";
 import { packageRoot } from "../lib/native.ts";
 
 const tmp = (name: string) => fs.mkdtempSync(path.join(os.tmpdir(), `dpsm-${name}-`));
@@ -58,7 +65,8 @@ test.serial("a tiny GPT-2 on real WikiText-2: validation loss falls well below t
   const evalSequences = 64;
   // The unigram level: train-split token frequencies (add-one) scored on the same validation targets.
   const counts = new Float64Array(50257).fill(1);
-  for (let s = 0; s < train.sequences; s++) for (let j = 0; j < train.lengths[s]!; j++) counts[train.tokens[s * 64 + j]!]! += 1;
+  for (let s = 0; s < train.sequences; s++)
+    for (let j = 0; j < train.lengths[s]!; j++) counts[train.tokens[s * 64 + j]!]! += 1;
   const total = counts.reduce((a, b) => a + b, 0);
   let nll = 0;
   let n = 0;
@@ -83,9 +91,11 @@ test.serial("a tiny GPT-2 on real WikiText-2: validation loss falls well below t
     progress: false,
   }).fit();
   const evals = result.history.evals.map((e) => e.metrics.ppl);
-  t.log(`unigram PPL ${unigramPpl.toFixed(1)}; tiny GPT-2 PPL after 50/100 steps: ${evals.map((p) => p.toFixed(1)).join(" / ")}; ` +
-    `${Math.round(result.efficiency.tokensPerSecond)} tokens/s, ${result.efficiency.stepMs.toFixed(0)} ms/step, ` +
-    `peak RSS ${(result.efficiency.peakMemoryBytes / 2 ** 20).toFixed(0)} MiB`);
+  t.log(
+    `unigram PPL ${unigramPpl.toFixed(1)}; tiny GPT-2 PPL after 50/100 steps: ${evals.map((p) => p.toFixed(1)).join(" / ")}; ` +
+      `${Math.round(result.efficiency.tokensPerSecond)} tokens/s, ${result.efficiency.stepMs.toFixed(0)} ms/step, ` +
+      `peak RSS ${(result.efficiency.peakMemoryBytes / 2 ** 20).toFixed(0)} MiB`,
+  );
   t.is(result.reason, "max_steps");
   t.is(result.history.evals.at(-1)!.metrics.tokens, n);
   t.true(evals.at(-1)! < 0.8 * unigramPpl, `PPL ${evals.at(-1)} not well below the unigram ${unigramPpl}`);
@@ -97,7 +107,10 @@ test.serial("same seed: the same batches for every loss, and on the CPU the same
   const a = await uninterrupted();
   const b = await new Trainer(smallRun()).fit();
   t.deepEqual(losses(a), losses(b));
-  t.deepEqual(a.history.evals.map((e) => e.metrics.nll), b.history.evals.map((e) => e.metrics.nll));
+  t.deepEqual(
+    a.history.evals.map((e) => e.metrics.nll),
+    b.history.evals.map((e) => e.metrics.nll),
+  );
   // α is 0 at step 0: DPSM's first step is CE's first step, on the same batch from the same weights.
   const ce = await new Trainer({ ...smallRun(), loss: { kind: "ce" }, maxSteps: 2, evalEvery: 2 }).fit();
   t.is(ce.history.steps[0]!.loss, a.history.steps[0]!.loss);
@@ -109,10 +122,14 @@ test.serial("same seed: the same batches for every loss, and on the CPU the same
 test.serial("killed with SIGKILL mid-run, resumed from the last checkpoint: the same curve and weights", async (t) => {
   const ref = await uninterrupted();
   const dir = tmp("kill");
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(packageRoot, "test/helpers/train-child.ts"), JSON.stringify(smallRun(dir))], {
-    cwd: packageRoot,
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", path.join(packageRoot, "test/helpers/train-child.ts"), JSON.stringify(smallRun(dir))],
+    {
+      cwd: packageRoot,
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
   let lastCheckpoint = 0;
   const killedAt = await new Promise<number>((resolve, reject) => {
     let buffered = "";
@@ -129,7 +146,9 @@ test.serial("killed with SIGKILL mid-run, resumed from the last checkpoint: the 
         }
       }
     });
-    child.on("exit", (code, signal) => (signal === "SIGKILL" ? undefined : reject(new Error(`child ended first (${code})`))));
+    child.on("exit", (code, signal) =>
+      signal === "SIGKILL" ? undefined : reject(new Error(`child ended first (${code})`)),
+    );
   });
   await new Promise((r) => child.once("exit", r));
   t.log(`killed at step ${killedAt}, last checkpoint at step ${lastCheckpoint}`);
@@ -137,35 +156,59 @@ test.serial("killed with SIGKILL mid-run, resumed from the last checkpoint: the 
   const resumed = await new Trainer(smallRun(dir)).fit();
   const first = resumed.history.steps[0]!.step;
   t.true(first > 6 && first <= killedAt, `resumed at step ${first}`);
-  t.deepEqual(losses(resumed), losses(ref).filter(([s]) => s >= first));
-  t.deepEqual(resumed.history.evals.map((e) => e.metrics.nll), ref.history.evals.filter((e) => e.step >= first).map((e) => e.metrics.nll));
+  t.deepEqual(
+    losses(resumed),
+    losses(ref).filter(([s]) => s >= first),
+  );
+  t.deepEqual(
+    resumed.history.evals.map((e) => e.metrics.nll),
+    ref.history.evals.filter((e) => e.step >= first).map((e) => e.metrics.nll),
+  );
   t.is(resumed.steps, 24);
   const ids = Int32Array.from(ref.history.steps.slice(0, 16).map((s) => s.step * 1000));
-  t.deepEqual(GPT2Model.load(path.join(dir, "last")).logits(ids, 1, 16), GPT2Model.load(path.join(referenceDir, "last")).logits(ids, 1, 16));
+  t.deepEqual(
+    GPT2Model.load(path.join(dir, "last")).logits(ids, 1, 16),
+    GPT2Model.load(path.join(referenceDir, "last")).logits(ids, 1, 16),
+  );
   // Nothing half-written is left behind by the kill.
-  t.deepEqual(fs.readdirSync(path.join(dir, "last")).sort(), ["config.json", "model.safetensors", "training_state.safetensors"]);
+  t.deepEqual(fs.readdirSync(path.join(dir, "last")).sort(), [
+    "config.json",
+    "model.safetensors",
+    "training_state.safetensors",
+  ]);
 });
 
-test.serial("an AbortSignal stops at a step boundary with a checkpoint; fit() again continues the same curve", async (t) => {
-  const ref = await uninterrupted();
-  const dir = tmp("abort");
-  const controller = new AbortController();
-  const trainer = new Trainer(smallRun(dir));
-  trainer.on("step", (s) => s.step === 9 && controller.abort());
-  const stopped = await trainer.fit({ signal: controller.signal });
-  t.is(stopped.reason, "aborted");
-  // Progress reaches JS while the native loop goes on, so the loop may finish the step it is in.
-  t.true(stopped.steps >= 9 && stopped.steps <= 11, `stopped at step ${stopped.steps}`);
-  t.is(stopped.history.steps.at(-1)!.step, stopped.steps);
-  const resumed = await new Trainer(smallRun(dir)).fit();
-  t.is(resumed.history.steps[0]!.step, stopped.steps + 1);
-  t.deepEqual([...losses(stopped), ...losses(resumed)], losses(ref));
-  t.true(resumed.elapsedSeconds > stopped.elapsedSeconds, "wall-clock carries over a resume");
-  const log = fs.readFileSync(path.join(dir, "train.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { type: string });
-  t.is(log.filter((r) => r.type === "start").length, 2);
-  t.is(log.filter((r) => r.type === "step").length, 24);
-  t.true(log.some((r) => r.type === "eval") && log.some((r) => r.type === "checkpoint") && log.some((r) => r.type === "done"));
-});
+test.serial(
+  "an AbortSignal stops at a step boundary with a checkpoint; fit() again continues the same curve",
+  async (t) => {
+    const ref = await uninterrupted();
+    const dir = tmp("abort");
+    const controller = new AbortController();
+    const trainer = new Trainer(smallRun(dir));
+    trainer.on("step", (s) => s.step === 9 && controller.abort());
+    const stopped = await trainer.fit({ signal: controller.signal });
+    t.is(stopped.reason, "aborted");
+    // Progress reaches JS while the native loop goes on, so the loop may finish the step it is in.
+    t.true(stopped.steps >= 9 && stopped.steps <= 11, `stopped at step ${stopped.steps}`);
+    t.is(stopped.history.steps.at(-1)!.step, stopped.steps);
+    const resumed = await new Trainer(smallRun(dir)).fit();
+    t.is(resumed.history.steps[0]!.step, stopped.steps + 1);
+    t.deepEqual([...losses(stopped), ...losses(resumed)], losses(ref));
+    t.true(resumed.elapsedSeconds > stopped.elapsedSeconds, "wall-clock carries over a resume");
+    const log = fs
+      .readFileSync(path.join(dir, "train.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { type: string });
+    t.is(log.filter((r) => r.type === "start").length, 2);
+    t.is(log.filter((r) => r.type === "step").length, 24);
+    t.true(
+      log.some((r) => r.type === "eval") &&
+        log.some((r) => r.type === "checkpoint") &&
+        log.some((r) => r.type === "done"),
+    );
+  },
+);
 
 test.serial("a run dir holding another run's checkpoint is refused, not silently resumed", async (t) => {
   await uninterrupted();
@@ -196,8 +239,18 @@ test.serial("every loss variant and baseline trains through the same loop", asyn
     { kind: "focal", gamma: 2 },
   ] as const;
   for (const loss of variants) {
-    const r = await new Trainer({ ...smallRun(), loss, data: { train, valid }, maxSteps: 6, evalEvery: 6, lr: 5e-3 }).fit();
-    t.true(r.history.steps.every((s) => Number.isFinite(s.loss)), loss.kind);
+    const r = await new Trainer({
+      ...smallRun(),
+      loss,
+      data: { train, valid },
+      maxSteps: 6,
+      evalEvery: 6,
+      lr: 5e-3,
+    }).fit();
+    t.true(
+      r.history.steps.every((s) => Number.isFinite(s.loss)),
+      loss.kind,
+    );
     t.true(r.history.steps.at(-1)!.loss < r.history.steps[0]!.loss, `${loss.kind} did not learn`);
   }
 });
@@ -220,7 +273,11 @@ test.serial("bad configs are rejected with a named error before any work starts"
   const bad: [string, TrainerOptions, RegExp][] = [
     ["unknown model size", { ...base, model: { size: "xl" as "tiny" } }, /Trainer options\.model\.size: .*got "xl"/],
     ["negative lr", { ...base, lr: -1e-3 }, /Trainer options\.lr: Too small.*got -0\.001/],
-    ["context longer than the model's positions", { ...base, data: { source: "wikitext-2", contextLength: 300 }, model: { size: "tiny" } }, /contextLength: 300 is larger than the model's 256 positions/],
+    [
+      "context longer than the model's positions",
+      { ...base, data: { source: "wikitext-2", contextLength: 300 }, model: { size: "tiny" } },
+      /contextLength: 300 is larger than the model's 256 positions/,
+    ],
     ["no maxSteps", { ...base, maxSteps: undefined as unknown as number }, /maxSteps/],
     ["unknown loss", { ...base, loss: { kind: "hinge" as "ce" } }, /loss\.kind/],
     ["warm-up 0", { ...base, loss: { kind: "dpsm", schedule: "linear", warmupSteps: 0 } }, /loss\.warmupSteps/],
@@ -232,7 +289,11 @@ test.serial("bad configs are rejected with a named error before any work starts"
 
   const dir = tmp("missing");
   const empty = tmp("nodata");
-  const trainer = new Trainer({ ...base, data: { source: "wikitext-2", dataDir: empty, contextLength: 33 }, runDir: path.join(dir, "run") });
+  const trainer = new Trainer({
+    ...base,
+    data: { source: "wikitext-2", dataDir: empty, contextLength: 33 },
+    runDir: path.join(dir, "run"),
+  });
   await t.throwsAsync(trainer.fit(), { message: new RegExp(empty.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")) });
   t.false(fs.existsSync(path.join(dir, "run")), "a run dir was created before the data was found");
 });

@@ -37,7 +37,7 @@ export function hashFile(file: string): string {
   const chunk = Buffer.allocUnsafe(1 << 23);
   const fd = fs.openSync(file, "r");
   try {
-    for (let n; (n = fs.readSync(fd, chunk, 0, chunk.length, null)) > 0; ) hash.update(chunk.subarray(0, n));
+    for (let n; (n = fs.readSync(fd, chunk, 0, chunk.length, null)) > 0;) hash.update(chunk.subarray(0, n));
   } finally {
     fs.closeSync(fd);
   }
@@ -99,7 +99,11 @@ function readAll(file: string, size: number): Uint8Array {
  * The arrays cached in `file` for `key`; undefined when there is no such file, or when it fails a check
  * (then `onInvalid` hears why, and the caller rebuilds it).
  */
-export function readTokenCache(file: string, key: string, onInvalid?: (reason: string) => void): PackedArrays | undefined {
+export function readTokenCache(
+  file: string,
+  key: string,
+  onInvalid?: (reason: string) => void,
+): PackedArrays | undefined {
   const size = fs.statSync(file, { throwIfNoEntry: false })?.size;
   if (size === undefined) return undefined;
   const invalid = (reason: string) => {
@@ -123,7 +127,8 @@ export function readTokenCache(file: string, key: string, onInvalid?: (reason: s
   if (h.endianness !== os.endianness()) return invalid("written on a machine of the other byte order");
   const rows = h.sequences * h.contextLength;
   if (!Number.isSafeInteger(rows) || h.payloadBytes !== (rows + h.sequences) * 4) return invalid("inconsistent header");
-  if (size !== offset + h.payloadBytes) return invalid(`${size} bytes, expected ${offset + h.payloadBytes} (truncated?)`);
+  if (size !== offset + h.payloadBytes)
+    return invalid(`${size} bytes, expected ${offset + h.payloadBytes} (truncated?)`);
   const tokens = new Int32Array(bytes.buffer, offset, rows);
   const lengths = new Int32Array(bytes.buffer, offset + rows * 4, h.sequences);
   if (payloadHash(tokens, lengths) !== h.payloadSha256) return invalid("payload sha256 mismatch (corrupted)");

@@ -93,6 +93,7 @@ export function oodFile(name: OodName, root: string, split: OodSplit = "test"): 
 
 export function readOodDocuments(name: OodName, root: string = dataDir(), split: OodSplit = "test"): string[] {
   const set: OodSet | undefined = Object.hasOwn(OOD_SETS, name) ? OOD_SETS[name] : undefined;
-  if (set === undefined) throw new RangeError(`unknown OOD set "${String(name)}": expected one of ${OOD_NAMES.join(", ")}`);
+  if (set === undefined)
+    throw new RangeError(`unknown OOD set "${String(name)}": expected one of ${OOD_NAMES.join(", ")}`);
   return set.read(oodFile(name, root, split));
 }

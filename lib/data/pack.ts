@@ -26,7 +26,10 @@ export interface PackedTokens {
   cacheFile?: string;
 }
 
-export type PackedArrays = Pick<PackedTokens, "contextLength" | "sequences" | "tokens" | "lengths" | "totalTokens" | "documents" | "streamTokens">;
+export type PackedArrays = Pick<
+  PackedTokens,
+  "contextLength" | "sequences" | "tokens" | "lengths" | "totalTokens" | "documents" | "streamTokens"
+>;
 
 export interface PackOptions {
   contextLength: number;

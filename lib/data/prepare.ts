@@ -26,15 +26,18 @@ const PIPELINE_VERSION = 1;
 
 export const WIKITEXT_NAMES = ["wikitext-2", "wikitext-103"] as const;
 
-const SourceSchema = z.union([
-  z.enum(WIKITEXT_NAMES),
-  z.object({ dir: z.string().min(1), layout: z.enum(WIKITEXT_LAYOUTS).optional() }).strict(),
-  z.object({ ood: z.enum(OOD_NAMES as [OodName, ...OodName[]]) }).strict(),
-], {
-  error: () =>
-    `expected ${WIKITEXT_NAMES.map((n) => `"${n}"`).join(", ")}, { dir, layout?: ${WIKITEXT_LAYOUTS.map((l) => `"${l}"`).join(" | ")} } ` +
-    `or { ood: ${OOD_NAMES.map((n) => `"${n}"`).join(" | ")} }`,
-});
+const SourceSchema = z.union(
+  [
+    z.enum(WIKITEXT_NAMES),
+    z.object({ dir: z.string().min(1), layout: z.enum(WIKITEXT_LAYOUTS).optional() }).strict(),
+    z.object({ ood: z.enum(OOD_NAMES as [OodName, ...OodName[]]) }).strict(),
+  ],
+  {
+    error: () =>
+      `expected ${WIKITEXT_NAMES.map((n) => `"${n}"`).join(", ")}, { dir, layout?: ${WIKITEXT_LAYOUTS.map((l) => `"${l}"`).join(" | ")} } ` +
+      `or { ood: ${OOD_NAMES.map((n) => `"${n}"`).join(" | ")} }`,
+  },
+);
 
 export const LanguageModelDataOptionsSchema = z
   .object({
@@ -42,7 +45,12 @@ export const LanguageModelDataOptionsSchema = z
     source: SourceSchema,
     /** required for WikiText; OOD sets default to "test" (only PTB has "valid") */
     split: z.enum(SPLITS).optional(),
-    contextLength: z.number().int().min(2).max(1 << 20).default(1024),
+    contextLength: z
+      .number()
+      .int()
+      .min(2)
+      .max(1 << 20)
+      .default(1024),
     /** a final partial sequence is kept only with at least this many tokens */
     minRemainder: z.number().int().min(2).default(32),
     /** the folder holding wikitext-2/, ood_lm/, … (default: DPSM_DATA_DIR or ../shared/data) */
@@ -89,7 +97,9 @@ function namedWikiText(o: Options, name: (typeof WIKITEXT_NAMES)[number], split:
   const dir = path.join(dataRoot(o), name);
   const config = `${name}-raw-v1`;
   if (!fs.existsSync(dir)) {
-    throw new Error(`${name} not found: ${dir} (expected there the tokenized release, the raw release, or Hugging Face's ${config} parquet shards)`);
+    throw new Error(
+      `${name} not found: ${dir} (expected there the tokenized release, the raw release, or Hugging Face's ${config} parquet shards)`,
+    );
   }
   return wikitextFiles(dir, split, undefined, config);
 }
@@ -109,7 +119,10 @@ function resolveSource(o: Options): ResolvedSource {
     };
   }
   const split = o.split!; // the schema requires it for WikiText
-  const found = typeof source === "string" ? namedWikiText(o, source, split) : wikitextFiles(path.resolve(source.dir), split, source.layout);
+  const found =
+    typeof source === "string"
+      ? namedWikiText(o, source, split)
+      : wikitextFiles(path.resolve(source.dir), split, source.layout);
   const name = typeof source === "string" ? source : found.dir;
   return {
     label: `${name}/${split} (${found.layout})`,
@@ -141,7 +154,10 @@ export async function prepareLanguageModelData(options: LanguageModelDataOptions
     // the bytes decide, not where they are: a moved data folder keeps its cache
     files: src.files.map((f) => ({ name: path.basename(f), sha256: hashFile(f) })),
   });
-  const slug = src.label.replace(/[^A-Za-z0-9.-]+/g, "_").replace(/^_+|_+$/g, "").slice(-60);
+  const slug = src.label
+    .replace(/[^A-Za-z0-9.-]+/g, "_")
+    .replace(/^_+|_+$/g, "")
+    .slice(-60);
   const file = path.join(tokenCacheDir(o.cacheDir), `${slug}-${o.contextLength}-${key}.tokens`);
   const cached = readTokenCache(file, key, (why) => process.emitWarning(`token cache ${file}: ${why}; rebuilding it`));
   if (cached !== undefined) return { ...cached, source: src.label, fromCache: true, cacheFile: file };

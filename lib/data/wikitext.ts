@@ -57,7 +57,9 @@ function parquetShards(base: string, split: Split): string[] {
     shards.sort((a, b) => a.index - b.index);
     const of = shards[0]!.of;
     if (shards.length !== of || shards.some((s, i) => s.index !== i || s.of !== of)) {
-      throw new Error(`${base}: incomplete parquet shards for ${hf}: found ${shards.map((s) => path.basename(s.file)).join(", ")}, expected ${of}`);
+      throw new Error(
+        `${base}: incomplete parquet shards for ${hf}: found ${shards.map((s) => path.basename(s.file)).join(", ")}, expected ${of}`,
+      );
     }
     return shards.map((s) => s.file);
   }
@@ -88,7 +90,9 @@ function findFiles(dir: string, layout: WikiTextLayout, split: Split, config?: s
         .map((base) => ({ base, files: parquetShards(base, split) }))
         .filter((f) => f.files.length > 0);
       if (found.length > 1) {
-        throw new Error(`${dir}: parquet shards of ${HF_SPLIT[split]} in several folders (${found.map((f) => f.base).join(", ")}); pass the one to read as the folder`);
+        throw new Error(
+          `${dir}: parquet shards of ${HF_SPLIT[split]} in several folders (${found.map((f) => f.base).join(", ")}); pass the one to read as the folder`,
+        );
       }
       return found[0]?.files ?? [];
     }
@@ -130,7 +134,9 @@ export function wikitextFiles(dir: string, split: Split, layout?: WikiTextLayout
   const chosen = layout ?? detectWikiTextLayout(dir, config);
   const files = findFiles(dir, chosen, split, config);
   if (files.length === 0) {
-    throw new Error(`WikiText ${split} split (${chosen} layout) not found under ${dir}; looked for ${lookedFor(dir, chosen, config)}`);
+    throw new Error(
+      `WikiText ${split} split (${chosen} layout) not found under ${dir}; looked for ${lookedFor(dir, chosen, config)}`,
+    );
   }
   return { dir, split, layout: chosen, files };
 }
@@ -184,6 +190,11 @@ export function splitWikiTextDocuments(lines: Iterable<string>): string[] {
 }
 
 /** The articles of `split` under `dir`, in file order. */
-export async function readWikiTextDocuments(dir: string, split: Split, layout?: WikiTextLayout, config?: string): Promise<string[]> {
+export async function readWikiTextDocuments(
+  dir: string,
+  split: Split,
+  layout?: WikiTextLayout,
+  config?: string,
+): Promise<string[]> {
   return splitWikiTextDocuments(await readWikiTextLines(wikitextFiles(dir, split, layout, config)));
 }

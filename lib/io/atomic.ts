@@ -24,7 +24,7 @@ export function writeFileAtomic(file: string, data: Chunk | readonly Chunk[]): v
           throw new TypeError(`writeFileAtomic: data: expected strings and Uint8Arrays, got ${typeof chunk}`);
         }
         const bytes = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
-        for (let off = 0; off < bytes.byteLength; ) off += fs.writeSync(fd, bytes, off, bytes.byteLength - off);
+        for (let off = 0; off < bytes.byteLength;) off += fs.writeSync(fd, bytes, off, bytes.byteLength - off);
       }
       fs.fsyncSync(fd);
     } finally {

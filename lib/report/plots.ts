@@ -67,11 +67,25 @@ export interface BarChartSpec {
 // Rendering
 
 const FONT = "DejaVu Sans";
-const FONT_FILES = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"];
+const FONT_FILES = [
+  "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+  "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+];
 const PNG_SCALE = 2;
 
 // Tableau 10: distinct, colour-blind tolerable, and what readers know from matplotlib.
-const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
+const PALETTE = [
+  "#4e79a7",
+  "#f28e2b",
+  "#e15759",
+  "#76b7b2",
+  "#59a14f",
+  "#edc948",
+  "#b07aa1",
+  "#ff9da7",
+  "#9c755f",
+  "#bab0ac",
+];
 
 const CONFIG = {
   font: FONT,
@@ -140,7 +154,8 @@ function textWidth(item: TextItem, text: unknown): number {
   return item.limit && item.limit > 0 ? Math.min(w, item.limit) : w;
 }
 
-(vega as unknown as { textMetrics: { width: (item: TextItem, text: unknown) => number } }).textMetrics.width = textWidth;
+(vega as unknown as { textMetrics: { width: (item: TextItem, text: unknown) => number } }).textMetrics.width =
+  textWidth;
 
 function fontOptions(): NonNullable<ResvgRenderOptions["font"]> {
   const files = FONT_FILES.filter((f) => fs.existsSync(f));
@@ -190,7 +205,9 @@ function svgWidth(svg: string): number {
 export async function lineChart(spec: LineChartSpec, outBase: string): Promise<ChartFiles> {
   const names = spec.series.map((s) => s.name);
   const values = spec.series.flatMap((s) =>
-    s.points.filter((p) => finite(p.x) && finite(p.y) && (!spec.logY || p.y > 0)).map((p) => ({ series: s.name, x: p.x, y: p.y })),
+    s.points
+      .filter((p) => finite(p.x) && finite(p.y) && (!spec.logY || p.y > 0))
+      .map((p) => ({ series: s.name, x: p.x, y: p.y })),
   );
   // Markers only where a line has few points (evaluations every so often); dense curves stay clean.
   const maxPoints = Math.max(0, ...spec.series.map((s) => s.points.length));
@@ -202,7 +219,13 @@ export async function lineChart(spec: LineChartSpec, outBase: string): Promise<C
     data: { values },
     mark: { type: "line", point: maxPoints <= 40 ? { size: 36, filled: true } : false, interpolate: "linear" },
     encoding: {
-      x: { field: "x", type: "quantitative", title: spec.xTitle, scale: { nice: true, zero: false }, axis: { format: ",~r", grid: true, tickCount: 8 } },
+      x: {
+        field: "x",
+        type: "quantitative",
+        title: spec.xTitle,
+        scale: { nice: true, zero: false },
+        axis: { format: ",~r", grid: true, tickCount: 8 },
+      },
       y: {
         field: "y",
         type: "quantitative",
@@ -229,10 +252,25 @@ export async function lineChart(spec: LineChartSpec, outBase: string): Promise<C
 
 const REL_LEGEND = { title: null, orient: "bottom", direction: "horizontal", labelFontSize: 12 };
 // Two legends side by side under the panels: a filled square for the bars, lines for the two rules.
-const REL_FILL = { scale: { domain: ["Accuracy"], range: ["#4e79a7"] }, legend: { ...REL_LEGEND, symbolType: "square" } };
+const REL_FILL = {
+  scale: { domain: ["Accuracy"], range: ["#4e79a7"] },
+  legend: { ...REL_LEGEND, symbolType: "square" },
+};
 const REL_LINES = ["Mean confidence", "Perfect calibration (y = x)"];
-const REL_STROKE = { scale: { domain: REL_LINES, range: ["#e15759", "#7f7f7f"] }, legend: { ...REL_LEGEND, symbolType: "stroke", symbolStrokeWidth: 2.5 } };
-const REL_DASH = { scale: { domain: REL_LINES, range: [[1, 0], [5, 4]] }, legend: { ...REL_LEGEND, symbolType: "stroke", symbolStrokeWidth: 2.5 } };
+const REL_STROKE = {
+  scale: { domain: REL_LINES, range: ["#e15759", "#7f7f7f"] },
+  legend: { ...REL_LEGEND, symbolType: "stroke", symbolStrokeWidth: 2.5 },
+};
+const REL_DASH = {
+  scale: {
+    domain: REL_LINES,
+    range: [
+      [1, 0],
+      [5, 4],
+    ],
+  },
+  legend: { ...REL_LEGEND, symbolType: "stroke", symbolStrokeWidth: 2.5 },
+};
 
 /**
  * Reliability diagrams side by side, one panel per model: a bar per non-empty confidence bin (spanning the
@@ -246,7 +284,9 @@ export async function reliabilityDiagram(spec: ReliabilitySpec, outBase: string)
   const columns = n <= 3 ? Math.max(1, n) : n === 4 ? 2 : 3;
   const xAxis = (labels: boolean) => ({
     scale: { domain: [0, 1] },
-    axis: labels ? { title: "Confidence (top-1 probability)", format: ".1f", tickCount: 5 } : { title: null, labels: false, ticks: false, tickCount: 5 },
+    axis: labels
+      ? { title: "Confidence (top-1 probability)", format: ".1f", tickCount: 5 }
+      : { title: null, labels: false, ticks: false, tickCount: 5 },
   });
 
   const panels = spec.panels.map((panel, i) => {
@@ -262,7 +302,8 @@ export async function reliabilityDiagram(spec: ReliabilitySpec, outBase: string)
       count: b.count,
       share: total > 0 ? b.count / total : 0,
     }));
-    const title = panel.ece === undefined || !finite(panel.ece) ? panel.name : `${panel.name}  (ECE ${panel.ece.toFixed(4)})`;
+    const title =
+      panel.ece === undefined || !finite(panel.ece) ? panel.name : `${panel.name}  (ECE ${panel.ece.toFixed(4)})`;
     const yAxisTitle = i % columns === 0;
     return {
       vconcat: [
@@ -363,7 +404,12 @@ export async function barChart(spec: BarChartSpec, outBase: string): Promise<Cha
     .filter((b) => finite(b.value))
     .map((b) => {
       const e = b.error !== undefined && finite(b.error) ? Math.abs(b.error) : undefined;
-      return { category: b.category, group: b.group ?? "", value: b.value, ...(e !== undefined ? { lo: b.value - e, hi: b.value + e, error: e } : {}) };
+      return {
+        category: b.category,
+        group: b.group ?? "",
+        value: b.value,
+        ...(e !== undefined ? { lo: b.value - e, hi: b.value + e, error: e } : {}),
+      };
     });
   const longest = Math.max(0, ...categories.map((c) => c.length));
   const slanted = longest * categories.length * 7.5 > 600;
@@ -375,9 +421,20 @@ export async function barChart(spec: BarChartSpec, outBase: string): Promise<Cha
     scale: { paddingInner: 0.25, paddingOuter: 0.15 },
     axis: { labelAngle: slanted ? -30 : 0, labelLimit: 220, labelFontSize: 12, ticks: false, domainColor: "#888" },
   };
-  const offset = grouped ? { xOffset: { field: "group", type: "nominal", sort: groups, scale: { paddingInner: 0.08 } } } : {};
+  const offset = grouped
+    ? { xOffset: { field: "group", type: "nominal", sort: groups, scale: { paddingInner: 0.08 } } }
+    : {};
   const colour = grouped
-    ? { color: { field: "group", type: "nominal", title: null, sort: groups, scale: { domain: groups }, legend: { orient: "right" } } }
+    ? {
+        color: {
+          field: "group",
+          type: "nominal",
+          title: null,
+          sort: groups,
+          scale: { domain: groups },
+          legend: { orient: "right" },
+        },
+      }
     : {};
   const tooltip = [
     { field: "category", type: "nominal" },
@@ -391,7 +448,12 @@ export async function barChart(spec: BarChartSpec, outBase: string): Promise<Cha
   const barWidth = (640 / Math.max(1, categories.length)) * 0.75 * (grouped ? 0.92 / groups.length : 1);
   const labelled =
     values.length > 0 &&
-    values.every((v) => v.value >= 0 && (v.lo ?? 0) >= 0 && textWidth({ fontSize: 11 }, String(Number(v.value.toPrecision(4)))) <= barWidth + 4);
+    values.every(
+      (v) =>
+        v.value >= 0 &&
+        (v.lo ?? 0) >= 0 &&
+        textWidth({ fontSize: 11 }, String(Number(v.value.toPrecision(4)))) <= barWidth + 4,
+    );
   const yScale = labelled ? { domainMax: Math.max(...values.map((v) => v.hi ?? v.value)) * 1.08 } : {};
   const chart = {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
@@ -404,7 +466,13 @@ export async function barChart(spec: BarChartSpec, outBase: string): Promise<Cha
       {
         mark: { type: "bar", color: PALETTE[0], cornerRadiusTopLeft: 2, cornerRadiusTopRight: 2 },
         encoding: {
-          y: { field: "value", type: "quantitative", title: spec.yTitle, scale: { nice: true, ...yScale }, axis: { format: "~g", grid: true } },
+          y: {
+            field: "value",
+            type: "quantitative",
+            title: spec.yTitle,
+            scale: { nice: true, ...yScale },
+            axis: { format: "~g", grid: true },
+          },
           ...colour,
           tooltip,
         },
@@ -423,7 +491,10 @@ export async function barChart(spec: BarChartSpec, outBase: string): Promise<Cha
             {
               transform: [{ calculate: "isValid(datum.hi) ? max(datum.hi, datum.value) : datum.value", as: "top" }],
               mark: { type: "text", baseline: "bottom", dy: -4, fontSize: 11, color: "#333" },
-              encoding: { y: { field: "top", type: "quantitative" }, text: { field: "value", type: "quantitative", format: ".4~r" } },
+              encoding: {
+                y: { field: "top", type: "quantitative" },
+                text: { field: "value", type: "quantitative", format: ".4~r" },
+              },
             },
           ]
         : []),

@@ -8,7 +8,9 @@ export interface Column {
 
 /** A Markdown table whose columns are also aligned for reading in a terminal. */
 export function formatTable(columns: (Column | string)[], rows: string[][]): string {
-  const cols = columns.map((c) => (typeof c === "string" ? { header: c, align: "right" as Align } : { align: "right" as Align, ...c }));
+  const cols = columns.map((c) =>
+    typeof c === "string" ? { header: c, align: "right" as Align } : { align: "right" as Align, ...c },
+  );
   const widths = cols.map((c, i) => Math.max(c.header.length, ...rows.map((r) => (r[i] ?? "").length), 3));
   const pad = (s: string, i: number) => (cols[i]!.align === "left" ? s.padEnd(widths[i]!) : s.padStart(widths[i]!));
   const line = (cells: string[]) => `| ${cells.map((c, i) => pad(c, i)).join(" | ")} |`;

@@ -8,12 +8,20 @@ export interface TensorEntry {
   data_offsets: [number, number];
 }
 
-export function readHeader(file: string): { header: Record<string, TensorEntry>; metadata: Record<string, string>; dataStart: number } {
+export function readHeader(file: string): {
+  header: Record<string, TensorEntry>;
+  metadata: Record<string, string>;
+  dataStart: number;
+} {
   const buf = fs.readFileSync(file);
   const n = Number(buf.readBigUInt64LE(0));
   const json = JSON.parse(buf.subarray(8, 8 + n).toString("utf8")) as Record<string, unknown>;
   const { __metadata__: metadata = {}, ...header } = json;
-  return { header: header as Record<string, TensorEntry>, metadata: metadata as Record<string, string>, dataStart: 8 + n };
+  return {
+    header: header as Record<string, TensorEntry>,
+    metadata: metadata as Record<string, string>,
+    dataStart: 8 + n,
+  };
 }
 
 /** A tensor as float64 values (F32 and F16 only). */
@@ -24,7 +32,8 @@ export function readTensor(file: string, name: string): Float64Array {
   const buf = fs.readFileSync(file).subarray(dataStart + e.data_offsets[0], dataStart + e.data_offsets[1]);
   const n = e.shape.reduce((a, b) => a * b, 1);
   const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) out[i] = e.dtype === "F32" ? buf.readFloatLE(4 * i) : halfToFloat(buf.readUInt16LE(2 * i));
+  for (let i = 0; i < n; i++)
+    out[i] = e.dtype === "F32" ? buf.readFloatLE(4 * i) : halfToFloat(buf.readUInt16LE(2 * i));
   return out;
 }
 

@@ -52,7 +52,8 @@ interface TestingAddon {
 
 let addon: TestingAddon | undefined;
 function load(): TestingAddon {
-  const file = process.env.DPSM_TESTING_NATIVE_PATH ?? path.join(packageRoot, "build", "testing", "dpsm_native_testing.node");
+  const file =
+    process.env.DPSM_TESTING_NATIVE_PATH ?? path.join(packageRoot, "build", "testing", "dpsm_native_testing.node");
   addon ??= createRequire(import.meta.url)(file) as TestingAddon;
   return addon;
 }
@@ -65,7 +66,8 @@ function doc(o: ProbeOptions & object): string {
 }
 
 export const probes = {
-  checkAgainstReference: (o: ProbeOptions & { step?: number; inPlace?: boolean }) => load().checkAgainstReference(doc(o)),
+  checkAgainstReference: (o: ProbeOptions & { step?: number; inPlace?: boolean }) =>
+    load().checkAgainstReference(doc(o)),
   timeLoss: (o: ProbeOptions & { path: "fused" | "composite"; backward: boolean; iters?: number; warmup?: number }) =>
     load().timeLoss(doc(o)),
   /** Switches the testing addon's CPU kernel to an ISA variant ("auto": the best); false when the CPU lacks it. */

@@ -64,7 +64,10 @@ export const Exp1SettingsSchema = z
       .or(z.literal(false))
       .describe("robustness runs with label noise"),
     ood: z.array(z.enum(OOD_NAMES as [OodName, ...OodName[]])).describe("out-of-domain sets every run is evaluated on"),
-    device: z.string().regex(/^(cpu|cuda(:\d+)?)$/, "expected cpu, cuda or cuda:N").describe("cpu, cuda or cuda:N"),
+    device: z
+      .string()
+      .regex(/^(cpu|cuda(:\d+)?)$/, "expected cpu, cuda or cuda:N")
+      .describe("cpu, cuda or cuda:N"),
     precision: z.enum(["fp32", "bf16"]).describe("fp32, or bf16 autocast with fp32 master weights"),
     threads: int(1).optional().describe("libtorch threads (default: the machine's cores)"),
     sample: z

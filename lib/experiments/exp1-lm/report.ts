@@ -28,8 +28,7 @@ type Exp1ReportContext = ReportContext<Exp1Config, Exp1Job, Exp1Result, Exp1Data
 const DEFINITIONS = [
   "**PPL** = exp(mean token NLL) over non-ignored GPT-2 BPE tokens (token level, not word level).",
   "**ECE-B**: equal-width bins over the top-1 probability; Σ_b (n_b/N)·|acc_b − conf_b|, B = 10 and 100.",
-  "**Brier** = Σ_k (p_k − y_k)² per token (0…2), averaged. " +
-    "**Spherical score** = p_y/‖p‖₂ (higher is better).",
+  "**Brier** = Σ_k (p_k − y_k)² per token (0…2), averaged. " + "**Spherical score** = p_y/‖p‖₂ (higher is better).",
 ];
 
 const count = (n: number) => n.toLocaleString("en-US");
@@ -129,7 +128,16 @@ async function figures(model: string, rows: Exp1Group[], out: string): Promise<F
 const withTemperature = (g: Exp1Group) =>
   g.extra.temperature ? `${g.name} (T = ${fmt(g.extra.temperature.mean, 3)})` : g.name;
 const finalMetrics = (rows: Exp1Group[]) =>
-  metricsTable(rows, METRICS, [["ppl", "ce"], ["ece10", "ce"], ["ece10", "brier"]], withTemperature);
+  metricsTable(
+    rows,
+    METRICS,
+    [
+      ["ppl", "ce"],
+      ["ece10", "ce"],
+      ["ece10", "brier"],
+    ],
+    withTemperature,
+  );
 
 function labelNoiseTable(noisy: Exp1Group[], ceClean: Exp1Group | undefined): string {
   return formatTable(

@@ -68,8 +68,7 @@ export function exp1Verdicts(groups: readonly Exp1Group[], model: string, dpsm: 
     if (!brier) missing(c, "brier runs");
     else if (tc === null) {
       v.push({ criterion: c, status: "not met", detail: "CE itself did not reach the target in every seed" });
-    }
-    else {
+    } else {
       const okCe = td !== null && td <= 1.1 * tc;
       const okBrier = td !== null && (tb === null || tb === undefined || td <= 0.6 * tb);
       v.push({

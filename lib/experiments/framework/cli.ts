@@ -15,8 +15,7 @@ import { runExperiment } from "./runner.ts";
 import type { AnyExperimentSpec, ConfigOf, ExperimentSpec, Job } from "./spec.ts";
 
 export type CommandLine<S extends z.ZodObject> =
-  | { help: string }
-  | { config: ConfigOf<S>; out: string; reportOnly: boolean };
+  { help: string } | { config: ConfigOf<S>; out: string; reportOnly: boolean };
 
 const oneOf = (spec: AnyExperimentSpec, got: unknown) =>
   `expected one of ${profileNames(spec).join(", ")}, got ${JSON.stringify(got)}`;

@@ -59,7 +59,13 @@ export function resolveConfig<S extends AnyExperimentSpec>(
 /** JSON with object keys sorted, so two equal settings compare equal whatever their key order. */
 function canonical(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) =>
-    isPlainObject(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v,
+    isPlainObject(v)
+      ? Object.fromEntries(
+          Object.keys(v)
+            .sort()
+            .map((k) => [k, v[k]]),
+        )
+      : v,
   );
 }
 
@@ -87,7 +93,9 @@ export function pinConfig(spec: AnyExperimentSpec, config: Settings, out: string
     if (!isPlainObject(parsed)) throw new Error("not a JSON object");
     theirs = parsed;
   } catch (e) {
-    throw new Error(`out: ${file} is not a settings file (${(e as Error).message}); use another --out or delete it`);
+    throw new Error(`out: ${file} is not a settings file (${(e as Error).message}); use another --out or delete it`, {
+      cause: e,
+    });
   }
   for (const k of spec.unpinned ?? []) delete theirs[k];
   if (canonical(theirs) === canonical(mine)) return;

@@ -178,9 +178,10 @@ function usageError(e: unknown, names: readonly string[]): UsageError {
             ? `${flag}: expected a value; write ${flag}=VALUE for one starting with "-"`
             : `${flag}: expected a value`,
       );
-    case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
+    case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL": {
       const arg = /'([^']*)'/.exec(err.message)?.[1] ?? "";
       return new UsageError(`unexpected argument ${arg} (every setting is a --flag VALUE); see --help`);
+    }
     default:
       return new UsageError(err.message);
   }
@@ -194,7 +195,12 @@ function number(flag: string, text: string): number {
 
 // A comma-separated list; "none" is the empty list (an empty value is easy to lose in a shell).
 function list(text: string): string[] {
-  return text.trim() === "none" ? [] : text.split(",").map((x) => x.trim()).filter(Boolean);
+  return text.trim() === "none"
+    ? []
+    : text
+        .split(",")
+        .map((x) => x.trim())
+        .filter(Boolean);
 }
 
 function setAt(target: Record<string, unknown>, path: string[], value: unknown): void {
@@ -232,7 +238,11 @@ export function parseExperimentArgs(flags: readonly SettingFlag[], argv: readonl
         setAt(settings, f.path, number(f.name, v as string));
         break;
       case "numbers":
-        setAt(settings, f.path, list(v as string).map((x) => number(f.name, x)));
+        setAt(
+          settings,
+          f.path,
+          list(v as string).map((x) => number(f.name, x)),
+        );
         break;
       case "strings":
         setAt(settings, f.path, list(v as string));
@@ -289,7 +299,10 @@ function valueAt(root: unknown, path: string[]): unknown {
 function wrap(text: string, width: number, indent: number): string {
   const lines: string[] = [];
   let line = "";
-  const words = text.replace(/\[[^\]]*\]/g, (m) => m.replace(/ /g, "\u00a0")).split(/ +/).filter(Boolean);
+  const words = text
+    .replace(/\[[^\]]*\]/g, (m) => m.replace(/ /g, "\u00a0"))
+    .split(/ +/)
+    .filter(Boolean);
   for (const word of words.map((w) => w.replace(/\u00a0/g, " "))) {
     if (line && line.length + 1 + word.length > width - indent) {
       lines.push(line);

@@ -43,7 +43,11 @@ export function groupKeyOf(key: JobKey): GroupKey {
 
 /** Equal for two keys of the same group (params compared by value, in any order). */
 export function groupId(key: GroupKey | JobKey): string {
-  const params = key.params ? Object.keys(key.params).sort().map((k) => [k, key.params![k]]) : [];
+  const params = key.params
+    ? Object.keys(key.params)
+        .sort()
+        .map((k) => [k, key.params![k]])
+    : [];
   return JSON.stringify([key.model, key.setting, key.variation, params]);
 }
 
