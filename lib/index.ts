@@ -47,3 +47,18 @@ export {
   type OodName,
 } from "./data/index.ts";
 export { buildInfo, setNumThreads, type BuildInfo } from "./native.ts";
+export {
+  DEFAULT_ROUGE_TYPES,
+  rougeCorpus,
+  rougeScores,
+  rougeTokenize,
+  type BootstrapOptions,
+  type RougeAggregate,
+  type RougeCorpusOptions,
+  type RougeCorpusResult,
+  type RougeOptions,
+  type RougePair,
+  type RougeScore,
+  type RougeType,
+} from "./metrics/rouge.ts";
+export { porterStem } from "./metrics/porter-stemmer.ts";
