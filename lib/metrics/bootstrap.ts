@@ -47,6 +47,16 @@ function percentileOfSorted(sorted: Float64Array, q: number): number {
   return t >= 0.5 ? b - diff * (1 - t) : a + diff * t;
 }
 
+/** RangeError unless samples is a positive integer and confidence lies in [0, 1]. */
+export function checkBootstrap(samples: number, confidence: number): void {
+  if (!Number.isInteger(samples) || samples <= 0) {
+    throw new RangeError(`bootstrap samples must be a positive integer, got ${samples}`);
+  }
+  if (!(confidence >= 0 && confidence <= 1)) {
+    throw new RangeError(`bootstrap confidence must be in [0, 1], got ${confidence}`);
+  }
+}
+
 /**
  * Percentile bootstrap interval of the column means of `rows` (n rows, each with the same number of measures):
  * `samples` resamplings, each drawn by `resample`, and the central `confidence` interval.
@@ -57,12 +67,7 @@ export function bootstrapInterval(
   confidence: number,
   resample: Resampler,
 ): BootstrapInterval {
-  if (!Number.isInteger(samples) || samples <= 0) {
-    throw new RangeError(`bootstrap samples must be a positive integer, got ${samples}`);
-  }
-  if (!(confidence >= 0 && confidence <= 1)) {
-    throw new RangeError(`bootstrap confidence must be in [0, 1], got ${confidence}`);
-  }
+  checkBootstrap(samples, confidence);
   const n = rows.length;
   if (n === 0) throw new RangeError("bootstrapInterval: rows must hold at least one row");
   const width = rows[0]!.length;

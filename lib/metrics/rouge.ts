@@ -2,7 +2,7 @@
 // defines them; test/rouge.test.ts holds every score to rouge-score's own output on real summarisation pairs.
 // Where rouge-score's choices are arbitrary (which LCS the backtrack picks, the first best reference winning a
 // tie) they are copied, because ROUGE-Lsum and multi-reference scores depend on them.
-import { bootstrapInterval, seededResampler, type Resampler } from "./bootstrap.ts";
+import { bootstrapInterval, checkBootstrap, seededResampler, type Resampler } from "./bootstrap.ts";
 import { porterStem } from "./porter-stemmer.ts";
 
 export type RougeType = `rouge${1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9}` | "rougeL" | "rougeLsum";
@@ -293,6 +293,8 @@ export function rougeCorpus<T extends RougeType = (typeof DEFAULT_ROUGE_TYPES)[n
     if (typeof bootstrap !== "object" || bootstrap === null) {
       throw new TypeError("rougeCorpus: options.bootstrap must be an object");
     }
+    // Checked before scoring, which can take a while.
+    checkBootstrap(bootstrap.samples, bootstrap.confidence ?? 0.95);
     resample = "resample" in bootstrap ? bootstrap.resample : seededResampler(bootstrap.seed);
   }
   const cache = new Map<string, string>();
