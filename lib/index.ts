@@ -46,6 +46,17 @@ export {
   type PackedTokens,
   type OodName,
 } from "./data/index.ts";
+export {
+  GPT2_SEQ2SEQ_PAD,
+  gpt2Seq2SeqTokenizer,
+  loadTokenizer,
+  TokenizerFormatError,
+  TokenizerNotFoundError,
+  type DecodeOptions,
+  type EncodeOptions,
+  type Seq2SeqTokenizer,
+  type SpecialTokenIds,
+} from "./tokenizers/index.ts";
 export { buildInfo, setNumThreads, type BuildInfo } from "./native.ts";
 export {
   DEFAULT_ROUGE_TYPES,

@@ -1,0 +1,62 @@
+// GPT-2 byte-pair encoding (lib/data/tokenizer.ts) with the special tokens an encoder–decoder trained here needs.
+import { get_encoding, type Tiktoken } from "tiktoken";
+
+import { GPT2_EOS, GPT2_VOCAB_SIZE } from "../data/tokenizer.ts";
+import type { Seq2SeqTokenizer, SpecialTokenIds } from "./types.ts";
+
+/**
+ * Padding gets a new id just past GPT-2's 50,257, so every GPT-2 id keeps its meaning (GPT-2 weights stay
+ * usable row for row) and padding never collides with <|endoftext|>, which ends real sequences.
+ */
+export const GPT2_SEQ2SEQ_PAD = GPT2_VOCAB_SIZE;
+const PAD_TEXT = "<pad>";
+
+// tiktoken builds an encoding in ~0.2 s, too slow per call, so one is kept for the process.
+let shared: Tiktoken | undefined;
+function encoding(): Tiktoken {
+  shared ??= get_encoding("gpt2");
+  return shared;
+}
+
+/**
+ * GPT-2 BPE for sequence-to-sequence models. <|endoftext|> (50256) is eos, as in GPT-2, and also the decoder start,
+ * as BART starts its decoder from its eos; so no separate bos is needed, and inputs are framed `… eos`
+ * (PEGASUS/T5 style). vocabSize is 50,258 with the pad id.
+ */
+export function gpt2Seq2SeqTokenizer(): Seq2SeqTokenizer {
+  const specialTokens: SpecialTokenIds = { eos: GPT2_EOS, pad: GPT2_SEQ2SEQ_PAD, decoderStart: GPT2_EOS };
+  return {
+    vocabSize: GPT2_VOCAB_SIZE + 1,
+    specialTokens: Object.freeze(specialTokens),
+    encode(text, options = {}) {
+      // encode_ordinary: "<|endoftext|>" written in the text stays text, so only the framing can produce eos.
+      const ids = encoding().encode_ordinary(text);
+      if (!(options.addSpecialTokens ?? true)) return Int32Array.from(ids);
+      const out = new Int32Array(ids.length + 1);
+      out.set(ids);
+      out[ids.length] = GPT2_EOS;
+      return out;
+    },
+    decode(ids, options = {}) {
+      const skip = options.skipSpecialTokens ?? false;
+      const parts: string[] = [];
+      let run: number[] = [];
+      // Bytes are decoded run by run between pads (tiktoken has no pad), so a character split by a pad is U+FFFD.
+      const flush = () => {
+        if (run.length > 0) parts.push(new TextDecoder().decode(encoding().decode(Uint32Array.from(run))));
+        run = [];
+      };
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i]!;
+        if (id < 0 || id > GPT2_SEQ2SEQ_PAD || !Number.isInteger(id)) throw new RangeError(`not a token id: ${id}`);
+        if (skip && (id === GPT2_EOS || id === GPT2_SEQ2SEQ_PAD)) continue;
+        if (id === GPT2_SEQ2SEQ_PAD) {
+          flush();
+          parts.push(PAD_TEXT);
+        } else run.push(id);
+      }
+      flush();
+      return parts.join("");
+    },
+  };
+}

@@ -1,0 +1,161 @@
+// Tokenizers against Hugging Face's Rust `tokenizers`: ids and decodes recorded by
+// test/fixtures/tokenizers/make_fixture.py for real summarisation texts, with BART- and PEGASUS-style tokenizers
+// trained on WikiText-2.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import zlib from "node:zlib";
+
+import test from "ava";
+
+import { encodeGpt2Documents, GPT2_EOS, GPT2_VOCAB_SIZE } from "../lib/data/tokenizer.ts";
+import {
+  GPT2_SEQ2SEQ_PAD,
+  gpt2Seq2SeqTokenizer,
+  loadTokenizer,
+  TokenizerFormatError,
+  TokenizerNotFoundError,
+  type Seq2SeqTokenizer,
+} from "../lib/tokenizers/index.ts";
+
+const FIXTURE = path.join(import.meta.dirname, "fixtures", "tokenizers");
+
+interface Case {
+  ids: number[];
+  ids_special: number[];
+  decode_skip: string;
+  decode_keep: string;
+}
+interface Expected {
+  tokenizers_version: string;
+  texts: { name: string; text: string }[];
+  tokenizers: Record<string, { vocab_size: number; special_ids: Partial<Record<string, number>>; cases: Case[] }>;
+}
+const expected = JSON.parse(
+  zlib.gunzipSync(fs.readFileSync(path.join(FIXTURE, "expected.json.gz"))).toString("utf8"),
+) as Expected;
+
+function firstDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
+  return a.length === b.length ? -1 : n;
+}
+
+for (const name of ["bart", "pegasus"] as const) {
+  test(`${name}: ids and decodes equal Rust tokenizers ${expected.tokenizers_version} on every text`, (t) => {
+    const tok = loadTokenizer(path.join(FIXTURE, name));
+    const { cases } = expected.tokenizers[name]!;
+    t.is(cases.length, expected.texts.length);
+    t.true(cases.length >= 300);
+    let tokens = 0;
+    let seconds = 0;
+    const failures: string[] = [];
+    cases.forEach((c, i) => {
+      const { name: textName, text } = expected.texts[i]!;
+      const start = performance.now();
+      const plain = tok.encode(text, { addSpecialTokens: false });
+      seconds += (performance.now() - start) / 1000;
+      const framed = tok.encode(text);
+      tokens += plain.length;
+      const at = firstDifference(plain, c.ids);
+      if (at >= 0) failures.push(`${textName}: ids differ at ${at}`);
+      if (firstDifference(framed, c.ids_special) >= 0) failures.push(`${textName}: ids with special tokens differ`);
+      if (tok.decode(framed, { skipSpecialTokens: true }) !== c.decode_skip) failures.push(`${textName}: decode`);
+      if (tok.decode(framed) !== c.decode_keep) failures.push(`${textName}: decode keeping special tokens`);
+    });
+    t.deepEqual(failures, []);
+    t.log(`${cases.length} texts, ${tokens} tokens; encoding ~${Math.round(tokens / seconds)} tokens/s`);
+  });
+
+  test(`${name}: special-token ids and vocabulary size`, (t) => {
+    const tok = loadTokenizer(path.join(FIXTURE, name));
+    const want = expected.tokenizers[name]!;
+    t.is(tok.vocabSize, want.vocab_size);
+    const ids = want.special_ids;
+    const got = tok.specialTokens;
+    t.deepEqual([got.eos, got.pad, got.unk, got.bos], [ids.eos_token, ids.pad_token, ids.unk_token, ids.bos_token]);
+  });
+}
+
+test("framing: BART <s> … </s>, decoder starts from </s>; PEGASUS … </s>, decoder starts from <pad>", (t) => {
+  const bart = loadTokenizer(path.join(FIXTURE, "bart"));
+  const pegasus = loadTokenizer(path.join(FIXTURE, "pegasus"));
+  t.deepEqual(bart.specialTokens, { bos: 0, eos: 2, pad: 1, unk: 3, decoderStart: 2 });
+  t.deepEqual(pegasus.specialTokens, { eos: 1, pad: 0, unk: 2, decoderStart: 0 });
+  const text = expected.texts[1]!.text;
+  const b = bart.encode(text);
+  t.deepEqual([b[0], b[b.length - 1]], [0, 2]);
+  t.deepEqual(Array.from(b.subarray(1, -1)), Array.from(bart.encode(text, { addSpecialTokens: false })));
+  const p = pegasus.encode(text);
+  t.is(p[p.length - 1], 1);
+  t.deepEqual(Array.from(p.subarray(0, -1)), Array.from(pegasus.encode(text, { addSpecialTokens: false })));
+});
+
+function scratchDir(t: { teardown(fn: () => void): void }): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-tok-"));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test("a bare tokenizer.json: the file path works, and roles come from its post-processor and model", (t) => {
+  const dir = scratchDir(t);
+  for (const name of ["bart", "pegasus"]) {
+    fs.copyFileSync(path.join(FIXTURE, name, "tokenizer.json"), path.join(dir, `${name}.json`));
+  }
+  const bart = loadTokenizer(path.join(dir, "bart.json"));
+  const pegasus = loadTokenizer(path.join(dir, "pegasus.json"));
+  t.deepEqual(bart.specialTokens, { bos: 0, eos: 2, pad: 1, unk: 3 });
+  t.deepEqual(pegasus.specialTokens, { eos: 1, pad: 0, unk: 2 });
+  const text = expected.texts[0]!.text;
+  t.deepEqual(Array.from(bart.encode(text)), expected.tokenizers.bart!.cases[0]!.ids_special);
+});
+
+test("named errors for a missing or malformed file", (t) => {
+  const dir = scratchDir(t);
+  const missing = t.throws(() => loadTokenizer(path.join(dir, "nowhere")), { instanceOf: TokenizerNotFoundError });
+  t.is(missing?.name, "TokenizerNotFoundError");
+  t.throws(() => loadTokenizer(dir), { instanceOf: TokenizerNotFoundError, message: /tokenizer\.json/ });
+
+  const source = fs.readFileSync(path.join(FIXTURE, "bart", "tokenizer.json"), "utf8");
+  const file = path.join(dir, "tokenizer.json");
+  fs.writeFileSync(file, source.slice(0, source.length / 2));
+  const truncated = t.throws(() => loadTokenizer(dir), { instanceOf: TokenizerFormatError, message: /JSON/ });
+  t.is(truncated?.name, "TokenizerFormatError");
+  fs.writeFileSync(file, "[1, 2]");
+  t.throws(() => loadTokenizer(file), { instanceOf: TokenizerFormatError, message: /object/ });
+  fs.writeFileSync(file, JSON.stringify({ version: "1.0" }));
+  t.throws(() => loadTokenizer(file), { instanceOf: TokenizerFormatError, message: /model/ });
+  const json = JSON.parse(source) as Record<string, unknown>;
+  fs.writeFileSync(file, JSON.stringify({ ...json, model: { type: "NoSuchModel" } }));
+  t.throws(() => loadTokenizer(file), { instanceOf: TokenizerFormatError, message: /cannot build/ });
+
+  fs.writeFileSync(file, source);
+  fs.writeFileSync(path.join(dir, "special_tokens_map.json"), JSON.stringify({ pad_token: "<nope>" }));
+  t.throws(() => loadTokenizer(dir), { instanceOf: TokenizerFormatError, message: /<nope>.*not in the vocabulary/ });
+  fs.writeFileSync(path.join(dir, "special_tokens_map.json"), "{");
+  t.throws(() => loadTokenizer(dir), { instanceOf: TokenizerFormatError, message: /special_tokens_map/ });
+});
+
+function roundTrips(t: { is(a: unknown, b: unknown): void }, tok: Seq2SeqTokenizer, text: string) {
+  t.is(tok.decode(tok.encode(text), { skipSpecialTokens: true }), text);
+}
+
+test("GPT-2 seq2seq adapter: GPT-2 ids, then eos; pad is a new id past GPT-2's vocabulary", (t) => {
+  const tok = gpt2Seq2SeqTokenizer();
+  t.is(tok.vocabSize, GPT2_VOCAB_SIZE + 1);
+  t.is(GPT2_SEQ2SEQ_PAD, 50257);
+  t.deepEqual(tok.specialTokens, { eos: GPT2_EOS, pad: 50257, decoderStart: GPT2_EOS });
+  const texts = expected.texts.slice(0, 60).map((x) => x.text);
+  const reference = encodeGpt2Documents(texts);
+  texts.forEach((text, i) => {
+    t.deepEqual(Array.from(tok.encode(text, { addSpecialTokens: false })), Array.from(reference[i]!));
+    t.deepEqual(Array.from(tok.encode(text)), [...reference[i]!, GPT2_EOS]);
+    roundTrips(t, tok, text);
+  });
+  const ids = [...tok.encode("Hello world"), GPT2_SEQ2SEQ_PAD, GPT2_SEQ2SEQ_PAD];
+  t.is(tok.decode(ids), "Hello world<|endoftext|><pad><pad>");
+  t.is(tok.decode(ids, { skipSpecialTokens: true }), "Hello world");
+  // Written in the text, the special token's spelling is ordinary text, never the eos id.
+  t.false(tok.encode("a <|endoftext|> b", { addSpecialTokens: false }).includes(GPT2_EOS));
+  t.throws(() => tok.decode([GPT2_SEQ2SEQ_PAD + 1]), { instanceOf: RangeError });
+});
