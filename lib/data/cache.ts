@@ -148,7 +148,8 @@ export function readArrayCache(
   ) {
     return invalid("inconsistent header");
   }
-  if (size !== offset + h.payloadBytes) return invalid(`${size} bytes, expected ${offset + h.payloadBytes} (truncated?)`);
+  if (size !== offset + h.payloadBytes)
+    return invalid(`${size} bytes, expected ${offset + h.payloadBytes} (truncated?)`);
   const arrays: Record<string, Int32Array> = {};
   let at = offset;
   for (const a of h.arrays) {
