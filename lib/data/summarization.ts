@@ -147,6 +147,9 @@ export function summarizationFiles(
     const where = SOURCES[source].layouts.map((l) => placement(dir, source, l, "<split>")).join("; or ");
     throw new Error(`${source} folder not found: ${dir} (expected ${where})`);
   }
+  if (layout !== undefined && !SOURCES[source].layouts.includes(layout)) {
+    throw new RangeError(`${source} is read from: ${SOURCES[source].layouts.join(", ")} (not ${layout})`);
+  }
   const layouts = layout === undefined ? SOURCES[source].layouts : [layout];
   const found = layouts
     .map((l) => ({ layout: l, files: findFiles(dir, source, l, split) }))
