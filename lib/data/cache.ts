@@ -1,8 +1,10 @@
-// Packed token arrays on disk, so a corpus is tokenised once per (source bytes, tokenizer, settings).
+// Int32 arrays on disk, so a corpus is tokenised once per (source bytes, tokenizer, settings). One file format
+// serves every pipeline: the language-model token rows and the encoder–decoder summarisation arrays.
 //
-// A file is: "DPSMTOK1", a uint32 (LE) header length, a JSON header padded to a multiple of 8 bytes, then
-// the tokens and the lengths as int32 in the writer's byte order. The header carries the key it was built
-// for, the payload's size and its sha256, so a truncated, corrupted or misnamed file is never trusted.
+// A file is: "DPSMTOK2", a uint32 (LE) header length, a JSON header padded to a multiple of 8 bytes, then the
+// named arrays as int32 in the writer's byte order, in header order. The header carries the key it was built
+// for, the arrays' lengths, the payload's size and its sha256, so a truncated, corrupted or misnamed file is
+// never trusted.
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -12,16 +14,14 @@ import { writeFileAtomic } from "../io/atomic.ts";
 import { packageRoot } from "../native.ts";
 import type { PackedArrays } from "./pack.ts";
 
-const MAGIC = "DPSMTOK1";
+const MAGIC = "DPSMTOK2";
 
 interface Header {
   key: string;
   endianness: string;
-  contextLength: number;
-  sequences: number;
-  totalTokens: number;
-  documents: number;
-  streamTokens: number;
+  /** whatever else the reader needs back (sizes, ids, counts): plain JSON */
+  meta: unknown;
+  arrays: { name: string; length: number }[];
   payloadBytes: number;
   payloadSha256: string;
 }
@@ -44,31 +44,43 @@ export function hashFile(file: string): string {
   return hash.digest("hex");
 }
 
-/** sha256 of the JSON of `parts`: everything the packed arrays depend on. */
+/** sha256 of the JSON of `parts`: everything the cached arrays depend on. */
 export function cacheKey(parts: unknown): string {
   return createHash("sha256").update(JSON.stringify(parts)).digest("hex");
+}
+
+/**
+ * `<folder>/<label as a file-name slug>-<key>.tokens`: the label keeps the folder readable, the key keeps
+ * entries for other inputs or settings apart.
+ */
+export function cacheFilePath(cacheDir: string | undefined, label: string, key: string): string {
+  const slug = label
+    .replace(/[^A-Za-z0-9.-]+/g, "_")
+    .replace(/^_+|_+$/g, "")
+    .slice(-60);
+  return path.join(tokenCacheDir(cacheDir), `${slug}-${key}.tokens`);
 }
 
 function bytesOf(a: Int32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
-function payloadHash(tokens: Int32Array, lengths: Int32Array): string {
-  return createHash("sha256").update(bytesOf(tokens)).update(bytesOf(lengths)).digest("hex");
+function payloadHash(arrays: readonly Int32Array[]): string {
+  const hash = createHash("sha256");
+  for (const a of arrays) hash.update(bytesOf(a));
+  return hash.digest("hex");
 }
 
-/** Writes the cache file atomically: readers never see half a file. */
-export function writeTokenCache(file: string, key: string, packed: PackedArrays): void {
+/** Writes named int32 arrays and `meta` atomically: readers never see half a file. */
+export function writeArrayCache(file: string, key: string, meta: unknown, arrays: Record<string, Int32Array>): void {
+  const entries = Object.entries(arrays);
   const header: Header = {
     key,
     endianness: os.endianness(),
-    contextLength: packed.contextLength,
-    sequences: packed.sequences,
-    totalTokens: packed.totalTokens,
-    documents: packed.documents,
-    streamTokens: packed.streamTokens,
-    payloadBytes: packed.tokens.byteLength + packed.lengths.byteLength,
-    payloadSha256: payloadHash(packed.tokens, packed.lengths),
+    meta,
+    arrays: entries.map(([name, a]) => ({ name, length: a.length })),
+    payloadBytes: entries.reduce((n, [, a]) => n + a.byteLength, 0),
+    payloadSha256: payloadHash(entries.map(([, a]) => a)),
   };
   let json = JSON.stringify(header);
   json += " ".repeat((8 - ((MAGIC.length + 4 + Buffer.byteLength(json)) % 8)) % 8);
@@ -77,7 +89,7 @@ export function writeTokenCache(file: string, key: string, packed: PackedArrays)
   head.writeUInt32LE(Buffer.byteLength(json), MAGIC.length);
   head.write(json, MAGIC.length + 4, "utf8");
 
-  writeFileAtomic(file, [head, bytesOf(packed.tokens), bytesOf(packed.lengths)]);
+  writeFileAtomic(file, [head, ...entries.map(([, a]) => bytesOf(a))]);
 }
 
 function readAll(file: string, size: number): Uint8Array {
@@ -96,14 +108,15 @@ function readAll(file: string, size: number): Uint8Array {
 }
 
 /**
- * The arrays cached in `file` for `key`; undefined when there is no such file, or when it fails a check
- * (then `onInvalid` hears why, and the caller rebuilds it).
+ * The arrays (exactly `names`, in that order) and meta cached in `file` for `key`; undefined when there is no
+ * such file, or when it fails a check (then `onInvalid` hears why, and the caller rebuilds it).
  */
-export function readTokenCache(
+export function readArrayCache(
   file: string,
   key: string,
+  names: readonly string[],
   onInvalid?: (reason: string) => void,
-): PackedArrays | undefined {
+): { meta: unknown; arrays: Record<string, Int32Array> } | undefined {
   const size = fs.statSync(file, { throwIfNoEntry: false })?.size;
   if (size === undefined) return undefined;
   const invalid = (reason: string) => {
@@ -114,7 +127,7 @@ export function readTokenCache(
   if (size < prefix) return invalid(`${size} bytes, shorter than a header`);
   const bytes = readAll(file, size);
   const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (view.toString("latin1", 0, MAGIC.length) !== MAGIC) return invalid("not a token cache file");
+  if (view.toString("latin1", 0, MAGIC.length) !== MAGIC) return invalid("not a token cache file of this version");
   const offset = prefix + view.readUInt32LE(MAGIC.length);
   if (offset > size || offset % 8 !== 0) return invalid("bad header length");
   let h: Header;
@@ -125,20 +138,49 @@ export function readTokenCache(
   }
   if (h.key !== key) return invalid("built for other inputs");
   if (h.endianness !== os.endianness()) return invalid("written on a machine of the other byte order");
-  const rows = h.sequences * h.contextLength;
-  if (!Number.isSafeInteger(rows) || h.payloadBytes !== (rows + h.sequences) * 4) return invalid("inconsistent header");
+  const lengths = Array.isArray(h.arrays) ? h.arrays.map((a) => a.length) : [];
+  const total = lengths.reduce((a, b) => a + b, 0);
+  if (
+    !Array.isArray(h.arrays) ||
+    h.arrays.map((a) => a.name).join("\0") !== names.join("\0") ||
+    !lengths.every((n) => Number.isSafeInteger(n) && n >= 0) ||
+    h.payloadBytes !== total * 4
+  ) {
+    return invalid("inconsistent header");
+  }
   if (size !== offset + h.payloadBytes)
     return invalid(`${size} bytes, expected ${offset + h.payloadBytes} (truncated?)`);
-  const tokens = new Int32Array(bytes.buffer, offset, rows);
-  const lengths = new Int32Array(bytes.buffer, offset + rows * 4, h.sequences);
-  if (payloadHash(tokens, lengths) !== h.payloadSha256) return invalid("payload sha256 mismatch (corrupted)");
-  return {
-    contextLength: h.contextLength,
-    sequences: h.sequences,
-    tokens,
-    lengths,
-    totalTokens: h.totalTokens,
-    documents: h.documents,
-    streamTokens: h.streamTokens,
-  };
+  const arrays: Record<string, Int32Array> = {};
+  let at = offset;
+  for (const a of h.arrays) {
+    arrays[a.name] = new Int32Array(bytes.buffer, at, a.length);
+    at += a.length * 4;
+  }
+  if (payloadHash(Object.values(arrays)) !== h.payloadSha256) return invalid("payload sha256 mismatch (corrupted)");
+  return { meta: h.meta, arrays };
+}
+
+type PackedMeta = Omit<PackedArrays, "tokens" | "lengths">;
+
+/** The language-model rows: tokens (sequences × contextLength) and lengths, with their counts as meta. */
+export function writeTokenCache(file: string, key: string, packed: PackedArrays): void {
+  const { tokens, lengths, ...meta } = packed;
+  writeArrayCache(file, key, meta satisfies PackedMeta, { tokens, lengths });
+}
+
+/** The language-model rows cached in `file` for `key`, as readArrayCache reads them. */
+export function readTokenCache(
+  file: string,
+  key: string,
+  onInvalid?: (reason: string) => void,
+): PackedArrays | undefined {
+  const got = readArrayCache(file, key, ["tokens", "lengths"], onInvalid);
+  if (got === undefined) return undefined;
+  const meta = got.meta as PackedMeta;
+  const { tokens, lengths } = got.arrays as { tokens: Int32Array; lengths: Int32Array };
+  if (tokens.length !== meta.sequences * meta.contextLength || lengths.length !== meta.sequences) {
+    onInvalid?.("inconsistent header");
+    return undefined;
+  }
+  return { ...meta, tokens, lengths };
 }

@@ -1,11 +1,50 @@
-// The language-modelling data pipeline: readers (WikiText in three layouts, OOD sets), GPT-2 BPE, packing,
-// the token cache, and prepareLanguageModelData, which ties them together.
-export { hashFile, readTokenCache, tokenCacheDir, writeTokenCache } from "./cache.ts";
+// The data pipelines: language modelling (WikiText in three layouts, OOD sets, GPT-2 BPE, packing,
+// prepareLanguageModelData) and summarisation (four data sets, encoder–decoder arrays, summary-swap noise),
+// sharing one token cache.
+export { hashFile, readArrayCache, readTokenCache, tokenCacheDir, writeArrayCache, writeTokenCache } from "./cache.ts";
 export { OOD_NAMES, OOD_SETS, oodFile, readOodDocuments, type OodName, type OodSet, type OodSplit } from "./ood.ts";
 export { packDocuments, type PackedArrays, type PackedTokens, type PackOptions } from "./pack.ts";
-export { readParquetStrings } from "./parquet.ts";
+export { parquetShards, readParquetColumns, readParquetStrings } from "./parquet.ts";
 export { dataDir } from "./paths.ts";
 export { LanguageModelDataOptionsSchema, prepareLanguageModelData, type LanguageModelDataOptions } from "./prepare.ts";
+export {
+  countWords,
+  prepareSummarizationData,
+  preprocessSummarization,
+  readCnnStory,
+  readSummarizationFiles,
+  readSummarizationJsonl,
+  readSummarizationParquet,
+  SUMMARIZATION_LAYOUTS,
+  SUMMARIZATION_SOURCES,
+  SUMMARIZATION_SPLITS,
+  SummarizationDataOptionsSchema,
+  summarizationFiles,
+  summarizationSplit,
+  SummarizationSplitOptionsSchema,
+  XSUM_SPLIT_FILE,
+  xsumSplitCoverage,
+  type JsonlReadOptions,
+  type PreparedSummarization,
+  type SummarizationArrays,
+  type SummarizationCounts,
+  type SummarizationDataOptions,
+  type SummarizationFiles,
+  type SummarizationLayout,
+  type SummarizationRecord,
+  type SummarizationSource,
+  type SummarizationSplit,
+  type SummarizationSplitName,
+  type SummarizationSplitOptions,
+  type XSumCoverage,
+} from "./summarization.ts";
+export {
+  applySummarySwap,
+  DEFAULT_SWAP_PROBABILITY,
+  SplitMix64,
+  summarySwapSources,
+  type SummarySwapOptions,
+} from "./summary-noise.ts";
 export { encodeGpt2, encodeGpt2Documents, GPT2_EOS, GPT2_TOKENIZER_ID, GPT2_VOCAB_SIZE } from "./tokenizer.ts";
 export {
   detectWikiTextLayout,

@@ -6,7 +6,7 @@ import path from "node:path";
 import { z } from "zod";
 
 import { parseOrThrow } from "../config.ts";
-import { cacheKey, hashFile, readTokenCache, tokenCacheDir, writeTokenCache } from "./cache.ts";
+import { cacheFilePath, cacheKey, hashFile, readTokenCache, writeTokenCache } from "./cache.ts";
 import { OOD_NAMES, OOD_SETS, oodFile, readOodDocuments, type OodName, type OodSet } from "./ood.ts";
 import { packDocuments, type PackedArrays, type PackedTokens } from "./pack.ts";
 import { dataDir } from "./paths.ts";
@@ -154,11 +154,7 @@ export async function prepareLanguageModelData(options: LanguageModelDataOptions
     // the bytes decide, not where they are: a moved data folder keeps its cache
     files: src.files.map((f) => ({ name: path.basename(f), sha256: hashFile(f) })),
   });
-  const slug = src.label
-    .replace(/[^A-Za-z0-9.-]+/g, "_")
-    .replace(/^_+|_+$/g, "")
-    .slice(-60);
-  const file = path.join(tokenCacheDir(o.cacheDir), `${slug}-${o.contextLength}-${key}.tokens`);
+  const file = cacheFilePath(o.cacheDir, `${src.label}-${o.contextLength}`, key);
   const cached = readTokenCache(file, key, (why) => process.emitWarning(`token cache ${file}: ${why}; rebuilding it`));
   if (cached !== undefined) return { ...cached, source: src.label, fromCache: true, cacheFile: file };
 

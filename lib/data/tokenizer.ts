@@ -3,7 +3,7 @@ import fs from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 
-import { get_encoding } from "tiktoken";
+import { get_encoding, type Tiktoken } from "tiktoken";
 
 export const GPT2_VOCAB_SIZE = 50257;
 export const GPT2_EOS = 50256;
@@ -17,29 +17,33 @@ function tiktokenVersion(): string {
 /** Names the tokenizer and its version, so cached token arrays are rebuilt when either changes. */
 export const GPT2_TOKENIZER_ID = `tiktoken-gpt2@${tiktokenVersion()}`;
 
+// Loading the encoding takes ~60 ms: one per process, kept, so a tokenizer called once per document
+// (summarisation: tens of thousands of short texts) costs what the encoding itself costs.
+let shared: Tiktoken | undefined;
+function gpt2(): Tiktoken {
+  shared ??= get_encoding("gpt2");
+  return shared;
+}
+
 /** Token ids of `text` (special tokens are not parsed); lines are encoded in batches to bound memory. */
 export function encodeGpt2(text: string): Int32Array {
-  const enc = get_encoding("gpt2");
-  try {
-    const parts: Uint32Array[] = [];
-    let total = 0;
-    const lines = text.split(/(?<=\n)/);
-    const batch = 2000;
-    for (let i = 0; i < lines.length; i += batch) {
-      const ids = enc.encode_ordinary(lines.slice(i, i + batch).join(""));
-      parts.push(ids);
-      total += ids.length;
-    }
-    const out = new Int32Array(total);
-    let o = 0;
-    for (const p of parts) {
-      out.set(p, o);
-      o += p.length;
-    }
-    return out;
-  } finally {
-    enc.free();
+  const enc = gpt2();
+  const parts: Uint32Array[] = [];
+  let total = 0;
+  const lines = text.split(/(?<=\n)/);
+  const batch = 2000;
+  for (let i = 0; i < lines.length; i += batch) {
+    const ids = enc.encode_ordinary(lines.slice(i, i + batch).join(""));
+    parts.push(ids);
+    total += ids.length;
   }
+  const out = new Int32Array(total);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }
 
 /**
@@ -47,20 +51,11 @@ export function encodeGpt2(text: string): Int32Array {
  * cut falls inside a run of whitespace (tiktoken merges "\n\n" at the end of a piece, not before text).
  */
 export function encodeGpt2Documents(docs: readonly string[]): Uint32Array[] {
-  const enc = get_encoding("gpt2");
-  try {
-    return docs.map((d) => enc.encode_ordinary(d));
-  } finally {
-    enc.free();
-  }
+  const enc = gpt2();
+  return docs.map((d) => enc.encode_ordinary(d));
 }
 
 /** The text of GPT-2 token ids (bytes decoded as UTF-8; a split multi-byte character becomes U+FFFD). */
 export function decodeGpt2(ids: ArrayLike<number>): string {
-  const enc = get_encoding("gpt2");
-  try {
-    return new TextDecoder().decode(enc.decode(Uint32Array.from(ids as ArrayLike<number>)));
-  } finally {
-    enc.free();
-  }
+  return new TextDecoder().decode(gpt2().decode(Uint32Array.from(ids as ArrayLike<number>)));
 }

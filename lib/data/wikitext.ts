@@ -4,7 +4,7 @@
 import fs from "node:fs";
 import path from "node:path";
 
-import { readParquetStrings } from "./parquet.ts";
+import { parquetShards, readParquetStrings } from "./parquet.ts";
 
 export const SPLITS = ["train", "valid", "test"] as const;
 export type Split = (typeof SPLITS)[number];
@@ -41,37 +41,6 @@ function firstFile(bases: string[], names: string[]): string[] {
   return [];
 }
 
-/**
- * Shards of one split in one folder: `<split>-00000-of-00002.parquet` (the dataset repository) or
- * `<split>/0000.parquet` (the refs/convert/parquet branch). An incomplete set of shards is an error,
- * since reading the rest would silently give a smaller corpus.
- */
-function parquetShards(base: string, split: Split): string[] {
-  const hf = HF_SPLIT[split];
-  const named = /^(.+)-(\d+)-of-(\d+)\.parquet$/;
-  const shards = (isDir(base) ? fs.readdirSync(base) : [])
-    .map((f) => named.exec(f))
-    .filter((m): m is RegExpExecArray => m !== null && m[1] === hf)
-    .map((m) => ({ file: path.join(base, m[0]), index: Number(m[2]), of: Number(m[3]) }));
-  if (shards.length > 0) {
-    shards.sort((a, b) => a.index - b.index);
-    const of = shards[0]!.of;
-    if (shards.length !== of || shards.some((s, i) => s.index !== i || s.of !== of)) {
-      throw new Error(
-        `${base}: incomplete parquet shards for ${hf}: found ${shards.map((s) => path.basename(s.file)).join(", ")}, expected ${of}`,
-      );
-    }
-    return shards.map((s) => s.file);
-  }
-  const sub = path.join(base, hf);
-  if (!isDir(sub)) return [];
-  return fs
-    .readdirSync(sub)
-    .filter((f) => /^\d+\.parquet$/.test(f))
-    .sort((a, b) => Number.parseInt(a, 10) - Number.parseInt(b, 10))
-    .map((f) => path.join(sub, f));
-}
-
 /** The folders that may hold parquet shards: `dir` and its wikitext-*-raw-v1 subfolders (or only `config`). */
 function parquetBases(dir: string, config?: string): string[] {
   if (config !== undefined) return [dir, path.join(dir, config)];
@@ -87,7 +56,7 @@ function findFiles(dir: string, layout: WikiTextLayout, split: Split, config?: s
       return firstFile([dir, path.join(dir, "raw")], [`wiki.${split}.raw`]);
     case "parquet": {
       const found = parquetBases(dir, config)
-        .map((base) => ({ base, files: parquetShards(base, split) }))
+        .map((base) => ({ base, files: parquetShards(base, HF_SPLIT[split]) }))
         .filter((f) => f.files.length > 0);
       if (found.length > 1) {
         throw new Error(
