@@ -72,6 +72,14 @@ export interface NativeModel {
   readonly device: string;
   save(dir: string): void;
   logits(ids: Int32Array, batch: number, length: number): Float32Array;
+  seq2seqLogits(
+    sourceIds: Int32Array,
+    sourceMask: Int32Array,
+    decoderIds: Int32Array,
+    batch: number,
+    sourceLength: number,
+    decoderLength: number,
+  ): Float32Array;
   generate(prompt: Int32Array, json: string): Int32Array;
   evaluate(data: NativeSequences, json: string): Promise<EvalMetrics[]>;
   fitTemperature(

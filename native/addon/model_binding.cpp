@@ -23,8 +23,9 @@ class Model : public Napi::ObjectWrap<Model> {
     return DefineClass(
         env, "Model",
         {InstanceMethod("save", &Model::Save), InstanceMethod("logits", &Model::Logits),
-         InstanceMethod("evaluate", &Model::Evaluate), InstanceMethod("fitTemperature", &Model::FitTemperature),
-         InstanceMethod("generate", &Model::Generate), InstanceAccessor("config", &Model::Config, nullptr),
+         InstanceMethod("seq2seqLogits", &Model::Seq2SeqLogits), InstanceMethod("evaluate", &Model::Evaluate),
+         InstanceMethod("fitTemperature", &Model::FitTemperature), InstanceMethod("generate", &Model::Generate),
+         InstanceAccessor("config", &Model::Config, nullptr),
          InstanceAccessor("parameterCount", &Model::ParameterCount, nullptr),
          InstanceAccessor("device", &Model::Device, nullptr)});
   }
@@ -74,8 +75,9 @@ class Model : public Napi::ObjectWrap<Model> {
       const int64_t B = info[1].As<Napi::Number>().Int64Value(), T = info[2].As<Napi::Number>().Int64Value();
       if (B < 1 || T < 1 || static_cast<int64_t>(ids.ElementLength()) != B * T)
         throw ArgError("ids: expected batch × length ids", true);
-      BusyGuard busy(holder_);
       core::LanguageModel& m = model();
+      if (m.is_encoder_decoder()) throw ArgError("logits: an encoder-decoder takes seq2seqLogits", false);
+      BusyGuard busy(holder_);
       const at::Tensor x = at::from_blob(ids.Data(), {B, T}, at::TensorOptions().dtype(at::kInt)).to(at::kLong);
       if (x.min().item<int64_t>() < 0 || x.max().item<int64_t>() >= m.vocab_size())
         throw ArgError("ids: expected values in [0, " + std::to_string(m.vocab_size()) + ")", true);
@@ -86,6 +88,48 @@ class Model : public Napi::ObjectWrap<Model> {
         at::NoGradGuard no_grad;
         core::Batch b;
         b.input_ids = x.to(m.device());
+        out = m.logits(m.hidden(b));
+      }
+      if (was_training) m.train();
+      return float32_array(info.Env(), out);
+    });
+  }
+
+  // seq2seqLogits(sourceIds, sourceMask, decoderIds: Int32Array, batch, sourceLength, decoderLength)
+  //   -> Float32Array [batch, decoderLength, V] (eval mode, no grad)
+  Napi::Value Seq2SeqLogits(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      core::LanguageModel& m = model();
+      if (!m.is_encoder_decoder()) throw ArgError("seq2seqLogits: this model is not an encoder-decoder", false);
+      Napi::Int32Array src = typed_array_arg<Napi::Int32Array>(info, 0, "sourceIds", napi_int32_array, "an Int32Array");
+      Napi::Int32Array mask =
+          typed_array_arg<Napi::Int32Array>(info, 1, "sourceMask", napi_int32_array, "an Int32Array");
+      Napi::Int32Array dec =
+          typed_array_arg<Napi::Int32Array>(info, 2, "decoderIds", napi_int32_array, "an Int32Array");
+      if (info.Length() < 6 || !info[3].IsNumber() || !info[4].IsNumber() || !info[5].IsNumber())
+        throw ArgError("seq2seqLogits(sourceIds, sourceMask, decoderIds, batch, sourceLength, decoderLength)", false);
+      const int64_t B = info[3].As<Napi::Number>().Int64Value(), S = info[4].As<Napi::Number>().Int64Value(),
+                    T = info[5].As<Napi::Number>().Int64Value();
+      if (B < 1 || S < 1 || T < 1 || static_cast<int64_t>(src.ElementLength()) != B * S ||
+          static_cast<int64_t>(mask.ElementLength()) != B * S || static_cast<int64_t>(dec.ElementLength()) != B * T)
+        throw ArgError("sourceIds, sourceMask: expected batch × sourceLength values; decoderIds: batch × decoderLength",
+                       true);
+      const auto i32 = at::TensorOptions().dtype(at::kInt);
+      const at::Tensor x = at::from_blob(src.Data(), {B, S}, i32).to(at::kLong);
+      const at::Tensor y = at::from_blob(dec.Data(), {B, T}, i32).to(at::kLong);
+      for (const at::Tensor* t : {&x, &y})
+        if (t->min().item<int64_t>() < 0 || t->max().item<int64_t>() >= m.vocab_size())
+          throw ArgError("ids: expected values in [0, " + std::to_string(m.vocab_size()) + ")", true);
+      BusyGuard busy(holder_);
+      const bool was_training = m.is_training();
+      m.eval();
+      at::Tensor out;
+      {
+        at::NoGradGuard no_grad;
+        core::Batch b;
+        b.input_ids = x.to(m.device());
+        b.attention_mask = at::from_blob(mask.Data(), {B, S}, i32).to(at::kLong).to(m.device());
+        b.decoder_input_ids = y.to(m.device());
         out = m.logits(m.hidden(b));
       }
       if (was_training) m.train();
@@ -105,6 +149,8 @@ class Model : public Napi::ObjectWrap<Model> {
       for (int64_t id : prompt)
         if (id < 0 || id >= vocab) throw ArgError("prompt: expected ids in [0, " + std::to_string(vocab) + ")", true);
       BusyGuard busy(holder_);
+      if (model().is_encoder_decoder())
+        throw ArgError("generate: encoder-decoder generation (beam search) is not implemented yet", false);
       const std::vector<int64_t> out = core::generate(model(), prompt, o);
       Napi::Int32Array a = Napi::Int32Array::New(info.Env(), out.size());
       for (size_t i = 0; i < out.size(); ++i) a[i] = static_cast<int32_t>(out[i]);

@@ -10,10 +10,13 @@
 namespace dpsm::core {
 
 // One batch, on the model's device. Causal LM: input_ids [B, T] and targets [B, T] (targets past a row's
-// length hold the ignore index).
+// length hold the ignore index). Encoder–decoder: input_ids [B, S] and attention_mask [B, S] (1 on real
+// tokens) for the encoder, decoder_input_ids [B, T] (the targets shifted right) and targets [B, T].
 struct Batch {
   at::Tensor input_ids;
   at::Tensor targets;
+  at::Tensor attention_mask;
+  at::Tensor decoder_input_ids;
 };
 
 class Dataset {

@@ -24,6 +24,8 @@ class LanguageModel : public torch::nn::Module {
   virtual Json config() const = 0;
   virtual int64_t vocab_size() const = 0;
   virtual int64_t max_positions() const = 0;
+  // Encoder–decoders read the batch's encoder inputs and decoder inputs; causal models its input_ids alone.
+  virtual bool is_encoder_decoder() const { return false; }
   // The family's initialisation, drawn on the CPU from `seed` so every device gets the same weights.
   virtual void init_weights(uint64_t seed) = 0;
   // Hugging Face parameter names ↔ tensors: what save_hf writes and load_hf_weights expects.
@@ -31,7 +33,8 @@ class LanguageModel : public torch::nn::Module {
 
   at::Device device() { return parameters().front().device(); }
   int64_t parameter_count();
-  // <dir>/model.safetensors and <dir>/config.json in Hugging Face's layout, each written atomically.
+  // <dir>/model.safetensors (parameters and persistent buffers) and <dir>/config.json in Hugging Face's layout,
+  // each written atomically.
   void save_hf(const std::string& dir);
 };
 

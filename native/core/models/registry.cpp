@@ -3,6 +3,7 @@
 
 #include "../io/atomic_file.h"
 #include "../io/safetensors.h"
+#include "bart.h"
 #include "gpt2.h"
 #include "language_model.h"
 
@@ -17,6 +18,7 @@ int64_t LanguageModel::parameter_count() {
 void LanguageModel::save_hf(const std::string& dir) {
   SafeTensors st;
   for (const auto& p : named_parameters()) st.tensors[p.key()] = p.value().detach().to(at::kFloat).cpu();
+  for (const auto& b : named_buffers()) st.tensors[b.key()] = b.value().detach().to(at::kFloat).cpu();
   st.metadata["format"] = "pt";
   write_safetensors_atomic(dir + "/model.safetensors", st);
   write_atomic(dir + "/config.json", config().dump(2) + "\n");
@@ -25,7 +27,8 @@ void LanguageModel::save_hf(const std::string& dir) {
 std::shared_ptr<LanguageModel> make_model(const Json& hf_config) {
   const std::string type = field<std::string>(hf_config, "model_type");
   if (type == "gpt2") return std::make_shared<GPT2>(gpt2_config_from_hf(hf_config));
-  throw std::invalid_argument("model_type: expected gpt2, got '" + type + "'");
+  if (type == "bart" || type == "pegasus") return std::make_shared<Bart>(bart_config_from_hf(hf_config));
+  throw std::invalid_argument("model_type: expected gpt2, bart or pegasus, got '" + type + "'");
 }
 
 }  // namespace dpsm::core
