@@ -68,7 +68,9 @@ for (const family of ["bart", "pegasus"] as const) {
     const model = Seq2SeqModel.load(dir);
     t.is(model.config.model_type, family);
     const c = compare(expected, run(model, expected));
-    t.log(`${family} (transformers ${expected.transformers}): rel ${c.rel.toExponential(2)}, max abs ${c.abs.toExponential(2)}`);
+    t.log(
+      `${family} (transformers ${expected.transformers}): rel ${c.rel.toExponential(2)}, max abs ${c.abs.toExponential(2)}`,
+    );
     t.true(c.rel <= 1e-5, `relative error ${c.rel}`);
     t.is(c.argmaxAgree, 1);
   });
@@ -105,16 +107,25 @@ test("bad checkpoints and inputs are named errors", (t) => {
     copy({ ...base, d_model: 30 });
     t.throws(() => Seq2SeqModel.load(tmp), { message: /d_model: must be a multiple of encoder_attention_heads/ });
     copy({ ...base, d_model: 64 });
-    t.throws(() => Seq2SeqModel.load(tmp), { message: /mis-shaped \[model\.decoder\.embed_positions\.weight \(file \[130, 32\], model \[130, 64\]\)/ });
+    t.throws(() => Seq2SeqModel.load(tmp), {
+      message: /mis-shaped \[model\.decoder\.embed_positions\.weight \(file \[130, 32\], model \[130, 64\]\)/,
+    });
     copy({ ...base, encoder_layers: 3 });
     t.throws(() => Seq2SeqModel.load(tmp), { message: /missing \[model\.encoder\.layers\.2\./ });
     const model = Seq2SeqModel.load(bart);
-    t.throws(() => model.logits({ ids: new Int32Array(4), mask: new Int32Array(4), length: 2 }, new Int32Array(3), 2, 2), {
-      message: /batch × decoderLength/,
-    });
-    t.throws(() => model.logits({ ids: new Int32Array([0, 9999]), mask: new Int32Array(2), length: 2 }, new Int32Array(2), 1, 2), {
-      message: /ids: expected values in \[0, 264\)/,
-    });
+    t.throws(
+      () => model.logits({ ids: new Int32Array(4), mask: new Int32Array(4), length: 2 }, new Int32Array(3), 2, 2),
+      {
+        message: /batch × decoderLength/,
+      },
+    );
+    t.throws(
+      () =>
+        model.logits({ ids: new Int32Array([0, 9999]), mask: new Int32Array(2), length: 2 }, new Int32Array(2), 1, 2),
+      {
+        message: /ids: expected values in \[0, 264\)/,
+      },
+    );
     t.throws(() => model.native.logits(new Int32Array(2), 1, 2), { message: /encoder-decoder takes seq2seqLogits/ });
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -112,7 +112,10 @@ export class Seq2SeqModel {
     }
     const config = parseOrThrow(Seq2SeqConfigSchema, raw, file);
     const device = parseOrThrow(
-      z.string().regex(/^(cpu|cuda(:\d+)?)$/, "expected cpu, cuda or cuda:N").default("cpu"),
+      z
+        .string()
+        .regex(/^(cpu|cuda(:\d+)?)$/, "expected cpu, cuda or cuda:N")
+        .default("cpu"),
       options.device,
       "Seq2SeqModel.load options.device",
     );
