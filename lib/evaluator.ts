@@ -6,7 +6,9 @@ import { z } from "zod";
 
 import { parseOrThrow } from "./config.ts";
 import type { PackedTokens } from "./data/pack.ts";
+import type { SummarizationArrays } from "./data/summarization.ts";
 import type { GPT2Model } from "./model.ts";
+import type { Seq2SeqModel } from "./models/bart.ts";
 import type { EvalMetrics, NativeSequences } from "./native.ts";
 
 export type { EvalMetrics, ReliabilityBin } from "./native.ts";
@@ -25,8 +27,20 @@ export type EvaluatorOptions = z.input<typeof EvaluatorOptionsSchema>;
 
 const temperature = z.number().positive().finite();
 
-export function toNativeSequences(data: PackedTokens): NativeSequences {
-  return { tokens: data.tokens, lengths: data.lengths, contextLength: data.contextLength };
+/** What a model evaluates and trains on: packed sequences (GPT-2) or encoder–decoder examples (BART, PEGASUS). */
+export type ModelData = PackedTokens | SummarizationArrays;
+
+export function isSeq2SeqData(d: ModelData): d is SummarizationArrays {
+  return "sourceTokens" in d;
+}
+
+/** The arrays the native side reads (only those: no strings or ids cross the boundary). */
+export function toNativeData(d: ModelData): NativeSequences | Omit<SummarizationArrays, "ids"> {
+  if (isSeq2SeqData(d)) {
+    const { sourceTokens, sourceLengths, targetTokens, targetLengths, maxSource, maxTarget } = d;
+    return { sourceTokens, sourceLengths, targetTokens, targetLengths, maxSource, maxTarget };
+  }
+  return { tokens: d.tokens, lengths: d.lengths, contextLength: d.contextLength };
 }
 
 export interface TemperatureFit {
@@ -40,28 +54,28 @@ export class Evaluator {
   readonly options: Readonly<z.output<typeof EvaluatorOptionsSchema>>;
 
   constructor(
-    readonly model: GPT2Model,
+    readonly model: GPT2Model | Seq2SeqModel,
     options: EvaluatorOptions = {},
   ) {
     this.options = parseOrThrow(EvaluatorOptionsSchema, options, "Evaluator options");
   }
 
   /** Metrics of `data` at temperature T (default 1). */
-  async evaluate(data: PackedTokens, options: { temperature?: number } = {}): Promise<EvalMetrics> {
+  async evaluate(data: ModelData, options: { temperature?: number } = {}): Promise<EvalMetrics> {
     const t = parseOrThrow(temperature.default(1), options.temperature, "temperature");
     const [m] = await this.evaluateAt(data, [t]);
     return m!;
   }
 
   /** Metrics at several temperatures from one pass of the model. */
-  async evaluateAt(data: PackedTokens, temperatures: number[]): Promise<EvalMetrics[]> {
+  async evaluateAt(data: ModelData, temperatures: number[]): Promise<EvalMetrics[]> {
     const ts = parseOrThrow(z.array(temperature).min(1), temperatures, "temperatures");
-    return this.model.native.evaluate(toNativeSequences(data), JSON.stringify({ ...this.options, temperatures: ts }));
+    return this.model.native.evaluate(toNativeData(data), JSON.stringify({ ...this.options, temperatures: ts }));
   }
 
   /** Post-hoc temperature scaling: the T minimising NLL on `valid` (log-spaced grid + parabolic refinement). */
   async fitTemperature(
-    valid: PackedTokens,
+    valid: ModelData,
     grid: { min?: number; max?: number; points?: number } = {},
   ): Promise<TemperatureFit> {
     const g = parseOrThrow(
@@ -77,7 +91,7 @@ export class Evaluator {
     );
     if (g.max <= g.min) throw new RangeError(`grid.max: expected a number > grid.min (${g.min}), got ${g.max}`);
     return this.model.native.fitTemperature(
-      toNativeSequences(valid),
+      toNativeData(valid),
       JSON.stringify({ ...this.options, ...g, temperatures: [] }),
     );
   }

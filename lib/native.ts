@@ -37,6 +37,17 @@ export interface NativeSequences {
   contextLength: number;
 }
 
+/** Encoder–decoder examples as the native side takes them (lib/data/summarization.ts packs them). */
+export interface NativeExamples {
+  sourceTokens: Int32Array;
+  sourceLengths: Int32Array;
+  targetTokens: Int32Array;
+  targetLengths: Int32Array;
+  maxSource: number;
+  maxTarget: number;
+}
+export type NativeData = NativeSequences | NativeExamples;
+
 /** One equal-width bin of top-1 confidence (docs/metrics.md). */
 export interface ReliabilityBin {
   lower: number;
@@ -81,9 +92,9 @@ export interface NativeModel {
     decoderLength: number,
   ): Float32Array;
   generate(prompt: Int32Array, json: string): Int32Array;
-  evaluate(data: NativeSequences, json: string): Promise<EvalMetrics[]>;
+  evaluate(data: NativeData, json: string): Promise<EvalMetrics[]>;
   fitTemperature(
-    data: NativeSequences,
+    data: NativeData,
     json: string,
   ): Promise<{ temperature: number; grid: { temperature: number; nll: number }[] }>;
 }
@@ -133,7 +144,7 @@ export interface NativeTrainer {
 export interface NativeAddon {
   /** json: { config: <HF config.json>, device, seed } or { config, device, weights: <model.safetensors> } */
   Model: new (json: string) => NativeModel;
-  Trainer: new (model: NativeModel, json: string, train: NativeSequences, valid: NativeSequences) => NativeTrainer;
+  Trainer: new (model: NativeModel, json: string, train: NativeData, valid: NativeData) => NativeTrainer;
   buildInfo(): BuildInfo;
   setNumThreads(n: number): void;
   /** json: { loss, vocabSize, step, grad, inPlace, stats } */

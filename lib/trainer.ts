@@ -16,8 +16,9 @@ import {
   LanguageModelDataOptionsSchema,
   prepareLanguageModelData,
 } from "./data/prepare.ts";
-import { toNativeSequences } from "./evaluator.ts";
+import { isSeq2SeqData, type ModelData, toNativeData } from "./evaluator.ts";
 import { GPT2Model, type ModelOptions, ModelOptionsSchema, resolveGPT2Config } from "./model.ts";
+import { Seq2SeqModel } from "./models/bart.ts";
 import { buildInfo, native, type NativeProgress, setNumThreads } from "./native.ts";
 import { RunLogWriter } from "./runlog.ts";
 
@@ -43,20 +44,25 @@ const DataSchema = z.union([
       cache: z.boolean().optional(),
     })
     .strict(),
-  z.object({ train: z.custom<PackedTokens>(isPacked), valid: z.custom<PackedTokens>(isPacked) }).strict(),
+  z.object({ train: z.custom<ModelData>(isPrepared), valid: z.custom<ModelData>(isPrepared) }).strict(),
 ]);
 
-function isPacked(v: unknown): v is PackedTokens {
-  const p = v as PackedTokens;
-  return !!p && p.tokens instanceof Int32Array && p.lengths instanceof Int32Array && Number.isInteger(p.contextLength);
+// Prepared splits: packed sequences (lib/data/prepare.ts) or encoder–decoder examples (lib/data/summarization.ts).
+function isPrepared(v: unknown): v is ModelData {
+  const p = v as PackedTokens & ModelData;
+  if (!p || typeof p !== "object") return false;
+  if ("sourceTokens" in p) {
+    return [p.sourceTokens, p.sourceLengths, p.targetTokens, p.targetLengths].every((a) => a instanceof Int32Array);
+  }
+  return p.tokens instanceof Int32Array && p.lengths instanceof Int32Array && Number.isInteger(p.contextLength);
 }
 
 export const TrainerOptionsSchema = z
   .object({
     /** a model to train, or how to create one (checked by ModelOptionsSchema in the constructor) */
-    model: z.custom<GPT2Model | ModelOptions>(
+    model: z.custom<GPT2Model | Seq2SeqModel | ModelOptions>(
       (v) => typeof v === "object" && v !== null,
-      "expected a GPT2Model or model options",
+      "expected a GPT2Model, a Seq2SeqModel or GPT-2 model options",
     ),
     loss: z.custom<TrainLossInput>((v) => typeof v === "object" && v !== null, "expected a loss config object"),
     /** where the tokens come from (prepared once, cached), or prepared splits */
@@ -150,9 +156,11 @@ export interface FitResult {
  */
 export class Trainer extends EventEmitter<TrainerEvents> {
   readonly options: Readonly<
-    Omit<z.output<typeof TrainerOptionsSchema>, "model"> & { model: GPT2Model | z.output<typeof ModelOptionsSchema> }
+    Omit<z.output<typeof TrainerOptionsSchema>, "model"> & {
+      model: GPT2Model | Seq2SeqModel | z.output<typeof ModelOptionsSchema>;
+    }
   >;
-  readonly model: GPT2Model;
+  readonly model: GPT2Model | Seq2SeqModel;
   readonly loss: TrainLoss;
   #running = false;
   #splits: [LanguageModelDataOptions, LanguageModelDataOptions] | undefined;
@@ -163,13 +171,14 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     const o = {
       ...parsed,
       model:
-        parsed.model instanceof GPT2Model
+        parsed.model instanceof GPT2Model || parsed.model instanceof Seq2SeqModel
           ? parsed.model
           : parseOrThrow(ModelOptionsSchema, parsed.model, "Trainer options.model"),
     };
     this.loss = parseTrainLoss(o.loss, "Trainer options.loss");
-    const device = o.model instanceof GPT2Model ? o.model.device : (o.model.device ?? "cpu");
-    if (o.device !== device && o.model instanceof GPT2Model) {
+    const given = o.model instanceof GPT2Model || o.model instanceof Seq2SeqModel ? o.model : undefined;
+    const device = given ? given.device : ((o.model as { device?: string }).device ?? "cpu");
+    if (o.device !== device && given) {
       throw new RangeError(`Trainer options.device: "${o.device}" but the model lives on "${device}"`);
     }
     if (o.device.startsWith("cuda") && buildInfo().cudaDeviceCount === 0) {
@@ -184,19 +193,35 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         parseOrThrow(LanguageModelDataOptionsSchema, { ...common, split: name }, "Trainer options.data");
       this.#splits = [split(trainSplit), split(validSplit)];
     }
-    const contextLength = "train" in o.data ? o.data.train.contextLength : o.data.contextLength;
-    const nPositions = o.model instanceof GPT2Model ? o.model.config.nPositions : resolveGPT2Config(o.model).nPositions;
-    if (contextLength > nPositions) {
-      throw new RangeError(
-        `Trainer options.data.contextLength: ${contextLength} is larger than the model's ${nPositions} positions`,
+    const seq2seq = o.model instanceof Seq2SeqModel;
+    if ("train" in o.data && [o.data.train, o.data.valid].some((d) => isSeq2SeqData(d) !== seq2seq)) {
+      throw new TypeError(
+        `Trainer options.data: ${seq2seq ? "a Seq2SeqModel trains on encoder-decoder examples (lib/data/summarization.ts)" : "a GPT-2 trains on packed sequences"} for both train and valid`,
       );
+    }
+    if (seq2seq && !("train" in o.data)) {
+      throw new TypeError("Trainer options.data: a Seq2SeqModel takes prepared { train, valid } examples");
+    }
+    if (!seq2seq) {
+      const data = o.data as { contextLength: number } | { train: PackedTokens };
+      const contextLength = "train" in data ? data.train.contextLength : data.contextLength;
+      const model = o.model as GPT2Model | z.output<typeof ModelOptionsSchema>;
+      const nPositions = model instanceof GPT2Model ? model.config.nPositions : resolveGPT2Config(model).nPositions;
+      if (contextLength > nPositions) {
+        throw new RangeError(
+          `Trainer options.data.contextLength: ${contextLength} is larger than the model's ${nPositions} positions`,
+        );
+      }
     }
     if (o.threads !== undefined) setNumThreads(o.threads);
     this.options = o;
     this.model =
-      o.model instanceof GPT2Model
-        ? o.model
-        : GPT2Model.create({ ...o.model, device: o.device, seed: o.model.seed ?? o.seed });
+      given ??
+      GPT2Model.create({
+        ...(o.model as ModelOptions),
+        device: o.device,
+        seed: (o.model as ModelOptions).seed ?? o.seed,
+      });
   }
 
   /** Prepares the data (cached), then trains until maxSteps, early stopping or `signal` (checkpointed). */
@@ -215,8 +240,8 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       const trainer = new (native().Trainer)(
         this.model.native,
         JSON.stringify(config),
-        toNativeSequences(train),
-        toNativeSequences(valid),
+        toNativeData(train),
+        toNativeData(valid),
       );
       if (log) {
         runLog = new RunLogWriter(log);
@@ -277,7 +302,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     }
   }
 
-  async #data(): Promise<{ train: PackedTokens; valid: PackedTokens }> {
+  async #data(): Promise<{ train: ModelData; valid: ModelData }> {
     const d = this.options.data;
     if ("train" in d) return d;
     const [train, valid] = this.#splits!;

@@ -106,33 +106,55 @@ Napi::Object token_stats_to_js(Napi::Env env, const at::Tensor& stats) {
   return o;
 }
 
-std::shared_ptr<core::PackedSequences> sequences_from_js(const Napi::Value& v, const char* name, int64_t vocab) {
-  const std::string n(name);
-  if (!v.IsObject()) throw ArgError(n + ": expected { tokens, lengths, contextLength }", false);
-  const Napi::Object o = v.As<Napi::Object>();
-  const Napi::Value tv = o.Get("tokens"), lv = o.Get("lengths"), cv = o.Get("contextLength");
+namespace {
+
+// rows × width ids from an Int32Array field, and their lengths (each in [1, width]), as int64 tensors.
+std::pair<at::Tensor, at::Tensor> rows_from_js(const Napi::Object& o, const std::string& name, const char* ids_key,
+                                               const char* lengths_key, const char* width_key, int64_t vocab) {
+  const Napi::Value tv = o.Get(ids_key), lv = o.Get(lengths_key), wv = o.Get(width_key);
   if (!tv.IsTypedArray() || tv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-    throw ArgError(n + ".tokens: expected an Int32Array", false);
+    throw ArgError(name + "." + ids_key + ": expected an Int32Array", false);
   if (!lv.IsTypedArray() || lv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-    throw ArgError(n + ".lengths: expected an Int32Array", false);
-  if (!cv.IsNumber()) throw ArgError(n + ".contextLength: expected a number", false);
-  const int64_t L = cv.As<Napi::Number>().Int64Value();
+    throw ArgError(name + "." + lengths_key + ": expected an Int32Array", false);
+  if (!wv.IsNumber()) throw ArgError(name + "." + width_key + ": expected a number", false);
+  const int64_t W = wv.As<Napi::Number>().Int64Value();
   Napi::Int32Array tokens = tv.As<Napi::Int32Array>(), lengths = lv.As<Napi::Int32Array>();
-  const int64_t S = static_cast<int64_t>(lengths.ElementLength());
-  if (L < 2 || static_cast<int64_t>(tokens.ElementLength()) != S * L)
-    throw ArgError(n + ".tokens: expected lengths.length × contextLength = " + std::to_string(S * L) +
-                       " ids (contextLength ≥ 2), got " + std::to_string(tokens.ElementLength()),
+  const int64_t N = static_cast<int64_t>(lengths.ElementLength());
+  if (W < 1 || static_cast<int64_t>(tokens.ElementLength()) != N * W)
+    throw ArgError(name + "." + ids_key + ": expected " + lengths_key + ".length × " + width_key + " = " +
+                       std::to_string(N * W) + " ids, got " + std::to_string(tokens.ElementLength()),
                    true);
   const auto i32 = at::TensorOptions().dtype(at::kInt);
-  at::Tensor t = at::from_blob(tokens.Data(), {S, L}, i32).to(at::kLong);
-  at::Tensor l = at::from_blob(lengths.Data(), {S}, i32).to(at::kLong);
-  if (S > 0) {
+  at::Tensor t = at::from_blob(tokens.Data(), {N, W}, i32).to(at::kLong);
+  at::Tensor l = at::from_blob(lengths.Data(), {N}, i32).to(at::kLong);
+  if (N > 0) {
     if (t.min().item<int64_t>() < 0 || t.max().item<int64_t>() >= vocab)
-      throw ArgError(n + ".tokens: expected ids in [0, " + std::to_string(vocab) + ")", true);
-    if (l.min().item<int64_t>() < 1 || l.max().item<int64_t>() > L)
-      throw ArgError(n + ".lengths: expected values in [1, contextLength]", true);
+      throw ArgError(name + "." + ids_key + ": expected ids in [0, " + std::to_string(vocab) + ")", true);
+    if (l.min().item<int64_t>() < 1 || l.max().item<int64_t>() > W)
+      throw ArgError(name + "." + lengths_key + ": expected values in [1, " + width_key + "]", true);
   }
-  return std::make_shared<core::PackedSequences>(std::move(t), std::move(l));
+  return {std::move(t), std::move(l)};
+}
+
+}  // namespace
+
+std::shared_ptr<core::Dataset> dataset_from_js(const Napi::Value& v, const char* name, core::LanguageModel& model) {
+  const std::string n(name);
+  const int64_t vocab = model.vocab_size();
+  if (!v.IsObject()) throw ArgError(n + ": expected packed sequences or encoder-decoder examples", false);
+  const Napi::Object o = v.As<Napi::Object>();
+  if (!model.is_encoder_decoder()) {
+    auto [t, l] = rows_from_js(o, n, "tokens", "lengths", "contextLength", vocab);
+    if (t.size(1) < 2) throw ArgError(n + ".contextLength: expected at least 2", true);
+    return std::make_shared<core::PackedSequences>(std::move(t), std::move(l));
+  }
+  auto [src, src_len] = rows_from_js(o, n, "sourceTokens", "sourceLengths", "maxSource", vocab);
+  auto [tgt, tgt_len] = rows_from_js(o, n, "targetTokens", "targetLengths", "maxTarget", vocab);
+  if (src.size(0) != tgt.size(0)) throw ArgError(n + ": expected as many targets as sources", true);
+  const core::Json c = model.config();
+  return std::make_shared<core::Seq2SeqExamples>(std::move(src), std::move(src_len), std::move(tgt), std::move(tgt_len),
+                                                 core::field<int64_t>(c, "pad_token_id"),
+                                                 core::field<int64_t>(c, "decoder_start_token_id"));
 }
 
 }  // namespace dpsm::addon

@@ -7,6 +7,7 @@
 
 #include "../core/data/batch.h"
 #include "../core/eval/metrics.h"
+#include "../core/models/language_model.h"
 #include "../core/train/trainer.h"
 
 namespace dpsm::addon {
@@ -17,8 +18,9 @@ Napi::Float32Array float32_array(Napi::Env env, const at::Tensor& t);
 // Per-token statistics [N, kStatCount] as { nll, pY, maxP, hit, sqNorm } arrays.
 Napi::Object token_stats_to_js(Napi::Env env, const at::Tensor& stats);
 
-// { tokens: Int32Array (S·L), lengths: Int32Array (S), contextLength: L } → a data set (copied), its ids
-// checked against the vocabulary: out-of-range ids would index outside the embedding.
-std::shared_ptr<core::PackedSequences> sequences_from_js(const Napi::Value& v, const char* name, int64_t vocab);
+// A data set (copied) for `model`, its ids checked against the vocabulary (out-of-range ids would index outside
+// the embedding): { tokens: Int32Array (S·L), lengths: Int32Array (S), contextLength: L } for a causal model,
+// { sourceTokens, sourceLengths, targetTokens, targetLengths, maxSource, maxTarget } for an encoder–decoder.
+std::shared_ptr<core::Dataset> dataset_from_js(const Napi::Value& v, const char* name, core::LanguageModel& model);
 
 }  // namespace dpsm::addon

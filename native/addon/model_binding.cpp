@@ -161,7 +161,7 @@ class Model : public Napi::ObjectWrap<Model> {
   // evaluate(data, json) -> Promise<metrics[]>, one per temperature
   Napi::Value Evaluate(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
-      auto data = sequences_from_js(info[0], "data", model().vocab_size());
+      auto data = dataset_from_js(info[0], "data", model());
       const core::EvalOptions opts = core::eval_options_from_json(json_arg(info, 1, "options"));
       auto holder = holder_;
       return run_async<std::vector<core::EvalMetrics>>(
@@ -181,7 +181,7 @@ class Model : public Napi::ObjectWrap<Model> {
   // fitTemperature(data, json { ...evaluator, min, max, points }) -> Promise<{ temperature, grid }>
   Napi::Value FitTemperature(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
-      auto data = sequences_from_js(info[0], "data", model().vocab_size());
+      auto data = dataset_from_js(info[0], "data", model());
       const core::Json j = json_arg(info, 1, "options");
       const core::EvalOptions opts = core::eval_options_from_json(j);
       const double t_min = core::field<double>(j, "min"), t_max = core::field<double>(j, "max");

@@ -76,9 +76,8 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     guarded(info, [&]() -> Napi::Value {
       holder_ = unwrap_model(info[0], "model");
       core::TrainConfig cfg = core::train_config_from_json(json_arg(info, 1, "config"));
-      const int64_t vocab = holder_->model->vocab_size();
-      auto train = sequences_from_js(info[2], "train", vocab);
-      auto valid = sequences_from_js(info[3], "valid", vocab);
+      auto train = dataset_from_js(info[2], "train", *holder_->model);
+      auto valid = dataset_from_js(info[3], "valid", *holder_->model);
       trainer_ = std::make_shared<core::Trainer>(holder_->model, std::move(cfg), std::move(train), std::move(valid));
       abort_ = std::make_shared<std::atomic<bool>>(false);
       return info.Env().Undefined();

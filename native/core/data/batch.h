@@ -5,6 +5,8 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 #include "../config.h"
 
 namespace dpsm::core {
@@ -43,6 +45,23 @@ class PackedSequences : public Dataset {
 
  private:
   at::Tensor tokens_, lengths_;
+};
+
+// Encoder–decoder examples packed by lib/data/summarization.ts: sources [N, S] and targets [N, T] (int64), with
+// their lengths (≥ 1; a target ends with EOS when the data asked for one). The encoder reads the source under a
+// padding mask; the decoder reads the target shifted right behind `decoder_start` and predicts the target.
+class Seq2SeqExamples : public Dataset {
+ public:
+  Seq2SeqExamples(at::Tensor sources, at::Tensor source_lengths, at::Tensor targets, at::Tensor target_lengths,
+                  int64_t pad_id, int64_t decoder_start_id);
+  int64_t count() const override { return sources_.size(0); }
+  int64_t positions() const override { return std::max(sources_.size(1), targets_.size(1)); }
+  Batch batch(const at::Tensor& rows, int64_t ignore_index, const at::Device& device) const override;
+  Json describe() const override;
+
+ private:
+  at::Tensor sources_, source_lengths_, targets_, target_lengths_;
+  int64_t pad_, start_;
 };
 
 }  // namespace dpsm::core
