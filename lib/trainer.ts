@@ -100,6 +100,12 @@ export const TrainerOptionsSchema = z
       .object({ stepFraction: z.number().min(0).max(1), tokenFraction: z.number().min(0).max(1) })
       .strict()
       .default({ stepFraction: 0, tokenFraction: 0 }),
+    /**
+     * summary-swap noise (encoder–decoders): the probability that a row trains on another row's reference of the
+     * same batch, drawn per dataSeed and batch by the rule in lib/data/summary-noise.ts (the seed's robustness
+     * setting is 0.15)
+     */
+    summarySwap: z.number().min(0).max(1).default(0),
     /** a progress bar on stderr ("auto": when stderr is a terminal, else a line every 10 %) */
     progress: z.union([z.boolean(), z.literal("auto")]).default("auto"),
     /** JSONL log file (default: <runDir>/train.jsonl; false: none) */
@@ -198,6 +204,9 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       throw new TypeError(
         `Trainer options.data: ${seq2seq ? "a Seq2SeqModel trains on encoder-decoder examples (lib/data/summarization.ts)" : "a GPT-2 trains on packed sequences"} for both train and valid`,
       );
+    }
+    if (!seq2seq && o.summarySwap > 0) {
+      throw new RangeError("Trainer options.summarySwap: applies to encoder-decoders; a GPT-2 takes labelNoise");
     }
     if (seq2seq && !("train" in o.data)) {
       throw new TypeError("Trainer options.data: a Seq2SeqModel takes prepared { train, valid } examples");

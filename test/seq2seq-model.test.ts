@@ -8,7 +8,7 @@ import path from "node:path";
 
 import test from "ava";
 
-import { Seq2SeqModel } from "../lib/models/bart.ts";
+import { SEQ2SEQ_PRESETS, Seq2SeqModel } from "../lib/models/bart.ts";
 import { readHeader } from "./helpers/safetensors.ts";
 
 const FIXTURES = path.join(import.meta.dirname, "fixtures", "seq2seq");
@@ -130,4 +130,43 @@ test("bad checkpoints and inputs are named errors", (t) => {
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
+});
+
+test("create: a preset's shape with Hugging Face's initialisation; its count of parameters; save and load", (t) => {
+  const m = Seq2SeqModel.create({ preset: "tiny", seed: 3 });
+  const c = SEQ2SEQ_PRESETS.tiny;
+  const d = c.d_model;
+  const attention = 4 * (d * d + d);
+  const ffn = 2 * d * c.encoder_ffn_dim + c.encoder_ffn_dim + d;
+  const norm = 2 * d;
+  const encoderLayer = attention + ffn + 2 * norm;
+  const decoderLayer = 2 * attention + ffn + 3 * norm;
+  const positions = (c.max_position_embeddings + 2) * d;
+  const expected =
+    c.vocab_size * d + 2 * (positions + norm) + c.encoder_layers * encoderLayer + c.decoder_layers * decoderLayer;
+  t.is(m.parameterCount, expected);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-s2s-create-"));
+  try {
+    m.save(dir);
+    const config = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")) as Record<string, unknown>;
+    t.is(config.model_type, "bart");
+    t.is(config.pad_token_id, 50257);
+    const again = Seq2SeqModel.load(dir);
+    const src = { ids: Int32Array.from([50256, 464, 3290, 50256]), mask: new Int32Array(4).fill(1), length: 4 };
+    t.deepEqual(
+      again.logits(src, Int32Array.from([50256, 464]), 1, 2),
+      m.logits(src, Int32Array.from([50256, 464]), 1, 2),
+    );
+    // The same seed, the same weights; another seed, others.
+    const same = Seq2SeqModel.create({ preset: "tiny", seed: 3 }).logits(src, Int32Array.from([50256, 464]), 1, 2);
+    const other = Seq2SeqModel.create({ preset: "tiny", seed: 4 }).logits(src, Int32Array.from([50256, 464]), 1, 2);
+    t.deepEqual(same, m.logits(src, Int32Array.from([50256, 464]), 1, 2));
+    t.notDeepEqual(other, same);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  t.throws(() => Seq2SeqModel.create({ preset: "bart-huge" as "tiny" }), { message: /preset/ });
+  t.throws(() => Seq2SeqModel.create({ preset: "tiny", config: { d_model: 130 } }), {
+    message: /d_model: must be a multiple of encoder_attention_heads/,
+  });
 });

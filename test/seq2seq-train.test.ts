@@ -8,9 +8,11 @@ import path from "node:path";
 import test from "ava";
 
 import { type PreparedSummarization, prepareSummarizationData } from "../lib/data/summarization.ts";
+import { summarySwapSources } from "../lib/data/summary-noise.ts";
 import { Evaluator } from "../lib/evaluator.ts";
 import { Seq2SeqModel } from "../lib/models/bart.ts";
 import { Trainer, type TrainerOptions } from "../lib/trainer.ts";
+import { probes } from "./helpers/testing-addon.ts";
 
 const BART = path.join(import.meta.dirname, "fixtures", "seq2seq", "bart");
 const bytes = {
@@ -142,3 +144,50 @@ test("a GPT-2's data for a BART, or a BART without prepared examples, is a named
     message: /a Seq2SeqModel takes prepared \{ train, valid \} examples/,
   });
 });
+
+test("the loop's summary-swap rule (C++) equals lib/data/summary-noise.ts on 2,000 batches", (t) => {
+  let swapped = 0;
+  let rowsSeen = 0;
+  for (let k = 0; k < 2000; k++) {
+    const seed = (k * 2654435761) % 2 ** 32;
+    const rows = 1 + (k % 33);
+    const p = [0.15, 0.5, 1, 0][k % 4]!;
+    const native = probes.summarySwapSources(seed, k, rows, p);
+    t.deepEqual([...native], [...summarySwapSources({ seed, batchIndex: k, rows, p })], `seed ${seed} batch ${k}`);
+    if (p === 0.15) {
+      rowsSeen += rows;
+      swapped += native.filter((j, i) => j !== i).length;
+    }
+  }
+  t.true(Math.abs(swapped / rowsSeen - 0.15) < 0.03, `swap rate ${swapped / rowsSeen}`);
+});
+
+test.serial(
+  "summary swap trains on other rows' references: a different curve, the same one for the same seed",
+  async (t) => {
+    const clean = await new Trainer({ ...base(), maxSteps: 4, evalEvery: 4 }).fit();
+    const a = await new Trainer({ ...base(), maxSteps: 4, evalEvery: 4, summarySwap: 0.5 }).fit();
+    const b = await new Trainer({ ...base(), maxSteps: 4, evalEvery: 4, summarySwap: 0.5 }).fit();
+    t.deepEqual(
+      a.history.steps.map((s) => s.loss),
+      b.history.steps.map((s) => s.loss),
+    );
+    t.notDeepEqual(
+      a.history.steps.map((s) => s.loss),
+      clean.history.steps.map((s) => s.loss),
+    );
+    t.throws(
+      () =>
+        new Trainer({
+          model: { size: "tiny" },
+          loss: { kind: "ce" },
+          data: { source: "wikitext-2" },
+          maxSteps: 1,
+          summarySwap: 0.1,
+        }),
+      {
+        message: /summarySwap: applies to encoder-decoders/,
+      },
+    );
+  },
+);

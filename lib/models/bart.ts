@@ -87,6 +87,93 @@ const Seq2SeqConfigSchema = z
   });
 export type Seq2SeqConfig = z.output<typeof Seq2SeqConfigSchema>;
 
+const BART_LARGE = {
+  model_type: "bart",
+  vocab_size: 50265,
+  d_model: 1024,
+  encoder_layers: 12,
+  decoder_layers: 12,
+  encoder_attention_heads: 16,
+  decoder_attention_heads: 16,
+  encoder_ffn_dim: 4096,
+  decoder_ffn_dim: 4096,
+  max_position_embeddings: 1024,
+  activation_function: "gelu",
+  scale_embedding: false,
+  dropout: 0.1,
+  attention_dropout: 0.1,
+  activation_dropout: 0.1,
+  pad_token_id: 1,
+  bos_token_id: 0,
+  eos_token_id: 2,
+  decoder_start_token_id: 2,
+} as const;
+
+/**
+ * Sizes as the published checkpoints' config.json files state them (bart-base, bart-large, pegasus-large), and
+ * `tiny` for this CPU: BART's layout over GPT-2's BPE with the special ids of lib/tokenizers/gpt2.ts (EOS 50256
+ * also starts the decoder, pad 50257).
+ */
+export const SEQ2SEQ_PRESETS = {
+  "bart-base": {
+    ...BART_LARGE,
+    d_model: 768,
+    encoder_layers: 6,
+    decoder_layers: 6,
+    encoder_attention_heads: 12,
+    decoder_attention_heads: 12,
+    encoder_ffn_dim: 3072,
+    decoder_ffn_dim: 3072,
+  },
+  "bart-large": BART_LARGE,
+  "pegasus-large": {
+    ...BART_LARGE,
+    model_type: "pegasus",
+    vocab_size: 96103,
+    encoder_layers: 16,
+    decoder_layers: 16,
+    activation_function: "relu",
+    scale_embedding: true,
+    pad_token_id: 0,
+    bos_token_id: undefined,
+    eos_token_id: 1,
+    decoder_start_token_id: 0,
+  },
+  tiny: {
+    ...BART_LARGE,
+    vocab_size: 50258,
+    d_model: 128,
+    encoder_layers: 2,
+    decoder_layers: 2,
+    encoder_attention_heads: 4,
+    decoder_attention_heads: 4,
+    encoder_ffn_dim: 512,
+    decoder_ffn_dim: 512,
+    dropout: 0,
+    attention_dropout: 0,
+    activation_dropout: 0,
+    pad_token_id: 50257,
+    bos_token_id: 50256,
+    eos_token_id: 50256,
+    decoder_start_token_id: 50256,
+  },
+} as const;
+export type Seq2SeqPreset = keyof typeof SEQ2SEQ_PRESETS;
+
+const CreateOptionsSchema = z
+  .object({
+    preset: z.enum(Object.keys(SEQ2SEQ_PRESETS) as [Seq2SeqPreset, ...Seq2SeqPreset[]]),
+    /** config.json fields that override the preset's */
+    config: z.record(z.string(), z.unknown()).default({}),
+    seed: z.number().int().min(0).default(0),
+    device: z
+      .string()
+      .regex(/^(cpu|cuda(:\d+)?)$/, "expected cpu, cuda or cuda:N")
+      .default("cpu"),
+  })
+  .strict();
+export type Seq2SeqCreateOptions = z.input<typeof CreateOptionsSchema>;
+
 /** A BART or PEGASUS model (Hugging Face's BartForConditionalGeneration / PegasusForConditionalGeneration). */
 export class Seq2SeqModel {
   /** @internal */
@@ -96,6 +183,14 @@ export class Seq2SeqModel {
   private constructor(m: NativeModel, config: Seq2SeqConfig) {
     this.native = m;
     this.config = Object.freeze(config);
+  }
+
+  /** A new model of a preset's shape with Hugging Face's initialisation (N(0, init_std), seeded). */
+  static create(options: Seq2SeqCreateOptions): Seq2SeqModel {
+    const o = parseOrThrow(CreateOptionsSchema, options, "Seq2SeqModel.create options");
+    const preset = Object.fromEntries(Object.entries(SEQ2SEQ_PRESETS[o.preset]).filter(([, v]) => v !== undefined));
+    const config = parseOrThrow(Seq2SeqConfigSchema, { ...preset, ...o.config }, "Seq2SeqModel.create options.config");
+    return new Seq2SeqModel(new (native().Model)(JSON.stringify({ config, seed: o.seed, device: o.device })), config);
   }
 
   /** Weights from a Hugging Face BART or PEGASUS folder (config.json + model.safetensors). */

@@ -2,6 +2,7 @@
 // and the CPU kernel's ISA switch, for test/ and bench/ only. The product addon carries none of this.
 #include <ATen/Parallel.h>
 
+#include "../core/data/sampler.h"
 #include "../core/loss/objectives.h"
 #include "../core/platform.h"
 #include "../core/testing/loss_probe.h"
@@ -91,6 +92,22 @@ Napi::Value UseCpuIsa(const Napi::CallbackInfo& info) {
   });
 }
 
+// summarySwapSources(seed, batchIndex, rows, p) -> Int32Array: the C++ twin of lib/data/summary-noise.ts
+Napi::Value SummarySwapSources(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    if (info.Length() < 4) throw ArgError("summarySwapSources(seed, batchIndex, rows, p)", false);
+    for (size_t i = 0; i < 4; ++i)
+      if (!info[i].IsNumber()) throw ArgError("summarySwapSources: expected four numbers", false);
+    const auto src =
+        core::summary_swap_sources(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()),
+                                   static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value()),
+                                   info[2].As<Napi::Number>().Int64Value(), info[3].As<Napi::Number>().DoubleValue());
+    Napi::Int32Array a = Napi::Int32Array::New(info.Env(), src.size());
+    for (size_t i = 0; i < src.size(); ++i) a[i] = static_cast<int32_t>(src[i]);
+    return a;
+  });
+}
+
 Napi::Value CpuIsa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), cpu::isa_name()); }
 
 }  // namespace
@@ -101,6 +118,7 @@ Napi::Object InitTesting(Napi::Env env, Napi::Object exports) {
   exports.Set("timeLoss", Napi::Function::New(env, TimeLoss, "timeLoss"));
   exports.Set("useCpuIsa", Napi::Function::New(env, UseCpuIsa, "useCpuIsa"));
   exports.Set("cpuIsa", Napi::Function::New(env, CpuIsa, "cpuIsa"));
+  exports.Set("summarySwapSources", Napi::Function::New(env, SummarySwapSources, "summarySwapSources"));
   return exports;
 }
 

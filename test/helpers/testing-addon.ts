@@ -48,6 +48,7 @@ interface TestingAddon {
   timeLoss(json: string): Promise<LossTiming>;
   useCpuIsa(isa: string): boolean;
   cpuIsa(): string;
+  summarySwapSources(seed: number, batchIndex: number, rows: number, p: number): Int32Array;
 }
 
 let addon: TestingAddon | undefined;
@@ -73,4 +74,7 @@ export const probes = {
   /** Switches the testing addon's CPU kernel to an ISA variant ("auto": the best); false when the CPU lacks it. */
   useCpuIsa: (isa: "auto" | "baseline" | "avx2" | "avx512") => load().useCpuIsa(isa),
   cpuIsa: () => load().cpuIsa(),
+  /** The training loop's summary-swap rule (native/core/data/sampler.cpp). */
+  summarySwapSources: (seed: number, batchIndex: number, rows: number, p: number) =>
+    load().summarySwapSources(seed, batchIndex, rows, p),
 };

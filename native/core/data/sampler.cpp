@@ -2,6 +2,8 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
+
 namespace dpsm::core {
 namespace {
 constexpr uint64_t kSaltData = 1, kSaltNoise = 2;
@@ -47,6 +49,27 @@ void LabelNoise::corrupt(at::Tensor& targets, int64_t step) const {
   const at::Tensor pick = (at::rand(t.sizes(), gen, f32) < c_.token_fraction) & (t != ignore_);
   const at::Tensor random = at::randint(0, vocab_, t.sizes(), gen, at::TensorOptions().dtype(at::kLong));
   targets = at::where(pick, random, t).to(targets.device());
+}
+
+std::vector<int64_t> summary_swap_sources(uint64_t seed, uint64_t batch_index, int64_t rows, double p) {
+  uint64_t state = (seed << 32) | (batch_index & 0xffffffffull);
+  auto next = [&state] {
+    state += 0x9E3779B97F4A7C15ull;
+    uint64_t z = state;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  };
+  std::vector<int64_t> src(static_cast<size_t>(std::max<int64_t>(rows, 0)));
+  for (int64_t i = 0; i < rows; ++i) {
+    const uint64_t a = next(), b = next();
+    src[i] = i;
+    if (rows >= 2 && static_cast<double>(a >> 11) * 0x1.0p-53 < p) {
+      const int64_t j = static_cast<int64_t>(b % static_cast<uint64_t>(rows - 1));
+      src[i] = j >= i ? j + 1 : j;
+    }
+  }
+  return src;
 }
 
 }  // namespace dpsm::core

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "../config.h"
 
@@ -51,5 +52,11 @@ class LabelNoise {
   uint64_t seed_;
   int64_t vocab_, ignore_;
 };
+
+// Summary-swap noise for encoder–decoder batches: for each row, the row whose reference it trains on (itself
+// unless swapped). The rule (SplitMix64 from (seed << 32) | batch_index; row i draws a, b; swapped when
+// (a >> 11)·2^−53 < p, to row b mod (rows − 1), skipping itself) is stated in full in lib/data/summary-noise.ts,
+// whose TypeScript twin the tests hold this one to.
+std::vector<int64_t> summary_swap_sources(uint64_t seed, uint64_t batch_index, int64_t rows, double p);
 
 }  // namespace dpsm::core

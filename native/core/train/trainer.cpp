@@ -43,6 +43,7 @@ TrainConfig train_config_from_json(const Json& j) {
   c.optim = optim_config_from_json(j);
   c.objective = objective_from_json(field<Json>(j, "loss"));
   c.label_noise = label_noise_from_json(field<Json>(j, "labelNoise"));
+  c.summary_swap = field<double>(j, "summarySwap");
   c.document = j;
   return c;
 }
@@ -165,6 +166,14 @@ void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const 
     for (int64_t micro = 0; micro < cfg_.grad_accum; ++micro) {
       Batch b = train_->batch(sampler_.next(), ignore, device_);
       if (noisy) noise_.corrupt(b.targets, step);
+      if (cfg_.summary_swap > 0) {
+        // Decoder inputs are the targets shifted right: a row that takes another's reference takes both.
+        const uint64_t index = static_cast<uint64_t>(step * cfg_.grad_accum + micro);
+        const auto rows = summary_swap_sources(cfg_.data_seed, index, b.targets.size(0), cfg_.summary_swap);
+        const at::Tensor src = at::tensor(rows, at::TensorOptions().dtype(at::kLong)).to(device_);
+        b.targets = b.targets.index_select(0, src);
+        if (b.decoder_input_ids.defined()) b.decoder_input_ids = b.decoder_input_ids.index_select(0, src);
+      }
       tokens += (b.targets != ignore).sum().item<int64_t>();
       at::Tensor logits;
       {

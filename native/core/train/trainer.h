@@ -34,7 +34,8 @@ struct TrainConfig {
   OptimConfig optim;
   Objective objective;
   LabelNoiseConfig label_noise;
-  Json document;  // the document all of the above came from
+  double summary_swap = 0;  // encoder–decoders: the share of rows trained on another row's reference
+  Json document;            // the document all of the above came from
 };
 // lib/'s trainer document (lib/schemas/trainer.ts states every field and its default).
 TrainConfig train_config_from_json(const Json& j);
