@@ -8,6 +8,7 @@ import path from "node:path";
 import { z } from "zod";
 
 import { parseOrThrow } from "./config.ts";
+import { readHfCheckpoint } from "./models/checkpoint.ts";
 import { native, type NativeModel } from "./native.ts";
 
 export const MODEL_SIZES = ["tiny", "small", "medium", "large"] as const;
@@ -152,19 +153,10 @@ export class GPT2Model {
 
   /** Weights from a Hugging Face GPT-2 folder (config.json + model.safetensors), ours or theirs. */
   static load(dir: string, options: { device?: string } = {}): GPT2Model {
-    for (const f of ["config.json", "model.safetensors"]) {
-      if (!fs.existsSync(path.join(dir, f))) throw new Error(`GPT2Model.load: ${path.join(dir, f)} not found`);
-    }
+    const { config: raw, weights } = readHfCheckpoint(dir, "GPT2Model.load");
     const file = path.join(dir, "config.json");
-    let raw: unknown;
-    try {
-      raw = JSON.parse(fs.readFileSync(file, "utf8"));
-    } catch (e) {
-      throw new Error(`GPT2Model.load: ${file} is not valid JSON (${(e as Error).message})`, { cause: e });
-    }
     const config = parseOrThrow(HfConfigSchema, raw, file);
     const { device: d } = parseOrThrow(z.object({ device: device() }).strict(), options, "GPT2Model.load options");
-    const weights = path.resolve(dir, "model.safetensors");
     return new GPT2Model(new (native().Model)(JSON.stringify({ config, weights, device: d })));
   }
 

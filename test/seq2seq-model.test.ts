@@ -170,3 +170,25 @@ test("create: a preset's shape with Hugging Face's initialisation; its count of 
     message: /d_model: must be a multiple of encoder_attention_heads/,
   });
 });
+
+test("sharded weights (model.safetensors.index.json, as save_pretrained writes them) load like one file", (t) => {
+  const e = JSON.parse(fs.readFileSync(path.join(FIXTURES, "bart", "expected.json"), "utf8")) as Expected;
+  const sharded = path.join(FIXTURES, "bart-sharded");
+  t.deepEqual(run(Seq2SeqModel.load(sharded), e).logits, run(Seq2SeqModel.load(path.join(FIXTURES, "bart")), e).logits);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-s2s-shards-"));
+  try {
+    for (const f of fs.readdirSync(sharded)) fs.copyFileSync(path.join(sharded, f), path.join(tmp, f));
+    const index = JSON.parse(fs.readFileSync(path.join(tmp, "model.safetensors.index.json"), "utf8")) as {
+      weight_map: Record<string, string>;
+    };
+    const write = (weightMap: Record<string, string>) =>
+      fs.writeFileSync(path.join(tmp, "model.safetensors.index.json"), JSON.stringify({ weight_map: weightMap }));
+    write({ ...index.weight_map, "model.extra.weight": index.weight_map["model.shared.weight"]! });
+    t.throws(() => Seq2SeqModel.load(tmp), { message: /lacks 'model\.extra\.weight', which the index places there/ });
+    const { ["model.shared.weight"]: _dropped, ...rest } = index.weight_map;
+    write(rest);
+    t.throws(() => Seq2SeqModel.load(tmp), { message: /holds tensors the index does not list/ });
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});

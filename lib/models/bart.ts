@@ -9,6 +9,7 @@ import { z } from "zod";
 
 import { parseOrThrow } from "../config.ts";
 import { native, type NativeModel } from "../native.ts";
+import { readHfCheckpoint } from "./checkpoint.ts";
 
 const positiveInt = () => z.number().int().min(1);
 const rate = () => z.number().min(0).lt(1);
@@ -195,16 +196,8 @@ export class Seq2SeqModel {
 
   /** Weights from a Hugging Face BART or PEGASUS folder (config.json + model.safetensors). */
   static load(dir: string, options: { device?: string } = {}): Seq2SeqModel {
-    for (const f of ["config.json", "model.safetensors"]) {
-      if (!fs.existsSync(path.join(dir, f))) throw new Error(`Seq2SeqModel.load: ${path.join(dir, f)} not found`);
-    }
+    const { config: raw, weights } = readHfCheckpoint(dir, "Seq2SeqModel.load");
     const file = path.join(dir, "config.json");
-    let raw: unknown;
-    try {
-      raw = JSON.parse(fs.readFileSync(file, "utf8"));
-    } catch (e) {
-      throw new Error(`Seq2SeqModel.load: ${file} is not valid JSON (${(e as Error).message})`, { cause: e });
-    }
     const config = parseOrThrow(Seq2SeqConfigSchema, raw, file);
     const device = parseOrThrow(
       z
@@ -214,7 +207,6 @@ export class Seq2SeqModel {
       options.device,
       "Seq2SeqModel.load options.device",
     );
-    const weights = path.resolve(dir, "model.safetensors");
     return new Seq2SeqModel(new (native().Model)(JSON.stringify({ config, weights, device })), config);
   }
 

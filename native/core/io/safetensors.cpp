@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <vector>
@@ -102,6 +103,41 @@ SafeTensors read_safetensors(const std::string& path) {
     st.tensors[it.key()] = t;
   }
   return st;
+}
+
+SafeTensors read_hf_weights(const std::string& path) {
+  const std::string suffix = ".index.json";
+  if (path.size() < suffix.size() || path.compare(path.size() - suffix.size(), suffix.size(), suffix) != 0)
+    return read_safetensors(path);
+  std::ifstream f(path);
+  if (!f) bad(path, "cannot open");
+  nlohmann::json index;
+  try {
+    index = nlohmann::json::parse(f);
+  } catch (const std::exception& e) {
+    bad(path, std::string("not JSON: ") + e.what());
+  }
+  if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
+    bad(path, "no weight_map object");
+  const std::string dir = path.substr(0, path.find_last_of('/') + 1);
+  std::map<std::string, std::vector<std::string>> by_shard;
+  for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
+    if (!it.value().is_string()) bad(path, "weight_map entry '" + it.key() + "' is not a file name");
+    const std::string shard = it.value().get<std::string>();
+    if (shard.find('/') != std::string::npos) bad(path, "shard '" + shard + "' is not a file beside the index");
+    by_shard[shard].push_back(it.key());
+  }
+  SafeTensors out;
+  for (const auto& [shard, names] : by_shard) {
+    SafeTensors st = read_safetensors(dir + shard);
+    for (const std::string& name : names) {
+      auto t = st.tensors.find(name);
+      if (t == st.tensors.end()) bad(dir + shard, "lacks '" + name + "', which the index places there");
+      out.tensors[name] = t->second;
+    }
+    if (st.tensors.size() != names.size()) bad(dir + shard, "holds tensors the index does not list");
+  }
+  return out;
 }
 
 void write_safetensors_atomic(const std::string& path, const SafeTensors& st) {

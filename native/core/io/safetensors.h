@@ -17,6 +17,11 @@ struct SafeTensors {
 // Reads a whole file. Throws std::runtime_error naming the file on any malformed content.
 SafeTensors read_safetensors(const std::string& path);
 
+// A checkpoint's weights: one safetensors file, or Hugging Face's sharded layout given by its
+// model.safetensors.index.json (every tensor of the weight map read from its shard, none twice). Throws naming
+// the file at fault.
+SafeTensors read_hf_weights(const std::string& path);
+
 // Writes `st` to `path` via a temporary file in the same folder and a rename, so readers only ever see a
 // complete file. Tensors are stored contiguous, in their own dtype (float32, float16, bfloat16, int64,
 // int32, uint8 supported).

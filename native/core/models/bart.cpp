@@ -211,7 +211,7 @@ void Bart::init_weights(uint64_t seed) {
 }
 
 void Bart::load_hf_weights(const std::string& path) {
-  SafeTensors st = read_safetensors(path);
+  SafeTensors st = read_hf_weights(path);
   const std::set<std::string> tied = {"model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight",
                                       "lm_head.weight"};
   std::map<std::string, at::Tensor> wanted;

@@ -152,7 +152,7 @@ GPT2Config gpt2_config_from_hf(const Json& j) {
 }
 
 void GPT2::load_hf_weights(const std::string& path) {
-  SafeTensors st = read_safetensors(path);
+  SafeTensors st = read_hf_weights(path);
   std::map<std::string, at::Tensor> by_name;
   for (auto& [key, t] : st.tensors) {
     // Buffers of older checkpoints (the causal mask) and the tied head carry no parameters of their own.
