@@ -170,13 +170,24 @@ Bart::Bart(BartConfig c) : config_(std::move(c)) {
 }
 
 at::Tensor Bart::hidden(const Batch& b) {
-  const at::Tensor& src = b.input_ids;
-  const at::Tensor& dec = b.decoder_input_ids;
+  return decode(b.decoder_input_ids, encode(b.input_ids, b.attention_mask), b.attention_mask);
+}
+
+// Padding keys are masked for every query, in the encoder's self-attention and the decoder's cross-attention.
+static at::Tensor padding_mask(const at::Tensor& ids, const at::Tensor& attention_mask, at::ScalarType dtype) {
+  const at::Tensor keys = (attention_mask.defined() ? attention_mask != 0 : at::ones_like(ids, at::kBool));
+  return additive(keys.unsqueeze(1).unsqueeze(1), dtype);
+}
+
+at::Tensor Bart::encode(const at::Tensor& src, const at::Tensor& attention_mask) {
+  const at::Tensor mask = padding_mask(src, attention_mask, model->shared->weight.scalar_type());
+  return model->encoder->forward(src, model->shared, mask, at::Tensor(), at::Tensor());
+}
+
+at::Tensor Bart::decode(const at::Tensor& dec, const at::Tensor& memory, const at::Tensor& attention_mask) {
   const auto dtype = model->shared->weight.scalar_type();
-  // Padding keys are masked for every query, in the encoder's self-attention and the decoder's cross-attention.
-  const at::Tensor keys = (b.attention_mask.defined() ? b.attention_mask != 0 : at::ones_like(src, at::kBool));
-  const at::Tensor memory_mask = additive(keys.unsqueeze(1).unsqueeze(1), dtype);
-  const at::Tensor memory = model->encoder->forward(src, model->shared, memory_mask, at::Tensor(), at::Tensor());
+  const at::Tensor memory_ids = memory.select(2, 0);  // only its shape [B, S] matters when there is no mask
+  const at::Tensor memory_mask = padding_mask(memory_ids, attention_mask, dtype);
   const int64_t T = dec.size(1);
   const at::Tensor causal = at::ones({T, T}, dec.options().dtype(at::kBool)).tril();
   return model->decoder->forward(dec, model->shared, additive(causal.view({1, 1, T, T}), dtype), memory, memory_mask);

@@ -86,6 +86,9 @@ class Bart : public LanguageModel {
   // The decoder's final hidden states for the batch's encoder inputs (input_ids, attention_mask) and
   // decoder_input_ids.
   at::Tensor hidden(const Batch& batch) override;
+  at::Tensor encode(const at::Tensor& input_ids, const at::Tensor& attention_mask) override;
+  at::Tensor decode(const at::Tensor& decoder_input_ids, const at::Tensor& encoder_states,
+                    const at::Tensor& attention_mask) override;
   at::Tensor logits(const at::Tensor& hidden_states) override;
   Json config() const override { return config_.document; }
   int64_t vocab_size() const override { return config_.vocab_size; }

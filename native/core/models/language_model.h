@@ -26,6 +26,13 @@ class LanguageModel : public torch::nn::Module {
   virtual int64_t max_positions() const = 0;
   // Encoder–decoders read the batch's encoder inputs and decoder inputs; causal models its input_ids alone.
   virtual bool is_encoder_decoder() const { return false; }
+  // Encoder–decoders split hidden() in two so generation runs the encoder once per batch: the encoder's final
+  // states [B, S, d] for input_ids [B, S] under attention_mask [B, S] (1 on real tokens), then the decoder's
+  // final states [B, T, d] for decoder_input_ids [B, T] reading those states under the same mask. Causal
+  // models throw.
+  virtual at::Tensor encode(const at::Tensor& input_ids, const at::Tensor& attention_mask);
+  virtual at::Tensor decode(const at::Tensor& decoder_input_ids, const at::Tensor& encoder_states,
+                            const at::Tensor& attention_mask);
   // The family's initialisation, drawn on the CPU from `seed` so every device gets the same weights.
   virtual void init_weights(uint64_t seed) = 0;
   // Hugging Face parameter names ↔ tensors: what save_hf writes and load_hf_weights expects.

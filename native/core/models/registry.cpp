@@ -15,6 +15,16 @@ int64_t LanguageModel::parameter_count() {
   return n;
 }
 
+at::Tensor LanguageModel::encode(const at::Tensor&, const at::Tensor&) {
+  throw std::invalid_argument("encode: model_type '" + config().value("model_type", std::string()) +
+                              "' is not an encoder-decoder");
+}
+
+at::Tensor LanguageModel::decode(const at::Tensor&, const at::Tensor&, const at::Tensor&) {
+  throw std::invalid_argument("decode: model_type '" + config().value("model_type", std::string()) +
+                              "' is not an encoder-decoder");
+}
+
 void LanguageModel::save_hf(const std::string& dir) {
   SafeTensors st;
   for (const auto& p : named_parameters()) st.tensors[p.key()] = p.value().detach().to(at::kFloat).cpu();
