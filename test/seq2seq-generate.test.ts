@@ -80,6 +80,10 @@ test("generate: bad options are named errors", async (t) => {
     instanceOf: RangeError,
     message: /options\.minLength: must not exceed maxLength/,
   });
+  await t.throwsAsync(model.generate(src, { maxLength: 129 }), {
+    instanceOf: RangeError,
+    message: /options\.maxLength: must not exceed max_position_embeddings 128/,
+  });
   await t.throwsAsync(model.generate(src, { eosTokenId: 264 }), {
     instanceOf: RangeError,
     message: /options\.eosTokenId: must be below vocab_size 264/,

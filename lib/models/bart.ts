@@ -269,6 +269,13 @@ export class Seq2SeqModel {
       if (id !== null && id >= V)
         throw new RangeError(`Seq2SeqModel.generate options.${k}: must be below vocab_size ${V}`);
     }
+    // Positions are learned (BART) or tabled (PEGASUS) only up to max_position_embeddings.
+    if (o.maxLength > this.config.max_position_embeddings) {
+      throw new RangeError(
+        `Seq2SeqModel.generate options.maxLength: must not exceed max_position_embeddings ` +
+          `${this.config.max_position_embeddings}, got ${o.maxLength}`,
+      );
+    }
     const batch = source.length > 0 ? source.ids.length / source.length : 0;
     if (!Number.isInteger(batch) || batch < 1 || source.mask.length !== source.ids.length) {
       throw new RangeError("Seq2SeqModel.generate: source ids and mask must hold batch × length values");

@@ -67,14 +67,14 @@ void process_scores(const Sequences& seqs, at::Tensor& scores, const Seq2SeqGene
   }
 }
 
-// Logits [N, V] (CPU float) of the token after each row of `seqs`, the decoder reading the whole prefix.
-at::Tensor next_logits(LanguageModel& model, const Sequences& seqs, const at::Tensor& memory, const at::Tensor& mask) {
-  const int64_t N = static_cast<int64_t>(seqs.size()), T = static_cast<int64_t>(seqs.front().size());
-  std::vector<int64_t> flat;
-  flat.reserve(N * T);
-  for (const auto& row : seqs) flat.insert(flat.end(), row.begin(), row.end());
-  const at::Tensor dec = at::tensor(flat, at::kLong).view({N, T}).to(memory.device());
-  return model.logits(model.decode(dec, memory, mask).select(1, T - 1)).to(at::kFloat).cpu().contiguous();
+// Logits [N, V] (CPU float) of the token after each row of `seqs`, whose prefix `cache` holds but for the last.
+at::Tensor next_logits(LanguageModel& model, const Sequences& seqs, LanguageModel::DecoderCache& cache,
+                       const at::Device& device) {
+  std::vector<int64_t> last;
+  last.reserve(seqs.size());
+  for (const auto& row : seqs) last.push_back(row.back());
+  const at::Tensor ids = at::tensor(last, at::kLong).to(device);
+  return model.logits(model.decode_next(ids, cache)).to(at::kFloat).cpu().contiguous();
 }
 
 // The decoder start, then up to and including the first EOS after it.
@@ -87,10 +87,11 @@ std::vector<int64_t> until_eos(const std::vector<int64_t>& row, int64_t eos) {
 Sequences greedy(LanguageModel& model, const at::Tensor& memory, const at::Tensor& mask,
                  const Seq2SeqGenerateOptions& o) {
   const int64_t B = memory.size(0);
+  const auto cache = model.start_decoding(memory, mask);
   Sequences seqs(B, std::vector<int64_t>{o.decoder_start_token_id});
   std::vector<bool> unfinished(B, true);
   for (int64_t t = 1; t < o.max_length; ++t) {
-    at::Tensor scores = next_logits(model, seqs, memory, mask);
+    at::Tensor scores = next_logits(model, seqs, *cache, memory.device());
     process_scores(seqs, scores, o);
     const at::Tensor next = scores.argmax(1);
     bool any = false;
@@ -158,6 +159,7 @@ struct Hypotheses {
 Sequences beam_search(LanguageModel& model, const at::Tensor& memory, const at::Tensor& mask,
                       const Seq2SeqGenerateOptions& o) {
   const int64_t K = o.num_beams, N = memory.size(0), B = N / K;
+  const auto cache = model.start_decoding(memory, mask);
   Sequences seqs(N, std::vector<int64_t>{o.decoder_start_token_id});
   // Only the first beam of each example is live at the start, so the first step does not pick one token K times.
   at::Tensor beam_scores = at::zeros({B, K}, at::kFloat);
@@ -165,7 +167,7 @@ Sequences beam_search(LanguageModel& model, const at::Tensor& memory, const at::
   beam_scores = beam_scores.view({N});
   std::vector<Hypotheses> hyps(B);
   for (int64_t t = 1; t < o.max_length; ++t) {
-    at::Tensor scores = at::log_softmax(next_logits(model, seqs, memory, mask), 1);
+    at::Tensor scores = at::log_softmax(next_logits(model, seqs, *cache, memory.device()), 1);
     process_scores(seqs, scores, o);
     const int64_t V = scores.size(1);
     scores = (scores + beam_scores.unsqueeze(1)).view({B, K * V});
@@ -175,12 +177,14 @@ Sequences beam_search(LanguageModel& model, const at::Tensor& memory, const at::
     auto ti = top_ids.accessor<int64_t, 2>();
     const int64_t cur_len = t + 1;
     Sequences next(N);
+    std::vector<int64_t> origin(N);  // the row each new row continues
     at::Tensor next_scores = at::zeros({N}, at::kFloat);
     auto ns = next_scores.accessor<float, 1>();
     for (int64_t b = 0; b < B; ++b) {
       if (hyps[b].done) {
         // A finished example's rows carry padding until the whole batch stops.
         for (int64_t k = 0; k < K; ++k) {
+          origin[b * K + k] = b * K;
           next[b * K + k] = seqs[b * K];
           next[b * K + k].push_back(o.pad_token_id);
         }
@@ -195,6 +199,7 @@ Sequences beam_search(LanguageModel& model, const at::Tensor& memory, const at::
           tokens.push_back(token);
           hyps[b].add(std::move(tokens), ts[b][rank], cur_len - 1, o);
         } else {
+          origin[b * K + k] = row;
           next[b * K + k] = seqs[row];
           next[b * K + k].push_back(token);
           ns[b * K + k] = ts[b][rank];
@@ -205,6 +210,7 @@ Sequences beam_search(LanguageModel& model, const at::Tensor& memory, const at::
       hyps[b].done = hyps[b].is_done(ts[b][0], cur_len, o);
     }
     seqs = std::move(next);
+    cache->select_rows(at::tensor(origin, at::kLong).to(memory.device()));
     beam_scores = next_scores;
     bool all_done = true;
     for (const Hypotheses& h : hyps) all_done = all_done && h.done;

@@ -1,7 +1,7 @@
 // Generation for encoder–decoders with Hugging Face transformers 4.40's semantics (greedy search when
 // num_beams is 1, else beam search with its BeamSearchScorer), checked token for token against transformers'
 // own `generate` by test/seq2seq-generate.test.ts. The encoder runs once per batch; every example's beams are
-// decoded together. The decoder recomputes its whole prefix at each step (no key/value cache yet).
+// decoded together, one token per step, the decoder keeping its prefix's keys and values.
 #pragma once
 
 #include <cstdint>
