@@ -92,6 +92,13 @@ export interface NativeModel {
     decoderLength: number,
   ): Float32Array;
   generate(prompt: Int32Array, json: string): Int32Array;
+  generateSeq2Seq(
+    sourceIds: Int32Array,
+    sourceMask: Int32Array,
+    batch: number,
+    sourceLength: number,
+    json: string,
+  ): Promise<Int32Array[]>;
   evaluate(data: NativeData, json: string): Promise<EvalMetrics[]>;
   fitTemperature(
     data: NativeData,

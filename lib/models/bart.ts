@@ -175,15 +175,107 @@ const CreateOptionsSchema = z
   .strict();
 export type Seq2SeqCreateOptions = z.input<typeof CreateOptionsSchema>;
 
+const tokenId = () => z.number().int().min(0);
+const earlyStopping = () => z.union([z.boolean(), z.literal("never")]);
+// One EOS id: transformers also takes a list, which the native core does not search for.
+const eosId = () =>
+  z
+    .union([tokenId(), z.array(tokenId()).length(1, "expected one EOS id")])
+    .transform((e) => (Array.isArray(e) ? e[0]! : e));
+
+// The generation fields of a checkpoint's generation_config.json (or, without one, of its config.json, as
+// transformers' GenerationConfig.from_model_config reads them), in transformers' names; others are ignored.
+const CheckpointGenerationSchema = z
+  .object({
+    num_beams: positiveInt(),
+    max_length: positiveInt(),
+    min_length: z.number().int().min(0),
+    length_penalty: z.number(),
+    no_repeat_ngram_size: z.number().int().min(0),
+    early_stopping: earlyStopping(),
+    decoder_start_token_id: tokenId(),
+    eos_token_id: eosId(),
+    pad_token_id: tokenId(),
+    forced_bos_token_id: tokenId().nullable(),
+    forced_eos_token_id: eosId().nullable(),
+  })
+  .partial();
+
+/**
+ * Options of {@link Seq2SeqModel.generate}: transformers' GenerationConfig fields (greedy and beam search) under
+ * their camelCase names. Lengths count the decoder start token, as transformers counts them for encoder–decoders.
+ * Absent fields come from the checkpoint's generation_config.json, then transformers' defaults.
+ */
+export const Seq2SeqGenerateOptionsSchema = z
+  .object({
+    numBeams: positiveInt().default(1),
+    maxLength: z.number().int().min(2).default(20),
+    minLength: z.number().int().min(0).default(0),
+    lengthPenalty: z.number().default(1),
+    noRepeatNgramSize: z.number().int().min(0).default(0),
+    earlyStopping: earlyStopping().default(false),
+    decoderStartTokenId: tokenId(),
+    eosTokenId: tokenId(),
+    padTokenId: tokenId(),
+    forcedBosTokenId: tokenId().nullable().default(null),
+    forcedEosTokenId: tokenId().nullable().default(null),
+  })
+  .strict()
+  .superRefine((o, ctx) => {
+    if (o.minLength > o.maxLength) {
+      ctx.addIssue({ code: "custom", path: ["minLength"], message: "must not exceed maxLength" });
+    }
+  });
+export type Seq2SeqGenerateOptions = Partial<z.input<typeof Seq2SeqGenerateOptionsSchema>>;
+
+// The checkpoint's generation defaults under the options' names.
+// A model created here (no folder) takes them from its config, as transformers' from_model_config does.
+function generationDefaults(dir: string | undefined, config: Seq2SeqConfig): Seq2SeqGenerateOptions {
+  const file = dir === undefined ? "" : path.join(dir, "generation_config.json");
+  let raw: unknown = config;
+  if (dir !== undefined && fs.existsSync(file)) {
+    try {
+      raw = JSON.parse(fs.readFileSync(file, "utf8"));
+    } catch (e) {
+      throw new Error(`Seq2SeqModel.load: ${file} is not valid JSON (${(e as Error).message})`, { cause: e });
+    }
+  }
+  const where = dir === undefined ? "config" : fs.existsSync(file) ? file : path.join(dir, "config.json");
+  const g = parseOrThrow(CheckpointGenerationSchema, pickKnown(raw, CheckpointGenerationSchema.keyof().options), where);
+  const out: Seq2SeqGenerateOptions = {
+    numBeams: g.num_beams,
+    maxLength: g.max_length,
+    minLength: g.min_length,
+    lengthPenalty: g.length_penalty,
+    noRepeatNgramSize: g.no_repeat_ngram_size,
+    earlyStopping: g.early_stopping,
+    decoderStartTokenId: g.decoder_start_token_id ?? config.decoder_start_token_id,
+    eosTokenId: g.eos_token_id ?? config.eos_token_id,
+    padTokenId: g.pad_token_id ?? config.pad_token_id,
+    forcedBosTokenId: g.forced_bos_token_id,
+    forcedEosTokenId: g.forced_eos_token_id,
+  };
+  return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined));
+}
+
+function pickKnown(raw: unknown, keys: readonly string[]): Record<string, unknown> {
+  if (typeof raw !== "object" || raw === null) return {};
+  return Object.fromEntries(Object.entries(raw).filter(([k]) => keys.includes(k)));
+}
+
 /** A BART or PEGASUS model (Hugging Face's BartForConditionalGeneration / PegasusForConditionalGeneration). */
 export class Seq2SeqModel {
   /** @internal */
   readonly native: NativeModel;
   readonly config: Readonly<Seq2SeqConfig>;
 
-  private constructor(m: NativeModel, config: Seq2SeqConfig) {
+  /** Generation defaults read from the checkpoint (generation_config.json, else config.json). */
+  readonly generationDefaults: Readonly<Seq2SeqGenerateOptions>;
+
+  private constructor(m: NativeModel, config: Seq2SeqConfig, generation: Seq2SeqGenerateOptions) {
     this.native = m;
     this.config = Object.freeze(config);
+    this.generationDefaults = Object.freeze(generation);
   }
 
   /** A new model of a preset's shape with Hugging Face's initialisation (N(0, init_std), seeded). */
@@ -191,7 +283,11 @@ export class Seq2SeqModel {
     const o = parseOrThrow(CreateOptionsSchema, options, "Seq2SeqModel.create options");
     const preset = Object.fromEntries(Object.entries(SEQ2SEQ_PRESETS[o.preset]).filter(([, v]) => v !== undefined));
     const config = parseOrThrow(Seq2SeqConfigSchema, { ...preset, ...o.config }, "Seq2SeqModel.create options.config");
-    return new Seq2SeqModel(new (native().Model)(JSON.stringify({ config, seed: o.seed, device: o.device })), config);
+    return new Seq2SeqModel(
+      new (native().Model)(JSON.stringify({ config, seed: o.seed, device: o.device })),
+      config,
+      generationDefaults(undefined, config),
+    );
   }
 
   /** Weights from a Hugging Face BART or PEGASUS folder (config.json + model.safetensors). */
@@ -207,7 +303,8 @@ export class Seq2SeqModel {
       options.device,
       "Seq2SeqModel.load options.device",
     );
-    return new Seq2SeqModel(new (native().Model)(JSON.stringify({ config, weights, device })), config);
+    const generation = generationDefaults(dir, config);
+    return new Seq2SeqModel(new (native().Model)(JSON.stringify({ config, weights, device })), config, generation);
   }
 
   get parameterCount(): number {
@@ -235,5 +332,49 @@ export class Seq2SeqModel {
     decoderLength: number,
   ): Float32Array {
     return this.native.seq2seqLogits(source.ids, source.mask, decoderIds, batch, source.length, decoderLength);
+  }
+
+  /**
+   * Summaries of a padded batch of sources (mask: 1 on real tokens), as transformers' `generate` makes them:
+   * greedy when numBeams is 1, else beam search. One Int32Array per example, as transformers returns it: the
+   * decoder start token first, then the generated ids up to and including EOS (absent when maxLength ended the
+   * sequence), without the padding that aligns a batch's rows. Runs off the event loop.
+   */
+  async generate(
+    source: { ids: Int32Array; mask: Int32Array; length: number },
+    options: Seq2SeqGenerateOptions = {},
+  ): Promise<Int32Array[]> {
+    const o = parseOrThrow(
+      Seq2SeqGenerateOptionsSchema,
+      { ...this.generationDefaults, ...options },
+      "Seq2SeqModel.generate options",
+    );
+    const V = this.config.vocab_size;
+    for (const k of [
+      "decoderStartTokenId",
+      "eosTokenId",
+      "padTokenId",
+      "forcedBosTokenId",
+      "forcedEosTokenId",
+    ] as const) {
+      const id = o[k];
+      if (id !== null && id >= V)
+        throw new RangeError(`Seq2SeqModel.generate options.${k}: must be below vocab_size ${V}`);
+    }
+    // Positions are learned (BART) or tabled (PEGASUS) only up to max_position_embeddings.
+    if (o.maxLength > this.config.max_position_embeddings) {
+      throw new RangeError(
+        `Seq2SeqModel.generate options.maxLength: must not exceed max_position_embeddings ` +
+          `${this.config.max_position_embeddings}, got ${o.maxLength}`,
+      );
+    }
+    const batch = source.length > 0 ? source.ids.length / source.length : 0;
+    if (!Number.isInteger(batch) || batch < 1 || source.mask.length !== source.ids.length) {
+      throw new RangeError("Seq2SeqModel.generate: source ids and mask must hold batch × length values");
+    }
+    const json = { ...o };
+    if (json.forcedBosTokenId === null) delete (json as Partial<typeof json>).forcedBosTokenId;
+    if (json.forcedEosTokenId === null) delete (json as Partial<typeof json>).forcedEosTokenId;
+    return this.native.generateSeq2Seq(source.ids, source.mask, batch, source.length, JSON.stringify(json));
   }
 }

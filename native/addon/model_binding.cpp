@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "../core/eval/beam_search.h"
 #include "../core/eval/evaluator.h"
 #include "../core/eval/generate.h"
 #include "../core/platform.h"
@@ -25,6 +26,7 @@ class Model : public Napi::ObjectWrap<Model> {
         {InstanceMethod("save", &Model::Save), InstanceMethod("logits", &Model::Logits),
          InstanceMethod("seq2seqLogits", &Model::Seq2SeqLogits), InstanceMethod("evaluate", &Model::Evaluate),
          InstanceMethod("fitTemperature", &Model::FitTemperature), InstanceMethod("generate", &Model::Generate),
+         InstanceMethod("generateSeq2Seq", &Model::GenerateSeq2Seq),
          InstanceAccessor("config", &Model::Config, nullptr),
          InstanceAccessor("parameterCount", &Model::ParameterCount, nullptr),
          InstanceAccessor("device", &Model::Device, nullptr)});
@@ -155,6 +157,48 @@ class Model : public Napi::ObjectWrap<Model> {
       Napi::Int32Array a = Napi::Int32Array::New(info.Env(), out.size());
       for (size_t i = 0; i < out.size(); ++i) a[i] = static_cast<int32_t>(out[i]);
       return a;
+    });
+  }
+
+  // generateSeq2Seq(sourceIds, sourceMask: Int32Array, batch, sourceLength, json) -> Promise<Int32Array[]>, one
+  // sequence per example as core::generate_seq2seq returns it (decoder start included)
+  Napi::Value GenerateSeq2Seq(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      if (!model().is_encoder_decoder())
+        throw ArgError("generateSeq2Seq: this model is not an encoder-decoder (GPT-2 takes generate)", false);
+      Napi::Int32Array src = typed_array_arg<Napi::Int32Array>(info, 0, "sourceIds", napi_int32_array, "an Int32Array");
+      Napi::Int32Array mask =
+          typed_array_arg<Napi::Int32Array>(info, 1, "sourceMask", napi_int32_array, "an Int32Array");
+      if (info.Length() < 4 || !info[2].IsNumber() || !info[3].IsNumber())
+        throw ArgError("generateSeq2Seq(sourceIds, sourceMask, batch, sourceLength, options)", false);
+      const int64_t B = info[2].As<Napi::Number>().Int64Value(), S = info[3].As<Napi::Number>().Int64Value();
+      if (B < 1 || S < 1 || static_cast<int64_t>(src.ElementLength()) != B * S ||
+          static_cast<int64_t>(mask.ElementLength()) != B * S)
+        throw ArgError("sourceIds, sourceMask: expected batch × sourceLength values", true);
+      const core::Seq2SeqGenerateOptions opts = core::seq2seq_generate_options_from_json(json_arg(info, 4, "options"));
+      const auto i32 = at::TensorOptions().dtype(at::kInt);
+      // Copies: the typed arrays may be collected or changed while the work runs off the event loop.
+      const at::Tensor x = at::from_blob(src.Data(), {B, S}, i32).to(at::kLong);
+      const at::Tensor m = at::from_blob(mask.Data(), {B, S}, i32).to(at::kLong);
+      if (x.min().item<int64_t>() < 0 || x.max().item<int64_t>() >= model().vocab_size())
+        throw ArgError("sourceIds: expected values in [0, " + std::to_string(model().vocab_size()) + ")", true);
+      auto holder = holder_;
+      using Sequences = std::vector<std::vector<int64_t>>;
+      return run_async<Sequences>(
+          info.Env(),
+          [holder, x, m, opts]() {
+            BusyGuard busy(holder);
+            return core::generate_seq2seq(*holder->model, x, m, opts);
+          },
+          [](Napi::Env env, Sequences& out) -> Napi::Value {
+            Napi::Array a = Napi::Array::New(env, out.size());
+            for (size_t i = 0; i < out.size(); ++i) {
+              Napi::Int32Array row = Napi::Int32Array::New(env, out[i].size());
+              for (size_t k = 0; k < out[i].size(); ++k) row[k] = static_cast<int32_t>(out[i][k]);
+              a.Set(static_cast<uint32_t>(i), row);
+            }
+            return a;
+          });
     });
   }
 

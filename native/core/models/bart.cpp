@@ -82,11 +82,27 @@ BartAttentionImpl::BartAttentionImpl(int64_t d_model, int64_t h, double p) : hea
   out_proj = register_module("out_proj", torch::nn::Linear(d_model, d_model));
 }
 
-at::Tensor BartAttentionImpl::forward(const at::Tensor& x, const at::Tensor& kv, const at::Tensor& mask) {
+at::Tensor BartAttentionImpl::forward(const at::Tensor& x, const at::Tensor& kv, const at::Tensor& mask,
+                                      BartKV* cache) {
   const int64_t B = x.size(0), Tq = x.size(1), Tk = kv.size(1), d = x.size(2), hd = d / heads;
   auto split = [&](const at::Tensor& t, int64_t T) { return t.view({B, T, heads, hd}).transpose(1, 2); };
   const at::Tensor q = split(q_proj(x) * (1.0 / std::sqrt(static_cast<double>(hd))), Tq);
-  const at::Tensor k = split(k_proj(kv), Tk), v = split(v_proj(kv), Tk);
+  at::Tensor k, v;
+  if (cache != nullptr && !cache->grows && cache->k.defined()) {
+    k = cache->k;
+    v = cache->v;
+  } else {
+    k = split(k_proj(kv), Tk);
+    v = split(v_proj(kv), Tk);
+    if (cache != nullptr) {
+      if (cache->k.defined()) {
+        k = at::cat({cache->k, k}, 2);
+        v = at::cat({cache->v, v}, 2);
+      }
+      cache->k = k;
+      cache->v = v;
+    }
+  }
   at::Tensor scores = at::matmul(q, k.transpose(-1, -2));
   if (mask.defined()) scores = scores + mask.to(scores.scalar_type());
   at::Tensor p = at::softmax(scores, -1);
@@ -110,7 +126,7 @@ BartLayerImpl::BartLayerImpl(const BartConfig& cfg, bool decoder) : c(&cfg) {
 }
 
 at::Tensor BartLayerImpl::forward(const at::Tensor& x_in, const at::Tensor& self_mask, const at::Tensor& memory,
-                                  const at::Tensor& memory_mask) {
+                                  const at::Tensor& memory_mask, BartLayerCache* cache) {
   const bool pre = c->pre_layer_norm;
   const bool train = is_training();
   auto drop = [&](const at::Tensor& t, double p) { return train && p > 0 ? at::dropout(t, p, true) : t; };
@@ -119,9 +135,13 @@ at::Tensor BartLayerImpl::forward(const at::Tensor& x_in, const at::Tensor& self
     at::Tensor y = drop(f(pre ? norm(x) : x), c->dropout) + x;
     return pre ? y : norm(y);
   };
-  at::Tensor x = sublayer(x_in, self_attn_layer_norm, [&](const at::Tensor& h) { return self_attn(h, h, self_mask); });
+  BartKV* self_kv = cache != nullptr ? &cache->self : nullptr;
+  BartKV* cross_kv = cache != nullptr ? &cache->cross : nullptr;
+  at::Tensor x = sublayer(x_in, self_attn_layer_norm,
+                          [&](const at::Tensor& h) { return self_attn->forward(h, h, self_mask, self_kv); });
   if (!encoder_attn.is_empty())
-    x = sublayer(x, encoder_attn_layer_norm, [&](const at::Tensor& h) { return encoder_attn(h, memory, memory_mask); });
+    x = sublayer(x, encoder_attn_layer_norm,
+                 [&](const at::Tensor& h) { return encoder_attn->forward(h, memory, memory_mask, cross_kv); });
   return sublayer(x, final_layer_norm, [&](const at::Tensor& h) {
     return fc2(drop(activation(c->activation, fc1(h)), c->activation_dropout));
   });
@@ -144,17 +164,20 @@ BartStackImpl::BartStackImpl(const BartConfig& cfg, bool decoder) : c(&cfg) {
 }
 
 at::Tensor BartStackImpl::forward(const at::Tensor& ids, torch::nn::Embedding tokens, const at::Tensor& self_mask,
-                                  const at::Tensor& memory, const at::Tensor& memory_mask) {
+                                  const at::Tensor& memory, const at::Tensor& memory_mask,
+                                  std::vector<BartLayerCache>* caches, int64_t past) {
   const int64_t T = ids.size(1);
-  if (T > c->max_position_embeddings)
-    throw std::invalid_argument("sequence length " + std::to_string(T) + " exceeds the model's " +
+  if (past + T > c->max_position_embeddings)
+    throw std::invalid_argument("sequence length " + std::to_string(past + T) + " exceeds the model's " +
                                 std::to_string(c->max_position_embeddings) + " positions");
   const double scale = c->scale_embedding ? std::sqrt(static_cast<double>(c->d_model)) : 1.0;
-  const at::Tensor pos = at::arange(T, ids.options().dtype(at::kLong)) + (c->sinusoidal_positions ? 0 : 2);
+  const at::Tensor pos = at::arange(past, past + T, ids.options().dtype(at::kLong)) + (c->sinusoidal_positions ? 0 : 2);
   at::Tensor x = tokens(ids) * scale + embed_positions(pos);
   if (!layernorm_embedding.is_empty()) x = layernorm_embedding(x);
   if (is_training() && c->dropout > 0) x = at::dropout(x, c->dropout, true);
-  for (const auto& m : *layers) x = m->as<BartLayer>()->forward(x, self_mask, memory, memory_mask);
+  for (size_t i = 0; i < layers->size(); ++i)
+    x = layers[i]->as<BartLayer>()->forward(x, self_mask, memory, memory_mask,
+                                            caches != nullptr ? &(*caches)[i] : nullptr);
   return layer_norm.is_empty() ? x : layer_norm(x);
 }
 
@@ -169,17 +192,61 @@ Bart::Bart(BartConfig c) : config_(std::move(c)) {
   final_logits_bias = register_buffer("final_logits_bias", at::zeros({1, config_.vocab_size}));
 }
 
+// Padding keys are masked for every query, in the encoder's self-attention and the decoder's cross-attention.
+static at::Tensor padding_mask(const at::Tensor& attention_mask, at::ScalarType dtype) {
+  return additive((attention_mask != 0).unsqueeze(1).unsqueeze(1), dtype);
+}
+
 at::Tensor Bart::hidden(const Batch& b) {
-  const at::Tensor& src = b.input_ids;
   const at::Tensor& dec = b.decoder_input_ids;
+  const at::Tensor mask = b.attention_mask.defined() ? b.attention_mask : at::ones_like(b.input_ids);
   const auto dtype = model->shared->weight.scalar_type();
-  // Padding keys are masked for every query, in the encoder's self-attention and the decoder's cross-attention.
-  const at::Tensor keys = (b.attention_mask.defined() ? b.attention_mask != 0 : at::ones_like(src, at::kBool));
-  const at::Tensor memory_mask = additive(keys.unsqueeze(1).unsqueeze(1), dtype);
-  const at::Tensor memory = model->encoder->forward(src, model->shared, memory_mask, at::Tensor(), at::Tensor());
+  const at::Tensor memory = encode(b.input_ids, mask);
   const int64_t T = dec.size(1);
   const at::Tensor causal = at::ones({T, T}, dec.options().dtype(at::kBool)).tril();
-  return model->decoder->forward(dec, model->shared, additive(causal.view({1, 1, T, T}), dtype), memory, memory_mask);
+  return model->decoder->forward(dec, model->shared, additive(causal.view({1, 1, T, T}), dtype), memory,
+                                 padding_mask(mask, dtype));
+}
+
+at::Tensor Bart::encode(const at::Tensor& src, const at::Tensor& attention_mask) {
+  const at::Tensor mask = padding_mask(attention_mask, model->shared->weight.scalar_type());
+  return model->encoder->forward(src, model->shared, mask, at::Tensor(), at::Tensor());
+}
+
+namespace {
+struct BartDecoderCache : LanguageModel::DecoderCache {
+  at::Tensor memory, memory_mask;
+  std::vector<BartLayerCache> layers;
+  int64_t length = 0;
+  void select_rows(const at::Tensor& rows) override {
+    memory = memory.index_select(0, rows);
+    memory_mask = memory_mask.index_select(0, rows);
+    for (BartLayerCache& l : layers)
+      for (BartKV* kv : {&l.self, &l.cross})
+        if (kv->k.defined()) {
+          kv->k = kv->k.index_select(0, rows);
+          kv->v = kv->v.index_select(0, rows);
+        }
+  }
+};
+}  // namespace
+
+std::unique_ptr<LanguageModel::DecoderCache> Bart::start_decoding(const at::Tensor& memory,
+                                                                  const at::Tensor& attention_mask) {
+  auto c = std::make_unique<BartDecoderCache>();
+  c->memory = memory;
+  c->memory_mask = padding_mask(attention_mask, model->shared->weight.scalar_type());
+  c->layers.resize(config_.decoder_layers);
+  return c;
+}
+
+at::Tensor Bart::decode_next(const at::Tensor& ids, DecoderCache& cache) {
+  auto& c = dynamic_cast<BartDecoderCache&>(cache);
+  // The new token may attend to the whole prefix, so its self-attention needs no mask.
+  const at::Tensor h = model->decoder->forward(ids.view({-1, 1}), model->shared, at::Tensor(), c.memory, c.memory_mask,
+                                               &c.layers, c.length);
+  ++c.length;
+  return h.select(1, 0);
 }
 
 at::Tensor Bart::logits(const at::Tensor& hidden_states) {

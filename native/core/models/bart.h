@@ -12,6 +12,7 @@
 #include <torch/nn/modules/normalization.h>
 
 #include <string>
+#include <vector>
 
 #include "language_model.h"
 
@@ -35,11 +36,22 @@ struct BartConfig {
 };
 BartConfig bart_config_from_hf(const Json& j);
 
+// Keys and values [N, heads, T, head_dim] kept while decoding one token at a time: self-attention's grow by each
+// step's; cross-attention's are computed from the encoder states once.
+struct BartKV {
+  at::Tensor k, v;
+  bool grows = true;
+};
+struct BartLayerCache {
+  BartKV self, cross{at::Tensor(), at::Tensor(), false};
+};
+
 class BartAttentionImpl : public torch::nn::Module {
  public:
   BartAttentionImpl(int64_t d_model, int64_t heads, double dropout);
-  // Keys and values from `kv` (self-attention: kv = x); `mask` is added to the scores ([B, 1, Tq|1, Tk]).
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& kv, const at::Tensor& mask);
+  // Keys and values from `kv` (self-attention: kv = x), and `cache`'s when given; `mask` is added to the scores
+  // ([B, 1, Tq|1, Tk]).
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& kv, const at::Tensor& mask, BartKV* cache = nullptr);
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
   int64_t heads;
   double dropout;
@@ -50,7 +62,7 @@ class BartLayerImpl : public torch::nn::Module {
  public:
   BartLayerImpl(const BartConfig& c, bool decoder);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& self_mask, const at::Tensor& memory,
-                     const at::Tensor& memory_mask);
+                     const at::Tensor& memory_mask, BartLayerCache* cache = nullptr);
   BartAttention self_attn{nullptr}, encoder_attn{nullptr};
   torch::nn::LayerNorm self_attn_layer_norm{nullptr}, encoder_attn_layer_norm{nullptr}, final_layer_norm{nullptr};
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
@@ -62,8 +74,10 @@ TORCH_MODULE(BartLayer);
 class BartStackImpl : public torch::nn::Module {
  public:
   BartStackImpl(const BartConfig& c, bool decoder);
+  // With `caches` (one per layer), `ids` continue a prefix of `past` tokens whose keys and values they hold.
   at::Tensor forward(const at::Tensor& ids, torch::nn::Embedding tokens, const at::Tensor& self_mask,
-                     const at::Tensor& memory, const at::Tensor& memory_mask);
+                     const at::Tensor& memory, const at::Tensor& memory_mask,
+                     std::vector<BartLayerCache>* caches = nullptr, int64_t past = 0);
   // Learned (BART, offset 2) or fixed sinusoids that are never trained (PEGASUS), under one name as in HF.
   torch::nn::Embedding embed_positions{nullptr};
   torch::nn::LayerNorm layernorm_embedding{nullptr}, layer_norm{nullptr};
@@ -86,6 +100,10 @@ class Bart : public LanguageModel {
   // The decoder's final hidden states for the batch's encoder inputs (input_ids, attention_mask) and
   // decoder_input_ids.
   at::Tensor hidden(const Batch& batch) override;
+  at::Tensor encode(const at::Tensor& input_ids, const at::Tensor& attention_mask) override;
+  std::unique_ptr<DecoderCache> start_decoding(const at::Tensor& encoder_states,
+                                               const at::Tensor& attention_mask) override;
+  at::Tensor decode_next(const at::Tensor& ids, DecoderCache& cache) override;
   at::Tensor logits(const at::Tensor& hidden_states) override;
   Json config() const override { return config_.document; }
   int64_t vocab_size() const override { return config_.vocab_size; }

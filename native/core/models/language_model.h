@@ -26,6 +26,22 @@ class LanguageModel : public torch::nn::Module {
   virtual int64_t max_positions() const = 0;
   // Encoder–decoders read the batch's encoder inputs and decoder inputs; causal models its input_ids alone.
   virtual bool is_encoder_decoder() const { return false; }
+  // Encoder–decoders, for generation: the encoder runs once per batch, then the decoder reads one token per
+  // step, keeping the keys and values of the prefix it has read so far (what a DecoderCache holds). Causal
+  // models throw.
+  struct DecoderCache {
+    virtual ~DecoderCache() = default;
+    // Keeps rows `rows` (int64 [N'], on the model's device) in that order: beam search's reordering.
+    virtual void select_rows(const at::Tensor& rows) = 0;
+  };
+  // The encoder's final states [B, S, d] for input_ids [B, S] under attention_mask [B, S] (1 on real tokens).
+  virtual at::Tensor encode(const at::Tensor& input_ids, const at::Tensor& attention_mask);
+  // An empty cache for decoding against encoder states [N, S, d] under their attention_mask [N, S].
+  virtual std::unique_ptr<DecoderCache> start_decoding(const at::Tensor& encoder_states,
+                                                       const at::Tensor& attention_mask);
+  // The decoder's final states [N, d] at the next tokens `ids` [N] after each row's cached prefix, which they
+  // extend: what hidden() gives at the last position of the whole prefix.
+  virtual at::Tensor decode_next(const at::Tensor& ids, DecoderCache& cache);
   // The family's initialisation, drawn on the CPU from `seed` so every device gets the same weights.
   virtual void init_weights(uint64_t seed) = 0;
   // Hugging Face parameter names ↔ tensors: what save_hf writes and load_hf_weights expects.

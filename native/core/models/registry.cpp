@@ -15,6 +15,21 @@ int64_t LanguageModel::parameter_count() {
   return n;
 }
 
+static std::invalid_argument not_encoder_decoder(const LanguageModel& m, const char* what) {
+  return std::invalid_argument(std::string(what) + ": model_type '" + m.config().value("model_type", std::string()) +
+                               "' is not an encoder-decoder");
+}
+
+at::Tensor LanguageModel::encode(const at::Tensor&, const at::Tensor&) { throw not_encoder_decoder(*this, "encode"); }
+
+std::unique_ptr<LanguageModel::DecoderCache> LanguageModel::start_decoding(const at::Tensor&, const at::Tensor&) {
+  throw not_encoder_decoder(*this, "start_decoding");
+}
+
+at::Tensor LanguageModel::decode_next(const at::Tensor&, DecoderCache&) {
+  throw not_encoder_decoder(*this, "decode_next");
+}
+
 void LanguageModel::save_hf(const std::string& dir) {
   SafeTensors st;
   for (const auto& p : named_parameters()) st.tensors[p.key()] = p.value().detach().to(at::kFloat).cpu();

@@ -1,0 +1,104 @@
+// Generation for BART and PEGASUS against Hugging Face transformers' own `generate`:
+// test/fixtures/seq2seq/make_generate_fixture.py ran it on the committed fixture models (greedy and beam search
+// with length penalty, min/max length, no-repeat n-grams, early stopping true and false, a forced BOS, and a
+// frequent token declared EOS so hypotheses finish part-way) over a padded batch of real CNN/DailyMail
+// articles. Ours must return the same ids.
+import fs from "node:fs";
+import path from "node:path";
+
+import test from "ava";
+
+import { GPT2Model } from "../lib/index.ts";
+import { Seq2SeqModel, type Seq2SeqGenerateOptions } from "../lib/models/bart.ts";
+
+const FIXTURES = path.join(import.meta.dirname, "fixtures", "seq2seq");
+
+interface Fixture {
+  input_ids: number[][];
+  attention_mask: number[][];
+  settings: Record<string, { options: Record<string, unknown>; sequences: number[][] }>;
+}
+
+// transformers' keyword arguments under the options' names.
+const NAMES: Record<string, keyof Seq2SeqGenerateOptions> = {
+  num_beams: "numBeams",
+  max_length: "maxLength",
+  min_length: "minLength",
+  length_penalty: "lengthPenalty",
+  no_repeat_ngram_size: "noRepeatNgramSize",
+  early_stopping: "earlyStopping",
+  eos_token_id: "eosTokenId",
+  forced_bos_token_id: "forcedBosTokenId",
+};
+
+function options(hf: Record<string, unknown>): Seq2SeqGenerateOptions {
+  return Object.fromEntries(
+    Object.entries(hf).map(([k, v]) => {
+      if (!(k in NAMES)) throw new Error(`no option for transformers' ${k}`);
+      return [NAMES[k], v];
+    }),
+  ) as Seq2SeqGenerateOptions;
+}
+
+function source(f: Fixture): { ids: Int32Array; mask: Int32Array; length: number } {
+  return {
+    ids: Int32Array.from(f.input_ids.flat()),
+    mask: Int32Array.from(f.attention_mask.flat()),
+    length: f.input_ids[0]!.length,
+  };
+}
+
+for (const family of ["bart", "pegasus"]) {
+  test(`${family}: generate gives transformers' ids for every setting`, async (t) => {
+    const dir = path.join(FIXTURES, family);
+    const f = JSON.parse(fs.readFileSync(path.join(dir, "generate.json"), "utf8")) as Fixture;
+    const model = Seq2SeqModel.load(dir);
+    let examples = 0;
+    for (const [name, s] of Object.entries(f.settings)) {
+      const got = await model.generate(source(f), options(s.options));
+      t.deepEqual(
+        got.map((r) => Array.from(r)),
+        s.sequences,
+        `${family} ${name}`,
+      );
+      examples += s.sequences.length;
+    }
+    t.true(examples >= 20);
+  });
+}
+
+test("generate: bad options are named errors", async (t) => {
+  const dir = path.join(FIXTURES, "bart");
+  const f = JSON.parse(fs.readFileSync(path.join(dir, "generate.json"), "utf8")) as Fixture;
+  const model = Seq2SeqModel.load(dir);
+  const src = source(f);
+  await t.throwsAsync(model.generate(src, { numBeams: 0 }), {
+    instanceOf: RangeError,
+    message: /options\.numBeams/,
+  });
+  await t.throwsAsync(model.generate(src, { minLength: 12, maxLength: 10 }), {
+    instanceOf: RangeError,
+    message: /options\.minLength: must not exceed maxLength/,
+  });
+  await t.throwsAsync(model.generate(src, { maxLength: 129 }), {
+    instanceOf: RangeError,
+    message: /options\.maxLength: must not exceed max_position_embeddings 128/,
+  });
+  await t.throwsAsync(model.generate(src, { eosTokenId: 264 }), {
+    instanceOf: RangeError,
+    message: /options\.eosTokenId: must be below vocab_size 264/,
+  });
+  await t.throwsAsync(model.generate(src, { numBeams: 2, topK: 3 } as Seq2SeqGenerateOptions), {
+    instanceOf: RangeError,
+    message: /unknown option\(s\) "topK"/,
+  });
+  await t.throwsAsync(model.generate({ ...src, length: 7 }), { instanceOf: RangeError, message: /batch × length/ });
+});
+
+test("generateSeq2Seq on a GPT-2 is a named error", (t) => {
+  const gpt2 = GPT2Model.load(path.join(import.meta.dirname, "fixtures", "gpt2"));
+  const ids = new Int32Array([1, 2, 3]);
+  t.throws(() => gpt2.native.generateSeq2Seq(ids, new Int32Array([1, 1, 1]), 1, 3, "{}"), {
+    message: /generateSeq2Seq: this model is not an encoder-decoder/,
+  });
+});
