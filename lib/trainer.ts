@@ -229,7 +229,8 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       GPT2Model.create({
         ...(o.model as ModelOptions),
         device: o.device,
-        seed: (o.model as ModelOptions).seed ?? o.seed,
+        // The model's own seed when the options give one, else the run's (the parsed options default it to 0).
+        seed: (parsed.model as ModelOptions).seed ?? o.seed,
       });
   }
 
