@@ -73,3 +73,21 @@ export {
   type RougeType,
 } from "./metrics/rouge.ts";
 export { porterStem } from "./metrics/porter-stemmer.ts";
+export {
+  SEQ2SEQ_PRESETS,
+  Seq2SeqModel,
+  type Seq2SeqConfig,
+  type Seq2SeqCreateOptions,
+  type Seq2SeqGenerateOptions,
+  type Seq2SeqPreset,
+} from "./models/bart.ts";
+export {
+  prepareSummarizationData,
+  summarizationSplit,
+  SUMMARIZATION_SOURCES,
+  type PreparedSummarization,
+  type SummarizationDataOptions,
+  type SummarizationRecord,
+  type SummarizationSource,
+} from "./data/summarization.ts";
+export { summarySwapSources } from "./data/summary-noise.ts";
