@@ -1,49 +1,23 @@
 // A BART trains through the same C++ loop as GPT-2: encoder–decoder batches from real DialogSum pairs
 // (UTF-8 bytes + 3 as ids, the fixture model's vocabulary), every loss kind through the fused kernel or the
 // baselines, validation metrics from the same evaluator, and an exact resume after an abort.
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
 import test from "ava";
 
-import { type PreparedSummarization, prepareSummarizationData } from "../lib/data/summarization.ts";
 import { summarySwapSources } from "../lib/data/summary-noise.ts";
 import { Evaluator } from "../lib/evaluator.ts";
 import { Seq2SeqModel } from "../lib/models/bart.ts";
+import { packageRoot } from "../lib/native.ts";
 import { Trainer, type TrainerOptions } from "../lib/trainer.ts";
+import { BART_FIXTURE, dialogsumBytes } from "./helpers/seq2seq-data.ts";
 import { probes } from "./helpers/testing-addon.ts";
 
-const BART = path.join(import.meta.dirname, "fixtures", "seq2seq", "bart");
-const bytes = {
-  id: "utf8-bytes+3",
-  encode: (text: string) => Int32Array.from(Buffer.from(text, "utf8"), (b) => b + 3),
-};
-
-function take(d: PreparedSummarization, from: number, n: number): PreparedSummarization {
-  const { maxSource: S, maxTarget: T } = d;
-  return {
-    ...d,
-    sourceTokens: d.sourceTokens.slice(from * S, (from + n) * S),
-    sourceLengths: d.sourceLengths.slice(from, from + n),
-    targetTokens: d.targetTokens.slice(from * T, (from + n) * T),
-    targetLengths: d.targetLengths.slice(from, from + n),
-    ids: d.ids.slice(from, from + n),
-  };
-}
-
-const all = await prepareSummarizationData({
-  source: "dialogsum",
-  split: "validation",
-  tokenizer: bytes,
-  maxSourceTokens: 96,
-  maxTargetTokens: 40,
-  eosId: 2,
-  padId: 1,
-  cache: false,
-});
-const train = take(all, 0, 96);
-const valid = take(all, 96, 16);
+const BART = BART_FIXTURE;
+const { train, valid } = await dialogsumBytes();
 
 const base = (runDir?: string): TrainerOptions => ({
   model: Seq2SeqModel.load(BART),
@@ -191,3 +165,60 @@ test.serial(
     );
   },
 );
+
+test.serial("killed with SIGKILL mid-run, resumed from the last checkpoint: the same curve and weights", async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-s2s-kill-"));
+  try {
+    const run = (runDir: string) => ({
+      ...base(runDir),
+      maxSteps: 120,
+      evalEvery: 10,
+      model: undefined,
+      data: undefined,
+    });
+    const ref = await new Trainer({ ...base(path.join(dir, "ref")), maxSteps: 120, evalEvery: 10 }).fit();
+    const { model: _m, data: _d, ...childOptions } = run(path.join(dir, "killed"));
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", path.join(packageRoot, "test/helpers/train-seq2seq-child.ts"), JSON.stringify(childOptions)],
+      { cwd: packageRoot, stdio: ["ignore", "pipe", "inherit"] },
+    );
+    let lastCheckpoint = 0;
+    const killedAt = await new Promise<number>((resolve, reject) => {
+      let buffered = "";
+      child.stdout.on("data", (chunk: Buffer) => {
+        buffered += chunk.toString();
+        const lines = buffered.split("\n");
+        buffered = lines.pop()!;
+        for (const line of lines) {
+          const [kind, step] = line.split(" ");
+          if (kind === "checkpoint") lastCheckpoint = Number(step);
+          if (kind === "step" && lastCheckpoint >= 20 && Number(step) >= lastCheckpoint + 3) {
+            child.kill("SIGKILL");
+            resolve(Number(step));
+          }
+        }
+      });
+      child.on("exit", (code, signal) =>
+        signal === "SIGKILL" ? undefined : reject(new Error(`child ended (${code})`)),
+      );
+    });
+    await new Promise((r) => child.once("exit", r));
+    t.log(`killed at step ${killedAt} or later, last checkpoint seen at step ${lastCheckpoint}`);
+    const resumed = await new Trainer({ ...base(path.join(dir, "killed")), maxSteps: 120, evalEvery: 10 }).fit();
+    const first = resumed.history.steps[0]!.step;
+    t.true(first > 20 && first < 120, `resumed at step ${first}`);
+    const curve = (r: typeof ref) => r.history.steps.map((s) => [s.step, s.loss] as const);
+    t.deepEqual(
+      curve(resumed),
+      curve(ref).filter(([s]) => s >= first),
+    );
+    const probe = { ids: valid.sourceTokens.slice(0, 96), mask: new Int32Array(96).fill(1), length: 96 };
+    t.deepEqual(
+      Seq2SeqModel.load(path.join(dir, "killed", "last")).logits(probe, valid.targetTokens.slice(0, 40), 1, 40),
+      Seq2SeqModel.load(path.join(dir, "ref", "last")).logits(probe, valid.targetTokens.slice(0, 40), 1, 40),
+    );
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
