@@ -2,13 +2,12 @@
 // folder in Hugging Face's layout (config.json + model.safetensors), and saved the same way. This file owns
 // the presets and the validation of GPT-2's config; the native core receives the config as config.json
 // states it.
-import fs from "node:fs";
 import path from "node:path";
 
 import { z } from "zod";
 
 import { parseOrThrow } from "./config.ts";
-import { readHfCheckpoint } from "./models/checkpoint.ts";
+import { readHfCheckpoint, saveHfCheckpoint, type SaveOptions } from "./models/checkpoint.ts";
 import { native, type NativeModel } from "./native.ts";
 
 export const MODEL_SIZES = ["tiny", "small", "medium", "large"] as const;
@@ -168,10 +167,9 @@ export class GPT2Model {
     return this.native.device;
   }
 
-  /** Writes config.json and model.safetensors (Hugging Face's GPT2LMHeadModel layout) into `dir`. */
-  save(dir: string): void {
-    fs.mkdirSync(dir, { recursive: true });
-    this.native.save(dir);
+  /** Writes config.json and the weights (Hugging Face's GPT2LMHeadModel layout; shards past maxShardBytes). */
+  save(dir: string, options: SaveOptions = {}): void {
+    saveHfCheckpoint(this.native, dir, options, "GPT2Model.save");
   }
 
   /**

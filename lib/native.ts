@@ -81,7 +81,8 @@ export interface NativeModel {
   readonly config: string;
   readonly parameterCount: number;
   readonly device: string;
-  save(dir: string): void;
+  /** json: { maxShardBytes? } */
+  save(dir: string, json: string): void;
   logits(ids: Int32Array, batch: number, length: number): Float32Array;
   seq2seqLogits(
     sourceIds: Int32Array,

@@ -192,3 +192,36 @@ test("sharded weights (model.safetensors.index.json, as save_pretrained writes t
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+test("save past maxShardBytes writes transformers' sharded layout; saving again in one file removes the shards", (t) => {
+  const e = JSON.parse(fs.readFileSync(path.join(FIXTURES, "bart", "expected.json"), "utf8")) as Expected;
+  const model = Seq2SeqModel.load(path.join(FIXTURES, "bart"));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-s2s-save-shards-"));
+  try {
+    model.save(dir, { maxShardBytes: 100_000 });
+    const files = fs.readdirSync(dir).sort();
+    t.deepEqual(files, [
+      "config.json",
+      "model-00001-of-00003.safetensors",
+      "model-00002-of-00003.safetensors",
+      "model-00003-of-00003.safetensors",
+      "model.safetensors.index.json",
+    ]);
+    const index = JSON.parse(fs.readFileSync(path.join(dir, "model.safetensors.index.json"), "utf8")) as {
+      metadata: { total_size: number };
+      weight_map: Record<string, string>;
+    };
+    const theirs = JSON.parse(
+      fs.readFileSync(path.join(FIXTURES, "bart-sharded", "model.safetensors.index.json"), "utf8"),
+    ) as typeof index;
+    t.is(index.metadata.total_size, theirs.metadata.total_size);
+    t.deepEqual(Object.keys(index.weight_map).sort(), Object.keys(theirs.weight_map).sort());
+    t.deepEqual(run(Seq2SeqModel.load(dir), e).logits, run(model, e).logits);
+    model.save(dir);
+    t.deepEqual(fs.readdirSync(dir).sort(), ["config.json", "model.safetensors"]);
+    t.deepEqual(run(Seq2SeqModel.load(dir), e).logits, run(model, e).logits);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  t.throws(() => model.save(dir, { maxShardBytes: 0 }), { message: /maxShardBytes/ });
+});

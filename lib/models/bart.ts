@@ -9,7 +9,7 @@ import { z } from "zod";
 
 import { parseOrThrow } from "../config.ts";
 import { native, type NativeModel } from "../native.ts";
-import { readHfCheckpoint } from "./checkpoint.ts";
+import { readHfCheckpoint, saveHfCheckpoint, type SaveOptions } from "./checkpoint.ts";
 
 const positiveInt = () => z.number().int().min(1);
 const rate = () => z.number().min(0).lt(1);
@@ -315,10 +315,9 @@ export class Seq2SeqModel {
     return this.native.device;
   }
 
-  /** Writes config.json and model.safetensors (Hugging Face's layout) into `dir`. */
-  save(dir: string): void {
-    fs.mkdirSync(dir, { recursive: true });
-    this.native.save(dir);
+  /** Writes config.json and the weights (Hugging Face's layout; shards past maxShardBytes). */
+  save(dir: string, options: SaveOptions = {}): void {
+    saveHfCheckpoint(this.native, dir, options, "Seq2SeqModel.save");
   }
 
   /**

@@ -3,6 +3,11 @@
 import fs from "node:fs";
 import path from "node:path";
 
+import { z } from "zod";
+
+import { parseOrThrow } from "../config.ts";
+import type { NativeModel } from "../native.ts";
+
 export interface HfCheckpoint {
   /** config.json, parsed but not yet validated (each family's schema does that) */
   config: unknown;
@@ -24,4 +29,19 @@ export function readHfCheckpoint(dir: string, who: string): HfCheckpoint {
     throw new Error(`${who}: ${configFile} is not valid JSON (${(e as Error).message})`, { cause: e });
   }
   return { config, weights };
+}
+
+const SaveOptionsSchema = z
+  .object({
+    /** shard the weights past this many bytes (default: transformers' 5 GB, stated in native/core/models) */
+    maxShardBytes: z.number().int().min(1).optional(),
+  })
+  .strict();
+export type SaveOptions = z.input<typeof SaveOptionsSchema>;
+
+/** Writes config.json and the weights in Hugging Face's layout (one file, or shards past maxShardBytes). */
+export function saveHfCheckpoint(model: NativeModel, dir: string, options: SaveOptions, who: string): void {
+  const o = parseOrThrow(SaveOptionsSchema, options, `${who} options`);
+  fs.mkdirSync(dir, { recursive: true });
+  model.save(dir, JSON.stringify(o));
 }

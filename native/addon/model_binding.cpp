@@ -62,8 +62,11 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value Save(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
       if (info.Length() < 1 || !info[0].IsString()) throw ArgError("dir: expected a folder path", false);
+      const core::Json o = json_arg(info, 1, "options");
+      const int64_t shard = o.contains("maxShardBytes") ? core::field<int64_t>(o, "maxShardBytes")
+                                                        : core::LanguageModel::kHfMaxShardBytes;
       BusyGuard busy(holder_);
-      model().save_hf(info[0].As<Napi::String>().Utf8Value());
+      model().save_hf(info[0].As<Napi::String>().Utf8Value(), shard);
       return info.Env().Undefined();
     });
   }

@@ -49,9 +49,12 @@ class LanguageModel : public torch::nn::Module {
 
   at::Device device() { return parameters().front().device(); }
   int64_t parameter_count();
-  // <dir>/model.safetensors (parameters and persistent buffers) and <dir>/config.json in Hugging Face's layout,
-  // each written atomically.
-  void save_hf(const std::string& dir);
+  // <dir>/config.json and the parameters and persistent buffers in Hugging Face's layout, each file written
+  // atomically: one model.safetensors, or — past max_shard_bytes — shards model-0000i-of-0000N.safetensors
+  // behind model.safetensors.index.json, as save_pretrained writes them. The other layout's files are removed
+  // after the new one is complete.
+  void save_hf(const std::string& dir, int64_t max_shard_bytes = kHfMaxShardBytes);
+  static constexpr int64_t kHfMaxShardBytes = 5'000'000'000;  // transformers' save_pretrained default, "5GB"
 };
 
 // A model of the family named by the config document's "model_type" ("gpt2"); throws naming it otherwise.

@@ -1,5 +1,9 @@
 // The model families the core knows, by Hugging Face's "model_type", and what every family shares.
+#include <cstdio>
+#include <filesystem>
+#include <set>
 #include <stdexcept>
+#include <vector>
 
 #include "../io/atomic_file.h"
 #include "../io/safetensors.h"
@@ -30,13 +34,65 @@ at::Tensor LanguageModel::decode_next(const at::Tensor&, DecoderCache&) {
   throw not_encoder_decoder(*this, "decode_next");
 }
 
-void LanguageModel::save_hf(const std::string& dir) {
-  SafeTensors st;
-  for (const auto& p : named_parameters()) st.tensors[p.key()] = p.value().detach().to(at::kFloat).cpu();
-  for (const auto& b : named_buffers()) st.tensors[b.key()] = b.value().detach().to(at::kFloat).cpu();
-  st.metadata["format"] = "pt";
-  write_safetensors_atomic(dir + "/model.safetensors", st);
+void LanguageModel::save_hf(const std::string& dir, int64_t max_shard_bytes) {
+  namespace fs = std::filesystem;
+  std::vector<std::pair<std::string, at::Tensor>> all;
+  for (const auto& p : named_parameters()) all.emplace_back(p.key(), p.value().detach().to(at::kFloat).cpu());
+  for (const auto& b : named_buffers()) all.emplace_back(b.key(), b.value().detach().to(at::kFloat).cpu());
+  // Greedy in order, as save_pretrained packs them; a tensor larger than a shard gets one of its own.
+  std::vector<SafeTensors> shards(1);
+  int64_t size = 0, total = 0;
+  for (auto& [name, t] : all) {
+    const int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
+    if (size > 0 && size + bytes > max_shard_bytes) {
+      shards.emplace_back();
+      size = 0;
+    }
+    shards.back().tensors[name] = t;
+    size += bytes;
+    total += bytes;
+  }
+  auto remove_if_there = [](const fs::path& f) {
+    std::error_code ec;
+    fs::remove(f, ec);
+  };
+  auto old_shards = [&] {
+    std::vector<fs::path> out;
+    for (const auto& e : fs::directory_iterator(dir)) {
+      const std::string n = e.path().filename().string();
+      if (n.rfind("model-", 0) == 0 && n.find("-of-") != std::string::npos && n.size() > 12 &&
+          n.compare(n.size() - 12, 12, ".safetensors") == 0)
+        out.push_back(e.path());
+    }
+    return out;
+  };
   write_atomic(dir + "/config.json", config().dump(2) + "\n");
+  if (shards.size() == 1) {
+    shards[0].metadata["format"] = "pt";
+    write_safetensors_atomic(dir + "/model.safetensors", shards[0]);
+    remove_if_there(dir + "/model.safetensors.index.json");
+    for (const auto& f : old_shards()) remove_if_there(f);
+    return;
+  }
+  const auto n = shards.size();
+  auto shard_name = [n](size_t i) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "model-%05zu-of-%05zu.safetensors", i + 1, n);
+    return std::string(buf);
+  };
+  Json weight_map = Json::object();
+  std::set<std::string> written;
+  for (size_t i = 0; i < n; ++i) {
+    shards[i].metadata["format"] = "pt";
+    write_safetensors_atomic(dir + "/" + shard_name(i), shards[i]);
+    written.insert(shard_name(i));
+    for (const auto& [name, t] : shards[i].tensors) weight_map[name] = shard_name(i);
+  }
+  write_atomic(dir + "/model.safetensors.index.json",
+               Json{{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}}.dump(2) + "\n");
+  remove_if_there(dir + "/model.safetensors");
+  for (const auto& f : old_shards())
+    if (!written.count(f.filename().string())) remove_if_there(f);
 }
 
 std::shared_ptr<LanguageModel> make_model(const Json& hf_config) {
