@@ -62,6 +62,17 @@ for (const family of ["bart", "pegasus"]) {
         `${family} ${name}`,
       );
       examples += s.sequences.length;
+      // One example per native call, with progress after each: the same ids.
+      const progress: number[] = [];
+      const chunked = await model.generate(source(f), options(s.options), {
+        batchSize: 1,
+        onProgress: (done, total) => progress.push(done / total),
+      });
+      t.deepEqual(chunked, got, `${family} ${name}, one example per call`);
+      t.deepEqual(
+        progress,
+        s.sequences.map((_, i) => (i + 1) / s.sequences.length),
+      );
     }
     t.true(examples >= 20);
   });

@@ -263,6 +263,16 @@ function pickKnown(raw: unknown, keys: readonly string[]): Record<string, unknow
   return Object.fromEntries(Object.entries(raw).filter(([k]) => keys.includes(k)));
 }
 
+const GenerateRunSchema = z
+  .object({
+    /** examples per native call (default: all at once); progress is reported after each */
+    batchSize: z.number().int().min(1).optional(),
+    onProgress: z
+      .custom<(done: number, total: number) => void>((v) => typeof v === "function", "expected a function")
+      .optional(),
+  })
+  .strict();
+
 /** A BART or PEGASUS model (Hugging Face's BartForConditionalGeneration / PegasusForConditionalGeneration). */
 export class Seq2SeqModel {
   /** @internal */
@@ -342,6 +352,7 @@ export class Seq2SeqModel {
   async generate(
     source: { ids: Int32Array; mask: Int32Array; length: number },
     options: Seq2SeqGenerateOptions = {},
+    run: z.input<typeof GenerateRunSchema> = {},
   ): Promise<Int32Array[]> {
     const o = parseOrThrow(
       Seq2SeqGenerateOptionsSchema,
@@ -374,6 +385,18 @@ export class Seq2SeqModel {
     const json = { ...o };
     if (json.forcedBosTokenId === null) delete (json as Partial<typeof json>).forcedBosTokenId;
     if (json.forcedEosTokenId === null) delete (json as Partial<typeof json>).forcedEosTokenId;
-    return this.native.generateSeq2Seq(source.ids, source.mask, batch, source.length, JSON.stringify(json));
+    const r = parseOrThrow(GenerateRunSchema, run, "Seq2SeqModel.generate run");
+    const chunk = r.batchSize ?? batch;
+    const S = source.length;
+    const out: Int32Array[] = [];
+    // Rows keep their full width S in every chunk, so an example's inputs do not depend on the chunking.
+    for (let begin = 0; begin < batch; begin += chunk) {
+      const n = Math.min(chunk, batch - begin);
+      const ids = source.ids.subarray(begin * S, (begin + n) * S);
+      const mask = source.mask.subarray(begin * S, (begin + n) * S);
+      out.push(...(await this.native.generateSeq2Seq(ids, mask, n, S, JSON.stringify(json))));
+      r.onProgress?.(begin + n, batch);
+    }
+    return out;
   }
 }
