@@ -110,6 +110,10 @@ test("bad checkpoints and inputs are named errors", (t) => {
     t.throws(() => Seq2SeqModel.load(tmp), {
       message: /mis-shaped \[model\.decoder\.embed_positions\.weight \(file \[130, 32\], model \[130, 64\]\)/,
     });
+    copy(base);
+    const file = path.join(tmp, "model.safetensors");
+    fs.truncateSync(file, fs.statSync(file).size - 1000);
+    t.throws(() => Seq2SeqModel.load(tmp), { message: /safetensors: .*model\.safetensors: (truncated|data_offsets)/ });
     copy({ ...base, encoder_layers: 3 });
     t.throws(() => Seq2SeqModel.load(tmp), { message: /missing \[model\.encoder\.layers\.2\./ });
     const model = Seq2SeqModel.load(bart);
