@@ -7,73 +7,46 @@ import path from "node:path";
 
 import { z } from "zod";
 
-import { parseOrThrow } from "../config.ts";
+import { DeviceSchema, parseOrThrow } from "../config.ts";
 import { native, type NativeModel } from "../native.ts";
 import { readHfCheckpoint, saveHfCheckpoint, type SaveOptions } from "./checkpoint.ts";
 
 const positiveInt = () => z.number().int().min(1);
 const rate = () => z.number().min(0).lt(1);
 
-// transformers' BartConfig / PegasusConfig defaults (bart-large's and pegasus-large's sizes).
+// transformers' BartConfig / PegasusConfig defaults: the same sizes (bart-large's), different special ids.
 const common = {
-  vocab_size: z.number().int().min(2),
-  d_model: positiveInt(),
-  encoder_layers: positiveInt(),
-  decoder_layers: positiveInt(),
-  encoder_attention_heads: positiveInt(),
-  decoder_attention_heads: positiveInt(),
-  encoder_ffn_dim: positiveInt(),
-  decoder_ffn_dim: positiveInt(),
-  max_position_embeddings: positiveInt(),
+  vocab_size: z.number().int().min(2).default(50265),
+  d_model: positiveInt().default(1024),
+  encoder_layers: positiveInt().default(12),
+  decoder_layers: positiveInt().default(12),
+  encoder_attention_heads: positiveInt().default(16),
+  decoder_attention_heads: positiveInt().default(16),
+  encoder_ffn_dim: positiveInt().default(4096),
+  decoder_ffn_dim: positiveInt().default(4096),
+  max_position_embeddings: positiveInt().default(1024),
   dropout: rate().default(0.1),
   attention_dropout: rate().default(0),
   activation_dropout: rate().default(0),
   init_std: z.number().positive().default(0.02),
-  activation_function: z.enum(["gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "swish"]),
-  decoder_start_token_id: z.number().int().min(0),
+  activation_function: z.enum(["gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "swish"]).default("gelu"),
+  scale_embedding: z.boolean().default(false),
 };
+const tokenIdDefault = (id: number) => z.number().int().min(0).default(id);
+const family = <T extends string>(modelType: T, ids: { pad: number; eos: number; decoderStart: number }) =>
+  z
+    .object({
+      ...common,
+      model_type: z.literal(modelType),
+      pad_token_id: tokenIdDefault(ids.pad),
+      eos_token_id: tokenIdDefault(ids.eos),
+      decoder_start_token_id: tokenIdDefault(ids.decoderStart),
+    })
+    .passthrough();
 const Seq2SeqConfigSchema = z
   .discriminatedUnion("model_type", [
-    z
-      .object({
-        ...common,
-        model_type: z.literal("bart"),
-        vocab_size: common.vocab_size.default(50265),
-        d_model: common.d_model.default(1024),
-        encoder_layers: common.encoder_layers.default(12),
-        decoder_layers: common.decoder_layers.default(12),
-        encoder_attention_heads: common.encoder_attention_heads.default(16),
-        decoder_attention_heads: common.decoder_attention_heads.default(16),
-        encoder_ffn_dim: common.encoder_ffn_dim.default(4096),
-        decoder_ffn_dim: common.decoder_ffn_dim.default(4096),
-        max_position_embeddings: common.max_position_embeddings.default(1024),
-        activation_function: common.activation_function.default("gelu"),
-        scale_embedding: z.boolean().default(false),
-        pad_token_id: z.number().int().min(0).default(1),
-        eos_token_id: z.number().int().min(0).default(2),
-        decoder_start_token_id: common.decoder_start_token_id.default(2),
-      })
-      .passthrough(),
-    z
-      .object({
-        ...common,
-        model_type: z.literal("pegasus"),
-        vocab_size: common.vocab_size.default(50265),
-        d_model: common.d_model.default(1024),
-        encoder_layers: common.encoder_layers.default(12),
-        decoder_layers: common.decoder_layers.default(12),
-        encoder_attention_heads: common.encoder_attention_heads.default(16),
-        decoder_attention_heads: common.decoder_attention_heads.default(16),
-        encoder_ffn_dim: common.encoder_ffn_dim.default(4096),
-        decoder_ffn_dim: common.decoder_ffn_dim.default(4096),
-        max_position_embeddings: common.max_position_embeddings.default(1024),
-        activation_function: common.activation_function.default("gelu"),
-        scale_embedding: z.boolean().default(false),
-        pad_token_id: z.number().int().min(0).default(0),
-        eos_token_id: z.number().int().min(0).default(1),
-        decoder_start_token_id: common.decoder_start_token_id.default(0),
-      })
-      .passthrough(),
+    family("bart", { pad: 1, eos: 2, decoderStart: 2 }),
+    family("pegasus", { pad: 0, eos: 1, decoderStart: 0 }),
   ])
   .superRefine((c, ctx) => {
     for (const side of ["encoder", "decoder"] as const) {
@@ -167,10 +140,7 @@ const CreateOptionsSchema = z
     /** config.json fields that override the preset's */
     config: z.record(z.string(), z.unknown()).default({}),
     seed: z.number().int().min(0).default(0),
-    device: z
-      .string()
-      .regex(/^(cpu|cuda(:\d+)?)$/, "expected cpu, cuda or cuda:N")
-      .default("cpu"),
+    device: DeviceSchema.default("cpu"),
   })
   .strict();
 export type Seq2SeqCreateOptions = z.input<typeof CreateOptionsSchema>;
@@ -305,14 +275,7 @@ export class Seq2SeqModel {
     const { config: raw, weights } = readHfCheckpoint(dir, "Seq2SeqModel.load");
     const file = path.join(dir, "config.json");
     const config = parseOrThrow(Seq2SeqConfigSchema, raw, file);
-    const device = parseOrThrow(
-      z
-        .string()
-        .regex(/^(cpu|cuda(:\d+)?)$/, "expected cpu, cuda or cuda:N")
-        .default("cpu"),
-      options.device,
-      "Seq2SeqModel.load options.device",
-    );
+    const device = parseOrThrow(DeviceSchema.default("cpu"), options.device, "Seq2SeqModel.load options.device");
     const generation = generationDefaults(dir, config);
     return new Seq2SeqModel(new (native().Model)(JSON.stringify({ config, weights, device })), config, generation);
   }
