@@ -13,6 +13,9 @@ export type Reduction = (typeof REDUCTIONS)[number];
 
 const finite = () => z.number().finite();
 
+/** Where a model lives: "cpu", "cuda" or "cuda:N" (whether the device exists is the native side's check). */
+export const DeviceSchema = z.string().regex(/^(cpu|cuda(:\d+)?)$/, "expected cpu, cuda or cuda:N");
+
 /** The loss: `ce`, `brier`, `spherical`, or `dpsm` with its α schedule. */
 export const LossConfigSchema = z
   .object({

@@ -6,7 +6,7 @@ import path from "node:path";
 
 import { z } from "zod";
 
-import { parseOrThrow } from "./config.ts";
+import { DeviceSchema, parseOrThrow } from "./config.ts";
 import { readHfCheckpoint, saveHfCheckpoint, type SaveOptions } from "./models/checkpoint.ts";
 import { native, type NativeModel } from "./native.ts";
 
@@ -42,11 +42,7 @@ export const GPT2_PRESETS: Readonly<Record<ModelSize, Readonly<GPT2Config>>> = {
 };
 
 const positiveInt = () => z.number().int().min(1);
-const device = () =>
-  z
-    .string()
-    .regex(/^(cpu|cuda(:\d+)?)$/, "expected cpu, cuda or cuda:N")
-    .default("cpu");
+const device = () => DeviceSchema.default("cpu");
 const headsDivide = (embd: number | undefined, heads: number | undefined) =>
   embd === undefined || heads === undefined || embd % heads === 0;
 

@@ -8,7 +8,7 @@ import path from "node:path";
 import cliProgress from "cli-progress";
 import { z } from "zod";
 
-import { parseOrThrow, parseTrainLoss, type TrainLoss, type TrainLossInput } from "./config.ts";
+import { DeviceSchema, parseOrThrow, parseTrainLoss, type TrainLoss, type TrainLossInput } from "./config.ts";
 import { median } from "./report/table.ts";
 import type { PackedTokens } from "./data/pack.ts";
 import {
@@ -87,10 +87,7 @@ export const TrainerOptionsSchema = z
     dataSeed: z.number().int().min(0).optional(),
     /** checkpoints (last/, best/) and the JSONL log; a run dir with a checkpoint of the same run is resumed */
     runDir: z.string().min(1).optional(),
-    device: z
-      .string()
-      .regex(/^(cpu|cuda(:\d+)?)$/, "expected cpu, cuda or cuda:N")
-      .default("cpu"),
+    device: DeviceSchema.default("cpu"),
     /** bf16 autocast with fp32 master weights (CUDA; on the CPU it works, but is rarely faster than fp32) */
     precision: z.enum(["fp32", "bf16"]).default("fp32"),
     /** libtorch threads (default: the machine's cores) */

@@ -1,6 +1,7 @@
 // Experiment 1's settings: GPT-2 trained from scratch on WikiText with CE, Brier and DPSM, and its profiles.
 import { z } from "zod";
 
+import { DeviceSchema } from "../../config.ts";
 import { OOD_NAMES, type OodName } from "../../data/ood.ts";
 import { WIKITEXT_NAMES } from "../../data/prepare.ts";
 import { WIKITEXT_LAYOUTS } from "../../data/wikitext.ts";
@@ -64,10 +65,7 @@ export const Exp1SettingsSchema = z
       .or(z.literal(false))
       .describe("robustness runs with label noise"),
     ood: z.array(z.enum(OOD_NAMES as [OodName, ...OodName[]])).describe("out-of-domain sets every run is evaluated on"),
-    device: z
-      .string()
-      .regex(/^(cpu|cuda(:\d+)?)$/, "expected cpu, cuda or cuda:N")
-      .describe("cpu, cuda or cuda:N"),
+    device: DeviceSchema.describe("cpu, cuda or cuda:N"),
     precision: z.enum(["fp32", "bf16"]).describe("fp32, or bf16 autocast with fp32 master weights"),
     threads: int(1).optional().describe("libtorch threads (default: the machine's cores)"),
     sample: z
