@@ -9,7 +9,7 @@ import type { PackedTokens } from "./data/pack.ts";
 import type { SummarizationArrays } from "./data/summarization.ts";
 import type { GPT2Model } from "./model.ts";
 import type { Seq2SeqModel } from "./models/bart.ts";
-import type { EvalMetrics, NativeSequences } from "./native.ts";
+import type { EvalMetrics, NativeData } from "./native.ts";
 
 export type { EvalMetrics, ReliabilityBin } from "./native.ts";
 
@@ -35,7 +35,7 @@ export function isSeq2SeqData(d: ModelData): d is SummarizationArrays {
 }
 
 /** The arrays the native side reads (only those: no strings or ids cross the boundary). */
-export function toNativeData(d: ModelData): NativeSequences | Omit<SummarizationArrays, "ids"> {
+export function toNativeData(d: ModelData): NativeData {
   if (isSeq2SeqData(d)) {
     const { sourceTokens, sourceLengths, targetTokens, targetLengths, maxSource, maxTarget } = d;
     return { sourceTokens, sourceLengths, targetTokens, targetLengths, maxSource, maxTarget };

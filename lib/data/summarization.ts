@@ -7,6 +7,7 @@ import path from "node:path";
 import { z } from "zod";
 
 import { parseOrThrow } from "../config.ts";
+import type { NativeExamples } from "../native.ts";
 import { cacheFilePath, cacheKey, hashFile, readArrayCache, writeArrayCache } from "./cache.ts";
 import { parquetShards, readParquetColumns } from "./parquet.ts";
 import { dataDir } from "./paths.ts";
@@ -447,13 +448,7 @@ export type SummarizationDataOptions = z.input<typeof SummarizationDataOptionsSc
  * maxSourceTokens / maxTargetTokens). The target is the first reference; multi-reference evaluation reads
  * the records' `references`.
  */
-export interface SummarizationArrays {
-  sourceTokens: Int32Array;
-  sourceLengths: Int32Array;
-  targetTokens: Int32Array;
-  targetLengths: Int32Array;
-  maxSource: number;
-  maxTarget: number;
+export interface SummarizationArrays extends NativeExamples {
   ids: string[];
 }
 
