@@ -1,7 +1,6 @@
 // A BART trains through the same C++ loop as GPT-2: encoder–decoder batches from real DialogSum pairs
 // (UTF-8 bytes + 3 as ids, the fixture model's vocabulary), every loss kind through the fused kernel or the
 // baselines, validation metrics from the same evaluator, and an exact resume after an abort.
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -11,8 +10,8 @@ import test from "ava";
 import { summarySwapSources } from "../lib/data/summary-noise.ts";
 import { Evaluator } from "../lib/evaluator.ts";
 import { Seq2SeqModel } from "../lib/models/bart.ts";
-import { packageRoot } from "../lib/native.ts";
 import { Trainer, type TrainerOptions } from "../lib/trainer.ts";
+import { killAfterCheckpoint } from "./helpers/kill-child.ts";
 import { BART_FIXTURE, dialogsumBytes } from "./helpers/seq2seq-data.ts";
 import { probes } from "./helpers/testing-addon.ts";
 
@@ -169,41 +168,20 @@ test.serial(
 test.serial("killed with SIGKILL mid-run, resumed from the last checkpoint: the same curve and weights", async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-s2s-kill-"));
   try {
-    const run = (runDir: string) => ({
-      ...base(runDir),
-      maxSteps: 120,
-      evalEvery: 10,
-      model: undefined,
-      data: undefined,
-    });
     const ref = await new Trainer({ ...base(path.join(dir, "ref")), maxSteps: 120, evalEvery: 10 }).fit();
-    const { model: _m, data: _d, ...childOptions } = run(path.join(dir, "killed"));
-    const child = spawn(
-      process.execPath,
-      ["--import", "tsx", path.join(packageRoot, "test/helpers/train-seq2seq-child.ts"), JSON.stringify(childOptions)],
-      { cwd: packageRoot, stdio: ["ignore", "pipe", "inherit"] },
+    const {
+      model: _m,
+      data: _d,
+      ...childOptions
+    } = { ...base(path.join(dir, "killed")), maxSteps: 120, evalEvery: 10 };
+    const { killedAt, lastCheckpoint } = await killAfterCheckpoint(
+      "train-seq2seq-child.ts",
+      JSON.stringify(childOptions),
+      {
+        minCheckpoint: 20,
+        stepsPast: 3,
+      },
     );
-    let lastCheckpoint = 0;
-    const killedAt = await new Promise<number>((resolve, reject) => {
-      let buffered = "";
-      child.stdout.on("data", (chunk: Buffer) => {
-        buffered += chunk.toString();
-        const lines = buffered.split("\n");
-        buffered = lines.pop()!;
-        for (const line of lines) {
-          const [kind, step] = line.split(" ");
-          if (kind === "checkpoint") lastCheckpoint = Number(step);
-          if (kind === "step" && lastCheckpoint >= 20 && Number(step) >= lastCheckpoint + 3) {
-            child.kill("SIGKILL");
-            resolve(Number(step));
-          }
-        }
-      });
-      child.on("exit", (code, signal) =>
-        signal === "SIGKILL" ? undefined : reject(new Error(`child ended (${code})`)),
-      );
-    });
-    await new Promise((r) => child.once("exit", r));
     t.log(`killed at step ${killedAt} or later, last checkpoint seen at step ${lastCheckpoint}`);
     const resumed = await new Trainer({ ...base(path.join(dir, "killed")), maxSteps: 120, evalEvery: 10 }).fit();
     const first = resumed.history.steps[0]!.step;

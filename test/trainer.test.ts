@@ -1,6 +1,5 @@
 // The Trainer on real WikiText-2: it learns, it is deterministic, it survives a SIGKILL and an abort with
 // the same loss curve, it keeps the event loop free, and it refuses bad configs before doing any work.
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -15,7 +14,7 @@ import {
   type PackedTokens,
   type TrainerOptions,
 } from "../lib/index.ts";
-import { packageRoot } from "../lib/native.ts";
+import { killAfterCheckpoint } from "./helpers/kill-child.ts";
 
 const tmp = (name: string) => fs.mkdtempSync(path.join(os.tmpdir(), `dpsm-${name}-`));
 
@@ -122,35 +121,10 @@ test.serial("same seed: the same batches for every loss, and on the CPU the same
 test.serial("killed with SIGKILL mid-run, resumed from the last checkpoint: the same curve and weights", async (t) => {
   const ref = await uninterrupted();
   const dir = tmp("kill");
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", path.join(packageRoot, "test/helpers/train-child.ts"), JSON.stringify(smallRun(dir))],
-    {
-      cwd: packageRoot,
-      stdio: ["ignore", "pipe", "inherit"],
-    },
-  );
-  let lastCheckpoint = 0;
-  const killedAt = await new Promise<number>((resolve, reject) => {
-    let buffered = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const lines = buffered.split("\n");
-      buffered = lines.pop()!;
-      for (const line of lines) {
-        const [kind, step] = line.split(" ");
-        if (kind === "checkpoint") lastCheckpoint = Number(step);
-        if (kind === "step" && lastCheckpoint >= 6 && Number(step) >= lastCheckpoint + 2) {
-          child.kill("SIGKILL");
-          resolve(Number(step));
-        }
-      }
-    });
-    child.on("exit", (code, signal) =>
-      signal === "SIGKILL" ? undefined : reject(new Error(`child ended first (${code})`)),
-    );
+  const { killedAt, lastCheckpoint } = await killAfterCheckpoint("train-child.ts", JSON.stringify(smallRun(dir)), {
+    minCheckpoint: 6,
+    stepsPast: 2,
   });
-  await new Promise((r) => child.once("exit", r));
   t.log(`killed at step ${killedAt}, last checkpoint at step ${lastCheckpoint}`);
 
   const resumed = await new Trainer(smallRun(dir)).fit();
