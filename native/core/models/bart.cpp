@@ -281,45 +281,17 @@ void Bart::load_hf_weights(const std::string& path) {
   SafeTensors st = read_hf_weights(path);
   const std::set<std::string> tied = {"model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight",
                                       "lm_head.weight"};
+  // Alphabetical, so the error lists a checkpoint's tensors as its index does.
   std::map<std::string, at::Tensor> wanted;
   for (auto& p : named_parameters())
     if (p.value().requires_grad()) wanted[p.key()] = p.value();
   for (auto& b : named_buffers()) wanted[b.key()] = b.value();
-  std::vector<std::string> missing, wrong, unexpected;
-  at::NoGradGuard no_grad;
-  for (auto& [name, t] : wanted) {
-    auto it = st.tensors.find(name);
-    if (it == st.tensors.end()) {
-      missing.push_back(name);
-      continue;
-    }
-    if (it->second.sizes() != t.sizes()) {
-      std::ostringstream os;
-      os << name << " (file " << it->second.sizes() << ", model " << t.sizes() << ")";
-      wrong.push_back(os.str());
-      continue;
-    }
-    t.copy_(it->second.to(t.scalar_type()));
-  }
-  for (const auto& [k, v] : st.tensors) {
+  std::map<std::string, at::Tensor> file;
+  for (auto& [k, v] : st.tensors) {
     const bool fixed_positions = config_.sinusoidal_positions && k.find("embed_positions.weight") != std::string::npos;
-    if (!wanted.count(k) && !tied.count(k) && !fixed_positions) unexpected.push_back(k);
+    if (!tied.count(k) && !fixed_positions) file[k] = v;
   }
-  if (!missing.empty() || !wrong.empty() || !unexpected.empty()) {
-    std::ostringstream os;
-    os << path << " does not match the " << config_.model_type << " config:";
-    auto list = [&](const char* what, const std::vector<std::string>& xs) {
-      if (xs.empty()) return;
-      os << " " << what << " [";
-      for (size_t i = 0; i < xs.size() && i < 8; ++i) os << (i ? ", " : "") << xs[i];
-      if (xs.size() > 8) os << ", … " << xs.size() - 8 << " more";
-      os << "]";
-    };
-    list("missing", missing);
-    list("mis-shaped", wrong);
-    list("unexpected", unexpected);
-    throw std::invalid_argument(os.str());
-  }
+  copy_hf_tensors(path, config_.model_type, file, {wanted.begin(), wanted.end()});
 }
 
 }  // namespace dpsm::core

@@ -160,42 +160,9 @@ void GPT2::load_hf_weights(const std::string& path) {
     if (key == "lm_head.weight") continue;
     by_name[key.rfind("transformer.", 0) == 0 ? key : "transformer." + key] = t;
   }
-  std::vector<std::string> missing, wrong;
-  std::set<std::string> used;
-  at::NoGradGuard no_grad;
-  for (auto& p : named_parameters()) {
-    auto it = by_name.find(p.key());
-    if (it == by_name.end()) {
-      missing.push_back(p.key());
-      continue;
-    }
-    used.insert(p.key());
-    if (it->second.sizes() != p.value().sizes()) {
-      std::ostringstream os;
-      os << p.key() << " (file " << it->second.sizes() << ", model " << p.value().sizes() << ")";
-      wrong.push_back(os.str());
-      continue;
-    }
-    p.value().copy_(it->second.to(p.value().scalar_type()));
-  }
-  std::vector<std::string> unexpected;
-  for (const auto& [k, v] : by_name)
-    if (!used.count(k)) unexpected.push_back(k);
-  if (!missing.empty() || !wrong.empty() || !unexpected.empty()) {
-    std::ostringstream os;
-    os << path << " does not match the GPT-2 config:";
-    auto list = [&](const char* what, const std::vector<std::string>& xs) {
-      if (xs.empty()) return;
-      os << " " << what << " [";
-      for (size_t i = 0; i < xs.size() && i < 8; ++i) os << (i ? ", " : "") << xs[i];
-      if (xs.size() > 8) os << ", … " << xs.size() - 8 << " more";
-      os << "]";
-    };
-    list("missing", missing);
-    list("mis-shaped", wrong);
-    list("unexpected", unexpected);
-    throw std::invalid_argument(os.str());
-  }
+  std::vector<std::pair<std::string, at::Tensor>> wanted;
+  for (auto& p : named_parameters()) wanted.emplace_back(p.key(), p.value());
+  copy_hf_tensors(path, "GPT-2", by_name, wanted);
 }
 
 }  // namespace dpsm::core

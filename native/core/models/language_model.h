@@ -6,8 +6,11 @@
 
 #include <torch/nn/module.h>
 
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "../config.h"
 #include "../data/batch.h"
@@ -56,6 +59,12 @@ class LanguageModel : public torch::nn::Module {
   void save_hf(const std::string& dir, int64_t max_shard_bytes = kHfMaxShardBytes);
   static constexpr int64_t kHfMaxShardBytes = 5'000'000'000;  // transformers' save_pretrained default, "5GB"
 };
+
+// What every family's load_hf_weights ends with: copies each file tensor (named, and filtered of what the family
+// ignores, by the caller) into the model's tensor of that name, in the order `wanted` lists them; throws naming
+// `path` and `family` and listing the missing, mis-shaped and unexpected tensors.
+void copy_hf_tensors(const std::string& path, const std::string& family, const std::map<std::string, at::Tensor>& file,
+                     const std::vector<std::pair<std::string, at::Tensor>>& wanted);
 
 // A model of the family named by the config document's "model_type" ("gpt2"); throws naming it otherwise.
 std::shared_ptr<LanguageModel> make_model(const Json& hf_config);

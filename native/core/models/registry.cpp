@@ -1,7 +1,10 @@
 // The model families the core knows, by Hugging Face's "model_type", and what every family shares.
+#include <torch/csrc/autograd/grad_mode.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <vector>
 
@@ -93,6 +96,45 @@ void LanguageModel::save_hf(const std::string& dir, int64_t max_shard_bytes) {
   remove_if_there(dir + "/model.safetensors");
   for (const auto& f : old_shards())
     if (!written.count(f.filename().string())) remove_if_there(f);
+}
+
+void copy_hf_tensors(const std::string& path, const std::string& family, const std::map<std::string, at::Tensor>& file,
+                     const std::vector<std::pair<std::string, at::Tensor>>& wanted) {
+  std::vector<std::string> missing, wrong, unexpected;
+  std::set<std::string> used;
+  at::NoGradGuard no_grad;
+  for (const auto& [name, t] : wanted) {
+    auto it = file.find(name);
+    if (it == file.end()) {
+      missing.push_back(name);
+      continue;
+    }
+    used.insert(name);
+    if (it->second.sizes() != t.sizes()) {
+      std::ostringstream os;
+      os << name << " (file " << it->second.sizes() << ", model " << t.sizes() << ")";
+      wrong.push_back(os.str());
+      continue;
+    }
+    at::Tensor dst = t;
+    dst.copy_(it->second.to(t.scalar_type()));
+  }
+  for (const auto& [k, v] : file)
+    if (!used.count(k)) unexpected.push_back(k);
+  if (missing.empty() && wrong.empty() && unexpected.empty()) return;
+  std::ostringstream os;
+  os << path << " does not match the " << family << " config:";
+  auto list = [&](const char* what, const std::vector<std::string>& xs) {
+    if (xs.empty()) return;
+    os << " " << what << " [";
+    for (size_t i = 0; i < xs.size() && i < 8; ++i) os << (i ? ", " : "") << xs[i];
+    if (xs.size() > 8) os << ", … " << xs.size() - 8 << " more";
+    os << "]";
+  };
+  list("missing", missing);
+  list("mis-shaped", wrong);
+  list("unexpected", unexpected);
+  throw std::invalid_argument(os.str());
 }
 
 std::shared_ptr<LanguageModel> make_model(const Json& hf_config) {
