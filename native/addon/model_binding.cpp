@@ -18,6 +18,28 @@ namespace {
 
 Napi::FunctionReference* model_constructor = nullptr;
 
+// rows × cols token ids from a typed array, as an int64 tensor (a copy); ids outside the vocabulary would index
+// outside the embedding, so they are an error naming `name`.
+at::Tensor ids_tensor(Napi::Int32Array a, int64_t rows, int64_t cols, int64_t vocab, const char* name) {
+  const at::Tensor t = at::from_blob(a.Data(), {rows, cols}, at::TensorOptions().dtype(at::kInt)).to(at::kLong);
+  if (t.min().item<int64_t>() < 0 || t.max().item<int64_t>() >= vocab)
+    throw ArgError(std::string(name) + ": expected values in [0, " + std::to_string(vocab) + ")", true);
+  return t;
+}
+
+// Logits of a batch in evaluation mode without autograd; the model's mode is restored after.
+at::Tensor eval_logits(core::LanguageModel& m, const core::Batch& b) {
+  const bool was_training = m.is_training();
+  m.eval();
+  at::Tensor out;
+  {
+    at::NoGradGuard no_grad;
+    out = m.logits(m.hidden(b));
+  }
+  if (was_training) m.train();
+  return out;
+}
+
 class Model : public Napi::ObjectWrap<Model> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -83,20 +105,9 @@ class Model : public Napi::ObjectWrap<Model> {
       core::LanguageModel& m = model();
       if (m.is_encoder_decoder()) throw ArgError("logits: an encoder-decoder takes seq2seqLogits", false);
       BusyGuard busy(holder_);
-      const at::Tensor x = at::from_blob(ids.Data(), {B, T}, at::TensorOptions().dtype(at::kInt)).to(at::kLong);
-      if (x.min().item<int64_t>() < 0 || x.max().item<int64_t>() >= m.vocab_size())
-        throw ArgError("ids: expected values in [0, " + std::to_string(m.vocab_size()) + ")", true);
-      const bool was_training = m.is_training();
-      m.eval();
-      at::Tensor out;
-      {
-        at::NoGradGuard no_grad;
-        core::Batch b;
-        b.input_ids = x.to(m.device());
-        out = m.logits(m.hidden(b));
-      }
-      if (was_training) m.train();
-      return float32_array(info.Env(), out);
+      core::Batch b;
+      b.input_ids = ids_tensor(ids, B, T, m.vocab_size(), "ids").to(m.device());
+      return float32_array(info.Env(), eval_logits(m, b));
     });
   }
 
@@ -119,26 +130,13 @@ class Model : public Napi::ObjectWrap<Model> {
           static_cast<int64_t>(mask.ElementLength()) != B * S || static_cast<int64_t>(dec.ElementLength()) != B * T)
         throw ArgError("sourceIds, sourceMask: expected batch × sourceLength values; decoderIds: batch × decoderLength",
                        true);
-      const auto i32 = at::TensorOptions().dtype(at::kInt);
-      const at::Tensor x = at::from_blob(src.Data(), {B, S}, i32).to(at::kLong);
-      const at::Tensor y = at::from_blob(dec.Data(), {B, T}, i32).to(at::kLong);
-      for (const at::Tensor* t : {&x, &y})
-        if (t->min().item<int64_t>() < 0 || t->max().item<int64_t>() >= m.vocab_size())
-          throw ArgError("ids: expected values in [0, " + std::to_string(m.vocab_size()) + ")", true);
+      core::Batch b;
+      b.input_ids = ids_tensor(src, B, S, m.vocab_size(), "ids").to(m.device());
+      b.decoder_input_ids = ids_tensor(dec, B, T, m.vocab_size(), "ids").to(m.device());
+      b.attention_mask =
+          at::from_blob(mask.Data(), {B, S}, at::TensorOptions().dtype(at::kInt)).to(at::kLong).to(m.device());
       BusyGuard busy(holder_);
-      const bool was_training = m.is_training();
-      m.eval();
-      at::Tensor out;
-      {
-        at::NoGradGuard no_grad;
-        core::Batch b;
-        b.input_ids = x.to(m.device());
-        b.attention_mask = at::from_blob(mask.Data(), {B, S}, i32).to(at::kLong).to(m.device());
-        b.decoder_input_ids = y.to(m.device());
-        out = m.logits(m.hidden(b));
-      }
-      if (was_training) m.train();
-      return float32_array(info.Env(), out);
+      return float32_array(info.Env(), eval_logits(m, b));
     });
   }
 
@@ -154,8 +152,7 @@ class Model : public Napi::ObjectWrap<Model> {
       for (int64_t id : prompt)
         if (id < 0 || id >= vocab) throw ArgError("prompt: expected ids in [0, " + std::to_string(vocab) + ")", true);
       BusyGuard busy(holder_);
-      if (model().is_encoder_decoder())
-        throw ArgError("generate: encoder-decoder generation (beam search) is not implemented yet", false);
+      if (model().is_encoder_decoder()) throw ArgError("generate: an encoder-decoder takes generateSeq2Seq", false);
       const std::vector<int64_t> out = core::generate(model(), prompt, o);
       Napi::Int32Array a = Napi::Int32Array::New(info.Env(), out.size());
       for (size_t i = 0; i < out.size(); ++i) a[i] = static_cast<int32_t>(out[i]);
@@ -179,12 +176,9 @@ class Model : public Napi::ObjectWrap<Model> {
           static_cast<int64_t>(mask.ElementLength()) != B * S)
         throw ArgError("sourceIds, sourceMask: expected batch × sourceLength values", true);
       const core::Seq2SeqGenerateOptions opts = core::seq2seq_generate_options_from_json(json_arg(info, 4, "options"));
-      const auto i32 = at::TensorOptions().dtype(at::kInt);
       // Copies: the typed arrays may be collected or changed while the work runs off the event loop.
-      const at::Tensor x = at::from_blob(src.Data(), {B, S}, i32).to(at::kLong);
-      const at::Tensor m = at::from_blob(mask.Data(), {B, S}, i32).to(at::kLong);
-      if (x.min().item<int64_t>() < 0 || x.max().item<int64_t>() >= model().vocab_size())
-        throw ArgError("sourceIds: expected values in [0, " + std::to_string(model().vocab_size()) + ")", true);
+      const at::Tensor x = ids_tensor(src, B, S, model().vocab_size(), "sourceIds");
+      const at::Tensor m = at::from_blob(mask.Data(), {B, S}, at::TensorOptions().dtype(at::kInt)).to(at::kLong);
       auto holder = holder_;
       using Sequences = std::vector<std::vector<int64_t>>;
       return run_async<Sequences>(
