@@ -47,6 +47,7 @@ export {
   type OodName,
 } from "./data/index.ts";
 export {
+  GPT2_SEQ2SEQ_MASK,
   GPT2_SEQ2SEQ_PAD,
   gpt2Seq2SeqTokenizer,
   loadTokenizer,

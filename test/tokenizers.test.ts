@@ -10,6 +10,7 @@ import test from "ava";
 
 import { encodeGpt2Documents, GPT2_EOS, GPT2_VOCAB_SIZE } from "../lib/data/tokenizer.ts";
 import {
+  GPT2_SEQ2SEQ_MASK,
   GPT2_SEQ2SEQ_PAD,
   gpt2Seq2SeqTokenizer,
   loadTokenizer,
@@ -73,14 +74,17 @@ for (const name of ["bart", "pegasus"] as const) {
     t.is(tok.vocabSize, want.vocab_size);
     const ids = want.special_ids;
     const got = tok.specialTokens;
-    t.deepEqual([got.eos, got.pad, got.unk, got.bos], [ids.eos_token, ids.pad_token, ids.unk_token, ids.bos_token]);
+    t.deepEqual(
+      [got.eos, got.pad, got.unk, got.bos, got.mask],
+      [ids.eos_token, ids.pad_token, ids.unk_token, ids.bos_token, ids.mask_token],
+    );
   });
 }
 
 test("framing: BART <s> … </s>, decoder starts from </s>; PEGASUS … </s>, decoder starts from <pad>", (t) => {
   const bart = loadTokenizer(path.join(FIXTURE, "bart"));
   const pegasus = loadTokenizer(path.join(FIXTURE, "pegasus"));
-  t.deepEqual(bart.specialTokens, { bos: 0, eos: 2, pad: 1, unk: 3, decoderStart: 2 });
+  t.deepEqual(bart.specialTokens, { bos: 0, eos: 2, pad: 1, unk: 3, mask: 4000, decoderStart: 2 });
   t.deepEqual(pegasus.specialTokens, { eos: 1, pad: 0, unk: 2, decoderStart: 0 });
   const text = expected.texts[1]!.text;
   const b = bart.encode(text);
@@ -104,7 +108,7 @@ test("a bare tokenizer.json: the file path works, and roles come from its post-p
   }
   const bart = loadTokenizer(path.join(dir, "bart.json"));
   const pegasus = loadTokenizer(path.join(dir, "pegasus.json"));
-  t.deepEqual(bart.specialTokens, { bos: 0, eos: 2, pad: 1, unk: 3 });
+  t.deepEqual(bart.specialTokens, { bos: 0, eos: 2, pad: 1, unk: 3, mask: 4000 });
   t.deepEqual(pegasus.specialTokens, { eos: 1, pad: 0, unk: 2 });
   const text = expected.texts[0]!.text;
   t.deepEqual(Array.from(bart.encode(text)), expected.tokenizers.bart!.cases[0]!.ids_special);
@@ -140,11 +144,12 @@ function roundTrips(t: { is(a: unknown, b: unknown): void }, tok: Seq2SeqTokeniz
   t.is(tok.decode(tok.encode(text), { skipSpecialTokens: true }), text);
 }
 
-test("GPT-2 seq2seq adapter: GPT-2 ids, then eos; pad is a new id past GPT-2's vocabulary", (t) => {
+test("GPT-2 seq2seq adapter: GPT-2 ids, then eos; pad and mask are new ids past GPT-2's vocabulary", (t) => {
   const tok = gpt2Seq2SeqTokenizer();
-  t.is(tok.vocabSize, GPT2_VOCAB_SIZE + 1);
+  t.is(tok.vocabSize, GPT2_VOCAB_SIZE + 2);
   t.is(GPT2_SEQ2SEQ_PAD, 50257);
-  t.deepEqual(tok.specialTokens, { eos: GPT2_EOS, pad: 50257, decoderStart: GPT2_EOS });
+  t.is(GPT2_SEQ2SEQ_MASK, 50258);
+  t.deepEqual(tok.specialTokens, { eos: GPT2_EOS, pad: 50257, mask: 50258, decoderStart: GPT2_EOS });
   const texts = expected.texts.slice(0, 60).map((x) => x.text);
   const reference = encodeGpt2Documents(texts);
   texts.forEach((text, i) => {
@@ -157,5 +162,8 @@ test("GPT-2 seq2seq adapter: GPT-2 ids, then eos; pad is a new id past GPT-2's v
   t.is(tok.decode(ids, { skipSpecialTokens: true }), "Hello world");
   // Written in the text, the special token's spelling is ordinary text, never the eos id.
   t.false(tok.encode("a <|endoftext|> b", { addSpecialTokens: false }).includes(GPT2_EOS));
-  t.throws(() => tok.decode([GPT2_SEQ2SEQ_PAD + 1]), { instanceOf: RangeError });
+  const masked = [...tok.encode("Hello", { addSpecialTokens: false }), GPT2_SEQ2SEQ_MASK, ...tok.encode(" world")];
+  t.is(tok.decode(masked), "Hello<mask> world<|endoftext|>");
+  t.is(tok.decode(masked, { skipSpecialTokens: true }), "Hello world");
+  t.throws(() => tok.decode([GPT2_SEQ2SEQ_MASK + 1]), { instanceOf: RangeError });
 });

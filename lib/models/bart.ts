@@ -115,7 +115,7 @@ export const SEQ2SEQ_PRESETS = {
   },
   tiny: {
     ...BART_LARGE,
-    vocab_size: 50258,
+    vocab_size: 50259, // gpt2Seq2SeqTokenizer: GPT-2's ids, <pad> 50257 and <mask> 50258
     d_model: 128,
     encoder_layers: 2,
     decoder_layers: 2,

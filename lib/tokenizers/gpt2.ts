@@ -9,7 +9,13 @@ import type { Seq2SeqTokenizer, SpecialTokenIds } from "./types.ts";
  * usable row for row) and padding never collides with <|endoftext|>, which ends real sequences.
  */
 export const GPT2_SEQ2SEQ_PAD = GPT2_VOCAB_SIZE;
-const PAD_TEXT = "<pad>";
+/** BART's denoising objective (lib/data/denoising.ts) replaces each masked span with this one id, after the pad. */
+export const GPT2_SEQ2SEQ_MASK = GPT2_SEQ2SEQ_PAD + 1;
+// How decode writes the ids GPT-2's BPE does not have.
+const ADDED_TEXT = new Map([
+  [GPT2_SEQ2SEQ_PAD, "<pad>"],
+  [GPT2_SEQ2SEQ_MASK, "<mask>"],
+]);
 
 // tiktoken builds an encoding in ~0.2 s, too slow per call, so one is kept for the process.
 let shared: Tiktoken | undefined;
@@ -21,12 +27,17 @@ function encoding(): Tiktoken {
 /**
  * GPT-2 BPE for sequence-to-sequence models. <|endoftext|> (50256) is eos, as in GPT-2, and also the decoder start,
  * as BART starts its decoder from its eos; so no separate bos is needed, and inputs are framed `… eos`
- * (PEGASUS/T5 style). vocabSize is 50,258 with the pad id.
+ * (PEGASUS/T5 style). vocabSize is 50,259 with the pad and mask ids.
  */
 export function gpt2Seq2SeqTokenizer(): Seq2SeqTokenizer {
-  const specialTokens: SpecialTokenIds = { eos: GPT2_EOS, pad: GPT2_SEQ2SEQ_PAD, decoderStart: GPT2_EOS };
+  const specialTokens: SpecialTokenIds = {
+    eos: GPT2_EOS,
+    pad: GPT2_SEQ2SEQ_PAD,
+    mask: GPT2_SEQ2SEQ_MASK,
+    decoderStart: GPT2_EOS,
+  };
   return {
-    vocabSize: GPT2_VOCAB_SIZE + 1,
+    vocabSize: GPT2_SEQ2SEQ_MASK + 1,
     specialTokens: Object.freeze(specialTokens),
     encode(text, options = {}) {
       // encode_ordinary: "<|endoftext|>" written in the text stays text, so only the framing can produce eos.
@@ -41,18 +52,19 @@ export function gpt2Seq2SeqTokenizer(): Seq2SeqTokenizer {
       const skip = options.skipSpecialTokens ?? false;
       const parts: string[] = [];
       let run: number[] = [];
-      // Bytes are decoded run by run between pads (tiktoken has no pad), so a character split by a pad is U+FFFD.
+      // Bytes are decoded run by run between added ids (tiktoken has neither), so a character they split is U+FFFD.
       const flush = () => {
         if (run.length > 0) parts.push(new TextDecoder().decode(encoding().decode(Uint32Array.from(run))));
         run = [];
       };
       for (let i = 0; i < ids.length; i++) {
         const id = ids[i]!;
-        if (id < 0 || id > GPT2_SEQ2SEQ_PAD || !Number.isInteger(id)) throw new RangeError(`not a token id: ${id}`);
-        if (skip && (id === GPT2_EOS || id === GPT2_SEQ2SEQ_PAD)) continue;
-        if (id === GPT2_SEQ2SEQ_PAD) {
+        if (id < 0 || id > GPT2_SEQ2SEQ_MASK || !Number.isInteger(id)) throw new RangeError(`not a token id: ${id}`);
+        const added = ADDED_TEXT.get(id);
+        if (skip && (id === GPT2_EOS || added !== undefined)) continue;
+        if (added !== undefined) {
           flush();
-          parts.push(PAD_TEXT);
+          parts.push(added);
         } else run.push(id);
       }
       flush();

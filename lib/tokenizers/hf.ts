@@ -78,7 +78,7 @@ function modelUnkToken(model: Json): string | undefined {
 }
 
 /**
- * Loads `tokenizer.json` (a directory holding it, or the file itself). Which ids are bos/eos/pad/unk comes from
+ * Loads `tokenizer.json` (a directory holding it, or the file itself). Which ids are bos/eos/pad/unk/mask comes from
  * special_tokens_map.json, else tokenizer_config.json, else the tokenizer's own post-processor and model; the
  * decoder start id comes from the model's config.json when it sits beside them.
  */
@@ -109,7 +109,7 @@ export function loadTokenizer(dirOrFile: string): Seq2SeqTokenizer {
       throw new TokenizerFormatError(source, `${role} token ${JSON.stringify(text)} is not in the vocabulary`);
     return id;
   };
-  const named = (role: "bos" | "eos" | "pad" | "unk"): number | undefined => {
+  const named = (role: "bos" | "eos" | "pad" | "unk" | "mask"): number | undefined => {
     const key = `${role}_token`;
     const fromMap = tokenText(specialMap[key]);
     if (fromMap !== undefined) return idOf(role, path.join(dir, "special_tokens_map.json"), fromMap);
@@ -129,6 +129,8 @@ export function loadTokenizer(dirOrFile: string): Seq2SeqTokenizer {
     eos,
     pad,
     unk: named("unk") ?? tok.token_to_id(unkText ?? "<unk>"),
+    // BART's <mask>; PEGASUS's map names none (its <mask_1>/<mask_2> are sentence and token masks of its own kind)
+    mask: named("mask") ?? tok.token_to_id("<mask>"),
     decoderStart: typeof start === "number" ? start : undefined,
   };
   for (const key of Object.keys(specialTokens) as (keyof SpecialTokenIds)[]) {

@@ -6,6 +6,8 @@ export interface SpecialTokenIds {
   eos: number;
   pad: number;
   unk?: number;
+  /** what a masked span becomes in denoising pre-training (BART's `<mask>`); absent where the tokenizer has none */
+  mask?: number;
   decoderStart?: number;
 }
 
