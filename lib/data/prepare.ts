@@ -86,15 +86,17 @@ interface ResolvedSource {
   read(): Promise<string[]>;
 }
 
-function dataRoot(o: Options): string {
-  if (o.dataDir === undefined) return dataDir();
-  const dir = path.resolve(o.dataDir);
+/** The folder holding wikitext-2/, ood_lm/, …: `override` (which must exist), else dataDir(). */
+export function dataRoot(override?: string): string {
+  if (override === undefined) return dataDir();
+  const dir = path.resolve(override);
   if (!fs.existsSync(dir)) throw new Error(`data directory not found: ${dir}`);
   return dir;
 }
 
-function namedWikiText(o: Options, name: (typeof WIKITEXT_NAMES)[number], split: Split): WikiTextFiles {
-  const dir = path.join(dataRoot(o), name);
+/** The files of `split` of the WikiText set `name` in the data folder `root`, in whichever layout its folder holds. */
+export function namedWikiTextFiles(root: string, name: (typeof WIKITEXT_NAMES)[number], split: Split): WikiTextFiles {
+  const dir = path.join(root, name);
   const config = `${name}-raw-v1`;
   if (!fs.existsSync(dir)) {
     throw new Error(
@@ -108,7 +110,7 @@ function resolveSource(o: Options): ResolvedSource {
   const { source } = o;
   if (typeof source === "object" && "ood" in source) {
     const split = o.split === "valid" ? "valid" : "test";
-    const root = dataRoot(o);
+    const root = dataRoot(o.dataDir);
     const file = oodFile(source.ood, root, split);
     if (!fs.existsSync(file)) throw new Error(`OOD data file not found: ${file}`);
     return {
@@ -121,7 +123,7 @@ function resolveSource(o: Options): ResolvedSource {
   const split = o.split!; // the schema requires it for WikiText
   const found =
     typeof source === "string"
-      ? namedWikiText(o, source, split)
+      ? namedWikiTextFiles(dataRoot(o.dataDir), source, split)
       : wikitextFiles(path.resolve(source.dir), split, source.layout);
   const name = typeof source === "string" ? source : found.dir;
   return {
