@@ -1,12 +1,30 @@
 // The data pipelines: language modelling (WikiText in three layouts, OOD sets, GPT-2 BPE, packing,
-// prepareLanguageModelData) and summarisation (four data sets, encoder–decoder arrays, summary-swap noise),
-// sharing one token cache.
+// prepareLanguageModelData), summarisation (four data sets, encoder–decoder arrays, summary-swap noise) and
+// BART's denoising pre-training rows, sharing one token cache.
 export { hashFile, readArrayCache, readTokenCache, tokenCacheDir, writeArrayCache, writeTokenCache } from "./cache.ts";
+export {
+  DenoisingDataOptionsSchema,
+  denoisingExamples,
+  DenoisingOptionsSchema,
+  prepareDenoisingData,
+  splitSentences,
+  type DenoisingArrays,
+  type DenoisingDataOptions,
+  type DenoisingOptions,
+  type PreparedDenoising,
+} from "./denoising.ts";
 export { OOD_NAMES, OOD_SETS, oodFile, readOodDocuments, type OodName, type OodSet, type OodSplit } from "./ood.ts";
 export { packDocuments, type PackedArrays, type PackedTokens, type PackOptions } from "./pack.ts";
 export { parquetShards, readParquetColumns, readParquetStrings } from "./parquet.ts";
 export { dataDir } from "./paths.ts";
-export { LanguageModelDataOptionsSchema, prepareLanguageModelData, type LanguageModelDataOptions } from "./prepare.ts";
+export {
+  dataRoot,
+  LanguageModelDataOptionsSchema,
+  namedWikiTextFiles,
+  prepareLanguageModelData,
+  WIKITEXT_NAMES,
+  type LanguageModelDataOptions,
+} from "./prepare.ts";
 export {
   countWords,
   prepareSummarizationData,
