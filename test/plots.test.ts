@@ -1,7 +1,6 @@
 // Charts: each function writes a complete SVG (titles and names in it) and a PNG twice its size that is
 // a real picture — decoded back with resvg and checked for many distinct colours, not one flat fill.
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 
 import { Resvg } from "@resvg/resvg-js";
@@ -16,9 +15,9 @@ import {
   type ReliabilityBin,
   scatterChart,
 } from "../lib/report/plots.ts";
+import { sharedTmpDir } from "./helpers/tmp.ts";
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-plots-"));
-test.after.always(() => fs.rmSync(dir, { recursive: true, force: true }));
+const dir = sharedTmpDir("dpsm-plots-");
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
