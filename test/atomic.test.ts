@@ -1,20 +1,19 @@
 // lib/io/atomic.ts: a file is replaced whole or not at all, no temporary file stays behind, and it is the only
 // writer of files (the run log's appends aside).
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 
 import test from "ava";
 
 import { writeFileAtomic, writeJsonAtomic } from "../lib/io/atomic.ts";
 import { packageRoot } from "../lib/native.ts";
+import { tmpDir } from "./helpers/tmp.ts";
 
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-atomic-"));
 const leftovers = (dir: string) => fs.readdirSync(dir).filter((f) => f.endsWith(".tmp"));
 const WIKITEXT = path.join(process.env.DPSM_DATA_DIR ?? path.join(packageRoot, "..", "shared", "data"), "wikitext-2");
 
 test("writes text, bytes and chunk lists into a new folder, and replaces a file", (t) => {
-  const dir = path.join(tmp(), "a", "b");
+  const dir = path.join(tmpDir(t, "dpsm-atomic-"), "a", "b");
   const file = path.join(dir, "out.txt");
   writeFileAtomic(file, "first");
   t.is(fs.readFileSync(file, "utf8"), "first");
@@ -32,7 +31,7 @@ test("writes text, bytes and chunk lists into a new folder, and replaces a file"
 });
 
 test("a failed write leaves the old file as it was and no temporary file", (t) => {
-  const dir = tmp();
+  const dir = tmpDir(t, "dpsm-atomic-");
   const file = path.join(dir, "out.txt");
   writeFileAtomic(file, "old");
   // A chunk that cannot be written fails halfway through the temporary file.

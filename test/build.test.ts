@@ -3,7 +3,6 @@
 // to CMakeLists.txt, producing an addon that loads.
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 
 import test from "ava";
@@ -11,6 +10,7 @@ import test from "ava";
 import { native, packageRoot } from "../lib/native.ts";
 import { run } from "./helpers/run.ts";
 import { probes } from "./helpers/testing-addon.ts";
+import { tmpDir } from "./helpers/tmp.ts";
 
 // nvcc from the machine, or NVIDIA's compiler wheels installed by native/setup-nvcc.sh: the test never
 // skips for want of a compiler.
@@ -22,7 +22,7 @@ function findNvcc(): string {
 
 test("the CUDA kernels compile with nvcc for A100 (sm_80) and H100/H200 (sm_90)", (t) => {
   const nvcc = findNvcc();
-  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-cuda-")), "dpsm_cuda.o");
+  const out = path.join(tmpDir(t, "dpsm-cuda-"), "dpsm_cuda.o");
   const r = run(nvcc, [
     "-std=c++17",
     "-O3",
@@ -41,7 +41,6 @@ test("the CUDA kernels compile with nvcc for A100 (sm_80) and H100/H200 (sm_90)"
   ]);
   t.is(r.code, 0, r.output);
   t.true(fs.statSync(out).size > 10_000);
-  fs.rmSync(path.dirname(out), { recursive: true, force: true });
 });
 
 function findNodeGyp(): string | undefined {
@@ -66,29 +65,24 @@ const nodeGyp = findNodeGyp();
 (nodeGyp ? test : test.skip)(
   "binding.gyp: node-gyp rebuild (the install fallback) builds a loadable addon via cmake-js",
   (t) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-gyp-"));
-    try {
-      for (const f of ["package.json", "binding.gyp", "CMakeLists.txt"])
-        fs.copyFileSync(path.join(packageRoot, f), path.join(dir, f));
-      fs.cpSync(path.join(packageRoot, "native"), path.join(dir, "native"), { recursive: true });
-      fs.symlinkSync(path.join(packageRoot, "node_modules"), path.join(dir, "node_modules"), "dir");
-      const nodedir =
-        process.env.npm_config_nodedir ?? (fs.existsSync("/usr/include/node/node.h") ? "/usr" : undefined);
-      const r = run(process.execPath, [nodeGyp!, "rebuild", ...(nodedir ? [`--nodedir=${nodedir}`] : [])], {
-        cwd: dir,
-      });
-      t.is(r.code, 0, r.output.slice(-4000));
-      const addon = path.join(dir, "build", "Release", "dpsm_native.node");
-      t.true(fs.existsSync(addon), "node-gyp's build/Release/dpsm_native.node is missing");
-      const load = run(process.execPath, [
-        "-e",
-        `console.log(require(${JSON.stringify(addon)}).buildInfo().torchVersion)`,
-      ]);
-      t.is(load.code, 0, load.output);
-      t.regex(load.output, /^\d+\.\d+/);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const dir = tmpDir(t, "dpsm-gyp-");
+    for (const f of ["package.json", "binding.gyp", "CMakeLists.txt"])
+      fs.copyFileSync(path.join(packageRoot, f), path.join(dir, f));
+    fs.cpSync(path.join(packageRoot, "native"), path.join(dir, "native"), { recursive: true });
+    fs.symlinkSync(path.join(packageRoot, "node_modules"), path.join(dir, "node_modules"), "dir");
+    const nodedir = process.env.npm_config_nodedir ?? (fs.existsSync("/usr/include/node/node.h") ? "/usr" : undefined);
+    const r = run(process.execPath, [nodeGyp!, "rebuild", ...(nodedir ? [`--nodedir=${nodedir}`] : [])], {
+      cwd: dir,
+    });
+    t.is(r.code, 0, r.output.slice(-4000));
+    const addon = path.join(dir, "build", "Release", "dpsm_native.node");
+    t.true(fs.existsSync(addon), "node-gyp's build/Release/dpsm_native.node is missing");
+    const load = run(process.execPath, [
+      "-e",
+      `console.log(require(${JSON.stringify(addon)}).buildInfo().torchVersion)`,
+    ]);
+    t.is(load.code, 0, load.output);
+    t.regex(load.output, /^\d+\.\d+/);
   },
 );
 

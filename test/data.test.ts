@@ -2,7 +2,6 @@
 // Hugging Face parquet layouts (the parquet files written here from real WikiText-2 lines), the OOD readers,
 // packing into sequences, and the token cache.
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 
 import test from "ava";
@@ -21,12 +20,12 @@ import {
   type PackedArrays,
 } from "../lib/data/index.ts";
 import { packageRoot } from "../lib/native.ts";
+import { sharedTmpDir } from "./helpers/tmp.ts";
 
 const DATA = dataDir();
 const WT2 = path.join(DATA, "wikitext-2");
 const RAW_TEST = path.join(WT2, "raw_test_only");
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-data-test-"));
-test.after.always(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const tmp = sharedTmpDir("dpsm-data-test-");
 
 function fileLines(file: string): string[] {
   return fs.readFileSync(file, "utf8").split(/\r?\n/);

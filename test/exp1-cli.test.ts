@@ -2,13 +2,13 @@
 // the same command again finishes the experiment without redoing finished runs.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 
 import test from "ava";
 
 import { packageRoot } from "../lib/native.ts";
 import { run } from "./helpers/run.ts";
+import { tmpDir } from "./helpers/tmp.ts";
 
 const BIN = path.join(packageRoot, "bin", "dpsm-native.mjs");
 const cli = (args: string[]) => run(process.execPath, [BIN, "exp1", ...args], { cwd: packageRoot });
@@ -46,7 +46,7 @@ test("package.json's bin is this command", (t) => {
 });
 
 test("bad flags and config files are named, before any work", (t) => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-cli-"));
+  const out = tmpDir(t, "dpsm-cli-");
   const bad = [
     [["--max-steps", "abc"], /--max-steps: expected a number, got "abc"/],
     [["--max-steps", "0"], /exp1 config\.maxSteps: Too small/],
@@ -81,7 +81,7 @@ test("bad flags and config files are named, before any work", (t) => {
 });
 
 test("Ctrl-C, then the same command again: finished runs skipped, the interrupted one resumed, a report", async (t) => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-cli-"));
+  const out = tmpDir(t, "dpsm-cli-");
   const child = spawn(process.execPath, [BIN, "exp1", ...SMALL, "--out", out], {
     cwd: packageRoot,
     stdio: ["ignore", "pipe", "pipe"],

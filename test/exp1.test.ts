@@ -1,7 +1,6 @@
 // Experiment 1 end to end on real WikiText-2, at a size a test can afford: the runs, the report with its
 // figures and verdicts, and the promise that re-running skips finished runs and resumes an interrupted one.
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 
 import test from "ava";
@@ -11,8 +10,8 @@ import { jobId, resolveConfig, runExperiment, writeReport } from "../lib/experim
 import type { Finished } from "../lib/experiments/framework/spec.ts";
 import type { Exp1Result } from "../lib/experiments/exp1-lm/run-job.ts";
 import { buildInfo } from "../lib/index.ts";
+import { tmpDir } from "./helpers/tmp.ts";
 
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-exp1-"));
 const SMALL = {
   contextLength: 33,
   maxSteps: 4,
@@ -26,7 +25,7 @@ const SMALL = {
 };
 
 test.serial("runs, report, figures and verdicts; a second run skips every finished run", async (t) => {
-  const out = tmp();
+  const out = tmpDir(t, "dpsm-exp1-");
   const config = resolveConfig(exp1, "quick", {
     ...SMALL,
     seeds: [0, 1],
@@ -108,9 +107,9 @@ test.serial("an interrupted experiment resumes: finished runs skipped, the inter
     variations: ["ce", "dpsm-cosine"],
     labelNoise: false,
   });
-  const straight = await runExperiment(exp1, config, tmp(), { progress: false, say: () => {} });
+  const straight = await runExperiment(exp1, config, tmpDir(t, "dpsm-exp1-"), { progress: false, say: () => {} });
 
-  const out = tmp();
+  const out = tmpDir(t, "dpsm-exp1-");
   const controller = new AbortController();
   const first = await runExperiment(exp1, config, out, {
     progress: false,
@@ -150,7 +149,7 @@ test.serial("experiment settings are validated and pinned to their directory", a
   t.is(full.patience, 5);
   t.is(full.contextLength, 1024);
 
-  const out = tmp();
+  const out = tmpDir(t, "dpsm-exp1-");
   const other = { experiment: "exp1", ...resolveConfig(exp1, "quick"), maxSteps: 999 };
   fs.writeFileSync(path.join(out, "config.json"), JSON.stringify(other));
   await t.throwsAsync(runExperiment(exp1, resolveConfig(exp1, "quick", SMALL), out, { say: () => {} }), {

@@ -2,7 +2,6 @@
 // schema, settings precedence, structured job keys, the pinned configuration, skipping and resuming jobs,
 // and the aggregates recomputed from the finished jobs.
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 
 import test from "ava";
@@ -23,8 +22,8 @@ import {
   UsageError,
 } from "../lib/experiments/framework/index.ts";
 import { meanStd, pairedTTest } from "../lib/metrics/stats.ts";
+import { tmpDir } from "./helpers/tmp.ts";
 
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-framework-"));
 const flags = settingFlags(exp1.schema);
 const flag = (name: string) => flags.find((f) => f.name === name);
 const parse = (argv: string[]) => parseExperimentArgs(flags, argv);
@@ -131,7 +130,7 @@ test("bad flags are UsageErrors that name the flag", (t) => {
 });
 
 test("settings: profile, then a settings file, then flags; errors name the setting", (t) => {
-  const dir = tmp();
+  const dir = tmpDir(t, "dpsm-framework-");
   const file = path.join(dir, "mine.json");
   const settings = { profile: "wt2-small", maxSteps: 40, seeds: [1], labelNoise: { stepFraction: 0.5 } };
   fs.writeFileSync(file, JSON.stringify(settings));
@@ -195,7 +194,7 @@ test("jobs carry structured keys: folders, groups and names come from them", (t)
 });
 
 test("the configuration is pinned to its folder; unpinned settings (threads) may differ", (t) => {
-  const out = tmp();
+  const out = tmpDir(t, "dpsm-framework-");
   const config = resolveConfig(exp1, "quick", TINY);
   pinConfig(exp1, { ...config, threads: 2 }, out);
   const pinned = JSON.parse(fs.readFileSync(path.join(out, "config.json"), "utf8")) as Record<string, unknown>;
@@ -215,7 +214,7 @@ test("the configuration is pinned to its folder; unpinned settings (threads) may
 
 test.serial("finished jobs are skipped, an unfinished one resumes, an aborted run starts none", async (t) => {
   const config = resolveConfig(exp1, "quick", { ...TINY, seeds: [0, 1], variations: ["ce", "brier"] });
-  const out = tmp();
+  const out = tmpDir(t, "dpsm-framework-");
   const ran: string[] = [];
   const counting = {
     ...exp1,

@@ -1,13 +1,13 @@
 // GPT-2 against an independent implementation (test/fixtures/gpt2/make_fixture.py: float64 Python torch,
 // written from the paper and Hugging Face's GPT2LMHeadModel), and the Hugging Face layout of what we save.
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 
 import test from "ava";
 
 import { GPT2Model } from "../lib/index.ts";
 import { readHeader, readTensor, renameTensors } from "./helpers/safetensors.ts";
+import { tmpDir } from "./helpers/tmp.ts";
 
 const FIXTURE = path.join(import.meta.dirname, "fixtures", "gpt2");
 
@@ -84,71 +84,59 @@ test("logits equal the independent float64 GPT-2 on real WikiText-2 tokens (Hugg
 });
 
 test("weights without the transformer. prefix (the original GPT-2 checkpoints) load the same", (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-gpt2-"));
-  try {
-    fs.copyFileSync(path.join(FIXTURE, "config.json"), path.join(dir, "config.json"));
-    renameTensors(path.join(FIXTURE, "model.safetensors"), path.join(dir, "model.safetensors"), (k) =>
-      k.replace(/^transformer\./, ""),
-    );
-    const r = compareWithFixture(GPT2Model.load(dir));
-    t.true(r.maxLogitErr < 1e-4);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  const dir = tmpDir(t, "dpsm-gpt2-");
+  fs.copyFileSync(path.join(FIXTURE, "config.json"), path.join(dir, "config.json"));
+  renameTensors(path.join(FIXTURE, "model.safetensors"), path.join(dir, "model.safetensors"), (k) =>
+    k.replace(/^transformer\./, ""),
+  );
+  const r = compareWithFixture(GPT2Model.load(dir));
+  t.true(r.maxLogitErr < 1e-4);
 });
 
 test("save writes Hugging Face's GPT2LMHeadModel layout and config, and loads back bit for bit", (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-gpt2-"));
-  try {
-    const model = GPT2Model.create({ vocabSize: 50257, nPositions: 64, nEmbd: 16, nLayer: 2, nHead: 2, seed: 3 });
-    model.save(dir);
-    const ours = readHeader(path.join(dir, "model.safetensors")).header;
-    const theirs = readHeader(path.join(FIXTURE, "model.safetensors")).header;
-    t.deepEqual(Object.keys(ours).sort(), Object.keys(theirs).sort());
-    for (const [k, v] of Object.entries(theirs)) t.deepEqual(ours[k]!.shape, v.shape, k);
-    t.true(Object.values(ours).every((e) => e.dtype === "F32"));
-    const config = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")) as Record<string, unknown>;
-    t.like(config, {
-      model_type: "gpt2",
-      architectures: ["GPT2LMHeadModel"],
-      n_embd: 16,
-      n_layer: 2,
-      n_head: 2,
-      n_positions: 64,
-      vocab_size: 50257,
-      activation_function: "gelu_new",
-      tie_word_embeddings: true,
-    });
-    const ids = Int32Array.from(expected.input_ids.flat());
-    const a = model.logits(ids, 2, 40);
-    const b = GPT2Model.load(dir).logits(ids, 2, 40);
-    t.deepEqual(a, b);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  const dir = tmpDir(t, "dpsm-gpt2-");
+  const model = GPT2Model.create({ vocabSize: 50257, nPositions: 64, nEmbd: 16, nLayer: 2, nHead: 2, seed: 3 });
+  model.save(dir);
+  const ours = readHeader(path.join(dir, "model.safetensors")).header;
+  const theirs = readHeader(path.join(FIXTURE, "model.safetensors")).header;
+  t.deepEqual(Object.keys(ours).sort(), Object.keys(theirs).sort());
+  for (const [k, v] of Object.entries(theirs)) t.deepEqual(ours[k]!.shape, v.shape, k);
+  t.true(Object.values(ours).every((e) => e.dtype === "F32"));
+  const config = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")) as Record<string, unknown>;
+  t.like(config, {
+    model_type: "gpt2",
+    architectures: ["GPT2LMHeadModel"],
+    n_embd: 16,
+    n_layer: 2,
+    n_head: 2,
+    n_positions: 64,
+    vocab_size: 50257,
+    activation_function: "gelu_new",
+    tie_word_embeddings: true,
+  });
+  const ids = Int32Array.from(expected.input_ids.flat());
+  const a = model.logits(ids, 2, 40);
+  const b = GPT2Model.load(dir).logits(ids, 2, 40);
+  t.deepEqual(a, b);
 });
 
 test("GPT-2 initialisation: N(0, 0.02), residual projections at 0.02/√(2·n_layer), zero biases, unit LayerNorms", (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-gpt2-"));
-  try {
-    GPT2Model.create({ size: "tiny", seed: 1 }).save(dir);
-    const file = path.join(dir, "model.safetensors");
-    const std = (name: string) => {
-      const x = readTensor(file, name);
-      const mean = x.reduce((a, b) => a + b, 0) / x.length;
-      return Math.sqrt(x.reduce((a, b) => a + (b - mean) ** 2, 0) / x.length);
-    };
-    const close = (a: number, b: number) => Math.abs(a - b) / b < 0.03;
-    t.true(close(std("transformer.wte.weight"), 0.02));
-    t.true(close(std("transformer.h.0.attn.c_attn.weight"), 0.02));
-    t.true(close(std("transformer.h.3.mlp.c_fc.weight"), 0.02));
-    t.true(close(std("transformer.h.1.attn.c_proj.weight"), 0.02 / Math.sqrt(8)));
-    t.true(close(std("transformer.h.2.mlp.c_proj.weight"), 0.02 / Math.sqrt(8)));
-    t.true(readTensor(file, "transformer.h.0.attn.c_attn.bias").every((v) => v === 0));
-    t.true(readTensor(file, "transformer.ln_f.weight").every((v) => v === 1));
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  const dir = tmpDir(t, "dpsm-gpt2-");
+  GPT2Model.create({ size: "tiny", seed: 1 }).save(dir);
+  const file = path.join(dir, "model.safetensors");
+  const std = (name: string) => {
+    const x = readTensor(file, name);
+    const mean = x.reduce((a, b) => a + b, 0) / x.length;
+    return Math.sqrt(x.reduce((a, b) => a + (b - mean) ** 2, 0) / x.length);
+  };
+  const close = (a: number, b: number) => Math.abs(a - b) / b < 0.03;
+  t.true(close(std("transformer.wte.weight"), 0.02));
+  t.true(close(std("transformer.h.0.attn.c_attn.weight"), 0.02));
+  t.true(close(std("transformer.h.3.mlp.c_fc.weight"), 0.02));
+  t.true(close(std("transformer.h.1.attn.c_proj.weight"), 0.02 / Math.sqrt(8)));
+  t.true(close(std("transformer.h.2.mlp.c_proj.weight"), 0.02 / Math.sqrt(8)));
+  t.true(readTensor(file, "transformer.h.0.attn.c_attn.bias").every((v) => v === 0));
+  t.true(readTensor(file, "transformer.ln_f.weight").every((v) => v === 1));
 });
 
 test("attention is causal: later tokens never change earlier logits", (t) => {
@@ -170,17 +158,13 @@ test("model configs: presets and their sizes; bad sizes and shapes are named", (
   t.throws(() => GPT2Model.create({ size: "huge" as "tiny" }), { message: /model\.size: .*got "huge"/ });
   t.throws(() => GPT2Model.create({ nEmbd: 100, nHead: 3 }), { message: /model\.nEmbd: must be a multiple of nHead/ });
   t.throws(() => GPT2Model.load("/nonexistent/folder"), { message: /config\.json not found/ });
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-gpt2-"));
-  try {
-    fs.writeFileSync(
-      path.join(dir, "config.json"),
-      JSON.stringify({ model_type: "gpt2", n_embd: 32, n_layer: 2, n_head: 2, n_positions: 64, vocab_size: 50257 }),
-    );
-    fs.copyFileSync(path.join(FIXTURE, "model.safetensors"), path.join(dir, "model.safetensors"));
-    t.throws(() => GPT2Model.load(dir), { message: /mis-shaped \[transformer\.wte\.weight/ });
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  const dir = tmpDir(t, "dpsm-gpt2-");
+  fs.writeFileSync(
+    path.join(dir, "config.json"),
+    JSON.stringify({ model_type: "gpt2", n_embd: 32, n_layer: 2, n_head: 2, n_positions: 64, vocab_size: 50257 }),
+  );
+  fs.copyFileSync(path.join(FIXTURE, "model.safetensors"), path.join(dir, "model.safetensors"));
+  t.throws(() => GPT2Model.load(dir), { message: /mis-shaped \[transformer\.wte\.weight/ });
 });
 
 test("generation: greedy follows the argmax of the logits at each step; seeded top-k repeats itself", (t) => {

@@ -1,7 +1,6 @@
 // A consumer project sees the package as users will: `import { DPSMLoss } from "dpsm-native"` resolves
 // through package.json's exports to the built dist/, with its types, and runs.
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -9,6 +8,7 @@ import test from "ava";
 
 import { packageRoot } from "../lib/native.ts";
 import { run } from "./helpers/run.ts";
+import { tmpDir } from "./helpers/tmp.ts";
 
 test("a consumer project imports and type-checks dpsm-native through its exports", (t) => {
   const tsc = path.join(packageRoot, "node_modules", "typescript", "bin", "tsc");
@@ -21,36 +21,32 @@ test("a consumer project imports and type-checks dpsm-native through its exports
   t.is(help.code, 0, help.output);
   t.regex(help.output, /usage: dpsm-native exp1 .*\n[\s\S]*--max-steps N +optimiser steps/);
 
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-consumer-"));
-  try {
-    fs.mkdirSync(path.join(dir, "node_modules"));
-    fs.symlinkSync(packageRoot, path.join(dir, "node_modules", "dpsm-native"), "dir");
-    // A TypeScript project on Node has Node's types, as any consumer of a Node library does.
-    fs.mkdirSync(path.join(dir, "node_modules", "@types"));
-    fs.symlinkSync(
-      path.join(packageRoot, "node_modules", "@types", "node"),
-      path.join(dir, "node_modules", "@types", "node"),
-      "dir",
-    );
-    fs.writeFileSync(
-      path.join(dir, "package.json"),
-      JSON.stringify({ name: "consumer", type: "module", private: true }),
-    );
-    fs.writeFileSync(
-      path.join(dir, "tsconfig.json"),
-      JSON.stringify({
-        compilerOptions: {
-          target: "ES2022",
-          module: "NodeNext",
-          moduleResolution: "NodeNext",
-          strict: true,
-          noEmit: true,
-          types: ["node"],
-        },
-        files: ["consumer.ts"],
-      }),
-    );
-    const source = `import { DPSMLoss, buildInfo, type LossResult, Trainer, Evaluator, GPT2Model, type FitResult } from "dpsm-native";
+  const dir = tmpDir(t, "dpsm-consumer-");
+  fs.mkdirSync(path.join(dir, "node_modules"));
+  fs.symlinkSync(packageRoot, path.join(dir, "node_modules", "dpsm-native"), "dir");
+  // A TypeScript project on Node has Node's types, as any consumer of a Node library does.
+  fs.mkdirSync(path.join(dir, "node_modules", "@types"));
+  fs.symlinkSync(
+    path.join(packageRoot, "node_modules", "@types", "node"),
+    path.join(dir, "node_modules", "@types", "node"),
+    "dir",
+  );
+  fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({ name: "consumer", type: "module", private: true }));
+  fs.writeFileSync(
+    path.join(dir, "tsconfig.json"),
+    JSON.stringify({
+      compilerOptions: {
+        target: "ES2022",
+        module: "NodeNext",
+        moduleResolution: "NodeNext",
+        strict: true,
+        noEmit: true,
+        types: ["node"],
+      },
+      files: ["consumer.ts"],
+    }),
+  );
+  const source = `import { DPSMLoss, buildInfo, type LossResult, Trainer, Evaluator, GPT2Model, type FitResult } from "dpsm-native";
 const trainerClass: typeof Trainer = Trainer;
 const evaluatorClass: typeof Evaluator = Evaluator;
 const params: number = GPT2Model.create({ nEmbd: 8, nLayer: 1, nHead: 2, nPositions: 8, vocabSize: 50257 }).parameterCount;
@@ -60,39 +56,33 @@ const r: LossResult = loss.forward(new Float32Array([1, 2, 3, 4, 5, 6]), new Int
 const alpha: number = loss.alphaAt(250);
 console.log(JSON.stringify({ alpha, kernelAlpha: r.alpha, loss: r.loss, torch: buildInfo().torchVersion, params, ok: !fit && !!trainerClass && !!evaluatorClass }));
 `;
-    fs.writeFileSync(path.join(dir, "consumer.ts"), source);
-    const check = run(process.execPath, [tsc, "-p", path.join(dir, "tsconfig.json")], { cwd: dir });
-    t.is(check.code, 0, `consumer type check failed:\n${check.output}`);
+  fs.writeFileSync(path.join(dir, "consumer.ts"), source);
+  const check = run(process.execPath, [tsc, "-p", path.join(dir, "tsconfig.json")], { cwd: dir });
+  t.is(check.code, 0, `consumer type check failed:\n${check.output}`);
 
-    // A wrong use is a type error for the consumer too.
-    fs.writeFileSync(
-      path.join(dir, "consumer.ts"),
-      `${source}\nnew DPSMLoss({ kind: "dpsm", schedule: "sideways" });\n`,
-    );
-    const bad = run(process.execPath, [tsc, "-p", path.join(dir, "tsconfig.json")], { cwd: dir });
-    t.not(bad.code, 0, "a bad schedule literal should not type-check");
-    t.regex(bad.output, /sideways/);
+  // A wrong use is a type error for the consumer too.
+  fs.writeFileSync(path.join(dir, "consumer.ts"), `${source}\nnew DPSMLoss({ kind: "dpsm", schedule: "sideways" });\n`);
+  const bad = run(process.execPath, [tsc, "-p", path.join(dir, "tsconfig.json")], { cwd: dir });
+  t.not(bad.code, 0, "a bad schedule literal should not type-check");
+  t.regex(bad.output, /sideways/);
 
-    const js = source
-      .replace(", type LossResult", "")
-      .replace(", type FitResult", "")
-      .replace(/: (LossResult|number|typeof \w+|FitResult \| undefined)/g, "");
-    fs.writeFileSync(path.join(dir, "consumer.mjs"), js);
-    const exec = run(process.execPath, ["consumer.mjs"], { cwd: dir });
-    t.is(exec.code, 0, exec.output);
-    const out = JSON.parse(exec.output.trim().split("\n").pop()!) as {
-      alpha: number;
-      kernelAlpha: number;
-      loss: number;
-      params: number;
-      ok: boolean;
-    };
-    t.true(out.ok);
-    t.is(out.params, 50257 * 8 + 8 * 8 + 12 * 64 + 13 * 8 + 2 * 8);
-    t.is(out.alpha, 0.25);
-    t.is(out.kernelAlpha, 0.25);
-    t.true(out.loss > 0);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  const js = source
+    .replace(", type LossResult", "")
+    .replace(", type FitResult", "")
+    .replace(/: (LossResult|number|typeof \w+|FitResult \| undefined)/g, "");
+  fs.writeFileSync(path.join(dir, "consumer.mjs"), js);
+  const exec = run(process.execPath, ["consumer.mjs"], { cwd: dir });
+  t.is(exec.code, 0, exec.output);
+  const out = JSON.parse(exec.output.trim().split("\n").pop()!) as {
+    alpha: number;
+    kernelAlpha: number;
+    loss: number;
+    params: number;
+    ok: boolean;
+  };
+  t.true(out.ok);
+  t.is(out.params, 50257 * 8 + 8 * 8 + 12 * 64 + 13 * 8 + 2 * 8);
+  t.is(out.alpha, 0.25);
+  t.is(out.kernelAlpha, 0.25);
+  t.true(out.loss > 0);
 });

@@ -1,16 +1,23 @@
 // Charts: each function writes a complete SVG (titles and names in it) and a PNG twice its size that is
 // a real picture — decoded back with resvg and checked for many distinct colours, not one flat fill.
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 
 import { Resvg } from "@resvg/resvg-js";
 import test from "ava";
 
-import { barChart, type ChartFiles, lineChart, reliabilityDiagram, type ReliabilityBin } from "../lib/report/plots.ts";
+import {
+  barChart,
+  type ChartFiles,
+  heatmapChart,
+  lineChart,
+  reliabilityDiagram,
+  type ReliabilityBin,
+  scatterChart,
+} from "../lib/report/plots.ts";
+import { sharedTmpDir } from "./helpers/tmp.ts";
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-plots-"));
-test.after.always(() => fs.rmSync(dir, { recursive: true, force: true }));
+const dir = sharedTmpDir("dpsm-plots-");
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
@@ -170,4 +177,178 @@ test("barChart: grouped bars with error bars and a legend; plain bars without gr
   );
   const { svg } = checkFiles(t, plain, plainBase, ["Final perplexity", "Perplexity", "ce", "brier", "dpsm", ">44.9<"]);
   t.true(svg.includes(">30.2<"), "value labels above the bars");
+});
+
+test("scatterChart: one labelled point per item, coloured by group with a legend", async (t) => {
+  const outBase = path.join(dir, "scatter");
+  const points = ["ce", "brier", "dpsm-linear"].flatMap((loss, i) =>
+    ["1e-4", "3e-4"].map((lr, j) => ({
+      x: 0.21 + 0.01 * i + 0.004 * j,
+      y: 0.04 - 0.008 * i + 0.005 * j,
+      label: `${loss} @ ${lr}`,
+      group: `lr ${lr}`,
+    })),
+  );
+  const files = await scatterChart(
+    { title: "ROUGE-L vs ECE-10", xTitle: "ROUGE-L", yTitle: "ECE-10", points },
+    outBase,
+  );
+  const { svg, width } = checkFiles(t, files, outBase, [
+    "ROUGE-L vs ECE-10",
+    "ROUGE-L",
+    "ECE-10",
+    "lr 1e-4",
+    "lr 3e-4",
+    ...points.map((p) => `>${p.label}<`),
+  ]);
+  t.true(width > 2 * 640);
+  // One point symbol per item (each with a tooltip naming its label).
+  for (const p of points) t.true(svg.includes(`label: ${p.label}`), `tooltip of ${p.label}`);
+
+  // Without groups: one colour and no legend; a custom plot size.
+  const plainBase = path.join(dir, "scatter-plain");
+  const plain = await scatterChart(
+    {
+      title: "Plain",
+      xTitle: "x axis",
+      yTitle: "y axis",
+      width: 300,
+      height: 200,
+      points: [
+        { x: 1, y: 2, label: "first" },
+        { x: 2, y: 1, label: "second" },
+        { x: 3, y: 3, label: "third" },
+      ],
+    },
+    plainBase,
+  );
+  checkFiles(t, plain, plainBase, ["Plain", "x axis", "y axis", ">first<", ">second<", ">third<"]);
+});
+
+test("scatterChart: empty points and non-finite coordinates throw, naming the argument", async (t) => {
+  const base = { title: "T", xTitle: "X", yTitle: "Y" };
+  const out = path.join(dir, "scatter-bad");
+  await t.throwsAsync(scatterChart({ ...base, points: [] }, out), {
+    message: /scatterChart: spec\.points .*non-empty/,
+  });
+  await t.throwsAsync(
+    scatterChart(
+      {
+        ...base,
+        points: [
+          { x: 1, y: 1, label: "a" },
+          { x: NaN, y: 1, label: "b" },
+        ],
+      },
+      out,
+    ),
+    { message: /scatterChart: spec\.points\[1\]\.x .*finite/ },
+  );
+  await t.throwsAsync(scatterChart({ ...base, points: [{ x: 1, y: Infinity, label: "a" }] }, out), {
+    message: /scatterChart: spec\.points\[0\]\.y .*finite/,
+  });
+  t.false(fs.existsSync(`${out}.svg`) || fs.existsSync(`${out}.png`), "nothing written");
+});
+
+test("heatmapChart: a cell per (x, y) with its value printed, colour legend titled", async (t) => {
+  const lrs = ["1e-5", "3e-5", "1e-4"];
+  const smoothing = ["0", "0.05", "0.1"];
+  const cells = lrs.flatMap((x, i) => smoothing.map((y, j) => ({ x, y, value: 0.2 + 0.01 * i + 0.0031 * j })));
+  const outBase = path.join(dir, "heatmap");
+  const files = await heatmapChart(
+    {
+      title: "ROUGE-L over lr × label smoothing",
+      xTitle: "Learning rate",
+      yTitle: "Label smoothing",
+      cells,
+      valueTitle: "ROUGE-L (F1)",
+    },
+    outBase,
+  );
+  const { svg } = checkFiles(t, files, outBase, [
+    "ROUGE-L over lr × label smoothing",
+    "Learning rate",
+    "Label smoothing",
+    "ROUGE-L (F1)",
+    ...lrs.map((s) => `>${s}<`),
+    ...smoothing.map((s) => `>${s}<`),
+    // Three decimals by default.
+    ...cells.map((c) => `>${c.value.toFixed(3)}<`),
+  ]);
+  // Text on the darkest cell is white, on the lightest near-black.
+  const ink = (text: string) => new RegExp(`fill="([^"]+)"[^>]*>${text.replace(".", "\\.")}<`).exec(svg)?.[1];
+  t.is(ink("0.200"), "white");
+  t.is(ink("0.226"), "#1a1a1a");
+
+  // Lower is better: the colour scale is reversed (the best cell is light, its text dark); digits honoured.
+  const revBase = path.join(dir, "heatmap-lower");
+  const rev = await heatmapChart(
+    {
+      title: "ECE-10 over lr × label smoothing",
+      xTitle: "Learning rate",
+      yTitle: "Label smoothing",
+      cells,
+      valueTitle: "ECE-10",
+      higherIsBetter: false,
+      digits: 4,
+    },
+    revBase,
+  );
+  const { svg: revSvg } = checkFiles(t, rev, revBase, ["ECE-10 over lr × label smoothing", ">0.2000<", ">0.2262<"]);
+  const revInk = (text: string) => new RegExp(`fill="([^"]+)"[^>]*>${text.replace(".", "\\.")}<`).exec(revSvg)?.[1];
+  t.is(revInk("0.2000"), "#1a1a1a");
+  t.is(revInk("0.2262"), "white");
+
+  // All cells equal: still a chart (no zero-width colour domain).
+  const flatBase = path.join(dir, "heatmap-flat");
+  const flat = await heatmapChart(
+    {
+      title: "Flat",
+      xTitle: "a",
+      yTitle: "b",
+      valueTitle: "v",
+      cells: [
+        { x: "p", y: "q", value: 1 },
+        { x: "r", y: "q", value: 1 },
+      ],
+    },
+    flatBase,
+  );
+  checkFiles(t, flat, flatBase, ["Flat", ">1.000<"]);
+});
+
+test("heatmapChart: empty cells, non-finite values, repeated cells and bad digits throw, naming the argument", async (t) => {
+  const base = { title: "T", xTitle: "X", yTitle: "Y", valueTitle: "V" };
+  const out = path.join(dir, "heatmap-bad");
+  await t.throwsAsync(heatmapChart({ ...base, cells: [] }, out), { message: /heatmapChart: spec\.cells .*non-empty/ });
+  await t.throwsAsync(
+    heatmapChart(
+      {
+        ...base,
+        cells: [
+          { x: "a", y: "b", value: 1 },
+          { x: "a", y: "c", value: NaN },
+        ],
+      },
+      out,
+    ),
+    { message: /heatmapChart: spec\.cells\[1\]\.value .*finite/ },
+  );
+  await t.throwsAsync(
+    heatmapChart(
+      {
+        ...base,
+        cells: [
+          { x: "a", y: "b", value: 1 },
+          { x: "a", y: "b", value: 2 },
+        ],
+      },
+      out,
+    ),
+    { message: /heatmapChart: spec\.cells\[1\] repeats/ },
+  );
+  await t.throwsAsync(heatmapChart({ ...base, digits: -1, cells: [{ x: "a", y: "b", value: 1 }] }, out), {
+    message: /heatmapChart: spec\.digits/,
+  });
+  t.false(fs.existsSync(`${out}.svg`) || fs.existsSync(`${out}.png`), "nothing written");
 });

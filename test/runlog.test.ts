@@ -1,7 +1,6 @@
 // lib/runlog.ts on a real training run: what the Trainer wrote reads back as the events it emitted, a line
 // cut short by a kill is skipped, and the next session's records start on a line of their own.
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 
 import test from "ava";
@@ -9,8 +8,8 @@ import test from "ava";
 import { prepareLanguageModelData, type EvalEvent, type StepEvent, Trainer } from "../lib/index.ts";
 import { lossCurve, readRunLog, RunLogWriter, runEfficiency } from "../lib/runlog.ts";
 import { median } from "../lib/report/table.ts";
+import { tmpDir } from "./helpers/tmp.ts";
 
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-runlog-"));
 // What a record becomes in JSON (a NaN, e.g. the accuracy of an empty reliability bin, becomes null).
 const asJson = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T;
 
@@ -39,7 +38,7 @@ async function train(runDir: string, maxSteps: number, signal?: AbortSignal, onS
 }
 
 test.serial("the Trainer's log reads back as its events; resumed sessions add a start record", async (t) => {
-  const dir = tmp();
+  const dir = tmpDir(t, "dpsm-runlog-");
   const file = path.join(dir, "train.jsonl");
   const controller = new AbortController();
   const first = await train(dir, 5, controller.signal, (s) => s.step === 3 && controller.abort());
@@ -88,7 +87,7 @@ test.serial("the Trainer's log reads back as its events; resumed sessions add a 
 });
 
 test.serial("a last line cut short is skipped, and the next writer starts a new line", async (t) => {
-  const dir = tmp();
+  const dir = tmpDir(t, "dpsm-runlog-");
   const file = path.join(dir, "train.jsonl");
   const { steps } = await train(dir, 2);
   const whole = fs.readFileSync(file, "utf8");

@@ -3,13 +3,13 @@
 // the float64 logits BartForConditionalGeneration / PegasusForConditionalGeneration give on real CNN/DailyMail
 // text (a padded batch). Our core loads each folder and must give the same logits.
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 
 import test from "ava";
 
 import { SEQ2SEQ_PRESETS, Seq2SeqModel } from "../lib/models/bart.ts";
 import { readHeader } from "./helpers/safetensors.ts";
+import { tmpDir } from "./helpers/tmp.ts";
 
 const FIXTURES = path.join(import.meta.dirname, "fixtures", "seq2seq");
 
@@ -76,64 +76,55 @@ for (const family of ["bart", "pegasus"] as const) {
   });
 
   test(`${family}: save writes Hugging Face's names; the saved folder loads and gives the same logits`, (t) => {
-    const out = fs.mkdtempSync(path.join(os.tmpdir(), `dpsm-${family}-`));
-    try {
-      const model = Seq2SeqModel.load(dir);
-      model.save(out);
-      const theirs = Object.keys(readHeader(path.join(dir, "model.safetensors")).header);
-      const ours = Object.keys(readHeader(path.join(out, "model.safetensors")).header);
-      t.deepEqual(ours.sort(), theirs.sort());
-      const again = Seq2SeqModel.load(out);
-      t.deepEqual(run(again, expected).logits, run(model, expected).logits);
-      t.is(JSON.parse(fs.readFileSync(path.join(out, "config.json"), "utf8")).model_type, family);
-    } finally {
-      fs.rmSync(out, { recursive: true, force: true });
-    }
+    const out = tmpDir(t, `dpsm-${family}-`);
+    const model = Seq2SeqModel.load(dir);
+    model.save(out);
+    const theirs = Object.keys(readHeader(path.join(dir, "model.safetensors")).header);
+    const ours = Object.keys(readHeader(path.join(out, "model.safetensors")).header);
+    t.deepEqual(ours.sort(), theirs.sort());
+    const again = Seq2SeqModel.load(out);
+    t.deepEqual(run(again, expected).logits, run(model, expected).logits);
+    t.is(JSON.parse(fs.readFileSync(path.join(out, "config.json"), "utf8")).model_type, family);
   });
 }
 
 test("bad checkpoints and inputs are named errors", (t) => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-s2s-bad-"));
-  try {
-    const bart = path.join(FIXTURES, "bart");
-    const copy = (config: object) => {
-      fs.copyFileSync(path.join(bart, "model.safetensors"), path.join(tmp, "model.safetensors"));
-      fs.writeFileSync(path.join(tmp, "config.json"), JSON.stringify(config));
-    };
-    const base = JSON.parse(fs.readFileSync(path.join(bart, "config.json"), "utf8")) as Record<string, unknown>;
-    t.throws(() => Seq2SeqModel.load("/nonexistent/folder"), { message: /config\.json not found/ });
-    copy({ ...base, model_type: "t5" });
-    t.throws(() => Seq2SeqModel.load(tmp), { message: /model_type/ });
-    copy({ ...base, d_model: 30 });
-    t.throws(() => Seq2SeqModel.load(tmp), { message: /d_model: must be a multiple of encoder_attention_heads/ });
-    copy({ ...base, d_model: 64 });
-    t.throws(() => Seq2SeqModel.load(tmp), {
-      message: /mis-shaped \[model\.decoder\.embed_positions\.weight \(file \[130, 32\], model \[130, 64\]\)/,
-    });
-    copy(base);
-    const file = path.join(tmp, "model.safetensors");
-    fs.truncateSync(file, fs.statSync(file).size - 1000);
-    t.throws(() => Seq2SeqModel.load(tmp), { message: /safetensors: .*model\.safetensors: (truncated|data_offsets)/ });
-    copy({ ...base, encoder_layers: 3 });
-    t.throws(() => Seq2SeqModel.load(tmp), { message: /missing \[model\.encoder\.layers\.2\./ });
-    const model = Seq2SeqModel.load(bart);
-    t.throws(
-      () => model.logits({ ids: new Int32Array(4), mask: new Int32Array(4), length: 2 }, new Int32Array(3), 2, 2),
-      {
-        message: /batch × decoderLength/,
-      },
-    );
-    t.throws(
-      () =>
-        model.logits({ ids: new Int32Array([0, 9999]), mask: new Int32Array(2), length: 2 }, new Int32Array(2), 1, 2),
-      {
-        message: /ids: expected values in \[0, 264\)/,
-      },
-    );
-    t.throws(() => model.native.logits(new Int32Array(2), 1, 2), { message: /encoder-decoder takes seq2seqLogits/ });
-  } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
-  }
+  const tmp = tmpDir(t, "dpsm-s2s-bad-");
+  const bart = path.join(FIXTURES, "bart");
+  const copy = (config: object) => {
+    fs.copyFileSync(path.join(bart, "model.safetensors"), path.join(tmp, "model.safetensors"));
+    fs.writeFileSync(path.join(tmp, "config.json"), JSON.stringify(config));
+  };
+  const base = JSON.parse(fs.readFileSync(path.join(bart, "config.json"), "utf8")) as Record<string, unknown>;
+  t.throws(() => Seq2SeqModel.load("/nonexistent/folder"), { message: /config\.json not found/ });
+  copy({ ...base, model_type: "t5" });
+  t.throws(() => Seq2SeqModel.load(tmp), { message: /model_type/ });
+  copy({ ...base, d_model: 30 });
+  t.throws(() => Seq2SeqModel.load(tmp), { message: /d_model: must be a multiple of encoder_attention_heads/ });
+  copy({ ...base, d_model: 64 });
+  t.throws(() => Seq2SeqModel.load(tmp), {
+    message: /mis-shaped \[model\.decoder\.embed_positions\.weight \(file \[130, 32\], model \[130, 64\]\)/,
+  });
+  copy(base);
+  const file = path.join(tmp, "model.safetensors");
+  fs.truncateSync(file, fs.statSync(file).size - 1000);
+  t.throws(() => Seq2SeqModel.load(tmp), { message: /safetensors: .*model\.safetensors: (truncated|data_offsets)/ });
+  copy({ ...base, encoder_layers: 3 });
+  t.throws(() => Seq2SeqModel.load(tmp), { message: /missing \[model\.encoder\.layers\.2\./ });
+  const model = Seq2SeqModel.load(bart);
+  t.throws(
+    () => model.logits({ ids: new Int32Array(4), mask: new Int32Array(4), length: 2 }, new Int32Array(3), 2, 2),
+    {
+      message: /batch × decoderLength/,
+    },
+  );
+  t.throws(
+    () => model.logits({ ids: new Int32Array([0, 9999]), mask: new Int32Array(2), length: 2 }, new Int32Array(2), 1, 2),
+    {
+      message: /ids: expected values in \[0, 264\)/,
+    },
+  );
+  t.throws(() => model.native.logits(new Int32Array(2), 1, 2), { message: /encoder-decoder takes seq2seqLogits/ });
 });
 
 test("create: a preset's shape with Hugging Face's initialisation; its count of parameters; save and load", (t) => {
@@ -149,26 +140,22 @@ test("create: a preset's shape with Hugging Face's initialisation; its count of 
   const expected =
     c.vocab_size * d + 2 * (positions + norm) + c.encoder_layers * encoderLayer + c.decoder_layers * decoderLayer;
   t.is(m.parameterCount, expected);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-s2s-create-"));
-  try {
-    m.save(dir);
-    const config = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")) as Record<string, unknown>;
-    t.is(config.model_type, "bart");
-    t.is(config.pad_token_id, 50257);
-    const again = Seq2SeqModel.load(dir);
-    const src = { ids: Int32Array.from([50256, 464, 3290, 50256]), mask: new Int32Array(4).fill(1), length: 4 };
-    t.deepEqual(
-      again.logits(src, Int32Array.from([50256, 464]), 1, 2),
-      m.logits(src, Int32Array.from([50256, 464]), 1, 2),
-    );
-    // The same seed, the same weights; another seed, others.
-    const same = Seq2SeqModel.create({ preset: "tiny", seed: 3 }).logits(src, Int32Array.from([50256, 464]), 1, 2);
-    const other = Seq2SeqModel.create({ preset: "tiny", seed: 4 }).logits(src, Int32Array.from([50256, 464]), 1, 2);
-    t.deepEqual(same, m.logits(src, Int32Array.from([50256, 464]), 1, 2));
-    t.notDeepEqual(other, same);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  const dir = tmpDir(t, "dpsm-s2s-create-");
+  m.save(dir);
+  const config = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")) as Record<string, unknown>;
+  t.is(config.model_type, "bart");
+  t.is(config.pad_token_id, 50257);
+  const again = Seq2SeqModel.load(dir);
+  const src = { ids: Int32Array.from([50256, 464, 3290, 50256]), mask: new Int32Array(4).fill(1), length: 4 };
+  t.deepEqual(
+    again.logits(src, Int32Array.from([50256, 464]), 1, 2),
+    m.logits(src, Int32Array.from([50256, 464]), 1, 2),
+  );
+  // The same seed, the same weights; another seed, others.
+  const same = Seq2SeqModel.create({ preset: "tiny", seed: 3 }).logits(src, Int32Array.from([50256, 464]), 1, 2);
+  const other = Seq2SeqModel.create({ preset: "tiny", seed: 4 }).logits(src, Int32Array.from([50256, 464]), 1, 2);
+  t.deepEqual(same, m.logits(src, Int32Array.from([50256, 464]), 1, 2));
+  t.notDeepEqual(other, same);
   t.throws(() => Seq2SeqModel.create({ preset: "bart-huge" as "tiny" }), { message: /preset/ });
   t.throws(() => Seq2SeqModel.create({ preset: "tiny", config: { d_model: 130 } }), {
     message: /d_model: must be a multiple of encoder_attention_heads/,
@@ -179,53 +166,45 @@ test("sharded weights (model.safetensors.index.json, as save_pretrained writes t
   const e = JSON.parse(fs.readFileSync(path.join(FIXTURES, "bart", "expected.json"), "utf8")) as Expected;
   const sharded = path.join(FIXTURES, "bart-sharded");
   t.deepEqual(run(Seq2SeqModel.load(sharded), e).logits, run(Seq2SeqModel.load(path.join(FIXTURES, "bart")), e).logits);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-s2s-shards-"));
-  try {
-    for (const f of fs.readdirSync(sharded)) fs.copyFileSync(path.join(sharded, f), path.join(tmp, f));
-    const index = JSON.parse(fs.readFileSync(path.join(tmp, "model.safetensors.index.json"), "utf8")) as {
-      weight_map: Record<string, string>;
-    };
-    const write = (weightMap: Record<string, string>) =>
-      fs.writeFileSync(path.join(tmp, "model.safetensors.index.json"), JSON.stringify({ weight_map: weightMap }));
-    write({ ...index.weight_map, "model.extra.weight": index.weight_map["model.shared.weight"]! });
-    t.throws(() => Seq2SeqModel.load(tmp), { message: /lacks 'model\.extra\.weight', which the index places there/ });
-    const { ["model.shared.weight"]: _dropped, ...rest } = index.weight_map;
-    write(rest);
-    t.throws(() => Seq2SeqModel.load(tmp), { message: /holds tensors the index does not list/ });
-  } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
-  }
+  const tmp = tmpDir(t, "dpsm-s2s-shards-");
+  for (const f of fs.readdirSync(sharded)) fs.copyFileSync(path.join(sharded, f), path.join(tmp, f));
+  const index = JSON.parse(fs.readFileSync(path.join(tmp, "model.safetensors.index.json"), "utf8")) as {
+    weight_map: Record<string, string>;
+  };
+  const write = (weightMap: Record<string, string>) =>
+    fs.writeFileSync(path.join(tmp, "model.safetensors.index.json"), JSON.stringify({ weight_map: weightMap }));
+  write({ ...index.weight_map, "model.extra.weight": index.weight_map["model.shared.weight"]! });
+  t.throws(() => Seq2SeqModel.load(tmp), { message: /lacks 'model\.extra\.weight', which the index places there/ });
+  const { ["model.shared.weight"]: _dropped, ...rest } = index.weight_map;
+  write(rest);
+  t.throws(() => Seq2SeqModel.load(tmp), { message: /holds tensors the index does not list/ });
 });
 
 test("save past maxShardBytes writes transformers' sharded layout; saving again in one file removes the shards", (t) => {
   const e = JSON.parse(fs.readFileSync(path.join(FIXTURES, "bart", "expected.json"), "utf8")) as Expected;
   const model = Seq2SeqModel.load(path.join(FIXTURES, "bart"));
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-s2s-save-shards-"));
-  try {
-    model.save(dir, { maxShardBytes: 100_000 });
-    const files = fs.readdirSync(dir).sort();
-    t.deepEqual(files, [
-      "config.json",
-      "model-00001-of-00003.safetensors",
-      "model-00002-of-00003.safetensors",
-      "model-00003-of-00003.safetensors",
-      "model.safetensors.index.json",
-    ]);
-    const index = JSON.parse(fs.readFileSync(path.join(dir, "model.safetensors.index.json"), "utf8")) as {
-      metadata: { total_size: number };
-      weight_map: Record<string, string>;
-    };
-    const theirs = JSON.parse(
-      fs.readFileSync(path.join(FIXTURES, "bart-sharded", "model.safetensors.index.json"), "utf8"),
-    ) as typeof index;
-    t.is(index.metadata.total_size, theirs.metadata.total_size);
-    t.deepEqual(Object.keys(index.weight_map).sort(), Object.keys(theirs.weight_map).sort());
-    t.deepEqual(run(Seq2SeqModel.load(dir), e).logits, run(model, e).logits);
-    model.save(dir);
-    t.deepEqual(fs.readdirSync(dir).sort(), ["config.json", "model.safetensors"]);
-    t.deepEqual(run(Seq2SeqModel.load(dir), e).logits, run(model, e).logits);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  const dir = tmpDir(t, "dpsm-s2s-save-shards-");
+  model.save(dir, { maxShardBytes: 100_000 });
+  const files = fs.readdirSync(dir).sort();
+  t.deepEqual(files, [
+    "config.json",
+    "model-00001-of-00003.safetensors",
+    "model-00002-of-00003.safetensors",
+    "model-00003-of-00003.safetensors",
+    "model.safetensors.index.json",
+  ]);
+  const index = JSON.parse(fs.readFileSync(path.join(dir, "model.safetensors.index.json"), "utf8")) as {
+    metadata: { total_size: number };
+    weight_map: Record<string, string>;
+  };
+  const theirs = JSON.parse(
+    fs.readFileSync(path.join(FIXTURES, "bart-sharded", "model.safetensors.index.json"), "utf8"),
+  ) as typeof index;
+  t.is(index.metadata.total_size, theirs.metadata.total_size);
+  t.deepEqual(Object.keys(index.weight_map).sort(), Object.keys(theirs.weight_map).sort());
+  t.deepEqual(run(Seq2SeqModel.load(dir), e).logits, run(model, e).logits);
+  model.save(dir);
+  t.deepEqual(fs.readdirSync(dir).sort(), ["config.json", "model.safetensors"]);
+  t.deepEqual(run(Seq2SeqModel.load(dir), e).logits, run(model, e).logits);
   t.throws(() => model.save(dir, { maxShardBytes: 0 }), { message: /maxShardBytes/ });
 });

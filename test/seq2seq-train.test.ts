@@ -1,8 +1,6 @@
 // A BART trains through the same C++ loop as GPT-2: encoder–decoder batches from real DialogSum pairs
 // (UTF-8 bytes + 3 as ids, the fixture model's vocabulary), every loss kind through the fused kernel or the
 // baselines, validation metrics from the same evaluator, and an exact resume after an abort.
-import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 
 import test from "ava";
@@ -14,6 +12,7 @@ import { Trainer, type TrainerOptions } from "../lib/trainer.ts";
 import { killAfterCheckpoint } from "./helpers/kill-child.ts";
 import { BART_FIXTURE, dialogsumBytes } from "./helpers/seq2seq-data.ts";
 import { probes } from "./helpers/testing-addon.ts";
+import { tmpDir } from "./helpers/tmp.ts";
 
 const BART = BART_FIXTURE;
 const { train, valid } = await dialogsumBytes();
@@ -73,39 +72,35 @@ test.serial("every loss kind and baseline trains the BART; DPSM's α follows its
 });
 
 test.serial("aborted and resumed from its checkpoint: the same curve as an uninterrupted run", async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-s2s-train-"));
-  try {
-    const whole = await new Trainer({ ...base(path.join(dir, "whole")), maxSteps: 12, evalEvery: 4 }).fit();
-    const controller = new AbortController();
-    const first = new Trainer({ ...base(path.join(dir, "split")), maxSteps: 12, evalEvery: 4 });
-    first.on("step", (s) => {
-      if (s.step === 6) controller.abort();
-    });
-    const a = await first.fit({ signal: controller.signal });
-    t.is(a.reason, "aborted");
-    const b = await new Trainer({ ...base(path.join(dir, "split")), maxSteps: 12, evalEvery: 4 }).fit();
-    const losses = [...a.history.steps, ...b.history.steps].map((s) => s.loss);
-    t.deepEqual(
-      losses,
-      whole.history.steps.map((s) => s.loss),
-    );
-    t.deepEqual(
-      Seq2SeqModel.load(path.join(dir, "split", "last")).logits(
-        { ids: valid.sourceTokens.slice(0, 96), mask: new Int32Array(96).fill(1), length: 96 },
-        valid.targetTokens.slice(0, 40),
-        1,
-        40,
-      ),
-      Seq2SeqModel.load(path.join(dir, "whole", "last")).logits(
-        { ids: valid.sourceTokens.slice(0, 96), mask: new Int32Array(96).fill(1), length: 96 },
-        valid.targetTokens.slice(0, 40),
-        1,
-        40,
-      ),
-    );
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  const dir = tmpDir(t, "dpsm-s2s-train-");
+  const whole = await new Trainer({ ...base(path.join(dir, "whole")), maxSteps: 12, evalEvery: 4 }).fit();
+  const controller = new AbortController();
+  const first = new Trainer({ ...base(path.join(dir, "split")), maxSteps: 12, evalEvery: 4 });
+  first.on("step", (s) => {
+    if (s.step === 6) controller.abort();
+  });
+  const a = await first.fit({ signal: controller.signal });
+  t.is(a.reason, "aborted");
+  const b = await new Trainer({ ...base(path.join(dir, "split")), maxSteps: 12, evalEvery: 4 }).fit();
+  const losses = [...a.history.steps, ...b.history.steps].map((s) => s.loss);
+  t.deepEqual(
+    losses,
+    whole.history.steps.map((s) => s.loss),
+  );
+  t.deepEqual(
+    Seq2SeqModel.load(path.join(dir, "split", "last")).logits(
+      { ids: valid.sourceTokens.slice(0, 96), mask: new Int32Array(96).fill(1), length: 96 },
+      valid.targetTokens.slice(0, 40),
+      1,
+      40,
+    ),
+    Seq2SeqModel.load(path.join(dir, "whole", "last")).logits(
+      { ids: valid.sourceTokens.slice(0, 96), mask: new Int32Array(96).fill(1), length: 96 },
+      valid.targetTokens.slice(0, 40),
+      1,
+      40,
+    ),
+  );
 });
 
 test("a GPT-2's data for a BART, or a BART without prepared examples, is a named error", (t) => {
@@ -166,37 +161,29 @@ test.serial(
 );
 
 test.serial("killed with SIGKILL mid-run, resumed from the last checkpoint: the same curve and weights", async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-s2s-kill-"));
-  try {
-    const ref = await new Trainer({ ...base(path.join(dir, "ref")), maxSteps: 120, evalEvery: 10 }).fit();
-    const {
-      model: _m,
-      data: _d,
-      ...childOptions
-    } = { ...base(path.join(dir, "killed")), maxSteps: 120, evalEvery: 10 };
-    const { killedAt, lastCheckpoint } = await killAfterCheckpoint(
-      "train-seq2seq-child.ts",
-      JSON.stringify(childOptions),
-      {
-        minCheckpoint: 20,
-        stepsPast: 3,
-      },
-    );
-    t.log(`killed at step ${killedAt} or later, last checkpoint seen at step ${lastCheckpoint}`);
-    const resumed = await new Trainer({ ...base(path.join(dir, "killed")), maxSteps: 120, evalEvery: 10 }).fit();
-    const first = resumed.history.steps[0]!.step;
-    t.true(first > 20 && first < 120, `resumed at step ${first}`);
-    const curve = (r: typeof ref) => r.history.steps.map((s) => [s.step, s.loss] as const);
-    t.deepEqual(
-      curve(resumed),
-      curve(ref).filter(([s]) => s >= first),
-    );
-    const probe = { ids: valid.sourceTokens.slice(0, 96), mask: new Int32Array(96).fill(1), length: 96 };
-    t.deepEqual(
-      Seq2SeqModel.load(path.join(dir, "killed", "last")).logits(probe, valid.targetTokens.slice(0, 40), 1, 40),
-      Seq2SeqModel.load(path.join(dir, "ref", "last")).logits(probe, valid.targetTokens.slice(0, 40), 1, 40),
-    );
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  const dir = tmpDir(t, "dpsm-s2s-kill-");
+  const ref = await new Trainer({ ...base(path.join(dir, "ref")), maxSteps: 120, evalEvery: 10 }).fit();
+  const { model: _m, data: _d, ...childOptions } = { ...base(path.join(dir, "killed")), maxSteps: 120, evalEvery: 10 };
+  const { killedAt, lastCheckpoint } = await killAfterCheckpoint(
+    "train-seq2seq-child.ts",
+    JSON.stringify(childOptions),
+    {
+      minCheckpoint: 20,
+      stepsPast: 3,
+    },
+  );
+  t.log(`killed at step ${killedAt} or later, last checkpoint seen at step ${lastCheckpoint}`);
+  const resumed = await new Trainer({ ...base(path.join(dir, "killed")), maxSteps: 120, evalEvery: 10 }).fit();
+  const first = resumed.history.steps[0]!.step;
+  t.true(first > 20 && first < 120, `resumed at step ${first}`);
+  const curve = (r: typeof ref) => r.history.steps.map((s) => [s.step, s.loss] as const);
+  t.deepEqual(
+    curve(resumed),
+    curve(ref).filter(([s]) => s >= first),
+  );
+  const probe = { ids: valid.sourceTokens.slice(0, 96), mask: new Int32Array(96).fill(1), length: 96 };
+  t.deepEqual(
+    Seq2SeqModel.load(path.join(dir, "killed", "last")).logits(probe, valid.targetTokens.slice(0, 40), 1, 40),
+    Seq2SeqModel.load(path.join(dir, "ref", "last")).logits(probe, valid.targetTokens.slice(0, 40), 1, 40),
+  );
 });

@@ -2,7 +2,6 @@
 // Hugging Face parquet and CNN/DM .story files (written here from real records) as from JSON lines, the
 // preprocessing with GPT-2 BPE, the cache, and the summary-swap noise rule with its test vectors.
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 
 import test from "ava";
@@ -22,10 +21,10 @@ import {
   summarySwapSources,
   type SummarizationRecord,
 } from "../lib/data/index.ts";
+import { sharedTmpDir } from "./helpers/tmp.ts";
 
 const DATA = dataDir();
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-sumdata-test-"));
-test.after.always(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const tmp = sharedTmpDir("dpsm-sumdata-test-");
 const gpt2 = { id: GPT2_TOKENIZER_ID, encode: encodeGpt2 };
 
 function jsonRows(file: string): Record<string, unknown>[] {

@@ -2,7 +2,6 @@
 // test/fixtures/tokenizers/make_fixture.py for real summarisation texts, with BART- and PEGASUS-style tokenizers
 // trained on WikiText-2.
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import zlib from "node:zlib";
 
@@ -18,6 +17,7 @@ import {
   TokenizerNotFoundError,
   type Seq2SeqTokenizer,
 } from "../lib/tokenizers/index.ts";
+import { tmpDir } from "./helpers/tmp.ts";
 
 const FIXTURE = path.join(import.meta.dirname, "fixtures", "tokenizers");
 
@@ -95,14 +95,8 @@ test("framing: BART <s> … </s>, decoder starts from </s>; PEGASUS … </s>, de
   t.deepEqual(Array.from(p.subarray(0, -1)), Array.from(pegasus.encode(text, { addSpecialTokens: false })));
 });
 
-function scratchDir(t: { teardown(fn: () => void): void }): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-tok-"));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 test("a bare tokenizer.json: the file path works, and roles come from its post-processor and model", (t) => {
-  const dir = scratchDir(t);
+  const dir = tmpDir(t, "dpsm-tok-");
   for (const name of ["bart", "pegasus"]) {
     fs.copyFileSync(path.join(FIXTURE, name, "tokenizer.json"), path.join(dir, `${name}.json`));
   }
@@ -115,7 +109,7 @@ test("a bare tokenizer.json: the file path works, and roles come from its post-p
 });
 
 test("named errors for a missing or malformed file", (t) => {
-  const dir = scratchDir(t);
+  const dir = tmpDir(t, "dpsm-tok-");
   const missing = t.throws(() => loadTokenizer(path.join(dir, "nowhere")), { instanceOf: TokenizerNotFoundError });
   t.is(missing?.name, "TokenizerNotFoundError");
   t.throws(() => loadTokenizer(dir), { instanceOf: TokenizerNotFoundError, message: /tokenizer\.json/ });

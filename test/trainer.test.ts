@@ -1,7 +1,6 @@
 // The Trainer on real WikiText-2: it learns, it is deterministic, it survives a SIGKILL and an abort with
 // the same loss curve, it keeps the event loop free, and it refuses bad configs before doing any work.
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 
 import test from "ava";
@@ -15,8 +14,7 @@ import {
   type TrainerOptions,
 } from "../lib/index.ts";
 import { killAfterCheckpoint } from "./helpers/kill-child.ts";
-
-const tmp = (name: string) => fs.mkdtempSync(path.join(os.tmpdir(), `dpsm-${name}-`));
+import { sharedTmpDir, tmpDir } from "./helpers/tmp.ts";
 
 let small: { train: PackedTokens; valid: PackedTokens } | undefined;
 async function smallData() {
@@ -49,10 +47,10 @@ function smallRun(runDir?: string): TrainerOptions {
 const losses = (r: FitResult) => r.history.steps.map((s) => [s.step, s.loss] as const);
 
 let reference: FitResult | undefined;
-let referenceDir = "";
+// The reference run's folder, kept for the later serial tests that compare with it or reuse it.
+const referenceDir = sharedTmpDir("dpsm-ref-");
 async function uninterrupted(): Promise<FitResult> {
   if (!reference) {
-    referenceDir = tmp("ref");
     reference = await new Trainer(smallRun(referenceDir)).fit();
   }
   return reference;
@@ -120,7 +118,7 @@ test.serial("same seed: the same batches for every loss, and on the CPU the same
 
 test.serial("killed with SIGKILL mid-run, resumed from the last checkpoint: the same curve and weights", async (t) => {
   const ref = await uninterrupted();
-  const dir = tmp("kill");
+  const dir = tmpDir(t, "dpsm-kill-");
   const { killedAt, lastCheckpoint } = await killAfterCheckpoint("train-child.ts", JSON.stringify(smallRun(dir)), {
     minCheckpoint: 6,
     stepsPast: 2,
@@ -156,7 +154,7 @@ test.serial(
   "an AbortSignal stops at a step boundary with a checkpoint; fit() again continues the same curve",
   async (t) => {
     const ref = await uninterrupted();
-    const dir = tmp("abort");
+    const dir = tmpDir(t, "dpsm-abort-");
     const controller = new AbortController();
     const trainer = new Trainer(smallRun(dir));
     trainer.on("step", (s) => s.step === 9 && controller.abort());
@@ -261,8 +259,8 @@ test.serial("bad configs are rejected with a named error before any work starts"
   ];
   for (const [name, options, message] of bad) t.throws(() => new Trainer(options), { message }, name);
 
-  const dir = tmp("missing");
-  const empty = tmp("nodata");
+  const dir = tmpDir(t, "dpsm-missing-");
+  const empty = tmpDir(t, "dpsm-nodata-");
   const trainer = new Trainer({
     ...base,
     data: { source: "wikitext-2", dataDir: empty, contextLength: 33 },

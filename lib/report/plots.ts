@@ -63,6 +63,48 @@ export interface BarChartSpec {
   bars: Bar[];
 }
 
+export interface ScatterPoint {
+  x: number;
+  y: number;
+  /** text drawn beside the point */
+  label: string;
+  /** points of the same group share a colour, named in the legend */
+  group?: string;
+}
+
+export interface ScatterChartSpec {
+  title: string;
+  xTitle: string;
+  yTitle: string;
+  points: ScatterPoint[];
+  /** plot area in px (default 640 × 400) */
+  width?: number;
+  height?: number;
+}
+
+export interface HeatmapCell {
+  x: string;
+  y: string;
+  value: number;
+}
+
+export interface HeatmapChartSpec {
+  title: string;
+  xTitle: string;
+  yTitle: string;
+  /** one cell per (x, y); columns and rows keep the order in which their names first appear */
+  cells: HeatmapCell[];
+  /** title of the colour legend */
+  valueTitle: string;
+  /** decimals of the value printed in each cell (default 3) */
+  digits?: number;
+  /** default true; when false the colour scale is reversed, so better cells always get the same colour */
+  higherIsBetter?: boolean;
+  /** plot area in px (default 72 px per column and 44 px per row, at least 240 × 160) */
+  width?: number;
+  height?: number;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Rendering
 
@@ -499,6 +541,174 @@ export async function barChart(spec: BarChartSpec, outBase: string): Promise<Cha
           ]
         : []),
     ],
+  } as unknown as vl.TopLevelSpec;
+  return render(chart, outBase);
+}
+
+/** Throws unless `xs` is a non-empty array; `what` names the argument ("scatterChart: spec.points"). */
+function requireNonEmpty(xs: readonly unknown[] | undefined, what: string): void {
+  if (!Array.isArray(xs) || xs.length === 0) throw new Error(`${what} must be a non-empty array`);
+}
+
+/** Throws unless `x` is a finite number; `what` names it ("heatmapChart: spec.cells[3].value"). */
+function requireFinite(x: unknown, what: string): void {
+  if (typeof x !== "number" || !Number.isFinite(x))
+    throw new Error(`${what} must be a finite number, got ${String(x)}`);
+}
+
+/**
+ * One point per item at (x, y), its label written beside it; coloured by group with a legend when the
+ * points carry groups. Throws on an empty list or a non-finite coordinate.
+ */
+export async function scatterChart(spec: ScatterChartSpec, outBase: string): Promise<ChartFiles> {
+  requireNonEmpty(spec.points, "scatterChart: spec.points");
+  spec.points.forEach((p, i) => {
+    requireFinite(p.x, `scatterChart: spec.points[${i}].x`);
+    requireFinite(p.y, `scatterChart: spec.points[${i}].y`);
+  });
+  const groups = [...new Set(spec.points.flatMap((p) => (p.group === undefined ? [] : [p.group])))];
+  const grouped = groups.length > 0;
+  const NO_GROUP = "(no group)";
+  if (grouped && spec.points.some((p) => p.group === undefined)) groups.push(NO_GROUP);
+  const values = spec.points.map((p) => ({ x: p.x, y: p.y, label: p.label, group: p.group ?? NO_GROUP }));
+  const colour = grouped
+    ? {
+        color: {
+          field: "group",
+          type: "nominal",
+          title: null,
+          sort: groups,
+          scale: { domain: groups },
+          legend: { orient: "right", symbolType: "circle" },
+        },
+      }
+    : { color: { value: PALETTE[0] } };
+  const chart = {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: spec.title,
+    width: spec.width ?? 640,
+    height: spec.height ?? 400,
+    data: { values },
+    encoding: {
+      x: {
+        field: "x",
+        type: "quantitative",
+        title: spec.xTitle,
+        scale: { zero: false, nice: true, padding: 16 },
+        axis: { format: "~g", grid: true, tickCount: 8 },
+      },
+      y: {
+        field: "y",
+        type: "quantitative",
+        title: spec.yTitle,
+        scale: { zero: false, nice: true, padding: 16 },
+        axis: { format: "~g", grid: true },
+      },
+    },
+    layer: [
+      {
+        mark: { type: "point", filled: true, size: 90, opacity: 0.9, stroke: "white", strokeWidth: 0.8 },
+        encoding: {
+          ...colour,
+          tooltip: [
+            { field: "label", type: "nominal" },
+            ...(grouped ? [{ field: "group", type: "nominal" }] : []),
+            { field: "x", type: "quantitative", title: spec.xTitle, format: ".4~g" },
+            { field: "y", type: "quantitative", title: spec.yTitle, format: ".4~g" },
+          ],
+        },
+      },
+      {
+        mark: { type: "text", align: "left", baseline: "middle", dx: 8, fontSize: 11, color: "#333", limit: 240 },
+        encoding: { text: { field: "label", type: "nominal" } },
+      },
+    ],
+  } as unknown as vl.TopLevelSpec;
+  return render(chart, outBase);
+}
+
+/**
+ * A grid of cells (x columns × y rows) filled on a sequential colour scale, each with its value printed in
+ * a colour readable on the fill. With `higherIsBetter: false` the scale is reversed, so the better end is
+ * always the same colour. Throws on an empty list, a non-finite value or a repeated (x, y).
+ */
+export async function heatmapChart(spec: HeatmapChartSpec, outBase: string): Promise<ChartFiles> {
+  requireNonEmpty(spec.cells, "heatmapChart: spec.cells");
+  const seen = new Set<string>();
+  spec.cells.forEach((c, i) => {
+    requireFinite(c.value, `heatmapChart: spec.cells[${i}].value`);
+    const key = JSON.stringify([c.x, c.y]);
+    if (seen.has(key)) throw new Error(`heatmapChart: spec.cells[${i}] repeats the cell x=${c.x}, y=${c.y}`);
+    seen.add(key);
+  });
+  const digits = spec.digits ?? 3;
+  if (!Number.isInteger(digits) || digits < 0 || digits > 20) {
+    throw new Error(`heatmapChart: spec.digits must be an integer in 0..20, got ${String(spec.digits)}`);
+  }
+  const higherIsBetter = spec.higherIsBetter ?? true;
+  const xs = [...new Set(spec.cells.map((c) => c.x))];
+  const ys = [...new Set(spec.cells.map((c) => c.y))];
+  const lo = Math.min(...spec.cells.map((c) => c.value));
+  const hi = Math.max(...spec.cells.map((c) => c.value));
+  // Viridis runs from dark purple (low) to yellow (high); reversed when lower is better, so the better
+  // end is yellow either way. Text is white on the darker half of the scale (`light`), near-black on the
+  // lighter half.
+  const values = spec.cells.map((c) => {
+    const t = hi > lo ? (c.value - lo) / (hi - lo) : 0.5;
+    const position = higherIsBetter ? t : 1 - t;
+    return { x: c.x, y: c.y, value: c.value, text: c.value.toFixed(digits), light: position < 0.55 };
+  });
+  const chart = {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: spec.title,
+    width: spec.width ?? Math.max(240, 72 * xs.length),
+    height: spec.height ?? Math.max(160, 44 * ys.length),
+    data: { values },
+    encoding: {
+      x: {
+        field: "x",
+        type: "ordinal",
+        title: spec.xTitle,
+        sort: xs,
+        scale: { domain: xs },
+        axis: { labelAngle: 0, ticks: false, domain: false },
+      },
+      y: {
+        field: "y",
+        type: "ordinal",
+        title: spec.yTitle,
+        sort: ys,
+        scale: { domain: ys },
+        axis: { ticks: false, domain: false },
+      },
+    },
+    layer: [
+      {
+        mark: { type: "rect", stroke: "white", strokeWidth: 1.5 },
+        encoding: {
+          color: {
+            field: "value",
+            type: "quantitative",
+            title: spec.valueTitle,
+            scale: { scheme: "viridis", reverse: !higherIsBetter, ...(hi > lo ? {} : { domain: [lo - 1, hi + 1] }) },
+            legend: { orient: "right", format: "~g", gradientLength: 160 },
+          },
+          tooltip: [
+            { field: "x", type: "ordinal", title: spec.xTitle },
+            { field: "y", type: "ordinal", title: spec.yTitle },
+            { field: "value", type: "quantitative", title: spec.valueTitle, format: ".4~g" },
+          ],
+        },
+      },
+      {
+        mark: { type: "text", baseline: "middle", fontSize: 12 },
+        encoding: {
+          text: { field: "text", type: "nominal" },
+          color: { condition: { test: "datum.light", value: "white" }, value: "#1a1a1a" },
+        },
+      },
+    ],
+    config: { view: { stroke: null } },
   } as unknown as vl.TopLevelSpec;
   return render(chart, outBase);
 }
