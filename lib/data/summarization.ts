@@ -452,6 +452,20 @@ export interface SummarizationArrays extends NativeExamples {
   ids: string[];
 }
 
+/** Examples [from, from + n) of `d` (rows keep their width), with their ids. */
+export function sliceExamples<T extends SummarizationArrays>(d: T, from: number, n: number): T {
+  const end = Math.min(d.ids.length, from + n);
+  const { maxSource: S, maxTarget: T } = d;
+  return {
+    ...d,
+    sourceTokens: d.sourceTokens.slice(from * S, end * S),
+    sourceLengths: d.sourceLengths.slice(from, end),
+    targetTokens: d.targetTokens.slice(from * T, end * T),
+    targetLengths: d.targetLengths.slice(from, end),
+    ids: d.ids.slice(from, end),
+  };
+}
+
 /** What preprocessing did to a split. */
 export interface SummarizationCounts {
   /** records read */

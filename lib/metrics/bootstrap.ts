@@ -95,3 +95,61 @@ export function bootstrapInterval(
   }
   return out;
 }
+
+export interface PairedBootstrap {
+  /** mean of a − b */
+  meanDifference: number;
+  /** percentile interval of the resampled mean differences */
+  low: number;
+  high: number;
+  confidence: number;
+  samples: number;
+  /**
+   * two-sided p-value: twice the smaller share of resampled mean differences on either side of 0 (at most 1), the
+   * paired bootstrap test of Koehn (2004) and Berg-Kirkpatrick et al. (2012) for per-example scores
+   */
+  p: number;
+}
+
+/**
+ * Paired bootstrap of two systems scored on the same examples (a[i], b[i]): resample examples with replacement,
+ * keep the mean difference of each sample.
+ */
+export function pairedBootstrap(
+  a: readonly number[],
+  b: readonly number[],
+  options: { samples: number; confidence?: number; seed: number },
+): PairedBootstrap {
+  const confidence = options.confidence ?? 0.95;
+  checkBootstrap(options.samples, confidence);
+  if (a.length !== b.length)
+    throw new RangeError(`pairedBootstrap: a and b differ in length (${a.length} vs ${b.length})`);
+  if (a.length === 0) throw new RangeError("pairedBootstrap: a and b must hold at least one score");
+  const d = a.map((x, i) => x - b[i]!);
+  if (!d.every(Number.isFinite)) throw new RangeError("pairedBootstrap: scores must be finite numbers");
+  const interval = bootstrapInterval(
+    d.map((x) => [x]),
+    options.samples,
+    confidence,
+    seededResampler(options.seed),
+  );
+  // The share on each side needs the draws themselves: replay the same resampler.
+  const resample = seededResampler(options.seed);
+  let below = 0;
+  let above = 0;
+  for (let s = 0; s < options.samples; s++) {
+    const idx = resample(d.length);
+    let sum = 0;
+    for (let i = 0; i < d.length; i++) sum += d[idx[i]!]!;
+    if (sum <= 0) below++;
+    if (sum >= 0) above++;
+  }
+  return {
+    meanDifference: d.reduce((x, y) => x + y, 0) / d.length,
+    low: interval.low[0]!,
+    high: interval.high[0]!,
+    confidence,
+    samples: options.samples,
+    p: Math.min(1, (2 * Math.min(below, above)) / options.samples),
+  };
+}

@@ -3,7 +3,7 @@
 // ids with EOS. Shared by the training tests and the kill-and-resume child process.
 import path from "node:path";
 
-import { type PreparedSummarization, prepareSummarizationData } from "../../lib/data/summarization.ts";
+import { type PreparedSummarization, prepareSummarizationData, sliceExamples } from "../../lib/data/summarization.ts";
 import { packageRoot } from "../../lib/native.ts";
 
 export const BART_FIXTURE = path.join(packageRoot, "test", "fixtures", "seq2seq", "bart");
@@ -12,18 +12,6 @@ const bytes = {
   id: "utf8-bytes+3",
   encode: (text: string) => Int32Array.from(Buffer.from(text, "utf8"), (b) => b + 3),
 };
-
-function take(d: PreparedSummarization, from: number, n: number): PreparedSummarization {
-  const { maxSource: S, maxTarget: T } = d;
-  return {
-    ...d,
-    sourceTokens: d.sourceTokens.slice(from * S, (from + n) * S),
-    sourceLengths: d.sourceLengths.slice(from, from + n),
-    targetTokens: d.targetTokens.slice(from * T, (from + n) * T),
-    targetLengths: d.targetLengths.slice(from, from + n),
-    ids: d.ids.slice(from, from + n),
-  };
-}
 
 /** 96 training and 16 validation examples. */
 export async function dialogsumBytes(): Promise<{ train: PreparedSummarization; valid: PreparedSummarization }> {
@@ -37,5 +25,5 @@ export async function dialogsumBytes(): Promise<{ train: PreparedSummarization; 
     padId: 1,
     cache: false,
   });
-  return { train: take(all, 0, 96), valid: take(all, 96, 16) };
+  return { train: sliceExamples(all, 0, 96), valid: sliceExamples(all, 96, 16) };
 }

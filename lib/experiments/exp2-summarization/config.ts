@@ -1,0 +1,254 @@
+// Experiment 2's settings: encoder–decoders fine-tuned for summarisation with CE, Brier and DPSM, and its
+// profiles. A model comes from a Hugging Face checkpoint folder (<checkpointDir>/<name>) or, where no
+// pretrained checkpoint can be had, is pretrained here first with BART's denoising objective on WikiText.
+import { z } from "zod";
+
+import { DeviceSchema } from "../../config.ts";
+import { WIKITEXT_NAMES } from "../../data/prepare.ts";
+import { SUMMARIZATION_SOURCES } from "../../data/summarization.ts";
+import { SEQ2SEQ_PRESETS, type Seq2SeqPreset } from "../../models/bart.ts";
+import type { ConfigOf } from "../framework/spec.ts";
+
+export const VARIATIONS = ["ce", "brier", "dpsm-warm10", "dpsm-warm20"] as const;
+export type Variation = (typeof VARIATIONS)[number];
+/** The post-hoc baseline: CE runs evaluated with a temperature fitted on validation NLL. */
+export const TEMPSCALE = "ce+tempscale";
+export const BASELINES = [TEMPSCALE] as const;
+export const SETTINGS = ["clean", "summary-swap"] as const;
+export type Setting = (typeof SETTINGS)[number];
+/** The pretraining job's variation and setting (its key); it yields no row of the report. */
+export const PRETRAIN = { variation: "denoising", setting: "pretrain" } as const;
+
+const PRESETS = Object.keys(SEQ2SEQ_PRESETS) as [Seq2SeqPreset, ...Seq2SeqPreset[]];
+const int = (min: number) => z.number().int().min(min);
+const share = () => z.number().gt(0).max(1);
+
+const PretrainSchema = z
+  .object({
+    preset: z.enum(PRESETS).describe("the architecture pretrained (GPT-2 BPE vocabulary with a <mask> token)"),
+    dataset: z.enum(WIKITEXT_NAMES).describe("the WikiText folder of the data folder it reads"),
+    maxTokens: int(8).describe("tokens per denoising example (the original text; the source is its noised copy)"),
+    maskRatio: z.number().min(0).lt(1).describe("share of tokens masked by text infilling (BART: 0.3)"),
+    poissonLambda: z.number().positive().describe("mean masked span length (BART: 3)"),
+    permuteSentences: z.boolean().describe("shuffle the sentences of each example (BART: on)"),
+    copies: int(1).describe("noised copies of each training example, each with its own draws"),
+    batchSize: int(1).describe("examples per optimiser step"),
+    maxSteps: int(1).describe("optimiser steps"),
+    lr: z.number().positive().describe("peak learning rate"),
+    lrWarmupSteps: int(0).describe("linear learning-rate warm-up steps, then cosine decay"),
+    evalEvery: int(1).describe("steps between validation evaluations"),
+    evalMaxSequences: int(0).describe("validation examples per evaluation (0: all)"),
+    seed: int(0).describe("initialisation, noise and batch order"),
+  })
+  .strict();
+export type PretrainSettings = z.output<typeof PretrainSchema>;
+
+const GenerationSchema = z
+  .object({
+    numBeams: int(1).describe("beams (1: greedy)"),
+    maxLength: int(2).describe("longest summary in tokens, the decoder start token included"),
+    minLength: int(0).describe("shortest summary in tokens"),
+    lengthPenalty: z.number().describe("beam scores divided by length^penalty"),
+    noRepeatNgramSize: int(0).describe("no n-gram of this size repeats (0: off)"),
+    earlyStopping: z.boolean().describe("beam search stops once numBeams hypotheses are finished"),
+  })
+  .strict();
+
+export const Exp2SettingsSchema = z
+  .object({
+    models: z
+      .array(z.string().regex(/^[A-Za-z0-9._-]+$/, "a folder name"))
+      .min(1)
+      .describe("model names: each is the folder <checkpointDir>/<name>, or pretrained here"),
+    checkpointDir: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("the folder of Hugging Face checkpoints (config.json, weights, tokenizer.json), one per model"),
+    pretrain: PretrainSchema.or(z.literal(false)).describe(
+      "without checkpointDir: pretrain each model here with BART's denoising objective",
+    ),
+    dataset: z
+      .object({
+        source: z.enum(SUMMARIZATION_SOURCES).describe("the fine-tuning set: train, validation and test splits"),
+        dir: z.string().min(1).optional().describe("its folder, instead of <dataDir>/<source>"),
+      })
+      .strict()
+      .describe("the summarisation set fine-tuned on"),
+    transfer: z.array(z.enum(SUMMARIZATION_SOURCES)).describe("sets evaluated zero-shot (their test split)"),
+    dataDir: z.string().min(1).optional().describe("the data folder (default: DPSM_DATA_DIR, else ../shared/data)"),
+    minDocumentWords: int(0).describe("documents with fewer words are dropped (the seed: 50)"),
+    maxSourceTokens: int(2).describe("source tokens kept, EOS included"),
+    maxTargetTokens: int(2).describe("summary tokens kept, EOS included"),
+    trainMaxExamples: int(0).describe("training examples used (0: all)"),
+    batchSize: int(1).describe("examples per micro-batch"),
+    gradAccumulation: int(1).describe("micro-batches per optimiser step"),
+    maxSteps: int(1).describe("optimiser steps"),
+    lr: z.number().positive().describe("peak learning rate"),
+    lrWarmupSteps: int(0).describe("linear learning-rate warm-up steps, then cosine decay"),
+    evalEvery: int(1).describe("steps between validation evaluations (teacher-forced NLL and ECE)"),
+    validMaxExamples: int(0).describe("validation examples per evaluation and for the temperature fit (0: all)"),
+    testMaxExamples: int(0).describe("test examples evaluated and summarised (0: all)"),
+    transferMaxExamples: int(0).describe("examples per zero-shot set (0: all)"),
+    seeds: z.array(int(0)).min(1).describe("seeds; each gives every variation the same dropout and batch order"),
+    variations: z.array(z.enum(VARIATIONS)).min(1).describe("the losses fine-tuned with"),
+    baselines: z.array(z.enum(BASELINES)).describe("post-hoc baselines"),
+    summarySwap: z
+      .object({
+        probability: share().describe("chance a training pair's summary is swapped with another's (the seed: 0.15)"),
+        variations: z.array(z.enum(VARIATIONS)).min(1).describe("the variations also trained with swap noise"),
+      })
+      .strict()
+      .or(z.literal(false))
+      .describe("robustness runs with summary-swap noise"),
+    generation: GenerationSchema.describe("decoding of the summaries"),
+    rougeBootstrap: int(1).describe("bootstrap samples for ROUGE intervals and paired tests"),
+    examples: int(0).describe("test examples shown side by side in the report"),
+    device: DeviceSchema.describe("cpu, cuda or cuda:N"),
+    precision: z.enum(["fp32", "bf16"]).describe("fp32, or bf16 autocast with fp32 master weights"),
+    threads: int(1).optional().describe("libtorch threads (default: the machine's cores)"),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.checkpointDir === undefined && c.pretrain === false) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["checkpointDir"],
+        message: "the models need checkpoints: give checkpointDir, or pretrain settings to pretrain them here",
+      });
+    }
+    if (new Set(c.models).size !== c.models.length) {
+      ctx.addIssue({ code: "custom", path: ["models"], message: "names must differ" });
+    }
+    if (c.generation.minLength > c.generation.maxLength) {
+      ctx.addIssue({ code: "custom", path: ["generation", "minLength"], message: "must not exceed maxLength" });
+    }
+  });
+export type Exp2Settings = z.output<typeof Exp2SettingsSchema>;
+export type Exp2Config = ConfigOf<typeof Exp2SettingsSchema>;
+
+/** The DPSM variations' linear α warm-up, as a share of the fine-tuning steps. */
+export const DPSM_WARMUP: Record<Variation, number | undefined> = {
+  ce: undefined,
+  brier: undefined,
+  "dpsm-warm10": 0.1,
+  "dpsm-warm20": 0.2,
+};
+
+// facebook/bart-large-cnn's decoding, the common choice for CNN/DailyMail.
+const CNN_GENERATION = {
+  numBeams: 4,
+  maxLength: 142,
+  minLength: 56,
+  lengthPenalty: 2,
+  noRepeatNgramSize: 3,
+  earlyStopping: true,
+};
+
+const FULL: Exp2Settings = {
+  models: ["bart-large", "pegasus-large"],
+  checkpointDir: "checkpoints",
+  pretrain: false,
+  dataset: { source: "cnn_dailymail" },
+  transfer: ["xsum"],
+  minDocumentWords: 50,
+  maxSourceTokens: 1024,
+  maxTargetTokens: 142,
+  trainMaxExamples: 0,
+  batchSize: 8,
+  gradAccumulation: 4,
+  maxSteps: 20000,
+  lr: 3e-5,
+  lrWarmupSteps: 500,
+  evalEvery: 1000,
+  validMaxExamples: 2000,
+  testMaxExamples: 0,
+  transferMaxExamples: 0,
+  seeds: [0, 1, 2],
+  variations: [...VARIATIONS],
+  baselines: [...BASELINES],
+  summarySwap: { probability: 0.15, variations: [...VARIATIONS] },
+  generation: CNN_GENERATION,
+  rougeBootstrap: 1000,
+  examples: 3,
+  device: "cuda",
+  precision: "bf16",
+};
+
+/**
+ * The profiles: quick (this 2-core CPU, ≤ 20 min: a tiny BART pretrained here, DialogSum, XSum zero-shot),
+ * xsum-base (one GPU: a bart-base-sized checkpoint on XSum, CNN/DM zero-shot), full (the seed's design).
+ */
+export const PROFILES = {
+  quick: {
+    models: ["tiny"],
+    pretrain: {
+      preset: "tiny",
+      dataset: "wikitext-2",
+      maxTokens: 64,
+      maskRatio: 0.3,
+      poissonLambda: 3,
+      permuteSentences: true,
+      copies: 1,
+      batchSize: 16,
+      maxSteps: 250,
+      lr: 2e-3,
+      lrWarmupSteps: 20,
+      evalEvery: 125,
+      evalMaxSequences: 64,
+      seed: 0,
+    },
+    dataset: { source: "dialogsum" },
+    transfer: ["xsum"],
+    minDocumentWords: 0,
+    maxSourceTokens: 192,
+    maxTargetTokens: 48,
+    trainMaxExamples: 0,
+    batchSize: 16,
+    gradAccumulation: 1,
+    maxSteps: 120,
+    lr: 1e-3,
+    lrWarmupSteps: 10,
+    evalEvery: 30,
+    validMaxExamples: 64,
+    testMaxExamples: 100,
+    transferMaxExamples: 100,
+    seeds: [0],
+    variations: [...VARIATIONS],
+    baselines: [...BASELINES],
+    summarySwap: { probability: 0.15, variations: ["ce", "dpsm-warm10"] },
+    generation: {
+      numBeams: 1,
+      maxLength: 40,
+      minLength: 0,
+      lengthPenalty: 1,
+      noRepeatNgramSize: 3,
+      earlyStopping: false,
+    },
+    rougeBootstrap: 1000,
+    examples: 2,
+    device: "cpu",
+    precision: "fp32",
+  },
+  "xsum-base": {
+    ...FULL,
+    models: ["bart-base"],
+    dataset: { source: "xsum" },
+    transfer: ["cnn_dailymail"],
+    maxTargetTokens: 64,
+    batchSize: 32,
+    gradAccumulation: 1,
+    maxSteps: 10000,
+    lr: 5e-5,
+    // facebook/bart-large-xsum's decoding.
+    generation: {
+      numBeams: 6,
+      maxLength: 62,
+      minLength: 11,
+      lengthPenalty: 1,
+      noRepeatNgramSize: 3,
+      earlyStopping: true,
+    },
+  },
+  full: FULL,
+} satisfies Record<string, Exp2Settings>;

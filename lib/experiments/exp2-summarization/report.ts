@@ -1,0 +1,377 @@
+// Experiment 2's part of the report: what was run (pretraining included), the metric definitions, and per model
+// the final table, ROUGE with bootstrap intervals, the best-validation checkpoint, zero-shot transfer,
+// summary-swap robustness, learning curves, reliability diagrams, ROUGE against ECE, efficiency, summaries side
+// by side and the verdicts; figures under figures/ (PNG + SVG).
+import path from "node:path";
+
+import { formatMeanStd } from "../../metrics/stats.ts";
+import type { ReliabilityBin } from "../../native.ts";
+import { reliabilityDiagram, scatterChart } from "../../report/plots.ts";
+import { fmt, formatTable } from "../../report/table.ts";
+import { curveChart, efficiencyTable, environmentNote, metricsTable, verdictTable } from "../framework/report.ts";
+import type { Finished, ReportBody, ReportContext, Verdict } from "../framework/spec.ts";
+import { bestSet, type Exp2Group, METRICS, type Metric } from "./analysis.ts";
+import { type Exp2Config, TEMPSCALE, VARIATIONS } from "./config.ts";
+import type { Exp2Data } from "./data.ts";
+import type { Exp2Job } from "./jobs.ts";
+import type { Exp2Result, FinetuneResult, PretrainResult } from "./run-job.ts";
+import { exp2Verdicts, lookup, rougeBootstrap } from "./verdicts.ts";
+
+type Exp2ReportContext = ReportContext<Exp2Config, Exp2Job, Exp2Result, Exp2Data, Metric>;
+
+const DEFINITIONS = [
+  "**ROUGE-1/2/L/Lsum**: F1 × 100 of the generated summaries against every reference of an example (the best " +
+    "reference per type, as rouge-score's score_multi), Porter-stemmed, averaged over examples (docs/metrics.md); " +
+    "intervals are rouge-score's bootstrap percentiles.",
+  "**ECE-B**, **Brier**, **NLL**: teacher-forced on the first reference, per summary token: ECE over B equal-width " +
+    "bins of the top-1 probability (B = 10, 100), Brier = Σ_k (p_k − y_k)² (0…2), NLL in nats.",
+  "**Dist-1/2**: distinct unigrams / bigrams over all n-grams of all generated summaries (ROUGE's tokens, not " +
+    "stemmed); **words**: mean generated length in the same tokens.",
+  "**Selection**: the last checkpoint is the main result (the seed's); the best-validation-NLL checkpoint is " +
+    "reported beside it. **ce+tempscale**: CE's last checkpoint with the temperature minimising validation NLL; " +
+    "temperature does not change greedy or beam-search output here, so its ROUGE is CE's.",
+];
+
+const count = (n: number) => n.toLocaleString("en-US");
+const left = (header: string) => ({ header, align: "left" as const });
+const oneLine = (s: string) => s.replace(/\s+/g, " ").trim();
+const escapeCell = (s: string) => oneLine(s).replace(/\|/g, "\\|").replace(/\*/g, "\\*");
+
+function pretrainResults(ctx: Exp2ReportContext): Finished<PretrainResult>[] {
+  return ctx.results.filter((r): r is Finished<PretrainResult> => r.kind === "pretrain");
+}
+
+function whatWasRun(ctx: Exp2ReportContext): string[] {
+  const c = ctx.config;
+  const lines: string[] = [];
+  for (const name of c.models) {
+    const d = ctx.data[name]!;
+    const p = pretrainResults(ctx).find((r) => r.key.model === name);
+    if (d.checkpoint) lines.push(`Model ${name}: fine-tuned from the checkpoint ${d.checkpoint}.`);
+    else if (c.pretrain !== false) {
+      const pt = c.pretrain;
+      const done = p
+        ? `${count(p.parameters)} parameters, ${p.fit.steps} steps in ${fmt(p.fit.elapsedSeconds, 0)} s, final ` +
+          `validation denoising NLL ${fmt(p.curve.at(-1)?.nll ?? NaN, 3)}`
+        : "not finished yet";
+      lines.push(
+        `Model ${name}: no pretrained checkpoint was given, so a ${pt.preset} BART was pretrained here from random ` +
+          `initialisation with BART's denoising objective on ${pt.dataset} train (text infilling: Poisson(λ = ` +
+          `${pt.poissonLambda}) spans, ${fmt(100 * (d.pretrain?.maskedShare ?? pt.maskRatio), 1)} % of tokens ` +
+          `masked${pt.permuteSentences ? "; sentence permutation" : ""}; ${count(d.pretrain?.train.ids.length ?? 0)} ` +
+          `examples of ≤ ${pt.maxTokens} GPT-2 BPE tokens; batch ${pt.batchSize}, lr ${pt.lr}) — ${done}. Every ` +
+          "fine-tuning run starts from its last checkpoint.",
+      );
+    }
+    lines.push(
+      `Data (${name}): fine-tuned on ${d.train.source} (${count(d.train.ids.length)} pairs; sources ≤ ` +
+        `${c.maxSourceTokens} tokens, summaries ≤ ${c.maxTargetTokens}); validation ${count(d.valid.ids.length)} pairs ` +
+        `(${c.validMaxExamples || "all"} per evaluation); test: the first ${count(d.test.arrays.ids.length)} of ` +
+        `${d.test.label}${Object.values(d.transfer)
+          .map((s) => `; zero-shot: the first ${count(s!.arrays.ids.length)} of ${s!.label}`)
+          .join("")}.`,
+    );
+  }
+  const g = c.generation;
+  lines.push(
+    `Fine-tuning: ${c.maxSteps} optimiser steps of ${c.batchSize * c.gradAccumulation} pairs, AdamW, LR ${c.lr} with ` +
+      `${c.lrWarmupSteps} warm-up steps then cosine decay, identical for every variation; evaluation every ` +
+      `${c.evalEvery} steps. Decoding: ${g.numBeams === 1 ? "greedy" : `beam search (${g.numBeams} beams, length penalty ${g.lengthPenalty})`}, ` +
+      `${g.minLength}–${g.maxLength} tokens, no repeated ${g.noRepeatNgramSize || "–"}-grams.`,
+    `Seeds: ${c.seeds.join(", ")} (each seed: the same dropout and batch order for every variation). Variations: ` +
+      `${c.variations.join(", ")} (dpsm-warmN: linear α warm-up over N % of the steps); baselines: ` +
+      `${c.baselines.join(", ") || "none"}. Summary-swap noise: ` +
+      `${c.summarySwap ? `${100 * c.summarySwap.probability} % of training pairs, for ${c.summarySwap.variations.join(", ")}` : "off"}.`,
+  );
+  const absent: string[] = [];
+  if (c.checkpointDir === undefined) absent.push("pretrained checkpoints (BART-large, PEGASUS-large)");
+  if (c.dataset.source !== "cnn_dailymail" && !c.transfer.includes("cnn_dailymail")) absent.push("CNN/DailyMail");
+  if (c.seeds.length < 3) absent.push(`seeds beyond ${c.seeds.length}`);
+  if (absent.length) lines.push(`Not in this run (the seed's design has them): ${absent.join(", ")}.`);
+  return lines;
+}
+
+function poolBins(list: ReliabilityBin[][]): ReliabilityBin[] {
+  if (list.length === 0) return [];
+  return list[0]!.map((b, i) => {
+    let n = 0;
+    let conf = 0;
+    let acc = 0;
+    for (const bins of list) {
+      const x = bins[i]!;
+      if (x.count > 0) {
+        n += x.count;
+        conf += x.confidence * x.count;
+        acc += x.accuracy * x.count;
+      }
+    }
+    return { lower: b.lower, upper: b.upper, count: n, confidence: n ? conf / n : NaN, accuracy: n ? acc / n : NaN };
+  });
+}
+
+const finetune = (o: Exp2Group["observations"][number]) => o.source as Finished<FinetuneResult>;
+
+/** The group's rows as another set's numbers (best checkpoint, a zero-shot set), for the same table. */
+function asSet(rows: Exp2Group[], set: string): Exp2Group[] {
+  return rows
+    .filter((g) => g.sets[set])
+    .map((g) => ({ ...g, metrics: g.sets[set]!.metrics, perSeed: g.sets[set]!.perSeed, versus: {} }));
+}
+
+const withTemperature = (g: Exp2Group) =>
+  g.extra.temperature ? `${g.name} (T = ${fmt(g.extra.temperature.mean, 3)})` : g.name;
+
+function bootstrapTable(rows: Exp2Group[], c: Exp2Config): string {
+  const refs = ["ce", "brier"].map((v) => rows.find((g) => g.key.variation === v)).filter((g) => !!g);
+  const cells = rows
+    .filter((g) => g.key.variation !== TEMPSCALE)
+    .map((g) => [
+      g.name,
+      ...refs.map((r) => {
+        if (r === g) return "–";
+        const b = rougeBootstrap(g, r, c.rougeBootstrap);
+        return b
+          ? `${b.meanDifference >= 0 ? "+" : ""}${fmt(b.meanDifference)} [${fmt(b.low)}, ${fmt(b.high)}], p ${b.p.toPrecision(2)}`
+          : "–";
+      }),
+    ]);
+  return formatTable([left("variation"), ...refs.map((r) => `Δ ROUGE-L vs ${r.name} (95 % CI), p`)], cells);
+}
+
+function rougeIntervalTable(rows: Exp2Group[]): string {
+  const types = [
+    ["rouge1", "R-1"],
+    ["rouge2", "R-2"],
+    ["rougeL", "R-L"],
+    ["rougeLsum", "R-Lsum"],
+  ] as const;
+  return formatTable(
+    [left("variation (seed)"), ...types.map(([, l]) => `${l} F [95 % CI] (P / R)`)],
+    rows
+      .filter((g) => g.key.variation !== TEMPSCALE)
+      .map((g) => {
+        const o = g.observations[0]!;
+        const r = finetune(o).last.test.rouge;
+        return [
+          `${g.name} (${o.key.seed})`,
+          ...types.map(([t]) => {
+            const a = r[t];
+            const ci = a.interval
+              ? ` [${fmt(100 * a.interval.low.fmeasure)}, ${fmt(100 * a.interval.high.fmeasure)}]`
+              : "";
+            return `${fmt(100 * a.mean.fmeasure)}${ci} (${fmt(100 * a.mean.precision, 1)} / ${fmt(100 * a.mean.recall, 1)})`;
+          }),
+        ];
+      }),
+  );
+}
+
+function swapTable(clean: Exp2Group[], noisy: Exp2Group[]): string {
+  return formatTable(
+    [left("variation"), "R-L clean", "R-L swap-noised", "Δ R-L", "ECE-10 clean", "ECE-10 swap-noised"],
+    noisy.map((n) => {
+      const c = clean.find((g) => g.key.variation === n.key.variation);
+      return [
+        n.name,
+        c ? formatMeanStd(c.metrics.rougeL, 2) : "–",
+        formatMeanStd(n.metrics.rougeL, 2),
+        c ? fmt(n.metrics.rougeL.mean - c.metrics.rougeL.mean) : "–",
+        c ? formatMeanStd(c.metrics.ece10, 4) : "–",
+        formatMeanStd(n.metrics.ece10, 4),
+      ];
+    }),
+  );
+}
+
+function generationTable(rows: Exp2Group[]): string {
+  return formatTable(
+    [left("variation"), "generated summaries / s (test)", "best checkpoint step(s)"],
+    rows
+      .filter((g) => g.key.variation !== TEMPSCALE)
+      .map((g) => [
+        g.name,
+        g.extra.sentencesPerSecond ? formatMeanStd(g.extra.sentencesPerSecond, 1) : "–",
+        g.observations.map((o) => finetune(o).best?.step ?? finetune(o).last.step).join(", "),
+      ]),
+  );
+}
+
+function examplesSection(c: Exp2Config, d: Exp2Data[string], rows: Exp2Group[]): string[] {
+  const lines: string[] = [];
+  const shown = rows.filter((g) => g.key.variation !== TEMPSCALE);
+  const n = Math.min(c.examples, d.test.records.length);
+  for (let i = 0; i < n; i++) {
+    const r = d.test.records[i]!;
+    const lead = r.document.split(/\s+/).slice(0, 60).join(" ");
+    lines.push(
+      `**Example ${i + 1}** (${r.id}) — source: _${escapeCell(lead)}${lead.length < r.document.length ? " …" : ""}_`,
+      "",
+    );
+    const table: string[][] = r.references.map((ref, k) => [
+      `reference${r.references.length > 1 ? ` ${k + 1}` : ""}`,
+      escapeCell(ref),
+    ]);
+    for (const g of shown) {
+      const o = g.observations[0]!;
+      table.push([
+        `${g.name} (seed ${o.key.seed})`,
+        escapeCell(finetune(o).last.test.summaries[i] ?? "–") || "(empty)",
+      ]);
+    }
+    lines.push(formatTable([left("summary of"), left("text")], table), "");
+  }
+  return lines;
+}
+
+async function figures(ctx: Exp2ReportContext, model: string, rows: Exp2Group[]) {
+  const base = (name: string) => `figures/${model}-${name}`;
+  const file = (name: string) => path.join(ctx.out, base(name));
+  const clean = rows.filter((r) => r.key.setting === "clean");
+  const trained = clean.filter((r) => r.key.variation !== TEMPSCALE);
+  const title = (what: string) => `${model}: ${what}`;
+  await curveChart(trained, "nll", { title: title("validation NLL (teacher-forced)"), yTitle: "NLL" }, file("nll"));
+  await curveChart(trained, "ece10", { title: title("validation ECE-10"), yTitle: "ECE (10 bins)" }, file("ece"));
+  const panels = ["ce", TEMPSCALE, "brier", ...VARIATIONS.filter((v) => v.startsWith("dpsm"))]
+    .map((v) => clean.find((r) => r.key.variation === v))
+    .filter((r): r is Exp2Group => !!r)
+    .map((r) => ({
+      name: r.name,
+      bins: poolBins(
+        r.observations.map((o) => {
+          const f = finetune(o);
+          return (r.key.variation === TEMPSCALE ? f.tempscale!.test : f.last.test.teacherForced).bins10;
+        }),
+      ),
+      ece: r.metrics.ece10.mean,
+    }));
+  await reliabilityDiagram(
+    { title: title("reliability on the test references (10 bins, pooled over seeds)"), panels },
+    file("reliability"),
+  );
+  await scatterChart(
+    {
+      title: title("ROUGE-L against ECE-10 (test, last checkpoint)"),
+      xTitle: "ECE-10 (lower is better)",
+      yTitle: "ROUGE-L F",
+      points: rows.map((g) => ({
+        x: g.metrics.ece10.mean,
+        y: g.metrics.rougeL.mean,
+        label: g.name,
+        group: g.key.setting,
+      })),
+    },
+    file("rouge-vs-ece"),
+  );
+  return { nll: base("nll"), ece: base("ece"), reliability: base("reliability"), scatter: base("rouge-vs-ece") };
+}
+
+async function modelSection(ctx: Exp2ReportContext, model: string, verdicts: Record<string, Verdict[]>) {
+  const c = ctx.config;
+  const rows = ctx.groups.filter((g) => g.key.model === model);
+  const clean = rows.filter((r) => r.key.setting === "clean");
+  const noisy = rows.filter((r) => r.key.setting === "summary-swap");
+  const tests: [Metric, string][] = [
+    ["rougeL", "ce"],
+    ["rougeL", "brier"],
+    ["ece10", "ce"],
+    ["ece10", "brier"],
+  ];
+  const fig = await figures(ctx, model, rows);
+  const d = ctx.data[model]!;
+  const lines: string[] = [`## ${model}`, ""];
+  lines.push(
+    `### Final metrics (${d.test.label}, last checkpoint)`,
+    "",
+    metricsTable(clean, METRICS, tests, withTemperature),
+    "",
+  );
+  if (clean.some((g) => g.seeds.length < 2)) {
+    lines.push(
+      "One seed: ROUGE-L compared example by example (paired bootstrap over the test examples, " +
+        `${c.rougeBootstrap} samples):`,
+      "",
+      bootstrapTable(clean, c),
+      "",
+    );
+  }
+  lines.push("### ROUGE with 95 % bootstrap intervals (test, last checkpoint)", "", rougeIntervalTable(clean), "");
+  const best = asSet(clean, bestSet());
+  if (best.length) {
+    lines.push("### Best-validation checkpoint (test)", "", metricsTable(best, METRICS, [], withTemperature), "");
+  }
+  for (const set of Object.keys(d.transfer)) {
+    lines.push(
+      `### Zero-shot transfer: ${d.transfer[set as keyof typeof d.transfer]!.label} (last checkpoint)`,
+      "",
+      metricsTable(asSet(clean, set), METRICS, [], withTemperature),
+      "",
+    );
+  }
+  if (noisy.length) {
+    lines.push(
+      `### Robustness: summary-swap noise (${c.summarySwap ? 100 * c.summarySwap.probability : 0} % of training pairs)`,
+      "",
+      swapTable(clean, noisy),
+      "",
+    );
+  }
+  lines.push(
+    "### Learning curves (validation, teacher-forced)",
+    "",
+    `![validation NLL vs wall-clock](${fig.nll}.png)`,
+    "",
+    `![validation ECE vs wall-clock](${fig.ece}.png)`,
+    "",
+    `SVG: [NLL](${fig.nll}.svg), [ECE](${fig.ece}.svg).`,
+    "",
+    "### Reliability and ROUGE against calibration",
+    "",
+    `![reliability diagrams](${fig.reliability}.png)`,
+    "",
+    `![ROUGE-L vs ECE-10](${fig.scatter}.png)`,
+    "",
+    `SVG: [reliability](${fig.reliability}.svg), [ROUGE vs ECE](${fig.scatter}.svg).`,
+    "",
+  );
+  const memory = c.device.startsWith("cuda") ? "GPU allocated" : "RSS";
+  lines.push(
+    "### Efficiency (fine-tuning; target tokens)",
+    "",
+    efficiencyTable(
+      clean.filter((g) => g.key.variation !== TEMPSCALE),
+      "ce",
+      memory,
+    ),
+    "",
+    generationTable(clean),
+    "",
+  );
+  if (c.examples > 0)
+    lines.push("### Summaries side by side (test, last checkpoint)", "", ...examplesSection(c, d, clean));
+  lines.push("### Verdicts (the seed's success criteria)", "");
+  const get = lookup(ctx.groups, model);
+  for (const dpsm of c.variations.filter((v) => v.startsWith("dpsm"))) {
+    const v = exp2Verdicts(get, dpsm, c.rougeBootstrap);
+    verdicts[dpsm] = v;
+    lines.push(`**${dpsm}**`, "", verdictTable(v), "");
+  }
+  return lines;
+}
+
+export async function exp2Report(ctx: Exp2ReportContext): Promise<ReportBody> {
+  const c = ctx.config;
+  const sections: string[] = [];
+  const verdicts: Record<string, Record<string, Verdict[]>> = {};
+  for (const model of c.models) {
+    if (!ctx.groups.some((g) => g.key.model === model)) continue;
+    verdicts[model] = {};
+    sections.push(...(await modelSection(ctx, model, verdicts[model])));
+  }
+  return {
+    environment: environmentNote(ctx.build, c.device, c.precision),
+    run: whatWasRun(ctx),
+    definitions: DEFINITIONS,
+    sections,
+    verdicts,
+  };
+}

@@ -1,0 +1,324 @@
+// One job of experiment 2. A pretraining job trains a new encoder–decoder on denoising examples. A fine-tuning job
+// trains from the pretrained (or given) checkpoint with its loss, then evaluates its last checkpoint (the seed's
+// main selection) and its best-validation one on the test split and every zero-shot set: teacher-forced NLL,
+// Brier and ECE on the references, and summaries generated and scored with ROUGE, Distinct-n and length. CE runs
+// also get a temperature fitted on validation NLL. Every generated summary is kept in the job folder.
+import path from "node:path";
+
+import { writeFileAtomic } from "../../io/atomic.ts";
+import { Evaluator } from "../../evaluator.ts";
+import { type DiversityStats, diversity } from "../../metrics/diversity.ts";
+import { DEFAULT_ROUGE_TYPES, type RougeAggregate, rougeCorpus } from "../../metrics/rouge.ts";
+import { Seq2SeqModel } from "../../models/bart.ts";
+import type { EvalMetrics } from "../../native.ts";
+import { lossCurve, readRunLog, runEfficiency } from "../../runlog.ts";
+import { type FitResult, Trainer, type TrainLossInput } from "../../trainer.ts";
+import type { Seq2SeqTokenizer } from "../../tokenizers/index.ts";
+import { jobId } from "../framework/keys.ts";
+import type { CurvePoint, JobContext } from "../framework/spec.ts";
+import { type Exp2Config, TEMPSCALE } from "./config.ts";
+import type { EvalSet, Exp2Data, Exp2ModelData } from "./data.ts";
+import type { Exp2Job, FinetuneJob, PretrainJob } from "./jobs.ts";
+
+type RougeName = (typeof DEFAULT_ROUGE_TYPES)[number];
+
+/** One evaluation set scored with one checkpoint. */
+export interface SetResult {
+  /** e.g. "dialogsum/test (jsonl)" */
+  label: string;
+  examples: number;
+  /** teacher-forced on the first reference: NLL, ECE, Brier, reliability bins */
+  teacherForced: EvalMetrics;
+  /** ROUGE of the generated summaries against every reference (rouge-score's score_multi), with a bootstrap CI */
+  rouge: Record<RougeName, RougeAggregate>;
+  /** ROUGE-L F per example, for paired tests between variations */
+  rougeLPerExample: number[];
+  diversity: DiversityStats;
+  /** mean words of the first reference */
+  referenceWords: number;
+  sentencesPerSecond: number;
+  /** the first `examples` summaries, for the report */
+  summaries: string[];
+}
+
+export interface CheckpointResult {
+  step: number;
+  test: SetResult;
+  transfer: Partial<Record<string, SetResult>>;
+}
+
+/** A validation evaluation during training. */
+export interface Exp2CurvePoint extends CurvePoint {
+  nll: number;
+  ppl: number;
+  ece10: number;
+  accuracy: number;
+}
+
+interface FitSummary {
+  reason: string;
+  steps: number;
+  bestStep: number;
+  bestNll: number;
+  elapsedSeconds: number;
+  tokensSeen: number;
+  stepMs: number;
+  tokensPerSecond: number;
+  peakMemoryBytes: number;
+}
+
+export interface PretrainResult {
+  kind: "pretrain";
+  parameters: number;
+  examples: number;
+  maskedShare: number;
+  fit: FitSummary;
+  curve: Exp2CurvePoint[];
+  losses: { step: number; loss: number; alpha: number; elapsedSeconds: number }[];
+}
+
+export interface FinetuneResult {
+  kind: "finetune";
+  loss: TrainLossInput;
+  fit: FitSummary;
+  curve: Exp2CurvePoint[];
+  losses: { step: number; loss: number; alpha: number; elapsedSeconds: number }[];
+  /** the seed's main selection */
+  last: CheckpointResult;
+  /** the best validation NLL; absent when that was the last checkpoint */
+  best?: CheckpointResult;
+  /** CE runs: the last checkpoint at the temperature minimising validation NLL (generation is unchanged by it) */
+  tempscale?: { temperature: number; test: EvalMetrics; transfer: Partial<Record<string, EvalMetrics>> };
+}
+
+export type Exp2Result = PretrainResult | FinetuneResult;
+
+/** The checkpoint a pretraining job leaves, for the fine-tuning job `job` in `jobDir` (both under runs/). */
+export function pretrainedCheckpoint(jobDir: string, job: FinetuneJob, pretrained: PretrainJob["key"]): string {
+  const runs = path.resolve(
+    jobDir,
+    ...jobId(job.key)
+      .split("/")
+      .map(() => ".."),
+  );
+  return path.join(runs, jobId(pretrained), "last");
+}
+
+function trainerCommon(c: Exp2Config, dir: string, ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>) {
+  return {
+    runDir: dir,
+    device: c.device,
+    precision: c.precision,
+    ...(c.threads ? { threads: c.threads } : {}),
+    progress: ctx.progress,
+  };
+}
+
+function summarise(dir: string, fit: FitResult): Pick<FinetuneResult, "fit" | "curve" | "losses"> {
+  const log = readRunLog(path.join(dir, "train.jsonl"));
+  // Over every session of the run (the log), not just the last one.
+  const efficiency = runEfficiency(log);
+  return {
+    fit: {
+      reason: fit.reason,
+      steps: fit.steps,
+      bestStep: fit.bestStep,
+      bestNll: fit.bestNll,
+      elapsedSeconds: fit.elapsedSeconds,
+      tokensSeen: fit.tokensSeen,
+      stepMs: efficiency.stepMs,
+      tokensPerSecond: efficiency.tokensPerSecond,
+      peakMemoryBytes: Math.max(efficiency.peakMemoryBytes, fit.efficiency.peakMemoryBytes),
+    },
+    curve: log.evals.map((e) => ({
+      step: e.step,
+      elapsedSeconds: e.elapsedSeconds,
+      nll: e.metrics.nll,
+      ppl: e.metrics.ppl,
+      ece10: e.metrics.ece10,
+      accuracy: e.metrics.accuracy,
+    })),
+    losses: lossCurve(log),
+  };
+}
+
+async function runPretrain(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>, job: PretrainJob) {
+  const { config: c, dir } = ctx;
+  const p = c.pretrain;
+  const d = ctx.data[job.key.model]!;
+  if (p === false || !d.pretrain) throw new Error(`exp2: ${job.key.model} has no pretraining settings or data`);
+  const special = d.tokenizer.specialTokens;
+  const model = Seq2SeqModel.create({
+    preset: p.preset,
+    seed: p.seed,
+    device: c.device,
+    // The tokenizer decides the vocabulary and the special ids.
+    config: {
+      vocab_size: d.tokenizer.vocabSize,
+      pad_token_id: special.pad,
+      eos_token_id: special.eos,
+      decoder_start_token_id: special.decoderStart ?? special.eos,
+    },
+  });
+  const trainer = new Trainer({
+    model,
+    loss: { kind: "ce" },
+    data: { train: d.pretrain.train, valid: d.pretrain.valid },
+    batchSize: p.batchSize,
+    maxSteps: p.maxSteps,
+    lr: p.lr,
+    lrWarmupSteps: p.lrWarmupSteps,
+    evalEvery: p.evalEvery,
+    evalMaxSequences: p.evalMaxSequences,
+    seed: p.seed,
+    ...trainerCommon(c, dir, ctx),
+  });
+  if (ctx.onStep) trainer.on("step", ctx.onStep);
+  if (ctx.signal?.aborted) return undefined;
+  const fit = await trainer.fit(ctx.signal ? { signal: ctx.signal } : {});
+  if (fit.reason === "aborted") return undefined;
+  const { fit: summary, curve, losses } = summarise(dir, fit);
+  return {
+    kind: "pretrain",
+    parameters: model.parameterCount,
+    examples: d.pretrain.train.ids.length,
+    maskedShare: d.pretrain.maskedShare,
+    fit: summary,
+    curve,
+    losses,
+  } satisfies PretrainResult;
+}
+
+function sourceOf(set: EvalSet) {
+  const { sourceTokens, sourceLengths, maxSource: S } = set.arrays;
+  const mask = new Int32Array(sourceTokens.length);
+  sourceLengths.forEach((n, i) => mask.fill(1, i * S, i * S + n));
+  return { ids: sourceTokens, mask, length: S };
+}
+
+const words = (text: string) => text.match(/\S+/g)?.length ?? 0;
+
+async function scoreSet(
+  c: Exp2Config,
+  model: Seq2SeqModel,
+  tokenizer: Seq2SeqTokenizer,
+  set: EvalSet,
+  summariesFile: string,
+  seed: number,
+): Promise<SetResult> {
+  const bf16 = c.precision === "bf16";
+  const teacherForced = await new Evaluator(model, { batchSize: c.batchSize, bf16 }).evaluate(set.arrays);
+  const t0 = performance.now();
+  const generated = await model.generate(sourceOf(set), c.generation, { batchSize: c.batchSize });
+  const seconds = (performance.now() - t0) / 1000;
+  const summaries = generated.map((ids) => tokenizer.decode(ids, { skipSpecialTokens: true }).trim());
+  writeFileAtomic(
+    summariesFile,
+    summaries.map((summary, i) => `${JSON.stringify({ id: set.records[i]!.id, summary })}\n`).join(""),
+  );
+  const rouge = rougeCorpus(
+    summaries.map((candidate, i) => ({ candidate, references: set.records[i]!.references })),
+    { bootstrap: { samples: c.rougeBootstrap, seed } },
+  );
+  return {
+    label: set.label,
+    examples: summaries.length,
+    teacherForced,
+    rouge: rouge.scores,
+    rougeLPerExample: rouge.pairs.map((p) => p.rougeL.fmeasure),
+    diversity: diversity(summaries),
+    referenceWords: set.records.reduce((s, r) => s + words(r.references[0]!), 0) / set.records.length,
+    sentencesPerSecond: summaries.length / seconds,
+    summaries: summaries.slice(0, c.examples),
+  };
+}
+
+async function scoreCheckpoint(
+  c: Exp2Config,
+  d: Exp2ModelData,
+  dir: string,
+  which: "last" | "best",
+  step: number,
+  seed: number,
+): Promise<CheckpointResult> {
+  const model = Seq2SeqModel.load(path.join(dir, which), { device: c.device });
+  const file = (set: string) => path.join(dir, `summaries-${which}-${set}.jsonl`);
+  const test = await scoreSet(c, model, d.tokenizer, d.test, file("test"), seed);
+  const transfer: CheckpointResult["transfer"] = {};
+  for (const [name, set] of Object.entries(d.transfer)) {
+    transfer[name] = await scoreSet(c, model, d.tokenizer, set!, file(name), seed);
+  }
+  return { step, test, transfer };
+}
+
+async function runFinetune(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>, job: FinetuneJob) {
+  const { config: c, dir } = ctx;
+  const { model: name, seed, setting, variation } = job.key;
+  const d = ctx.data[name]!;
+  const from = job.pretrained ? pretrainedCheckpoint(dir, job, job.pretrained) : d.checkpoint!;
+  const trainer = new Trainer({
+    model: Seq2SeqModel.load(from, { device: c.device }),
+    loss: job.loss,
+    data: { train: d.train, valid: d.valid },
+    batchSize: c.batchSize,
+    gradAccumulation: c.gradAccumulation,
+    maxSteps: c.maxSteps,
+    lr: c.lr,
+    lrWarmupSteps: c.lrWarmupSteps,
+    evalEvery: c.evalEvery,
+    evalMaxSequences: c.validMaxExamples,
+    seed,
+    // The same batch order (and swaps) for every variation of a seed.
+    dataSeed: seed,
+    ...(setting === "summary-swap" && c.summarySwap ? { summarySwap: c.summarySwap.probability } : {}),
+    ...trainerCommon(c, dir, ctx),
+  });
+  if (ctx.onStep) trainer.on("step", ctx.onStep);
+  if (ctx.signal?.aborted) return undefined;
+  const fit = await trainer.fit(ctx.signal ? { signal: ctx.signal } : {});
+  if (fit.reason === "aborted") return undefined;
+
+  const last = await scoreCheckpoint(c, d, dir, "last", fit.steps, seed);
+  const best =
+    fit.bestStep >= 0 && fit.bestStep !== fit.steps
+      ? await scoreCheckpoint(c, d, dir, "best", fit.bestStep, seed)
+      : undefined;
+
+  let tempscale: FinetuneResult["tempscale"];
+  if (variation === "ce" && setting === "clean" && c.baselines.includes(TEMPSCALE)) {
+    const model = Seq2SeqModel.load(path.join(dir, "last"), { device: c.device });
+    const options = { batchSize: c.batchSize, bf16: c.precision === "bf16" };
+    const { temperature } = await new Evaluator(model, { ...options, maxSequences: c.validMaxExamples }).fitTemperature(
+      d.valid,
+    );
+    const ev = new Evaluator(model, options);
+    const transfer: Record<string, EvalMetrics> = {};
+    for (const [set, s] of Object.entries(d.transfer)) transfer[set] = await ev.evaluate(s!.arrays, { temperature });
+    tempscale = { temperature, test: await ev.evaluate(d.test.arrays, { temperature }), transfer };
+  }
+  return {
+    kind: "finetune",
+    loss: job.loss,
+    ...summarise(dir, fit),
+    last,
+    ...(best ? { best } : {}),
+    ...(tempscale ? { tempscale } : {}),
+  } satisfies FinetuneResult;
+}
+
+export async function runExp2Job(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>): Promise<Exp2Result | undefined> {
+  return ctx.job.kind === "pretrain" ? runPretrain(ctx, ctx.job) : runFinetune(ctx, ctx.job);
+}
+
+export function describeExp2Result(r: Exp2Result): string {
+  const time = `${r.fit.elapsedSeconds.toFixed(0)} s`;
+  if (r.kind === "pretrain") {
+    const nll = r.curve.at(-1)?.nll;
+    return `pretrained ${r.fit.steps} steps, validation denoising NLL ${nll?.toFixed(3) ?? "–"}, ${time}`;
+  }
+  const t = r.last.test;
+  return (
+    `ROUGE-1/2/L ${[t.rouge.rouge1, t.rouge.rouge2, t.rouge.rougeL].map((x) => (100 * x.mean.fmeasure).toFixed(2)).join("/")}, ` +
+    `ECE-10 ${t.teacherForced.ece10.toFixed(4)}, NLL ${t.teacherForced.nll.toFixed(3)}, ${time}`
+  );
+}

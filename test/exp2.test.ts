@@ -1,0 +1,205 @@
+// Experiment 2 end to end on real data at a size a test can afford: a tiny BART pretrained here on WikiText-2
+// denoising, fine-tuned on DialogSum, evaluated on its test split and zero-shot on XSum; the report with its
+// figures, summaries and verdicts; re-running skips finished runs; and a Hugging Face checkpoint folder with its
+// own tokenizer in place of pretraining.
+import fs from "node:fs";
+import path from "node:path";
+
+import test from "ava";
+
+import { exp2, exp2Jobs } from "../lib/experiments/exp2-summarization/index.ts";
+import { prepareExp2Data } from "../lib/experiments/exp2-summarization/data.ts";
+import type { Exp2Result, FinetuneResult } from "../lib/experiments/exp2-summarization/run-job.ts";
+import { jobId, resolveConfig, runExperiment, writeReport } from "../lib/experiments/framework/index.ts";
+import type { Finished } from "../lib/experiments/framework/spec.ts";
+import { buildInfo } from "../lib/index.ts";
+import { Seq2SeqModel } from "../lib/models/bart.ts";
+import { packageRoot } from "../lib/native.ts";
+import { tmpDir } from "./helpers/tmp.ts";
+
+const SMALL = {
+  pretrain: { maxSteps: 3, evalEvery: 3, evalMaxSequences: 4, batchSize: 4 },
+  trainMaxExamples: 48,
+  batchSize: 4,
+  maxSteps: 3,
+  lrWarmupSteps: 1,
+  evalEvery: 3,
+  validMaxExamples: 6,
+  testMaxExamples: 5,
+  transferMaxExamples: 4,
+  rougeBootstrap: 50,
+  generation: { maxLength: 12 },
+};
+
+test("the quick profile's jobs: pretraining first, then every variation clean and the swap-noise runs", (t) => {
+  const c = resolveConfig(exp2, "quick");
+  const jobs = exp2Jobs(c);
+  t.deepEqual(
+    jobs.map((j) => jobId(j.key)),
+    [
+      "tiny/pretrain/denoising/seed0",
+      "tiny/clean/ce/seed0",
+      "tiny/clean/brier/seed0",
+      "tiny/clean/dpsm-warm10/seed0",
+      "tiny/clean/dpsm-warm20/seed0",
+      "tiny/summary-swap/ce/seed0",
+      "tiny/summary-swap/dpsm-warm10/seed0",
+    ],
+  );
+  const loss = (v: string) => jobs.find((j) => j.kind === "finetune" && j.key.variation === v) as { loss: unknown };
+  t.deepEqual(loss("dpsm-warm10").loss, {
+    kind: "dpsm",
+    schedule: "linear",
+    warmupSteps: Math.round(0.1 * c.maxSteps),
+  });
+  t.deepEqual(loss("dpsm-warm20").loss, {
+    kind: "dpsm",
+    schedule: "linear",
+    warmupSteps: Math.round(0.2 * c.maxSteps),
+  });
+  t.deepEqual(loss("brier").loss, { kind: "brier" });
+  // With checkpoints there is nothing to pretrain.
+  const full = exp2Jobs(resolveConfig(exp2, "full"));
+  t.false(full.some((j) => j.kind === "pretrain"));
+  t.is(full.length, 2 * 3 * (4 + 4));
+});
+
+test("settings are validated with the setting named", (t) => {
+  t.throws(() => resolveConfig(exp2, "quick", { pretrain: false }), {
+    message: /exp2 config\.checkpointDir: .*need checkpoints/,
+  });
+  t.throws(() => resolveConfig(exp2, "quick", { models: ["tiny", "tiny"] }), { message: /models: names must differ/ });
+  t.throws(() => resolveConfig(exp2, "quick", { generation: { minLength: 50, maxLength: 10 } }), {
+    message: /generation\.minLength: must not exceed maxLength/,
+  });
+  t.throws(() => resolveConfig(exp2, "quick", { variations: ["dpsm-warm30" as "ce"] }), {
+    message: /exp2 config\.variations\.0/,
+  });
+  t.throws(() => resolveConfig(exp2, "quick", { models: ["../x"] }), { message: /models\.0: a folder name/ });
+});
+
+test("a missing checkpoint folder is named with what belongs in it", async (t) => {
+  const dir = tmpDir(t, "dpsm-exp2-");
+  const c = resolveConfig(exp2, "full", { checkpointDir: dir });
+  await t.throwsAsync(prepareExp2Data(c), {
+    message: new RegExp(
+      `model bart-large: ${path.join(dir, "bart-large").replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} must hold`,
+    ),
+  });
+});
+
+test.serial(
+  "end to end: pretraining, fine-tuning, report with figures and verdicts; a second run skips all",
+  async (t) => {
+    const out = tmpDir(t, "dpsm-exp2-");
+    const config = resolveConfig(exp2, "quick", {
+      ...SMALL,
+      variations: ["ce", "brier", "dpsm-warm10"],
+      summarySwap: { probability: 0.5, variations: ["ce", "dpsm-warm10"] },
+    });
+    const jobs = exp2Jobs(config);
+    const run = await runExperiment(exp2, config, out, { say: () => {}, progress: false });
+    t.is(run.results.length, jobs.length);
+    const { report, json } = await writeReport(exp2, config, run, out, buildInfo());
+    const md = fs.readFileSync(report, "utf8");
+    for (const section of [
+      "## What was run",
+      "pretrained here from random initialisation with BART's denoising objective on wikitext-2",
+      "### Final metrics (dialogsum/test (jsonl), last checkpoint)",
+      "One seed: ROUGE-L compared example by example",
+      "### ROUGE with 95 % bootstrap intervals",
+      "### Zero-shot transfer: xsum/test (jsonl)",
+      "### Robustness: summary-swap noise (50 % of training pairs)",
+      "### Learning curves",
+      "### Reliability and ROUGE against calibration",
+      "### Efficiency",
+      "### Summaries side by side",
+      "### Verdicts",
+      "ce+tempscale (T = ",
+    ]) {
+      t.true(md.includes(section), `report.md lacks ${section}`);
+    }
+    for (const f of ["tiny-nll", "tiny-ece", "tiny-reliability", "tiny-rouge-vs-ece"]) {
+      for (const ext of ["png", "svg"]) t.true(fs.statSync(path.join(out, "figures", `${f}.${ext}`)).size > 1000);
+    }
+    // Every generated summary is kept, one line per evaluated example.
+    const summaries = path.join(out, "runs", "tiny", "clean", "ce", "seed0", "summaries-last-xsum.jsonl");
+    t.is(fs.readFileSync(summaries, "utf8").trim().split("\n").length, config.transferMaxExamples);
+
+    // The fine-tuning runs start from the pretrained checkpoint: same weights before training, whatever the loss.
+    const saved = JSON.parse(fs.readFileSync(json, "utf8")) as {
+      summaries: { name: string; key: { setting: string }; metrics: Record<string, { mean: number }> }[];
+      verdicts: Record<string, Record<string, { criterion: string; status: string; detail: string }[]>>;
+      runs: Finished<Exp2Result>[];
+    };
+    const finetunes = saved.runs.filter((r): r is Finished<FinetuneResult> => r.kind === "finetune");
+    t.is(finetunes.length, jobs.length - 1);
+    for (const r of finetunes) {
+      t.is(r.last.test.examples, config.testMaxExamples);
+      t.is(r.last.test.rougeLPerExample.length, config.testMaxExamples);
+      t.true(r.last.test.teacherForced.tokens > 0);
+    }
+    // Verdicts follow from the table's numbers.
+    const row = (name: string) => saved.summaries.find((s) => s.name === name && s.key.setting === "clean")!;
+    const [d, ce, brier] = [row("dpsm-warm10"), row("ce"), row("brier")];
+    const verdicts = saved.verdicts.tiny!["dpsm-warm10"]!;
+    const rl = [d, ce, brier].map((s) => s.metrics.rougeL!.mean);
+    const quality = verdicts.find((v) => v.criterion.startsWith("Task quality"))!;
+    t.is(quality.status, rl[0]! - rl[1]! >= 0.3 && !(rl[0]! < rl[1]! && rl[0]! < rl[2]!) ? "met" : "not met");
+    const ece = [d, ce, brier].map((s) => s.metrics.ece10!.mean);
+    const calibration = verdicts.find((v) => v.criterion.startsWith("Calibration"))!;
+    t.is(calibration.status, ece[0]! <= 0.75 * ece[1]! && ece[0]! <= 1.05 * ece[2]! ? "met" : "not met");
+    const significance = verdicts.find((v) => v.criterion.startsWith("Significance"))!;
+    t.regex(significance.detail, /one seed: per-example paired bootstrap/);
+    t.truthy(verdicts.find((v) => v.criterion.startsWith("Degradation")));
+
+    const again: string[] = [];
+    const second = await runExperiment(exp2, config, out, { say: (l) => again.push(l), progress: false });
+    t.is(again.filter((l) => l.endsWith("done before, skipped")).length, jobs.length);
+    t.deepEqual(second.results, run.results);
+  },
+);
+
+test.serial("a Hugging Face checkpoint folder: its tokenizer's framing and ids, no pretraining", async (t) => {
+  const root = tmpDir(t, "dpsm-exp2-");
+  const dir = path.join(root, "checkpoints", "bart-mini");
+  // A BART of real BART's vocabulary and special ids (random weights), beside BART's real tokenizer files.
+  const tokenizerDir = path.join(packageRoot, "test", "fixtures", "tokenizers", "bart");
+  Seq2SeqModel.create({
+    preset: "bart-base",
+    config: { d_model: 16, encoder_layers: 1, decoder_layers: 1, encoder_ffn_dim: 32, decoder_ffn_dim: 32 },
+    seed: 1,
+  }).save(dir);
+  for (const f of ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]) {
+    fs.copyFileSync(path.join(tokenizerDir, f), path.join(dir, f));
+  }
+  const config = resolveConfig(exp2, "quick", {
+    ...SMALL,
+    models: ["bart-mini"],
+    checkpointDir: path.join(root, "checkpoints"),
+    pretrain: false,
+    variations: ["ce"],
+    baselines: [],
+    summarySwap: false,
+    transfer: [],
+  });
+  t.deepEqual(
+    exp2Jobs(config).map((j) => jobId(j.key)),
+    ["bart-mini/clean/ce/seed0"],
+  );
+  const data = await prepareExp2Data(config);
+  const d = data["bart-mini"]!;
+  // BART's framing: <s> (0) … </s> (2), padded with <pad> (1).
+  const S = d.train.maxSource;
+  for (let i = 0; i < 5; i++) {
+    const n = d.train.sourceLengths[i]!;
+    t.is(d.train.sourceTokens[i * S], 0);
+    t.is(d.train.sourceTokens[i * S + n - 1], 2);
+    if (n < S) t.is(d.train.sourceTokens[i * S + n], 1);
+  }
+  const out = path.join(root, "out");
+  const run = await runExperiment(exp2, config, out, { say: () => {}, progress: false });
+  t.is(run.results.length, 1);
+  const { report } = await writeReport(exp2, config, run, out, buildInfo());
+  t.true(fs.readFileSync(report, "utf8").includes(`fine-tuned from the checkpoint ${dir}`));
+});
