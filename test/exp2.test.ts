@@ -167,7 +167,13 @@ test.serial("a Hugging Face checkpoint folder: its tokenizer's framing and ids, 
   const tokenizerDir = path.join(packageRoot, "test", "fixtures", "tokenizers", "bart");
   Seq2SeqModel.create({
     preset: "bart-base",
-    config: { d_model: 16, encoder_layers: 1, decoder_layers: 1, encoder_ffn_dim: 32, decoder_ffn_dim: 32 },
+    config: {
+      d_model: 24,
+      encoder_layers: 1,
+      decoder_layers: 1,
+      encoder_ffn_dim: 32,
+      decoder_ffn_dim: 32,
+    },
     seed: 1,
   }).save(dir);
   for (const f of ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]) {
