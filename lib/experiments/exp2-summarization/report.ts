@@ -27,6 +27,10 @@ const DEFINITIONS = [
     "bins of the top-1 probability (B = 10, 100), Brier = Σ_k (p_k − y_k)² (0…2), NLL in nats.",
   "**Dist-1/2**: distinct unigrams / bigrams over all n-grams of all generated summaries (ROUGE's tokens, not " +
     "stemmed); **words**: mean generated length in the same tokens.",
+  "**Efficiency**: time per optimiser step and target tokens per second are medians over each run's steps, from " +
+    "separate runs (on a shared machine they move with its load); peak memory is CUDA's allocator peak per run, or " +
+    "on the CPU the process's resident high-water mark, which also holds what earlier runs of the process left " +
+    "allocated, so CPU memory is not compared between variations.",
   "**Selection**: the last checkpoint is the main result (the seed's); the best-validation-NLL checkpoint is " +
     "reported beside it. **ce+tempscale**: CE's last checkpoint with the temperature minimising validation NLL; " +
     "temperature does not change greedy or beam-search output here, so its ROUGE is CE's.",
@@ -351,7 +355,10 @@ async function modelSection(ctx: Exp2ReportContext, model: string, verdicts: Rec
   lines.push("### Verdicts (the seed's success criteria)", "");
   const get = lookup(ctx.groups, model);
   for (const dpsm of c.variations.filter((v) => v.startsWith("dpsm"))) {
-    const v = exp2Verdicts(get, dpsm, c.rougeBootstrap);
+    const v = exp2Verdicts(get, dpsm, {
+      bootstrapSamples: c.rougeBootstrap,
+      memoryComparable: c.device.startsWith("cuda"),
+    });
     verdicts[dpsm] = v;
     lines.push(`**${dpsm}**`, "", verdictTable(v), "");
   }
