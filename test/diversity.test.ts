@@ -37,7 +37,9 @@ test("repetition lowers Distinct-n; empty texts count as no n-grams", (t) => {
   const twice = diversity([...texts.slice(0, 20), ...texts.slice(0, 20)]);
   t.is(twice.distinct1, once.distinct1 / 2);
   t.is(twice.distinct2, once.distinct2 / 2);
-  t.deepEqual(diversity(["", ""]), { distinct1: 0, distinct2: 0, meanWords: 0 });
+  t.is(once.uniqueTexts, 1);
+  t.is(twice.uniqueTexts, 0.5);
+  t.deepEqual(diversity(["", ""]), { distinct1: 0, distinct2: 0, meanWords: 0, uniqueTexts: 0.5 });
 });
 
 test("bad input names the argument", (t) => {

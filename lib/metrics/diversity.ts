@@ -11,6 +11,8 @@ export interface DiversityStats {
   distinct2: number;
   /** mean words per text */
   meanWords: number;
+  /** different texts / texts (1: every text differs; 1/n: one text repeated), comparing the texts as given */
+  uniqueTexts: number;
 }
 
 /** Distinct-1, Distinct-2 and the mean length of `texts`. */
@@ -36,5 +38,6 @@ export function diversity(texts: readonly string[]): DiversityStats {
     distinct1: words ? unigrams.size / words : 0,
     distinct2: pairs ? bigrams.size / pairs : 0,
     meanWords: words / texts.length,
+    uniqueTexts: new Set(texts).size / texts.length,
   };
 }

@@ -26,7 +26,8 @@ const DEFINITIONS = [
   "**ECE-B**, **Brier**, **NLL**: teacher-forced on the first reference, per summary token: ECE over B equal-width " +
     "bins of the top-1 probability (B = 10, 100), Brier = Σ_k (p_k − y_k)² (0…2), NLL in nats.",
   "**Dist-1/2**: distinct unigrams / bigrams over all n-grams of all generated summaries (ROUGE's tokens, not " +
-    "stemmed); **words**: mean generated length in the same tokens.",
+    "stemmed); **words**: mean generated length in the same tokens; **different summaries / examples**: 1 when every " +
+    "example gets its own summary, 1/n when the model writes one summary whatever the source.",
   "**Efficiency**: time per optimiser step and target tokens per second are medians over each run's steps, from " +
     "separate runs (on a shared machine they move with its load); peak memory is CUDA's allocator peak per run, or " +
     "on the CPU the process's resident high-water mark, which also holds what earlier runs of the process left " +
@@ -125,6 +126,11 @@ function asSet(rows: Exp2Group[], set: string): Exp2Group[] {
 const withTemperature = (g: Exp2Group) =>
   g.extra.temperature ? `${g.name} (T = ${fmt(g.extra.temperature.mean, 3)})` : g.name;
 
+/** "0.34", or "< 0.001" when no resample crossed 0 (the test's resolution is 1 / samples). */
+export function bootstrapP(b: { p: number; samples: number }): string {
+  return b.p === 0 ? `< ${fmt(1 / b.samples, 4).replace(/0+$/, "")}` : b.p.toPrecision(2);
+}
+
 function bootstrapTable(rows: Exp2Group[], c: Exp2Config): string {
   const refs = ["ce", "brier"].map((v) => rows.find((g) => g.key.variation === v)).filter((g) => !!g);
   const cells = rows
@@ -135,7 +141,7 @@ function bootstrapTable(rows: Exp2Group[], c: Exp2Config): string {
         if (r === g) return "–";
         const b = rougeBootstrap(g, r, c.rougeBootstrap);
         return b
-          ? `${b.meanDifference >= 0 ? "+" : ""}${fmt(b.meanDifference)} [${fmt(b.low)}, ${fmt(b.high)}], p ${b.p.toPrecision(2)}`
+          ? `${b.meanDifference >= 0 ? "+" : ""}${fmt(b.meanDifference)} [${fmt(b.low)}, ${fmt(b.high)}], p ${bootstrapP(b)}`
           : "–";
       }),
     ]);
@@ -189,12 +195,13 @@ function swapTable(clean: Exp2Group[], noisy: Exp2Group[]): string {
 
 function generationTable(rows: Exp2Group[]): string {
   return formatTable(
-    [left("variation"), "generated summaries / s (test)", "best checkpoint step(s)"],
+    [left("variation"), "generated summaries / s (test)", "different summaries / examples", "best checkpoint step(s)"],
     rows
       .filter((g) => g.key.variation !== TEMPSCALE)
       .map((g) => [
         g.name,
         g.extra.sentencesPerSecond ? formatMeanStd(g.extra.sentencesPerSecond, 1) : "–",
+        g.observations.map((o) => fmt(finetune(o).last.test.diversity.uniqueTexts, 2)).join(", "),
         g.observations.map((o) => finetune(o).best?.step ?? finetune(o).last.step).join(", "),
       ]),
   );

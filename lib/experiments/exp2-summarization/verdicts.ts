@@ -166,7 +166,7 @@ export function exp2Verdicts(
           status: b.p < 0.05 ? "met" : "not met",
           detail:
             `one seed: per-example paired bootstrap (${b.samples} samples), Δ ROUGE-L ${fmt(b.meanDifference)} ` +
-            `[${fmt(b.low)}, ${fmt(b.high)}], p = ${b.p.toPrecision(3)}`,
+            `[${fmt(b.low)}, ${fmt(b.high)}], p ${b.p === 0 ? `< ${1 / b.samples}` : `= ${b.p.toPrecision(3)}`}`,
         });
       }
     }
