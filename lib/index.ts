@@ -14,6 +14,7 @@ export {
 export {
   GPT2_PRESETS,
   GPT2Model,
+  gpt2ParameterCount,
   MODEL_SIZES,
   type GenerateOptions,
   type GPT2Config,
@@ -77,11 +78,13 @@ export { porterStem } from "./metrics/porter-stemmer.ts";
 export {
   SEQ2SEQ_PRESETS,
   Seq2SeqModel,
+  seq2seqParameterCount,
   type Seq2SeqConfig,
   type Seq2SeqCreateOptions,
   type Seq2SeqGenerateOptions,
   type Seq2SeqPreset,
 } from "./models/bart.ts";
+export { MODEL_LIMITS } from "./models/limits.ts";
 export {
   prepareSummarizationData,
   summarizationSplit,

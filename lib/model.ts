@@ -8,6 +8,7 @@ import { z } from "zod";
 
 import { DeviceSchema, parseOrThrow } from "./config.ts";
 import { readHfCheckpoint, saveHfCheckpoint, type SaveOptions } from "./models/checkpoint.ts";
+import { checkParameterCount, MODEL_LIMITS, parameterLimitMessage } from "./models/limits.ts";
 import { native, type NativeModel } from "./native.ts";
 
 export const MODEL_SIZES = ["tiny", "small", "medium", "large"] as const;
@@ -41,7 +42,9 @@ export const GPT2_PRESETS: Readonly<Record<ModelSize, Readonly<GPT2Config>>> = {
   large: { ...SMALL, nEmbd: 1280, nLayer: 36, nHead: 20 },
 };
 
-const positiveInt = () => z.number().int().min(1);
+// Each dimension bounded (lib/models/limits.ts), so no config reaches the allocator with n_layer 1e9.
+const dim = (min: number, max: number) => z.number().int().min(min).max(max);
+const L = MODEL_LIMITS;
 const device = () => DeviceSchema.default("cpu");
 const headsDivide = (embd: number | undefined, heads: number | undefined) =>
   embd === undefined || heads === undefined || embd % heads === 0;
@@ -50,11 +53,11 @@ export const ModelOptionsSchema = z
   .object({
     /** a preset; any field below overrides it (the default preset is small) */
     size: z.enum(MODEL_SIZES).optional(),
-    vocabSize: z.number().int().min(2).optional(),
-    nPositions: z.number().int().min(2).optional(),
-    nEmbd: positiveInt().optional(),
-    nLayer: positiveInt().optional(),
-    nHead: positiveInt().optional(),
+    vocabSize: dim(2, L.vocab).optional(),
+    nPositions: dim(2, L.positions).optional(),
+    nEmbd: dim(1, L.width).optional(),
+    nLayer: dim(1, L.layers).optional(),
+    nHead: dim(1, L.heads).optional(),
     dropout: z.number().min(0).lt(1).optional(),
     layerNormEpsilon: z.number().positive().optional(),
     seed: z.number().int().min(0).default(0),
@@ -68,6 +71,16 @@ export const ModelOptionsSchema = z
   });
 export type ModelOptions = z.input<typeof ModelOptionsSchema>;
 
+/**
+ * GPT-2's parameter count for these dimensions (GPT2LMHeadModel's, the head tied to the token embedding):
+ * embeddings, per layer two LayerNorms, attention (3E² + 3E in, E² + E out) and the MLP (8E² + 5E), a final
+ * LayerNorm. The one estimate both config paths check against {@link MODEL_LIMITS}.parameters.
+ */
+export function gpt2ParameterCount(c: Pick<GPT2Config, "vocabSize" | "nPositions" | "nEmbd" | "nLayer">): number {
+  const e = c.nEmbd;
+  return (c.vocabSize + c.nPositions) * e + c.nLayer * (12 * e * e + 13 * e) + 2 * e;
+}
+
 /** The dimensions `options` describe: the preset (small by default) with any field overridden. */
 export function resolveGPT2Config(options: z.output<typeof ModelOptionsSchema>): GPT2Config {
   const { size, seed: _seed, device: _device, ...overrides } = options;
@@ -75,6 +88,8 @@ export function resolveGPT2Config(options: z.output<typeof ModelOptionsSchema>):
   if (c.nEmbd % c.nHead !== 0) {
     throw new RangeError(`model.nEmbd: must be a multiple of nHead (${c.nHead}), got ${c.nEmbd}`);
   }
+  const tooLarge = parameterLimitMessage(gpt2ParameterCount(c));
+  if (tooLarge !== undefined) throw new RangeError(`model: ${tooLarge}`);
   return c;
 }
 
@@ -83,12 +98,12 @@ export function resolveGPT2Config(options: z.output<typeof ModelOptionsSchema>):
 const HfConfigSchema = z
   .object({
     model_type: z.literal("gpt2").default("gpt2"),
-    vocab_size: z.number().int().min(2).default(50257),
-    n_positions: z.number().int().min(2).default(1024),
-    n_embd: positiveInt().default(768),
-    n_layer: positiveInt().default(12),
-    n_head: positiveInt().default(12),
-    n_inner: positiveInt().nullable().default(null),
+    vocab_size: dim(2, L.vocab).default(50257),
+    n_positions: dim(2, L.positions).default(1024),
+    n_embd: dim(1, L.width).default(768),
+    n_layer: dim(1, L.layers).default(12),
+    n_head: dim(1, L.heads).default(12),
+    n_inner: dim(1, L.ffn).nullable().default(null),
     activation_function: z.enum(["gelu_new", "gelu_pytorch_tanh"]).default("gelu_new"),
     layer_norm_epsilon: z.number().positive().default(1e-5),
     resid_pdrop: z.number().min(0).lt(1).default(0.1),
@@ -101,6 +116,9 @@ const HfConfigSchema = z
     if (c.n_inner !== null && c.n_inner !== 4 * c.n_embd) {
       ctx.addIssue({ code: "custom", path: ["n_inner"], message: "other than 4·n_embd is not supported" });
     }
+    const dims = { vocabSize: c.vocab_size, nPositions: c.n_positions, nEmbd: c.n_embd, nLayer: c.n_layer };
+    // Dimensions of the wrong type are reported above; no estimate from them.
+    if (Object.values(dims).every(Number.isFinite)) checkParameterCount(gpt2ParameterCount(dims), ctx);
   });
 
 function hfConfigOf(c: GPT2Config): z.input<typeof HfConfigSchema> {

@@ -5,7 +5,7 @@ import path from "node:path";
 
 import test from "ava";
 
-import { GPT2Model } from "../lib/index.ts";
+import { GPT2_PRESETS, GPT2Model, gpt2ParameterCount } from "../lib/index.ts";
 import { readHeader, readTensor, renameTensors } from "./helpers/safetensors.ts";
 import { tmpDir } from "./helpers/tmp.ts";
 
@@ -187,4 +187,44 @@ test("generation: greedy follows the argmax of the logits at each step; seeded t
     message: /prompt: expected ids in \[0, 50257\)/,
   });
   t.throws(() => model.generate(prompt, { topK: 0 }), { message: /topK/ });
+});
+
+test("config.json dimensions are bounded and the parameter count limited before anything is allocated", (t) => {
+  const dir = tmpDir(t, "dpsm-gpt2-");
+  fs.copyFileSync(path.join(FIXTURE, "model.safetensors"), path.join(dir, "model.safetensors"));
+  const base = JSON.parse(fs.readFileSync(path.join(FIXTURE, "config.json"), "utf8")) as Record<string, unknown>;
+  const file = path.join(dir, "config.json");
+  const refused = (config: Record<string, unknown>, message: RegExp) => {
+    fs.writeFileSync(file, JSON.stringify({ ...base, ...config }));
+    const t0 = performance.now();
+    const e = t.throws(() => GPT2Model.load(dir), { instanceOf: RangeError });
+    const ms = performance.now() - t0;
+    t.regex(e.message, message);
+    t.true(ms < 1000, `refused after ${ms.toFixed(0)} ms`);
+  };
+  // The fuzz's n_layer 1e9 allocated 6.6 GB before std::bad_alloc (here it did not return in 5 minutes).
+  refused({ n_layer: 1e9 }, new RegExp(`${file}\\.n_layer: Too big: expected number to be <=256, got 1000000000`));
+  refused({ n_embd: 2 ** 20 }, /config\.json\.n_embd: Too big: expected number to be <=65536/);
+  refused({ n_head: 2048 }, /config\.json\.n_head: Too big: expected number to be <=1024/);
+  refused({ vocab_size: 2 ** 40 }, /config\.json\.vocab_size: Too big: expected number to be <=16777216/);
+  refused({ n_positions: 1e12 }, /config\.json\.n_positions: Too big: expected number to be <=1048576/);
+  // Every dimension within its bound, the whole too large: the message says how many bytes it would need.
+  refused(
+    { n_layer: 256, n_embd: 65536, n_head: 1024 },
+    new RegExp(
+      `${file}: a model of these dimensions has 13,197,655,605,248 parameters, which would need ` +
+        `52,790,622,420,992 bytes \\(49,165.1 GiB\\) in fp32; the limit is 17,179,869,184 parameters \\(64 GiB\\)`,
+    ),
+  );
+  t.throws(() => GPT2Model.create({ nLayer: 1e9 }), { message: /model\.nLayer: Too big: expected number to be <=256/ });
+  t.throws(() => GPT2Model.create({ nLayer: 256, nEmbd: 65536, nHead: 1024 }), {
+    message: /^model: a model of these dimensions has 13,197,718,519,808 parameters/,
+  });
+});
+
+test("gpt2ParameterCount is the model's count (the tiny preset, the fixture) and GPT-2 small's 124,439,808", (t) => {
+  t.is(gpt2ParameterCount(GPT2_PRESETS.small), 124_439_808);
+  t.is(gpt2ParameterCount(GPT2_PRESETS.tiny), GPT2Model.create({ size: "tiny" }).parameterCount);
+  const fixture = GPT2Model.load(FIXTURE);
+  t.is(gpt2ParameterCount(fixture.config), fixture.parameterCount);
 });

@@ -7,8 +7,8 @@ import path from "node:path";
 
 import test from "ava";
 
-import { SEQ2SEQ_PRESETS, Seq2SeqModel } from "../lib/models/bart.ts";
-import { readHeader } from "./helpers/safetensors.ts";
+import { SEQ2SEQ_PRESETS, Seq2SeqModel, seq2seqParameterCount } from "../lib/models/bart.ts";
+import { readHeader, readParts, repack, type TensorEntry, writeParts } from "./helpers/safetensors.ts";
 import { tmpDir } from "./helpers/tmp.ts";
 
 const FIXTURES = path.join(import.meta.dirname, "fixtures", "seq2seq");
@@ -108,7 +108,10 @@ test("bad checkpoints and inputs are named errors", (t) => {
   copy(base);
   const file = path.join(tmp, "model.safetensors");
   fs.truncateSync(file, fs.statSync(file).size - 1000);
-  t.throws(() => Seq2SeqModel.load(tmp), { message: /safetensors: .*model\.safetensors: (truncated|data_offsets)/ });
+  t.throws(() => Seq2SeqModel.load(tmp), {
+    message:
+      /safetensors: .*model\.safetensors: tensor 'model\.shared\.weight': data_offsets end at byte \d+, past the data section's/,
+  });
   copy({ ...base, encoder_layers: 3 });
   t.throws(() => Seq2SeqModel.load(tmp), { message: /missing \[model\.encoder\.layers\.2\./ });
   const model = Seq2SeqModel.load(bart);
@@ -207,4 +210,89 @@ test("save past maxShardBytes writes transformers' sharded layout; saving again 
   t.deepEqual(fs.readdirSync(dir).sort(), ["config.json", "model.safetensors"]);
   t.deepEqual(run(Seq2SeqModel.load(dir), e).logits, run(model, e).logits);
   t.throws(() => model.save(dir, { maxShardBytes: 0 }), { message: /maxShardBytes/ });
+});
+
+test("config.json dimensions are bounded and the parameter count limited before anything is allocated", (t) => {
+  const dir = tmpDir(t, "dpsm-s2s-bounds-");
+  const bart = path.join(FIXTURES, "bart");
+  fs.copyFileSync(path.join(bart, "model.safetensors"), path.join(dir, "model.safetensors"));
+  const base = JSON.parse(fs.readFileSync(path.join(bart, "config.json"), "utf8")) as Record<string, unknown>;
+  const file = path.join(dir, "config.json");
+  const refused = (config: Record<string, unknown>, message: RegExp) => {
+    fs.writeFileSync(file, JSON.stringify({ ...base, ...config }));
+    const t0 = performance.now();
+    const e = t.throws(() => Seq2SeqModel.load(dir), { instanceOf: RangeError });
+    const ms = performance.now() - t0;
+    t.regex(e.message, message);
+    t.true(ms < 1000, `refused after ${ms.toFixed(0)} ms`);
+  };
+  refused(
+    { encoder_layers: 1e9 },
+    new RegExp(`${file}\\.encoder_layers: Too big: expected number to be <=256, got 1000000000`),
+  );
+  refused({ decoder_layers: 257 }, /config\.json\.decoder_layers: Too big: expected number to be <=256, got 257/);
+  refused({ d_model: 2 ** 20 }, /config\.json\.d_model: Too big: expected number to be <=65536/);
+  refused({ encoder_attention_heads: 2048 }, /config\.json\.encoder_attention_heads: Too big/);
+  refused({ decoder_ffn_dim: 2 ** 30 }, /config\.json\.decoder_ffn_dim: Too big: expected number to be <=262144/);
+  refused({ vocab_size: 2 ** 40 }, /config\.json\.vocab_size: Too big: expected number to be <=16777216/);
+  refused({ max_position_embeddings: 1e12 }, /config\.json\.max_position_embeddings: Too big/);
+  refused(
+    { encoder_layers: 256, decoder_layers: 256, d_model: 8192, encoder_ffn_dim: 262144, decoder_ffn_dim: 262144 },
+    new RegExp(
+      `${file}: a model of these dimensions has [\\d,]+ parameters, which would need [\\d,]+ bytes .* in fp32`,
+    ),
+  );
+  t.throws(() => Seq2SeqModel.create({ preset: "tiny", config: { encoder_layers: 1e9 } }), {
+    message: /Seq2SeqModel\.create options\.config\.encoder_layers: Too big/,
+  });
+});
+
+test("seq2seqParameterCount is the model's count (BART, PEGASUS, the tiny preset)", (t) => {
+  for (const family of ["bart", "pegasus"]) {
+    const m = Seq2SeqModel.load(path.join(FIXTURES, family));
+    t.is(seq2seqParameterCount(m.config), m.parameterCount, family);
+  }
+  const tiny = Seq2SeqModel.create({ preset: "tiny" });
+  t.is(seq2seqParameterCount(tiny.config), tiny.parameterCount);
+});
+
+test("weights: exact shapes only, tied copies of the shared embedding must equal it", (t) => {
+  const bart = path.join(FIXTURES, "bart");
+  const e = JSON.parse(fs.readFileSync(path.join(bart, "expected.json"), "utf8")) as Expected;
+  const reference = run(Seq2SeqModel.load(bart), e).logits;
+  const dir = tmpDir(t, "dpsm-s2s-weights-");
+  fs.copyFileSync(path.join(bart, "config.json"), path.join(dir, "config.json"));
+  const file = path.join(dir, "model.safetensors");
+  const parts = readParts(path.join(bart, "model.safetensors"));
+  const shared = parts.header["model.shared.weight"] as TensorEntry;
+  const sharedBytes = parts.data.subarray(shared.data_offsets[0], shared.data_offsets[1]);
+  const withHead = (bytes: Buffer) => {
+    const header = { ...parts.header, "lm_head.weight": { ...shared } };
+    writeParts(
+      file,
+      repack({ header, data: parts.data }, (k, x) => (k === "lm_head.weight" ? { ...x, bytes } : x)),
+    );
+  };
+  // transformers' layout with the head stored: it equals the shared embedding, and loads the same.
+  withHead(sharedBytes);
+  t.deepEqual(run(Seq2SeqModel.load(dir), e).logits, reference);
+  const changed = Buffer.from(sharedBytes);
+  changed[5] = changed[5]! ^ 1;
+  withHead(changed);
+  t.throws(() => Seq2SeqModel.load(dir), {
+    message: new RegExp(
+      `^${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} does not match the bart config: mis-shaped \\[lm_head\\.weight ` +
+        `\\(differs from model\\.shared\\.weight, which it is tied to`,
+    ),
+  });
+  const ln = "model.encoder.layernorm_embedding.weight";
+  writeParts(
+    file,
+    repack(parts, (k, x) => (k === ln ? { ...x, shape: [1], bytes: x.bytes.subarray(0, 4) } : x)),
+  );
+  t.throws(() => Seq2SeqModel.load(dir), {
+    message: /mis-shaped \[model\.encoder\.layernorm_embedding\.weight \(file \[1\], model \[32\]\)\]/,
+  });
+  writeParts(file, { ...parts, data: Buffer.concat([Buffer.alloc(4), parts.data]) });
+  t.throws(() => Seq2SeqModel.load(dir), { message: /^safetensors: .*model\.safetensors: .*4 bytes unaccounted for/ });
 });

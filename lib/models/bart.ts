@@ -10,21 +10,25 @@ import { z } from "zod";
 import { DeviceSchema, parseOrThrow } from "../config.ts";
 import { native, type NativeModel } from "../native.ts";
 import { readHfCheckpoint, saveHfCheckpoint, type SaveOptions } from "./checkpoint.ts";
+import { checkParameterCount, MODEL_LIMITS } from "./limits.ts";
 
 const positiveInt = () => z.number().int().min(1);
 const rate = () => z.number().min(0).lt(1);
+// Each dimension bounded (lib/models/limits.ts), so no config reaches the allocator with encoder_layers 1e9.
+const dim = (min: number, max: number) => z.number().int().min(min).max(max);
+const L = MODEL_LIMITS;
 
 // transformers' BartConfig / PegasusConfig defaults: the same sizes (bart-large's), different special ids.
 const common = {
-  vocab_size: z.number().int().min(2).default(50265),
-  d_model: positiveInt().default(1024),
-  encoder_layers: positiveInt().default(12),
-  decoder_layers: positiveInt().default(12),
-  encoder_attention_heads: positiveInt().default(16),
-  decoder_attention_heads: positiveInt().default(16),
-  encoder_ffn_dim: positiveInt().default(4096),
-  decoder_ffn_dim: positiveInt().default(4096),
-  max_position_embeddings: positiveInt().default(1024),
+  vocab_size: dim(2, L.vocab).default(50265),
+  d_model: dim(1, L.width).default(1024),
+  encoder_layers: dim(1, L.layers).default(12),
+  decoder_layers: dim(1, L.layers).default(12),
+  encoder_attention_heads: dim(1, L.heads).default(16),
+  decoder_attention_heads: dim(1, L.heads).default(16),
+  encoder_ffn_dim: dim(1, L.ffn).default(4096),
+  decoder_ffn_dim: dim(1, L.ffn).default(4096),
+  max_position_embeddings: dim(1, L.positions).default(1024),
   dropout: rate().default(0.1),
   attention_dropout: rate().default(0),
   activation_dropout: rate().default(0),
@@ -58,8 +62,40 @@ const Seq2SeqConfigSchema = z
     if (c.pad_token_id >= c.vocab_size) {
       ctx.addIssue({ code: "custom", path: ["pad_token_id"], message: "must be below vocab_size" });
     }
+    // Dimensions of the wrong type are reported above; no estimate from them.
+    if (SIZE_FIELDS.every((k) => Number.isFinite(c[k]))) checkParameterCount(seq2seqParameterCount(c), ctx);
   });
 export type Seq2SeqConfig = z.output<typeof Seq2SeqConfigSchema>;
+
+const SIZE_FIELDS = [
+  "vocab_size",
+  "d_model",
+  "encoder_layers",
+  "decoder_layers",
+  "encoder_ffn_dim",
+  "decoder_ffn_dim",
+  "max_position_embeddings",
+] as const;
+
+/**
+ * The parameter count of a BART or PEGASUS of these dimensions (the native model's): the shared embedding;
+ * per side its positions (BART's learned table has 2 extra rows, PEGASUS's is sinusoidal) and one LayerNorm;
+ * per encoder layer self-attention, the FFN and 2 LayerNorms, per decoder layer also cross-attention and a
+ * third LayerNorm. The one estimate every config path checks against {@link MODEL_LIMITS}.parameters.
+ */
+export function seq2seqParameterCount(c: Pick<Seq2SeqConfig, (typeof SIZE_FIELDS)[number] | "model_type">): number {
+  const d = c.d_model;
+  const attention = 4 * (d * d + d);
+  const norm = 2 * d;
+  const ffn = (f: number) => 2 * d * f + f + d;
+  const positions = (c.max_position_embeddings + (c.model_type === "bart" ? 2 : 0)) * d;
+  return (
+    c.vocab_size * d +
+    2 * (positions + norm) +
+    c.encoder_layers * (attention + ffn(c.encoder_ffn_dim) + 2 * norm) +
+    c.decoder_layers * (2 * attention + ffn(c.decoder_ffn_dim) + 3 * norm)
+  );
+}
 
 const BART_LARGE = {
   model_type: "bart",

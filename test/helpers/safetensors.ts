@@ -58,3 +58,56 @@ export function renameTensors(src: string, dst: string, rename: (name: string) =
   len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
   fs.writeFileSync(dst, Buffer.concat([len, Buffer.from(json), buf.subarray(dataStart)]));
 }
+
+/** A safetensors file in pieces: the parsed header (metadata included) and the data section's bytes. */
+export interface SafetensorsParts {
+  header: Record<string, unknown>;
+  data: Buffer;
+}
+
+export function readParts(file: string): SafetensorsParts {
+  const buf = fs.readFileSync(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  return {
+    header: JSON.parse(buf.subarray(8, 8 + n).toString("utf8")) as Record<string, unknown>,
+    data: Buffer.from(buf.subarray(8 + n)),
+  };
+}
+
+/**
+ * Writes `parts` as a safetensors file exactly as given (no checks, for corrupting on purpose); the header
+ * length field is the header's byte length unless `headerLength` overrides it.
+ */
+export function writeParts(file: string, parts: SafetensorsParts, headerLength?: bigint): void {
+  let json = JSON.stringify(parts.header);
+  json += " ".repeat((8 - (json.length % 8)) % 8);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(headerLength ?? BigInt(Buffer.byteLength(json)));
+  fs.writeFileSync(file, Buffer.concat([len, Buffer.from(json), parts.data]));
+}
+
+/**
+ * `parts` repacked contiguously in header order after `edit` changed entries (the bytes of each tensor kept, or
+ * replaced by `bytes`): a self-consistent file whose only fault is what the edit made.
+ */
+export function repack(
+  parts: SafetensorsParts,
+  edit: (name: string, e: TensorEntry & { bytes: Buffer }) => (TensorEntry & { bytes: Buffer }) | null,
+): SafetensorsParts {
+  const header: Record<string, unknown> = {};
+  const chunks: Buffer[] = [];
+  let offset = 0;
+  for (const [name, v] of Object.entries(parts.header)) {
+    if (name === "__metadata__") {
+      header[name] = v;
+      continue;
+    }
+    const e = v as TensorEntry;
+    const out = edit(name, { ...e, bytes: parts.data.subarray(e.data_offsets[0], e.data_offsets[1]) });
+    if (out === null) continue;
+    header[name] = { dtype: out.dtype, shape: out.shape, data_offsets: [offset, offset + out.bytes.length] };
+    chunks.push(out.bytes);
+    offset += out.bytes.length;
+  }
+  return { header, data: Buffer.concat(chunks) };
+}

@@ -2,9 +2,12 @@
 
 #include "atomic_file.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -17,7 +20,7 @@ namespace {
   throw std::runtime_error("safetensors: " + path + ": " + what);
 }
 
-at::ScalarType dtype_of(const std::string& s, const std::string& path) {
+at::ScalarType dtype_of(const std::string& s, const std::string& where) {
   if (s == "F32") return at::kFloat;
   if (s == "F16") return at::kHalf;
   if (s == "BF16") return at::kBFloat16;
@@ -28,7 +31,8 @@ at::ScalarType dtype_of(const std::string& s, const std::string& path) {
   if (s == "I8") return at::kChar;
   if (s == "U8") return at::kByte;
   if (s == "BOOL") return at::kBool;
-  bad(path, "unsupported dtype " + s);
+  throw std::runtime_error("safetensors: " + where + ": dtype: expected one of F32, F16, BF16, F64, I64, I32, I16, " +
+                           "I8, U8, BOOL, got '" + s + "'");
 }
 
 std::string name_of(at::ScalarType t) {
@@ -49,18 +53,86 @@ std::string name_of(at::ScalarType t) {
 
 }  // namespace
 
+namespace {
+
+// One tensor's entry of the header, checked on its own (the layout of all of them is checked after).
+struct Entry {
+  std::string name;
+  at::ScalarType dtype;
+  std::vector<int64_t> shape;
+  int64_t begin = 0, end = 0;
+};
+
+// A JSON value that is a non-negative integer within int64 (nlohmann parses "16" as unsigned, "-1" as signed,
+// "2.5" and "1e3" as floats).
+bool non_negative_int(const nlohmann::json& v, int64_t* out) {
+  if (v.is_number_unsigned()) {
+    const uint64_t u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return false;
+    *out = static_cast<int64_t>(u);
+    return true;
+  }
+  if (v.is_number_integer()) {
+    *out = v.get<int64_t>();
+    return *out >= 0;
+  }
+  return false;
+}
+
+Entry parse_entry(const std::string& path, const std::string& name, const nlohmann::json& e) {
+  auto fail = [&](const std::string& what) { bad(path, "tensor '" + name + "': " + what); };
+  if (!e.is_object()) fail("expected an object { dtype, shape, data_offsets }, got " + std::string(e.type_name()));
+  for (const char* k : {"dtype", "shape", "data_offsets"})
+    if (!e.contains(k)) fail(std::string("lacks '") + k + "'");
+  Entry out;
+  out.name = name;
+  const auto& dtype = e["dtype"];
+  if (!dtype.is_string()) fail("dtype: expected a string, got " + dtype.dump());
+  out.dtype = dtype_of(dtype.get<std::string>(), path + ": tensor '" + name + "'");
+  const auto& shape = e["shape"];
+  if (!shape.is_array()) fail("shape: expected an array of non-negative integers, got " + shape.dump());
+  int64_t numel = 1;
+  for (const auto& d : shape) {
+    int64_t n = 0;
+    if (!non_negative_int(d, &n)) fail("shape: expected non-negative integers, got " + shape.dump());
+    if (__builtin_mul_overflow(numel, n, &numel)) fail("shape " + shape.dump() + " has more elements than int64 holds");
+    out.shape.push_back(n);
+  }
+  int64_t bytes = 0;
+  if (__builtin_mul_overflow(numel, static_cast<int64_t>(c10::elementSize(out.dtype)), &bytes))
+    fail("shape " + shape.dump() + " needs more bytes than int64 holds");
+  const auto& off = e["data_offsets"];
+  if (!off.is_array() || off.size() != 2 || !non_negative_int(off[0], &out.begin) ||
+      !non_negative_int(off[1], &out.end) || out.begin > out.end)
+    fail("data_offsets: expected [begin, end], non-negative integers with begin <= end, got " + off.dump());
+  if (out.end - out.begin != bytes) {
+    fail("data_offsets " + off.dump() + " span " + std::to_string(out.end - out.begin) + " bytes, but " +
+         dtype.get<std::string>() + " of shape " + shape.dump() + " needs " + std::to_string(bytes));
+  }
+  return out;
+}
+
+}  // namespace
+
 SafeTensors read_safetensors(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) bad(path, "not found, or not a regular file");
   std::ifstream f(path, std::ios::binary);
   if (!f) bad(path, "cannot open");
   f.seekg(0, std::ios::end);
   const int64_t file_size = f.tellg();
   f.seekg(0);
   uint8_t len_bytes[8];
-  if (file_size < 8 || !f.read(reinterpret_cast<char*>(len_bytes), 8)) bad(path, "too short for a header");
+  if (file_size < 8 || !f.read(reinterpret_cast<char*>(len_bytes), 8))
+    bad(path, "too short for a header (" + std::to_string(file_size) + " bytes)");
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
-  if (header_len > static_cast<uint64_t>(file_size - 8) || header_len > (100u << 20))
-    bad(path, "header length out of range");
+  // The format's own bound on the header (safetensors' MAX_HEADER_SIZE), and the file's.
+  constexpr uint64_t kMaxHeader = 100u << 20;
+  if (header_len > static_cast<uint64_t>(file_size - 8) || header_len > kMaxHeader) {
+    bad(path, "header length " + std::to_string(header_len) + " exceeds the " + std::to_string(file_size - 8) +
+                  " bytes after the length field" + (header_len > kMaxHeader ? " (and the format's 100 MiB)" : ""));
+  }
   std::string header(header_len, '\0');
   if (!f.read(header.data(), static_cast<std::streamsize>(header_len))) bad(path, "truncated header");
   const int64_t data_begin = 8 + static_cast<int64_t>(header_len);
@@ -73,34 +145,60 @@ SafeTensors read_safetensors(const std::string& path) {
     bad(path, std::string("header is not JSON: ") + e.what());
   }
   if (!j.is_object()) bad(path, "header is not a JSON object");
-  std::vector<char> data(static_cast<size_t>(data_size));
-  if (data_size > 0 && !f.read(data.data(), data_size)) bad(path, "truncated data");
 
+  // Every entry, then the layout: sorted by offset, the tensors tile the data section from 0 to its end, with
+  // no gap, no overlap and nothing after (bytes inserted, missing or shared all show here). Nothing is
+  // allocated for the data before the header has passed.
   SafeTensors st;
+  std::vector<Entry> entries;
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (it.key() == "__metadata__") {
-      if (!it.value().is_object()) bad(path, "__metadata__ is not an object");
-      for (auto m = it.value().begin(); m != it.value().end(); ++m)
-        if (m.value().is_string()) st.metadata[m.key()] = m.value().get<std::string>();
+      if (!it.value().is_object()) bad(path, "__metadata__: expected an object of strings");
+      for (auto m = it.value().begin(); m != it.value().end(); ++m) {
+        if (!m.value().is_string())
+          bad(path, "__metadata__." + m.key() + ": expected a string, got " + m.value().dump());
+        st.metadata[m.key()] = m.value().get<std::string>();
+      }
       continue;
     }
-    const auto& e = it.value();
-    if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") || !e.contains("data_offsets"))
-      bad(path, "entry '" + it.key() + "' lacks dtype, shape or data_offsets");
-    const at::ScalarType dtype = dtype_of(e["dtype"].get<std::string>(), path);
-    std::vector<int64_t> shape = e["shape"].get<std::vector<int64_t>>();
-    const auto offsets = e["data_offsets"].get<std::vector<int64_t>>();
-    int64_t numel = 1;
-    for (int64_t d : shape) {
-      if (d < 0) bad(path, "negative dimension in '" + it.key() + "'");
-      numel *= d;
+    entries.push_back(parse_entry(path, it.key(), it.value()));
+  }
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
+  for (size_t i = 1; i < entries.size(); ++i) {
+    const Entry &a = entries[i - 1], &e = entries[i];
+    if (e.begin < a.end) {
+      bad(path, "tensor '" + e.name + "': data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
+                    "] overlap those of '" + a.name + "' [" + std::to_string(a.begin) + ", " + std::to_string(a.end) +
+                    "]: each tensor needs bytes of its own");
     }
-    if (offsets.size() != 2 || offsets[0] < 0 || offsets[1] < offsets[0] || offsets[1] > data_size ||
-        offsets[1] - offsets[0] != numel * static_cast<int64_t>(c10::elementSize(dtype)))
-      bad(path, "data_offsets of '" + it.key() + "' do not match its shape and dtype");
-    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
-    if (numel > 0) std::memcpy(t.data_ptr(), data.data() + offsets[0], static_cast<size_t>(offsets[1] - offsets[0]));
-    st.tensors[it.key()] = t;
+  }
+  int64_t at_byte = 0;
+  const Entry* prev = nullptr;
+  for (const Entry& e : entries) {
+    if (e.begin != at_byte) {
+      const std::string where = prev ? "where '" + prev->name + "' ends" : std::string("the start of the data section");
+      bad(path, "tensor '" + e.name + "': data_offsets begin at byte " + std::to_string(e.begin) + ", expected " +
+                    std::to_string(at_byte) + " (" + where + "): " + std::to_string(e.begin - at_byte) +
+                    " bytes between belong to no tensor");
+    }
+    if (e.end > data_size) {
+      bad(path, "tensor '" + e.name + "': data_offsets end at byte " + std::to_string(e.end) +
+                    ", past the data section's " + std::to_string(data_size) + " bytes (a truncated file?)");
+    }
+    at_byte = e.end;
+    prev = &e;
+  }
+  if (at_byte != data_size) {
+    bad(path, "the data section holds " + std::to_string(data_size) + " bytes but its tensors end at byte " +
+                  std::to_string(at_byte) + ": " + std::to_string(data_size - at_byte) +
+                  " bytes unaccounted for (bytes appended or inserted, or data_offsets shifted)");
+  }
+  for (const Entry& e : entries) {
+    at::Tensor t = at::empty(e.shape, at::TensorOptions().dtype(e.dtype));
+    const int64_t n = e.end - e.begin;
+    if (n > 0 && !f.read(static_cast<char*>(t.data_ptr()), n)) bad(path, "tensor '" + e.name + "': read failed");
+    st.tensors[e.name] = t;
   }
   return st;
 }

@@ -279,8 +279,10 @@ void Bart::init_weights(uint64_t seed) {
 
 void Bart::load_hf_weights(const std::string& path) {
   SafeTensors st = read_hf_weights(path);
-  const std::set<std::string> tied = {"model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight",
-                                      "lm_head.weight"};
+  // Copies of the shared embedding (transformers ties them to it): each one stored must equal it.
+  const std::map<std::string, std::string> tied = {{"model.encoder.embed_tokens.weight", "model.shared.weight"},
+                                                   {"model.decoder.embed_tokens.weight", "model.shared.weight"},
+                                                   {"lm_head.weight", "model.shared.weight"}};
   // Alphabetical, so the error lists a checkpoint's tensors as its index does.
   std::map<std::string, at::Tensor> wanted;
   for (auto& p : named_parameters())
@@ -289,9 +291,9 @@ void Bart::load_hf_weights(const std::string& path) {
   std::map<std::string, at::Tensor> file;
   for (auto& [k, v] : st.tensors) {
     const bool fixed_positions = config_.sinusoidal_positions && k.find("embed_positions.weight") != std::string::npos;
-    if (!tied.count(k) && !fixed_positions) file[k] = v;
+    if (!fixed_positions) file[k] = v;
   }
-  copy_hf_tensors(path, config_.model_type, file, {wanted.begin(), wanted.end()});
+  copy_hf_tensors(path, config_.model_type, file, {wanted.begin(), wanted.end()}, tied);
 }
 
 }  // namespace dpsm::core

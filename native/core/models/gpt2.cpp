@@ -155,14 +155,15 @@ void GPT2::load_hf_weights(const std::string& path) {
   SafeTensors st = read_hf_weights(path);
   std::map<std::string, at::Tensor> by_name;
   for (auto& [key, t] : st.tensors) {
-    // Buffers of older checkpoints (the causal mask) and the tied head carry no parameters of their own.
+    // Buffers of older checkpoints (the causal mask) carry no parameters.
     if (key.find(".attn.bias") != std::string::npos || key.find(".attn.masked_bias") != std::string::npos) continue;
-    if (key == "lm_head.weight") continue;
-    by_name[key.rfind("transformer.", 0) == 0 ? key : "transformer." + key] = t;
+    const bool head = key == "lm_head.weight";
+    by_name[head || key.rfind("transformer.", 0) == 0 ? key : "transformer." + key] = t;
   }
   std::vector<std::pair<std::string, at::Tensor>> wanted;
   for (auto& p : named_parameters()) wanted.emplace_back(p.key(), p.value());
-  copy_hf_tensors(path, "GPT-2", by_name, wanted);
+  // The head is tied to the token embedding: a stored copy must hold the same values.
+  copy_hf_tensors(path, "GPT-2", by_name, wanted, {{"lm_head.weight", "transformer.wte.weight"}});
 }
 
 }  // namespace dpsm::core

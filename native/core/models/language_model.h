@@ -61,10 +61,14 @@ class LanguageModel : public torch::nn::Module {
 };
 
 // What every family's load_hf_weights ends with: copies each file tensor (named, and filtered of what the family
-// ignores, by the caller) into the model's tensor of that name, in the order `wanted` lists them; throws naming
-// `path` and `family` and listing the missing, mis-shaped and unexpected tensors.
+// ignores, by the caller) into the model's tensor of that name, in the order `wanted` lists them, once all of
+// them have the model's exact shape (no broadcasting) and a floating-point dtype where the model's is. `tied`
+// maps tensors the file may also hold to the one they share values with (a head tied to the embedding): each
+// one present must equal it. Throws naming `path` and `family` and listing the missing, mis-shaped (shape,
+// dtype or tied values; file and model shapes given) and unexpected tensors.
 void copy_hf_tensors(const std::string& path, const std::string& family, const std::map<std::string, at::Tensor>& file,
-                     const std::vector<std::pair<std::string, at::Tensor>>& wanted);
+                     const std::vector<std::pair<std::string, at::Tensor>>& wanted,
+                     const std::map<std::string, std::string>& tied = {});
 
 // A model of the family named by the config document's "model_type" ("gpt2"); throws naming it otherwise.
 std::shared_ptr<LanguageModel> make_model(const Json& hf_config);

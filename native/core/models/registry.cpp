@@ -99,29 +99,55 @@ void LanguageModel::save_hf(const std::string& dir, int64_t max_shard_bytes) {
 }
 
 void copy_hf_tensors(const std::string& path, const std::string& family, const std::map<std::string, at::Tensor>& file,
-                     const std::vector<std::pair<std::string, at::Tensor>>& wanted) {
+                     const std::vector<std::pair<std::string, at::Tensor>>& wanted,
+                     const std::map<std::string, std::string>& tied) {
   std::vector<std::string> missing, wrong, unexpected;
   std::set<std::string> used;
+  std::map<std::string, at::Tensor> by_name;
   at::NoGradGuard no_grad;
+  auto describe = [](const std::string& name, const at::Tensor& f, const at::Tensor& m) {
+    std::ostringstream os;
+    if (f.sizes() != m.sizes())
+      os << name << " (file " << f.sizes() << ", model " << m.sizes() << ")";
+    else
+      os << name << " (file dtype " << f.scalar_type() << ", model " << m.scalar_type() << ")";
+    return os.str();
+  };
+  // Shapes equal exactly (copy_ would broadcast a [1] into a vector), and a floating-point parameter takes
+  // floating-point values only. Nothing is copied unless every tensor passes.
   for (const auto& [name, t] : wanted) {
+    by_name[name] = t;
     auto it = file.find(name);
     if (it == file.end()) {
       missing.push_back(name);
       continue;
     }
     used.insert(name);
-    if (it->second.sizes() != t.sizes()) {
-      std::ostringstream os;
-      os << name << " (file " << it->second.sizes() << ", model " << t.sizes() << ")";
-      wrong.push_back(os.str());
-      continue;
+    if (it->second.sizes() != t.sizes() || (at::isFloatingType(t.scalar_type()) && !it->second.is_floating_point()))
+      wrong.push_back(describe(name, it->second, t));
+  }
+  // A tied copy (a head stored beside the embedding it shares) must hold the same values: the model has one.
+  for (const auto& [copy, source] : tied) {
+    auto it = file.find(copy);
+    auto src = file.find(source);
+    if (it == file.end()) continue;
+    used.insert(copy);
+    if (src == file.end() || !by_name.count(source)) continue;  // reported as missing
+    if (it->second.sizes() != src->second.sizes() || !it->second.is_floating_point()) {
+      wrong.push_back(describe(copy, it->second, by_name[source]));
+    } else if (!at::equal(it->second.to(at::kDouble), src->second.to(at::kDouble))) {
+      wrong.push_back(copy + " (differs from " + source + ", which it is tied to: untied weights are not supported)");
     }
-    at::Tensor dst = t;
-    dst.copy_(it->second.to(t.scalar_type()));
   }
   for (const auto& [k, v] : file)
     if (!used.count(k)) unexpected.push_back(k);
-  if (missing.empty() && wrong.empty() && unexpected.empty()) return;
+  if (missing.empty() && wrong.empty() && unexpected.empty()) {
+    for (const auto& [name, t] : wanted) {
+      at::Tensor dst = t;
+      dst.copy_(file.at(name).to(t.scalar_type()));
+    }
+    return;
+  }
   std::ostringstream os;
   os << path << " does not match the " << family << " config:";
   auto list = [&](const char* what, const std::vector<std::string>& xs) {
@@ -139,8 +165,22 @@ void copy_hf_tensors(const std::string& path, const std::string& family, const s
 
 std::shared_ptr<LanguageModel> make_model(const Json& hf_config) {
   const std::string type = field<std::string>(hf_config, "model_type");
-  if (type == "gpt2") return std::make_shared<GPT2>(gpt2_config_from_hf(hf_config));
-  if (type == "bart" || type == "pegasus") return std::make_shared<Bart>(bart_config_from_hf(hf_config));
+  // TypeScript bounds the dimensions and the parameter count (lib/models/limits.ts); a model within them can
+  // still exceed this machine's memory, which is said as such rather than as the allocator's message.
+  auto out_of_memory = [&](const std::string& what) {
+    return std::runtime_error("model: allocating the parameters of this " + type + " config failed, out of memory (" +
+                              what + ")");
+  };
+  try {
+    if (type == "gpt2") return std::make_shared<GPT2>(gpt2_config_from_hf(hf_config));
+    if (type == "bart" || type == "pegasus") return std::make_shared<Bart>(bart_config_from_hf(hf_config));
+  } catch (const std::bad_alloc& e) {
+    throw out_of_memory(e.what());
+  } catch (const c10::Error& e) {
+    const std::string msg = e.what_without_backtrace();
+    if (msg.find("can't allocate memory") == std::string::npos) throw;
+    throw out_of_memory(msg.substr(0, msg.find('\n')));
+  }
   throw std::invalid_argument("model_type: expected gpt2, bart or pegasus, got '" + type + "'");
 }
 
