@@ -107,12 +107,19 @@ export class DPSMLoss {
    * Targets equal to the ignore index contribute nothing; any other target outside [0, V) is an error.
    */
   forward(logits: Float32Array, targets: Int32Array, options: ForwardOptions): LossResult {
-    if (!(logits instanceof Float32Array))
+    if (!isTypedArray(logits, "Float32Array"))
       throw new TypeError(`logits: expected a Float32Array, got ${typeName(logits)}`);
-    if (!(targets instanceof Int32Array))
+    if (!isTypedArray(targets, "Int32Array"))
       throw new TypeError(`targets: expected an Int32Array, got ${typeName(targets)}`);
     if (options === null || typeof options !== "object")
       throw new TypeError("options: expected an object with vocabSize");
+    // One policy for every option: absent (or undefined) takes the default; null and unknown names are refused.
+    for (const [key, value] of Object.entries(options)) {
+      if (!FORWARD_OPTIONS.includes(key as keyof ForwardOptions)) {
+        throw new TypeError(`options.${key}: not an option of forward(); expected ${FORWARD_OPTIONS.join(", ")}`);
+      }
+      if (value === null) throw new TypeError(`options.${key}: expected a value or no entry, got null`);
+    }
     const { vocabSize } = options;
     if (typeof vocabSize !== "number" || !Number.isSafeInteger(vocabSize) || vocabSize < 1) {
       const err = typeof vocabSize === "number" ? RangeError : TypeError;
@@ -163,8 +170,24 @@ export class DPSMLoss {
   }
 }
 
+const FORWARD_OPTIONS: readonly (keyof ForwardOptions)[] = [
+  "vocabSize",
+  "step",
+  "grad",
+  "inPlace",
+  "stats",
+  "reduction",
+  "ignoreIndex",
+];
+
+// By tag, not instanceof: a typed array made in another realm (a vm context, a worker's transfer) is as good.
+function isTypedArray(v: unknown, kind: "Float32Array" | "Int32Array"): boolean {
+  return ArrayBuffer.isView(v) && Object.prototype.toString.call(v) === `[object ${kind}]`;
+}
+
 function typeName(v: unknown): string {
   if (v === null) return "null";
+  if (ArrayBuffer.isView(v)) return Object.prototype.toString.call(v).slice(8, -1);
   if (typeof v === "object") return (v as object).constructor?.name ?? "object";
   return typeof v;
 }

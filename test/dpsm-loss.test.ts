@@ -1,6 +1,8 @@
 // DPSMLoss from TypeScript: α's closed form, the step counter, values and gradients against an independent
 // float64 reference (definitions + finite differences), reductions, ignore index, in-place gradients,
 // statistics, and every kind of bad input.
+import vm from "node:vm";
+
 import test from "ava";
 
 import { DPSMLoss } from "../lib/index.ts";
@@ -280,6 +282,22 @@ test("bad input: a clear error that names the argument, never a crash", (t) => {
       () => loss.forward(logits, targets, { vocabSize: V, stats: 1 as unknown as boolean }),
       /^options\.stats/,
     ],
+    [
+      "unknown forward option",
+      () => loss.forward(logits, targets, { vocabSize: V, stepp: 3 } as never),
+      /^options\.stepp: not an option of forward\(\); expected vocabSize, step, grad, inPlace/,
+    ],
+    [
+      "misspelt inPlace",
+      () => loss.forward(logits, targets, { vocabSize: V, inplace: true } as never),
+      /^options\.inplace: not an option/,
+    ],
+    [
+      "null option",
+      () => loss.forward(logits, targets, { vocabSize: V, reduction: null } as never),
+      /^options\.reduction: expected a value or no entry, got null/,
+    ],
+    ["null step", () => loss.forward(logits, targets, { vocabSize: V, step: null } as never), /^options\.step: .*null/],
     ["warm-up 0", () => new DPSMLoss({ kind: "dpsm", schedule: "linear", warmupSteps: 0 }), /warmupSteps/],
     [
       "warm-up negative",
@@ -338,6 +356,26 @@ test("bad input: a clear error that names the argument, never a crash", (t) => {
     [() => probes.useCpuIsa("sse9" as never), /isa: expected/],
   ];
   for (const [fn, message] of direct) t.throws(fn, { message });
+});
+
+test("typed arrays from another realm are accepted and give the same result", (t) => {
+  const V = 5;
+  const logits = randomLogits(rng(7), 4 * V);
+  const targets = new Int32Array([0, 4, 2, 1]);
+  const context = vm.createContext({ source: Array.from(logits), ids: Array.from(targets) });
+  const foreign = vm.runInContext("({ logits: new Float32Array(source), targets: new Int32Array(ids) })", context) as {
+    logits: Float32Array;
+    targets: Int32Array;
+  };
+  t.false(foreign.logits instanceof Float32Array, "the vm's Float32Array is another realm's");
+  const loss = new DPSMLoss({ kind: "dpsm", schedule: "linear", warmupSteps: 4 });
+  const here = loss.forward(logits, targets, { vocabSize: V, step: 2 });
+  const there = loss.forward(foreign.logits, foreign.targets, { vocabSize: V, step: 2 });
+  t.is(there.loss, here.loss);
+  t.deepEqual(Array.from(there.grad!), Array.from(here.grad!));
+  t.throws(() => loss.forward(foreign.targets as never, targets, { vocabSize: V }), {
+    message: /^logits: expected a Float32Array, got Int32Array/,
+  });
 });
 
 test("the loss still works after every error above (no state was corrupted)", (t) => {
