@@ -31,6 +31,7 @@ export {
   type TrainerEvents,
   type TrainerOptions,
   type TrainLossInput,
+  type WarningEvent,
 } from "./trainer.ts";
 export {
   Evaluator,
