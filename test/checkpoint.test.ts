@@ -358,7 +358,7 @@ interface KillPlan {
 async function segment(
   dir: string,
   plan: KillPlan | undefined,
-): Promise<{ killed: boolean; steps: [number, number][]; warnings: string[] }> {
+): Promise<{ killed: boolean; steps: [number, number][]; warnings: string[]; inWrite: boolean }> {
   const child = spawn(
     process.execPath,
     ["--import", "tsx", path.join(packageRoot, "test/helpers/train-child.ts"), JSON.stringify(run(dir))],
@@ -368,6 +368,8 @@ async function segment(
   const warnings: string[] = [];
   let stderr = "";
   let armed = false;
+  let lastKind = "";
+  let inWrite = false;
   let buffered = "";
   child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
   child.stdout.on("data", (chunk: Buffer) => {
@@ -378,9 +380,14 @@ async function segment(
       const [kind, a, ...rest] = line.split(" ");
       if (kind === "step") steps.push([Number(a), Number(rest[0])]);
       if (kind === "warning") warnings.push(rest.join(" "));
+      lastKind = kind ?? "";
       if (plan && !armed && kind === plan.on) {
         armed = true;
-        setTimeout(() => child.kill("SIGKILL"), plan.delayMs);
+        setTimeout(() => {
+          // Between an "eval" line and its "checkpoint" line: the checkpoint writes were under way.
+          inWrite = lastKind === "eval";
+          child.kill("SIGKILL");
+        }, plan.delayMs);
       }
     }
   });
@@ -388,7 +395,7 @@ async function segment(
     child.once("exit", (c, s) => r([c, s])),
   );
   if (signal !== "SIGKILL" && code !== 0) throw new Error(`training child failed (${code}): ${stderr.slice(-2000)}`);
-  return { killed: signal === "SIGKILL", steps, warnings };
+  return { killed: signal === "SIGKILL", steps, warnings, inWrite };
 }
 
 test.serial(
@@ -414,6 +421,7 @@ test.serial(
     let kills = 0;
     let chains = 0;
     let spawned = 0;
+    let inWrites = 0;
     while (kills < plans.length) {
       chains++;
       const dir = tmpDir(t, "dpsm-ckpt-kill-");
@@ -436,6 +444,7 @@ test.serial(
         lastStep = Math.max(lastStep, seg.steps.at(-1)?.[0] ?? 0);
         if (seg.killed) {
           kills++;
+          if (seg.inWrite) inWrites++;
           continue;
         }
         // Finished: the same final weights (last/, best/) as the uninterrupted run, nothing half-written left.
@@ -449,7 +458,9 @@ test.serial(
         break;
       }
     }
-    t.log(`${kills} kills in ${chains} chains (${spawned} processes); failures: ${failures.length}`);
+    t.log(
+      `${kills} kills (${inWrites} during checkpoint writes) in ${chains} chains (${spawned} processes); failures: ${failures.length}`,
+    );
     for (const f of failures) t.log(f);
     t.deepEqual(failures, []);
   },
