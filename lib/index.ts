@@ -32,6 +32,7 @@ export {
   type TrainerEvents,
   type TrainerOptions,
   type TrainLossInput,
+  type WarningEvent,
 } from "./trainer.ts";
 export {
   Evaluator,

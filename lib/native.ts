@@ -132,6 +132,8 @@ export type NativeProgress =
       peakMemoryBytes: number;
     }
   | { type: "checkpoint"; step: number; path: string; best: boolean }
+  /** a resume that fell back to another checkpoint, or found one damaged (also a process warning) */
+  | { type: "warning"; step: number; path: string; message: string }
   | {
       type: "done";
       step: number;

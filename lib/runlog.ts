@@ -23,7 +23,9 @@ export type EvalRecord = Omit<Extract<NativeProgress, { type: "eval" }>, "metric
 };
 export type CheckpointRecord = Extract<NativeProgress, { type: "checkpoint" }>;
 export type DoneRecord = Extract<NativeProgress, { type: "done" }>;
-export type RunLogRecord = StartRecord | StepRecord | EvalRecord | CheckpointRecord | DoneRecord;
+/** A resume fell back to another checkpoint, or found one damaged. */
+export type WarningRecord = Extract<NativeProgress, { type: "warning" }>;
+export type RunLogRecord = StartRecord | StepRecord | EvalRecord | CheckpointRecord | DoneRecord | WarningRecord;
 
 /** Appends records to a run log; one writer per session. */
 export class RunLogWriter {
@@ -75,13 +77,15 @@ export interface RunLog {
   checkpoints: CheckpointRecord[];
   /** the "done" record of each session that ended (aborted ones included) */
   done: DoneRecord[];
+  /** checkpoint fallbacks and damage found on resume */
+  warnings: WarningRecord[];
   /** lines that were not a record: cut short by a kill (every later session starts on a new line) */
   unreadableLines: number;
 }
 
 /** Reads `file` (an absent file is an empty log). */
 export function readRunLog(file: string): RunLog {
-  const log: RunLog = { starts: [], steps: [], evals: [], checkpoints: [], done: [], unreadableLines: 0 };
+  const log: RunLog = { starts: [], steps: [], evals: [], checkpoints: [], done: [], warnings: [], unreadableLines: 0 };
   if (!fs.existsSync(file)) return log;
   const steps = new Map<number, StepRecord>();
   const evals = new Map<number, EvalRecord>();
@@ -109,6 +113,9 @@ export function readRunLog(file: string): RunLog {
         break;
       case "done":
         log.done.push(r);
+        break;
+      case "warning":
+        log.warnings.push(r);
         break;
       default:
         log.unreadableLines++;

@@ -115,12 +115,15 @@ export type StepEvent = Extract<NativeProgress, { type: "step" }>;
 export type EvalEvent = Extract<NativeProgress, { type: "eval" }>;
 export type CheckpointEvent = Extract<NativeProgress, { type: "checkpoint" }>;
 export type DoneEvent = Extract<NativeProgress, { type: "done" }>;
+export type WarningEvent = Extract<NativeProgress, { type: "warning" }>;
 
 export interface TrainerEvents {
   step: [StepEvent];
   eval: [EvalEvent];
   checkpoint: [CheckpointEvent];
   done: [DoneEvent];
+  /** a resume fell back to another checkpoint or found one damaged (also emitted as a process warning) */
+  warning: [WarningEvent];
 }
 
 export interface FitResult {
@@ -279,6 +282,10 @@ export class Trainer extends EventEmitter<TrainerEvents> {
             case "done":
               done = p;
               this.emit("done", p);
+              break;
+            case "warning":
+              process.emitWarning(p.message, { code: "DPSM_CHECKPOINT" });
+              this.emit("warning", p);
               break;
           }
         });

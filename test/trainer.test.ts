@@ -145,6 +145,7 @@ test.serial("killed with SIGKILL mid-run, resumed from the last checkpoint: the 
   // Nothing half-written is left behind by the kill.
   t.deepEqual(fs.readdirSync(path.join(dir, "last")).sort(), [
     "config.json",
+    "manifest.json",
     "model.safetensors",
     "training_state.safetensors",
   ]);

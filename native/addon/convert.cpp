@@ -46,6 +46,7 @@ Napi::Object progress_to_js(Napi::Env env, const core::ProgressRecord& r) {
   const char* type = r.type == T::Step         ? "step"
                      : r.type == T::Eval       ? "eval"
                      : r.type == T::Checkpoint ? "checkpoint"
+                     : r.type == T::Warning    ? "warning"
                                                : "done";
   o.Set("type", type);
   o.Set("step", static_cast<double>(r.step));
@@ -72,6 +73,10 @@ Napi::Object progress_to_js(Napi::Env env, const core::ProgressRecord& r) {
     case T::Checkpoint:
       o.Set("path", r.path);
       o.Set("best", r.improved);
+      break;
+    case T::Warning:
+      o.Set("path", r.path);
+      o.Set("message", r.message);
       break;
     case T::Done:
       o.Set("reason", r.reason);

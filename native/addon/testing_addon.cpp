@@ -1,11 +1,13 @@
 // The testing addon (build/Release/dpsm_native_testing.node): the fused loss's reference check and timings,
 // and the CPU kernel's ISA switch, for test/ and bench/ only. The product addon carries none of this.
 #include <ATen/Parallel.h>
+#include <torch/nn/utils/clip_grad.h>
 
 #include "../core/data/sampler.h"
 #include "../core/loss/objectives.h"
 #include "../core/platform.h"
 #include "../core/testing/loss_probe.h"
+#include "../core/train/optim.h"
 #include "../kernels/dpsm_kernels.h"
 #include "js.h"
 
@@ -108,6 +110,31 @@ Napi::Value SummarySwapSources(const Napi::CallbackInfo& info) {
   });
 }
 
+// gradientNorm(grads: Float32Array[]) -> { norm, fp32Norm }: the trainer's global gradient norm (double
+// accumulation, train/optim.cpp) and libtorch's clip_grad_norm_ (fp32) of the same gradients.
+Napi::Value GradientNorm(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsArray()) throw ArgError("grads: expected an array of Float32Array", false);
+    const Napi::Array a = info[0].As<Napi::Array>();
+    std::vector<at::Tensor> params;
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      const Napi::Value v = a.Get(i);
+      if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+        throw ArgError("grads[" + std::to_string(i) + "]: expected a Float32Array", false);
+      const Napi::Float32Array f = v.As<Napi::Float32Array>();
+      const at::Tensor g =
+          at::from_blob(const_cast<float*>(f.Data()), {static_cast<int64_t>(f.ElementLength())}, at::kFloat).clone();
+      at::Tensor p = at::zeros_like(g);
+      p.mutable_grad() = g;
+      params.push_back(p);
+    }
+    Napi::Object js = Napi::Object::New(info.Env());
+    js.Set("norm", core::gradient_norm(params));
+    js.Set("fp32Norm", static_cast<double>(torch::nn::utils::clip_grad_norm_(params, 1e30)));
+    return js;
+  });
+}
+
 Napi::Value CpuIsa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), cpu::isa_name()); }
 
 }  // namespace
@@ -117,6 +144,7 @@ Napi::Object InitTesting(Napi::Env env, Napi::Object exports) {
   exports.Set("checkAgainstReference", Napi::Function::New(env, CheckAgainstReference, "checkAgainstReference"));
   exports.Set("timeLoss", Napi::Function::New(env, TimeLoss, "timeLoss"));
   exports.Set("useCpuIsa", Napi::Function::New(env, UseCpuIsa, "useCpuIsa"));
+  exports.Set("gradientNorm", Napi::Function::New(env, GradientNorm, "gradientNorm"));
   exports.Set("cpuIsa", Napi::Function::New(env, CpuIsa, "cpuIsa"));
   exports.Set("summarySwapSources", Napi::Function::New(env, SummarySwapSources, "summarySwapSources"));
   return exports;

@@ -49,6 +49,7 @@ interface TestingAddon {
   useCpuIsa(isa: string): boolean;
   cpuIsa(): string;
   summarySwapSources(seed: number, batchIndex: number, rows: number, p: number): Int32Array;
+  gradientNorm(grads: Float32Array[]): { norm: number; fp32Norm: number };
 }
 
 let addon: TestingAddon | undefined;
@@ -77,4 +78,6 @@ export const probes = {
   /** The training loop's summary-swap rule (native/core/data/sampler.cpp). */
   summarySwapSources: (seed: number, batchIndex: number, rows: number, p: number) =>
     load().summarySwapSources(seed, batchIndex, rows, p),
+  /** The trainer's global gradient norm (double accumulation) and libtorch's fp32 clip_grad_norm_ of the same. */
+  gradientNorm: (grads: Float32Array[]) => load().gradientNorm(grads),
 };

@@ -29,6 +29,12 @@ at::Tensor BatchSampler::next() {
   return rows;
 }
 
+std::pair<int64_t, int64_t> BatchSampler::position_after(int64_t batches) const {
+  const int64_t global = batch_ * world_, per_epoch = std::max<int64_t>(1, rows_ / global);
+  if (batches <= 0) return {0, 0};
+  return {(batches - 1) / per_epoch, ((batches - 1) % per_epoch + 1) * global};
+}
+
 LabelNoiseConfig label_noise_from_json(const Json& j) {
   LabelNoiseConfig c;
   c.step_fraction = field<double>(j, "stepFraction");

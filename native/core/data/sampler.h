@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "../config.h"
@@ -24,6 +25,8 @@ class BatchSampler {
   at::Tensor next();
   // Position, for checkpoints.
   int64_t epoch = 0, cursor = 0;
+  // The (epoch, cursor) after `batches` calls of next() from the start: what a checkpoint must hold.
+  std::pair<int64_t, int64_t> position_after(int64_t batches) const;
 
  private:
   int64_t rows_, batch_;

@@ -22,6 +22,9 @@ OptimConfig optim_config_from_json(const Json& j);
 
 double lr_at(const OptimConfig& c, int64_t step);
 
+// The global L2 norm of the parameters' gradients, accumulated in double.
+double gradient_norm(const std::vector<at::Tensor>& params);
+
 // Clips the global L2 norm of the gradients to c.grad_clip (when > 0); returns the norm before clipping
 // (0 when clipping is off).
 double clip_gradients(const std::vector<at::Tensor>& params, const OptimConfig& c);

@@ -81,7 +81,7 @@ void Trainer::checkpoint(const std::string& which, double elapsed_s) {
   s.epoch = sampler_.epoch;
   s.cursor = sampler_.cursor;
   s.elapsed_s = elapsed_s;
-  save_checkpoint(cfg_.run_dir + "/" + which, *model_, optim_, s, fingerprint());
+  save_checkpoint(cfg_.run_dir, which, *model_, optim_, s, fingerprint());
 }
 
 // Returns whether early stopping now ends the run.
@@ -124,7 +124,21 @@ bool Trainer::evaluate_and_checkpoint(const std::function<void(const ProgressRec
 }
 
 void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const std::atomic<bool>& abort) {
-  if (load_checkpoint(cfg_.run_dir, optim_, state_, fingerprint(), device_)) {
+  remove_stale_temporaries(cfg_.run_dir);
+  ResumeLimits limits;
+  limits.max_steps = cfg_.max_steps;
+  limits.micro_batches_per_step = cfg_.grad_accum;
+  limits.position_after = [this](int64_t batches) { return sampler_.position_after(batches); };
+  const ResumeResult resume = load_checkpoint(cfg_.run_dir, optim_, state_, fingerprint(), device_, limits);
+  for (const std::string& w : resume.warnings) {
+    ProgressRecord r;
+    r.type = ProgressRecord::Type::Warning;
+    r.step = state_.step;
+    r.path = resume.from;
+    r.message = w;
+    emit(r);
+  }
+  if (resume.resumed) {
     sampler_.epoch = state_.epoch;
     sampler_.cursor = state_.cursor;
     loss_step_.fill_(state_.step);

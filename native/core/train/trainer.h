@@ -41,7 +41,7 @@ struct TrainConfig {
 TrainConfig train_config_from_json(const Json& j);
 
 struct ProgressRecord {
-  enum class Type { Step, Eval, Checkpoint, Done } type = Type::Step;
+  enum class Type { Step, Eval, Checkpoint, Done, Warning } type = Type::Step;
   int64_t step = 0;
   double loss = 0, alpha = 0, lr = 0, grad_norm = 0;
   double step_ms = 0, tokens_per_s = 0, elapsed_s = 0;
@@ -51,8 +51,8 @@ struct ProgressRecord {
   // Eval
   EvalMetrics eval;
   bool improved = false;
-  // Checkpoint / Done
-  std::string path, reason;
+  // Checkpoint / Done / Warning
+  std::string path, reason, message;
   int64_t best_step = -1;
   double best_nll = 0;
 };
@@ -63,8 +63,9 @@ class Trainer {
           std::shared_ptr<const Dataset> valid);
 
   // Trains until max_steps, early stopping or `abort` (checked at each step boundary; the state is then
-  // checkpointed). Resumes from run_dir/last when it holds a checkpoint of the same run. `emit` runs on
-  // the calling thread.
+  // checkpointed). Resumes from the newest valid checkpoint of the same run in run_dir (checkpoint.h; a
+  // fallback is reported as a Warning record) after removing what a killed run left half-written. `emit`
+  // runs on the calling thread.
   void fit(const std::function<void(const ProgressRecord&)>& emit, const std::atomic<bool>& abort);
 
   // The run's identity: the canonical dump of the model's config, the trainer document (less the settings
