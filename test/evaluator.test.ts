@@ -133,4 +133,25 @@ test("bad evaluator input is named", async (t) => {
   t.throws(() => new Evaluator(model, { batchSize: 0 }), { message: /batchSize/ });
   const long = await prepareLanguageModelData({ source: "wikitext-2", split: "valid", contextLength: 80 });
   await t.throwsAsync(ev.evaluate(long), { message: /exceeds the model's 64 positions/ });
+  await t.throwsAsync(ev.evaluate(null as never), {
+    instanceOf: TypeError,
+    message: /^data: expected packed sequences \(prepareLanguageModelData\) or encoder-decoder examples.*got null$/,
+  });
+  await t.throwsAsync(ev.fitTemperature({ ...data, lengths: [1, 2] } as never), {
+    message: /^valid\.lengths: expected an Int32Array/,
+  });
+  await t.throwsAsync(ev.evaluate({ ...data, contextLength: "33" } as never), {
+    message: /^data\.contextLength: expected an integer >= 2, got 33/,
+  });
+  const examples = {
+    sourceTokens: new Int32Array(4),
+    sourceLengths: new Int32Array([2, 2]),
+    targetTokens: new Int32Array(4),
+    targetLengths: new Int32Array([2, 2]),
+    maxSource: 2,
+    maxTarget: 2,
+  };
+  await t.throwsAsync(ev.evaluate(examples as never), {
+    message: /^data: a GPT-2 evaluates packed sequences/,
+  });
 });
