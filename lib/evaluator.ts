@@ -71,6 +71,73 @@ export function checkModelData(d: unknown, name: string): ModelData {
   return d as ModelData;
 }
 
+/** What data needs of a model: its kind, ids below its vocabulary, lengths within its positions. */
+export interface ModelShape {
+  seq2seq: boolean;
+  vocabSize: number;
+  positions: number;
+}
+
+export function modelShape(model: GPT2Model | Seq2SeqModel): ModelShape {
+  return model instanceof Seq2SeqModel
+    ? { seq2seq: true, vocabSize: model.config.vocab_size, positions: model.config.max_position_embeddings }
+    : { seq2seq: false, vocabSize: model.config.vocabSize, positions: model.config.nPositions };
+}
+
+// The first id outside [0, vocabSize) among the first lengths[i] of each row of width `width`.
+function firstBadId(tokens: Int32Array, lengths: Int32Array, width: number, vocabSize: number) {
+  for (let i = 0; i < lengths.length; i++) {
+    const n = lengths[i]!;
+    if (n < 0 || n > width) return { row: i, length: n };
+    for (let j = i * width; j < i * width + n; j++) {
+      const id = tokens[j]!;
+      if (id < 0 || id >= vocabSize) return { row: i, position: j - i * width, id };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Checks, before any native work, that `d` (already shaped as model data) fits a model of `shape`: the right
+ * kind, row arrays of the stated widths, lengths within the rows and the model's positions, every id within its
+ * vocabulary. Errors name `name` and what was expected.
+ */
+export function checkDataFits(d: ModelData, shape: ModelShape, name: string): void {
+  if (isSeq2SeqData(d) !== shape.seq2seq) {
+    throw new TypeError(
+      `${name}: ${shape.seq2seq ? "an encoder-decoder takes encoder-decoder examples (prepareSummarizationData)" : "a GPT-2 takes packed sequences (prepareLanguageModelData)"}`,
+    );
+  }
+  const rows: [string, Int32Array, Int32Array, number][] = isSeq2SeqData(d)
+    ? [
+        ["source", d.sourceTokens, d.sourceLengths, d.maxSource],
+        ["target", d.targetTokens, d.targetLengths, d.maxTarget],
+      ]
+    : [["sequence", d.tokens, d.lengths, d.contextLength]];
+  for (const [what, tokens, lengths, width] of rows) {
+    if (tokens.length !== lengths.length * width) {
+      throw new RangeError(
+        `${name}: ${lengths.length} ${what} rows of width ${width} need ${lengths.length * width} ids, got ${tokens.length}`,
+      );
+    }
+    if (width > shape.positions) {
+      throw new RangeError(
+        `${name}: ${what}s of up to ${width} tokens exceed the model's ${shape.positions} positions`,
+      );
+    }
+    const bad = firstBadId(tokens, lengths, width, shape.vocabSize);
+    if (bad && "length" in bad) {
+      throw new RangeError(`${name}: ${what} ${bad.row} has length ${bad.length}, outside [0, ${width}]`);
+    }
+    if (bad) {
+      throw new RangeError(
+        `${name}: ${what} ${bad.row} holds id ${bad.id} at position ${bad.position}, outside the model's ` +
+          `vocabulary [0, ${shape.vocabSize})`,
+      );
+    }
+  }
+}
+
 /** The arrays the native side reads (only those: no strings or ids cross the boundary). */
 export function toNativeData(d: ModelData): NativeData {
   if (isSeq2SeqData(d)) {
@@ -100,12 +167,7 @@ export class Evaluator {
   // Data of the right kind for this model, checked before any native work.
   #check(data: unknown, name: string): ModelData {
     const d = checkModelData(data, name);
-    const wantsSeq2Seq = this.model instanceof Seq2SeqModel;
-    if (isSeq2SeqData(d) !== wantsSeq2Seq) {
-      throw new TypeError(
-        `${name}: ${wantsSeq2Seq ? "an encoder-decoder evaluates encoder-decoder examples (prepareSummarizationData)" : "a GPT-2 evaluates packed sequences (prepareLanguageModelData)"}`,
-      );
-    }
+    checkDataFits(d, modelShape(this.model), name);
     return d;
   }
 

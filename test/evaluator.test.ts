@@ -132,7 +132,9 @@ test("bad evaluator input is named", async (t) => {
   await t.throwsAsync(ev.fitTemperature(data, { min: 2, max: 1 }), { message: /grid\.max/ });
   t.throws(() => new Evaluator(model, { batchSize: 0 }), { message: /batchSize/ });
   const long = await prepareLanguageModelData({ source: "wikitext-2", split: "valid", contextLength: 80 });
-  await t.throwsAsync(ev.evaluate(long), { message: /exceeds the model's 64 positions/ });
+  await t.throwsAsync(ev.evaluate(long), {
+    message: /^data: sequences of up to 80 tokens exceed the model's 64 positions/,
+  });
   await t.throwsAsync(ev.evaluate(null as never), {
     instanceOf: TypeError,
     message: /^data: expected packed sequences \(prepareLanguageModelData\) or encoder-decoder examples.*got null$/,
@@ -152,6 +154,12 @@ test("bad evaluator input is named", async (t) => {
     maxTarget: 2,
   };
   await t.throwsAsync(ev.evaluate(examples as never), {
-    message: /^data: a GPT-2 evaluates packed sequences/,
+    message: /^data: a GPT-2 takes packed sequences/,
   });
+  const small = GPT2Model.create({ vocabSize: 1000, nPositions: 64, nEmbd: 16, nLayer: 1, nHead: 2 });
+  await t.throwsAsync(new Evaluator(small).evaluate(data), {
+    message: /^data: sequence 0 holds id \d+ at position \d+, outside the model's vocabulary \[0, 1000\)/,
+  });
+  const cut = { ...data, lengths: data.lengths.map((n, i) => (i === 3 ? 40 : n)) };
+  await t.throwsAsync(ev.evaluate(cut), { message: /^data: sequence 3 has length 40, outside \[0, 33\]/ });
 });
