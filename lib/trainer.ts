@@ -14,9 +14,10 @@ import type { PackedTokens } from "./data/pack.ts";
 import {
   type LanguageModelDataOptions,
   LanguageModelDataOptionsSchema,
+  locateLanguageModelData,
   prepareLanguageModelData,
 } from "./data/prepare.ts";
-import { isSeq2SeqData, type ModelData, toNativeData } from "./evaluator.ts";
+import { checkDataFits, checkModelData, isSeq2SeqData, type ModelData, modelShape, toNativeData } from "./evaluator.ts";
 import { GPT2Model, type ModelOptions, ModelOptionsSchema, resolveGPT2Config } from "./model.ts";
 import { Seq2SeqModel } from "./models/bart.ts";
 import { buildInfo, native, type NativeProgress, setNumThreads } from "./native.ts";
@@ -26,35 +27,55 @@ export type { TrainLossInput } from "./config.ts";
 
 // Where the tokens come from: the data pipeline's options (checked again, per split, by its own schema in
 // the constructor) with a split for training and one for validation — or splits already prepared.
-const DataSchema = z.union([
-  z
-    .object({
-      source: z.unknown(),
-      trainSplit: z.enum(["train", "valid", "test"]).default("train"),
-      validSplit: z.enum(["train", "valid", "test"]).default("valid"),
-      contextLength: z
-        .number()
-        .int()
-        .min(2)
-        .max(1 << 20)
-        .default(1024),
-      minRemainder: z.number().int().min(2).optional(),
-      dataDir: z.string().min(1).optional(),
-      cacheDir: z.string().min(1).optional(),
-      cache: z.boolean().optional(),
-    })
-    .strict(),
-  z.object({ train: z.custom<ModelData>(isPrepared), valid: z.custom<ModelData>(isPrepared) }).strict(),
-]);
+const SourceDataSchema = z
+  .object({
+    source: z.unknown(),
+    trainSplit: z.enum(["train", "valid", "test"]).default("train"),
+    validSplit: z.enum(["train", "valid", "test"]).default("valid"),
+    contextLength: z
+      .number()
+      .int()
+      .min(2)
+      .max(1 << 20)
+      .default(1024),
+    minRemainder: z.number().int().min(2).optional(),
+    dataDir: z.string().min(1).optional(),
+    cacheDir: z.string().min(1).optional(),
+    cache: z.boolean().optional(),
+  })
+  .strict();
+// Prepared splits: packed sequences (lib/data/prepare.ts) or encoder–decoder examples (lib/data/summarization.ts),
+// each checked by checkModelData, which names what is wrong.
+const PreparedDataSchema = z
+  .object({
+    train: z.custom<ModelData>(preparedOrIssue("train")),
+    valid: z.custom<ModelData>(preparedOrIssue("valid")),
+  })
+  .strict();
+const DataSchema = z.union([SourceDataSchema, PreparedDataSchema]);
 
-// Prepared splits: packed sequences (lib/data/prepare.ts) or encoder–decoder examples (lib/data/summarization.ts).
-function isPrepared(v: unknown): v is ModelData {
-  const p = v as PackedTokens & ModelData;
-  if (!p || typeof p !== "object") return false;
-  if ("sourceTokens" in p) {
-    return [p.sourceTokens, p.sourceLengths, p.targetTokens, p.targetLengths].every((a) => a instanceof Int32Array);
+function preparedOrIssue(name: string) {
+  return (v: unknown) => {
+    try {
+      checkModelData(v, name);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+}
+
+/** `data` checked by the member of DataSchema its keys choose, so the error names the field (a union cannot). */
+function checkDataOption(data: unknown): void {
+  if (typeof data !== "object" || data === null) return; // the schema names it
+  if ("train" in data || "valid" in data) {
+    const d = data as { train?: unknown; valid?: unknown };
+    parseOrThrow(z.object({ train: z.unknown(), valid: z.unknown() }).strict(), d, "Trainer options.data");
+    checkModelData(d.train, "Trainer options.data.train");
+    checkModelData(d.valid, "Trainer options.data.valid");
+  } else {
+    parseOrThrow(SourceDataSchema, data, "Trainer options.data");
   }
-  return p.tokens instanceof Int32Array && p.lengths instanceof Int32Array && Number.isInteger(p.contextLength);
 }
 
 export const TrainerOptionsSchema = z
@@ -173,6 +194,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
 
   constructor(options: TrainerOptions) {
     super();
+    checkDataOption((options as { data?: unknown } | null)?.data);
     const parsed = parseOrThrow(TrainerOptionsSchema, options, "Trainer options");
     const o = {
       ...parsed,
@@ -198,12 +220,32 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       const split = (name: typeof trainSplit) =>
         parseOrThrow(LanguageModelDataOptionsSchema, { ...common, split: name }, "Trainer options.data");
       this.#splits = [split(trainSplit), split(validSplit)];
+      for (const options of this.#splits) {
+        try {
+          locateLanguageModelData(options);
+        } catch (e) {
+          throw new Error(`Trainer options.data: ${(e as Error).message}`, { cause: e });
+        }
+      }
     }
     const seq2seq = o.model instanceof Seq2SeqModel;
-    if ("train" in o.data && [o.data.train, o.data.valid].some((d) => isSeq2SeqData(d) !== seq2seq)) {
-      throw new TypeError(
-        `Trainer options.data: ${seq2seq ? "a Seq2SeqModel trains on encoder-decoder examples (lib/data/summarization.ts)" : "a GPT-2 trains on packed sequences"} for both train and valid`,
-      );
+    if ("train" in o.data) {
+      // Known data against the model (given, or the one the options describe), before any work.
+      const model = o.model as GPT2Model | Seq2SeqModel | z.output<typeof ModelOptionsSchema>;
+      const shape =
+        model instanceof GPT2Model || model instanceof Seq2SeqModel
+          ? modelShape(model)
+          : {
+              seq2seq: false,
+              vocabSize: resolveGPT2Config(model).vocabSize,
+              positions: resolveGPT2Config(model).nPositions,
+            };
+      checkDataFits(o.data.train, shape, "Trainer options.data.train");
+      checkDataFits(o.data.valid, shape, "Trainer options.data.valid");
+      const rows = isSeq2SeqData(o.data.train) ? o.data.train.sourceLengths.length : o.data.train.lengths.length;
+      if (o.batchSize > rows) {
+        throw new RangeError(`Trainer options.batchSize: ${o.batchSize} is more than the ${rows} training examples`);
+      }
     }
     if (!seq2seq && o.summarySwap > 0) {
       throw new RangeError("Trainer options.summarySwap: applies to encoder-decoders; a GPT-2 takes labelNoise");

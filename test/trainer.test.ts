@@ -257,17 +257,65 @@ test.serial("bad configs are rejected with a named error before any work starts"
     ["unknown precision", { ...base, precision: "fp8" as "bf16" }, /precision/],
     ["unknown data source", { ...base, data: { source: "wikitext-3" } }, /data\.source/],
     ["unknown option", { ...base, learningRate: 1 } as TrainerOptions, /unknown option\(s\) "learningRate"/],
+    [
+      "contextLength as text",
+      { ...base, data: { source: "wikitext-2", contextLength: "32" as unknown as number } },
+      /^Trainer options\.data\.contextLength: .*expected number/,
+    ],
+    [
+      "unknown split",
+      { ...base, data: { source: "wikitext-2", trainSplit: "foo" as "train" } },
+      /^Trainer options\.data\.trainSplit: /,
+    ],
+    ["data null", { ...base, data: null as never }, /^Trainer options\.data: /],
   ];
   for (const [name, options, message] of bad) t.throws(() => new Trainer(options), { message }, name);
 
+  // Prepared data that does not fit the model is named in the constructor, before any model exists.
+  const { train, valid } = await smallData();
+  const prepared: [string, Partial<TrainerOptions>, RegExp][] = [
+    ["train null", { data: { train: null as never, valid } }, /^Trainer options\.data\.train: expected packed/],
+    [
+      "ids beyond the vocabulary",
+      { model: { ...SMALL_MODEL, vocabSize: 1000 }, data: { train, valid } },
+      /^Trainer options\.data\.train: sequence 0 holds id \d+ at position \d+, outside the model's vocabulary \[0, 1000\)/,
+    ],
+    [
+      "a length beyond the rows",
+      { data: { train: { ...train, lengths: train.lengths.map((n, i) => (i === 2 ? 99 : n)) }, valid } },
+      /^Trainer options\.data\.train: sequence 2 has length 99, outside \[0, 33\]/,
+    ],
+    [
+      "a batch larger than the data",
+      {
+        batchSize: 64,
+        data: {
+          train: { ...train, tokens: train.tokens.slice(0, 33 * 10), lengths: train.lengths.slice(0, 10) },
+          valid,
+        },
+      },
+      /^Trainer options\.batchSize: 64 is more than the 10 training examples/,
+    ],
+  ];
+  for (const [name, over, message] of prepared) {
+    t.throws(() => new Trainer({ ...base, ...over } as TrainerOptions), { message }, name);
+  }
+
   const dir = tmpDir(t, "dpsm-missing-");
   const empty = tmpDir(t, "dpsm-nodata-");
-  const trainer = new Trainer({
-    ...base,
-    data: { source: "wikitext-2", dataDir: empty, contextLength: 33 },
-    runDir: path.join(dir, "run"),
-  });
-  await t.throwsAsync(trainer.fit(), { message: new RegExp(empty.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")) });
+  t.throws(
+    () =>
+      new Trainer({
+        ...base,
+        data: { source: "wikitext-2", dataDir: empty, contextLength: 33 },
+        runDir: path.join(dir, "run"),
+      }),
+    {
+      message: new RegExp(
+        `^Trainer options\\.data: wikitext-2 not found: ${empty.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`,
+      ),
+    },
+  );
   t.false(fs.existsSync(path.join(dir, "run")), "a run dir was created before the data was found");
 });
 

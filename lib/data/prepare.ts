@@ -134,6 +134,12 @@ function resolveSource(o: Options): ResolvedSource {
   };
 }
 
+/** The files `options` would read, found (or an Error saying what is missing where) without reading them. */
+export function locateLanguageModelData(options: LanguageModelDataOptions): { label: string; files: string[] } {
+  const { label, files } = resolveSource(parseOrThrow(LanguageModelDataOptionsSchema, options, "data options"));
+  return { label, files };
+}
+
 /**
  * Packed GPT-2 token sequences of a corpus split: each document encoded whole with tiktoken's GPT-2 BPE
  * (`encode_ordinary`: "<|endoftext|>" in the text is text), followed by EOS 50256, the stream cut into rows of
