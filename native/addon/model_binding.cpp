@@ -1,13 +1,12 @@
 // Models exposed to JS: created from a config document or loaded from Hugging Face weights, saved, run for
 // logits, evaluated, temperature-fitted and sampled. Long work runs on libuv's pool. Each JS Model reports its
 // weights' bytes to V8 as external memory (so dropped models are collected under memory pressure) and can free
-// them at once with dispose().
+// them at once with dispose(). The addon stays N-API only (one binary for every Node version): N-API runs a
+// collected object's finalizer from a later task, so a loop that never yields keeps what it dropped until it
+// yields, unless it calls dispose().
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
-#include <v8.h>
-
-#include <cstring>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -74,28 +73,6 @@ void free_model(ModelHolder& h, bool trim_now) {
 #endif
 }
 
-// N-API runs a collected object's finalizer from a later task (Node 20), so a synchronous loop that drops models
-// would keep every one of them until it yields. This V8 weak handle on the JS object fires inside the collection
-// itself and frees the weights there (plain C++: the shared_ptr, and V8's external-memory count). A model busy
-// with a job is left to the job's own reference.
-struct GcRelease {
-  v8::Global<v8::Object> handle;
-  std::shared_ptr<ModelHolder> holder;
-
-  static void Collected(const v8::WeakCallbackInfo<GcRelease>& info) {
-    GcRelease* g = info.GetParameter();
-    g->handle.Reset();
-    ModelHolder& h = *g->holder;
-    bool expected = false;
-    if (h.busy.compare_exchange_strong(expected, true)) {
-      free_model(h, false);
-      h.busy = false;
-    }
-    if (h.external_bytes != 0) info.GetIsolate()->AdjustAmountOfExternalAllocatedMemory(-h.external_bytes);
-    h.external_bytes = 0;
-  }
-};
-
 class Model : public Napi::ObjectWrap<Model> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -124,22 +101,20 @@ class Model : public Napi::ObjectWrap<Model> {
       if (!holder_->model) throw std::runtime_error("model: expected a model");
       holder_->external_bytes = model_bytes(*holder_->model);
       Napi::MemoryManagement::AdjustExternalMemory(info.Env(), holder_->external_bytes);
-      // napi_value is a v8::Local's bit pattern (Node's own V8LocalValueFromJsValue does this copy).
-      napi_value self = info.This();
-      v8::Local<v8::Value> local;
-      static_assert(sizeof(local) == sizeof(self));
-      std::memcpy(static_cast<void*>(&local), &self, sizeof(self));
-      gc_ = std::make_unique<GcRelease>();
-      gc_->holder = holder_;
-      gc_->handle.Reset(v8::Isolate::GetCurrent(), local.As<v8::Object>());
-      gc_->handle.SetWeak(gc_.get(), &GcRelease::Collected, v8::WeakCallbackType::kParameter);
       return info.Env().Undefined();
     });
   }
 
-  // Collected: V8 stops counting the weights (if GcRelease has not already); this object's reference to them
-  // goes with it. A job still running holds its own reference to the holder, which frees the model when it ends.
-  void Finalize(Napi::BasicEnv env) override { forget_bytes(env); }
+  // Collected: V8 stops counting the weights, and this object's reference to them goes (a job still running holds
+  // its own reference to the holder, which frees the model when it ends).
+  void Finalize(Napi::BasicEnv env) override {
+    forget_bytes(env);
+    bool expected = false;
+    if (holder_->busy.compare_exchange_strong(expected, true)) {
+      free_model(*holder_, false);
+      holder_->busy = false;
+    }
+  }
 
   std::shared_ptr<ModelHolder> holder() const { return holder_; }
 
@@ -376,7 +351,6 @@ class Model : public Napi::ObjectWrap<Model> {
   }
 
   std::shared_ptr<ModelHolder> holder_;
-  std::unique_ptr<GcRelease> gc_;
 };
 
 // createModel(json) -> Promise<Model>: build_model on libuv's pool.
