@@ -1,7 +1,8 @@
 // GPT-2 models: created from a preset size or dimensions (GPT-2 initialisation, seeded), or loaded from a
 // folder in Hugging Face's layout (config.json + model.safetensors), and saved the same way. This file owns
 // the presets and the validation of GPT-2's config; the native core receives the config as config.json
-// states it.
+// states it. Creation, loading, saving and generation have Promise forms that run on libuv's pool; a model's
+// weights count as V8 external memory, and dispose() frees them at once.
 import path from "node:path";
 
 import { z } from "zod";
@@ -147,6 +148,18 @@ function configOfHf(text: string): GPT2Config {
   };
 }
 
+function createDocument(options: ModelOptions): string {
+  const o = parseOrThrow(ModelOptionsSchema, options, "model");
+  return JSON.stringify({ config: hfConfigOf(resolveGPT2Config(o)), seed: o.seed, device: o.device });
+}
+
+function loadDocument(dir: string, options: { device?: string }, who: string): string {
+  const { config: raw, weights } = readHfCheckpoint(dir, who);
+  const config = parseOrThrow(HfConfigSchema, raw, path.join(dir, "config.json"));
+  const { device: d } = parseOrThrow(z.object({ device: device() }).strict(), options, `${who} options`);
+  return JSON.stringify({ config, weights, device: d });
+}
+
 export class GPT2Model {
   /** @internal */
   readonly native: NativeModel;
@@ -157,20 +170,27 @@ export class GPT2Model {
     this.config = Object.freeze(configOfHf(m.config));
   }
 
-  /** A new model with GPT-2's initialisation (N(0, 0.02), residual projections scaled by 1/√(2·nLayer)). */
+  /**
+   * A new model with GPT-2's initialisation (N(0, 0.02), residual projections scaled by 1/√(2·nLayer)), built on
+   * the calling thread; {@link GPT2Model.createAsync} builds it off the event loop.
+   */
   static create(options: ModelOptions): GPT2Model {
-    const o = parseOrThrow(ModelOptionsSchema, options, "model");
-    const config = hfConfigOf(resolveGPT2Config(o));
-    return new GPT2Model(new (native().Model)(JSON.stringify({ config, seed: o.seed, device: o.device })));
+    return new GPT2Model(new (native().Model)(createDocument(options)));
+  }
+
+  /** {@link GPT2Model.create} on a worker thread: the event loop stays free while the weights are drawn. */
+  static async createAsync(options: ModelOptions): Promise<GPT2Model> {
+    return new GPT2Model(await native().createModel(createDocument(options)));
   }
 
   /** Weights from a Hugging Face GPT-2 folder (config.json + model.safetensors), ours or theirs. */
   static load(dir: string, options: { device?: string } = {}): GPT2Model {
-    const { config: raw, weights } = readHfCheckpoint(dir, "GPT2Model.load");
-    const file = path.join(dir, "config.json");
-    const config = parseOrThrow(HfConfigSchema, raw, file);
-    const { device: d } = parseOrThrow(z.object({ device: device() }).strict(), options, "GPT2Model.load options");
-    return new GPT2Model(new (native().Model)(JSON.stringify({ config, weights, device: d })));
+    return new GPT2Model(new (native().Model)(loadDocument(dir, options, "GPT2Model.load")));
+  }
+
+  /** {@link GPT2Model.load} with the weights read on a worker thread. */
+  static async loadAsync(dir: string, options: { device?: string } = {}): Promise<GPT2Model> {
+    return new GPT2Model(await native().createModel(loadDocument(dir, options, "GPT2Model.loadAsync")));
   }
 
   get parameterCount(): number {
@@ -186,12 +206,46 @@ export class GPT2Model {
     saveHfCheckpoint(this.native, dir, options, "GPT2Model.save");
   }
 
+  /** {@link GPT2Model.save} with the weights written on a worker thread. */
+  async saveAsync(dir: string, options: SaveOptions = {}): Promise<void> {
+    return saveHfCheckpoint(this.native, dir, options, "GPT2Model.saveAsync", true);
+  }
+
   /**
-   * Continues `prompt` (token ids) by `maxNewTokens` tokens: greedy by default (topK 1), or top-k sampling at
-   * `temperature` from a seeded generator (the same continuation every run).
+   * Frees the native weights now, rather than when the garbage collector gets to this object (they count as V8
+   * external memory either way). Idempotent; any later use throws. Refused while a job runs on the model.
    */
-  generate(prompt: Int32Array, options: GenerateOptions = {}): Int32Array {
-    const o = parseOrThrow(GenerateOptionsSchema, options, "generate options");
+  dispose(): void {
+    this.native.dispose();
+  }
+
+  /** Whether {@link GPT2Model.dispose} freed the model. */
+  get disposed(): boolean {
+    return this.native.disposed;
+  }
+
+  /**
+   * Continues `prompt` (token ids) by `maxNewTokens` tokens, on a worker thread: greedy by default (topK 1), or
+   * top-k sampling at `temperature` from a seeded generator (the same continuation every run). Prompt and new
+   * tokens together fit the model's nPositions.
+   */
+  async generate(prompt: Int32Array, options: GenerateOptions = {}): Promise<Int32Array> {
+    const o = parseOrThrow(GenerateOptionsSchema, options, "GPT2Model.generate options");
+    if (!(prompt instanceof Int32Array) && Object.prototype.toString.call(prompt) !== "[object Int32Array]") {
+      throw new TypeError("GPT2Model.generate prompt: expected an Int32Array of token ids");
+    }
+    const room = this.config.nPositions - prompt.length;
+    if (prompt.length > this.config.nPositions) {
+      throw new RangeError(
+        `GPT2Model.generate prompt: ${prompt.length} tokens, more than the model's ${this.config.nPositions} positions`,
+      );
+    }
+    if (o.maxNewTokens > room) {
+      throw new RangeError(
+        `GPT2Model.generate options.maxNewTokens: must not exceed the model's nPositions ${this.config.nPositions} ` +
+          `less the prompt's ${prompt.length} tokens (${room}), got ${o.maxNewTokens}`,
+      );
+    }
     return this.native.generate(prompt, JSON.stringify(o));
   }
 

@@ -81,8 +81,16 @@ export interface NativeModel {
   readonly config: string;
   readonly parameterCount: number;
   readonly device: string;
+  /** whether dispose() freed the weights (every later use throws) */
+  readonly disposed: boolean;
+  /** the weights' bytes, as reported to V8 as external memory (0 once disposed or collected) */
+  readonly externalBytes: number;
+  /** frees the weights now (idempotent); refused while a job runs on the model */
+  dispose(): void;
   /** json: { maxShardBytes? } */
   save(dir: string, json: string): void;
+  /** save, on libuv's pool */
+  saveAsync(dir: string, json: string): Promise<void>;
   logits(ids: Int32Array, batch: number, length: number): Float32Array;
   seq2seqLogits(
     sourceIds: Int32Array,
@@ -92,7 +100,7 @@ export interface NativeModel {
     sourceLength: number,
     decoderLength: number,
   ): Float32Array;
-  generate(prompt: Int32Array, json: string): Int32Array;
+  generate(prompt: Int32Array, json: string): Promise<Int32Array>;
   generateSeq2Seq(
     sourceIds: Int32Array,
     sourceMask: Int32Array,
@@ -154,7 +162,10 @@ export interface NativeTrainer {
 export interface NativeAddon {
   /** json: { config: <HF config.json>, device, seed } or { config, device, weights: <model.safetensors> } */
   Model: new (json: string) => NativeModel;
-  Trainer: new (model: NativeModel, json: string, train: NativeData, valid: NativeData) => NativeTrainer;
+  /** new Model(json), built on libuv's pool */
+  createModel(json: string): Promise<NativeModel>;
+  /** a trainer over `model`, its optimiser state built on libuv's pool (the data is copied first) */
+  createTrainer(model: NativeModel, json: string, train: NativeData, valid: NativeData): Promise<NativeTrainer>;
   buildInfo(): BuildInfo;
   setNumThreads(n: number): void;
   /** json: { loss, vocabSize, step, grad, inPlace, stats } */

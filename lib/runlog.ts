@@ -7,6 +7,7 @@ import path from "node:path";
 import type { BuildInfo, EvalMetrics, NativeProgress } from "./native.ts";
 import type { TrainerDocument } from "./trainer.ts";
 import { median } from "./report/table.ts";
+import { checkFilePath, ensureFolder } from "./io/paths.ts";
 
 /** A session began: what it ran with (the fingerprint decides whether a checkpoint may be resumed). */
 export interface StartRecord {
@@ -34,7 +35,7 @@ export class RunLogWriter {
 
   constructor(file: string) {
     this.file = file;
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+    ensureFolder(path.dirname(checkFilePath(file, "run log")), "run log");
     this.#fd = fs.openSync(file, "a+");
     // A session killed mid-write leaves a last line without its newline; end it, so this session's first
     // record starts a line of its own instead of being glued to the broken one.

@@ -1,8 +1,9 @@
 // Trainer: configures a GPT-2 language-model run and watches it. The step loop itself runs in C++ on a
 // worker thread (native/core/train/trainer.cpp); this side validates the config, prepares the data once,
-// relays progress as events, draws the progress bar and writes the JSONL log.
+// relays progress as events, draws the progress bar and writes the JSONL log. Nothing heavy runs on the event
+// loop: the model (when given as options) and the native trainer are built on worker threads, and the data is
+// read and hashed in small slices.
 import { EventEmitter } from "node:events";
-import fs from "node:fs";
 import path from "node:path";
 
 import cliProgress from "cli-progress";
@@ -20,6 +21,7 @@ import {
 import { checkDataFits, checkModelData, isSeq2SeqData, type ModelData, modelShape, toNativeData } from "./evaluator.ts";
 import { GPT2Model, type ModelOptions, ModelOptionsSchema, resolveGPT2Config } from "./model.ts";
 import { Seq2SeqModel } from "./models/bart.ts";
+import { checkFilePath, checkFolderPath, ensureFolder } from "./io/paths.ts";
 import { buildInfo, native, type NativeProgress, setNumThreads } from "./native.ts";
 import { RunLogWriter } from "./runlog.ts";
 
@@ -187,8 +189,9 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       model: GPT2Model | Seq2SeqModel | z.output<typeof ModelOptionsSchema>;
     }
   >;
-  readonly model: GPT2Model | Seq2SeqModel;
   readonly loss: TrainLoss;
+  #model: GPT2Model | Seq2SeqModel | undefined;
+  readonly #ready: Promise<GPT2Model | Seq2SeqModel>;
   #running = false;
   #splits: [LanguageModelDataOptions, LanguageModelDataOptions] | undefined;
 
@@ -264,16 +267,41 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         );
       }
     }
+    if (o.runDir !== undefined) checkFolderPath(o.runDir, "Trainer options.runDir");
+    if (typeof o.log === "string") checkFilePath(o.log, "Trainer options.log");
+    else if (o.log === undefined && o.runDir !== undefined) {
+      checkFilePath(path.join(o.runDir, "train.jsonl"), "Trainer options.runDir (its train.jsonl)");
+    }
     if (o.threads !== undefined) setNumThreads(o.threads);
     this.options = o;
-    this.model =
-      given ??
-      GPT2Model.create({
-        ...(o.model as ModelOptions),
-        device: o.device,
-        // The model's own seed when the options give one, else the run's (the parsed options default it to 0).
-        seed: (parsed.model as ModelOptions).seed ?? o.seed,
-      });
+    // A model given as options is built on a worker thread from here on; fit() and ready() wait for it.
+    this.#model = given;
+    this.#ready = given
+      ? Promise.resolve(given)
+      : GPT2Model.createAsync({
+          ...(o.model as ModelOptions),
+          device: o.device,
+          // The model's own seed when the options give one, else the run's (the parsed options default it to 0).
+          seed: (parsed.model as ModelOptions).seed ?? o.seed,
+        }).then((m) => (this.#model = m));
+    // A failure surfaces from fit() or ready(); it must not also be reported as an unhandled rejection.
+    this.#ready.catch(() => {});
+  }
+
+  /**
+   * The model trained. A model given as options is built off the event loop after the constructor returns:
+   * until it is there (`await trainer.ready()`, or fit() started), reading this throws.
+   */
+  get model(): GPT2Model | Seq2SeqModel {
+    if (!this.#model) {
+      throw new Error("Trainer.model: the model is still being built off the event loop; await trainer.ready() first");
+    }
+    return this.#model;
+  }
+
+  /** The model, once built (rejects with the reason it could not be). */
+  ready(): Promise<GPT2Model | Seq2SeqModel> {
+    return this.#ready;
   }
 
   /** Prepares the data (cached), then trains until maxSteps, early stopping or `signal` (checkpointed). */
@@ -285,16 +313,17 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     let runLog: RunLogWriter | undefined;
     let bar: Progress | undefined;
     try {
-      const { train, valid } = await this.#data();
+      const [model, { train, valid }] = await Promise.all([this.#ready, this.#data()]);
       if (options.signal?.aborted) throw abortError(options.signal);
-      if (o.runDir) fs.mkdirSync(o.runDir, { recursive: true });
+      if (o.runDir) ensureFolder(o.runDir, "Trainer options.runDir");
       const config = trainerDocument(this.options, this.loss);
-      const trainer = new (native().Trainer)(
-        this.model.native,
+      const trainer = await native().createTrainer(
+        model.native,
         JSON.stringify(config),
         toNativeData(train),
         toNativeData(valid),
       );
+      if (options.signal?.aborted) throw abortError(options.signal);
       if (log) {
         runLog = new RunLogWriter(log);
         runLog.start({ time: new Date().toISOString(), fingerprint: trainer.fingerprint, config, build: buildInfo() });

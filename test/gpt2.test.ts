@@ -120,6 +120,50 @@ test("save writes Hugging Face's GPT2LMHeadModel layout and config, and loads ba
   t.deepEqual(a, b);
 });
 
+test("createAsync, saveAsync and loadAsync run off the event loop and match the synchronous forms", async (t) => {
+  const dir = tmpDir(t, "dpsm-gpt2-async-");
+  const options = { vocabSize: 50257, nPositions: 64, nEmbd: 16, nLayer: 2, nHead: 2, seed: 3 };
+  const pending = GPT2Model.createAsync(options);
+  t.true(pending instanceof Promise);
+  const model = await pending;
+  const ids = Int32Array.from(expected.input_ids.flat());
+  t.deepEqual(model.logits(ids, 2, 40), GPT2Model.create(options).logits(ids, 2, 40));
+  await model.saveAsync(path.join(dir, "m"));
+  t.deepEqual((await GPT2Model.loadAsync(path.join(dir, "m"))).logits(ids, 2, 40), model.logits(ids, 2, 40));
+  await t.throwsAsync(GPT2Model.loadAsync(path.join(dir, "none")), {
+    message: /GPT2Model\.loadAsync: .*config\.json not found/,
+  });
+  await t.throwsAsync(GPT2Model.createAsync({ nEmbd: 100, nHead: 3 }), { message: /model\.nEmbd: must be a multiple/ });
+});
+
+test("generate: maxNewTokens bounded by the model's positions, and the work runs off the event loop", async (t) => {
+  const model = GPT2Model.load(FIXTURE); // 64 positions
+  const prompt = Int32Array.from(expected.input_ids[0]!.slice(0, 4));
+  const bound = {
+    instanceOf: RangeError,
+    message: /GPT2Model\.generate options\.maxNewTokens: must not exceed .*64 less .* 4 tokens \(60\), got 1000000000/,
+  };
+  // Refused before any work (an unbounded run of 1e9 tokens would never end).
+  await t.throwsAsync(model.generate(prompt, { maxNewTokens: 1e9 }), bound);
+  await t.throwsAsync(model.generate(Int32Array.from(Array(65).fill(1)), { maxNewTokens: 0 }), {
+    message: /prompt: 65 tokens, more than the model's 64 positions/,
+  });
+  await t.throwsAsync(model.generate(null as unknown as Int32Array), { message: /prompt: expected an Int32Array/ });
+  // The native side holds the same bound for any caller of the addon.
+  const native = JSON.stringify({ maxNewTokens: 61, topK: 1, temperature: 1, seed: 0 });
+  t.throws(() => model.native.generate(prompt, native), {
+    instanceOf: RangeError,
+    message: /maxNewTokens: expected at most the model's 64 positions less the prompt's 4 tokens/,
+  });
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 1);
+  const pending = model.generate(prompt, { maxNewTokens: 60 });
+  const out = await pending;
+  clearInterval(timer);
+  t.is(out.length, 60, "the whole room up to the positions");
+  t.true(ticks > 0, "the event loop ran while generating");
+});
+
 test("GPT-2 initialisation: N(0, 0.02), residual projections at 0.02/√(2·n_layer), zero biases, unit LayerNorms", (t) => {
   const dir = tmpDir(t, "dpsm-gpt2-");
   GPT2Model.create({ size: "tiny", seed: 1 }).save(dir);
@@ -167,11 +211,11 @@ test("model configs: presets and their sizes; bad sizes and shapes are named", (
   t.throws(() => GPT2Model.load(dir), { message: /mis-shaped \[transformer\.wte\.weight/ });
 });
 
-test("generation: greedy follows the argmax of the logits at each step; seeded top-k repeats itself", (t) => {
+test("generation: greedy follows the argmax of the logits at each step; seeded top-k repeats itself", async (t) => {
   const model = GPT2Model.load(FIXTURE);
   const V = model.config.vocabSize;
   const prompt = Int32Array.from(expected.input_ids[1]!.slice(0, 6));
-  const greedy = model.generate(prompt, { maxNewTokens: 5 });
+  const greedy = await model.generate(prompt, { maxNewTokens: 5 });
   t.is(greedy.length, 5);
   const ids = Array.from(prompt);
   for (const next of greedy) {
@@ -181,12 +225,12 @@ test("generation: greedy follows the argmax of the logits at each step; seeded t
     t.is(next, arg);
     ids.push(next);
   }
-  const a = model.generate(prompt, { maxNewTokens: 8, topK: 50, temperature: 1.2, seed: 7 });
-  t.deepEqual(a, model.generate(prompt, { maxNewTokens: 8, topK: 50, temperature: 1.2, seed: 7 }));
-  t.throws(() => model.generate(Int32Array.from([50257]), { maxNewTokens: 1 }), {
+  const a = await model.generate(prompt, { maxNewTokens: 8, topK: 50, temperature: 1.2, seed: 7 });
+  t.deepEqual(a, await model.generate(prompt, { maxNewTokens: 8, topK: 50, temperature: 1.2, seed: 7 }));
+  await t.throwsAsync(model.generate(Int32Array.from([50257]), { maxNewTokens: 1 }), {
     message: /prompt: expected ids in \[0, 50257\)/,
   });
-  t.throws(() => model.generate(prompt, { topK: 0 }), { message: /topK/ });
+  await t.throwsAsync(model.generate(prompt, { topK: 0 }), { message: /topK/ });
 });
 
 test("config.json dimensions are bounded and the parameter count limited before anything is allocated", (t) => {

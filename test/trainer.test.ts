@@ -319,12 +319,13 @@ test.serial("bad configs are rejected with a named error before any work starts"
   t.false(fs.existsSync(path.join(dir, "run")), "a run dir was created before the data was found");
 });
 
-test("a model given as options is initialised from the run's seed unless it names its own", (t) => {
+test("a model given as options is initialised from the run's seed unless it names its own", async (t) => {
   const opts = { loss: { kind: "ce" }, data: { source: "wikitext-2", contextLength: 33 }, maxSteps: 1 } as const;
   const ids = Int32Array.from([464, 3290, 286, 262]);
-  const logits = (tr: Trainer) => tr.model.native.logits(ids, 1, 4);
+  const logits = async (tr: Trainer) => (await tr.ready()).native.logits(ids, 1, 4);
   const run5 = new Trainer({ ...opts, model: { size: "tiny" }, seed: 5 });
-  t.deepEqual(logits(run5), GPT2Model.create({ size: "tiny", seed: 5 }).logits(ids, 1, 4));
+  t.deepEqual(await logits(run5), GPT2Model.create({ size: "tiny", seed: 5 }).logits(ids, 1, 4));
+  t.is(run5.model, await run5.ready(), "trainer.model is the built model once ready() resolved");
   const own = new Trainer({ ...opts, model: { size: "tiny", seed: 7 }, seed: 5 });
-  t.deepEqual(logits(own), GPT2Model.create({ size: "tiny", seed: 7 }).logits(ids, 1, 4));
+  t.deepEqual(await logits(own), GPT2Model.create({ size: "tiny", seed: 7 }).logits(ids, 1, 4));
 });

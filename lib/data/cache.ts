@@ -44,6 +44,23 @@ export function hashFile(file: string): string {
   return hash.digest("hex");
 }
 
+// Slices small enough (a few ms of sha256 each) that the event loop is never held long by the async forms.
+const SLICE = 1 << 20;
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** hashFile off the event loop: the file read on libuv's pool, hashed a slice at a time between other work. */
+export async function hashFileAsync(file: string): Promise<string> {
+  const hash = createHash("sha256");
+  const chunk = Buffer.allocUnsafe(SLICE);
+  const fh = await fs.promises.open(file, "r");
+  try {
+    for (let n; (n = (await fh.read(chunk, 0, chunk.length, null)).bytesRead) > 0;) hash.update(chunk.subarray(0, n));
+  } finally {
+    await fh.close();
+  }
+  return hash.digest("hex");
+}
+
 /** sha256 of the JSON of `parts`: everything the cached arrays depend on. */
 export function cacheKey(parts: unknown): string {
   return createHash("sha256").update(JSON.stringify(parts)).digest("hex");
@@ -68,6 +85,18 @@ function bytesOf(a: Int32Array): Uint8Array {
 function payloadHash(arrays: readonly Int32Array[]): string {
   const hash = createHash("sha256");
   for (const a of arrays) hash.update(bytesOf(a));
+  return hash.digest("hex");
+}
+
+async function payloadHashAsync(arrays: readonly Int32Array[]): Promise<string> {
+  const hash = createHash("sha256");
+  for (const a of arrays) {
+    const bytes = bytesOf(a);
+    for (let off = 0; off < bytes.byteLength; off += SLICE) {
+      hash.update(bytes.subarray(off, off + SLICE));
+      await yieldToLoop();
+    }
+  }
   return hash.digest("hex");
 }
 
@@ -119,13 +148,54 @@ export function readArrayCache(
 ): { meta: unknown; arrays: Record<string, Int32Array> } | undefined {
   const size = fs.statSync(file, { throwIfNoEntry: false })?.size;
   if (size === undefined) return undefined;
+  if (size < MAGIC.length + 4) return void onInvalid?.(`${size} bytes, shorter than a header`);
+  const got = parseArrayCache(readAll(file, size), key, names, onInvalid);
+  if (got === undefined) return undefined;
+  if (payloadHash(Object.values(got.arrays)) !== got.sha256) return void onInvalid?.(CORRUPTED);
+  return { meta: got.meta, arrays: got.arrays };
+}
+
+/** readArrayCache off the event loop: the file read on libuv's pool, its payload hashed in slices. */
+export async function readArrayCacheAsync(
+  file: string,
+  key: string,
+  names: readonly string[],
+  onInvalid?: (reason: string) => void,
+): Promise<{ meta: unknown; arrays: Record<string, Int32Array> } | undefined> {
+  const size = (await fs.promises.stat(file).catch(() => undefined))?.size;
+  if (size === undefined) return undefined;
+  if (size < MAGIC.length + 4) return void onInvalid?.(`${size} bytes, shorter than a header`);
+  const bytes = new Uint8Array(size);
+  const fh = await fs.promises.open(file, "r");
+  try {
+    for (let off = 0, n; off < size; off += n) {
+      n = (await fh.read(bytes, off, size - off, off)).bytesRead;
+      if (n === 0) throw new Error(`${file} shrank while being read`);
+    }
+  } finally {
+    await fh.close();
+  }
+  const got = parseArrayCache(bytes, key, names, onInvalid);
+  if (got === undefined) return undefined;
+  if ((await payloadHashAsync(Object.values(got.arrays))) !== got.sha256) return void onInvalid?.(CORRUPTED);
+  return { meta: got.meta, arrays: got.arrays };
+}
+
+const CORRUPTED = "payload sha256 mismatch (corrupted)";
+
+// The header's checks and the arrays' views over `bytes`; the payload's hash (returned) is the caller's to check.
+function parseArrayCache(
+  bytes: Uint8Array,
+  key: string,
+  names: readonly string[],
+  onInvalid?: (reason: string) => void,
+): { meta: unknown; arrays: Record<string, Int32Array>; sha256: string } | undefined {
+  const size = bytes.byteLength;
   const invalid = (reason: string) => {
     onInvalid?.(reason);
     return undefined;
   };
   const prefix = MAGIC.length + 4;
-  if (size < prefix) return invalid(`${size} bytes, shorter than a header`);
-  const bytes = readAll(file, size);
   const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (view.toString("latin1", 0, MAGIC.length) !== MAGIC) return invalid("not a token cache file of this version");
   const offset = prefix + view.readUInt32LE(MAGIC.length);
@@ -156,8 +226,7 @@ export function readArrayCache(
     arrays[a.name] = new Int32Array(bytes.buffer, at, a.length);
     at += a.length * 4;
   }
-  if (payloadHash(Object.values(arrays)) !== h.payloadSha256) return invalid("payload sha256 mismatch (corrupted)");
-  return { meta: h.meta, arrays };
+  return { meta: h.meta, arrays, sha256: h.payloadSha256 };
 }
 
 type PackedMeta = Omit<PackedArrays, "tokens" | "lengths">;
@@ -174,7 +243,22 @@ export function readTokenCache(
   key: string,
   onInvalid?: (reason: string) => void,
 ): PackedArrays | undefined {
-  const got = readArrayCache(file, key, ["tokens", "lengths"], onInvalid);
+  return tokenRows(readArrayCache(file, key, ["tokens", "lengths"], onInvalid), onInvalid);
+}
+
+/** readTokenCache off the event loop (readArrayCacheAsync). */
+export async function readTokenCacheAsync(
+  file: string,
+  key: string,
+  onInvalid?: (reason: string) => void,
+): Promise<PackedArrays | undefined> {
+  return tokenRows(await readArrayCacheAsync(file, key, ["tokens", "lengths"], onInvalid), onInvalid);
+}
+
+function tokenRows(
+  got: { meta: unknown; arrays: Record<string, Int32Array> } | undefined,
+  onInvalid?: (reason: string) => void,
+): PackedArrays | undefined {
   if (got === undefined) return undefined;
   const meta = got.meta as PackedMeta;
   const { tokens, lengths } = got.arrays as { tokens: Int32Array; lengths: Int32Array };

@@ -1,7 +1,17 @@
 // The data pipelines: language modelling (WikiText in three layouts, OOD sets, GPT-2 BPE, packing,
 // prepareLanguageModelData), summarisation (four data sets, encoder–decoder arrays, summary-swap noise) and
 // BART's denoising pre-training rows, sharing one token cache.
-export { hashFile, readArrayCache, readTokenCache, tokenCacheDir, writeArrayCache, writeTokenCache } from "./cache.ts";
+export {
+  hashFile,
+  hashFileAsync,
+  readArrayCache,
+  readArrayCacheAsync,
+  readTokenCache,
+  readTokenCacheAsync,
+  tokenCacheDir,
+  writeArrayCache,
+  writeTokenCache,
+} from "./cache.ts";
 export {
   DenoisingDataOptionsSchema,
   denoisingExamples,

@@ -6,11 +6,11 @@ import path from "node:path";
 import { z } from "zod";
 
 import { parseOrThrow } from "../config.ts";
-import { cacheFilePath, cacheKey, hashFile, readTokenCache, writeTokenCache } from "./cache.ts";
+import { cacheFilePath, cacheKey, hashFileAsync, readTokenCacheAsync, writeTokenCache } from "./cache.ts";
 import { OOD_NAMES, OOD_SETS, oodFile, readOodDocuments, type OodName, type OodSet } from "./ood.ts";
 import { packDocuments, type PackedArrays, type PackedTokens } from "./pack.ts";
 import { dataDir } from "./paths.ts";
-import { encodeGpt2Documents, GPT2_EOS, GPT2_TOKENIZER_ID } from "./tokenizer.ts";
+import { encodeGpt2DocumentsAsync, GPT2_EOS, GPT2_TOKENIZER_ID } from "./tokenizer.ts";
 import {
   readWikiTextLines,
   splitWikiTextDocuments,
@@ -150,7 +150,9 @@ export async function prepareLanguageModelData(options: LanguageModelDataOptions
   const o = parseOrThrow(LanguageModelDataOptionsSchema, options, "prepareLanguageModelData options");
   const src = resolveSource(o);
   const settings = { contextLength: o.contextLength, minRemainder: o.minRemainder, eos: GPT2_EOS };
-  const build = async (): Promise<PackedArrays> => packDocuments(encodeGpt2Documents(await src.read()), settings);
+  // Off the event loop's critical path: files read and hashed in slices, documents encoded a few at a time.
+  const build = async (): Promise<PackedArrays> =>
+    packDocuments(await encodeGpt2DocumentsAsync(await src.read()), settings);
   if (!o.cache) return { ...(await build()), source: src.label, fromCache: false };
 
   const key = cacheKey({
@@ -160,10 +162,12 @@ export async function prepareLanguageModelData(options: LanguageModelDataOptions
     split: o.split ?? "test",
     settings,
     // the bytes decide, not where they are: a moved data folder keeps its cache
-    files: src.files.map((f) => ({ name: path.basename(f), sha256: hashFile(f) })),
+    files: await Promise.all(src.files.map(async (f) => ({ name: path.basename(f), sha256: await hashFileAsync(f) }))),
   });
   const file = cacheFilePath(o.cacheDir, `${src.label}-${o.contextLength}`, key);
-  const cached = readTokenCache(file, key, (why) => process.emitWarning(`token cache ${file}: ${why}; rebuilding it`));
+  const cached = await readTokenCacheAsync(file, key, (why) =>
+    process.emitWarning(`token cache ${file}: ${why}; rebuilding it`),
+  );
   if (cached !== undefined) return { ...cached, source: src.label, fromCache: true, cacheFile: file };
 
   const packed = await build();

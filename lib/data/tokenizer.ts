@@ -55,6 +55,21 @@ export function encodeGpt2Documents(docs: readonly string[]): Uint32Array[] {
   return docs.map((d) => enc.encode_ordinary(d));
 }
 
+/** encodeGpt2Documents, yielding to the event loop every few milliseconds so it never holds it for long. */
+export async function encodeGpt2DocumentsAsync(docs: readonly string[]): Promise<Uint32Array[]> {
+  const enc = gpt2();
+  const out: Uint32Array[] = [];
+  let since = performance.now();
+  for (const d of docs) {
+    out.push(enc.encode_ordinary(d));
+    if (performance.now() - since > 10) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      since = performance.now();
+    }
+  }
+  return out;
+}
+
 /** The text of GPT-2 token ids (bytes decoded as UTF-8; a split multi-byte character becomes U+FFFD). */
 export function decodeGpt2(ids: ArrayLike<number>): string {
   return new TextDecoder().decode(gpt2().decode(Uint32Array.from(ids as ArrayLike<number>)));

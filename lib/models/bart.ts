@@ -279,6 +279,28 @@ const GenerateRunSchema = z
   })
   .strict();
 
+interface Seq2SeqDocument {
+  json: string;
+  config: Seq2SeqConfig;
+  generation: Seq2SeqGenerateOptions;
+}
+
+function createDocument(options: Seq2SeqCreateOptions): Seq2SeqDocument {
+  const o = parseOrThrow(CreateOptionsSchema, options, "Seq2SeqModel.create options");
+  const preset = Object.fromEntries(Object.entries(SEQ2SEQ_PRESETS[o.preset]).filter(([, v]) => v !== undefined));
+  const config = parseOrThrow(Seq2SeqConfigSchema, { ...preset, ...o.config }, "Seq2SeqModel.create options.config");
+  const json = JSON.stringify({ config, seed: o.seed, device: o.device });
+  return { json, config, generation: generationDefaults(undefined, config) };
+}
+
+function loadDocument(dir: string, options: { device?: string }, who: string): Seq2SeqDocument {
+  const { config: raw, weights } = readHfCheckpoint(dir, who);
+  const config = parseOrThrow(Seq2SeqConfigSchema, raw, path.join(dir, "config.json"));
+  const device = parseOrThrow(DeviceSchema.default("cpu"), options.device, `${who} options.device`);
+  const generation = generationDefaults(dir, config);
+  return { json: JSON.stringify({ config, weights, device }), config, generation };
+}
+
 /** A BART or PEGASUS model (Hugging Face's BartForConditionalGeneration / PegasusForConditionalGeneration). */
 export class Seq2SeqModel {
   /** @internal */
@@ -294,26 +316,31 @@ export class Seq2SeqModel {
     this.generationDefaults = Object.freeze(generation);
   }
 
-  /** A new model of a preset's shape with Hugging Face's initialisation (N(0, init_std), seeded). */
+  /**
+   * A new model of a preset's shape with Hugging Face's initialisation (N(0, init_std), seeded), built on the
+   * calling thread; {@link Seq2SeqModel.createAsync} builds it off the event loop.
+   */
   static create(options: Seq2SeqCreateOptions): Seq2SeqModel {
-    const o = parseOrThrow(CreateOptionsSchema, options, "Seq2SeqModel.create options");
-    const preset = Object.fromEntries(Object.entries(SEQ2SEQ_PRESETS[o.preset]).filter(([, v]) => v !== undefined));
-    const config = parseOrThrow(Seq2SeqConfigSchema, { ...preset, ...o.config }, "Seq2SeqModel.create options.config");
-    return new Seq2SeqModel(
-      new (native().Model)(JSON.stringify({ config, seed: o.seed, device: o.device })),
-      config,
-      generationDefaults(undefined, config),
-    );
+    const d = createDocument(options);
+    return new Seq2SeqModel(new (native().Model)(d.json), d.config, d.generation);
+  }
+
+  /** {@link Seq2SeqModel.create} on a worker thread. */
+  static async createAsync(options: Seq2SeqCreateOptions): Promise<Seq2SeqModel> {
+    const d = createDocument(options);
+    return new Seq2SeqModel(await native().createModel(d.json), d.config, d.generation);
   }
 
   /** Weights from a Hugging Face BART or PEGASUS folder (config.json + model.safetensors). */
   static load(dir: string, options: { device?: string } = {}): Seq2SeqModel {
-    const { config: raw, weights } = readHfCheckpoint(dir, "Seq2SeqModel.load");
-    const file = path.join(dir, "config.json");
-    const config = parseOrThrow(Seq2SeqConfigSchema, raw, file);
-    const device = parseOrThrow(DeviceSchema.default("cpu"), options.device, "Seq2SeqModel.load options.device");
-    const generation = generationDefaults(dir, config);
-    return new Seq2SeqModel(new (native().Model)(JSON.stringify({ config, weights, device })), config, generation);
+    const d = loadDocument(dir, options, "Seq2SeqModel.load");
+    return new Seq2SeqModel(new (native().Model)(d.json), d.config, d.generation);
+  }
+
+  /** {@link Seq2SeqModel.load} with the weights read on a worker thread. */
+  static async loadAsync(dir: string, options: { device?: string } = {}): Promise<Seq2SeqModel> {
+    const d = loadDocument(dir, options, "Seq2SeqModel.loadAsync");
+    return new Seq2SeqModel(await native().createModel(d.json), d.config, d.generation);
   }
 
   get parameterCount(): number {
@@ -327,6 +354,21 @@ export class Seq2SeqModel {
   /** Writes config.json and the weights (Hugging Face's layout; shards past maxShardBytes). */
   save(dir: string, options: SaveOptions = {}): void {
     saveHfCheckpoint(this.native, dir, options, "Seq2SeqModel.save");
+  }
+
+  /** {@link Seq2SeqModel.save} with the weights written on a worker thread. */
+  async saveAsync(dir: string, options: SaveOptions = {}): Promise<void> {
+    return saveHfCheckpoint(this.native, dir, options, "Seq2SeqModel.saveAsync", true);
+  }
+
+  /** Frees the native weights now (see GPT2Model.dispose); idempotent, any later use throws. */
+  dispose(): void {
+    this.native.dispose();
+  }
+
+  /** Whether {@link Seq2SeqModel.dispose} freed the model. */
+  get disposed(): boolean {
+    return this.native.disposed;
   }
 
   /**

@@ -6,6 +6,7 @@ import path from "node:path";
 import { z } from "zod";
 
 import { parseOrThrow } from "../config.ts";
+import { ensureFolder } from "../io/paths.ts";
 import type { NativeModel } from "../native.ts";
 
 export interface HfCheckpoint {
@@ -39,9 +40,26 @@ const SaveOptionsSchema = z
   .strict();
 export type SaveOptions = z.input<typeof SaveOptionsSchema>;
 
-/** Writes config.json and the weights in Hugging Face's layout (one file, or shards past maxShardBytes). */
-export function saveHfCheckpoint(model: NativeModel, dir: string, options: SaveOptions, who: string): void {
+/**
+ * Writes config.json and the weights in Hugging Face's layout (one file, or shards past maxShardBytes): on the
+ * calling thread, or (`async`) on libuv's pool. The folder is checked (lib/io/paths.ts) before it is created.
+ */
+export function saveHfCheckpoint(model: NativeModel, dir: string, options: SaveOptions, who: string): void;
+export function saveHfCheckpoint(
+  model: NativeModel,
+  dir: string,
+  options: SaveOptions,
+  who: string,
+  async: true,
+): Promise<void>;
+export function saveHfCheckpoint(
+  model: NativeModel,
+  dir: string,
+  options: SaveOptions,
+  who: string,
+  async = false,
+): void | Promise<void> {
   const o = parseOrThrow(SaveOptionsSchema, options, `${who} options`);
-  fs.mkdirSync(dir, { recursive: true });
-  model.save(dir, JSON.stringify(o));
+  const abs = ensureFolder(dir, `${who}: dir`);
+  return async ? model.saveAsync(abs, JSON.stringify(o)) : model.save(abs, JSON.stringify(o));
 }

@@ -1,9 +1,15 @@
 // Models exposed to JS: created from a config document or loaded from Hugging Face weights, saved, run for
-// logits, evaluated, temperature-fitted and sampled. Long work runs on libuv's pool.
+// logits, evaluated, temperature-fitted and sampled. Long work runs on libuv's pool. Each JS Model reports its
+// weights' bytes to V8 as external memory (so dropped models are collected under memory pressure) and can free
+// them at once with dispose(). The addon stays N-API only (one binary for every Node version): N-API runs a
+// collected object's finalizer from a later task, so a loop that never yields keeps what it dropped until it
+// yields, unless it calls dispose().
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
-#include <cstring>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "../core/eval/beam_search.h"
 #include "../core/eval/evaluator.h"
@@ -27,6 +33,19 @@ at::Tensor ids_tensor(Napi::Int32Array a, int64_t rows, int64_t cols, int64_t vo
   return t;
 }
 
+// A model as a config document asks: { config: <HF config.json>, device, seed } (initialised) or
+// { config, device, weights } (loaded). Runs on any thread.
+std::shared_ptr<core::LanguageModel> build_model(const core::Json& o) {
+  const at::Device device = platform::parse_device(core::field<std::string>(o, "device"));
+  std::shared_ptr<core::LanguageModel> m = core::make_model(core::field<core::Json>(o, "config"));
+  if (o.contains("weights"))
+    m->load_hf_weights(core::field<std::string>(o, "weights"));
+  else
+    m->init_weights(core::field<uint64_t>(o, "seed"));
+  m->to(device);
+  return m;
+}
+
 // Logits of a batch in evaluation mode without autograd; the model's mode is restored after.
 at::Tensor eval_logits(core::LanguageModel& m, const core::Batch& b) {
   const bool was_training = m.is_training();
@@ -40,56 +59,124 @@ at::Tensor eval_logits(core::LanguageModel& m, const core::Batch& b) {
   return out;
 }
 
+// Drops the holder's reference to its model (a job or trainer still using it keeps its own). glibc keeps freed
+// megabyte-sized blocks in its heap, scattered between small live ones, so a loop of models would grow the resident
+// set anyway: once 64 MB have been freed (or on dispose(), which promises the memory back), malloc_trim hands the
+// free pages back (a walk of the heap: ~10 ms).
+void free_model(ModelHolder& h, bool trim_now) {
+  static std::atomic<int64_t> freed_since_trim{0};
+  h.model.reset();
+  if ((freed_since_trim += h.external_bytes) < (int64_t{64} << 20) && !trim_now) return;
+  freed_since_trim = 0;
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
+
 class Model : public Napi::ObjectWrap<Model> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(
         env, "Model",
-        {InstanceMethod("save", &Model::Save), InstanceMethod("logits", &Model::Logits),
+        {InstanceMethod("save", &Model::Save), InstanceMethod("saveAsync", &Model::SaveAsync),
+         InstanceMethod("dispose", &Model::Dispose), InstanceMethod("logits", &Model::Logits),
          InstanceMethod("seq2seqLogits", &Model::Seq2SeqLogits), InstanceMethod("evaluate", &Model::Evaluate),
          InstanceMethod("fitTemperature", &Model::FitTemperature), InstanceMethod("generate", &Model::Generate),
          InstanceMethod("generateSeq2Seq", &Model::GenerateSeq2Seq),
          InstanceAccessor("config", &Model::Config, nullptr),
          InstanceAccessor("parameterCount", &Model::ParameterCount, nullptr),
-         InstanceAccessor("device", &Model::Device, nullptr)});
+         InstanceAccessor("device", &Model::Device, nullptr), InstanceAccessor("disposed", &Model::Disposed, nullptr),
+         InstanceAccessor("externalBytes", &Model::ExternalBytes, nullptr)});
   }
 
-  // new Model(json): { config: <HF config.json>, device, seed } (initialised) or { config, device, weights }
+  // new Model(json) builds the model on the calling thread (see build_model); createModel(json) builds it on
+  // libuv's pool and hands it over here as an External.
   explicit Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {
     holder_ = std::make_shared<ModelHolder>();
     guarded(info, [&]() -> Napi::Value {
-      const core::Json o = json_arg(info, 0, "model");
-      const at::Device device = platform::parse_device(core::field<std::string>(o, "device"));
-      holder_->model = core::make_model(core::field<core::Json>(o, "config"));
-      if (o.contains("weights"))
-        holder_->model->load_hf_weights(core::field<std::string>(o, "weights"));
+      if (info.Length() >= 1 && info[0].IsExternal())
+        holder_->model = std::move(*info[0].As<Napi::External<std::shared_ptr<core::LanguageModel>>>().Data());
       else
-        holder_->model->init_weights(core::field<uint64_t>(o, "seed"));
-      holder_->model->to(device);
+        holder_->model = build_model(json_arg(info, 0, "model"));
+      if (!holder_->model) throw std::runtime_error("model: expected a model");
+      holder_->external_bytes = model_bytes(*holder_->model);
+      Napi::MemoryManagement::AdjustExternalMemory(info.Env(), holder_->external_bytes);
       return info.Env().Undefined();
     });
+  }
+
+  // Collected: V8 stops counting the weights, and this object's reference to them goes (a job still running holds
+  // its own reference to the holder, which frees the model when it ends).
+  void Finalize(Napi::BasicEnv env) override {
+    forget_bytes(env);
+    bool expected = false;
+    if (holder_->busy.compare_exchange_strong(expected, true)) {
+      free_model(*holder_, false);
+      holder_->busy = false;
+    }
   }
 
   std::shared_ptr<ModelHolder> holder() const { return holder_; }
 
  private:
-  core::LanguageModel& model() { return *holder_->model; }
+  core::LanguageModel& model() { return live_model(*holder_); }
 
-  Napi::Value Config(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), model().config().dump()); }
-  Napi::Value ParameterCount(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(model().parameter_count()));
+  void forget_bytes(Napi::BasicEnv env) {
+    if (holder_->external_bytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, -holder_->external_bytes);
+    holder_->external_bytes = 0;
   }
-  Napi::Value Device(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), model().device().str()); }
 
-  Napi::Value Save(const Napi::CallbackInfo& info) {
+  // dispose(): drops this object's reference to the weights now (a Trainer built over the model keeps its own
+  // until it is collected); idempotent. Refused while a job runs on the model.
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      if (!holder_->model) return info.Env().Undefined();
+      bool expected = false;
+      if (!holder_->busy.compare_exchange_strong(expected, true))
+        throw std::runtime_error(
+            "model.dispose: the model is busy (training, evaluation, generation or saving); "
+            "wait for it to finish");
+      free_model(*holder_, true);
+      holder_->busy = false;
+      forget_bytes(info.Env());
+      return info.Env().Undefined();
+    });
+  }
+  Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !holder_->model); }
+  Napi::Value ExternalBytes(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(holder_->external_bytes));
+  }
+
+  Napi::Value Config(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value { return Napi::String::New(info.Env(), model().config().dump()); });
+  }
+  Napi::Value ParameterCount(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      return Napi::Number::New(info.Env(), static_cast<double>(model().parameter_count()));
+    });
+  }
+  Napi::Value Device(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value { return Napi::String::New(info.Env(), model().device().str()); });
+  }
+
+  // save(dir, json { maxShardBytes? }) on the calling thread; saveAsync(dir, json) -> Promise<void> on the pool.
+  Napi::Value Save(const Napi::CallbackInfo& info) { return save(info, false); }
+  Napi::Value SaveAsync(const Napi::CallbackInfo& info) { return save(info, true); }
+  Napi::Value save(const Napi::CallbackInfo& info, bool async) {
     return guarded(info, [&]() -> Napi::Value {
       if (info.Length() < 1 || !info[0].IsString()) throw ArgError("dir: expected a folder path", false);
       const core::Json o = json_arg(info, 1, "options");
       const int64_t shard = o.contains("maxShardBytes") ? core::field<int64_t>(o, "maxShardBytes")
                                                         : core::LanguageModel::kHfMaxShardBytes;
-      BusyGuard busy(holder_);
-      model().save_hf(info[0].As<Napi::String>().Utf8Value(), shard);
-      return info.Env().Undefined();
+      const std::string dir = info[0].As<Napi::String>().Utf8Value();
+      auto holder = holder_;
+      auto work = [holder, dir, shard]() {
+        BusyGuard busy(holder);
+        live_model(*holder).save_hf(dir, shard);
+        return true;
+      };
+      if (!async) return work(), info.Env().Undefined();
+      return run_async<bool>(info.Env(), work, [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
     });
   }
 
@@ -140,23 +227,36 @@ class Model : public Napi::ObjectWrap<Model> {
     });
   }
 
-  // generate(prompt: Int32Array, json { maxNewTokens, topK, temperature, seed }) -> Int32Array of new tokens
+  // generate(prompt: Int32Array, json { maxNewTokens, topK, temperature, seed }) -> Promise<Int32Array> of the
+  // new tokens; prompt and new tokens fit the model's positions.
   Napi::Value Generate(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
       Napi::Int32Array p =
           typed_array_arg<Napi::Int32Array>(info, 0, "prompt", napi_int32_array, "an Int32Array of token ids");
       const core::GenerateOptions o = core::generate_options_from_json(json_arg(info, 1, "options"));
       std::vector<int64_t> prompt(p.Data(), p.Data() + p.ElementLength());
-      const int64_t vocab = model().vocab_size();
+      if (model().is_encoder_decoder()) throw ArgError("generate: an encoder-decoder takes generateSeq2Seq", false);
+      const int64_t vocab = model().vocab_size(), positions = model().max_positions();
+      const int64_t length = static_cast<int64_t>(prompt.size());
       if (prompt.empty()) throw ArgError("prompt: expected at least one token", true);
       for (int64_t id : prompt)
         if (id < 0 || id >= vocab) throw ArgError("prompt: expected ids in [0, " + std::to_string(vocab) + ")", true);
-      BusyGuard busy(holder_);
-      if (model().is_encoder_decoder()) throw ArgError("generate: an encoder-decoder takes generateSeq2Seq", false);
-      const std::vector<int64_t> out = core::generate(model(), prompt, o);
-      Napi::Int32Array a = Napi::Int32Array::New(info.Env(), out.size());
-      for (size_t i = 0; i < out.size(); ++i) a[i] = static_cast<int32_t>(out[i]);
-      return a;
+      if (o.max_new_tokens < 0 || o.max_new_tokens > positions - length)
+        throw ArgError("maxNewTokens: expected at most the model's " + std::to_string(positions) +
+                           " positions less the prompt's " + std::to_string(length) + " tokens",
+                       true);
+      auto holder = holder_;
+      return run_async<std::vector<int64_t>>(
+          info.Env(),
+          [holder, prompt, o]() {
+            BusyGuard busy(holder);
+            return core::generate(live_model(*holder), prompt, o);
+          },
+          [](Napi::Env env, std::vector<int64_t>& out) -> Napi::Value {
+            Napi::Int32Array a = Napi::Int32Array::New(env, out.size());
+            for (size_t i = 0; i < out.size(); ++i) a[i] = static_cast<int32_t>(out[i]);
+            return a;
+          });
     });
   }
 
@@ -185,7 +285,7 @@ class Model : public Napi::ObjectWrap<Model> {
           info.Env(),
           [holder, x, m, opts]() {
             BusyGuard busy(holder);
-            return core::generate_seq2seq(*holder->model, x, m, opts);
+            return core::generate_seq2seq(live_model(*holder), x, m, opts);
           },
           [](Napi::Env env, Sequences& out) -> Napi::Value {
             Napi::Array a = Napi::Array::New(env, out.size());
@@ -209,7 +309,7 @@ class Model : public Napi::ObjectWrap<Model> {
           info.Env(),
           [holder, data, opts]() {
             BusyGuard busy(holder);
-            return core::evaluate(*holder->model, *data, opts);
+            return core::evaluate(live_model(*holder), *data, opts);
           },
           [](Napi::Env env, std::vector<core::EvalMetrics>& results) -> Napi::Value {
             Napi::Array a = Napi::Array::New(env, results.size());
@@ -232,7 +332,7 @@ class Model : public Napi::ObjectWrap<Model> {
           info.Env(),
           [holder, data, opts, t_min, t_max, points]() {
             BusyGuard busy(holder);
-            return core::fit_temperature(*holder->model, *data, opts, t_min, t_max, points);
+            return core::fit_temperature(live_model(*holder), *data, opts, t_min, t_max, points);
           },
           [](Napi::Env env, core::TemperatureFit& fit) -> Napi::Value {
             Napi::Object o = Napi::Object::New(env);
@@ -253,7 +353,30 @@ class Model : public Napi::ObjectWrap<Model> {
   std::shared_ptr<ModelHolder> holder_;
 };
 
+// createModel(json) -> Promise<Model>: build_model on libuv's pool.
+Napi::Value CreateModel(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const core::Json o = json_arg(info, 0, "model");
+    using Ptr = std::shared_ptr<core::LanguageModel>;
+    return run_async<Ptr>(
+        info.Env(), [o]() { return build_model(o); },
+        [](Napi::Env env, Ptr& m) -> Napi::Value {
+          Ptr moved = std::move(m);
+          // The constructor moves the model out; the External only carries it across.
+          Napi::External<Ptr> e = Napi::External<Ptr>::New(env, &moved);
+          return model_constructor->New({e});
+        });
+  });
+}
+
 }  // namespace
+
+int64_t model_bytes(core::LanguageModel& m) {
+  int64_t n = 0;
+  for (const at::Tensor& t : m.parameters()) n += static_cast<int64_t>(t.nbytes());
+  for (const at::Tensor& t : m.buffers()) n += static_cast<int64_t>(t.nbytes());
+  return n;
+}
 
 std::shared_ptr<ModelHolder> unwrap_model(const Napi::Value& v, const char* name) {
   if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(model_constructor->Value()))
@@ -265,6 +388,7 @@ void register_models(Napi::Env env, Napi::Object exports) {
   Napi::Function model = Model::Define(env);
   model_constructor = new Napi::FunctionReference(Napi::Persistent(model));
   exports.Set("Model", model);
+  exports.Set("createModel", Napi::Function::New(env, CreateModel, "createModel"));
 }
 
 }  // namespace dpsm::addon

@@ -12,9 +12,20 @@
 namespace dpsm::addon {
 
 struct ModelHolder {
-  std::shared_ptr<core::LanguageModel> model;
+  std::shared_ptr<core::LanguageModel> model;  // null once disposed
   std::atomic<bool> busy{false};
+  // The model's parameter and buffer bytes, reported to V8 as external memory while the JS object owns them.
+  int64_t external_bytes = 0;
 };
+
+// The model behind `h`, or an Error saying it was disposed.
+inline core::LanguageModel& live_model(const ModelHolder& h) {
+  if (!h.model) throw std::runtime_error("model: disposed (dispose() was called); create or load a new one");
+  return *h.model;
+}
+
+// Bytes held by a model's parameters and buffers (what V8 is told the JS object keeps alive).
+int64_t model_bytes(core::LanguageModel& m);
 
 class BusyGuard {
  public:

@@ -1,5 +1,6 @@
-// The training loop exposed to JS: it runs on libuv's pool and reports through an ordered progress queue,
-// so the event loop never waits on a step.
+// The training loop exposed to JS: it is set up (optimiser state, checks) and runs on libuv's pool and reports
+// through an ordered progress queue, so the event loop never waits on a step. A Trainer reports its optimiser
+// state's bytes to V8 as external memory.
 #include <atomic>
 #include <memory>
 
@@ -63,6 +64,15 @@ class FitWorker : public Napi::AsyncProgressQueueWorker<core::ProgressRecord> {
   std::string error_, listener_error_;
 };
 
+// What createTrainer builds on the pool and hands to the JS Trainer object.
+struct Built {
+  std::shared_ptr<ModelHolder> holder;
+  std::shared_ptr<core::Trainer> trainer;
+  int64_t bytes = 0;  // AdamW's two moments per parameter
+};
+
+Napi::FunctionReference* trainer_constructor = nullptr;
+
 class Trainer : public Napi::ObjectWrap<Trainer> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -71,23 +81,30 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
                         InstanceAccessor("fingerprint", &Trainer::Fingerprint, nullptr)});
   }
 
-  // new Trainer(model: Model, json: trainer document, train: sequences, valid: sequences)
+  // Made by createTrainer only (from an External carrying what it built).
   explicit Trainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trainer>(info) {
     guarded(info, [&]() -> Napi::Value {
-      holder_ = unwrap_model(info[0], "model");
-      core::TrainConfig cfg = core::train_config_from_json(json_arg(info, 1, "config"));
-      auto train = dataset_from_js(info[2], "train", *holder_->model);
-      auto valid = dataset_from_js(info[3], "valid", *holder_->model);
-      trainer_ = std::make_shared<core::Trainer>(holder_->model, std::move(cfg), std::move(train), std::move(valid));
+      if (info.Length() < 1 || !info[0].IsExternal())
+        throw ArgError("Trainer: made by createTrainer(model, json, train, valid)", false);
+      Built& b = *info[0].As<Napi::External<Built>>().Data();
+      holder_ = std::move(b.holder);
+      trainer_ = std::move(b.trainer);
+      bytes_ = b.bytes;
       abort_ = std::make_shared<std::atomic<bool>>(false);
+      Napi::MemoryManagement::AdjustExternalMemory(info.Env(), bytes_);
       return info.Env().Undefined();
     });
+  }
+
+  void Finalize(Napi::BasicEnv env) override {
+    if (bytes_ != 0) Napi::MemoryManagement::AdjustExternalMemory(env, -bytes_);
   }
 
  private:
   Napi::Value Fit(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
       if (info.Length() < 1 || !info[0].IsFunction()) throw ArgError("onProgress: expected a function", false);
+      live_model(*holder_);
       if (holder_->busy) throw std::runtime_error("model: busy with another training or evaluation");
       *abort_ = false;
       auto* w = new FitWorker(info[0].As<Napi::Function>(), holder_, trainer_, abort_);
@@ -107,10 +124,42 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
   std::shared_ptr<ModelHolder> holder_;
   std::shared_ptr<core::Trainer> trainer_;
   std::shared_ptr<std::atomic<bool>> abort_;
+  int64_t bytes_ = 0;
 };
+
+// createTrainer(model: Model, json: trainer document, train, valid) -> Promise<Trainer>: the data is copied here
+// (the typed arrays belong to JS), the trainer (optimiser state, the data's checks) is built on the pool.
+Napi::Value CreateTrainer(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    auto holder = unwrap_model(info[0], "model");
+    core::LanguageModel& m = live_model(*holder);
+    auto cfg = std::make_shared<core::TrainConfig>(core::train_config_from_json(json_arg(info, 1, "config")));
+    std::shared_ptr<const core::Dataset> train = dataset_from_js(info[2], "train", m);
+    std::shared_ptr<const core::Dataset> valid = dataset_from_js(info[3], "valid", m);
+    return run_async<Built>(
+        info.Env(),
+        [holder, cfg, train, valid]() {
+          BusyGuard busy(holder);
+          live_model(*holder);  // not disposed meanwhile
+          Built b;
+          b.holder = holder;
+          b.trainer = std::make_shared<core::Trainer>(holder->model, std::move(*cfg), train, valid);
+          for (const at::Tensor& p : holder->model->parameters()) b.bytes += 2 * static_cast<int64_t>(p.nbytes());
+          return b;
+        },
+        [](Napi::Env env, Built& b) -> Napi::Value {
+          return trainer_constructor->New({Napi::External<Built>::New(env, &b)});
+        });
+  });
+}
 
 }  // namespace
 
-void register_trainer(Napi::Env env, Napi::Object exports) { exports.Set("Trainer", Trainer::Define(env)); }
+void register_trainer(Napi::Env env, Napi::Object exports) {
+  Napi::Function trainer = Trainer::Define(env);
+  trainer_constructor = new Napi::FunctionReference(Napi::Persistent(trainer));
+  exports.Set("Trainer", trainer);
+  exports.Set("createTrainer", Napi::Function::New(env, CreateTrainer, "createTrainer"));
+}
 
 }  // namespace dpsm::addon

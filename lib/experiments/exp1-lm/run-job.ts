@@ -112,7 +112,7 @@ export async function runExp1Job(ctx: JobContext<Exp1Config, Exp1Job, Exp1Data>)
   const fit = await trainer.fit(ctx.signal ? { signal: ctx.signal } : {});
   if (fit.reason === "aborted") return undefined;
 
-  const best = GPT2Model.load(path.join(dir, fit.bestStep >= 0 ? "best" : "last"), { device: c.device });
+  const best = await GPT2Model.loadAsync(path.join(dir, fit.bestStep >= 0 ? "best" : "last"), { device: c.device });
   const bf16 = c.precision === "bf16";
   const ev = new Evaluator(best, { batchSize: c.batchSize, maxSequences: c.testMaxSequences, bf16 });
   const oodEval = new Evaluator(best, { batchSize: c.batchSize, maxSequences: c.oodMaxSequences, bf16 });
@@ -131,7 +131,7 @@ export async function runExp1Job(ctx: JobContext<Exp1Config, Exp1Job, Exp1Data>)
 
   const prompt = encodeGpt2(c.sample.prompt);
   const { maxNewTokens, topK } = c.sample;
-  const continuation = decodeGpt2(best.generate(prompt, { maxNewTokens, topK, seed }));
+  const continuation = decodeGpt2(await best.generate(prompt, { maxNewTokens, topK, seed }));
   const log = readRunLog(path.join(dir, "train.jsonl"));
   // Over every session of the run (the log), not just the last one.
   const efficiency = runEfficiency(log);

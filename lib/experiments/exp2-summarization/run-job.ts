@@ -148,7 +148,7 @@ async function runPretrain(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>, job: 
   const d = ctx.data[job.key.model]!;
   if (p === false || !d.pretrain) throw new Error(`exp2: ${job.key.model} has no pretraining settings or data`);
   const special = d.tokenizer.specialTokens;
-  const model = Seq2SeqModel.create({
+  const model = await Seq2SeqModel.createAsync({
     preset: p.preset,
     seed: p.seed,
     device: c.device,
@@ -241,7 +241,7 @@ async function scoreCheckpoint(
   step: number,
   seed: number,
 ): Promise<CheckpointResult> {
-  const model = Seq2SeqModel.load(path.join(dir, which), { device: c.device });
+  const model = await Seq2SeqModel.loadAsync(path.join(dir, which), { device: c.device });
   const file = (set: string) => path.join(dir, `summaries-${which}-${set}.jsonl`);
   const test = await scoreSet(c, model, d.tokenizer, d.test, file("test"), seed);
   const transfer: CheckpointResult["transfer"] = {};
@@ -257,7 +257,7 @@ async function runFinetune(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>, job: 
   const d = ctx.data[name]!;
   const from = job.pretrained ? pretrainedCheckpoint(dir, job, job.pretrained) : d.checkpoint!;
   const trainer = new Trainer({
-    model: Seq2SeqModel.load(from, { device: c.device }),
+    model: await Seq2SeqModel.loadAsync(from, { device: c.device }),
     loss: job.loss,
     data: { train: d.train, valid: d.valid },
     batchSize: c.batchSize,
@@ -286,7 +286,7 @@ async function runFinetune(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>, job: 
 
   let tempscale: FinetuneResult["tempscale"];
   if (variation === "ce" && setting === "clean" && c.baselines.includes(TEMPSCALE)) {
-    const model = Seq2SeqModel.load(path.join(dir, "last"), { device: c.device });
+    const model = await Seq2SeqModel.loadAsync(path.join(dir, "last"), { device: c.device });
     const options = { batchSize: c.batchSize, bf16: c.precision === "bf16" };
     const { temperature } = await new Evaluator(model, { ...options, maxSequences: c.validMaxExamples }).fitTemperature(
       d.valid,
