@@ -315,6 +315,11 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     try {
       const [model, { train, valid }] = await Promise.all([this.#ready, this.#data()]);
       if (options.signal?.aborted) throw abortError(options.signal);
+      if (this.#splits) {
+        // Data prepared here is known only now: checked against the model before the native trainer exists.
+        checkDataFits(train, modelShape(model), "Trainer options.data (train split)");
+        checkDataFits(valid, modelShape(model), "Trainer options.data (valid split)");
+      }
       if (o.runDir) ensureFolder(o.runDir, "Trainer options.runDir");
       const config = trainerDocument(this.options, this.loss);
       const trainer = await native().createTrainer(

@@ -301,6 +301,12 @@ test.serial("bad configs are rejected with a named error before any work starts"
     t.throws(() => new Trainer({ ...base, ...over } as TrainerOptions), { message }, name);
   }
 
+  // Data prepared by fit() is checked against the model as soon as it is known, before any native trainer.
+  const narrow = new Trainer({ ...base, model: { ...SMALL_MODEL, vocabSize: 1000 } });
+  await t.throwsAsync(narrow.fit(), {
+    message: /^Trainer options\.data \(train split\): sequence 0 holds id \d+ .*vocabulary \[0, 1000\)/,
+  });
+
   const dir = tmpDir(t, "dpsm-missing-");
   const empty = tmpDir(t, "dpsm-nodata-");
   t.throws(
