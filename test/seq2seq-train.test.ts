@@ -106,7 +106,7 @@ test.serial("aborted and resumed from its checkpoint: the same curve as an unint
 test("a GPT-2's data for a BART, or a BART without prepared examples, is a named error", (t) => {
   const packed = { tokens: new Int32Array(8), lengths: new Int32Array([4, 4]), contextLength: 4 };
   t.throws(() => new Trainer({ ...base(), data: { train: packed as never, valid: packed as never } }), {
-    message: /a Seq2SeqModel trains on encoder-decoder examples/,
+    message: /^Trainer options\.data\.train: an encoder-decoder takes encoder-decoder examples/,
   });
   t.throws(() => new Trainer({ ...base(), data: { source: "wikitext-2" } }), {
     message: /a Seq2SeqModel takes prepared \{ train, valid \} examples/,
