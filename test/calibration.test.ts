@@ -3,7 +3,7 @@
 import test from "ava";
 
 import { encodeGpt2, GPT2_EOS } from "../lib/data/tokenizer.ts";
-import { expectedCalibrationError, reliabilityBins } from "../lib/metrics/calibration.ts";
+import { expectedCalibrationError, poolReliabilityBins, reliabilityBins } from "../lib/metrics/calibration.ts";
 import { rng } from "./helpers/random.ts";
 
 function eceByDefinition(conf: number[], hit: number[], bins: number): number {
@@ -53,4 +53,23 @@ test("GPT-2 BPE ids match GPT-2's tokenizer on known strings", (t) => {
   t.deepEqual(Array.from(encodeGpt2(" The quick brown fox")), [383, 2068, 7586, 21831]);
   // special-token text is plain text to encode_ordinary, never the EOS id
   t.false(Array.from(encodeGpt2("<|endoftext|>")).includes(GPT2_EOS));
+});
+
+test("pooled reliability bins equal the bins of the pooled predictions", (t) => {
+  const draw = (n: number, seed: number) => {
+    const next = rng(seed);
+    const conf = Array.from({ length: n }, () => next() ** 2);
+    return { conf, hit: conf.map((c) => (next() < c ? 1 : 0)) };
+  };
+  const a = draw(500, 1);
+  const b = draw(300, 2);
+  const pooled = poolReliabilityBins([reliabilityBins(a.conf, a.hit, 10), reliabilityBins(b.conf, b.hit, 10)]);
+  const direct = reliabilityBins([...a.conf, ...b.conf], [...a.hit, ...b.hit], 10);
+  for (const [i, bin] of direct.entries()) {
+    const p = pooled[i]!;
+    t.is(p.count, bin.count);
+    const close = (x: number, y: number) => (Number.isNaN(y) ? Number.isNaN(x) : Math.abs(x - y) < 1e-12);
+    t.true(close(p.confidence, bin.confidence) && close(p.accuracy, bin.accuracy), `bin ${i}`);
+  }
+  t.deepEqual(poolReliabilityBins([]), []);
 });

@@ -37,3 +37,22 @@ export function expectedCalibrationError(confidence: ArrayLike<number>, hit: Arr
     0,
   );
 }
+
+/** Reliability bins of several evaluations with the same edges, pooled: counts add, means weight by count. */
+export function poolReliabilityBins(list: readonly ReliabilityBin[][]): ReliabilityBin[] {
+  if (list.length === 0) return [];
+  return list[0]!.map((b, i) => {
+    let n = 0;
+    let conf = 0;
+    let acc = 0;
+    for (const bins of list) {
+      const x = bins[i]!;
+      if (x.count > 0) {
+        n += x.count;
+        conf += x.confidence * x.count;
+        acc += x.accuracy * x.count;
+      }
+    }
+    return { lower: b.lower, upper: b.upper, count: n, confidence: n ? conf / n : NaN, accuracy: n ? acc / n : NaN };
+  });
+}

@@ -4,7 +4,7 @@
 import path from "node:path";
 
 import { formatMeanStd } from "../../metrics/stats.ts";
-import type { ReliabilityBin } from "../../native.ts";
+import { poolReliabilityBins } from "../../metrics/calibration.ts";
 import { reliabilityDiagram } from "../../report/plots.ts";
 import { fmt, formatTable } from "../../report/table.ts";
 import {
@@ -33,24 +33,6 @@ const DEFINITIONS = [
 
 const count = (n: number) => n.toLocaleString("en-US");
 const left = (header: string) => ({ header, align: "left" as const });
-
-function poolBins(list: ReliabilityBin[][]): ReliabilityBin[] {
-  if (list.length === 0) return [];
-  return list[0]!.map((b, i) => {
-    let n = 0;
-    let conf = 0;
-    let acc = 0;
-    for (const bins of list) {
-      const x = bins[i]!;
-      if (x.count > 0) {
-        n += x.count;
-        conf += x.confidence * x.count;
-        acc += x.accuracy * x.count;
-      }
-    }
-    return { lower: b.lower, upper: b.upper, count: n, confidence: n ? conf / n : NaN, accuracy: n ? acc / n : NaN };
-  });
-}
 
 function whatWasRun(c: Exp1Config, data: Exp1Data): string[] {
   const tokens =
@@ -109,7 +91,7 @@ async function figures(model: string, rows: Exp1Group[], out: string): Promise<F
     .filter((r): r is Exp1Group => !!r)
     .map((r) => ({
       name: r.name,
-      bins: poolBins(r.observations.map((o) => testEvalOf(o).bins10)),
+      bins: poolReliabilityBins(r.observations.map((o) => testEvalOf(o).bins10)),
       ece: r.metrics.ece10.mean,
     }));
   await reliabilityDiagram(

@@ -10,9 +10,9 @@ import { decodeGpt2, encodeGpt2 } from "../../data/tokenizer.ts";
 import { Evaluator } from "../../evaluator.ts";
 import { GPT2Model } from "../../model.ts";
 import type { EvalMetrics } from "../../native.ts";
-import { lossCurve, readRunLog, runEfficiency } from "../../runlog.ts";
 import { Trainer, type TrainLossInput } from "../../trainer.ts";
-import type { CurvePoint, JobContext } from "../framework/spec.ts";
+import { type FitRecord, fitRecord } from "../framework/fit-record.ts";
+import type { JobContext } from "../framework/spec.ts";
 import { type Exp1Config, lrFor, TEMPSCALE } from "./config.ts";
 import type { Exp1Job } from "./jobs.ts";
 
@@ -23,32 +23,9 @@ export interface Exp1Data {
   ood: Partial<Record<OodName, PackedTokens>>;
 }
 
-/** A validation evaluation during training. */
-export interface Exp1CurvePoint extends CurvePoint {
-  ppl: number;
-  nll: number;
-  ece10: number;
-  accuracy: number;
-}
-
 /** What one job of experiment 1 yields (result.json, with the framework's key and time stamp). */
-export interface Exp1Result {
+export interface Exp1Result extends FitRecord {
   loss: TrainLossInput;
-  fit: {
-    reason: string;
-    steps: number;
-    bestStep: number;
-    bestNll: number;
-    elapsedSeconds: number;
-    tokensSeen: number;
-    stepMs: number;
-    tokensPerSecond: number;
-    peakMemoryBytes: number;
-  };
-  /** validation metrics at every evaluation, over all sessions of the run */
-  curve: Exp1CurvePoint[];
-  /** training loss and α, at most ~300 points */
-  losses: { step: number; loss: number; alpha: number; elapsedSeconds: number }[];
   /** the best checkpoint on the test split (T = 1) */
   test: EvalMetrics;
   ood: Partial<Record<OodName, EvalMetrics>>;
@@ -132,31 +109,9 @@ export async function runExp1Job(ctx: JobContext<Exp1Config, Exp1Job, Exp1Data>)
   const prompt = encodeGpt2(c.sample.prompt);
   const { maxNewTokens, topK } = c.sample;
   const continuation = decodeGpt2(await best.generate(prompt, { maxNewTokens, topK, seed }));
-  const log = readRunLog(path.join(dir, "train.jsonl"));
-  // Over every session of the run (the log), not just the last one.
-  const efficiency = runEfficiency(log);
   return {
     loss: job.loss,
-    fit: {
-      reason: fit.reason,
-      steps: fit.steps,
-      bestStep: fit.bestStep,
-      bestNll: fit.bestNll,
-      elapsedSeconds: fit.elapsedSeconds,
-      tokensSeen: fit.tokensSeen,
-      stepMs: efficiency.stepMs,
-      tokensPerSecond: efficiency.tokensPerSecond,
-      peakMemoryBytes: Math.max(efficiency.peakMemoryBytes, fit.efficiency.peakMemoryBytes),
-    },
-    curve: log.evals.map((e) => ({
-      step: e.step,
-      elapsedSeconds: e.elapsedSeconds,
-      ppl: e.metrics.ppl,
-      nll: e.metrics.nll,
-      ece10: e.metrics.ece10,
-      accuracy: e.metrics.accuracy,
-    })),
-    losses: lossCurve(log),
+    ...fitRecord(dir, fit),
     test,
     ood,
     ...(tempscale ? { tempscale } : {}),

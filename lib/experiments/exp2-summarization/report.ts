@@ -5,7 +5,7 @@
 import path from "node:path";
 
 import { formatMeanStd } from "../../metrics/stats.ts";
-import type { ReliabilityBin } from "../../native.ts";
+import { poolReliabilityBins } from "../../metrics/calibration.ts";
 import { reliabilityDiagram, scatterChart } from "../../report/plots.ts";
 import { fmt, formatTable } from "../../report/table.ts";
 import { curveChart, efficiencyTable, environmentNote, metricsTable, verdictTable } from "../framework/report.ts";
@@ -94,24 +94,6 @@ function whatWasRun(ctx: Exp2ReportContext): string[] {
   if (c.seeds.length < 3) absent.push(`seeds beyond ${c.seeds.length}`);
   if (absent.length) lines.push(`Not in this run (the seed's design has them): ${absent.join(", ")}.`);
   return lines;
-}
-
-function poolBins(list: ReliabilityBin[][]): ReliabilityBin[] {
-  if (list.length === 0) return [];
-  return list[0]!.map((b, i) => {
-    let n = 0;
-    let conf = 0;
-    let acc = 0;
-    for (const bins of list) {
-      const x = bins[i]!;
-      if (x.count > 0) {
-        n += x.count;
-        conf += x.confidence * x.count;
-        acc += x.accuracy * x.count;
-      }
-    }
-    return { lower: b.lower, upper: b.upper, count: n, confidence: n ? conf / n : NaN, accuracy: n ? acc / n : NaN };
-  });
 }
 
 const finetune = (o: Exp2Group["observations"][number]) => o.source as Finished<FinetuneResult>;
@@ -247,7 +229,7 @@ async function figures(ctx: Exp2ReportContext, model: string, rows: Exp2Group[])
     .filter((r): r is Exp2Group => !!r)
     .map((r) => ({
       name: r.name,
-      bins: poolBins(
+      bins: poolReliabilityBins(
         r.observations.map((o) => {
           const f = finetune(o);
           return (r.key.variation === TEMPSCALE ? f.tempscale!.test : f.last.test.teacherForced).bins10;

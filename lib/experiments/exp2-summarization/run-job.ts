@@ -11,11 +11,11 @@ import { type DiversityStats, diversity } from "../../metrics/diversity.ts";
 import { DEFAULT_ROUGE_TYPES, type RougeAggregate, rougeCorpus } from "../../metrics/rouge.ts";
 import { Seq2SeqModel } from "../../models/bart.ts";
 import type { EvalMetrics } from "../../native.ts";
-import { lossCurve, readRunLog, runEfficiency } from "../../runlog.ts";
-import { type FitResult, Trainer, type TrainLossInput } from "../../trainer.ts";
+import { Trainer, type TrainLossInput } from "../../trainer.ts";
 import type { Seq2SeqTokenizer } from "../../tokenizers/index.ts";
 import { jobId } from "../framework/keys.ts";
-import type { CurvePoint, JobContext } from "../framework/spec.ts";
+import { type FitRecord, fitRecord } from "../framework/fit-record.ts";
+import type { JobContext } from "../framework/spec.ts";
 import { type Exp2Config, TEMPSCALE } from "./config.ts";
 import type { EvalSet, Exp2Data, Exp2ModelData } from "./data.ts";
 import type { Exp2Job, FinetuneJob, PretrainJob } from "./jobs.ts";
@@ -47,42 +47,16 @@ export interface CheckpointResult {
   transfer: Partial<Record<string, SetResult>>;
 }
 
-/** A validation evaluation during training. */
-export interface Exp2CurvePoint extends CurvePoint {
-  nll: number;
-  ppl: number;
-  ece10: number;
-  accuracy: number;
-}
-
-interface FitSummary {
-  reason: string;
-  steps: number;
-  bestStep: number;
-  bestNll: number;
-  elapsedSeconds: number;
-  tokensSeen: number;
-  stepMs: number;
-  tokensPerSecond: number;
-  peakMemoryBytes: number;
-}
-
-export interface PretrainResult {
+export interface PretrainResult extends FitRecord {
   kind: "pretrain";
   parameters: number;
   examples: number;
   maskedShare: number;
-  fit: FitSummary;
-  curve: Exp2CurvePoint[];
-  losses: { step: number; loss: number; alpha: number; elapsedSeconds: number }[];
 }
 
-export interface FinetuneResult {
+export interface FinetuneResult extends FitRecord {
   kind: "finetune";
   loss: TrainLossInput;
-  fit: FitSummary;
-  curve: Exp2CurvePoint[];
-  losses: { step: number; loss: number; alpha: number; elapsedSeconds: number }[];
   /** the seed's main selection */
   last: CheckpointResult;
   /** the best validation NLL; absent when that was the last checkpoint */
@@ -111,34 +85,6 @@ function trainerCommon(c: Exp2Config, dir: string, ctx: JobContext<Exp2Config, E
     precision: c.precision,
     ...(c.threads ? { threads: c.threads } : {}),
     progress: ctx.progress,
-  };
-}
-
-function summarise(dir: string, fit: FitResult): Pick<FinetuneResult, "fit" | "curve" | "losses"> {
-  const log = readRunLog(path.join(dir, "train.jsonl"));
-  // Over every session of the run (the log), not just the last one.
-  const efficiency = runEfficiency(log);
-  return {
-    fit: {
-      reason: fit.reason,
-      steps: fit.steps,
-      bestStep: fit.bestStep,
-      bestNll: fit.bestNll,
-      elapsedSeconds: fit.elapsedSeconds,
-      tokensSeen: fit.tokensSeen,
-      stepMs: efficiency.stepMs,
-      tokensPerSecond: efficiency.tokensPerSecond,
-      peakMemoryBytes: Math.max(efficiency.peakMemoryBytes, fit.efficiency.peakMemoryBytes),
-    },
-    curve: log.evals.map((e) => ({
-      step: e.step,
-      elapsedSeconds: e.elapsedSeconds,
-      nll: e.metrics.nll,
-      ppl: e.metrics.ppl,
-      ece10: e.metrics.ece10,
-      accuracy: e.metrics.accuracy,
-    })),
-    losses: lossCurve(log),
   };
 }
 
@@ -177,15 +123,13 @@ async function runPretrain(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>, job: 
   if (ctx.signal?.aborted) return undefined;
   const fit = await trainer.fit(ctx.signal ? { signal: ctx.signal } : {});
   if (fit.reason === "aborted") return undefined;
-  const { fit: summary, curve, losses } = summarise(dir, fit);
+  const record = fitRecord(dir, fit);
   return {
     kind: "pretrain",
     parameters: model.parameterCount,
     examples: d.pretrain.train.ids.length,
     maskedShare: d.pretrain.maskedShare,
-    fit: summary,
-    curve,
-    losses,
+    ...record,
   } satisfies PretrainResult;
 }
 
@@ -299,7 +243,7 @@ async function runFinetune(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>, job: 
   return {
     kind: "finetune",
     loss: job.loss,
-    ...summarise(dir, fit),
+    ...fitRecord(dir, fit),
     last,
     ...(best ? { best } : {}),
     ...(tempscale ? { tempscale } : {}),
