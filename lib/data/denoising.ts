@@ -19,9 +19,9 @@ import { z } from "zod";
 
 import { parseOrThrow } from "../config.ts";
 import type { Seq2SeqTokenizer } from "../tokenizers/types.ts";
-import { cacheFilePath, cacheKey, hashFile, readArrayCache, writeArrayCache } from "./cache.ts";
+import { cacheFilePath, cacheKey, hashFile } from "./cache.ts";
 import { dataRoot, namedWikiTextFiles, WIKITEXT_NAMES } from "./prepare.ts";
-import type { SummarizationArrays } from "./summarization.ts";
+import { cachedExamples, type SummarizationArrays } from "./summarization.ts";
 import { SplitMix64 } from "./summary-noise.ts";
 import { readWikiTextLines, splitWikiTextDocuments, SPLITS } from "./wikitext.ts";
 
@@ -316,9 +316,6 @@ export interface PreparedDenoising extends DenoisingArrays {
   cacheFile?: string;
 }
 
-const ARRAY_NAMES = ["sourceTokens", "sourceLengths", "targetTokens", "targetLengths"] as const;
-type CachedMeta = Omit<DenoisingArrays, (typeof ARRAY_NAMES)[number]>;
-
 /**
  * denoisingExamples of a WikiText split's articles (as the language-model data reads them: the stored text,
  * one document per level-1 heading), read back from the disk cache when the same files, tokenizer id and settings
@@ -344,24 +341,5 @@ export async function prepareDenoisingData(options: DenoisingDataOptions): Promi
     files: found.files.map((f) => ({ name: path.basename(f), sha256: hashFile(f) })),
   });
   const file = cacheFilePath(cacheDir, `denoise-${label}-${o.maxTokens}`, key);
-  const onInvalid = (why: string) => process.emitWarning(`token cache ${file}: ${why}; rebuilding it`);
-  const cached = readArrayCache(file, key, ARRAY_NAMES, onInvalid);
-  if (cached !== undefined) {
-    const meta = cached.meta as CachedMeta;
-    const a = cached.arrays as Record<(typeof ARRAY_NAMES)[number], Int32Array>;
-    const n = meta.ids.length;
-    if (
-      a.sourceTokens.length === n * meta.maxSource &&
-      a.targetTokens.length === n * meta.maxTarget &&
-      a.sourceLengths.length === n &&
-      a.targetLengths.length === n
-    ) {
-      return { ...meta, ...a, source: label, fromCache: true, cacheFile: file };
-    }
-    onInvalid("inconsistent header");
-  }
-  const built = await make();
-  const { sourceTokens, sourceLengths, targetTokens, targetLengths, ...meta } = built;
-  writeArrayCache(file, key, meta satisfies CachedMeta, { sourceTokens, sourceLengths, targetTokens, targetLengths });
-  return { ...built, source: label, fromCache: false, cacheFile: file };
+  return { ...(await cachedExamples(file, key, make)), source: label };
 }

@@ -553,7 +553,6 @@ export function preprocessSummarization(
 }
 
 const ARRAY_NAMES = ["sourceTokens", "sourceLengths", "targetTokens", "targetLengths"] as const;
-type CachedMeta = Omit<SummarizationArrays & SummarizationCounts, (typeof ARRAY_NAMES)[number]>;
 
 /**
  * Packed encoder–decoder arrays of one split (see preprocessSummarization), read back from the disk cache when
@@ -585,10 +584,22 @@ export async function prepareSummarizationData(options: SummarizationDataOptions
     files: found.files.map((f) => ({ name: path.basename(f), sha256: hashFile(f) })),
   });
   const file = cacheFilePath(o.cacheDir, `sum-${label}`, key);
+  return { ...(await cachedExamples(file, key, build)), source: label };
+}
+
+/**
+ * Encoder–decoder arrays (with any extra fields of T) read back from the cache file `file` when its key is `key`
+ * and its arrays fit its header, else built by `build` and written there.
+ */
+export async function cachedExamples<T extends SummarizationArrays>(
+  file: string,
+  key: string,
+  build: () => Promise<T>,
+): Promise<T & { fromCache: boolean; cacheFile: string }> {
   const onInvalid = (why: string) => process.emitWarning(`token cache ${file}: ${why}; rebuilding it`);
   const cached = readArrayCache(file, key, ARRAY_NAMES, onInvalid);
   if (cached !== undefined) {
-    const meta = cached.meta as CachedMeta;
+    const meta = cached.meta as Omit<T, (typeof ARRAY_NAMES)[number]>;
     const a = cached.arrays as Record<(typeof ARRAY_NAMES)[number], Int32Array>;
     const n = meta.ids.length;
     if (
@@ -597,12 +608,12 @@ export async function prepareSummarizationData(options: SummarizationDataOptions
       a.sourceLengths.length === n &&
       a.targetLengths.length === n
     ) {
-      return { ...meta, ...a, source: label, fromCache: true, cacheFile: file };
+      return { ...meta, ...a, fromCache: true, cacheFile: file } as T & { fromCache: boolean; cacheFile: string };
     }
     onInvalid("inconsistent header");
   }
   const built = await build();
   const { sourceTokens, sourceLengths, targetTokens, targetLengths, ...meta } = built;
-  writeArrayCache(file, key, meta satisfies CachedMeta, { sourceTokens, sourceLengths, targetTokens, targetLengths });
-  return { ...built, source: label, fromCache: false, cacheFile: file };
+  writeArrayCache(file, key, meta, { sourceTokens, sourceLengths, targetTokens, targetLengths });
+  return { ...built, fromCache: false, cacheFile: file };
 }
