@@ -27,23 +27,14 @@ import { RunLogWriter } from "./runlog.ts";
 
 export type { TrainLossInput } from "./config.ts";
 
-// Where the tokens come from: the data pipeline's options (checked again, per split, by its own schema in
-// the constructor) with a split for training and one for validation — or splits already prepared.
+// Where the tokens come from: the data pipeline's own fields (lib/data/prepare.ts; checked again, per split, by its
+// schema in the constructor) with a split for training and one for validation — or splits already prepared.
+const { split: _split, ...pipelineFields } = LanguageModelDataOptionsSchema.shape;
 const SourceDataSchema = z
   .object({
-    source: z.unknown(),
+    ...pipelineFields,
     trainSplit: z.enum(["train", "valid", "test"]).default("train"),
     validSplit: z.enum(["train", "valid", "test"]).default("valid"),
-    contextLength: z
-      .number()
-      .int()
-      .min(2)
-      .max(1 << 20)
-      .default(1024),
-    minRemainder: z.number().int().min(2).optional(),
-    dataDir: z.string().min(1).optional(),
-    cacheDir: z.string().min(1).optional(),
-    cache: z.boolean().optional(),
   })
   .strict();
 // Prepared splits: packed sequences (lib/data/prepare.ts) or encoder–decoder examples (lib/data/summarization.ts),

@@ -255,7 +255,7 @@ test.serial("bad configs are rejected with a named error before any work starts"
     ["unknown loss", { ...base, loss: { kind: "hinge" as "ce" } }, /loss\.kind/],
     ["warm-up 0", { ...base, loss: { kind: "dpsm", schedule: "linear", warmupSteps: 0 } }, /loss\.warmupSteps/],
     ["unknown precision", { ...base, precision: "fp8" as "bf16" }, /precision/],
-    ["unknown data source", { ...base, data: { source: "wikitext-3" } }, /data\.source/],
+    ["unknown data source", { ...base, data: { source: "wikitext-3" as "wikitext-2" } }, /data\.source/],
     ["unknown option", { ...base, learningRate: 1 } as TrainerOptions, /unknown option\(s\) "learningRate"/],
     [
       "contextLength as text",
