@@ -202,6 +202,9 @@ test("model configs: presets and their sizes; bad sizes and shapes are named", (
   t.throws(() => GPT2Model.create({ size: "huge" as "tiny" }), { message: /model\.size: .*got "huge"/ });
   t.throws(() => GPT2Model.create({ nEmbd: 100, nHead: 3 }), { message: /model\.nEmbd: must be a multiple of nHead/ });
   t.throws(() => GPT2Model.load("/nonexistent/folder"), { message: /config\.json not found/ });
+  t.throws(() => GPT2Model.load(null as never), {
+    message: /^GPT2Model\.load: dir: expected a checkpoint folder's path, got null/,
+  });
   const dir = tmpDir(t, "dpsm-gpt2-");
   fs.writeFileSync(
     path.join(dir, "config.json"),

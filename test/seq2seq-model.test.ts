@@ -97,6 +97,9 @@ test("bad checkpoints and inputs are named errors", (t) => {
   };
   const base = JSON.parse(fs.readFileSync(path.join(bart, "config.json"), "utf8")) as Record<string, unknown>;
   t.throws(() => Seq2SeqModel.load("/nonexistent/folder"), { message: /config\.json not found/ });
+  t.throws(() => Seq2SeqModel.load(undefined as never), {
+    message: /^Seq2SeqModel\.load: dir: expected a checkpoint folder's path, got undefined/,
+  });
   copy({ ...base, model_type: "t5" });
   t.throws(() => Seq2SeqModel.load(tmp), { message: /model_type/ });
   copy({ ...base, d_model: 30 });

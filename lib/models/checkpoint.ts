@@ -17,6 +17,9 @@ export interface HfCheckpoint {
 }
 
 export function readHfCheckpoint(dir: string, who: string): HfCheckpoint {
+  if (typeof dir !== "string" || dir === "") {
+    throw new TypeError(`${who}: dir: expected a checkpoint folder's path, got ${dir === "" ? '""' : String(dir)}`);
+  }
   const configFile = path.join(dir, "config.json");
   if (!fs.existsSync(configFile)) throw new Error(`${who}: ${configFile} not found`);
   const weights = ["model.safetensors", "model.safetensors.index.json"]
