@@ -14,6 +14,7 @@ import {
   environmentNote,
   metricBars,
   metricsTable,
+  modelSections,
   verdictTable,
 } from "../framework/report.ts";
 import type { ReportBody, ReportContext, Verdict } from "../framework/spec.ts";
@@ -211,13 +212,7 @@ async function modelSection(
 
 export async function exp1Report(ctx: Exp1ReportContext): Promise<ReportBody> {
   const c = ctx.config;
-  const sections: string[] = [];
-  const verdicts: Record<string, Record<string, Verdict[]>> = {};
-  for (const model of c.models) {
-    if (!ctx.groups.some((g) => g.key.model === model)) continue;
-    verdicts[model] = {};
-    sections.push(...(await modelSection(ctx, model, verdicts[model])));
-  }
+  const { sections, verdicts } = await modelSections(c.models, ctx.groups, (model, v) => modelSection(ctx, model, v));
   return {
     environment: environmentNote(ctx.build, c.device, c.precision),
     run: whatWasRun(c, ctx.data),

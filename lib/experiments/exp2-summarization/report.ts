@@ -8,7 +8,14 @@ import { formatMeanStd } from "../../metrics/stats.ts";
 import { poolReliabilityBins } from "../../metrics/calibration.ts";
 import { reliabilityDiagram, scatterChart } from "../../report/plots.ts";
 import { fmt, formatTable } from "../../report/table.ts";
-import { curveChart, efficiencyTable, environmentNote, metricsTable, verdictTable } from "../framework/report.ts";
+import {
+  curveChart,
+  efficiencyTable,
+  environmentNote,
+  metricsTable,
+  modelSections,
+  verdictTable,
+} from "../framework/report.ts";
 import type { Finished, ReportBody, ReportContext, Verdict } from "../framework/spec.ts";
 import { bestSet, type Exp2Group, METRICS, type Metric } from "./analysis.ts";
 import { type Exp2Config, TEMPSCALE, VARIATIONS } from "./config.ts";
@@ -356,13 +363,7 @@ async function modelSection(ctx: Exp2ReportContext, model: string, verdicts: Rec
 
 export async function exp2Report(ctx: Exp2ReportContext): Promise<ReportBody> {
   const c = ctx.config;
-  const sections: string[] = [];
-  const verdicts: Record<string, Record<string, Verdict[]>> = {};
-  for (const model of c.models) {
-    if (!ctx.groups.some((g) => g.key.model === model)) continue;
-    verdicts[model] = {};
-    sections.push(...(await modelSection(ctx, model, verdicts[model])));
-  }
+  const { sections, verdicts } = await modelSections(c.models, ctx.groups, (model, v) => modelSection(ctx, model, v));
   return {
     environment: environmentNote(ctx.build, c.device, c.precision),
     run: whatWasRun(ctx),

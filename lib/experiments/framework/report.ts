@@ -192,6 +192,25 @@ function statisticsDefinitions(analysis: AnalysisSpec<string, unknown>): string[
   return lines;
 }
 
+/**
+ * The report sections of each model that has results, in `models` order, from `section`, which also fills in
+ * that model's verdicts (by DPSM variation); the verdicts are returned by model.
+ */
+export async function modelSections(
+  models: readonly string[],
+  groups: readonly GroupSummary[],
+  section: (model: string, verdicts: Record<string, Verdict[]>) => Promise<string[]>,
+): Promise<{ sections: string[]; verdicts: Record<string, Record<string, Verdict[]>> }> {
+  const sections: string[] = [];
+  const verdicts: Record<string, Record<string, Verdict[]>> = {};
+  for (const model of models) {
+    if (!groups.some((g) => g.key.model === model)) continue;
+    verdicts[model] = {};
+    sections.push(...(await section(model, verdicts[model])));
+  }
+  return { sections, verdicts };
+}
+
 /** Aggregates `results` and writes `out`/report.md and `out`/results.json; returns their paths. */
 export async function writeReport<S extends z.ZodObject, J extends Job, R extends object, D, M extends string>(
   spec: ExperimentSpec<S, J, R, D, M>,
