@@ -177,15 +177,18 @@ async function scoreSet(
   };
 }
 
+const loadCheckpoint = (c: Exp2Config, dir: string, which: "last" | "best") =>
+  Seq2SeqModel.loadAsync(path.join(dir, which), { device: c.device });
+
 async function scoreCheckpoint(
   c: Exp2Config,
   d: Exp2ModelData,
+  model: Seq2SeqModel,
   dir: string,
   which: "last" | "best",
   step: number,
   seed: number,
 ): Promise<CheckpointResult> {
-  const model = await Seq2SeqModel.loadAsync(path.join(dir, which), { device: c.device });
   const file = (set: string) => path.join(dir, `summaries-${which}-${set}.jsonl`);
   const test = await scoreSet(c, model, d.tokenizer, d.test, file("test"), seed);
   const transfer: CheckpointResult["transfer"] = {};
@@ -222,15 +225,17 @@ async function runFinetune(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>, job: 
   const fit = await trainer.fit(ctx.signal ? { signal: ctx.signal } : {});
   if (fit.reason === "aborted") return undefined;
 
-  const last = await scoreCheckpoint(c, d, dir, "last", fit.steps, seed);
+  // The saved checkpoints are what is evaluated; the last one, loaded once, also serves the temperature fit.
+  const lastModel = await loadCheckpoint(c, dir, "last");
+  const last = await scoreCheckpoint(c, d, lastModel, dir, "last", fit.steps, seed);
   const best =
     fit.bestStep >= 0 && fit.bestStep !== fit.steps
-      ? await scoreCheckpoint(c, d, dir, "best", fit.bestStep, seed)
+      ? await scoreCheckpoint(c, d, await loadCheckpoint(c, dir, "best"), dir, "best", fit.bestStep, seed)
       : undefined;
 
   let tempscale: FinetuneResult["tempscale"];
   if (variation === "ce" && setting === "clean" && c.baselines.includes(TEMPSCALE)) {
-    const model = await Seq2SeqModel.loadAsync(path.join(dir, "last"), { device: c.device });
+    const model = lastModel;
     const options = { batchSize: c.batchSize, bf16: c.precision === "bf16" };
     const { temperature } = await new Evaluator(model, { ...options, maxSequences: c.validMaxExamples }).fitTemperature(
       d.valid,
