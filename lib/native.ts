@@ -123,6 +123,11 @@ export type NativeProgress =
       alpha: number;
       lr: number;
       gradNorm: number;
+      /** mean CE and Brier scores of the step's tokens, whatever the objective (diagnostics) */
+      ce: number;
+      brier: number;
+      /** ‖Δθ‖ / ‖θ‖ of the step's AdamW update */
+      updateRatio: number;
       stepMs: number;
       tokensPerSecond: number;
       tokensSeen: number;
@@ -156,6 +161,8 @@ export type NativeProgress =
 export interface NativeTrainer {
   readonly fingerprint: string;
   fit(onProgress: (p: NativeProgress) => void): Promise<void>;
+  /** json: { losses: loss documents, rounds, warmupRounds } → ms per round × loss */
+  timeSteps(json: string): Promise<number[][]>;
   abort(): void;
 }
 

@@ -141,12 +141,26 @@ export interface LossPoint {
   loss: number;
   alpha: number;
   elapsedSeconds: number;
+  gradNorm: number;
+  /** the step's diagnostics (absent in logs written before they existed) */
+  ce?: number;
+  brier?: number;
+  updateRatio?: number;
 }
 
-/** The training loss and α at about `maxPoints` evenly spaced steps, the last step always included. */
+/** The training loss, α and the step diagnostics at about `maxPoints` evenly spaced steps, the last always included. */
 export function lossCurve(log: RunLog, maxPoints = 300): LossPoint[] {
   const every = Math.max(1, Math.ceil(log.steps.length / maxPoints));
   return log.steps
     .filter((_, i) => i % every === 0 || i === log.steps.length - 1)
-    .map(({ step, loss, alpha, elapsedSeconds }) => ({ step, loss, alpha, elapsedSeconds }));
+    .map(({ step, loss, alpha, elapsedSeconds, gradNorm, ce, brier, updateRatio }) => ({
+      step,
+      loss,
+      alpha,
+      elapsedSeconds,
+      gradNorm,
+      ce,
+      brier,
+      updateRatio,
+    }));
 }

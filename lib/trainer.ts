@@ -22,7 +22,7 @@ import { checkDataFits, checkModelData, isSeq2SeqData, type ModelData, modelShap
 import { GPT2Model, type ModelOptions, ModelOptionsSchema, resolveGPT2Config } from "./model.ts";
 import { Seq2SeqModel } from "./models/bart.ts";
 import { checkFilePath, checkFolderPath, ensureFolder } from "./io/paths.ts";
-import { buildInfo, native, type NativeProgress, setNumThreads } from "./native.ts";
+import { buildInfo, native, type NativeProgress, type NativeTrainer, setNumThreads } from "./native.ts";
 import { RunLogWriter } from "./runlog.ts";
 
 export type { TrainLossInput } from "./config.ts";
@@ -184,6 +184,8 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   #model: GPT2Model | Seq2SeqModel | undefined;
   readonly #ready: Promise<GPT2Model | Seq2SeqModel>;
   #running = false;
+  /** what this trainer's model already went through: a fit, or the timing audit (which moves its weights) */
+  #used: "fit" | "timeSteps" | undefined;
   #splits: [LanguageModelDataOptions, LanguageModelDataOptions] | undefined;
 
   constructor(options: TrainerOptions) {
@@ -304,22 +306,10 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     let runLog: RunLogWriter | undefined;
     let bar: Progress | undefined;
     try {
-      const [model, { train, valid }] = await Promise.all([this.#ready, this.#data()]);
-      if (options.signal?.aborted) throw abortError(options.signal);
-      if (this.#splits) {
-        // Data prepared here is known only now: checked against the model before the native trainer exists.
-        checkDataFits(train, modelShape(model), "Trainer options.data (train split)");
-        checkDataFits(valid, modelShape(model), "Trainer options.data (valid split)");
-      }
-      if (o.runDir) ensureFolder(o.runDir, "Trainer options.runDir");
+      if (this.#used === "timeSteps") throw new Error("Trainer.fit: this trainer's model was moved by timeSteps()");
+      const trainer = await this.#nativeTrainer(options.signal);
+      this.#used = "fit";
       const config = trainerDocument(this.options, this.loss);
-      const trainer = await native().createTrainer(
-        model.native,
-        JSON.stringify(config),
-        toNativeData(train),
-        toNativeData(valid),
-      );
-      if (options.signal?.aborted) throw abortError(options.signal);
       if (log) {
         runLog = new RunLogWriter(log);
         runLog.start({ time: new Date().toISOString(), fingerprint: trainer.fingerprint, config, build: buildInfo() });
@@ -381,6 +371,59 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       runLog?.close();
       this.#running = false;
     }
+  }
+
+  /**
+   * The efficiency audit: one full training step (forward, loss, backward, clipping, AdamW) under each of
+   * `losses`, timed interleaved in this process on one fixed batch (the first `batchSize` training sequences),
+   * after `warmupRounds` untimed rounds. Returns milliseconds per round × loss. It moves the model's weights,
+   * so a trainer that timed steps does not fit().
+   */
+  async timeSteps(
+    losses: readonly TrainLossInput[],
+    options: { rounds?: number; warmupRounds?: number } = {},
+  ): Promise<number[][]> {
+    if (this.#running) throw new Error("Trainer.timeSteps: the trainer is busy");
+    if (this.#used) throw new Error(`Trainer.timeSteps: this trainer already ran ${this.#used}()`);
+    const parsedLosses = parseOrThrow(z.array(z.unknown()).min(1), losses, "Trainer.timeSteps losses").map((l, i) =>
+      parseTrainLoss(l as TrainLossInput, `Trainer.timeSteps losses[${i}]`),
+    );
+    const { rounds, warmupRounds } = parseOrThrow(
+      z
+        .object({ rounds: z.number().int().min(1).default(30), warmupRounds: z.number().int().min(0).default(3) })
+        .strict(),
+      options,
+      "Trainer.timeSteps options",
+    );
+    this.#running = true;
+    try {
+      const trainer = await this.#nativeTrainer();
+      this.#used = "timeSteps";
+      return await trainer.timeSteps(JSON.stringify({ losses: parsedLosses, rounds, warmupRounds }));
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  // The model and the data (prepared and checked), then the native trainer over them.
+  async #nativeTrainer(signal?: AbortSignal): Promise<NativeTrainer> {
+    const [model, { train, valid }] = await Promise.all([this.#ready, this.#data()]);
+    if (signal?.aborted) throw abortError(signal);
+    if (this.#splits) {
+      // Data prepared here is known only now: checked against the model before the native trainer exists.
+      checkDataFits(train, modelShape(model), "Trainer options.data (train split)");
+      checkDataFits(valid, modelShape(model), "Trainer options.data (valid split)");
+    }
+    if (this.options.runDir) ensureFolder(this.options.runDir, "Trainer options.runDir");
+    const config = trainerDocument(this.options, this.loss);
+    const trainer = await native().createTrainer(
+      model.native,
+      JSON.stringify(config),
+      toNativeData(train),
+      toNativeData(valid),
+    );
+    if (signal?.aborted) throw abortError(signal);
+    return trainer;
   }
 
   async #data(): Promise<{ train: ModelData; valid: ModelData }> {

@@ -245,7 +245,52 @@ function svgWidth(svg: string): number {
 
 /** One line per series, coloured, with a legend; optional log y axis. */
 export async function lineChart(spec: LineChartSpec, outBase: string): Promise<ChartFiles> {
-  const names = spec.series.map((s) => s.name);
+  const chart = {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: spec.title,
+    ...linePanel(
+      spec,
+      spec.series.map((s) => s.name),
+    ),
+  } as vl.TopLevelSpec;
+  return render(chart, outBase);
+}
+
+export interface PanelChartSpec {
+  title: string;
+  xTitle: string;
+  /** stacked top to bottom, each with its own y axis, over one x axis title; series of one name share a colour */
+  panels: { yTitle: string; series: Series[]; logY?: boolean }[];
+  /** each panel's plot area in px (default 640 × 150) */
+  width?: number;
+  height?: number;
+}
+
+/** Panels of lines stacked over the same x quantity (e.g. diagnostics over steps), one colour legend. */
+export async function panelChart(spec: PanelChartSpec, outBase: string): Promise<ChartFiles> {
+  const names = [...new Set(spec.panels.flatMap((p) => p.series.map((s) => s.name)))];
+  const chart = {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: spec.title,
+    // The x axis's title under the last panel only: the panels share it.
+    vconcat: spec.panels.map((p, i) =>
+      linePanel(
+        {
+          ...p,
+          xTitle: i === spec.panels.length - 1 ? spec.xTitle : "",
+          width: spec.width ?? 640,
+          height: spec.height ?? 150,
+        },
+        names,
+      ),
+    ),
+    resolve: { scale: { color: "shared" } },
+  } as vl.TopLevelSpec;
+  return render(chart, outBase);
+}
+
+// A line chart's body (data, mark, encoding) without its title: one chart or one panel of several.
+function linePanel(spec: Omit<LineChartSpec, "title">, names: string[]) {
   const values = spec.series.flatMap((s) =>
     s.points
       .filter((p) => finite(p.x) && finite(p.y) && (!spec.logY || p.y > 0))
@@ -253,9 +298,7 @@ export async function lineChart(spec: LineChartSpec, outBase: string): Promise<C
   );
   // Markers only where a line has few points (evaluations every so often); dense curves stay clean.
   const maxPoints = Math.max(0, ...spec.series.map((s) => s.points.length));
-  const chart = {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: spec.title,
+  return {
     width: spec.width ?? 640,
     height: spec.height ?? 360,
     data: { values },
@@ -264,7 +307,7 @@ export async function lineChart(spec: LineChartSpec, outBase: string): Promise<C
       x: {
         field: "x",
         type: "quantitative",
-        title: spec.xTitle,
+        title: spec.xTitle || null,
         scale: { nice: true, zero: false },
         axis: { format: ",~r", grid: true, tickCount: 8 },
       },
@@ -288,8 +331,7 @@ export async function lineChart(spec: LineChartSpec, outBase: string): Promise<C
         { field: "y", type: "quantitative", title: spec.yTitle, format: ".4~g" },
       ],
     },
-  } as vl.TopLevelSpec;
-  return render(chart, outBase);
+  };
 }
 
 const REL_LEGEND = { title: null, orient: "bottom", direction: "horizontal", labelFontSize: 12 };

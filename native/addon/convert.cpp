@@ -56,6 +56,9 @@ Napi::Object progress_to_js(Napi::Env env, const core::ProgressRecord& r) {
       o.Set("alpha", r.alpha);
       o.Set("lr", r.lr);
       o.Set("gradNorm", r.grad_norm);
+      o.Set("ce", r.ce);
+      o.Set("brier", r.brier);
+      o.Set("updateRatio", r.update_ratio);
       o.Set("stepMs", r.step_ms);
       o.Set("tokensPerSecond", r.tokens_per_s);
       o.Set("tokensSeen", static_cast<double>(r.tokens_seen));

@@ -3,6 +3,7 @@
 // state's bytes to V8 as external memory.
 #include <atomic>
 #include <memory>
+#include <vector>
 
 #include "../core/train/trainer.h"
 #include "convert.h"
@@ -78,6 +79,7 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Trainer",
                        {InstanceMethod("fit", &Trainer::Fit), InstanceMethod("abort", &Trainer::Abort),
+                        InstanceMethod("timeSteps", &Trainer::TimeSteps),
                         InstanceAccessor("fingerprint", &Trainer::Fingerprint, nullptr)});
   }
 
@@ -111,6 +113,36 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
       Napi::Promise p = w->promise();
       w->Queue();
       return p;
+    });
+  }
+  // timeSteps(json: { losses: loss documents, rounds, warmupRounds }) -> Promise<number[][]> (ms, round × loss).
+  Napi::Value TimeSteps(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      const core::Json j = json_arg(info, 0, "audit");
+      std::vector<core::Objective> objectives;
+      for (const core::Json& l : core::field<core::Json>(j, "losses"))
+        objectives.push_back(core::objective_from_json(l));
+      const int64_t rounds = core::field<int64_t>(j, "rounds");
+      const int64_t warmup = core::field<int64_t>(j, "warmupRounds");
+      live_model(*holder_);
+      if (holder_->busy) throw std::runtime_error("model: busy with another training or evaluation");
+      auto holder = holder_;
+      auto trainer = trainer_;
+      return run_async<std::vector<std::vector<double>>>(
+          info.Env(),
+          [holder, trainer, objectives, rounds, warmup]() {
+            BusyGuard busy(holder);
+            return trainer->time_steps(objectives, rounds, warmup);
+          },
+          [](Napi::Env env, std::vector<std::vector<double>>& ms) -> Napi::Value {
+            Napi::Array out = Napi::Array::New(env, ms.size());
+            for (size_t r = 0; r < ms.size(); ++r) {
+              Napi::Array row = Napi::Array::New(env, ms[r].size());
+              for (size_t i = 0; i < ms[r].size(); ++i) row.Set(static_cast<uint32_t>(i), ms[r][i]);
+              out.Set(static_cast<uint32_t>(r), row);
+            }
+            return out;
+          });
     });
   }
   Napi::Value Abort(const Napi::CallbackInfo& info) {

@@ -55,10 +55,12 @@ function observe(r: Finished<Exp1Result>): Omit<Exp1Observation, "source">[] {
   return [own, scaled];
 }
 
-/** "dpsm-linear (warm-up 5 %)" for a sweep run; the variation otherwise. */
+/** "dpsm-linear (warm-up 5 %)" for a sweep run, "ce (ε 1e-12)" for an ε-ablation run; the variation otherwise. */
 export function exp1GroupName(key: GroupKey): string {
-  const warmup = key.params?.warmup;
-  return warmup === undefined ? key.variation : `${key.variation} (warm-up ${Math.round(warmup * 100)} %)`;
+  const { warmup, eps } = key.params ?? {};
+  if (warmup !== undefined) return `${key.variation} (warm-up ${Math.round(warmup * 100)} %)`;
+  if (eps !== undefined) return `${key.variation} (ε ${eps.toExponential()})`;
+  return key.variation;
 }
 
 export const EXP1_ANALYSIS: AnalysisSpec<Metric, Exp1Result> = {

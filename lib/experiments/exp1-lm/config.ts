@@ -45,6 +45,7 @@ export const Exp1SettingsSchema = z
       .or(z.number().positive())
       .describe("peak learning rate, or one per model size (GPT-2 paper: larger models, smaller rates)"),
     lrWarmupSteps: int(0).describe("linear learning-rate warm-up steps, then cosine decay"),
+    adamEps: z.number().positive().describe("AdamW's ε (torch's default: 1e-8)"),
     evalEvery: int(1).describe("steps between validation evaluations"),
     evalMaxSequences: int(0).describe("validation sequences per evaluation during training (0: all)"),
     testMaxSequences: int(0).describe("test sequences for the final evaluation (0: all)"),
@@ -54,6 +55,23 @@ export const Exp1SettingsSchema = z
     variations: z.array(z.enum(VARIATIONS)).min(1).describe("the losses trained"),
     dpsmWarmup: share().describe("DPSM warm-up as a share of maxSteps (the seed: 0.1)"),
     warmupSweep: z.array(share()).describe("extra dpsm-linear runs at these warm-up shares, on the first model"),
+    epsAblation: z
+      .object({
+        eps: z.number().positive().describe("the AdamW ε of the ablation runs"),
+        variations: z.array(z.enum(VARIATIONS)).min(1).describe("the variations also trained with it"),
+      })
+      .strict()
+      .or(z.literal(false))
+      .describe("extra runs on the first model with another AdamW ε (Brier's gradients can be of ε's order)"),
+    efficiencyAudit: z
+      .object({
+        tokens: int(1).describe("tokens of the one fixed batch (rounded to whole sequences)"),
+        rounds: int(2).describe("timed rounds; each times one step of every variation"),
+        warmupRounds: int(0).describe("untimed rounds first"),
+      })
+      .strict()
+      .or(z.literal(false))
+      .describe("the efficiency audit: every variation's full training step timed interleaved in one process"),
     baselines: z.array(z.enum(BASELINES)).describe("baselines beside the variations"),
     labelNoise: z
       .object({
@@ -82,6 +100,8 @@ export type Exp1Settings = z.output<typeof Exp1SettingsSchema>;
 export type Exp1Config = ConfigOf<typeof Exp1SettingsSchema>;
 
 const SAMPLE = { prompt: "The history of the city began", maxNewTokens: 40, topK: 1 };
+// The seed's audit: a fixed batch of 2,048 tokens.
+const AUDIT = { tokens: 2048, rounds: 30, warmupRounds: 3 };
 
 const WT2_SMALL: Exp1Settings = {
   models: ["small"],
@@ -92,6 +112,7 @@ const WT2_SMALL: Exp1Settings = {
   maxSteps: 3000,
   lr: 6e-4,
   lrWarmupSteps: 200,
+  adamEps: 1e-8,
   evalEvery: 200,
   evalMaxSequences: 0,
   testMaxSequences: 0,
@@ -101,6 +122,8 @@ const WT2_SMALL: Exp1Settings = {
   variations: [...VARIATIONS],
   dpsmWarmup: 0.1,
   warmupSweep: [0.05, 0.2],
+  epsAblation: false,
+  efficiencyAudit: AUDIT,
   baselines: [...BASELINES],
   labelNoise: { stepFraction: 0.05, tokenFraction: 0.1, variations: ["ce", "brier", "dpsm-linear"] },
   ood: [...OOD_NAMES],
@@ -109,7 +132,10 @@ const WT2_SMALL: Exp1Settings = {
   sample: SAMPLE,
 };
 
-/** The profiles: quick (this 2-core CPU, ≤ 15 min), wt2-small (one GPU), full (the seed's design). */
+/**
+ * The profiles: quick (this 2-core CPU, ≤ 15 min), cpu-study (this CPU, ≤ 2 hours), wt2-small (one GPU), full
+ * (the seed's design).
+ */
 export const PROFILES = {
   quick: {
     models: ["tiny"],
@@ -120,6 +146,7 @@ export const PROFILES = {
     maxSteps: 150,
     lr: 3e-3,
     lrWarmupSteps: 15,
+    adamEps: 1e-8,
     evalEvery: 25,
     evalMaxSequences: 32,
     testMaxSequences: 96,
@@ -129,8 +156,40 @@ export const PROFILES = {
     variations: [...VARIATIONS],
     dpsmWarmup: 0.1,
     warmupSweep: [],
+    epsAblation: false,
+    efficiencyAudit: { ...AUDIT, rounds: 15 },
     baselines: ["ce+tempscale"],
     labelNoise: { stepFraction: 0.05, tokenFraction: 0.1, variations: ["ce", "dpsm-linear"] },
+    ood: [...OOD_NAMES],
+    device: "cpu",
+    precision: "fp32",
+    sample: SAMPLE,
+  },
+  // Issue 13's study on this CPU (≤ 2 hours here): 3 seeds, steps enough for CE to flatten, the warm-up sweep
+  // and the AdamW-ε ablation; no label noise or trained baselines (their time went to seeds and steps).
+  "cpu-study": {
+    models: ["tiny"],
+    dataset: "wikitext-2",
+    contextLength: 64,
+    batchSize: 8,
+    gradAccumulation: 1,
+    maxSteps: 600,
+    lr: 3e-3,
+    lrWarmupSteps: 30,
+    adamEps: 1e-8,
+    evalEvery: 50,
+    evalMaxSequences: 64,
+    testMaxSequences: 256,
+    oodMaxSequences: 48,
+    patience: 0,
+    seeds: [0, 1, 2],
+    variations: [...VARIATIONS],
+    dpsmWarmup: 0.1,
+    warmupSweep: [0.05, 0.2],
+    epsAblation: { eps: 1e-12, variations: ["ce", "brier", "dpsm-linear"] },
+    efficiencyAudit: AUDIT,
+    baselines: ["ce+tempscale"],
+    labelNoise: false,
     ood: [...OOD_NAMES],
     device: "cpu",
     precision: "fp32",

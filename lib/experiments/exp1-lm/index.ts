@@ -4,7 +4,7 @@
 import type { ExperimentSpec } from "../framework/spec.ts";
 import { EXP1_ANALYSIS, type Metric } from "./analysis.ts";
 import { Exp1SettingsSchema, PROFILES } from "./config.ts";
-import { type Exp1Job, exp1Jobs } from "./jobs.ts";
+import { exp1AuditPlans, type Exp1Job, exp1Jobs } from "./jobs.ts";
 import { exp1Report } from "./report.ts";
 import { type Exp1Data, type Exp1Result, prepareExp1Data, runExp1Job } from "./run-job.ts";
 
@@ -18,6 +18,7 @@ export const exp1: ExperimentSpec<typeof Exp1SettingsSchema, Exp1Job, Exp1Result
   profiles: PROFILES,
   unpinned: ["threads"],
   jobs: exp1Jobs,
+  audit: exp1AuditPlans,
   prepare: prepareExp1Data,
   runJob: runExp1Job,
   describeResult: (r) =>

@@ -1,8 +1,10 @@
 // Experiment 1's jobs: every (model, variation, seed, setting) its settings imply, and the loss each trains.
 import type { ModelSize } from "../../model.ts";
 import type { TrainLossInput } from "../../trainer.ts";
+import type { AuditPlan } from "../framework/efficiency-audit.ts";
 import type { Job } from "../framework/spec.ts";
-import type { Exp1Config, Setting, Variation } from "./config.ts";
+import { type Exp1Config, lrFor, type Setting, type Variation } from "./config.ts";
+import type { Exp1Data } from "./run-job.ts";
 
 /** Variations trained: the main ones and the two trained baselines. */
 export type TrainedVariation = Variation | "label-smoothing" | "focal";
@@ -13,10 +15,12 @@ export interface Exp1Job extends Job {
     variation: TrainedVariation;
     setting: Setting;
     seed: number;
-    /** the warm-up share of a sweep run */
-    params?: { warmup: number };
+    /** the warm-up share of a sweep run, or the AdamW ε of an ablation run */
+    params?: { warmup?: number; eps?: number };
   };
   readonly loss: TrainLossInput;
+  /** AdamW's ε */
+  readonly eps: number;
 }
 
 function lossOf(variation: TrainedVariation, warmupSteps: number): TrainLossInput {
@@ -40,16 +44,23 @@ function lossOf(variation: TrainedVariation, warmupSteps: number): TrainLossInpu
 
 /**
  * Every job, in the order they are trained: per model the variations seed by seed, the trained baselines,
- * the label-noise runs; then the warm-up sweep on the first model. Sweep jobs carry their warm-up share as
- * a key parameter; the other DPSM jobs use the configured warm-up.
+ * the label-noise runs; then the warm-up sweep and the AdamW-ε ablation on the first model. Sweep and
+ * ablation jobs carry their warm-up share or ε as a key parameter; the others use the configured ones.
  */
 export function exp1Jobs(c: Exp1Config): Exp1Job[] {
   const jobs: Exp1Job[] = [];
   const warmupSteps = (share: number) => Math.max(1, Math.round(share * c.maxSteps));
-  const add = (model: ModelSize, variation: TrainedVariation, seed: number, setting: Setting, warmup?: number) => {
+  const add = (
+    model: ModelSize,
+    variation: TrainedVariation,
+    seed: number,
+    setting: Setting,
+    params?: { warmup?: number; eps?: number },
+  ) => {
     jobs.push({
-      key: { model, variation, setting, seed, ...(warmup !== undefined ? { params: { warmup } } : {}) },
-      loss: lossOf(variation, warmupSteps(warmup ?? c.dpsmWarmup)),
+      key: { model, variation, setting, seed, ...(params ? { params } : {}) },
+      loss: lossOf(variation, warmupSteps(params?.warmup ?? c.dpsmWarmup)),
+      eps: params?.eps ?? c.adamEps,
     });
   };
   for (const model of c.models) {
@@ -65,7 +76,44 @@ export function exp1Jobs(c: Exp1Config): Exp1Job[] {
   const first = c.models[0]!;
   for (const share of c.warmupSweep) {
     if (Math.abs(share - c.dpsmWarmup) < 1e-9) continue;
-    for (const seed of c.seeds) add(first, "dpsm-linear", seed, "clean", share);
+    for (const seed of c.seeds) add(first, "dpsm-linear", seed, "clean", { warmup: share });
+  }
+  if (c.epsAblation && c.epsAblation.eps !== c.adamEps) {
+    const { eps, variations } = c.epsAblation;
+    for (const seed of c.seeds) for (const v of variations) add(first, v, seed, "clean", { eps });
   }
   return jobs;
+}
+
+/** The efficiency audit per model: every trained variation's step on one batch of about `tokens` tokens. */
+export function exp1AuditPlans(c: Exp1Config, data: Exp1Data): AuditPlan[] {
+  if (!c.efficiencyAudit) return [];
+  const { tokens, rounds, warmupRounds } = c.efficiencyAudit;
+  const batchSize = Math.max(1, Math.round(tokens / c.contextLength));
+  const trained: TrainedVariation[] = [...c.variations];
+  if (c.baselines.includes("label-smoothing")) trained.push("label-smoothing");
+  if (c.baselines.includes("focal")) trained.push("focal");
+  const warmup = Math.max(1, Math.round(c.dpsmWarmup * c.maxSteps));
+  const losses = trained.map((v) => ({ name: v, loss: lossOf(v, warmup) }));
+  if (!losses.some((l) => l.name === "ce")) losses.unshift({ name: "ce", loss: lossOf("ce", warmup) });
+  return c.models.map((model) => ({
+    model,
+    tokens: batchSize * c.contextLength,
+    reference: "ce",
+    rounds,
+    warmupRounds,
+    losses,
+    trainer: {
+      model: { size: model, seed: 0, device: c.device },
+      loss: { kind: "ce" },
+      data: { train: data.train, valid: data.valid },
+      batchSize,
+      maxSteps: 1,
+      lr: lrFor(c, model),
+      eps: c.adamEps,
+      device: c.device,
+      precision: c.precision,
+      ...(c.threads ? { threads: c.threads } : {}),
+    },
+  }));
 }

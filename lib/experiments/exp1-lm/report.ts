@@ -1,15 +1,17 @@
 // Experiment 1's part of the report: what was run, the metric definitions, and per model the final metrics,
-// learning curves, convergence, efficiency, robustness (label noise, out-of-domain sets), the warm-up sweep,
-// reliability diagrams, samples and the verdicts; figures under figures/ (PNG + SVG).
+// learning curves, convergence, efficiency (the interleaved audit), robustness (label noise, out-of-domain
+// sets), the warm-up sweep, the AdamW-ε ablation, training diagnostics, reliability diagrams, samples and the
+// verdicts; figures under figures/ (PNG + SVG).
 import path from "node:path";
 
-import { formatMeanStd } from "../../metrics/stats.ts";
+import { formatMeanStd, pairedTTest, stars } from "../../metrics/stats.ts";
 import { poolReliabilityBins } from "../../metrics/calibration.ts";
 import { reliabilityDiagram } from "../../report/plots.ts";
 import { fmt, formatTable } from "../../report/table.ts";
 import {
   convergenceTable,
   curveChart,
+  diagnosticsChart,
   efficiencyTable,
   environmentNote,
   metricBars,
@@ -17,6 +19,7 @@ import {
   modelSections,
   verdictTable,
 } from "../framework/report.ts";
+import { auditTable } from "../framework/efficiency-audit.ts";
 import type { ReportBody, ReportContext, Verdict } from "../framework/spec.ts";
 import { type Exp1Group, METRICS, type Metric, testEvalOf } from "./analysis.ts";
 import { BASELINES, type Exp1Config, TEMPSCALE } from "./config.ts";
@@ -48,12 +51,14 @@ function whatWasRun(c: Exp1Config, data: Exp1Data): string[] {
   const lines = [
     `Models: ${c.models.map((m) => `GPT-2 ${m}`).join(", ")}, trained from scratch. Data: ${dataset} (${tokens}).`,
     `${c.maxSteps} optimiser steps of ${c.batchSize * c.gradAccumulation} sequences × ${c.contextLength} tokens; ` +
-      `AdamW, LR warm-up ${c.lrWarmupSteps} then cosine; evaluation every ${c.evalEvery} steps on ` +
+      `AdamW (ε ${c.adamEps.toExponential()}), LR warm-up ${c.lrWarmupSteps} then cosine; evaluation every ${c.evalEvery} steps on ` +
       `${c.evalMaxSequences || "all"} validation sequences; early stopping ${stopping}; ` +
       "best-validation checkpoint evaluated.",
     `Seeds: ${c.seeds.join(", ")} (each seed: the same initialisation and batch order for every variation). ` +
       `Variations: ${c.variations.join(", ")}; DPSM warm-up ${Math.round(c.dpsmWarmup * 100)} % of the steps.`,
     `Baselines: ${c.baselines.join(", ") || "none"}. Label noise: ${noise}. OOD sets: ${c.ood.join(", ") || "none"}.`,
+    `Warm-up sweep: ${c.warmupSweep.length ? c.warmupSweep.map((w) => `${Math.round(w * 100)} %`).join(", ") : "none"}. ` +
+      `AdamW-ε ablation: ${c.epsAblation ? `ε ${c.epsAblation.eps.toExponential()} for ${c.epsAblation.variations.join(", ")}` : "none"}.`,
     `Test split: ${c.testMaxSequences || "all"} sequences; OOD: ${c.oodMaxSequences || "all"} sequences each.`,
   ];
   if (c.profile === "full" && c.dataset === "wikitext-2") {
@@ -71,7 +76,7 @@ function whatWasRun(c: Exp1Config, data: Exp1Data): string[] {
   return lines;
 }
 
-type Figures = Record<"ppl" | "ece" | "reliability" | "eceBars", string>;
+type Figures = Record<"ppl" | "ece" | "reliability" | "eceBars" | "diagnostics" | "epsDiagnostics", string>;
 
 /** The model's figures; returns their paths relative to the report, without extension. */
 async function figures(model: string, rows: Exp1Group[], out: string): Promise<Figures> {
@@ -81,6 +86,8 @@ async function figures(model: string, rows: Exp1Group[], out: string): Promise<F
     ece: `figures/${model}-ece`,
     reliability: `figures/${model}-reliability`,
     eceBars: `figures/${model}-ece-bars`,
+    diagnostics: `figures/${model}-diagnostics`,
+    epsDiagnostics: `figures/${model}-eps-diagnostics`,
   };
   const file = (name: keyof Figures) => path.join(out, fig[name]);
   const title = (what: string) => `GPT-2 ${model}: ${what}`;
@@ -99,6 +106,14 @@ async function figures(model: string, rows: Exp1Group[], out: string): Promise<F
     { title: title("reliability on the test split (10 bins, pooled over seeds)"), panels },
     file("reliability"),
   );
+  const main = clean.filter((r) => !r.key.params);
+  await diagnosticsChart(main, title("training diagnostics (means over seeds)"), file("diagnostics"));
+  const ablated = clean.filter((r) => r.key.params?.eps !== undefined);
+  if (ablated.length) {
+    const pairs = [...ablated.map((r) => main.find((m) => m.key.variation === r.key.variation)), ...ablated];
+    const shown = pairs.filter((r): r is Exp1Group => !!r);
+    await diagnosticsChart(shown, title("training diagnostics, AdamW ε ablation"), file("epsDiagnostics"));
+  }
   await metricBars(
     rows.filter((r) => r.key.setting === "clean"),
     "ece10",
@@ -133,6 +148,46 @@ function labelNoiseTable(noisy: Exp1Group[], ceClean: Exp1Group | undefined): st
       ceClean ? fmt(r.metrics.ppl.mean - ceClean.metrics.ppl.mean) : "–",
       ceClean ? fmt(r.metrics.ece10.mean - ceClean.metrics.ece10.mean, 4) : "–",
     ]),
+  );
+}
+
+/** Each ablated variation beside its main run: the metrics at both ε, their difference and its paired test. */
+function epsAblationTable(main: Exp1Group[], ablated: Exp1Group[], adamEps: number): string {
+  const metrics = [
+    ["ppl", "PPL", 2],
+    ["ece10", "ECE-10", 4],
+    ["brier", "Brier", 4],
+  ] as const;
+  const rows: string[][] = [];
+  for (const a of ablated) {
+    const m = main.find((r) => r.key.variation === a.key.variation);
+    if (!m) continue;
+    for (const [metric, label, digits] of metrics) {
+      const seeds = a.seeds.filter((s) => m.seeds.includes(s));
+      const x = seeds.map((s) => a.perSeed[metric][a.seeds.indexOf(s)]!);
+      const y = seeds.map((s) => m.perSeed[metric][m.seeds.indexOf(s)]!);
+      const t = pairedTTest(x, y);
+      rows.push([
+        a.key.variation,
+        label,
+        formatMeanStd(m.metrics[metric], digits),
+        formatMeanStd(a.metrics[metric], digits),
+        fmt(a.metrics[metric].mean - m.metrics[metric].mean, digits),
+        t ? `${t.p.toPrecision(3)}${stars(t.p)}` : "–",
+      ]);
+    }
+  }
+  const eps = ablated[0]?.key.params?.eps ?? NaN;
+  return formatTable(
+    [
+      left("variation"),
+      left("metric"),
+      `ε ${adamEps.toExponential()}`,
+      `ε ${eps.toExponential()}`,
+      "Δ (small ε − main)",
+      "p (paired t)",
+    ],
+    rows,
   );
 }
 
@@ -175,7 +230,23 @@ async function modelSection(
   );
   lines.push("### Convergence", "", convergenceTable(clean, "ce"), "");
   const memory = c.device.startsWith("cuda") ? "GPU allocated" : "RSS";
-  lines.push("### Efficiency", "", efficiencyTable(clean, "ce", memory), "");
+  const audit = ctx.audits.find((a) => a.model === model);
+  lines.push("### Efficiency", "");
+  if (audit) {
+    lines.push(
+      `The efficiency audit: one full training step (forward, loss, backward, clipping, AdamW) per variation on ` +
+        `one fixed batch of ${count(audit.tokens)} tokens, timed interleaved in one process for ${audit.rounds} ` +
+        `rounds (after ${audit.warmupRounds} untimed); the ratio to ${audit.reference} is taken within each round, ` +
+        "its median over rounds with a 95 % bootstrap interval. The verdicts' efficiency comes from it.",
+      "",
+      auditTable(audit),
+      "",
+      "The training runs' own step times and peak memory (runs at different times; their wall-clocks move " +
+        "with whatever else the machine did):",
+      "",
+    );
+  }
+  lines.push(efficiencyTable(clean, "ce", memory), "");
 
   const noisy = rows.filter((r) => r.key.setting === "label-noise");
   if (noisy.length) {
@@ -184,8 +255,34 @@ async function modelSection(
   }
   const sets = [...new Set(clean.flatMap((r) => Object.keys(r.sets)))];
   if (sets.length) lines.push("### Robustness: out-of-domain sets (PPL / ECE-10)", "", oodTable(main, sets), "");
-  const sweep = clean.filter((r) => r.key.variation === "dpsm-linear");
+  const sweep = clean.filter((r) => r.key.variation === "dpsm-linear" && r.key.params?.eps === undefined);
   if (sweep.length > 1) lines.push("### Warm-up sweep (dpsm-linear)", "", finalMetrics(sweep), "");
+  const ablated = clean.filter((r) => r.key.params?.eps !== undefined);
+  if (ablated.length) {
+    lines.push(
+      "### AdamW ε ablation",
+      "",
+      "AdamW divides each update by √v̂ + ε. Where gradients are of ε's order (Brier's at initialisation), ε " +
+        "shrinks the step; a far smaller ε removes that. Same seeds, batches and schedule as the main runs.",
+      "",
+      epsAblationTable(main, ablated, c.adamEps),
+      "",
+      `![diagnostics of the ε ablation](${fig.epsDiagnostics}.png)`,
+      "",
+    );
+  }
+  lines.push(
+    "### Training diagnostics",
+    "",
+    "Means over seeds at each logged step: α; the CE and Brier scores of the training tokens (from the fused " +
+      "kernel's statistics, whatever the run trained on); the gradient norm before clipping; the " +
+      "update-to-weight ratio ‖Δθ‖/‖θ‖ of each AdamW step.",
+    "",
+    `![training diagnostics](${fig.diagnostics}.png)`,
+    "",
+    `[SVG](${fig.diagnostics}.svg)`,
+    "",
+  );
   lines.push(
     "### Reliability",
     "",
@@ -203,7 +300,7 @@ async function modelSection(
   }
   lines.push("### Verdicts (the seed's success criteria)", "");
   for (const dpsm of dpsmVariationsOf(c)) {
-    const v = exp1Verdicts(ctx.groups, model, dpsm);
+    const v = exp1Verdicts(ctx.groups, model, dpsm, audit);
     verdicts[dpsm] = v;
     lines.push(`**${dpsm}**`, "", verdictTable(v), "");
   }

@@ -68,6 +68,7 @@ export async function runExp1Job(ctx: JobContext<Exp1Config, Exp1Job, Exp1Data>)
     maxSteps: c.maxSteps,
     lr: lrFor(c, model),
     lrWarmupSteps: c.lrWarmupSteps,
+    eps: job.eps,
     evalEvery: c.evalEvery,
     evalMaxSequences: c.evalMaxSequences,
     patience: c.patience,
@@ -98,7 +99,7 @@ export async function runExp1Job(ctx: JobContext<Exp1Config, Exp1Job, Exp1Data>)
   for (const name of c.ood) ood[name] = await oodEval.evaluate(data.ood[name]!);
 
   let tempscale: Exp1Result["tempscale"];
-  if (variation === "ce" && setting === "clean" && c.baselines.includes(TEMPSCALE)) {
+  if (variation === "ce" && setting === "clean" && !job.key.params && c.baselines.includes(TEMPSCALE)) {
     const validEval = new Evaluator(best, { batchSize: c.batchSize, maxSequences: c.evalMaxSequences, bf16 });
     const { temperature } = await validEval.fitTemperature(data.valid);
     const scaledOod: Exp1Result["ood"] = {};

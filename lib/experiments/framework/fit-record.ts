@@ -1,9 +1,9 @@
 // What a finished training run contributes to its job's result.json, for any experiment: the fit's outcome with
 // its cost over every session of the run (the JSONL log, not just the last session), the validation curve and the
-// training loss with α.
+// training loss with α and the step diagnostics.
 import path from "node:path";
 
-import { lossCurve, readRunLog, runEfficiency } from "../../runlog.ts";
+import { type LossPoint, lossCurve, readRunLog, runEfficiency } from "../../runlog.ts";
 import type { FitResult } from "../../trainer.ts";
 import type { CurvePoint } from "./spec.ts";
 
@@ -31,8 +31,8 @@ export interface FitRecord {
   fit: FitSummary;
   /** validation metrics at every evaluation, over all sessions of the run */
   curve: FitCurvePoint[];
-  /** training loss and α, at most ~300 points */
-  losses: { step: number; loss: number; alpha: number; elapsedSeconds: number }[];
+  /** training loss, α and the step diagnostics, at most ~300 points */
+  losses: LossPoint[];
 }
 
 /** The record of the run in `dir` (its train.jsonl) that ended with `fit`. */

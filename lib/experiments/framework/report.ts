@@ -8,9 +8,11 @@ import type { z } from "zod";
 import { writeFileAtomic, writeJsonAtomic } from "../../io/atomic.ts";
 import { formatMeanStd, type MeanStd, meanStd, type PairedTTest, stars } from "../../metrics/stats.ts";
 import type { BuildInfo } from "../../native.ts";
-import { barChart, lineChart } from "../../report/plots.ts";
+import type { LossPoint } from "../../runlog.ts";
+import { barChart, lineChart, panelChart } from "../../report/plots.ts";
 import { fmt, formatTable } from "../../report/table.ts";
 import { aggregate } from "./aggregate.ts";
+import type { AuditResult } from "./efficiency-audit.ts";
 import { jobId } from "./keys.ts";
 import type {
   AnalysisSpec,
@@ -125,6 +127,50 @@ export function verdictTable(verdicts: readonly Verdict[]): string {
   );
 }
 
+/**
+ * A group's training-step record `field` (fit-record.ts: loss, α, gradient norm, CE and Brier components,
+ * update ratio), the mean over seeds at each recorded step, against the step.
+ */
+export function meanStepSeries(
+  g: GroupSummary,
+  field: "loss" | "alpha" | "gradNorm" | "ce" | "brier" | "updateRatio",
+): { x: number; y: number }[] {
+  const bySteps = new Map<number, number[]>();
+  for (const o of g.observations) {
+    const losses = (o.source as { losses?: LossPoint[] }).losses ?? [];
+    for (const p of losses) {
+      const y = p[field];
+      if (y === undefined || y === null) continue;
+      bySteps.set(p.step, [...(bySteps.get(p.step) ?? []), y]);
+    }
+  }
+  return [...bySteps.entries()].sort((a, b) => a[0] - b[0]).map(([x, ys]) => ({ x, y: mean(ys) }));
+}
+
+/**
+ * Why a loss trains as it does, per group over steps (means over seeds): α, the CE and Brier scores of the
+ * training tokens (whatever the group trained), the gradient norm before clipping and the update-to-weight
+ * ratio, stacked on one step axis.
+ */
+export async function diagnosticsChart(groups: readonly GroupSummary[], title: string, outBase: string): Promise<void> {
+  const series = (field: Parameters<typeof meanStepSeries>[1]) =>
+    groups.map((g) => ({ name: g.name, points: meanStepSeries(g, field) }));
+  await panelChart(
+    {
+      title,
+      xTitle: "optimiser step",
+      panels: [
+        { yTitle: "α (Brier's weight)", series: series("alpha") },
+        { yTitle: "CE of train tokens", series: series("ce") },
+        { yTitle: "Brier of train tokens", series: series("brier") },
+        { yTitle: "gradient norm", series: series("gradNorm"), logY: true },
+        { yTitle: "‖Δθ‖ / ‖θ‖ per step", series: series("updateRatio"), logY: true },
+      ],
+    },
+    outBase,
+  );
+}
+
 /** A group's validation curve of `metric`: the mean over seeds at each evaluated step, against mean wall-clock. */
 export function meanCurve(g: GroupSummary, metric: string): { x: number; y: number }[] {
   const bySteps = new Map<number, { x: number[]; y: number[] }>();
@@ -215,12 +261,13 @@ export async function modelSections(
 export async function writeReport<S extends z.ZodObject, J extends Job, R extends object, D, M extends string>(
   spec: ExperimentSpec<S, J, R, D, M>,
   config: ConfigOf<S>,
-  run: { jobs: J[]; results: Finished<R>[]; data: D },
+  run: { jobs: J[]; results: Finished<R>[]; data: D; audits: AuditResult[] },
   out: string,
   build: BuildInfo,
 ): Promise<{ report: string; json: string }> {
   const groups = aggregate(spec.analysis, run.results);
-  const body = await spec.report({ config, jobs: run.jobs, results: run.results, groups, data: run.data, out, build });
+  const { jobs, results, data, audits } = run;
+  const body = await spec.report({ config, jobs, results, groups, data, out, build, audits });
   const missing = run.jobs.length - run.results.length;
   const rest = missing > 0 ? " (the rest: run the same command again to continue)" : "";
   const definitions = [...body.definitions, ...statisticsDefinitions(spec.analysis as AnalysisSpec<string, unknown>)];
@@ -249,6 +296,7 @@ export async function writeReport<S extends z.ZodObject, J extends Job, R extend
     runs: observations.map((o) => jobId(o.source.key)),
   }));
   const { verdicts } = body;
-  writeJsonAtomic(json, { experiment: spec.name, config, build, summaries, verdicts, runs: run.results });
+  const audit = audits.map(({ ms: _perRound, ...a }) => a); // per-round times stay in audit/<model>.json
+  writeJsonAtomic(json, { experiment: spec.name, config, build, summaries, audit, verdicts, runs: run.results });
   return { report, json };
 }

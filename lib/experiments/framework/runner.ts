@@ -10,6 +10,7 @@ import type { z } from "zod";
 import { writeJsonAtomic } from "../../io/atomic.ts";
 import type { StepEvent } from "../../trainer.ts";
 import { pinConfig } from "./config.ts";
+import { type AuditResult, runAudits } from "./efficiency-audit.ts";
 import { checkJobs, jobId } from "./keys.ts";
 import type { ConfigOf, ExperimentSpec, Finished, Job } from "./spec.ts";
 
@@ -34,6 +35,8 @@ export interface ExperimentRun<J, R, D> {
   /** the finished jobs, in job order */
   results: Finished<R>[];
   data: D;
+  /** the efficiency audits done */
+  audits: AuditResult[];
 }
 
 /** Runs (or skips, or resumes) every job of `config` into `out`; see the top of this file. */
@@ -51,6 +54,12 @@ export async function runExperiment<S extends z.ZodObject, J extends Job, R exte
 
   say(`${spec.name} (${config.profile}): ${jobs.length} runs into ${out}; preparing data…`);
   const data = await spec.prepare(config, say);
+  // First, while nothing of this experiment has run yet: a minute or two, and its numbers come early.
+  const audits = await runAudits(spec.audit?.(config, data) ?? [], out, {
+    say,
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.onlyFinished ? { onlyFinished: true } : {}),
+  });
   const results: Finished<R>[] = [];
   for (const [i, job] of jobs.entries()) {
     const id = jobId(job.key);
@@ -81,5 +90,5 @@ export async function runExperiment<S extends z.ZodObject, J extends Job, R exte
     // As a later run will read it back (a NaN becomes null): a report is the same whenever its jobs ran.
     results.push(JSON.parse(JSON.stringify(finished)) as Finished<R>);
   }
-  return { jobs, results, data };
+  return { jobs, results, data, audits };
 }

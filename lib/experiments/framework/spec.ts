@@ -5,6 +5,7 @@
 import type { z } from "zod";
 
 import type { MeanStd, PairedTTest } from "../../metrics/stats.ts";
+import type { AuditPlan, AuditResult } from "./efficiency-audit.ts";
 import type { BuildInfo } from "../../native.ts";
 import type { StepEvent } from "../../trainer.ts";
 
@@ -144,6 +145,8 @@ export interface ReportContext<C, J extends Job, R, D, M extends string> {
   /** the report's folder; figures go under figures/ */
   out: string;
   build: BuildInfo;
+  /** the efficiency audits done (efficiency-audit.ts), per model */
+  audits: AuditResult[];
 }
 
 /** The spec's part of report.md and results.json. */
@@ -182,6 +185,8 @@ export interface ExperimentSpec<
   jobs(config: ConfigOf<S>): J[];
   /** loads what every job needs once (e.g. tokenised data); `say` reports what it found */
   prepare(config: ConfigOf<S>, say: (line: string) => void): Promise<D>;
+  /** the efficiency audits to run before the jobs (efficiency-audit.ts); none when absent */
+  audit?(config: ConfigOf<S>, data: D): AuditPlan[];
   /** trains and evaluates one job; undefined when interrupted (it resumes on the next run) */
   runJob(ctx: JobContext<ConfigOf<S>, J, D>): Promise<R | undefined>;
   /** the progress line after a job finished, e.g. "test PPL 296.30, …" */

@@ -186,12 +186,14 @@ class DPSMLossFunction : public torch::autograd::Function<DPSMLossFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits, const at::Tensor& targets,
                             const at::Tensor& step, const LossOptions& options, bool inplace_grad,
-                            const at::Tensor& error_flag) {
+                            const at::Tensor& error_flag, at::Tensor* stats) {
     FusedRequest req;
     req.error_flag = error_flag;
     req.grad = logits.requires_grad();
     req.grad_inplace = inplace_grad && req.grad;
+    req.stats = stats != nullptr;
     FusedOutputs out = fused_loss(logits, targets, step, options, req);
+    if (stats) *stats = out.stats;
     if (req.grad) ctx->saved_data["grad"] = out.grad;
     ctx->saved_data["per_token"] = options.reduction == Reduction::None;
     return out.loss;
@@ -208,18 +210,18 @@ class DPSMLossFunction : public torch::autograd::Function<DPSMLossFunction> {
       // On the CPU the common case (d loss / d loss = 1) costs nothing; on CUDA reading it would sync.
       grad.mul_(go);
     }
-    return {grad, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {grad, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
 
 at::Tensor dpsm_loss(const at::Tensor& logits, const at::Tensor& targets, const at::Tensor& step,
-                     const LossOptions& options, bool inplace_grad, const at::Tensor& error_flag) {
+                     const LossOptions& options, bool inplace_grad, const at::Tensor& error_flag, at::Tensor* stats) {
   // autograd's apply cannot take an undefined tensor: a flag nobody reads is a fresh zero.
   const at::Tensor flag =
       error_flag.defined() ? error_flag : at::zeros({}, at::TensorOptions().dtype(at::kInt).device(logits.device()));
-  return DPSMLossFunction::apply(logits, targets, step, options, inplace_grad, flag);
+  return DPSMLossFunction::apply(logits, targets, step, options, inplace_grad, flag, stats);
 }
 
 at::Tensor composite_loss(const at::Tensor& logits_in, const at::Tensor& targets_in, double alpha, Kind kind,

@@ -47,9 +47,11 @@ FusedOutputs fused_loss(const at::Tensor& logits, const at::Tensor& targets, con
 
 // The same loss as a differentiable op. The gradient is produced in the forward pass (the row is hot
 // there) and scaled by the incoming gradient in backward. With inplace_grad the gradient overwrites the
-// logits' storage: only for logits that nothing else saves for its backward (an LM head's output).
+// logits' storage: only for logits that nothing else saves for its backward (an LM head's output). With
+// `stats` the same pass also writes the per-token statistics there (FusedOutputs::stats).
 at::Tensor dpsm_loss(const at::Tensor& logits, const at::Tensor& targets, const at::Tensor& step,
-                     const LossOptions& options, bool inplace_grad = false, const at::Tensor& error_flag = {});
+                     const LossOptions& options, bool inplace_grad = false, const at::Tensor& error_flag = {},
+                     at::Tensor* stats = nullptr);
 
 // On CUDA an out-of-range target is only flagged (checking on the host would cost a synchronisation per
 // call): callers read the flag where they synchronise anyway and get the CPU's error through this.

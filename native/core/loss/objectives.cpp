@@ -28,6 +28,17 @@ Reduction reduction_of(const std::string& s) {
   throw std::invalid_argument("loss.reduction: expected mean, sum or none, got '" + s + "'");
 }
 
+// [Σ CE, Σ Brier] over the non-ignored rows of the kernel's statistics; Brier = ‖p‖² − 2·p_y + 1.
+at::Tensor component_sums(const at::Tensor& stats, const at::Tensor& targets, int64_t ignore) {
+  // Ignored rows' statistics are not written: selected away, never multiplied by zero (garbage may be NaN).
+  const at::Tensor keep = (targets.reshape({-1}) != ignore).unsqueeze(1);
+  const at::Tensor s = stats.to(at::kDouble);
+  const at::Tensor ce = s.select(1, kStatNll);
+  const at::Tensor brier = s.select(1, kStatSqNorm) - 2.0 * s.select(1, kStatPy) + 1.0;
+  const at::Tensor both = at::stack({ce, brier}, 1);
+  return at::where(keep, both, at::zeros_like(both)).sum(0);
+}
+
 }  // namespace
 
 LossOptions fused_options_from_json(const Json& j) {
@@ -68,8 +79,17 @@ double objective_alpha(const Objective& o, int64_t step) {
 }
 
 at::Tensor objective_loss(const Objective& o, const at::Tensor& logits, const at::Tensor& targets,
-                          const at::Tensor& step, const at::Tensor& error_flag) {
+                          const at::Tensor& step, const at::Tensor& error_flag, at::Tensor* components) {
   const int64_t ignore = o.fused.ignore_index;
+  if (components && o.type != Objective::Type::Fused) {
+    at::NoGradGuard no_grad;
+    FusedRequest req;
+    req.grad = false;
+    req.stats = true;
+    LossOptions ce;
+    ce.ignore_index = ignore;
+    *components = component_sums(fused_loss(logits.detach(), targets, step, ce, req).stats, targets, ignore);
+  }
   switch (o.type) {
     case Objective::Type::LabelSmoothing:
       return at::cross_entropy_loss(logits.to(at::kFloat), targets, {}, at::Reduction::Mean, ignore, o.smoothing);
@@ -83,7 +103,11 @@ at::Tensor objective_loss(const Objective& o, const at::Tensor& logits, const at
     }
     case Objective::Type::Fused: break;
   }
-  return dpsm_loss(logits, targets, step, o.fused, /*inplace_grad=*/true, error_flag);
+  if (!components) return dpsm_loss(logits, targets, step, o.fused, /*inplace_grad=*/true, error_flag);
+  at::Tensor stats;
+  at::Tensor loss = dpsm_loss(logits, targets, step, o.fused, /*inplace_grad=*/true, error_flag, &stats);
+  *components = component_sums(stats, targets, ignore);
+  return loss;
 }
 
 }  // namespace dpsm::core

@@ -29,8 +29,11 @@ double objective_alpha(const Objective& o, int64_t step);
 
 // The mean loss over non-ignored targets of logits [N, V]; `step` is the fused kernel's int64 step tensor.
 // The fused kinds write their gradient over the logits (an LM head's output, which nothing else saves) and
-// flag out-of-range targets in `error_flag` (see throw_if_target_flagged).
+// flag out-of-range targets in `error_flag` (see throw_if_target_flagged). With `components`, it is set to the
+// sums over non-ignored tokens of the two proper scores DPSM mixes, float64 [CE, Brier] on the logits' device,
+// whatever the objective: the fused kinds take them from the kernel's own pass, the baselines from a
+// gradient-free pass before theirs.
 at::Tensor objective_loss(const Objective& o, const at::Tensor& logits, const at::Tensor& targets,
-                          const at::Tensor& step, const at::Tensor& error_flag);
+                          const at::Tensor& step, const at::Tensor& error_flag, at::Tensor* components = nullptr);
 
 }  // namespace dpsm::core

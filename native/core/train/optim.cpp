@@ -72,16 +72,32 @@ void AdamW::step(double lr, int64_t step) {
   at::NoGradGuard no_grad;
   const double t = static_cast<double>(step + 1);
   const double bc1 = 1.0 - std::pow(c_.beta1, t), bc2 = 1.0 - std::pow(c_.beta2, t);
+  at::Tensor update_sq, weight_sq;
+  auto sq = [](const at::Tensor& t) { return at::linalg_vector_norm(t, 2, c10::nullopt, false, at::kDouble).square(); };
   for (size_t i = 0; i < params.size(); ++i) {
     at::Tensor p = params[i];
     const at::Tensor& g = p.grad();
     if (!g.defined()) continue;
+    // The update actually applied (one parameter's copy at a time): the diagnostic that shows whether ε, not
+    // the gradient, sets the step size.
+    const at::Tensor before = p.clone();
     exp_avg[i].mul_(c_.beta1).add_(g, 1.0 - c_.beta1);
     exp_avg_sq[i].mul_(c_.beta2).addcmul_(g, g, 1.0 - c_.beta2);
     if (decay_[i] && c_.weight_decay > 0) p.mul_(1.0 - lr * c_.weight_decay);
     const at::Tensor denom = (exp_avg_sq[i].sqrt() / std::sqrt(bc2)).add_(c_.eps);
     p.addcdiv_(exp_avg[i], denom, -lr / bc1);
+    const at::Tensor u = sq(p - before), w = sq(before);
+    update_sq = update_sq.defined() ? update_sq + u : u;
+    weight_sq = weight_sq.defined() ? weight_sq + w : w;
   }
+  update_sq_ = update_sq;
+  weight_sq_ = weight_sq;
+}
+
+double AdamW::last_update_ratio() const {
+  if (!update_sq_.defined()) return 0;
+  const double w = weight_sq_.item<double>();
+  return w > 0 ? std::sqrt(update_sq_.item<double>() / w) : 0.0;
 }
 
 void AdamW::zero_grad() {

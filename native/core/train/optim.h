@@ -37,6 +37,9 @@ class AdamW {
   AdamW(std::vector<std::string> names, std::vector<at::Tensor> params, const OptimConfig& c);
   // One update at learning rate `lr`; `step` counts updates done before this one.
   void step(double lr, int64_t step);
+  // ‖θ_after − θ_before‖ / ‖θ_before‖ of the last step() over all parameters, accumulated in double (a
+  // synchronisation on CUDA; read it where the step synchronises anyway).
+  double last_update_ratio() const;
   void zero_grad();
 
   const std::vector<std::string> names;
@@ -46,6 +49,7 @@ class AdamW {
  private:
   OptimConfig c_;
   std::vector<bool> decay_;
+  at::Tensor update_sq_, weight_sq_;  // float64 scalars of the last step
 };
 
 }  // namespace dpsm::core

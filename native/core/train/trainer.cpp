@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <stdexcept>
@@ -123,6 +124,59 @@ bool Trainer::evaluate_and_checkpoint(const std::function<void(const ProgressRec
   return cfg_.patience > 0 && state_.bad_evals >= cfg_.patience;
 }
 
+void Trainer::forward_backward(const Objective& objective, const Batch& b, double accumulation, at::Tensor& loss_sum,
+                               at::Tensor& component_sum) {
+  at::Tensor logits;
+  {
+    platform::AutocastBF16 autocast(cfg_.bf16, device_);
+    logits = model_->logits(model_->hidden(b));
+  }
+  at::Tensor components;
+  const at::Tensor loss = objective_loss(objective, logits.reshape({-1, logits.size(-1)}), b.targets.reshape({-1}),
+                                         loss_step_, error_flag_, &components);
+  component_sum += components;
+  (loss / accumulation).backward();
+  loss_sum += loss.detach().to(at::kFloat);
+}
+
+double Trainer::update(double lr, int64_t step) {
+  const double grad_norm = clip_gradients(optim_.params, cfg_.optim);
+  optim_.step(lr, step);
+  optim_.zero_grad();
+  return grad_norm;
+}
+
+std::vector<std::vector<double>> Trainer::time_steps(const std::vector<Objective>& objectives, int64_t rounds,
+                                                     int64_t warmup_rounds) {
+  // One fixed batch: the first batch_size sequences of the training data, so every objective sees the same
+  // tokens. Weights and optimiser state move on from step to step (what a step costs does not depend on them).
+  const at::Tensor rows = at::arange(cfg_.batch_size, at::TensorOptions().dtype(at::kLong));
+  const Batch b = train_->batch(rows, cfg_.objective.fused.ignore_index, device_);
+  const double lr = lr_at(cfg_.optim, cfg_.optim.warmup_steps);
+  const size_t n = objectives.size();
+  std::vector<std::vector<double>> ms(static_cast<size_t>(rounds), std::vector<double>(n, 0.0));
+  model_->train();
+  int64_t step = 0;
+  for (int64_t r = 0; r < warmup_rounds + rounds; ++r) {
+    // Each round starts at another objective, so none always runs right after the same one.
+    for (size_t k = 0; k < n; ++k) {
+      const size_t i = (k + static_cast<size_t>(r)) % n;
+      const auto t0 = Clock::now();
+      at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(device_));
+      at::Tensor component_sum = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(device_));
+      forward_backward(objectives[i], b, 1.0, loss_sum, component_sum);
+      update(lr, step++);
+      // The training step's own synchronisations: the loss, the diagnostics.
+      (void)loss_sum.item<double>();
+      (void)component_sum.cpu();
+      (void)optim_.last_update_ratio();
+      const double elapsed = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      if (r >= warmup_rounds) ms[static_cast<size_t>(r - warmup_rounds)][i] = elapsed;
+    }
+  }
+  return ms;
+}
+
 void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const std::atomic<bool>& abort) {
   remove_stale_temporaries(cfg_.run_dir);
   ResumeLimits limits;
@@ -176,6 +230,7 @@ void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const 
     const double lr = lr_at(cfg_.optim, step);
     const bool noisy = noise_.step_is_noisy(step);
     at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(device_));
+    at::Tensor component_sum = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(device_));
     int64_t tokens = 0;
     for (int64_t micro = 0; micro < cfg_.grad_accum; ++micro) {
       Batch b = train_->batch(sampler_.next(), ignore, device_);
@@ -189,19 +244,9 @@ void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const 
         if (b.decoder_input_ids.defined()) b.decoder_input_ids = b.decoder_input_ids.index_select(0, src);
       }
       tokens += (b.targets != ignore).sum().item<int64_t>();
-      at::Tensor logits;
-      {
-        platform::AutocastBF16 autocast(cfg_.bf16, device_);
-        logits = model_->logits(model_->hidden(b));
-      }
-      const at::Tensor loss = objective_loss(cfg_.objective, logits.reshape({-1, logits.size(-1)}),
-                                             b.targets.reshape({-1}), loss_step_, error_flag_);
-      (loss / static_cast<double>(cfg_.grad_accum)).backward();
-      loss_sum += loss.detach().to(at::kFloat);
+      forward_backward(cfg_.objective, b, static_cast<double>(cfg_.grad_accum), loss_sum, component_sum);
     }
-    const double grad_norm = clip_gradients(optim_.params, cfg_.optim);
-    optim_.step(lr, step);
-    optim_.zero_grad();
+    const double grad_norm = update(lr, step);
     loss_step_.add_(1);  // one optimiser step: α moves on (never per micro-batch, never in evaluation)
     ++state_.step;
     state_.tokens_seen += tokens;
@@ -214,6 +259,10 @@ void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const 
     r.alpha = objective_alpha(cfg_.objective, step);                     // the α this step's kernel read
     r.lr = lr;
     r.grad_norm = grad_norm;
+    const at::Tensor mean_components = component_sum.cpu() / static_cast<double>(std::max<int64_t>(1, tokens));
+    r.ce = mean_components[0].item<double>();
+    r.brier = mean_components[1].item<double>();
+    r.update_ratio = optim_.last_update_ratio();
     r.noisy = noisy;
     r.step_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     r.tokens_per_s = static_cast<double>(tokens) / (r.step_ms / 1000.0);

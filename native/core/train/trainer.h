@@ -44,6 +44,9 @@ struct ProgressRecord {
   enum class Type { Step, Eval, Checkpoint, Done, Warning } type = Type::Step;
   int64_t step = 0;
   double loss = 0, alpha = 0, lr = 0, grad_norm = 0;
+  // Step diagnostics: the mean CE and Brier scores of the step's tokens (whatever the objective trained) and
+  // the update-to-weight ratio ‖Δθ‖/‖θ‖.
+  double ce = 0, brier = 0, update_ratio = 0;
   double step_ms = 0, tokens_per_s = 0, elapsed_s = 0;
   int64_t tokens_seen = 0;
   int64_t peak_memory_bytes = -1;
@@ -72,9 +75,22 @@ class Trainer {
   // that do not change the curve) and the data's shape. A checkpoint of another run is refused.
   std::string fingerprint() const;
 
+  // The efficiency audit: the wall-clock milliseconds of one full training step (forward, loss, backward,
+  // clipping, AdamW, the step's synchronisations) under each objective, on one fixed batch, interleaved:
+  // `warmup_rounds` untimed rounds, then `rounds` rows of one time per objective. Changes the weights: for a
+  // trainer that is not fitted afterwards.
+  std::vector<std::vector<double>> time_steps(const std::vector<Objective>& objectives, int64_t rounds,
+                                              int64_t warmup_rounds);
+
  private:
   bool evaluate_and_checkpoint(const std::function<void(const ProgressRecord&)>& emit, double elapsed_s);
   void checkpoint(const std::string& which, double elapsed_s);
+  // One micro-batch: forward, `objective`'s loss, backward of loss / accumulation; adds the loss to loss_sum
+  // and the [CE, Brier] sums to component_sum.
+  void forward_backward(const Objective& objective, const Batch& b, double accumulation, at::Tensor& loss_sum,
+                        at::Tensor& component_sum);
+  // Clipping, the AdamW update and clearing the gradients; returns the gradient norm before clipping.
+  double update(double lr, int64_t step);
 
   std::shared_ptr<LanguageModel> model_;
   TrainConfig cfg_;
