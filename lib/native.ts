@@ -3,6 +3,7 @@
 // a failure into a message that says what to install.
 import fs from "node:fs";
 import { createRequire } from "node:module";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -16,10 +17,16 @@ export interface BuildInfo {
   cudaDeviceCount: number;
   /** libtorch intra-op threads (defaults to the machine's cores, or DPSM_NUM_THREADS). */
   threads: number;
-  /** Vector ISA of the CPU kernel: "avx512", "avx2" or "baseline". */
+  /** Vector ISA of the CPU kernel: "avx512", "avx2" or "baseline" (DPSM_CPU_ISA picks another the CPU has). */
   cpuIsa: string;
+  /** OpenBLAS's kernel for this CPU (OPENBLAS_CORETYPE overrides it); "" when the BLAS is not OpenBLAS. */
+  blasCore: string;
+  /** the vector ISA of ATen's own CPU kernels: "default", "avx2" or "avx512" (ATEN_CPU_CAPABILITY lowers it) */
+  atenCpuCapability: string;
   /** libtorch's own description of its parallel backend. */
   parallel: string;
+  /** the CPU's model name, as the OS reports it */
+  cpuModel: string;
 }
 
 export interface NativeForwardResult {
@@ -238,7 +245,7 @@ export function native(): NativeAddon {
 
 /** Which libtorch the core runs on, whether CUDA is there, how many devices and threads. */
 export function buildInfo(): BuildInfo {
-  return native().buildInfo();
+  return { ...native().buildInfo(), cpuModel: os.cpus()[0]?.model ?? "" };
 }
 
 /** Sets libtorch's intra-op thread count (the default is the machine's cores). */

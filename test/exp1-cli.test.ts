@@ -13,6 +13,7 @@ import { tmpDir } from "./helpers/tmp.ts";
 const BIN = path.join(packageRoot, "bin", "dpsm-native.mjs");
 const cli = (args: string[]) => run(process.execPath, [BIN, "exp1", ...args], { cwd: packageRoot });
 const SMALL = [
+  "--no-efficiency-audit",
   "--context-length",
   "33",
   "--max-steps",

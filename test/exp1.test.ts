@@ -21,6 +21,8 @@ const SMALL = {
   testMaxSequences: 3,
   oodMaxSequences: 2,
   ood: ["ptb" as const],
+  // Two sequences of 33 tokens, three timed rounds: the audit's plumbing, not a measurement.
+  efficiencyAudit: { tokens: 66, rounds: 3, warmupRounds: 1 },
   sample: { maxNewTokens: 5 },
 };
 
@@ -31,6 +33,7 @@ test.serial("runs, report, figures and verdicts; a second run skips every finish
     seeds: [0, 1],
     variations: ["ce", "brier", "dpsm-linear"],
     labelNoise: { stepFraction: 0.5, tokenFraction: 0.1, variations: ["ce", "dpsm-linear"] },
+    epsAblation: { eps: 1e-12, variations: ["brier"] },
   });
   const jobs = exp1Jobs(config);
   t.deepEqual(
@@ -46,7 +49,13 @@ test.serial("runs, report, figures and verdicts; a second run skips every finish
       "tiny/label-noise/dpsm-linear/seed0",
       "tiny/label-noise/ce/seed1",
       "tiny/label-noise/dpsm-linear/seed1",
+      "tiny/clean/brier-eps1e-12/seed0",
+      "tiny/clean/brier-eps1e-12/seed1",
     ],
+  );
+  t.deepEqual(
+    jobs.map((j) => j.eps),
+    [...Array(10).fill(1e-8), 1e-12, 1e-12],
   );
   const lines: string[] = [];
   const run = await runExperiment(exp1, config, out, { say: (l) => lines.push(l), progress: false });
@@ -57,10 +66,18 @@ test.serial("runs, report, figures and verdicts; a second run skips every finish
   const sections = ["## What was run", "## Definitions", "### Final metrics", "### Learning curves", "### Convergence"];
   sections.push("### Efficiency", "### Robustness: label noise", "### Robustness: out-of-domain sets");
   sections.push("### Reliability", "### Samples", "### Verdicts");
+  sections.push("### AdamW ε ablation", "### Training diagnostics", "timed interleaved in one process");
   for (const section of sections) {
     t.true(md.includes(section), `report.md lacks ${section}`);
   }
-  for (const f of ["tiny-ppl", "tiny-ece", "tiny-reliability", "tiny-ece-bars"]) {
+  for (const f of [
+    "tiny-ppl",
+    "tiny-ece",
+    "tiny-reliability",
+    "tiny-ece-bars",
+    "tiny-diagnostics",
+    "tiny-eps-diagnostics",
+  ]) {
     for (const ext of ["png", "svg"]) {
       t.true(fs.statSync(path.join(out, "figures", `${f}.${ext}`)).size > 1000, `${f}.${ext}`);
     }
@@ -70,7 +87,7 @@ test.serial("runs, report, figures and verdicts; a second run skips every finish
   // The verdicts follow from the numbers in results.json: recompute two of them here.
   const saved = JSON.parse(fs.readFileSync(json, "utf8")) as {
     summaries: { name: string; key: { setting: string }; metrics: Record<string, { mean: number }> }[];
-    verdicts: Record<string, Record<string, { criterion: string; status: string }[]>>;
+    verdicts: Record<string, Record<string, { criterion: string; status: string; detail: string }[]>>;
     runs: Finished<Exp1Result>[];
   };
   t.is(saved.runs.length, jobs.length);
@@ -85,6 +102,20 @@ test.serial("runs, report, figures and verdicts; a second run skips every finish
   const ece = [d, ce, brier].map((s) => s.metrics.ece10!.mean);
   const calibrationMet = ece[0]! <= 0.75 * ece[1]! && ece[0]! <= 1.05 * ece[2]!;
   t.is(calibration.status, calibrationMet ? "met" : "not met");
+  // The audit: every variation × 3 rounds, timed once (saved; a later run reads it back), and the verdict's source.
+  const audit = JSON.parse(fs.readFileSync(path.join(out, "audit", "tiny.json"), "utf8")) as {
+    ms: number[][];
+    rows: { name: string; ratio: { median: number; low: number; high: number } }[];
+  };
+  t.deepEqual(
+    audit.rows.map((r) => r.name),
+    ["ce", "brier", "dpsm-linear"],
+  );
+  t.is(audit.ms.length, 3);
+  t.true(audit.ms.flat().every((ms) => ms > 0));
+  t.deepEqual(audit.rows[0]!.ratio, { median: 1, low: 1, high: 1 });
+  const efficiency = verdicts.find((v) => v.criterion.startsWith("Efficiency"))!;
+  t.regex(efficiency.detail, /interleaved audit, 3 rounds/);
   const significance = verdicts.find((v) => v.criterion.startsWith("Significance"))!;
   t.not(significance.status, "not enough runs", "two seeds allow a paired t-test");
   t.true(md.includes("ce+tempscale (T = "), "the temperature-scaled CE row is missing");
@@ -92,6 +123,10 @@ test.serial("runs, report, figures and verdicts; a second run skips every finish
   const again: string[] = [];
   const second = await runExperiment(exp1, config, out, { say: (l) => again.push(l), progress: false });
   t.is(again.filter((l) => l.endsWith("done before, skipped")).length, jobs.length);
+  t.false(
+    again.some((l) => l.startsWith("efficiency audit")),
+    "the audit was run again",
+  );
   t.deepEqual(
     second.results.map((r) => r.test.ppl),
     run.results.map((r) => r.test.ppl),
@@ -140,7 +175,7 @@ test.serial("experiment settings are validated and pinned to their directory", a
   t.throws(() => resolveConfig(exp1, "quick", { variations: ["dpsm-fast" as "ce"] }), {
     message: /exp1 config\.variations\.0/,
   });
-  t.throws(() => resolveConfig(exp1, "fast"), { message: /profile: expected one of quick, wt2-small, full/ });
+  t.throws(() => resolveConfig(exp1, "fast"), { message: /profile: expected one of quick, cpu-study, wt2-small, full/ });
   t.throws(() => resolveConfig(exp1, "quick", { colour: "red" } as never), { message: /unknown option\(s\) "colour"/ });
   const full = resolveConfig(exp1, "full");
   t.deepEqual(full.models, ["small", "medium", "large"]);

@@ -28,6 +28,8 @@ const SMALL = {
   testMaxExamples: 5,
   transferMaxExamples: 4,
   rougeBootstrap: 50,
+  // The audit's plumbing (two timed rounds), not a measurement.
+  efficiencyAudit: { rounds: 2, warmupRounds: 0 },
   generation: { maxLength: 12 },
 };
 
@@ -110,6 +112,8 @@ test.serial(
       "### ROUGE with 95 % bootstrap intervals",
       "### Zero-shot transfer: xsum/test (jsonl)",
       "### Robustness: summary-swap noise (50 % of training pairs)",
+      "timed interleaved in one process for 2 rounds",
+      "interleaved audit, 2 rounds",
       "### Learning curves",
       "### Reliability and ROUGE against calibration",
       "### Efficiency",

@@ -37,6 +37,7 @@ const TINY = {
   oodMaxSequences: 2,
   ood: ["ptb" as const],
   labelNoise: false as const,
+  efficiencyAudit: false as const,
   sample: { maxNewTokens: 3 },
 };
 
@@ -152,7 +153,7 @@ test("settings: profile, then a settings file, then flags; errors name the setti
   fails(["--precision", "fp8"], /^exp1 config\.precision: Invalid option/);
   fails(["--label-noise.step-fraction", "2"], /exp1 config\.labelNoise/);
   fs.writeFileSync(file, JSON.stringify({ profile: "huge" }));
-  fails(["--config", file], /--config: .*mine\.json: profile: expected one of quick, wt2-small, full, got "huge"/);
+  fails(["--config", file], /--config: .*mine\.json: profile: expected one of quick, cpu-study, wt2-small, full, got "huge"/);
 });
 
 test("jobs carry structured keys: folders, groups and names come from them", (t) => {

@@ -11,6 +11,7 @@ import {
   type ChartFiles,
   heatmapChart,
   lineChart,
+  panelChart,
   reliabilityDiagram,
   type ReliabilityBin,
   scatterChart,
@@ -117,6 +118,39 @@ test("lineChart writes an SVG with the title, axis titles and series names, and 
     path.join(dir, "loss"),
   );
   checkFiles(t, files2, path.join(dir, "loss"), ["Loss", "Step"]);
+});
+
+test("panelChart: stacked panels over one x axis, each with its y title, one legend for all", async (t) => {
+  const steps = Array.from({ length: 60 }, (_, i) => i + 1);
+  const panel = (yTitle: string, f: (x: number, k: number) => number, logY = false) => ({
+    yTitle,
+    logY,
+    series: ["ce", "brier"].map((name, k) => ({ name, points: steps.map((x) => ({ x, y: f(x, k) })) })),
+  });
+  const outBase = path.join(dir, "panels");
+  const files = await panelChart(
+    {
+      title: "Diagnostics",
+      xTitle: "optimiser step",
+      panels: [
+        panel("alpha", (x, k) => k * Math.min(1, x / 10)),
+        panel("gradient norm", (x, k) => 10 ** (-4 * k) / Math.sqrt(x), true),
+        panel("update ratio", (x, k) => 0.01 / (1 + k + x / 30), true),
+      ],
+    },
+    outBase,
+  );
+  const { svg, height } = checkFiles(t, files, outBase, [
+    "Diagnostics",
+    "alpha",
+    "gradient norm",
+    "update ratio",
+    "ce",
+    "brier",
+  ]);
+  // The shared x title once, under the last panel; three panels of 150 px stacked, at 2×.
+  t.is(svg.split(">optimiser step</text>").length - 1, 1);
+  t.true(height > 2 * 3 * 150);
 });
 
 test("reliabilityDiagram: one panel per model with its ECE, empty bins skipped", async (t) => {

@@ -14,6 +14,7 @@ import {
   type TrainerOptions,
 } from "../lib/index.ts";
 import { killAfterCheckpoint } from "./helpers/kill-child.ts";
+import { readHeader, readTensor } from "./helpers/safetensors.ts";
 import { sharedTmpDir, tmpDir } from "./helpers/tmp.ts";
 
 let small: { train: PackedTokens; valid: PackedTokens } | undefined;
@@ -211,6 +212,7 @@ test.serial("every loss variant and baseline trains through the same loop", asyn
     { kind: "label_smoothing", smoothing: 0.1 },
     { kind: "focal", gamma: 2 },
   ] as const;
+  const firstSteps: { ce: number; brier: number }[] = [];
   for (const loss of variants) {
     const r = await new Trainer({
       ...smallRun(),
@@ -225,7 +227,64 @@ test.serial("every loss variant and baseline trains through the same loop", asyn
       loss.kind,
     );
     t.true(r.history.steps.at(-1)!.loss < r.history.steps[0]!.loss, `${loss.kind} did not learn`);
+    // The diagnostics' CE and Brier scores against the loss the kernel reduced on its own (float32 sum):
+    // the fused kinds' loss is their α-mix.
+    for (const s of r.history.steps) {
+      t.true(s.updateRatio > 0 && s.updateRatio < 1, `${loss.kind} update ratio ${s.updateRatio}`);
+      if (loss.kind === "spherical" || loss.kind === "label_smoothing" || loss.kind === "focal") continue;
+      const mix = (1 - s.alpha) * s.ce + s.alpha * s.brier;
+      t.true(Math.abs(mix - s.loss) <= 2e-6 * Math.max(1, s.loss), `${loss.kind} step ${s.step}: ${mix} vs ${s.loss}`);
+    }
+    firstSteps.push(r.history.steps[0]!);
   }
+  // Step 1 of every run sees the same weights and batch: the same CE and Brier, whatever the run trains on.
+  for (const s of firstSteps) {
+    t.is(s.ce, firstSteps[0]!.ce);
+    t.is(s.brier, firstSteps[0]!.brier);
+  }
+});
+
+test.serial(
+  "the update-to-weight ratio is the step's ‖Δθ‖/‖θ‖, checked in float64 from the saved weights",
+  async (t) => {
+    const { train, valid } = await smallData();
+    const dir = tmpDir(t, "dpsm-update-ratio-");
+    const model = await GPT2Model.createAsync({ ...SMALL_MODEL, seed: 5 });
+    await model.saveAsync(path.join(dir, "before"));
+    const r = await new Trainer({ ...smallRun(), model, data: { train, valid }, maxSteps: 1, evalEvery: 1 }).fit();
+    await model.saveAsync(path.join(dir, "after"));
+    const file = (which: string) => path.join(dir, which, "model.safetensors");
+    let delta = 0;
+    let weight = 0;
+    for (const name of Object.keys(readHeader(file("before")).header)) {
+      const a = readTensor(file("before"), name);
+      const b = readTensor(file("after"), name);
+      for (let i = 0; i < a.length; i++) {
+        delta += (b[i]! - a[i]!) ** 2;
+        weight += a[i]! ** 2;
+      }
+    }
+    const expected = Math.sqrt(delta / weight);
+    const got = r.history.steps[0]!.updateRatio;
+    t.true(Math.abs(got - expected) <= 1e-6 * expected, `${got} vs ${expected}`);
+  },
+);
+
+test.serial("timeSteps: every loss's full step timed interleaved on one batch; misuse named", async (t) => {
+  const { train, valid } = await smallData();
+  const options = { ...smallRun(), data: { train, valid } };
+  const losses = [{ kind: "ce" }, { kind: "brier" }, { kind: "focal", gamma: 2 }] as const;
+  const trainer = new Trainer(options);
+  const ms = await trainer.timeSteps(losses, { rounds: 3, warmupRounds: 1 });
+  t.is(ms.length, 3);
+  t.true(ms.every((row) => row.length === 3 && row.every((x) => x > 0 && Number.isFinite(x))));
+  await t.throwsAsync(trainer.fit(), { message: /model was moved by timeSteps/ });
+  await t.throwsAsync(trainer.timeSteps(losses), { message: /already ran timeSteps/ });
+  const fresh = () => new Trainer(options);
+  await t.throwsAsync(fresh().timeSteps([]), { message: /timeSteps losses: .*>=1 items/ });
+  await t.throwsAsync(fresh().timeSteps([{ kind: "hinge" } as never]), { message: /losses\[0\]/ });
+  await t.throwsAsync(fresh().timeSteps(losses, { rounds: 0 }), { message: /options\.rounds/ });
+  await t.throwsAsync(fresh().timeSteps(losses, { round: 3 } as never), { message: /round/ });
 });
 
 test.serial("bf16 autocast on the CPU trains with fp32 master weights, close to fp32 at the start", async (t) => {

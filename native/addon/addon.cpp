@@ -1,7 +1,10 @@
 // Module entry: build information, thread control, and the registration of each binding file.
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <torch/version.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "../core/loss/fused_loss.h"
@@ -16,6 +19,41 @@ void register_trainer(Napi::Env env, Napi::Object exports);
 
 namespace {
 
+// The kernel OpenBLAS picked for this CPU (its DYNAMIC_ARCH choice, or OPENBLAS_CORETYPE's): matmuls round
+// differently per kernel, so it is part of what makes a CPU run reproducible. Empty when the BLAS libtorch
+// loaded is not OpenBLAS.
+std::string blas_core() {
+  for (const char* lib : {"libblas.so.3", "libopenblas.so.0", "libopenblas.so"}) {
+    void* handle = dlopen(lib, RTLD_LAZY | RTLD_NOLOAD);
+    if (!handle) continue;
+    using CoreName = char* (*)();
+    auto core_name = reinterpret_cast<CoreName>(dlsym(handle, "openblas_get_corename"));
+    std::string name = core_name ? core_name() : "";
+    dlclose(handle);
+    if (!name.empty()) return name;
+  }
+  return "";
+}
+
+// The ISA of ATen's own CPU kernels (softmax, layer norm, GELU, …), which round differently per ISA. libtorch
+// 1.13 does not export its choice, so this states its rule (ATen/native/DispatchStub.cpp): ATEN_CPU_CAPABILITY
+// when set to avx512, avx2 or default; else AVX-512 with VL, BW, DQ and FMA; else AVX2 with FMA.
+const char* aten_cpu_capability() {
+  if (const char* env = std::getenv("ATEN_CPU_CAPABILITY")) {
+    for (const char* isa : {"avx512", "avx2", "default"})
+      if (std::strcmp(env, isa) == 0) return isa;
+  }
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  const bool fma = __builtin_cpu_supports("fma");
+  if (__builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+      fma)
+    return "avx512";
+  if (__builtin_cpu_supports("avx2") && fma) return "avx2";
+#endif
+  return "default";
+}
+
 Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
@@ -25,6 +63,8 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
     o.Set("cudaDeviceCount", platform::cuda_device_count());
     o.Set("threads", at::get_num_threads());
     o.Set("cpuIsa", core::cpu_isa());
+    o.Set("blasCore", blas_core());
+    o.Set("atenCpuCapability", aten_cpu_capability());
     o.Set("parallel", at::get_parallel_info());
     return o;
   });

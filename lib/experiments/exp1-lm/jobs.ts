@@ -103,7 +103,7 @@ export function exp1AuditPlans(c: Exp1Config, data: Exp1Data): AuditPlan[] {
     rounds,
     warmupRounds,
     losses,
-    trainer: {
+    trainer: async () => ({
       model: { size: model, seed: 0, device: c.device },
       loss: { kind: "ce" },
       data: { train: data.train, valid: data.valid },
@@ -114,6 +114,6 @@ export function exp1AuditPlans(c: Exp1Config, data: Exp1Data): AuditPlan[] {
       device: c.device,
       precision: c.precision,
       ...(c.threads ? { threads: c.threads } : {}),
-    },
+    }),
   }));
 }

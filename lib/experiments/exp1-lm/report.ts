@@ -19,7 +19,7 @@ import {
   modelSections,
   verdictTable,
 } from "../framework/report.ts";
-import { auditTable } from "../framework/efficiency-audit.ts";
+import { auditSection } from "../framework/efficiency-audit.ts";
 import type { ReportBody, ReportContext, Verdict } from "../framework/spec.ts";
 import { type Exp1Group, METRICS, type Metric, testEvalOf } from "./analysis.ts";
 import { BASELINES, type Exp1Config, TEMPSCALE } from "./config.ts";
@@ -234,13 +234,7 @@ async function modelSection(
   lines.push("### Efficiency", "");
   if (audit) {
     lines.push(
-      `The efficiency audit: one full training step (forward, loss, backward, clipping, AdamW) per variation on ` +
-        `one fixed batch of ${count(audit.tokens)} tokens, timed interleaved in one process for ${audit.rounds} ` +
-        `rounds (after ${audit.warmupRounds} untimed); the ratio to ${audit.reference} is taken within each round, ` +
-        "its median over rounds with a 95 % bootstrap interval. The verdicts' efficiency comes from it.",
-      "",
-      auditTable(audit),
-      "",
+      ...auditSection(audit),
       "The training runs' own step times and peak memory (runs at different times; their wall-clocks move " +
         "with whatever else the machine did):",
       "",

@@ -102,6 +102,17 @@ export const Exp2SettingsSchema = z
       .or(z.literal(false))
       .describe("robustness runs with summary-swap noise"),
     generation: GenerationSchema.describe("decoding of the summaries"),
+    efficiencyAudit: z
+      .object({
+        rounds: int(2).describe("timed rounds; each times one step of every variation"),
+        warmupRounds: int(0).describe("untimed rounds first"),
+      })
+      .strict()
+      .or(z.literal(false))
+      .describe(
+        "the efficiency audit: every variation's full fine-tuning step on one fixed batch (the first batchSize " +
+          "training pairs), timed interleaved in one process",
+      ),
     rougeBootstrap: int(1).describe("bootstrap samples for ROUGE intervals and paired tests"),
     examples: int(0).describe("test examples shown side by side in the report"),
     device: DeviceSchema.describe("cpu, cuda or cuda:N"),
@@ -169,6 +180,7 @@ const FULL: Exp2Settings = {
   baselines: [...BASELINES],
   summarySwap: { probability: 0.15, variations: [...VARIATIONS] },
   generation: CNN_GENERATION,
+  efficiencyAudit: { rounds: 30, warmupRounds: 3 },
   rougeBootstrap: 1000,
   examples: 3,
   device: "cuda",
@@ -226,6 +238,7 @@ export const PROFILES = {
       noRepeatNgramSize: 3,
       earlyStopping: false,
     },
+    efficiencyAudit: { rounds: 15, warmupRounds: 3 },
     rougeBootstrap: 1000,
     examples: 2,
     device: "cpu",

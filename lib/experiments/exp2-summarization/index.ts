@@ -6,7 +6,7 @@ import type { ExperimentSpec } from "../framework/spec.ts";
 import { EXP2_ANALYSIS, type Metric } from "./analysis.ts";
 import { Exp2SettingsSchema, PROFILES } from "./config.ts";
 import { type Exp2Data, prepareExp2Data } from "./data.ts";
-import { type Exp2Job, exp2Jobs } from "./jobs.ts";
+import { exp2AuditPlans, type Exp2Job, exp2Jobs } from "./jobs.ts";
 import { exp2Report } from "./report.ts";
 import { describeExp2Result, type Exp2Result, runExp2Job } from "./run-job.ts";
 
@@ -21,6 +21,7 @@ export const exp2: ExperimentSpec<typeof Exp2SettingsSchema, Exp2Job, Exp2Result
   profiles: PROFILES,
   unpinned: ["threads"],
   jobs: exp2Jobs,
+  audit: exp2AuditPlans,
   prepare: prepareExp2Data,
   runJob: runExp2Job,
   describeResult: describeExp2Result,

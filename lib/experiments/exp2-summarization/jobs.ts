@@ -1,9 +1,13 @@
 // Experiment 2's jobs: per model, its denoising pretraining when it has no checkpoint (first, shared by every
 // fine-tuning run of that model), then every (variation, seed) fine-tuned on clean pairs and, for the noise
 // variations, with summary-swap noise.
+import { Seq2SeqModel } from "../../models/bart.ts";
 import type { TrainLossInput } from "../../trainer.ts";
+import type { AuditPlan } from "../framework/efficiency-audit.ts";
 import type { Job } from "../framework/spec.ts";
 import { DPSM_WARMUP, type Exp2Config, PRETRAIN, type Setting, type Variation } from "./config.ts";
+import type { Exp2Data } from "./data.ts";
+import { freshModel } from "./run-job.ts";
 
 export interface PretrainJob extends Job {
   readonly kind: "pretrain";
@@ -49,4 +53,38 @@ export function exp2Jobs(c: Exp2Config): Exp2Job[] {
     }
   }
   return jobs;
+}
+
+/**
+ * The efficiency audit per model: every variation's fine-tuning step on the first batchSize training pairs, on
+ * the model's checkpoint or, for a model pretrained here, a fresh one of the same shape (a step's cost does
+ * not depend on the weights' values).
+ */
+export function exp2AuditPlans(c: Exp2Config, data: Exp2Data): AuditPlan[] {
+  if (!c.efficiencyAudit) return [];
+  const { rounds, warmupRounds } = c.efficiencyAudit;
+  const variations: Variation[] = c.variations.includes("ce") ? [...c.variations] : ["ce", ...c.variations];
+  return c.models.map((name) => {
+    const d = data[name]!;
+    const batchSize = Math.min(c.batchSize, d.train.ids.length);
+    return {
+      model: name,
+      tokens: d.train.targetLengths.slice(0, batchSize).reduce((a, b) => a + b, 0),
+      reference: "ce",
+      rounds,
+      warmupRounds,
+      losses: variations.map((v) => ({ name: v, loss: lossOf(v, c.maxSteps) })),
+      trainer: async () => ({
+        model: d.checkpoint ? await Seq2SeqModel.loadAsync(d.checkpoint, { device: c.device }) : await freshModel(c, d),
+        loss: { kind: "ce" },
+        data: { train: d.train, valid: d.valid },
+        batchSize,
+        maxSteps: 1,
+        lr: c.lr,
+        device: c.device,
+        precision: c.precision,
+        ...(c.threads ? { threads: c.threads } : {}),
+      }),
+    };
+  });
 }

@@ -16,6 +16,7 @@ import {
   modelSections,
   verdictTable,
 } from "../framework/report.ts";
+import { auditSection } from "../framework/efficiency-audit.ts";
 import type { Finished, ReportBody, ReportContext, Verdict } from "../framework/spec.ts";
 import { bestSet, type Exp2Group, METRICS, type Metric } from "./analysis.ts";
 import { type Exp2Config, TEMPSCALE, VARIATIONS } from "./config.ts";
@@ -35,8 +36,9 @@ const DEFINITIONS = [
   "**Dist-1/2**: distinct unigrams / bigrams over all n-grams of all generated summaries (ROUGE's tokens, not " +
     "stemmed); **words**: mean generated length in the same tokens; **different summaries / examples**: 1 when every " +
     "example gets its own summary, 1/n when the model writes one summary whatever the source.",
-  "**Efficiency**: time per optimiser step and target tokens per second are medians over each run's steps, from " +
-    "separate runs (on a shared machine they move with its load); peak memory is CUDA's allocator peak per run, or " +
+  "**Efficiency**: the verdict's throughput comes from the interleaved audit (below each model's efficiency " +
+    "table); the runs' own time per optimiser step and target tokens per second are medians over each run's steps, " +
+    "from separate runs (on a shared machine they move with its load); peak memory is CUDA's allocator peak per run, or " +
     "on the CPU the process's resident high-water mark, which also holds what earlier runs of the process left " +
     "allocated, so CPU memory is not compared between variations.",
   "**Selection**: the last checkpoint is the main result (the seed's); the best-validation-NLL checkpoint is " +
@@ -334,9 +336,11 @@ async function modelSection(ctx: Exp2ReportContext, model: string, verdicts: Rec
     "",
   );
   const memory = c.device.startsWith("cuda") ? "GPU allocated" : "RSS";
+  const audit = ctx.audits.find((a) => a.model === model);
   lines.push(
     "### Efficiency (fine-tuning; target tokens)",
     "",
+    ...(audit ? [...auditSection(audit), "The fine-tuning runs' own step times and peak memory:", ""] : []),
     efficiencyTable(
       clean.filter((g) => g.key.variation !== TEMPSCALE),
       "ce",
@@ -354,6 +358,7 @@ async function modelSection(ctx: Exp2ReportContext, model: string, verdicts: Rec
     const v = exp2Verdicts(get, dpsm, {
       bootstrapSamples: c.rougeBootstrap,
       memoryComparable: c.device.startsWith("cuda"),
+      ...(audit ? { audit } : {}),
     });
     verdicts[dpsm] = v;
     lines.push(`**${dpsm}**`, "", verdictTable(v), "");

@@ -88,17 +88,15 @@ function trainerCommon(c: Exp2Config, dir: string, ctx: JobContext<Exp2Config, E
   };
 }
 
-async function runPretrain(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>, job: PretrainJob) {
-  const { config: c, dir } = ctx;
+/** A randomly initialised model of the pretraining preset, its vocabulary and special ids the tokenizer's. */
+export async function freshModel(c: Exp2Config, d: Exp2ModelData): Promise<Seq2SeqModel> {
   const p = c.pretrain;
-  const d = ctx.data[job.key.model]!;
-  if (p === false || !d.pretrain) throw new Error(`exp2: ${job.key.model} has no pretraining settings or data`);
+  if (p === false) throw new Error(`exp2: ${d.name} has no pretraining settings`);
   const special = d.tokenizer.specialTokens;
-  const model = await Seq2SeqModel.createAsync({
+  return Seq2SeqModel.createAsync({
     preset: p.preset,
     seed: p.seed,
     device: c.device,
-    // The tokenizer decides the vocabulary and the special ids.
     config: {
       vocab_size: d.tokenizer.vocabSize,
       pad_token_id: special.pad,
@@ -106,6 +104,14 @@ async function runPretrain(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>, job: 
       decoder_start_token_id: special.decoderStart ?? special.eos,
     },
   });
+}
+
+async function runPretrain(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>, job: PretrainJob) {
+  const { config: c, dir } = ctx;
+  const p = c.pretrain;
+  const d = ctx.data[job.key.model]!;
+  if (p === false || !d.pretrain) throw new Error(`exp2: ${job.key.model} has no pretraining settings or data`);
+  const model = await freshModel(c, d);
   const trainer = new Trainer({
     model,
     loss: { kind: "ce" },

@@ -13,8 +13,9 @@ import { Trainer, type TrainerOptions, type TrainLossInput } from "../../trainer
 /** What a spec asks to be timed: per model, a trainer nobody fits and the losses timed on it. */
 export interface AuditPlan {
   model: string;
-  /** the trainer's options (its batch is the fixed batch: the first `batchSize` training sequences) */
-  trainer: TrainerOptions;
+  /** the trainer's options (its batch is the fixed batch: the first `batchSize` training sequences), made when
+   * the audit runs (a model to load is loaded only then) */
+  trainer: () => Promise<TrainerOptions>;
   /** tokens per step, for the report */
   tokens: number;
   losses: { name: string; loss: TrainLossInput }[];
@@ -86,7 +87,7 @@ export async function runAudits(
       `efficiency audit (${plan.model}): ${plan.losses.length} losses × ${plan.rounds} rounds of one ` +
         `${plan.tokens}-token step each, interleaved`,
     );
-    const trainer = new Trainer({ ...plan.trainer, progress: false, log: false });
+    const trainer = new Trainer({ ...(await plan.trainer()), progress: false, log: false });
     const ms = await trainer.timeSteps(
       plan.losses.map((l) => l.loss),
       { rounds: plan.rounds, warmupRounds: plan.warmupRounds },
@@ -117,6 +118,27 @@ export async function runAudits(
   return results;
 }
 
+/**
+ * The seed's efficiency criterion from the audit: throughput at most 2 % below the reference's, i.e. a median
+ * step-time ratio of at most 1/0.98. Undefined when `name` was not audited against that reference.
+ */
+export function auditedThroughput(
+  audit: AuditResult | undefined,
+  name: string,
+): { met: boolean; detail: string } | undefined {
+  const row = audit?.rows.find((r) => r.name === name);
+  if (!audit || !row) return undefined;
+  const { median: m, low, high } = row.ratio;
+  const change = 1 - 1 / m;
+  const how = `${fmt(100 * Math.abs(change), 1)} % ${change <= 0 ? "faster" : "slower"}`;
+  return {
+    met: m <= 1 / 0.98,
+    detail:
+      `step time ${fmt(m, 3)} × ${audit.reference}'s (95 % CI ${fmt(low, 3)}–${fmt(high, 3)}; interleaved audit, ` +
+      `${audit.rounds} rounds): throughput ${how}`,
+  };
+}
+
 /** The audit as a Markdown table. */
 export function auditTable(a: AuditResult): string {
   return formatTable(
@@ -133,4 +155,17 @@ export function auditTable(a: AuditResult): string {
       `${fmt(r.ratio.median, 3)} [${fmt(r.ratio.low, 3)}, ${fmt(r.ratio.high, 3)}]`,
     ]),
   );
+}
+
+/** The audit's part of a report's efficiency section: how it was measured, then its table. */
+export function auditSection(a: AuditResult): string[] {
+  return [
+    `The efficiency audit: one full training step (forward, loss, backward, clipping, AdamW) per variation on ` +
+      `one fixed batch of ${a.tokens.toLocaleString("en-US")} target tokens, timed interleaved in one process for ` +
+      `${a.rounds} rounds (after ${a.warmupRounds} untimed); the ratio to ${a.reference} is taken within each ` +
+      "round, its median over rounds with a 95 % bootstrap interval. The verdicts' efficiency comes from it.",
+    "",
+    auditTable(a),
+    "",
+  ];
 }

@@ -28,9 +28,17 @@ import type {
 const mean = (xs: number[]) => meanStd(xs).mean;
 const pCell = (t: PairedTTest | undefined) => (t ? `${t.p.toPrecision(2)}${stars(t.p)}` : "–");
 
-/** "libtorch 2.5.1, cpu (2 threads, avx2 loss kernel)." or "…, cuda (bf16)." */
+/**
+ * "libtorch 1.13.0, cpu (AMD EPYC, 2 threads, OpenBLAS kernel Zen, ATen avx512, avx512 loss kernel)." or
+ * "…, cuda (bf16)." On the CPU it names what decides whether another machine reproduces the numbers bit for bit
+ * (README: "What reproduces").
+ */
 export function environmentNote(build: BuildInfo, device: string, precision: string): string {
-  const how = device.startsWith("cuda") ? precision : `${build.threads} threads, ${build.cpuIsa} loss kernel`;
+  const blas = build.blasCore ? `OpenBLAS kernel ${build.blasCore}` : "BLAS not OpenBLAS";
+  const cpu = [build.cpuModel, `${build.threads} threads`, blas, `ATen ${build.atenCpuCapability}`];
+  const how = device.startsWith("cuda")
+    ? precision
+    : [...cpu, `${build.cpuIsa} loss kernel`].filter(Boolean).join(", ");
   return `libtorch ${build.torchVersion}, ${device} (${how}).`;
 }
 
