@@ -175,7 +175,9 @@ test.serial("experiment settings are validated and pinned to their directory", a
   t.throws(() => resolveConfig(exp1, "quick", { variations: ["dpsm-fast" as "ce"] }), {
     message: /exp1 config\.variations\.0/,
   });
-  t.throws(() => resolveConfig(exp1, "fast"), { message: /profile: expected one of quick, cpu-study, wt2-small, full/ });
+  t.throws(() => resolveConfig(exp1, "fast"), {
+    message: /profile: expected one of quick, cpu-study, wt2-small, full/,
+  });
   t.throws(() => resolveConfig(exp1, "quick", { colour: "red" } as never), { message: /unknown option\(s\) "colour"/ });
   const full = resolveConfig(exp1, "full");
   t.deepEqual(full.models, ["small", "medium", "large"]);

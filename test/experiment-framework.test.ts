@@ -153,7 +153,10 @@ test("settings: profile, then a settings file, then flags; errors name the setti
   fails(["--precision", "fp8"], /^exp1 config\.precision: Invalid option/);
   fails(["--label-noise.step-fraction", "2"], /exp1 config\.labelNoise/);
   fs.writeFileSync(file, JSON.stringify({ profile: "huge" }));
-  fails(["--config", file], /--config: .*mine\.json: profile: expected one of quick, cpu-study, wt2-small, full, got "huge"/);
+  fails(
+    ["--config", file],
+    /--config: .*mine\.json: profile: expected one of quick, cpu-study, wt2-small, full, got "huge"/,
+  );
 });
 
 test("jobs carry structured keys: folders, groups and names come from them", (t) => {
