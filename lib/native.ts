@@ -244,6 +244,17 @@ export function native(): NativeAddon {
 }
 
 /** Which libtorch the core runs on, whether CUDA is there, how many devices and threads. */
+/**
+ * What differs between two environments in what decides a CPU run's numbers bit for bit (README: "What
+ * reproduces"): libtorch, thread count, OpenBLAS kernel, loss kernel. Fields an older record lacks are skipped.
+ */
+export function numericalDifferences(before: Partial<BuildInfo>, now: BuildInfo): string[] {
+  const fields = ["torchVersion", "threads", "blasCore", "cpuIsa"] as const;
+  return fields
+    .filter((f) => before[f] !== undefined && before[f] !== now[f])
+    .map((f) => `${f} ${JSON.stringify(before[f])} → ${JSON.stringify(now[f])}`);
+}
+
 export function buildInfo(): BuildInfo {
   return { ...native().buildInfo(), cpuModel: os.cpus()[0]?.model ?? "" };
 }

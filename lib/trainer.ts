@@ -22,8 +22,15 @@ import { checkDataFits, checkModelData, isSeq2SeqData, type ModelData, modelShap
 import { GPT2Model, type ModelOptions, ModelOptionsSchema, resolveGPT2Config } from "./model.ts";
 import { Seq2SeqModel } from "./models/bart.ts";
 import { checkFilePath, checkFolderPath, ensureFolder } from "./io/paths.ts";
-import { buildInfo, native, type NativeProgress, type NativeTrainer, setNumThreads } from "./native.ts";
-import { RunLogWriter } from "./runlog.ts";
+import {
+  buildInfo,
+  native,
+  type NativeProgress,
+  type NativeTrainer,
+  numericalDifferences,
+  setNumThreads,
+} from "./native.ts";
+import { readRunLog, RunLogWriter } from "./runlog.ts";
 
 export type { TrainLossInput } from "./config.ts";
 
@@ -311,8 +318,18 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       this.#used = "fit";
       const config = trainerDocument(this.options, this.loss);
       if (log) {
+        const build = buildInfo();
+        const earlier = readRunLog(log).starts.at(-1)?.build;
+        const changed = earlier ? numericalDifferences(earlier, build) : [];
+        if (changed.length) {
+          process.emitWarning(
+            `Trainer: an earlier session of this run computed with other numerics (${changed.join(", ")}); from ` +
+              "the resumed step on its curve will not match an uninterrupted run bit for bit (README: What reproduces)",
+            { code: "DPSM_NUMERICS_CHANGED" },
+          );
+        }
         runLog = new RunLogWriter(log);
-        runLog.start({ time: new Date().toISOString(), fingerprint: trainer.fingerprint, config, build: buildInfo() });
+        runLog.start({ time: new Date().toISOString(), fingerprint: trainer.fingerprint, config, build });
       }
       bar = o.progress === false ? undefined : new Progress(o.maxSteps, o.progress === true || process.stderr.isTTY);
       const history = { steps: [] as StepEvent[], evals: [] as EvalEvent[] };

@@ -1,11 +1,14 @@
 // The Trainer on real WikiText-2: it learns, it is deterministic, it survives a SIGKILL and an abort with
 // the same loss curve, it keeps the event loop free, and it refuses bad configs before doing any work.
+import { spawnSync } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 
 import test from "ava";
 
 import {
+  buildInfo,
   GPT2Model,
   prepareLanguageModelData,
   Trainer,
@@ -13,6 +16,7 @@ import {
   type PackedTokens,
   type TrainerOptions,
 } from "../lib/index.ts";
+import { packageRoot } from "../lib/native.ts";
 import { killAfterCheckpoint } from "./helpers/kill-child.ts";
 import { readHeader, readTensor } from "./helpers/safetensors.ts";
 import { sharedTmpDir, tmpDir } from "./helpers/tmp.ts";
@@ -115,6 +119,75 @@ test.serial("same seed: the same batches for every loss, and on the CPU the same
   t.is(a.history.steps[0]!.alpha, 0);
   t.true(a.history.steps[5]!.alpha > 0 && a.history.steps[5]!.alpha < 1);
   t.is(a.history.steps[23]!.alpha, 1);
+});
+
+// What the README promises ("What reproduces"): the same machine, thread count and build give the same run bit
+// for bit in any process; and what a run's environment note names is what decides it.
+test.serial("two processes, same machine, threads and build: Brier's losses and weights bit for bit", async (t) => {
+  const runOnce = () => {
+    const runDir = tmpDir(t, "dpsm-repro-");
+    const options = { ...smallRun(runDir), loss: { kind: "brier" }, maxSteps: 12, evalEvery: 12 };
+    const r = spawnSync(process.execPath, ["--import", "tsx", "test/helpers/train-child.ts", JSON.stringify(options)], {
+      cwd: packageRoot,
+      encoding: "utf8",
+    });
+    t.is(r.status, 0, r.stderr);
+    const steps = r.stdout.split("\n").filter((l) => l.startsWith("step "));
+    const weights = fs.readFileSync(path.join(runDir, "last", "model.safetensors"));
+    return { steps, sha256: crypto.createHash("sha256").update(weights).digest("hex") };
+  };
+  const [a, b] = [runOnce(), runOnce()];
+  t.is(a.steps.length, 12);
+  t.deepEqual(a.steps, b.steps);
+  t.is(a.sha256, b.sha256);
+});
+
+test("buildInfo names the OpenBLAS kernel, ATen's ISA and the loss kernel, and follows the variables that pin them", (t) => {
+  const here = buildInfo();
+  t.regex(here.atenCpuCapability, /^(default|avx2|avx512)$/);
+  t.true(here.cpuModel.length > 0);
+  const r = spawnSync(
+    process.execPath,
+    ["--import", "tsx", "-e", 'import("./lib/native.ts").then((m) => console.log(JSON.stringify(m.buildInfo())))'],
+    {
+      cwd: packageRoot,
+      encoding: "utf8",
+      env: { ...process.env, OPENBLAS_CORETYPE: "Haswell", ATEN_CPU_CAPABILITY: "default", DPSM_CPU_ISA: "baseline" },
+    },
+  );
+  t.is(r.status, 0, r.stderr);
+  const pinned = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as ReturnType<typeof buildInfo>;
+  // An OpenBLAS built for this CPU family takes any kernel the CPU can run; Haswell (AVX2) is one where x86 has AVX2.
+  if (here.blasCore && here.cpuIsa !== "baseline") t.is(pinned.blasCore, "Haswell");
+  t.is(pinned.atenCpuCapability, "default");
+  t.is(pinned.cpuIsa, "baseline");
+});
+
+test.serial("a run resumed under other numerics (threads, BLAS or loss kernel, libtorch) says so", async (t) => {
+  const { train, valid } = await smallData();
+  const runDir = tmpDir(t, "dpsm-numerics-");
+  const options = { ...smallRun(runDir), data: { train, valid }, maxSteps: 2, evalEvery: 2 };
+  await new Trainer(options).fit();
+  const warnings: Error[] = [];
+  const listen = (w: Error) => warnings.push(w);
+  process.on("warning", listen);
+  try {
+    await new Trainer(options).fit(); // same numerics: nothing to say
+    const log = path.join(runDir, "train.jsonl");
+    const lines = fs.readFileSync(log, "utf8").trimEnd().split("\n");
+    const last = lines.map((l) => l.includes('"type":"start"')).lastIndexOf(true);
+    const start = JSON.parse(lines[last]!) as { build: { threads: number; blasCore: string } };
+    start.build = { ...start.build, threads: 64, blasCore: "SkylakeX" };
+    lines[last] = JSON.stringify(start);
+    fs.writeFileSync(log, `${lines.join("\n")}\n`);
+    await new Trainer(options).fit();
+    await new Promise((r) => setImmediate(r));
+  } finally {
+    process.off("warning", listen);
+  }
+  const ours = warnings.filter((w) => (w as Error & { code?: string }).code === "DPSM_NUMERICS_CHANGED");
+  t.is(ours.length, 1);
+  t.regex(ours[0]!.message, /threads 64 → \d+, blasCore "SkylakeX" → /);
 });
 
 test.serial("killed with SIGKILL mid-run, resumed from the last checkpoint: the same curve and weights", async (t) => {
