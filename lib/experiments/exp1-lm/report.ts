@@ -36,6 +36,7 @@ const DEFINITIONS = [
 ];
 
 const count = (n: number) => n.toLocaleString("en-US");
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const left = (header: string) => ({ header, align: "left" as const });
 
 function whatWasRun(c: Exp1Config, data: Exp1Data): string[] {
@@ -151,6 +152,23 @@ function labelNoiseTable(noisy: Exp1Group[], ceClean: Exp1Group | undefined): st
   );
 }
 
+/** How flat CE's validation curve is at the end: its PPL over the last fifth of the steps (mean over seeds). */
+function ceFlattening(main: Exp1Group[], maxSteps: number): string | undefined {
+  const ce = main.find((g) => g.key.variation === "ce");
+  if (!ce) return undefined;
+  const curve = ce.observations.map((o) => o.curve ?? []);
+  const at = (step: number) => mean(curve.map((c) => c.find((p) => p.step === step)?.ppl ?? NaN));
+  const steps = [...new Set(curve.flat().map((p) => p.step))].sort((a, b) => a - b);
+  const from = steps.find((s) => s >= 0.8 * maxSteps);
+  const to = steps.at(-1);
+  if (from === undefined || to === undefined || from === to) return undefined;
+  const [a, b] = [at(from), at(to)];
+  return (
+    `How near CE is to its plateau: its validation PPL went from ${fmt(a)} at step ${from} to ${fmt(b)} at step ` +
+    `${to} (${fmt((100 * (b - a)) / a, 1)} %) over the last fifth of the steps, mean over seeds.`
+  );
+}
+
 /** Each ablated variation beside its main run: the metrics at both ε, their difference and its paired test. */
 function epsAblationTable(main: Exp1Group[], ablated: Exp1Group[], adamEps: number): string {
   const metrics = [
@@ -228,6 +246,8 @@ async function modelSection(
       `per-variation ECE: [PNG](${fig.eceBars}.png), [SVG](${fig.eceBars}.svg).`,
     "",
   );
+  const plateau = ceFlattening(main, c.maxSteps);
+  if (plateau) lines.push(plateau, "");
   lines.push("### Convergence", "", convergenceTable(clean, "ce"), "");
   const memory = c.device.startsWith("cuda") ? "GPU allocated" : "RSS";
   const audit = ctx.audits.find((a) => a.model === model);

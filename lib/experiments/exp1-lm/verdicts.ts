@@ -87,7 +87,8 @@ export function exp1Verdicts(
         detail:
           `${dpsm} ${td === null ? "did not reach it" : `${fmt(td, 1)} s`}, CE ${fmt(tc, 1)} s, ` +
           `Brier ${tb === null || tb === undefined ? "did not reach it" : `${fmt(tb, 1)} s`}` +
-          " (target: validation PPL ≤ CE's final / 0.95)",
+          " (target: validation PPL ≤ CE's final / 0.95; " +
+          `${d.clock === "audited" && ce.clock === "audited" ? "steps × the audit's step time" : "the runs' own clocks"})`,
       });
     }
   }

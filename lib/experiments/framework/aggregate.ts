@@ -2,6 +2,7 @@
 // seed of one model, setting, variation and params), mean ± std over seeds, paired t-tests against reference
 // variations, convergence against a reference's final validation value, and efficiency.
 import { meanStd, type PairedTTest, pairedTTest } from "../../metrics/stats.ts";
+import type { AuditResult } from "./efficiency-audit.ts";
 import { defaultGroupName, groupId, groupKeyOf } from "./keys.ts";
 import type { AnalysisSpec, Finished, GroupSummary, Observation } from "./spec.ts";
 
@@ -36,6 +37,7 @@ function summarise<M extends string, R>(
   return {
     key: groupKeyOf(obs[0]!.key),
     name,
+    clock: obs.every((o) => o.clock === "audited") ? "audited" : "run",
     seeds: obs.map((o) => o.key.seed),
     metrics: byMetric(names, (m) => meanStd(perSeed[m])),
     perSeed,
@@ -48,19 +50,34 @@ function summarise<M extends string, R>(
 }
 
 /**
+ * Runs trained at different times share a machine with different loads, so their own clocks do not compare. Where
+ * the audit timed the variation's step, a curve's time is steps × that median step time (evaluation excluded),
+ * and the observation says so; elsewhere it keeps the run's clock.
+ */
+function auditedClock<M extends string, R>(
+  o: Omit<Observation<M, R>, "source">,
+  audits: readonly AuditResult[],
+): Omit<Observation<M, R>, "source"> {
+  const ms = audits.find((a) => a.model === o.key.model)?.rows.find((r) => r.name === o.key.variation)?.medianMs;
+  if (ms === undefined || !o.curve) return { ...o, clock: "run" };
+  return { ...o, clock: "audited", curve: o.curve.map((p) => ({ ...p, elapsedSeconds: (p.step * ms) / 1000 })) };
+}
+
+/**
  * Every group of the results, in the order their first observation appears, with paired tests against the
  * spec's references and convergence filled in.
  */
 export function aggregate<M extends string, R>(
   analysis: AnalysisSpec<M, R>,
   results: readonly Finished<R>[],
+  audits: readonly AuditResult[] = [],
 ): GroupSummary<M, R>[] {
   const names = analysis.metrics.map((m) => m.name);
   const groups = new Map<string, Observation<M, R>[]>();
   for (const source of results) {
     for (const o of analysis.observe(source)) {
       const id = groupId(o.key);
-      groups.set(id, [...(groups.get(id) ?? []), { ...o, source }]);
+      groups.set(id, [...(groups.get(id) ?? []), { ...auditedClock(o, audits), source }]);
     }
   }
   const nameOf = analysis.name ?? defaultGroupName;

@@ -74,6 +74,12 @@ export function metricsTable<M extends string, G extends GroupSummary<M, unknown
   );
 }
 
+/** "audited time" when every group's curves are steps × the audit's step time, else "wall-clock". */
+export function clockLabel(groups: readonly GroupSummary[]): string {
+  const timed = groups.filter((g) => g.observations.some((o) => o.curve?.length));
+  return timed.length > 0 && timed.every((g) => g.clock === "audited") ? "audited time" : "wall-clock";
+}
+
 /** Steps and wall-clock to the convergence target per seed, and the wall-clock against `reference`'s. */
 export function convergenceTable(groups: readonly GroupSummary[], reference: string): string {
   const refConv = groups.find((g) => g.key.variation === reference && !g.key.params)?.convergence;
@@ -82,8 +88,8 @@ export function convergenceTable(groups: readonly GroupSummary[], reference: str
     [
       { header: "variation", align: "left" },
       "steps to target (per seed)",
-      "wall-clock s (per seed)",
-      `wall-clock vs ${reference}`,
+      `${clockLabel(groups)} s (per seed)`,
+      `${clockLabel(groups)} vs ${reference}`,
     ],
     groups
       .filter((g) => g.convergence)
@@ -201,7 +207,12 @@ export async function curveChart(
   outBase: string,
 ): Promise<void> {
   await lineChart(
-    { ...chart, xTitle: "wall-clock (s)", series: groups.map((g) => ({ name: g.name, points: meanCurve(g, metric) })) },
+    {
+      ...chart,
+      xTitle:
+        clockLabel(groups) === "audited time" ? "audited time (s): steps × the audit's ms/step" : "wall-clock (s)",
+      series: groups.map((g) => ({ name: g.name, points: meanCurve(g, metric) })),
+    },
     outBase,
   );
 }
@@ -225,7 +236,7 @@ export async function metricBars(
   );
 }
 
-function statisticsDefinitions(analysis: AnalysisSpec<string, unknown>): string[] {
+function statisticsDefinitions(analysis: AnalysisSpec<string, unknown>, audited: boolean): string[] {
   const lines: string[] = [];
   const c = analysis.convergence;
   if (c) {
@@ -237,6 +248,13 @@ function statisticsDefinitions(analysis: AnalysisSpec<string, unknown>): string[
     lines.push(
       `**Convergence target**: validation ${label} ${higher ? "≥" : "≤"} ${target} (${share}); ` +
         "steps and wall-clock are those of the first evaluation that reaches it.",
+    );
+  }
+  if (audited) {
+    lines.push(
+      "**Audited time**: where the efficiency audit timed a variation's step, its curves' and convergence's time " +
+        "is steps × the audit's median step time (evaluations excluded), so runs trained at different times under " +
+        "different machine load compare fairly; each run's own clock is in results.json.",
     );
   }
   lines.push(
@@ -273,12 +291,16 @@ export async function writeReport<S extends z.ZodObject, J extends Job, R extend
   out: string,
   build: BuildInfo,
 ): Promise<{ report: string; json: string }> {
-  const groups = aggregate(spec.analysis, run.results);
+  const groups = aggregate(spec.analysis, run.results, run.audits);
   const { jobs, results, data, audits } = run;
   const body = await spec.report({ config, jobs, results, groups, data, out, build, audits });
   const missing = run.jobs.length - run.results.length;
   const rest = missing > 0 ? " (the rest: run the same command again to continue)" : "";
-  const definitions = [...body.definitions, ...statisticsDefinitions(spec.analysis as AnalysisSpec<string, unknown>)];
+  const audited = groups.some((g) => g.clock === "audited");
+  const definitions = [
+    ...body.definitions,
+    ...statisticsDefinitions(spec.analysis as AnalysisSpec<string, unknown>, audited),
+  ];
   const lines = [
     `# ${spec.title} (${config.profile} profile)`,
     "",

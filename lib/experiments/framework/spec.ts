@@ -73,6 +73,8 @@ export interface Observation<M extends string = string, R = unknown> {
   sets?: Partial<Record<string, Record<M, number>>>;
   /** validation during training; convergence is measured on it */
   curve?: readonly CurvePoint[];
+  /** what the curve's time is: steps × the audit's step time, or the run's own clock (set by the aggregation) */
+  clock?: "audited" | "run";
   efficiency?: Efficiency;
   /** other per-seed numbers to report as mean ± std (e.g. a fitted temperature) */
   extra?: Record<string, number>;
@@ -85,6 +87,8 @@ export interface GroupSummary<M extends string = string, R = unknown> {
   key: GroupKey;
   /** the row's display name */
   name: string;
+  /** "audited" when every seed's curve time is steps × the audit's step time, else the runs' own clocks */
+  clock: "audited" | "run";
   seeds: number[];
   metrics: Record<M, MeanStd>;
   /** per seed, aligned with `seeds` */
