@@ -58,7 +58,7 @@ test("bad flags and config files are named, before any work", (t) => {
     [["--report-only=yes"], /--report-only: takes no value/],
     [["--no-label-noise", "--label-noise", "x"], /--label-noise: unknown flag/],
     [["tiny"], /unexpected argument tiny/],
-    [["--profile", "fast"], /--profile: expected one of quick, wt2-small, full, got "fast"/],
+    [["--profile", "fast"], /--profile: expected one of quick, cpu-study, wt2-small, full, got "fast"/],
     [["--config", path.join(out, "missing.json")], /--config: .*missing\.json not found/],
   ] as const;
   for (const [args, message] of bad) {
