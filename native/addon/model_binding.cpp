@@ -1,11 +1,15 @@
 // Models exposed to JS: created from a config document or loaded from Hugging Face weights, saved, run for
 // logits, evaluated, temperature-fitted and sampled. Long work runs on libuv's pool. Each JS Model reports its
 // weights' bytes to V8 as external memory (so dropped models are collected under memory pressure) and can free
-// them at once with dispose(). The addon stays N-API only (one binary for every Node version): N-API runs a
-// collected object's finalizer from a later task, so a loop that never yields keeps what it dropped until it
-// yields, unless it calls dispose().
+// them at once with dispose(). The addon stays N-API only (one binary for every Node version). N-API runs a
+// collected object's finalizer from a later task, which a loop that never yields never reaches, but it clears the
+// object's weak reference in the collection itself: so each new model first releases the weights of every model
+// whose reference already reads empty (test/event-loop.test.ts: 1,000 models dropped in such a loop).
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/grad_mode.h>
+
+#include <unordered_set>
+#include <vector>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -73,6 +77,14 @@ void free_model(ModelHolder& h, bool trim_now) {
 #endif
 }
 
+class Model;
+
+// The Model objects of this thread's JS environment (a worker has its own) whose weights are not yet released.
+std::unordered_set<Model*>& unreleased_models() {
+  thread_local std::unordered_set<Model*> models;
+  return models;
+}
+
 class Model : public Napi::ObjectWrap<Model> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -93,6 +105,7 @@ class Model : public Napi::ObjectWrap<Model> {
   // libuv's pool and hands it over here as an External.
   explicit Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {
     holder_ = std::make_shared<ModelHolder>();
+    release_collected(info.Env());
     guarded(info, [&]() -> Napi::Value {
       if (info.Length() >= 1 && info[0].IsExternal())
         holder_->model = std::move(*info[0].As<Napi::External<std::shared_ptr<core::LanguageModel>>>().Data());
@@ -101,25 +114,37 @@ class Model : public Napi::ObjectWrap<Model> {
       if (!holder_->model) throw std::runtime_error("model: expected a model");
       holder_->external_bytes = model_bytes(*holder_->model);
       Napi::MemoryManagement::AdjustExternalMemory(info.Env(), holder_->external_bytes);
+      unreleased_models().insert(this);
       return info.Env().Undefined();
     });
   }
 
-  // Collected: V8 stops counting the weights, and this object's reference to them goes (a job still running holds
-  // its own reference to the holder, which frees the model when it ends).
-  void Finalize(Napi::BasicEnv env) override {
-    forget_bytes(env);
-    bool expected = false;
-    if (holder_->busy.compare_exchange_strong(expected, true)) {
-      free_model(*holder_, false);
-      holder_->busy = false;
-    }
-  }
+  void Finalize(Napi::BasicEnv env) override { release(env); }
 
   std::shared_ptr<ModelHolder> holder() const { return holder_; }
 
  private:
   core::LanguageModel& model() { return live_model(*holder_); }
+
+  // Collected (or found collected before the finalizer ran): this object's reference to the weights goes (a job
+  // still running holds its own reference to the holder, which frees the model when it ends), then V8 stops
+  // counting them. In that order: free_model counts the bytes towards its next malloc_trim.
+  void release(Napi::BasicEnv env) {
+    unreleased_models().erase(this);
+    bool expected = false;
+    if (holder_->busy.compare_exchange_strong(expected, true)) {
+      free_model(*holder_, false);
+      holder_->busy = false;
+    }
+    forget_bytes(env);
+  }
+
+  static void release_collected(Napi::Env env) {
+    std::vector<Model*> collected;
+    for (Model* m : unreleased_models())
+      if (m->Value().IsEmpty()) collected.push_back(m);
+    for (Model* m : collected) m->release(env);
+  }
 
   void forget_bytes(Napi::BasicEnv env) {
     if (holder_->external_bytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, -holder_->external_bytes);
@@ -139,6 +164,7 @@ class Model : public Napi::ObjectWrap<Model> {
       free_model(*holder_, true);
       holder_->busy = false;
       forget_bytes(info.Env());
+      unreleased_models().erase(this);
       return info.Env().Undefined();
     });
   }
