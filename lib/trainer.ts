@@ -4,9 +4,10 @@
 // loop: the model (when given as options) and the native trainer are built on worker threads, and the data is
 // read and hashed in small slices.
 import { EventEmitter } from "node:events";
+import { createRequire } from "node:module";
 import path from "node:path";
 
-import cliProgress from "cli-progress";
+import type cliProgress from "cli-progress";
 import { z } from "zod";
 
 import { DeviceSchema, parseOrThrow, parseTrainLoss, type TrainLoss, type TrainLossInput } from "./config.ts";
@@ -476,14 +477,16 @@ class Progress {
     tty: boolean,
   ) {
     if (tty) {
-      this.#bar = new cliProgress.SingleBar(
+      // Loaded here, for a terminal's bar only, not when the package is imported (test/package.test.ts).
+      const { SingleBar, Presets } = createRequire(import.meta.url)("cli-progress") as typeof cliProgress;
+      this.#bar = new SingleBar(
         {
           format: "{bar} {value}/{total} | loss {loss} | α {alpha} | lr {lr} | {tps} tok/s | {elapsed}s{eval}",
           hideCursor: true,
           stream: process.stderr,
           barsize: 24,
         },
-        cliProgress.Presets.shades_classic,
+        Presets.shades_classic,
       );
       this.#bar.start(total, 0, { loss: "–", alpha: "–", lr: "–", tps: "–", elapsed: "0", eval: "" });
     }

@@ -2,8 +2,6 @@
 import fs from "node:fs";
 import path from "node:path";
 
-import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
-import { compressors } from "hyparquet-compressors";
 
 function isDir(p: string): boolean {
   return fs.statSync(p, { throwIfNoEntry: false })?.isDirectory() ?? false;
@@ -49,6 +47,11 @@ export async function readParquetColumns<C extends string>(
 ): Promise<Record<C, string[]>> {
   let rows: Record<string, unknown>[];
   try {
+    // Loaded on first use: hyparquet and its decompressors (~20 MB resident) stay out of a plain import.
+    const [{ asyncBufferFromFile, parquetReadObjects }, { compressors }] = await Promise.all([
+      import("hyparquet"),
+      import("hyparquet-compressors"),
+    ]);
     rows = await parquetReadObjects({ file: await asyncBufferFromFile(file), columns: [...columns], compressors });
     const absent = rows.length > 0 ? columns.filter((c) => !(c in rows[0]!)) : [];
     if (absent.length > 0) throw new Error(`no such column "${absent.join('", "')}"`);

@@ -3,7 +3,7 @@ import fs from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 
-import { get_encoding, type Tiktoken } from "tiktoken";
+import type { Tiktoken } from "tiktoken";
 
 export const GPT2_VOCAB_SIZE = 50257;
 export const GPT2_EOS = 50256;
@@ -18,16 +18,18 @@ function tiktokenVersion(): string {
 export const GPT2_TOKENIZER_ID = `tiktoken-gpt2@${tiktokenVersion()}`;
 
 // Loading the encoding takes ~60 ms: one per process, kept, so a tokenizer called once per document
-// (summarisation: tens of thousands of short texts) costs what the encoding itself costs.
+// (summarisation: tens of thousands of short texts) costs what the encoding itself costs. tiktoken itself (its
+// WebAssembly module: ~20 MB resident) is loaded here on first use, not when the package is imported.
 let shared: Tiktoken | undefined;
-function gpt2(): Tiktoken {
-  shared ??= get_encoding("gpt2");
+/** The process's one GPT-2 encoding. */
+export function gpt2Encoding(): Tiktoken {
+  shared ??= (createRequire(import.meta.url)("tiktoken") as typeof import("tiktoken")).get_encoding("gpt2");
   return shared;
 }
 
 /** Token ids of `text` (special tokens are not parsed); lines are encoded in batches to bound memory. */
 export function encodeGpt2(text: string): Int32Array {
-  const enc = gpt2();
+  const enc = gpt2Encoding();
   const parts: Uint32Array[] = [];
   let total = 0;
   const lines = text.split(/(?<=\n)/);
@@ -51,13 +53,13 @@ export function encodeGpt2(text: string): Int32Array {
  * cut falls inside a run of whitespace (tiktoken merges "\n\n" at the end of a piece, not before text).
  */
 export function encodeGpt2Documents(docs: readonly string[]): Uint32Array[] {
-  const enc = gpt2();
+  const enc = gpt2Encoding();
   return docs.map((d) => enc.encode_ordinary(d));
 }
 
 /** encodeGpt2Documents, yielding to the event loop every few milliseconds so it never holds it for long. */
 export async function encodeGpt2DocumentsAsync(docs: readonly string[]): Promise<Uint32Array[]> {
-  const enc = gpt2();
+  const enc = gpt2Encoding();
   const out: Uint32Array[] = [];
   let since = performance.now();
   for (const d of docs) {
@@ -72,5 +74,5 @@ export async function encodeGpt2DocumentsAsync(docs: readonly string[]): Promise
 
 /** The text of GPT-2 token ids (bytes decoded as UTF-8; a split multi-byte character becomes U+FFFD). */
 export function decodeGpt2(ids: ArrayLike<number>): string {
-  return new TextDecoder().decode(gpt2().decode(Uint32Array.from(ids as ArrayLike<number>)));
+  return new TextDecoder().decode(gpt2Encoding().decode(Uint32Array.from(ids as ArrayLike<number>)));
 }

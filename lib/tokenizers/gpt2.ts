@@ -1,7 +1,5 @@
 // GPT-2 byte-pair encoding (lib/data/tokenizer.ts) with the special tokens an encoder–decoder trained here needs.
-import { get_encoding, type Tiktoken } from "tiktoken";
-
-import { GPT2_EOS, GPT2_VOCAB_SIZE } from "../data/tokenizer.ts";
+import { GPT2_EOS, GPT2_VOCAB_SIZE, gpt2Encoding } from "../data/tokenizer.ts";
 import type { Seq2SeqTokenizer, SpecialTokenIds } from "./types.ts";
 
 /**
@@ -16,13 +14,6 @@ const ADDED_TEXT = new Map([
   [GPT2_SEQ2SEQ_PAD, "<pad>"],
   [GPT2_SEQ2SEQ_MASK, "<mask>"],
 ]);
-
-// tiktoken builds an encoding in ~0.2 s, too slow per call, so one is kept for the process.
-let shared: Tiktoken | undefined;
-function encoding(): Tiktoken {
-  shared ??= get_encoding("gpt2");
-  return shared;
-}
 
 /**
  * GPT-2 BPE for sequence-to-sequence models. <|endoftext|> (50256) is eos, as in GPT-2, and also the decoder start,
@@ -41,7 +32,7 @@ export function gpt2Seq2SeqTokenizer(): Seq2SeqTokenizer {
     specialTokens: Object.freeze(specialTokens),
     encode(text, options = {}) {
       // encode_ordinary: "<|endoftext|>" written in the text stays text, so only the framing can produce eos.
-      const ids = encoding().encode_ordinary(text);
+      const ids = gpt2Encoding().encode_ordinary(text);
       if (!(options.addSpecialTokens ?? true)) return Int32Array.from(ids);
       const out = new Int32Array(ids.length + 1);
       out.set(ids);
@@ -54,7 +45,7 @@ export function gpt2Seq2SeqTokenizer(): Seq2SeqTokenizer {
       let run: number[] = [];
       // Bytes are decoded run by run between added ids (tiktoken has neither), so a character they split is U+FFFD.
       const flush = () => {
-        if (run.length > 0) parts.push(new TextDecoder().decode(encoding().decode(Uint32Array.from(run))));
+        if (run.length > 0) parts.push(new TextDecoder().decode(gpt2Encoding().decode(Uint32Array.from(run))));
         run = [];
       };
       for (let i = 0; i < ids.length; i++) {

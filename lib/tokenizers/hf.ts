@@ -5,9 +5,10 @@
 // point against nmt_nfkc it differs at three, U+0344, U+061C and U+200D (zero-width joiner, so emoji sequences),
 // none of which occurs in the summarisation data here.
 import fs from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
 
-import { Tokenizer } from "@huggingface/tokenizers";
+import type { Tokenizer } from "@huggingface/tokenizers";
 
 import { TokenizerFormatError, TokenizerNotFoundError, type Seq2SeqTokenizer, type SpecialTokenIds } from "./types.ts";
 
@@ -96,7 +97,11 @@ export function loadTokenizer(dirOrFile: string): Seq2SeqTokenizer {
 
   let tok: Tokenizer;
   try {
-    tok = new Tokenizer(json, config);
+    // Loaded on first use, not when the package is imported (test/package.test.ts).
+    const { Tokenizer: HfTokenizer } = createRequire(import.meta.url)(
+      "@huggingface/tokenizers",
+    ) as typeof import("@huggingface/tokenizers");
+    tok = new HfTokenizer(json, config);
   } catch (err) {
     throw new TokenizerFormatError(file, `@huggingface/tokenizers cannot build it: ${(err as Error).message}`, {
       cause: err,
