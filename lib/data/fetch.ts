@@ -137,26 +137,29 @@ export function placementMessage(source: DataSource, dir: string, files: readonl
   );
 }
 
-const NETWORK_CODES = new Set([
+// No connection could be made at all: the host is unreachable (offline, refused, no DNS).
+const CONNECT_CODES = new Set([
   "ECONNREFUSED",
   "ENOTFOUND",
   "EAI_AGAIN",
   "ETIMEDOUT",
   "EHOSTUNREACH",
   "ENETUNREACH",
-  "ECONNRESET",
   "UND_ERR_CONNECT_TIMEOUT",
-  "UND_ERR_SOCKET",
 ]);
+// A connection that broke.
+const NETWORK_CODES = new Set([...CONNECT_CODES, "ECONNRESET", "EPIPE", "UND_ERR_SOCKET"]);
 
-function networkCode(e: unknown): string | undefined {
+function errorCode(e: unknown, codes: ReadonlySet<string>): string | undefined {
   for (let cur: unknown = e, depth = 0; cur && depth < 5; depth++) {
     const code = (cur as { code?: unknown }).code;
-    if (typeof code === "string" && NETWORK_CODES.has(code)) return code;
+    if (typeof code === "string" && codes.has(code)) return code;
     cur = (cur as { cause?: unknown }).cause;
   }
   return undefined;
 }
+
+const networkCode = (e: unknown) => errorCode(e, NETWORK_CODES);
 
 interface Progress {
   start(total: number, done: number): void;
@@ -204,8 +207,9 @@ function progressBar(label: string, enabled: boolean): Progress {
 class Interrupted extends Error {}
 
 /**
- * One attempt: GET `url` into `partial`, from its current length (Range) when it has any. Resolves to the bytes
- * transferred; throws Interrupted when the body broke off, DownloadHttpError on an error status.
+ * One attempt: GET `url` into `partial`, from its current length (Range) when it has any, counting the body bytes
+ * received in `counter`. Resolves to the file's announced length; throws Interrupted when the body broke off,
+ * DownloadHttpError on an error status.
  */
 async function attempt(
   url: string,
@@ -213,13 +217,14 @@ async function attempt(
   expectedSize: number | undefined,
   bar: Progress,
   idleTimeoutMs: number,
-): Promise<{ transferred: number; total: number | undefined }> {
+  counter: { bytes: number },
+): Promise<{ total: number | undefined }> {
   let have = size(partial) ?? 0;
   if (expectedSize !== undefined && have > expectedSize) {
     fs.rmSync(partial);
     have = 0;
   }
-  if (expectedSize !== undefined && have === expectedSize) return { transferred: 0, total: expectedSize };
+  if (expectedSize !== undefined && have === expectedSize) return { total: expectedSize };
   const controller = new AbortController();
   let idle: NodeJS.Timeout | undefined;
   const arm = () => {
@@ -236,7 +241,7 @@ async function attempt(
     if (res.status === 416 && have > 0) {
       // Nothing past what we have: the partial file is the whole file (checked next).
       await res.body?.cancel();
-      return { transferred: 0, total: have };
+      return { total: have };
     }
     if (!res.ok) {
       await res.body?.cancel();
@@ -270,6 +275,7 @@ async function attempt(
           let off = 0;
           while (off < chunk.byteLength) off += (await fh.write(chunk, off, chunk.byteLength - off)).bytesWritten;
           done += chunk.byteLength;
+          counter.bytes += chunk.byteLength;
           bar.update(done);
         }
       }
@@ -290,7 +296,7 @@ async function attempt(
         `connection ended after ${done.toLocaleString("en-US")} of ${total.toLocaleString("en-US")} bytes`,
       );
     }
-    return { transferred: done - start, total };
+    return { total };
   } finally {
     clearTimeout(idle);
   }
@@ -313,12 +319,11 @@ export async function downloadFile(
   const say = o.say ?? (() => {});
   const bar = progressBar(file.path, o.progress ?? process.stderr.isTTY === true);
   const retries = o.retries ?? 3;
-  let transferred = 0;
+  const counter = { bytes: 0 };
   let announced: number | undefined;
   for (let tries = 0; ; tries++) {
     try {
-      const r = await attempt(url, partial, expected?.size, bar, o.idleTimeoutMs ?? 60_000);
-      transferred += r.transferred;
+      const r = await attempt(url, partial, expected?.size, bar, o.idleTimeoutMs ?? 60_000, counter);
       announced = r.total;
       break;
     } catch (e) {
@@ -354,7 +359,7 @@ export async function downloadFile(
     );
   }
   fs.renameSync(partial, dest);
-  return { size: got, sha256, transferred };
+  return { size: got, sha256, transferred: counter.bytes };
 }
 
 /**
@@ -379,12 +384,13 @@ async function verifyPresent(dest: string, expected: { size: number; sha256: str
 }
 
 /**
- * Fetches every file of data set `name` into the data folder `o.dir`: files already there are verified (against
+ * Fetches every file of data set `set` (a name, or a manifest of the same shape) into the data folder `o.dir`: files already there are verified (against
  * the pin, else the record of their first download) and kept; the others are downloaded. Throws
  * DataUnreachableError (with what to place where) when the host cannot be reached at all.
  */
-export async function fetchDataset(name: FetchableName, o: FetchOptions): Promise<FetchedFile[]> {
-  const source = DATA_SOURCES[name];
+export async function fetchDataset(set: FetchableName | DataSource, o: FetchOptions): Promise<FetchedFile[]> {
+  const source = typeof set === "string" ? DATA_SOURCES[set] : set;
+  const name = source.name;
   const say = o.say ?? (() => {});
   const records = readRecords(o.dir, name);
   const out: FetchedFile[] = [];
@@ -412,7 +418,8 @@ export async function fetchDataset(name: FetchableName, o: FetchOptions): Promis
     try {
       got = await downloadFile(file, { ...o, ...(expected ? { expected } : {}) });
     } catch (e) {
-      const code = networkCode(e);
+      // Only a host that could not be connected to at all is "unreachable"; a broken-off transfer says so itself.
+      const code = errorCode(e, CONNECT_CODES);
       if (code !== undefined && !(e instanceof DownloadHttpError) && !(e instanceof ChecksumError)) {
         const missing = source.files.filter((f) => size(path.join(o.dir, f.path)) === undefined);
         throw new DataUnreachableError(
