@@ -9,7 +9,7 @@ import path from "node:path";
 
 import cliProgress from "cli-progress";
 
-import { writeJsonAtomic } from "../io/atomic.ts";
+import { moveIntoPlace, writeJsonAtomic } from "../io/atomic.ts";
 import { DATA_SOURCES, type DataSource, type FetchableName, type SourceFile } from "./sources.ts";
 
 /** The record of what was fetched, per data set, beside its files. */
@@ -358,7 +358,7 @@ export async function downloadFile(
       `${dest}: sha256 mismatch: expected ${expected.sha256}, got ${sha256} (from ${url}); the download was deleted`,
     );
   }
-  fs.renameSync(partial, dest);
+  moveIntoPlace(partial, dest);
   return { size: got, sha256, transferred: counter.bytes };
 }
 
