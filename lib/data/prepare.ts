@@ -112,7 +112,12 @@ function resolveSource(o: Options): ResolvedSource {
     const split = o.split === "valid" ? "valid" : "test";
     const root = dataRoot(o.dataDir);
     const file = oodFile(source.ood, root, split);
-    if (!fs.existsSync(file)) throw new Error(`OOD data file not found: ${file}`);
+    if (!fs.existsSync(file)) {
+      throw new Error(
+        `OOD data file not found: ${file} (the out-of-domain sets are not fetched by \`dpsm-native data fetch\`: ` +
+          "place the file there yourself, or evaluate on fewer sets, e.g. exp1's --ood)",
+      );
+    }
     return {
       label: `ood:${source.ood}/${split}`,
       reader: `ood:${source.ood}`,
