@@ -1,5 +1,7 @@
-// The `dpsm-native` command: `dpsm-native <experiment> [flags]`, one subcommand per registered experiment.
+// The `dpsm-native` command: `dpsm-native <experiment> [flags]`, one subcommand per registered experiment, and
+// `dpsm-native data fetch|list` for the data sets.
 import { EXPERIMENTS } from "./experiments/index.ts";
+import { runDataCli } from "./data/cli.ts";
 import { runExperimentCli } from "./experiments/framework/cli.ts";
 
 const PROG = "dpsm-native";
@@ -11,6 +13,7 @@ function usage(): string {
     "",
     "commands:",
     ...Object.entries(EXPERIMENTS).map(([name, spec]) => `  ${name.padEnd(width)}${spec.title}`),
+    `  ${"data".padEnd(width)}fetch the public data sets (WikiText-2/-103, CNN/DM, XSum) or list what is present`,
   ].join("\n");
 }
 
@@ -21,6 +24,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     console.log(usage());
     return command === undefined ? 2 : 0;
   }
+  if (command === "data") return runDataCli(rest, `${PROG} data`);
   const spec = EXPERIMENTS[command];
   if (!spec) {
     const known = Object.keys(EXPERIMENTS).join(", ");

@@ -5,12 +5,13 @@ import path from "node:path";
 
 import test from "ava";
 
+import { dataDir } from "../lib/data/paths.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../lib/io/atomic.ts";
 import { packageRoot } from "../lib/native.ts";
 import { tmpDir } from "./helpers/tmp.ts";
 
 const leftovers = (dir: string) => fs.readdirSync(dir).filter((f) => f.endsWith(".tmp"));
-const WIKITEXT = path.join(process.env.DPSM_DATA_DIR ?? path.join(packageRoot, "..", "shared", "data"), "wikitext-2");
+const WIKITEXT = path.join(dataDir(), "wikitext-2");
 
 test("writes text, bytes and chunk lists into a new folder, and replaces a file", (t) => {
   const dir = path.join(tmpDir(t, "dpsm-atomic-"), "a", "b");

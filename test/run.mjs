@@ -3,6 +3,9 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
+// ../shared/data beside the checkout, when there is one and DPSM_DATA_DIR is unset (inherited by ava).
+import "./helpers/project-data.mjs";
+
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const ava = path.join(root, "node_modules", "ava", "entrypoints", "cli.mjs");
 const child = spawn(process.execPath, [ava, "--tap", ...process.argv.slice(2)], {

@@ -299,7 +299,7 @@ export const DenoisingDataOptionsSchema = z
     tokenizer: tokenizerSchema<Seq2SeqTokenizer & { id: string }>(true),
     name: z.enum(WIKITEXT_NAMES).default("wikitext-2"),
     split: z.enum(SPLITS),
-    /** the folder holding wikitext-2/ (default: DPSM_DATA_DIR or ../shared/data) */
+    /** the folder holding wikitext-2/ (default: DPSM_DATA_DIR, else the user cache folder; see paths.ts) */
     dataDir: z.string().min(1).optional(),
     /** where arrays are cached (default: DPSM_CACHE_DIR or <package>/.cache/tokens) */
     cacheDir: z.string().min(1).optional(),

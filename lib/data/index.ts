@@ -26,7 +26,28 @@ export {
 export { OOD_NAMES, OOD_SETS, oodFile, readOodDocuments, type OodName, type OodSet, type OodSplit } from "./ood.ts";
 export { packDocuments, type PackedArrays, type PackedTokens, type PackOptions } from "./pack.ts";
 export { parquetShards, readParquetColumns, readParquetStrings } from "./parquet.ts";
-export { dataDir } from "./paths.ts";
+export { dataDir, dataDirPath, defaultDataDir } from "./paths.ts";
+export {
+  ChecksumError,
+  DataUnreachableError,
+  datasetStatus,
+  downloadFile,
+  DownloadHttpError,
+  ensureDataset,
+  fetchDataset,
+  placementMessage,
+  type DatasetStatus,
+  type FetchedFile,
+  type FetchOptions,
+} from "./fetch.ts";
+export {
+  DATA_SOURCES,
+  FETCHABLE,
+  isFetchable,
+  type DataSource,
+  type FetchableName,
+  type SourceFile,
+} from "./sources.ts";
 export {
   dataRoot,
   LanguageModelDataOptionsSchema,

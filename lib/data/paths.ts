@@ -1,15 +1,33 @@
-// Where the real data sets live: DPSM_DATA_DIR, else the project's shared/data beside the checkout.
+// Where the real data sets live: DPSM_DATA_DIR when set, else the user's cache folder
+// ($XDG_CACHE_HOME/dpsm-native/data, by default ~/.cache/dpsm-native/data), which `dpsm-native data fetch` fills.
+// A local copy elsewhere (this project's ../shared/data, say) is used only when DPSM_DATA_DIR names it.
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 
-import { packageRoot } from "../native.ts";
+/** The user cache folder data sets are fetched into when DPSM_DATA_DIR is not set. */
+export function defaultDataDir(): string {
+  const xdg = process.env.XDG_CACHE_HOME;
+  const cache = xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), ".cache");
+  return path.join(cache, "dpsm-native", "data");
+}
 
+/** The data folder without checking it exists (DPSM_DATA_DIR, else the cache folder). */
+export function dataDirPath(): string {
+  const env = process.env.DPSM_DATA_DIR;
+  return env !== undefined && env !== "" ? path.resolve(env) : defaultDataDir();
+}
+
+/** The data folder; DPSM_DATA_DIR must exist when set, the cache folder may still be empty (then made). */
 export function dataDir(): string {
-  const dir = process.env.DPSM_DATA_DIR ?? path.resolve(packageRoot, "..", "shared", "data");
-  if (!fs.existsSync(dir)) {
+  const dir = dataDirPath();
+  if (fs.existsSync(dir)) return dir;
+  if (process.env.DPSM_DATA_DIR) {
     throw new Error(
-      `data directory not found: ${dir} (set DPSM_DATA_DIR to the folder holding wikitext-2/, ood_lm/, …)`,
+      `data directory not found: ${dir} (DPSM_DATA_DIR must name the folder holding wikitext-2/, ood_lm/, …; ` +
+        "unset it to use the cache folder that `dpsm-native data fetch` fills)",
     );
   }
+  fs.mkdirSync(dir, { recursive: true });
   return dir;
 }

@@ -53,7 +53,7 @@ export const LanguageModelDataOptionsSchema = z
       .default(1024),
     /** a final partial sequence is kept only with at least this many tokens */
     minRemainder: z.number().int().min(2).default(32),
-    /** the folder holding wikitext-2/, ood_lm/, … (default: DPSM_DATA_DIR or ../shared/data) */
+    /** the folder holding wikitext-2/, ood_lm/, … (default: DPSM_DATA_DIR, else the user cache folder; see paths.ts) */
     dataDir: z.string().min(1).optional(),
     /** where packed arrays are cached (default: DPSM_CACHE_DIR or <package>/.cache/tokens) */
     cacheDir: z.string().min(1).optional(),
@@ -112,7 +112,12 @@ function resolveSource(o: Options): ResolvedSource {
     const split = o.split === "valid" ? "valid" : "test";
     const root = dataRoot(o.dataDir);
     const file = oodFile(source.ood, root, split);
-    if (!fs.existsSync(file)) throw new Error(`OOD data file not found: ${file}`);
+    if (!fs.existsSync(file)) {
+      throw new Error(
+        `OOD data file not found: ${file} (the out-of-domain sets are not fetched by \`dpsm-native data fetch\`: ` +
+          "place the file there yourself, or evaluate on fewer sets, e.g. exp1's --ood)",
+      );
+    }
     return {
       label: `ood:${source.ood}/${split}`,
       reader: `ood:${source.ood}`,

@@ -322,7 +322,7 @@ const LocationShape = {
   split: z.enum(SUMMARIZATION_SPLITS, {
     error: () => `expected ${SUMMARIZATION_SPLITS.map((s) => `"${s}"`).join(", ")}`,
   }),
-  /** the folder holding xsum/, cnn_dailymail/, … (default: DPSM_DATA_DIR or ../shared/data) */
+  /** the folder holding xsum/, cnn_dailymail/, … (default: DPSM_DATA_DIR, else the user cache folder; see paths.ts) */
   dataDir: z.string().min(1).optional(),
   /** the data set's own folder, instead of <dataDir>/<source> */
   dir: z.string().min(1).optional(),

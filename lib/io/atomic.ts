@@ -38,6 +38,16 @@ export function writeFileAtomic(file: string, data: Chunk | readonly Chunk[]): v
   syncDir(dir);
 }
 
+/**
+ * Moves `tmp`, a finished file its writer has flushed (a download's `.partial`, written as it arrives so that it
+ * can be resumed), over `file` in one rename, and makes the rename durable. They must share a file system.
+ */
+export function moveIntoPlace(tmp: string, file: string): void {
+  const target = path.resolve(file);
+  fs.renameSync(tmp, target);
+  syncDir(path.dirname(target));
+}
+
 /** `value` as indented JSON with a final newline, written atomically. */
 export function writeJsonAtomic(file: string, value: unknown): void {
   writeFileAtomic(file, `${JSON.stringify(value, null, 1)}\n`);

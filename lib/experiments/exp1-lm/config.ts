@@ -35,7 +35,11 @@ export const Exp1SettingsSchema = z
           .strict(),
       ])
       .describe("a WikiText folder of the data folder"),
-    dataDir: z.string().min(1).optional().describe("the data folder (default: DPSM_DATA_DIR, else ../shared/data)"),
+    dataDir: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("the data folder (default: DPSM_DATA_DIR, else ~/.cache/dpsm-native/data; missing sets are fetched)"),
     contextLength: int(2).describe("tokens per training sequence"),
     batchSize: int(1).describe("sequences per micro-batch"),
     gradAccumulation: int(1).describe("micro-batches per optimiser step"),

@@ -3,6 +3,7 @@
 // and continue the sample prompt. The data is tokenised once for all jobs.
 import path from "node:path";
 
+import { experimentDataDir } from "../../data/ensure.ts";
 import type { OodName } from "../../data/ood.ts";
 import type { PackedTokens } from "../../data/pack.ts";
 import { prepareLanguageModelData } from "../../data/prepare.ts";
@@ -37,7 +38,9 @@ export interface Exp1Result extends FitRecord {
 const count = (n: number) => n.toLocaleString("en-US");
 
 export async function prepareExp1Data(c: Exp1Config, say: (line: string) => void = () => {}): Promise<Exp1Data> {
-  const common = { source: c.dataset, contextLength: c.contextLength, ...(c.dataDir ? { dataDir: c.dataDir } : {}) };
+  // A named WikiText set missing from the data folder is fetched first (said through `say`).
+  const dataDir = await experimentDataDir(c.dataDir, typeof c.dataset === "string" ? [c.dataset] : [], say);
+  const common = { source: c.dataset, contextLength: c.contextLength, dataDir };
   const data: Exp1Data = {
     train: await prepareLanguageModelData({ ...common, split: "train" }),
     valid: await prepareLanguageModelData({ ...common, split: "valid" }),

@@ -76,7 +76,11 @@ export const Exp2SettingsSchema = z
       .strict()
       .describe("the summarisation set fine-tuned on"),
     transfer: z.array(z.enum(SUMMARIZATION_SOURCES)).describe("sets evaluated zero-shot (their test split)"),
-    dataDir: z.string().min(1).optional().describe("the data folder (default: DPSM_DATA_DIR, else ../shared/data)"),
+    dataDir: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("the data folder (default: DPSM_DATA_DIR, else ~/.cache/dpsm-native/data; missing sets are fetched)"),
     minDocumentWords: int(0).describe("documents with fewer words are dropped (the seed: 50)"),
     maxSourceTokens: int(2).describe("source tokens kept, EOS included"),
     maxTargetTokens: int(2).describe("summary tokens kept, EOS included"),

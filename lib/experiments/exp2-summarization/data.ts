@@ -5,6 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 
 import { prepareDenoisingData } from "../../data/denoising.ts";
+import { experimentDataDir } from "../../data/ensure.ts";
 import { hashFile } from "../../data/cache.ts";
 import {
   type PreparedSummarization,
@@ -157,7 +158,16 @@ async function prepareModel(c: Exp2Config, name: string, say: (line: string) => 
 }
 
 export async function prepareExp2Data(c: Exp2Config, say: (line: string) => void = () => {}): Promise<Exp2Data> {
+  // The sets read from the data folder (not the fine-tuning set when it is given by its own folder); each one
+  // missing from it is fetched first, said through `say`.
+  const needed = [
+    ...(c.dataset.dir === undefined ? [c.dataset.source] : []),
+    ...c.transfer,
+    ...(c.checkpointDir === undefined && c.pretrain !== false ? [c.pretrain.dataset] : []),
+  ];
+  const dataDir = await experimentDataDir(c.dataDir, needed, say);
+  const resolved: Exp2Config = { ...c, dataDir };
   const data: Exp2Data = {};
-  for (const name of c.models) data[name] = await prepareModel(c, name, say);
+  for (const name of c.models) data[name] = await prepareModel(resolved, name, say);
   return data;
 }
