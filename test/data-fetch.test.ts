@@ -146,6 +146,18 @@ test("a complete download of WikiText-2 matches the pinned size and sha256, and 
   t.is(s.log.length, 3, "nothing requested for files already verified");
 });
 
+test("the out-of-domain sets download and match their pins (the files this project's SOURCE.md traces upstream)", async (t) => {
+  const s = await serve();
+  t.teardown(s.close);
+  const dir = tmpDir(t, "dpsm-fetch-ood-");
+  const files = await fetchDataset("ood_lm", { dir, mirror: s.url, progress: false });
+  t.deepEqual(
+    files.map((f) => [f.path, f.status, f.pinned]),
+    DATA_SOURCES.ood_lm.files.map((f) => [f.path, "downloaded", true]),
+  );
+  for (const f of files) t.true(fs.readFileSync(f.file).equals(fs.readFileSync(path.join(DATA, f.path))), f.path);
+});
+
 test("a download broken off half-way is resumed with Range: the second request sends only the rest", async (t) => {
   const total = PIN[0]!.size;
   const cut = 4_000_000;
@@ -337,8 +349,11 @@ test("the command: data fetch --mirror --dir, data list, and its errors", async 
 
   const bad = await cli(["data", "fetch", "wikitext-3"]);
   t.is(bad.code, 2);
-  t.regex(bad.out, /unknown data set "wikitext-3"; expected one of wikitext-2, wikitext-103, cnn_dailymail, xsum/);
+  t.regex(
+    bad.out,
+    /unknown data set "wikitext-3"; expected one of wikitext-2, wikitext-103, cnn_dailymail, xsum, ood_lm/,
+  );
   const help = await cli(["data", "--help"]);
   t.is(help.code, 0);
-  t.regex(help.out, /usage: dpsm-native data fetch <wikitext-2\|wikitext-103\|cnn_dailymail\|xsum>/);
+  t.regex(help.out, /usage: dpsm-native data fetch <wikitext-2\|wikitext-103\|cnn_dailymail\|xsum\|ood_lm>/);
 });

@@ -2,6 +2,7 @@
 // Hugging Face parquet layouts (the parquet files written here from real WikiText-2 lines), the OOD readers,
 // packing into sequences, and the token cache.
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 
 import test from "ava";
@@ -19,7 +20,6 @@ import {
   tokenCacheDir,
   type PackedArrays,
 } from "../lib/data/index.ts";
-import { packageRoot } from "../lib/native.ts";
 import { sharedTmpDir } from "./helpers/tmp.ts";
 
 const DATA = dataDir();
@@ -254,16 +254,24 @@ test.serial(
   },
 );
 
-test.serial("cache folder: DPSM_CACHE_DIR, else <package>/.cache/tokens", (t) => {
-  const saved = process.env.DPSM_CACHE_DIR;
+test.serial("cache folder: DPSM_CACHE_DIR, else the user's cache folder (XDG_CACHE_HOME, else ~/.cache)", (t) => {
+  const saved = { cache: process.env.DPSM_CACHE_DIR, xdg: process.env.XDG_CACHE_HOME };
   try {
     delete process.env.DPSM_CACHE_DIR;
-    t.is(tokenCacheDir(), path.join(packageRoot, ".cache", "tokens"));
+    process.env.XDG_CACHE_HOME = tmp;
+    t.is(tokenCacheDir(), path.join(tmp, "dpsm-native", "tokens"));
+    delete process.env.XDG_CACHE_HOME;
+    t.is(tokenCacheDir(), path.join(os.homedir(), ".cache", "dpsm-native", "tokens"));
     process.env.DPSM_CACHE_DIR = tmp;
     t.is(tokenCacheDir(), tmp);
   } finally {
-    if (saved === undefined) delete process.env.DPSM_CACHE_DIR;
-    else process.env.DPSM_CACHE_DIR = saved;
+    for (const [name, value] of [
+      ["DPSM_CACHE_DIR", saved.cache],
+      ["XDG_CACHE_HOME", saved.xdg],
+    ] as const) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
   }
 });
 

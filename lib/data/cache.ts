@@ -11,7 +11,7 @@ import os from "node:os";
 import path from "node:path";
 
 import { writeFileAtomic } from "../io/atomic.ts";
-import { packageRoot } from "../native.ts";
+import { userCacheDir } from "./paths.ts";
 import type { PackedArrays } from "./pack.ts";
 
 const MAGIC = "DPSMTOK2";
@@ -26,9 +26,9 @@ interface Header {
   payloadSha256: string;
 }
 
-/** `override`, else DPSM_CACHE_DIR, else `<package>/.cache/tokens`. */
+/** `override`, else DPSM_CACHE_DIR, else the user's cache folder (an installed package's own may be read-only). */
 export function tokenCacheDir(override?: string): string {
-  return path.resolve(override ?? process.env.DPSM_CACHE_DIR ?? path.join(packageRoot, ".cache", "tokens"));
+  return path.resolve(override ?? process.env.DPSM_CACHE_DIR ?? path.join(userCacheDir(), "tokens"));
 }
 
 /** sha256 of a file's bytes, read in chunks so a WikiText-103 shard needs no whole-file buffer. */

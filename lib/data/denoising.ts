@@ -301,7 +301,7 @@ export const DenoisingDataOptionsSchema = z
     split: z.enum(SPLITS),
     /** the folder holding wikitext-2/ (default: DPSM_DATA_DIR, else the user cache folder; see paths.ts) */
     dataDir: z.string().min(1).optional(),
-    /** where arrays are cached (default: DPSM_CACHE_DIR or <package>/.cache/tokens) */
+    /** where arrays are cached (default: DPSM_CACHE_DIR or ~/.cache/dpsm-native/tokens) */
     cacheDir: z.string().min(1).optional(),
     /** false: build every time and write nothing */
     cache: z.boolean().default(true),

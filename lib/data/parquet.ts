@@ -2,7 +2,6 @@
 import fs from "node:fs";
 import path from "node:path";
 
-
 function isDir(p: string): boolean {
   return fs.statSync(p, { throwIfNoEntry: false })?.isDirectory() ?? false;
 }

@@ -5,11 +5,16 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
-/** The user cache folder data sets are fetched into when DPSM_DATA_DIR is not set. */
-export function defaultDataDir(): string {
+/** dpsm-native's folder in the user's cache ($XDG_CACHE_HOME/dpsm-native, by default ~/.cache/dpsm-native). */
+export function userCacheDir(): string {
   const xdg = process.env.XDG_CACHE_HOME;
   const cache = xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), ".cache");
-  return path.join(cache, "dpsm-native", "data");
+  return path.join(cache, "dpsm-native");
+}
+
+/** The user cache folder data sets are fetched into when DPSM_DATA_DIR is not set. */
+export function defaultDataDir(): string {
+  return path.join(userCacheDir(), "data");
 }
 
 /** The data folder without checking it exists (DPSM_DATA_DIR, else the cache folder). */

@@ -55,7 +55,7 @@ export const LanguageModelDataOptionsSchema = z
     minRemainder: z.number().int().min(2).default(32),
     /** the folder holding wikitext-2/, ood_lm/, … (default: DPSM_DATA_DIR, else the user cache folder; see paths.ts) */
     dataDir: z.string().min(1).optional(),
-    /** where packed arrays are cached (default: DPSM_CACHE_DIR or <package>/.cache/tokens) */
+    /** where packed arrays are cached (default: DPSM_CACHE_DIR or ~/.cache/dpsm-native/tokens) */
     cacheDir: z.string().min(1).optional(),
     /** false: tokenise every time and write nothing */
     cache: z.boolean().default(true),
@@ -114,7 +114,7 @@ function resolveSource(o: Options): ResolvedSource {
     const file = oodFile(source.ood, root, split);
     if (!fs.existsSync(file)) {
       throw new Error(
-        `OOD data file not found: ${file} (the out-of-domain sets are not fetched by \`dpsm-native data fetch\`: ` +
+        `OOD data file not found: ${file} (fetch the out-of-domain sets with \`dpsm-native data fetch ood_lm\`, ` +
           "place the file there yourself, or evaluate on fewer sets, e.g. exp1's --ood)",
       );
     }

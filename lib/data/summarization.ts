@@ -425,7 +425,7 @@ export const SummarizationDataOptionsSchema = z
     eosId: z.number().int().min(0).optional(),
     /** fills each row after its length; consumers mask by length */
     padId: z.number().int().default(0),
-    /** where arrays are cached (default: DPSM_CACHE_DIR or <package>/.cache/tokens) */
+    /** where arrays are cached (default: DPSM_CACHE_DIR or ~/.cache/dpsm-native/tokens) */
     cacheDir: z.string().min(1).optional(),
     /** false: tokenise every time and write nothing */
     cache: z.boolean().default(true),

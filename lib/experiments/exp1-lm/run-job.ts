@@ -38,8 +38,10 @@ export interface Exp1Result extends FitRecord {
 const count = (n: number) => n.toLocaleString("en-US");
 
 export async function prepareExp1Data(c: Exp1Config, say: (line: string) => void = () => {}): Promise<Exp1Data> {
-  // A named WikiText set missing from the data folder is fetched first (said through `say`).
-  const dataDir = await experimentDataDir(c.dataDir, typeof c.dataset === "string" ? [c.dataset] : [], say);
+  // A named WikiText set, or the out-of-domain sets, missing from the data folder are fetched first (said
+  // through `say`).
+  const sets = [...(typeof c.dataset === "string" ? [c.dataset] : []), ...(c.ood.length > 0 ? ["ood_lm"] : [])];
+  const dataDir = await experimentDataDir(c.dataDir, sets, say);
   const common = { source: c.dataset, contextLength: c.contextLength, dataDir };
   const data: Exp1Data = {
     train: await prepareLanguageModelData({ ...common, split: "train" }),
