@@ -4,7 +4,7 @@
 import fs from "node:fs";
 import path from "node:path";
 
-import { Resvg, type ResvgRenderOptions } from "@resvg/resvg-js";
+import { renderAsync, type ResvgRenderOptions } from "@resvg/resvg-js";
 import * as vega from "vega";
 import * as vl from "vega-lite";
 
@@ -204,7 +204,10 @@ function fontOptions(): NonNullable<ResvgRenderOptions["font"]> {
   return { loadSystemFonts: true, defaultFontFamily: FONT, ...(files.length ? { fontFiles: files } : {}) };
 }
 
-/** A Vega-Lite spec compiled, rendered to SVG and rasterised to PNG, in memory. */
+/**
+ * A Vega-Lite spec compiled, rendered to SVG and rasterised to PNG, in memory. resvg parses and rasterises on
+ * libuv's pool: tens of milliseconds per chart that a training run's event loop (lib/tensorboard-log.ts) keeps.
+ */
 async function rasterise(spec: vl.TopLevelSpec): Promise<{ svg: string; png: Uint8Array }> {
   const { spec: vgSpec } = vl.compile({ ...spec, config: { ...CONFIG, ...(spec.config ?? {}) } } as vl.TopLevelSpec);
   const view = new vega.View(vega.parse(vgSpec), { renderer: "none" });
@@ -214,14 +217,14 @@ async function rasterise(spec: vl.TopLevelSpec): Promise<{ svg: string; png: Uin
   } finally {
     view.finalize();
   }
-  const resvg = new Resvg(svg, {
+  const image = await renderAsync(svg, {
     font: fontOptions(),
     fitTo: { mode: "width", value: Math.round(svgWidth(svg) * PNG_SCALE) },
     background: "white",
     shapeRendering: 2,
     textRendering: 1,
   });
-  return { svg, png: resvg.render().asPng() };
+  return { svg, png: image.asPng() };
 }
 
 /** Compiles a Vega-Lite spec, renders it to SVG and PNG, and writes `${outBase}.svg` / `.png`. */
