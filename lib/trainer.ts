@@ -275,7 +275,13 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     else if (o.log === undefined && o.runDir !== undefined) {
       checkFilePath(path.join(o.runDir, "train.jsonl"), "Trainer options.runDir (its train.jsonl)");
     }
-    if (typeof o.tensorboard === "string") checkFolderPath(o.tensorboard, "Trainer options.tensorboard");
+    const { tensorboard } = logPaths(o);
+    if (tensorboard) {
+      checkFolderPath(
+        tensorboard,
+        o.tensorboard ? "Trainer options.tensorboard" : "Trainer options (its TensorBoard folder)",
+      );
+    }
     if (o.threads !== undefined) setNumThreads(o.threads);
     this.options = o;
     // A model given as options is built on a worker thread from here on; fit() and ready() wait for it.
@@ -313,8 +319,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     if (this.#running) throw new Error("Trainer.fit: already running");
     this.#running = true;
     const o = this.options;
-    const log = o.log ?? (o.runDir ? path.join(o.runDir, "train.jsonl") : false);
-    const tensorboard = o.tensorboard ?? (log ? path.join(path.dirname(log), "tensorboard") : false);
+    const { log, tensorboard } = logPaths(o);
     let runLog: RunLogWriter | undefined;
     let tensorboardLog: TensorBoardLog | undefined;
     let bar: Progress | undefined;
@@ -464,6 +469,13 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     const [train, valid] = this.#splits!;
     return { train: await prepareLanguageModelData(train), valid: await prepareLanguageModelData(valid) };
   }
+}
+
+// Where a run's logs go (false: nowhere): the JSONL file, by default <runDir>/train.jsonl, and the TensorBoard
+// folder, by default beside the JSONL file.
+function logPaths(o: Pick<Trainer["options"], "log" | "tensorboard" | "runDir">) {
+  const log = o.log ?? (o.runDir ? path.join(o.runDir, "train.jsonl") : false);
+  return { log, tensorboard: o.tensorboard ?? (log ? path.join(path.dirname(log), "tensorboard") : false) };
 }
 
 // The native trainer's document: every setting that shapes the run, as the schema resolved it. Its canonical

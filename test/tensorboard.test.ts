@@ -140,6 +140,25 @@ test("a damaged record fails its CRC; a closed writer refuses records; a bad ste
   t.not(writer.file, later.file);
 });
 
+test("a TensorBoard folder that cannot be made is refused by the constructor", async (t) => {
+  const dir = tmpDir(t, "dpsm-tb-paths-");
+  fs.writeFileSync(path.join(dir, "tensorboard"), "");
+  const base: TrainerOptions = {
+    model: { size: "tiny" },
+    loss: { kind: "ce" },
+    data: { source: "wikitext-2", contextLength: 33 },
+    maxSteps: 1,
+    progress: false,
+  };
+  t.throws(() => new Trainer({ ...base, runDir: dir }), {
+    message: /^Trainer options \(its TensorBoard folder\): .*tensorboard is a file, expected a folder/,
+  });
+  t.throws(() => new Trainer({ ...base, tensorboard: "/proc/self/tb" }), {
+    message: /^Trainer options\.tensorboard: .*lies in \/proc/,
+  });
+  await t.notThrowsAsync(new Trainer({ ...base, runDir: dir, tensorboard: false }).ready());
+});
+
 test.serial(
   "a run logs every step and evaluation, the diagrams and the config; a resumed session adds a file",
   async (t) => {
