@@ -142,9 +142,9 @@ test.serial("1,000 models dropped in a loop that never yields: the resident set 
   const peaks = [0, 0];
   for (let i = 0; i < 1000; i++) {
     GPT2Model.create({ ...SMALL, seed: i });
-    if (i % 10 === 9) peaks[i < 500 ? 0 : 1] = Math.max(peaks[i < 500 ? 0 : 1], process.memoryUsage().rss - before);
+    if (i % 10 === 9) peaks[i < 500 ? 0 : 1] = Math.max(peaks[i < 500 ? 0 : 1]!, process.memoryUsage().rss - before);
   }
-  const [first, second] = peaks.map((p) => p / MB);
+  const [first = 0, second = 0] = peaks.map((p) => p / MB);
   t.log(
     `synchronous, dropped without dispose(): highest RSS growth ${first.toFixed(0)} MB over models 1–500, ` +
       `${second.toFixed(0)} MB over 501–1,000 (${((1000 * bytes) / MB).toFixed(0)} MB of weights made), ` +
