@@ -59,8 +59,8 @@ export class TensorBoardLog {
   readonly #writer: EventFileWriter;
   readonly #split: string;
   #started = false;
-  // The diagrams are drawn off the native loop's thread but on this one, and asynchronously: each is written
-  // once drawn, and close() waits for the last.
+  // The diagrams are drawn while the native loop trains on its own thread (Vega here, resvg on libuv's pool):
+  // each is written once drawn, and close() waits for the last.
   #images: Promise<void> = Promise.resolve();
   #warned = false;
 
