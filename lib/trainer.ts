@@ -32,6 +32,7 @@ import {
   setNumThreads,
 } from "./native.ts";
 import { readRunLog, RunLogWriter } from "./runlog.ts";
+import { TensorBoardLog } from "./tensorboard-log.ts";
 
 export type { TrainLossInput } from "./config.ts";
 
@@ -129,6 +130,8 @@ export const TrainerOptionsSchema = z
     progress: z.union([z.boolean(), z.literal("auto")]).default("auto"),
     /** JSONL log file (default: <runDir>/train.jsonl; false: none) */
     log: z.union([z.string().min(1), z.literal(false)]).optional(),
+    /** TensorBoard event files (default: tensorboard/ beside the JSONL log, none without one; false: none) */
+    tensorboard: z.union([z.string().min(1), z.literal(false)]).optional(),
   })
   .strict();
 export type TrainerOptions = z.input<typeof TrainerOptionsSchema>;
@@ -273,6 +276,13 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     else if (o.log === undefined && o.runDir !== undefined) {
       checkFilePath(path.join(o.runDir, "train.jsonl"), "Trainer options.runDir (its train.jsonl)");
     }
+    const { tensorboard } = logPaths(o);
+    if (tensorboard) {
+      checkFolderPath(
+        tensorboard,
+        o.tensorboard ? "Trainer options.tensorboard" : "Trainer options (its TensorBoard folder)",
+      );
+    }
     if (o.threads !== undefined) setNumThreads(o.threads);
     this.options = o;
     // A model given as options is built on a worker thread from here on; fit() and ready() wait for it.
@@ -310,18 +320,19 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     if (this.#running) throw new Error("Trainer.fit: already running");
     this.#running = true;
     const o = this.options;
-    const log = o.log ?? (o.runDir ? path.join(o.runDir, "train.jsonl") : false);
+    const { log, tensorboard } = logPaths(o);
     let runLog: RunLogWriter | undefined;
+    let tensorboardLog: TensorBoardLog | undefined;
     let bar: Progress | undefined;
     try {
       if (this.#used === "timeSteps") throw new Error("Trainer.fit: this trainer's model was moved by timeSteps()");
       const trainer = await this.#nativeTrainer(options.signal);
       this.#used = "fit";
       const config = trainerDocument(this.options, this.loss);
+      const start = { time: new Date().toISOString(), fingerprint: trainer.fingerprint, config, build: buildInfo() };
       if (log) {
-        const build = buildInfo();
         const earlier = readRunLog(log).starts.at(-1)?.build;
-        const changed = earlier ? numericalDifferences(earlier, build) : [];
+        const changed = earlier ? numericalDifferences(earlier, start.build) : [];
         if (changed.length) {
           process.emitWarning(
             `Trainer: an earlier session of this run computed with other numerics (${changed.join(", ")}); from ` +
@@ -330,7 +341,11 @@ export class Trainer extends EventEmitter<TrainerEvents> {
           );
         }
         runLog = new RunLogWriter(log);
-        runLog.start({ time: new Date().toISOString(), fingerprint: trainer.fingerprint, config, build });
+        runLog.start(start);
+      }
+      if (tensorboard) {
+        tensorboardLog = new TensorBoardLog(tensorboard, "train" in o.data ? "valid" : o.data.validSplit);
+        tensorboardLog.start(start);
       }
       bar = o.progress === false ? undefined : new Progress(o.maxSteps, o.progress === true || process.stderr.isTTY);
       const history = { steps: [] as StepEvent[], evals: [] as EvalEvent[] };
@@ -340,6 +355,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       try {
         await trainer.fit((p) => {
           runLog?.progress(p);
+          tensorboardLog?.progress(p);
           switch (p.type) {
             case "step":
               history.steps.push(p);
@@ -387,7 +403,11 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     } finally {
       bar?.stop();
       runLog?.close();
-      this.#running = false;
+      try {
+        await tensorboardLog?.close();
+      } finally {
+        this.#running = false;
+      }
     }
   }
 
@@ -452,10 +472,17 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   }
 }
 
+// Where a run's logs go (false: nowhere): the JSONL file, by default <runDir>/train.jsonl, and the TensorBoard
+// folder, by default beside the JSONL file.
+function logPaths(o: Pick<Trainer["options"], "log" | "tensorboard" | "runDir">) {
+  const log = o.log ?? (o.runDir ? path.join(o.runDir, "train.jsonl") : false);
+  return { log, tensorboard: o.tensorboard ?? (log ? path.join(path.dirname(log), "tensorboard") : false) };
+}
+
 // The native trainer's document: every setting that shapes the run, as the schema resolved it. Its canonical
 // dump (with the model's config and the data's shape) is the run's resume fingerprint.
 function trainerDocument(options: Trainer["options"], loss: TrainLoss) {
-  const { model: _m, data: _d, device: _dev, threads: _t, progress: _p, log: _l, ...run } = options;
+  const { model: _m, data: _d, device: _dev, threads: _t, progress: _p, log: _l, tensorboard: _tb, ...run } = options;
   return { ...run, dataSeed: run.dataSeed ?? run.seed, runDir: run.runDir ? path.resolve(run.runDir) : "", loss };
 }
 /** What the native trainer receives, and what the run log's start record holds. */

@@ -4,7 +4,7 @@
 import fs from "node:fs";
 import path from "node:path";
 
-import { Resvg, type ResvgRenderOptions } from "@resvg/resvg-js";
+import { renderAsync, type ResvgRenderOptions } from "@resvg/resvg-js";
 import * as vega from "vega";
 import * as vl from "vega-lite";
 
@@ -204,8 +204,11 @@ function fontOptions(): NonNullable<ResvgRenderOptions["font"]> {
   return { loadSystemFonts: true, defaultFontFamily: FONT, ...(files.length ? { fontFiles: files } : {}) };
 }
 
-/** Compiles a Vega-Lite spec, renders it to SVG and PNG, and writes `${outBase}.svg` / `.png`. */
-async function render(spec: vl.TopLevelSpec, outBase: string): Promise<ChartFiles> {
+/**
+ * A Vega-Lite spec compiled, rendered to SVG and rasterised to PNG, in memory. resvg parses and rasterises on
+ * libuv's pool: tens of milliseconds per chart that a training run's event loop (lib/tensorboard-log.ts) keeps.
+ */
+async function rasterise(spec: vl.TopLevelSpec): Promise<{ svg: string; png: Uint8Array }> {
   const { spec: vgSpec } = vl.compile({ ...spec, config: { ...CONFIG, ...(spec.config ?? {}) } } as vl.TopLevelSpec);
   const view = new vega.View(vega.parse(vgSpec), { renderer: "none" });
   let svg: string;
@@ -214,15 +217,19 @@ async function render(spec: vl.TopLevelSpec, outBase: string): Promise<ChartFile
   } finally {
     view.finalize();
   }
-  const resvg = new Resvg(svg, {
+  const image = await renderAsync(svg, {
     font: fontOptions(),
     fitTo: { mode: "width", value: Math.round(svgWidth(svg) * PNG_SCALE) },
     background: "white",
     shapeRendering: 2,
     textRendering: 1,
   });
-  const png = resvg.render().asPng();
+  return { svg, png: image.asPng() };
+}
 
+/** Compiles a Vega-Lite spec, renders it to SVG and PNG, and writes `${outBase}.svg` / `.png`. */
+async function render(spec: vl.TopLevelSpec, outBase: string): Promise<ChartFiles> {
+  const { svg, png } = await rasterise(spec);
   const base = path.resolve(outBase);
   const files = { svg: `${base}.svg`, png: `${base}.png` };
   writeFileAtomic(files.svg, svg);
@@ -362,6 +369,15 @@ const REL_DASH = {
  * each panel a small histogram of the share of tokens per bin.
  */
 export async function reliabilityDiagram(spec: ReliabilitySpec, outBase: string): Promise<ChartFiles> {
+  return render(reliabilityChart(spec), outBase);
+}
+
+/** The reliability diagram as PNG bytes, written nowhere (for TensorBoard: lib/tensorboard-log.ts). */
+export async function reliabilityDiagramPng(spec: ReliabilitySpec): Promise<Uint8Array> {
+  return (await rasterise(reliabilityChart(spec))).png;
+}
+
+function reliabilityChart(spec: ReliabilitySpec): vl.TopLevelSpec {
   const size = 260;
   // Up to three panels in a row; four as 2 × 2; more in rows of three.
   const n = spec.panels.length;
@@ -468,7 +484,7 @@ export async function reliabilityDiagram(spec: ReliabilitySpec, outBase: string)
     };
   });
 
-  const chart = {
+  return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: spec.title,
     concat: panels,
@@ -476,7 +492,6 @@ export async function reliabilityDiagram(spec: ReliabilitySpec, outBase: string)
     spacing: { column: 28, row: 36 },
     resolve: { scale: { fill: "shared", stroke: "shared", strokeDash: "shared" } },
   } as unknown as vl.TopLevelSpec;
-  return render(chart, outBase);
 }
 
 /** Bars per category (grouped side by side when bars carry a group), with optional ± error bars. */
