@@ -5,7 +5,6 @@
 // step tells TensorBoard to drop what a killed session logged from that step on, which this session repeats.
 import { EventFileWriter } from "./io/tensorboard-event-file.ts";
 import type { NativeProgress } from "./native.ts";
-import { reliabilityDiagramPng } from "./report/plots.ts";
 import type { EvalRecord, StartRecord, StepRecord } from "./runlog.ts";
 
 /** The text tag of each session's config. */
@@ -37,8 +36,12 @@ export function configText(record: Omit<StartRecord, "type">): string {
   );
 }
 
-/** The reliability diagram of an evaluation's 10-bin table, as PNG bytes. */
-export function reliabilityPng(record: Pick<EvalRecord, "step" | "metrics">, split: string): Promise<Uint8Array> {
+/**
+ * The reliability diagram of an evaluation's 10-bin table, as PNG bytes. The chart stack (Vega, resvg) is loaded
+ * at the first diagram, not when the package is imported (test/package.test.ts).
+ */
+export async function reliabilityPng(record: Pick<EvalRecord, "step" | "metrics">, split: string): Promise<Uint8Array> {
+  const { reliabilityDiagramPng } = await import("./report/plots.ts");
   return reliabilityDiagramPng({
     title: `reliability on ${split} at step ${record.step} (10 bins)`,
     panels: [{ name: split, bins: record.metrics.bins10, ece: record.metrics.ece10 }],

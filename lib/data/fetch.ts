@@ -5,9 +5,10 @@
 // later checks compare with it. Unreachable hosts end in an error that says which files to place where.
 import { createHash } from "node:crypto";
 import fs from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
 
-import cliProgress from "cli-progress";
+import type cliProgress from "cli-progress";
 
 import { moveIntoPlace, writeJsonAtomic } from "../io/atomic.ts";
 import { DATA_SOURCES, type DataSource, type FetchableName, type SourceFile } from "./sources.ts";
@@ -169,7 +170,9 @@ interface Progress {
 
 function progressBar(label: string, enabled: boolean): Progress {
   if (!enabled) return { start() {}, update() {}, stop() {} };
-  const bar = new cliProgress.SingleBar(
+  // Loaded here, for a terminal's bar only, not when the package is imported (test/package.test.ts).
+  const { SingleBar, Presets } = createRequire(import.meta.url)("cli-progress") as typeof cliProgress;
+  const bar = new SingleBar(
     {
       format: `${label} [{bar}] {percentage}% | {got}/{all} | {rate} | ETA {eta_formatted}`,
       stream: process.stderr,
@@ -177,7 +180,7 @@ function progressBar(label: string, enabled: boolean): Progress {
       barsize: 24,
       etaBuffer: 50,
     },
-    cliProgress.Presets.shades_classic,
+    Presets.shades_classic,
   );
   let t0 = 0;
   let first = 0;
