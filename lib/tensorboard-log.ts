@@ -37,12 +37,12 @@ export function configText(record: Omit<StartRecord, "type">): string {
 }
 
 /**
- * The reliability diagram of an evaluation's 10-bin table, as PNG bytes. The chart stack (Vega, resvg) is loaded
- * at the first diagram, not when the package is imported (test/package.test.ts).
+ * The reliability diagram of an evaluation's 10-bin table, as PNG bytes, drawn on the chart thread (so neither
+ * Vega's layout nor loading the chart stack holds the run's event loop; nor does a plain import load it).
  */
 export async function reliabilityPng(record: Pick<EvalRecord, "step" | "metrics">, split: string): Promise<Uint8Array> {
-  const { reliabilityDiagramPng } = await import("./report/plots.ts");
-  return reliabilityDiagramPng({
+  const { reliabilityDiagramPngOffThread } = await import("./report/chart-thread.ts");
+  return reliabilityDiagramPngOffThread({
     title: `reliability on ${split} at step ${record.step} (10 bins)`,
     panels: [{ name: split, bins: record.metrics.bins10, ece: record.metrics.ece10 }],
   });
