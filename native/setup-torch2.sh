@@ -4,7 +4,7 @@
 # with no GPU. Safe to run again: the download is skipped and the build is incremental when already done.
 # Used by `npm test` (test/run.mjs, its libtorch 2.x subset) and `npm run setup:torch2`.
 #   1. the pinned torch wheel (no dependencies, ~540 MB download) into .cache/torch2: only its headers,
-#      libtorch_cpu.so, libc10.so and libgomp are kept (~500 MB); the wheel itself is deleted;
+#      libtorch_cpu.so, libc10.so and libgomp are kept (~500 MB); the wheel itself is deleted (not cached);
 #   2. NVIDIA's CUDA runtime and CUPTI wheels (~55 MB) beside it: the wheel is a CUDA build and libtorch_cpu.so
 #      needs libcudart.so.13 and libcupti.so.13 to load (found through its RPATH, ../../nvidia/cu13/lib), even
 #      on a machine with no GPU. Nothing else of CUDA (cuBLAS, cuDNN, NCCL) is needed: see CMakeLists.txt;
@@ -33,7 +33,7 @@ if [ ! -f "$root/lib/libtorch_cpu.so" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$
   say "downloading $TORCH from PyPI into $dest (~540 MB, once)"
   rm -rf "$dest"
   mkdir -p "$dest/wheel"
-  "$python" -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+  "$python" -m pip download --quiet --disable-pip-version-check --no-cache-dir --no-deps --only-binary=:all: \
     --python-version 3.11 --platform manylinux_2_28_x86_64 --dest "$dest/wheel" "$TORCH" >&2
   whl=$(ls "$dest"/wheel/torch-*.whl)
   unzip -q "$whl" 'torch/include/*' torch/lib/libtorch_cpu.so torch/lib/libc10.so torch/lib/libgomp.so.1 \
