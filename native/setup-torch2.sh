@@ -26,8 +26,8 @@ out=build-torch2
 
 if [ ! -f "$root/lib/libtorch_cpu.so" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$TORCH ${WHEELS[*]}" ]; then
   python=$(command -v python3 || command -v python || true)
-  if [ -z "$python" ] || ! command -v unzip >/dev/null; then
-    say "needs python3 with pip (to download the torch wheel) and unzip"
+  if [ -z "$python" ]; then
+    say "needs python3 with pip, to download the torch wheel"
     exit 1
   fi
   say "downloading $TORCH from PyPI into $dest (~540 MB, once)"
@@ -35,9 +35,14 @@ if [ ! -f "$root/lib/libtorch_cpu.so" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$
   mkdir -p "$dest/wheel"
   "$python" -m pip download --quiet --disable-pip-version-check --no-cache-dir --no-deps --only-binary=:all: \
     --python-version 3.11 --platform manylinux_2_28_x86_64 --dest "$dest/wheel" "$TORCH" >&2
-  whl=$(ls "$dest"/wheel/torch-*.whl)
-  unzip -q "$whl" 'torch/include/*' torch/lib/libtorch_cpu.so torch/lib/libc10.so torch/lib/libgomp.so.1 \
-    torch/version.py -d "$dest"
+  # Python's zipfile rather than unzip (one tool fewer to need): the headers and three libraries only.
+  "$python" - "$dest"/wheel/torch-*.whl "$dest" <<'PY'
+import sys, zipfile
+keep = ("torch/lib/libtorch_cpu.so", "torch/lib/libc10.so", "torch/lib/libgomp.so.1", "torch/version.py")
+with zipfile.ZipFile(sys.argv[1]) as whl:
+    names = [n for n in whl.namelist() if n.startswith("torch/include/") or n in keep]
+    whl.extractall(sys.argv[2], names)
+PY
   rm -rf "$dest/wheel"
   say "installing ${WHEELS[*]} into $dest"
   "$python" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --target "$dest" "${WHEELS[@]}" >&2
