@@ -11,6 +11,8 @@ import { fileURLToPath } from "node:url";
 export interface BuildInfo {
   /** libtorch version the addon was compiled against, e.g. "1.13.0". */
   torchVersion: string;
+  /** the libtorch CPU library this process loaded (its real path): Debian's, or a torch wheel's; "" when unknown */
+  torchLibrary: string;
   /** Whether the CUDA kernels are compiled in and dispatched to. */
   cuda: boolean;
   /** CUDA devices visible to this process (0 without CUDA). */

@@ -5,7 +5,9 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
+#include <system_error>
 
 #include "../core/loss/fused_loss.h"
 #include "../core/platform.h"
@@ -54,11 +56,22 @@ const char* aten_cpu_capability() {
   return "default";
 }
 
+// The file libtorch's CPU library was loaded from, found from the address of one of its functions: which
+// libtorch this process runs on (Debian's 1.13 in /usr/lib, or a torch wheel's). "" if it cannot be told.
+std::string torch_library() {
+  Dl_info where{};
+  if (dladdr(reinterpret_cast<void*>(&at::get_num_threads), &where) == 0 || where.dli_fname == nullptr) return "";
+  std::error_code ec;
+  const auto resolved = std::filesystem::canonical(where.dli_fname, ec);
+  return ec ? std::string(where.dli_fname) : resolved.string();
+}
+
 Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
     o.Set("torchVersion", TORCH_VERSION);
+    o.Set("torchLibrary", torch_library());
     o.Set("cuda", platform::built_with_cuda());
     o.Set("cudaDeviceCount", platform::cuda_device_count());
     o.Set("threads", at::get_num_threads());

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Builds dpsm-native a second time, against libtorch 2.x (the one inside PyPI's `torch` wheel) beside the
+# default build against Debian's libtorch 1.13, so CI compiles and tests the 2.x side of native/core/platform.h
+# with no GPU. Safe to run again: the download is skipped and the build is incremental when already done.
+# Used by `npm test` (test/run.mjs, its libtorch 2.x subset) and `npm run setup:torch2`.
+#   1. the pinned torch wheel (no dependencies, ~540 MB download) into .cache/torch2: only its headers,
+#      libtorch_cpu.so, libc10.so and libgomp are kept (~500 MB); the wheel itself is deleted (not cached);
+#   2. NVIDIA's CUDA runtime and CUPTI wheels (~55 MB) beside it: the wheel is a CUDA build and libtorch_cpu.so
+#      needs libcudart.so.13 and libcupti.so.13 to load (found through its RPATH, ../../nvidia/cu13/lib), even
+#      on a machine with no GPU. Nothing else of CUDA (cuBLAS, cuDNN, NCCL) is needed: see CMakeLists.txt;
+#   3. cmake-js into build-torch2/ (the product addon and the testing addon), with DPSM_TORCH_ROOT.
+# Prints the path of the product addon on its last line; the testing addon is build-torch2/testing/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[dpsm-native torch2] %s\n' "$*" >&2; }
+
+# One release of each, so every machine builds against the same libtorch. The wheel's libtorch does not
+# depend on the Python version; cp311 is named so that any local Python downloads the same file.
+TORCH=torch==2.15.0
+WHEELS=(nvidia-cuda-runtime==13.2.86 nvidia-cuda-cupti==13.2.86)
+dest=.cache/torch2
+root="$PWD/$dest/torch"
+stamp="$dest/.installed"
+out=build-torch2
+
+if [ ! -f "$root/lib/libtorch_cpu.so" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$TORCH ${WHEELS[*]}" ]; then
+  python=$(command -v python3 || command -v python || true)
+  if [ -z "$python" ]; then
+    say "needs python3 with pip, to download the torch wheel"
+    exit 1
+  fi
+  say "downloading $TORCH from PyPI into $dest (~540 MB, once)"
+  rm -rf "$dest"
+  mkdir -p "$dest/wheel"
+  "$python" -m pip download --quiet --disable-pip-version-check --no-cache-dir --no-deps --only-binary=:all: \
+    --python-version 3.11 --platform manylinux_2_28_x86_64 --dest "$dest/wheel" "$TORCH" >&2
+  # Python's zipfile rather than unzip (one tool fewer to need): the headers and three libraries only.
+  "$python" - "$dest"/wheel/torch-*.whl "$dest" <<'PY'
+import sys, zipfile
+keep = ("torch/lib/libtorch_cpu.so", "torch/lib/libc10.so", "torch/lib/libgomp.so.1", "torch/version.py")
+with zipfile.ZipFile(sys.argv[1]) as whl:
+    names = [n for n in whl.namelist() if n.startswith("torch/include/") or n in keep]
+    whl.extractall(sys.argv[2], names)
+PY
+  rm -rf "$dest/wheel"
+  say "installing ${WHEELS[*]} into $dest"
+  "$python" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --target "$dest" "${WHEELS[@]}" >&2
+  echo "$TORCH ${WHEELS[*]}" >"$stamp"
+fi
+
+say "building the native core against $root into $out/ (incremental)"
+# cmake-js compile configures only a folder that has no CMakeCache.txt: start afresh if it names another root.
+if [ -f "$out/CMakeCache.txt" ] && ! grep -qxF "DPSM_TORCH_ROOT:PATH=$root" "$out/CMakeCache.txt"; then
+  rm -rf "$out"
+fi
+mkdir -p "$out"
+if ! npx --no-install cmake-js compile --out "$out" --CDDPSM_TORCH_ROOT="$root" >"$out/setup-native.log" 2>&1; then
+  tail -n 40 "$out/setup-native.log" >&2
+  echo "dpsm-native: the libtorch 2.x build failed; the whole log is in $out/setup-native.log" >&2
+  exit 1
+fi
+echo "$PWD/$out/Release/dpsm_native.node"
