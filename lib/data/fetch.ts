@@ -3,7 +3,6 @@
 // bytes are checked against the pinned size + sha256 (or, for an unpinned file, the size the server announced)
 // and only then renamed into place. What an unpinned file hashed to is recorded in `<set>/fetched.json` and
 // later checks compare with it. Unreachable hosts end in an error that says which files to place where.
-import { createHash } from "node:crypto";
 import fs from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
@@ -11,6 +10,7 @@ import path from "node:path";
 import type cliProgress from "cli-progress";
 
 import { moveIntoPlace, writeJsonAtomic } from "../io/atomic.ts";
+import { hashFileAsync } from "./cache.ts";
 import { DATA_SOURCES, type DataSource, type FetchableName, type SourceFile } from "./sources.ts";
 
 /** The record of what was fetched, per data set, beside its files. */
@@ -113,12 +113,6 @@ export function readRecords(dir: string, name: FetchableName): Records {
 
 function writeRecords(dir: string, name: FetchableName, files: Records): void {
   writeJsonAtomic(recordPath(dir, name), { dataset: name, files });
-}
-
-export async function sha256File(file: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest("hex");
 }
 
 function size(file: string): number | undefined {
@@ -354,7 +348,7 @@ export async function downloadFile(
         `(from ${url}); the download was deleted`,
     );
   }
-  const sha256 = await sha256File(partial);
+  const sha256 = await hashFileAsync(partial);
   if (expected !== undefined && sha256 !== expected.sha256) {
     fs.rmSync(partial, { force: true });
     throw new ChecksumError(
@@ -377,7 +371,7 @@ async function verifyPresent(dest: string, expected: { size: number; sha256: str
         `delete it and fetch again`,
     );
   }
-  const sha256 = await sha256File(dest);
+  const sha256 = await hashFileAsync(dest);
   if (sha256 !== expected.sha256) {
     throw new ChecksumError(
       `${dest}: sha256 mismatch: expected ${expected.sha256}, got ${sha256}; delete it and fetch again`,
@@ -405,7 +399,7 @@ export async function fetchDataset(set: FetchableName | DataSource, o: FetchOpti
       ? { size: file.size!, sha256: file.sha256! }
       : rec && { size: rec.size, sha256: rec.sha256 };
     if (size(dest) !== undefined) {
-      const sha256 = expected ? await verifyPresent(dest, expected) : await sha256File(dest);
+      const sha256 = expected ? await verifyPresent(dest, expected) : await hashFileAsync(dest);
       const bytes = size(dest)!;
       if (!rec) {
         records[file.path] = { url: file.url, size: bytes, sha256, pinned, fetchedAt: new Date().toISOString() };
