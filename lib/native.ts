@@ -27,6 +27,8 @@ export interface BuildInfo {
   atenCpuCapability: string;
   /** libtorch's own description of its parallel backend. */
   parallel: string;
+  /** the process-group backend data-parallel training uses ("gloo"), or "" for a build that trains in one process */
+  distributed: string;
   /** the CPU's model name, as the OS reports it */
   cpuModel: string;
 }

@@ -19,6 +19,7 @@ import {
   locateLanguageModelData,
   prepareLanguageModelData,
 } from "./data/prepare.ts";
+import { type DistributedDocument, DistributedOptionsSchema, resolveDistributed } from "./distributed.ts";
 import { checkDataFits, checkModelData, isSeq2SeqData, type ModelData, modelShape, toNativeData } from "./evaluator.ts";
 import { GPT2Model, type ModelOptions, ModelOptionsSchema, resolveGPT2Config } from "./model.ts";
 import { Seq2SeqModel } from "./models/bart.ts";
@@ -132,9 +133,22 @@ export const TrainerOptionsSchema = z
     log: z.union([z.string().min(1), z.literal(false)]).optional(),
     /** TensorBoard event files (default: tensorboard/ beside the JSONL log, none without one; false: none) */
     tensorboard: z.union([z.string().min(1), z.literal(false)]).optional(),
+    /**
+     * data-parallel training, one process per rank (lib/distributed.ts): "env" takes RANK, WORLD_SIZE, MASTER_ADDR
+     * and MASTER_PORT from the environment as `dpsm-native launch` (or torchrun) sets them, one process when they
+     * are absent; or the same as options; false: one process. batchSize and gradAccumulation are per rank. Rank 0
+     * evaluates, checkpoints and writes the logs; every rank resumes from its checkpoint.
+     */
+    distributed: z
+      .union([z.literal(false), z.literal("env"), z.custom<z.input<typeof DistributedOptionsSchema>>(isObject)])
+      .default("env"),
   })
   .strict();
 export type TrainerOptions = z.input<typeof TrainerOptionsSchema>;
+
+function isObject(v: unknown): boolean {
+  return typeof v === "object" && v !== null;
+}
 
 export type StepEvent = Extract<NativeProgress, { type: "step" }>;
 export type EvalEvent = Extract<NativeProgress, { type: "eval" }>;
@@ -198,6 +212,8 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   /** what this trainer's model already went through: a fit, or the timing audit (which moves its weights) */
   #used: "fit" | "timeSteps" | undefined;
   #splits: [LanguageModelDataOptions, LanguageModelDataOptions] | undefined;
+  /** this process's place among the ranks (one process: rank 0 of 1) */
+  readonly distributed: Readonly<DistributedDocument>;
 
   constructor(options: TrainerOptions) {
     super();
@@ -211,6 +227,14 @@ export class Trainer extends EventEmitter<TrainerEvents> {
           : parseOrThrow(ModelOptionsSchema, parsed.model, "Trainer options.model"),
     };
     this.loss = parseTrainLoss(o.loss, "Trainer options.loss");
+    this.distributed = resolveDistributed(o.distributed, "Trainer options.distributed");
+    const { worldSize } = this.distributed;
+    if (worldSize > 1 && buildInfo().distributed === "") {
+      throw new RangeError(
+        `Trainer options.distributed: ${worldSize} ranks, but this build of dpsm-native has no process-group ` +
+          "backend (built without Gloo's headers; see native/setup.sh)",
+      );
+    }
     const given = o.model instanceof GPT2Model || o.model instanceof Seq2SeqModel ? o.model : undefined;
     const device = given ? given.device : ((o.model as { device?: string }).device ?? "cpu");
     if (o.device !== device && given) {
@@ -250,8 +274,11 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       checkDataFits(o.data.train, shape, "Trainer options.data.train");
       checkDataFits(o.data.valid, shape, "Trainer options.data.valid");
       const rows = isSeq2SeqData(o.data.train) ? o.data.train.sourceLengths.length : o.data.train.lengths.length;
-      if (o.batchSize > rows) {
-        throw new RangeError(`Trainer options.batchSize: ${o.batchSize} is more than the ${rows} training examples`);
+      if (o.batchSize * worldSize > rows) {
+        const global = worldSize > 1 ? ` × ${worldSize} ranks` : "";
+        throw new RangeError(
+          `Trainer options.batchSize: ${o.batchSize}${global} is more than the ${rows} training examples`,
+        );
       }
     }
     if (!seq2seq && o.summarySwap > 0) {
@@ -320,7 +347,9 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     if (this.#running) throw new Error("Trainer.fit: already running");
     this.#running = true;
     const o = this.options;
-    const { log, tensorboard } = logPaths(o);
+    // Rank 0 writes the run's logs; the other ranks train beside it quietly.
+    const root = this.distributed.rank === 0;
+    const { log, tensorboard } = root ? logPaths(o) : { log: false as const, tensorboard: false as const };
     let runLog: RunLogWriter | undefined;
     let tensorboardLog: TensorBoardLog | undefined;
     let bar: Progress | undefined;
@@ -328,7 +357,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       if (this.#used === "timeSteps") throw new Error("Trainer.fit: this trainer's model was moved by timeSteps()");
       const trainer = await this.#nativeTrainer(options.signal);
       this.#used = "fit";
-      const config = trainerDocument(this.options, this.loss);
+      const config = trainerDocument(this.options, this.loss, this.distributed);
       const start = { time: new Date().toISOString(), fingerprint: trainer.fingerprint, config, build: buildInfo() };
       if (log) {
         const earlier = readRunLog(log).starts.at(-1)?.build;
@@ -347,7 +376,10 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         tensorboardLog = new TensorBoardLog(tensorboard, "train" in o.data ? "valid" : o.data.validSplit);
         tensorboardLog.start(start);
       }
-      bar = o.progress === false ? undefined : new Progress(o.maxSteps, o.progress === true || process.stderr.isTTY);
+      bar =
+        o.progress === false || !root
+          ? undefined
+          : new Progress(o.maxSteps, o.progress === true || process.stderr.isTTY);
       const history = { steps: [] as StepEvent[], evals: [] as EvalEvent[] };
       let done: DoneEvent | undefined;
       const onAbort = () => trainer.abort();
@@ -453,7 +485,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       checkDataFits(valid, modelShape(model), "Trainer options.data (valid split)");
     }
     if (this.options.runDir) ensureFolder(this.options.runDir, "Trainer options.runDir");
-    const config = trainerDocument(this.options, this.loss);
+    const config = trainerDocument(this.options, this.loss, this.distributed);
     const trainer = await native().createTrainer(
       model.native,
       JSON.stringify(config),
@@ -481,9 +513,16 @@ function logPaths(o: Pick<Trainer["options"], "log" | "tensorboard" | "runDir">)
 
 // The native trainer's document: every setting that shapes the run, as the schema resolved it. Its canonical
 // dump (with the model's config and the data's shape) is the run's resume fingerprint.
-function trainerDocument(options: Trainer["options"], loss: TrainLoss) {
-  const { model: _m, data: _d, device: _dev, threads: _t, progress: _p, log: _l, tensorboard: _tb, ...run } = options;
-  return { ...run, dataSeed: run.dataSeed ?? run.seed, runDir: run.runDir ? path.resolve(run.runDir) : "", loss };
+function trainerDocument(options: Trainer["options"], loss: TrainLoss, distributed: DistributedDocument) {
+  const { model: _m, data: _d, device: _dev, threads: _t, progress: _p, log: _l, tensorboard: _tb, ...rest } = options;
+  const { distributed: _dist, ...run } = rest;
+  return {
+    ...run,
+    dataSeed: run.dataSeed ?? run.seed,
+    runDir: run.runDir ? path.resolve(run.runDir) : "",
+    loss,
+    distributed,
+  };
 }
 /** What the native trainer receives, and what the run log's start record holds. */
 export type TrainerDocument = ReturnType<typeof trainerDocument>;

@@ -11,6 +11,7 @@
 
 #include "../core/loss/fused_loss.h"
 #include "../core/platform.h"
+#include "../core/train/data_parallel.h"
 #include "js.h"
 
 namespace dpsm::addon {
@@ -79,6 +80,7 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
     o.Set("blasCore", blas_core());
     o.Set("atenCpuCapability", aten_cpu_capability());
     o.Set("parallel", at::get_parallel_info());
+    o.Set("distributed", core::distributed_backends());
     return o;
   });
 }

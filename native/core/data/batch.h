@@ -21,6 +21,12 @@ struct Batch {
   at::Tensor decoder_input_ids;
 };
 
+// Rows [start, start + n) of every tensor of `b`, on `device` (a data-parallel rank's share of a global batch).
+inline Batch slice_rows(const Batch& b, int64_t start, int64_t n, const at::Device& device) {
+  auto take = [&](const at::Tensor& t) { return t.defined() ? t.narrow(0, start, n).to(device) : t; };
+  return {take(b.input_ids), take(b.targets), take(b.attention_mask), take(b.decoder_input_ids)};
+}
+
 class Dataset {
  public:
   virtual ~Dataset() = default;

@@ -24,7 +24,7 @@ at::Tensor BatchSampler::next() {
                          at::TensorOptions().dtype(at::kLong));
     perm_epoch_ = epoch;
   }
-  at::Tensor rows = perm_.narrow(0, cursor + rank_ * batch_, batch_);
+  at::Tensor rows = perm_.narrow(0, cursor, global);
   cursor += global;
   return rows;
 }

@@ -17,11 +17,13 @@ namespace dpsm::core {
 at::Generator seeded_generator(uint64_t seed, uint64_t salt, uint64_t index);
 
 // Seeded shuffles, one per epoch; an epoch's remainder smaller than a global batch is skipped. With world > 1
-// each global batch of batch_size·world rows is split by rank (the place a data-parallel shard goes).
+// each global batch is batch_size·world rows, of which rank r's share is the r-th batch_size: the rows one
+// process with batch_size·world would take, in the same order.
 class BatchSampler {
  public:
-  BatchSampler(int64_t rows, int64_t batch_size, uint64_t seed, int64_t rank = 0, int64_t world = 1)
-      : rows_(rows), batch_(batch_size), seed_(seed), rank_(rank), world_(world) {}
+  BatchSampler(int64_t rows, int64_t batch_size, uint64_t seed, int64_t world = 1)
+      : rows_(rows), batch_(batch_size), seed_(seed), world_(world) {}
+  // The next global batch's rows (every rank's share).
   at::Tensor next();
   // Position, for checkpoints.
   int64_t epoch = 0, cursor = 0;
@@ -31,7 +33,7 @@ class BatchSampler {
  private:
   int64_t rows_, batch_;
   uint64_t seed_;
-  int64_t rank_, world_;
+  int64_t world_;
   at::Tensor perm_;
   int64_t perm_epoch_ = -1;
 };

@@ -45,6 +45,7 @@ TrainConfig train_config_from_json(const Json& j) {
   c.objective = objective_from_json(field<Json>(j, "loss"));
   c.label_noise = label_noise_from_json(field<Json>(j, "labelNoise"));
   c.summary_swap = field<double>(j, "summarySwap");
+  c.distributed = distributed_config_from_json(field<Json>(j, "distributed"));
   c.document = j;
   return c;
 }
@@ -52,16 +53,17 @@ TrainConfig train_config_from_json(const Json& j) {
 Trainer::Trainer(std::shared_ptr<LanguageModel> model, TrainConfig config, std::shared_ptr<const Dataset> train,
                  std::shared_ptr<const Dataset> valid)
     : model_(std::move(model)), cfg_(std::move(config)), train_(std::move(train)), valid_(std::move(valid)),
-      device_(model_->device()), optim_(names_of(*model_), params_of(*model_), cfg_.optim),
-      sampler_(train_->count(), cfg_.batch_size, cfg_.data_seed),
+      device_(model_->device()), optim_(names_of(*model_), params_of(*model_), cfg_.optim), dp_(cfg_.distributed),
+      sampler_(train_->count(), cfg_.batch_size, cfg_.data_seed, cfg_.distributed.world_size),
       noise_(cfg_.label_noise, cfg_.data_seed, model_->vocab_size(), cfg_.objective.fused.ignore_index) {
   // What lib/ cannot know before the data is prepared, and what would otherwise fail deep inside libtorch.
   auto need = [](bool ok, const std::string& m) {
     if (!ok) throw std::invalid_argument(m);
   };
-  need(train_->count() >= cfg_.batch_size, "train data: " + std::to_string(train_->count()) +
-                                               " sequences, fewer than one batch of " +
-                                               std::to_string(cfg_.batch_size));
+  const int64_t global_batch = cfg_.batch_size * cfg_.distributed.world_size;
+  need(train_->count() >= global_batch, "train data: " + std::to_string(train_->count()) +
+                                            " sequences, fewer than one batch of " + std::to_string(global_batch) +
+                                            (dp_.active() ? " (batchSize × worldSize)" : ""));
   need(valid_->count() >= 1, "validation data: expected at least one sequence");
   for (const auto* d : {train_.get(), valid_.get()})
     need(d->positions() <= model_->max_positions(),
@@ -74,6 +76,12 @@ Trainer::Trainer(std::shared_ptr<LanguageModel> model, TrainConfig config, std::
 std::string Trainer::fingerprint() const {
   Json trainer = cfg_.document;
   trainer.erase("runDir");  // where the run lives, not what it is
+  // Which rank this is and where the ranks meet are not what the run is; how many ranks there are is (it sets
+  // the global batch). One process leaves no trace, so its checkpoints resume as they always did.
+  if (cfg_.distributed.world_size > 1)
+    trainer["distributed"] = Json{{"worldSize", cfg_.distributed.world_size}};
+  else
+    trainer.erase("distributed");
   return canonical({{"model", model_->config()}, {"trainer", trainer}, {"data", train_->describe()}});
 }
 
@@ -178,7 +186,8 @@ std::vector<std::vector<double>> Trainer::time_steps(const std::vector<Objective
 }
 
 void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const std::atomic<bool>& abort) {
-  remove_stale_temporaries(cfg_.run_dir);
+  // Rank 0 alone writes in run_dir; the others only read the checkpoint every rank resumes from.
+  if (dp_.is_root()) remove_stale_temporaries(cfg_.run_dir);
   ResumeLimits limits;
   limits.max_steps = cfg_.max_steps;
   limits.micro_batches_per_step = cfg_.grad_accum;
@@ -192,22 +201,30 @@ void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const 
     r.message = w;
     emit(r);
   }
+  // The dropout stream: a fresh run starts from the seed, like the weights; a resumed one continues the stream
+  // its checkpoint saved (rank 0's). Other ranks draw their own, from the seed, the rank and the step, so no two
+  // ranks drop the same units (with dropout, their streams after a resume differ from an uninterrupted run's).
+  if (!resume.resumed || !dp_.is_root()) {
+    const uint64_t seed = dp_.is_root() ? cfg_.seed
+                                        : cfg_.seed ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(dp_.rank())) ^
+                                              (static_cast<uint64_t>(state_.step) << 20);
+    at::Generator g = at::detail::getDefaultCPUGenerator();
+    {
+      std::lock_guard<std::mutex> lock(g.mutex());
+      g.set_current_seed(seed);
+    }
+    if (auto cg = platform::default_cuda_generator(device_)) {
+      std::lock_guard<std::mutex> lock(cg->mutex());
+      cg->set_current_seed(seed);
+    }
+  }
   if (resume.resumed) {
     sampler_.epoch = state_.epoch;
     sampler_.cursor = state_.cursor;
     loss_step_.fill_(state_.step);
-  } else {
-    // A fresh run: the dropout stream starts from the seed, like the weights.
-    at::Generator g = at::detail::getDefaultCPUGenerator();
-    {
-      std::lock_guard<std::mutex> lock(g.mutex());
-      g.set_current_seed(cfg_.seed);
-    }
-    if (auto cg = platform::default_cuda_generator(device_)) {
-      std::lock_guard<std::mutex> lock(cg->mutex());
-      cg->set_current_seed(cfg_.seed);
-    }
   }
+  // Every rank starts from rank 0's weights (the same seed makes the same weights; this makes sure of it).
+  dp_.broadcast_parameters(optim_.params);
   // Peaks are per run: a process that trains several models reports each one's own high-water mark.
   platform::reset_peak_memory(device_);
   model_->train();
@@ -215,13 +232,16 @@ void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const 
   const auto t_start = Clock::now();
   auto elapsed = [&] { return elapsed_before + std::chrono::duration<double>(Clock::now() - t_start).count(); };
   const int64_t ignore = cfg_.objective.fused.ignore_index;
+  const int64_t rank_rows = cfg_.batch_size, first_row = dp_.rank() * rank_rows;
   std::string reason = "max_steps";
 
   // A run that early-stopped before it was interrupted stays stopped.
   bool stop = cfg_.patience > 0 && state_.bad_evals >= cfg_.patience;
   if (stop) reason = "early_stopping";
+  // With several ranks a stop asked of any rank is agreed on at the end of a step, so all stop at the same one.
+  bool abort_agreed = false;
   while (state_.step < cfg_.max_steps && !stop) {
-    if (abort.load()) {
+    if (dp_.active() ? abort_agreed : abort.load()) {
       reason = "aborted";
       break;
     }
@@ -233,35 +253,47 @@ void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const 
     at::Tensor component_sum = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(device_));
     int64_t tokens = 0;
     for (int64_t micro = 0; micro < cfg_.grad_accum; ++micro) {
-      Batch b = train_->batch(sampler_.next(), ignore, device_);
+      // Several ranks: the whole global batch is made (on the host: token ids), its noise drawn as one process
+      // would draw it, and this rank takes its rows.
+      Batch b = train_->batch(sampler_.next(), ignore, dp_.active() ? at::Device(at::kCPU) : device_);
       if (noisy) noise_.corrupt(b.targets, step);
       if (cfg_.summary_swap > 0) {
         // Decoder inputs are the targets shifted right: a row that takes another's reference takes both.
         const uint64_t index = static_cast<uint64_t>(step * cfg_.grad_accum + micro);
         const auto rows = summary_swap_sources(cfg_.data_seed, index, b.targets.size(0), cfg_.summary_swap);
-        const at::Tensor src = at::tensor(rows, at::TensorOptions().dtype(at::kLong)).to(device_);
+        const at::Tensor src = at::tensor(rows, at::TensorOptions().dtype(at::kLong)).to(b.targets.device());
         b.targets = b.targets.index_select(0, src);
         if (b.decoder_input_ids.defined()) b.decoder_input_ids = b.decoder_input_ids.index_select(0, src);
       }
+      if (dp_.active()) b = slice_rows(b, first_row, rank_rows, device_);
       tokens += (b.targets != ignore).sum().item<int64_t>();
       forward_backward(cfg_.objective, b, static_cast<double>(cfg_.grad_accum), loss_sum, component_sum);
     }
+    dp_.average_gradients(optim_.params);
     const double grad_norm = update(lr, step);
     loss_step_.add_(1);  // one optimiser step: α moves on (never per micro-batch, never in evaluation)
     ++state_.step;
-    state_.tokens_seen += tokens;
 
     ProgressRecord r;
     r.type = ProgressRecord::Type::Step;
     r.step = state_.step;
-    r.loss = loss_sum.item<double>() / static_cast<double>(cfg_.grad_accum);
+    // This rank's sums, then (several ranks) everyone's: loss, CE, Brier, tokens, and whether a stop was asked.
+    at::Tensor sums = at::cat({loss_sum.detach().to(at::kDouble).reshape({1}).cpu(), component_sum.cpu(),
+                               at::full({2}, 0.0, at::TensorOptions().dtype(at::kDouble))});
     throw_if_target_flagged(error_flag_, model_->vocab_size(), ignore);  // the line above synchronised
-    r.alpha = objective_alpha(cfg_.objective, step);                     // the α this step's kernel read
+    sums[3] = static_cast<double>(tokens);
+    sums[4] = abort.load() ? 1.0 : 0.0;
+    dp_.sum(sums);
+    const auto v = sums.accessor<double, 1>();
+    tokens = static_cast<int64_t>(v[3]);
+    abort_agreed = v[4] > 0;
+    state_.tokens_seen += tokens;
+    r.loss = v[0] / static_cast<double>(cfg_.grad_accum * dp_.world_size());
+    r.alpha = objective_alpha(cfg_.objective, step);  // the α this step's kernel read
     r.lr = lr;
     r.grad_norm = grad_norm;
-    const at::Tensor mean_components = component_sum.cpu() / static_cast<double>(std::max<int64_t>(1, tokens));
-    r.ce = mean_components[0].item<double>();
-    r.brier = mean_components[1].item<double>();
+    r.ce = v[1] / static_cast<double>(std::max<int64_t>(1, tokens));
+    r.brier = v[2] / static_cast<double>(std::max<int64_t>(1, tokens));
     r.update_ratio = optim_.last_update_ratio();
     r.noisy = noisy;
     r.step_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
@@ -272,13 +304,13 @@ void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const 
     emit(r);
 
     if (state_.step % cfg_.eval_every == 0 || state_.step == cfg_.max_steps) {
-      if (evaluate_and_checkpoint(emit, elapsed())) {
-        reason = "early_stopping";
-        stop = true;
-      }
+      // Rank 0 evaluates and checkpoints; the others wait for its early-stopping decision.
+      if (dp_.is_root()) stop = evaluate_and_checkpoint(emit, elapsed());
+      stop = dp_.broadcast_flag(stop);
+      if (stop) reason = "early_stopping";
     }
   }
-  if (reason == "aborted" && !cfg_.run_dir.empty()) checkpoint("last", elapsed());
+  if (reason == "aborted" && !cfg_.run_dir.empty() && dp_.is_root()) checkpoint("last", elapsed());
   ProgressRecord done;
   done.type = ProgressRecord::Type::Done;
   done.step = state_.step;

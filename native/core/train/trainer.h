@@ -16,6 +16,7 @@
 #include "../loss/objectives.h"
 #include "../models/language_model.h"
 #include "checkpoint.h"
+#include "data_parallel.h"
 #include "optim.h"
 
 namespace dpsm::core {
@@ -34,8 +35,9 @@ struct TrainConfig {
   OptimConfig optim;
   Objective objective;
   LabelNoiseConfig label_noise;
-  double summary_swap = 0;  // encoder–decoders: the share of rows trained on another row's reference
-  Json document;            // the document all of the above came from
+  double summary_swap = 0;        // encoder–decoders: the share of rows trained on another row's reference
+  DistributedConfig distributed;  // batch_size and grad_accum are per rank; rank 0 evaluates and checkpoints
+  Json document;                  // the document all of the above came from
 };
 // lib/'s trainer document (lib/schemas/trainer.ts states every field and its default).
 TrainConfig train_config_from_json(const Json& j);
@@ -72,7 +74,8 @@ class Trainer {
   void fit(const std::function<void(const ProgressRecord&)>& emit, const std::atomic<bool>& abort);
 
   // The run's identity: the canonical dump of the model's config, the trainer document (less the settings
-  // that do not change the curve) and the data's shape. A checkpoint of another run is refused.
+  // that do not change the curve: where the run and the ranks live) and the data's shape. A checkpoint of
+  // another run is refused; every rank of a run has the same identity.
   std::string fingerprint() const;
 
   // The efficiency audit: the wall-clock milliseconds of one full training step (forward, loss, backward,
@@ -97,6 +100,7 @@ class Trainer {
   std::shared_ptr<const Dataset> train_, valid_;
   at::Device device_;
   AdamW optim_;
+  DataParallel dp_;
   BatchSampler sampler_;
   LabelNoise noise_;
   at::Tensor loss_step_;   // the fused kernel's step counter, on the model's device
