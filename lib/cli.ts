@@ -1,8 +1,9 @@
-// The `dpsm-native` command: `dpsm-native <experiment> [flags]`, one subcommand per registered experiment, and
-// `dpsm-native data fetch|list` for the data sets.
+// The `dpsm-native` command: `dpsm-native <experiment> [flags]`, one subcommand per registered experiment,
+// `dpsm-native data fetch|list` for the data sets and `dpsm-native launch … -- <command>` for data-parallel runs.
 import { EXPERIMENTS } from "./experiments/index.ts";
 import { runDataCli } from "./data/cli.ts";
 import { runExperimentCli } from "./experiments/framework/cli.ts";
+import { runLaunchCli } from "./launch.ts";
 
 const PROG = "dpsm-native";
 
@@ -14,6 +15,7 @@ function usage(): string {
     "commands:",
     ...Object.entries(EXPERIMENTS).map(([name, spec]) => `  ${name.padEnd(width)}${spec.title}`),
     `  ${"data".padEnd(width)}fetch the public data sets (WikiText-2/-103, CNN/DM, XSum) or list what is present`,
+    `  ${"launch".padEnd(width)}run a command data-parallel, one process per rank (launch --help)`,
   ].join("\n");
 }
 
@@ -25,6 +27,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return command === undefined ? 2 : 0;
   }
   if (command === "data") return runDataCli(rest, `${PROG} data`);
+  if (command === "launch") return runLaunchCli(rest, isCommand);
   const spec = EXPERIMENTS[command];
   if (!spec) {
     const known = Object.keys(EXPERIMENTS).join(", ");
@@ -32,4 +35,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   return runExperimentCli(spec, rest, `${PROG} ${command}`);
+}
+
+/** Whether `name` is one of this command's subcommands (what `launch` runs through bin/dpsm-native.mjs). */
+export function isCommand(name: string): boolean {
+  return name === "data" || Object.hasOwn(EXPERIMENTS, name);
 }

@@ -97,9 +97,10 @@ export function resolveDistributed(option: false | "env" | DistributedOptions, w
 
 /**
  * An experiment's settings per rank, so that `worldSize` ranks train on the same global batch as one process:
- * gradient accumulation is divided when it can be (then every optimiser step averages the same micro-batches as
- * one process would, exactly), else the batch (the same rows; the same mean where every row has as many targets,
- * as packed language-model rows do).
+ * the batch is divided when it can be (then each step is one process's step, label noise and summary swaps
+ * included, to the reduction order's rounding: native/core/train/trainer.cpp weights each rank's mean by its
+ * share of the targets), else gradient accumulation (the same rows, micro-batches of batchSize × worldSize; the
+ * same step where every row has as many targets, as packed language-model rows do, and no noise is drawn).
  */
 export function shareGlobalBatch(
   batchSize: number,
@@ -107,8 +108,8 @@ export function shareGlobalBatch(
   worldSize: number,
 ): { batchSize: number; gradAccumulation: number } {
   if (worldSize === 1) return { batchSize, gradAccumulation };
-  if (gradAccumulation % worldSize === 0) return { batchSize, gradAccumulation: gradAccumulation / worldSize };
   if (batchSize % worldSize === 0) return { batchSize: batchSize / worldSize, gradAccumulation };
+  if (gradAccumulation % worldSize === 0) return { batchSize, gradAccumulation: gradAccumulation / worldSize };
   throw new RangeError(
     `${worldSize} ranks: neither batchSize ${batchSize} nor gradAccumulation ${gradAccumulation} divides among ` +
       `them; choose settings where one of the two is a multiple of the number of ranks`,

@@ -3,9 +3,10 @@
 import fs from "node:fs";
 import path from "node:path";
 
-import { ensureDataset } from "./fetch.ts";
+import { distributedFromEnv } from "../distributed.ts";
+import { datasetStatus, ensureDataset } from "./fetch.ts";
 import { dataDir } from "./paths.ts";
-import { isFetchable } from "./sources.ts";
+import { type FetchableName, isFetchable } from "./sources.ts";
 
 /**
  * The data folder (`override`, else DPSM_DATA_DIR, else the user cache folder), with each fetchable data set of
@@ -23,8 +24,30 @@ export async function experimentDataDir(
     root = path.resolve(override);
     fs.mkdirSync(root, { recursive: true });
   }
+  // Under `dpsm-native launch` rank 0 fetches; the others wait for its files (two writers of one file would not do).
+  const place = distributedFromEnv();
   for (const name of new Set(names)) {
-    if (isFetchable(name)) await ensureDataset(name, root, say);
+    if (!isFetchable(name)) continue;
+    if (!place || place.rank === 0) await ensureDataset(name, root, say);
+    else await waitForDataset(name, root, (place.timeoutSeconds ?? 1800) * 1000, say);
   }
   return root;
+}
+
+async function waitForDataset(name: FetchableName, root: string, timeoutMs: number, say: (line: string) => void) {
+  const ready = () => {
+    const status = datasetStatus(root, name);
+    return status.other.length > 0 || status.files.every((f) => f.state === "present");
+  };
+  if (ready()) return;
+  say(`data: waiting for rank 0 to fetch ${name} into ${root}`);
+  const until = Date.now() + timeoutMs;
+  while (!ready()) {
+    if (Date.now() > until) {
+      throw new Error(
+        `data: ${name} did not appear in ${root} within ${Math.round(timeoutMs / 1000)} s (rank 0 fetches it)`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+  }
 }

@@ -4,6 +4,7 @@
 import path from "node:path";
 
 import { experimentDataDir } from "../../data/ensure.ts";
+import { shareGlobalBatch } from "../../distributed.ts";
 import type { OodName } from "../../data/ood.ts";
 import type { PackedTokens } from "../../data/pack.ts";
 import { prepareLanguageModelData } from "../../data/prepare.ts";
@@ -61,15 +62,16 @@ export async function prepareExp1Data(c: Exp1Config, say: (line: string) => void
   return data;
 }
 
-export async function runExp1Job(ctx: JobContext<Exp1Config, Exp1Job, Exp1Data>): Promise<Exp1Result | undefined> {
+export async function runExp1Job(
+  ctx: JobContext<Exp1Config, Exp1Job, Exp1Data>,
+): Promise<Exp1Result | null | undefined> {
   const { config: c, job, dir, data } = ctx;
   const { model, seed, setting, variation } = job.key;
   const trainer = new Trainer({
     model: { size: model, seed, device: c.device },
     loss: job.loss,
     data: { train: data.train, valid: data.valid },
-    batchSize: c.batchSize,
-    gradAccumulation: c.gradAccumulation,
+    ...shareGlobalBatch(c.batchSize, c.gradAccumulation, ctx.worldSize),
     maxSteps: c.maxSteps,
     lr: lrFor(c, model),
     lrWarmupSteps: c.lrWarmupSteps,
@@ -94,6 +96,7 @@ export async function runExp1Job(ctx: JobContext<Exp1Config, Exp1Job, Exp1Data>)
   if (ctx.signal?.aborted) return undefined;
   const fit = await trainer.fit(ctx.signal ? { signal: ctx.signal } : {});
   if (fit.reason === "aborted") return undefined;
+  if (ctx.rank !== 0) return null;
 
   const best = await GPT2Model.loadAsync(path.join(dir, fit.bestStep >= 0 ? "best" : "last"), { device: c.device });
   const bf16 = c.precision === "bf16";

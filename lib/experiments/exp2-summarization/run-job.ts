@@ -5,6 +5,7 @@
 // also get a temperature fitted on validation NLL. Every generated summary is kept in the job folder.
 import path from "node:path";
 
+import { shareGlobalBatch } from "../../distributed.ts";
 import { writeFileAtomic } from "../../io/atomic.ts";
 import { Evaluator } from "../../evaluator.ts";
 import { type DiversityStats, diversity } from "../../metrics/diversity.ts";
@@ -116,7 +117,7 @@ async function runPretrain(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>, job: 
     model,
     loss: { kind: "ce" },
     data: { train: d.pretrain.train, valid: d.pretrain.valid },
-    batchSize: p.batchSize,
+    ...shareGlobalBatch(p.batchSize, 1, ctx.worldSize),
     maxSteps: p.maxSteps,
     lr: p.lr,
     lrWarmupSteps: p.lrWarmupSteps,
@@ -129,6 +130,7 @@ async function runPretrain(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>, job: 
   if (ctx.signal?.aborted) return undefined;
   const fit = await trainer.fit(ctx.signal ? { signal: ctx.signal } : {});
   if (fit.reason === "aborted") return undefined;
+  if (ctx.rank !== 0) return null;
   const record = fitRecord(dir, fit);
   return {
     kind: "pretrain",
@@ -213,8 +215,7 @@ async function runFinetune(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>, job: 
     model: await Seq2SeqModel.loadAsync(from, { device: c.device }),
     loss: job.loss,
     data: { train: d.train, valid: d.valid },
-    batchSize: c.batchSize,
-    gradAccumulation: c.gradAccumulation,
+    ...shareGlobalBatch(c.batchSize, c.gradAccumulation, ctx.worldSize),
     maxSteps: c.maxSteps,
     lr: c.lr,
     lrWarmupSteps: c.lrWarmupSteps,
@@ -230,6 +231,7 @@ async function runFinetune(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>, job: 
   if (ctx.signal?.aborted) return undefined;
   const fit = await trainer.fit(ctx.signal ? { signal: ctx.signal } : {});
   if (fit.reason === "aborted") return undefined;
+  if (ctx.rank !== 0) return null;
 
   // The saved checkpoints are what is evaluated; the last one, loaded once, also serves the temperature fit.
   const lastModel = await loadCheckpoint(c, dir, "last");
@@ -261,7 +263,9 @@ async function runFinetune(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>, job: 
   } satisfies FinetuneResult;
 }
 
-export async function runExp2Job(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>): Promise<Exp2Result | undefined> {
+export async function runExp2Job(
+  ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>,
+): Promise<Exp2Result | null | undefined> {
   return ctx.job.kind === "pretrain" ? runPretrain(ctx, ctx.job) : runFinetune(ctx, ctx.job);
 }
 

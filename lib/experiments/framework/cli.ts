@@ -1,12 +1,14 @@
 // An experiment as a command: flags and --help from its settings schema, the settings resolved and checked
 // before any work, Ctrl-C handled (the first stops at the next step boundary with a checkpoint, the second
 // quits at once), the runs, then the report. Exit codes: 0 done, 1 failed, 2 bad flags or settings,
-// 130 interrupted.
+// 130 interrupted. `--nproc N` runs the same command data-parallel on N processes of this machine (lib/launch.ts).
 import fs from "node:fs";
 import path from "node:path";
 
 import type { z } from "zod";
 
+import { distributedFromEnv } from "../../distributed.ts";
+import { launch, LaunchUsageError } from "../../launch.ts";
 import { buildInfo } from "../../native.ts";
 import { defaultProfile, profileNames, resolveConfig } from "./config.ts";
 import { helpText, parseExperimentArgs, settingFlags, UsageError } from "./flags.ts";
@@ -81,16 +83,35 @@ export async function runExperimentCli<S extends z.ZodObject, J extends Job, R e
   prog = `dpsm-native ${spec.name}`,
 ): Promise<number> {
   let line: CommandLine<S>;
+  let nproc: number | undefined;
   try {
+    ({ nproc, argv } = takeNproc(argv));
     line = parseCommandLine(spec, argv, prog);
   } catch (e) {
     console.error(`${spec.name}: ${(e as Error).message}\n\nusage: ${prog} --help lists every flag`);
     return 2;
   }
   if ("help" in line) {
-    console.log(line.help);
+    console.log(`${line.help}\n\n  --nproc N  train data-parallel on N processes of this machine (dpsm-native launch)`);
     return 0;
   }
+  const place = distributedFromEnv();
+  if (nproc !== undefined && nproc > 1 && !place) {
+    const command = [spec.name, ...argv];
+    return launch(
+      {
+        nprocPerNode: nproc,
+        nnodes: 1,
+        nodeRank: 0,
+        masterAddr: "127.0.0.1",
+        masterPort: 29500,
+        stopTimeoutSeconds: 30,
+        command,
+      },
+      (name) => name === spec.name,
+    );
+  }
+  const rank = place?.rank ?? 0;
   const { config, out, reportOnly } = line;
   const again = "run the same command again to continue";
 
@@ -104,6 +125,8 @@ export async function runExperimentCli<S extends z.ZodObject, J extends Job, R e
   try {
     const t0 = performance.now();
     const run = await runExperiment(spec, config, out, { signal: controller.signal, onlyFinished: reportOnly });
+    // Rank 0 reports; the other ranks' part ends with the training.
+    if (rank !== 0) return controller.signal.aborted ? 130 : 0;
     if (run.results.length === 0) {
       console.error(`${spec.name}: no finished runs yet; nothing to report`);
       return controller.signal.aborted ? 130 : 1;
@@ -122,4 +145,17 @@ export async function runExperimentCli<S extends z.ZodObject, J extends Job, R e
   } finally {
     process.off("SIGINT", onSigint);
   }
+}
+
+// `--nproc N` (or --nproc=N), taken out of the experiment's own flags.
+function takeNproc(argv: readonly string[]): { nproc: number | undefined; argv: readonly string[] } {
+  const i = argv.findIndex((a) => a === "--nproc" || a.startsWith("--nproc="));
+  if (i < 0) return { nproc: undefined, argv };
+  const inline = argv[i]!.startsWith("--nproc=");
+  const text = inline ? argv[i]!.slice("--nproc=".length) : argv[i + 1];
+  const n = text !== undefined && /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new LaunchUsageError(`--nproc: expected an integer ≥ 1, got ${JSON.stringify(text)}`);
+  }
+  return { nproc: n, argv: [...argv.slice(0, i), ...argv.slice(i + (inline ? 1 : 2))] };
 }

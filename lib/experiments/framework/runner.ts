@@ -1,12 +1,14 @@
 // Runs an experiment's jobs into one folder: out/config.json pins the settings; each job runs in
 // out/runs/<job id>/ and ends with its result.json. A job with a result.json is skipped, so running the same
 // command again finishes an interrupted experiment without redoing work; a job interrupted mid-training has a
-// checkpoint and resumes from it.
+// checkpoint and resumes from it. Under `dpsm-native launch` every rank runs the same jobs in the same order and
+// trains them together; rank 0 alone pins the config, audits, evaluates and writes results.
 import fs from "node:fs";
 import path from "node:path";
 
 import type { z } from "zod";
 
+import { distributedFromEnv } from "../../distributed.ts";
 import { writeJsonAtomic } from "../../io/atomic.ts";
 import type { StepEvent } from "../../trainer.ts";
 import { pinConfig } from "./config.ts";
@@ -49,13 +51,16 @@ export async function runExperiment<S extends z.ZodObject, J extends Job, R exte
   const say = options.say ?? ((line: string) => process.stderr.write(`${line}\n`));
   const jobs = spec.jobs(config);
   checkJobs(jobs);
+  const { rank, worldSize } = distributedFromEnv() ?? { rank: 0, worldSize: 1 };
   fs.mkdirSync(path.join(out, "runs"), { recursive: true });
-  pinConfig(spec, config, out);
+  if (rank === 0) pinConfig(spec, config, out);
 
-  say(`${spec.name} (${config.profile}): ${jobs.length} runs into ${out}; preparing data…`);
+  const ranks = worldSize > 1 ? ` on ${worldSize} ranks` : "";
+  say(`${spec.name} (${config.profile}): ${jobs.length} runs into ${out}${ranks}; preparing data…`);
   const data = await spec.prepare(config, say);
-  // First, while nothing of this experiment has run yet: a minute or two, and its numbers come early.
-  const audits = await runAudits(spec.audit?.(config, data) ?? [], out, {
+  // First, while nothing of this experiment has run yet: a minute or two, and its numbers come early. It times
+  // one process's steps: rank 0's, while the others wait for the first run.
+  const audits = await runAudits(rank === 0 ? (spec.audit?.(config, data) ?? []) : [], out, {
     say,
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onlyFinished ? { onlyFinished: true } : {}),
@@ -80,10 +85,13 @@ export async function runExperiment<S extends z.ZodObject, J extends Job, R exte
       dir,
       data,
       progress: options.progress ?? "auto",
+      rank,
+      worldSize,
       ...(options.signal ? { signal: options.signal } : {}),
       ...(onStep ? { onStep: (s: StepEvent) => onStep(job, s) } : {}),
     });
-    if (!result) break; // interrupted: checkpointed, picked up by the next run
+    if (result === undefined) break; // interrupted: checkpointed, picked up by the next run
+    if (result === null) continue; // a rank other than 0: trained; rank 0 evaluates and writes the result
     const finished = { key: job.key, ...result, finishedAt: new Date().toISOString() } as Finished<R>;
     writeJsonAtomic(resultFile, finished);
     say(`${tag}: ${spec.describeResult(result)}`);

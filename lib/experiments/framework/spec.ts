@@ -131,6 +131,13 @@ export interface JobContext<C, J extends Job, D> {
   /** the Trainer's progress display */
   progress: boolean | "auto";
   onStep?: (step: StepEvent) => void;
+  /**
+   * this process's rank under `dpsm-native launch` (0 alone): every rank trains, rank 0 alone evaluates and reports;
+   * the others return null once trained
+   */
+  rank: number;
+  /** the number of ranks training together (1 alone); settings' batches are global (lib/distributed.ts) */
+  worldSize: number;
 }
 
 export type VerdictStatus = "met" | "not met" | "not enough runs";
@@ -192,7 +199,8 @@ export interface ExperimentSpec<
   /** the efficiency audits to run before the jobs (efficiency-audit.ts); none when absent */
   audit?(config: ConfigOf<S>, data: D): AuditPlan[];
   /** trains and evaluates one job; undefined when interrupted (it resumes on the next run) */
-  runJob(ctx: JobContext<ConfigOf<S>, J, D>): Promise<R | undefined>;
+  /** the job's result; undefined when interrupted (checkpointed); null on a rank other than 0 once trained */
+  runJob(ctx: JobContext<ConfigOf<S>, J, D>): Promise<R | null | undefined>;
   /** the progress line after a job finished, e.g. "test PPL 296.30, …" */
   describeResult(result: R): string;
   analysis: AnalysisSpec<M, R>;

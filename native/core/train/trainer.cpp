@@ -133,15 +133,16 @@ bool Trainer::evaluate_and_checkpoint(const std::function<void(const ProgressRec
 }
 
 void Trainer::forward_backward(const Objective& objective, const Batch& b, double accumulation, at::Tensor& loss_sum,
-                               at::Tensor& component_sum) {
+                               at::Tensor& component_sum, double weight) {
   at::Tensor logits;
   {
     platform::AutocastBF16 autocast(cfg_.bf16, device_);
     logits = model_->logits(model_->hidden(b));
   }
   at::Tensor components;
-  const at::Tensor loss = objective_loss(objective, logits.reshape({-1, logits.size(-1)}), b.targets.reshape({-1}),
-                                         loss_step_, error_flag_, &components);
+  at::Tensor loss = objective_loss(objective, logits.reshape({-1, logits.size(-1)}), b.targets.reshape({-1}),
+                                   loss_step_, error_flag_, &components);
+  if (weight != 1.0) loss = loss * weight;
   component_sum += components;
   (loss / accumulation).backward();
   loss_sum += loss.detach().to(at::kFloat);
@@ -265,9 +266,21 @@ void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const 
         b.targets = b.targets.index_select(0, src);
         if (b.decoder_input_ids.defined()) b.decoder_input_ids = b.decoder_input_ids.index_select(0, src);
       }
-      if (dp_.active()) b = slice_rows(b, first_row, rank_rows, device_);
-      tokens += (b.targets != ignore).sum().item<int64_t>();
-      forward_backward(cfg_.objective, b, static_cast<double>(cfg_.grad_accum), loss_sum, component_sum);
+      // Several ranks: this rank's mean is weighted by its share of the global batch's targets (times the ranks,
+      // whose gradients are averaged), so the step's gradient is the global batch's mean as one process takes it,
+      // whatever the rows' lengths.
+      double weight = 1.0;
+      if (dp_.active()) {
+        const int64_t global_tokens = (b.targets != ignore).sum().item<int64_t>();
+        b = slice_rows(b, first_row, rank_rows, device_);
+        const int64_t own = (b.targets != ignore).sum().item<int64_t>();
+        weight =
+            global_tokens > 0 ? static_cast<double>(own * dp_.world_size()) / static_cast<double>(global_tokens) : 0.0;
+        tokens += own;
+      } else {
+        tokens += (b.targets != ignore).sum().item<int64_t>();
+      }
+      forward_backward(cfg_.objective, b, static_cast<double>(cfg_.grad_accum), loss_sum, component_sum, weight);
     }
     dp_.average_gradients(optim_.params);
     const double grad_norm = update(lr, step);

@@ -88,10 +88,10 @@ class Trainer {
  private:
   bool evaluate_and_checkpoint(const std::function<void(const ProgressRecord&)>& emit, double elapsed_s);
   void checkpoint(const std::string& which, double elapsed_s);
-  // One micro-batch: forward, `objective`'s loss, backward of loss / accumulation; adds the loss to loss_sum
-  // and the [CE, Brier] sums to component_sum.
+  // One micro-batch: forward, `objective`'s loss (a mean over the batch's targets) times `weight`, backward of
+  // that / accumulation; adds the weighted loss to loss_sum and the [CE, Brier] sums to component_sum.
   void forward_backward(const Objective& objective, const Batch& b, double accumulation, at::Tensor& loss_sum,
-                        at::Tensor& component_sum);
+                        at::Tensor& component_sum, double weight = 1.0);
   // Clipping, the AdamW update and clearing the gradients; returns the gradient norm before clipping.
   double update(double lr, int64_t step);
 
