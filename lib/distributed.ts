@@ -96,22 +96,27 @@ export function resolveDistributed(option: false | "env" | DistributedOptions, w
 }
 
 /**
- * An experiment's settings per rank, so that `worldSize` ranks train on the same global batch as one process:
- * the batch is divided when it can be (then each step is one process's step, label noise and summary swaps
- * included, to the reduction order's rounding: native/core/train/trainer.cpp weights each rank's mean by its
- * share of the targets), else gradient accumulation (the same rows, micro-batches of batchSize × worldSize; the
- * same step where every row has as many targets, as packed language-model rows do, and no noise is drawn).
+ * An experiment's settings per rank, so that `worldSize` ranks train on the same global batch as one process
+ * (batchSize × gradAccumulation sequences per step). The batch is divided as far as it goes (then each step is one
+ * process's step, label noise and summary swaps included, to the reduction order's rounding: each rank's mean is
+ * weighted by its share of the targets, native/core/train/trainer.cpp), gradient accumulation by what is left (the
+ * same rows in larger micro-batches: the same step where every row has as many targets, as packed language-model
+ * rows do, and no noise is drawn).
  */
 export function shareGlobalBatch(
   batchSize: number,
   gradAccumulation: number,
   worldSize: number,
 ): { batchSize: number; gradAccumulation: number } {
-  if (worldSize === 1) return { batchSize, gradAccumulation };
-  if (batchSize % worldSize === 0) return { batchSize: batchSize / worldSize, gradAccumulation };
-  if (gradAccumulation % worldSize === 0) return { batchSize, gradAccumulation: gradAccumulation / worldSize };
-  throw new RangeError(
-    `${worldSize} ranks: neither batchSize ${batchSize} nor gradAccumulation ${gradAccumulation} divides among ` +
-      `them; choose settings where one of the two is a multiple of the number of ranks`,
-  );
+  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+  const byBatch = gcd(batchSize, worldSize);
+  const byAccumulation = worldSize / byBatch;
+  if (gradAccumulation % byAccumulation !== 0) {
+    throw new RangeError(
+      `${worldSize} ranks: the global batch of ${batchSize} × ${gradAccumulation} sequences does not divide among ` +
+        `them (batchSize shares ${byBatch}, gradAccumulation would have to share ${byAccumulation}); choose ` +
+        "settings whose product is a multiple of the number of ranks",
+    );
+  }
+  return { batchSize: batchSize / byBatch, gradAccumulation: gradAccumulation / byAccumulation };
 }

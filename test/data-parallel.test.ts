@@ -155,7 +155,9 @@ test("the environment's place among the ranks is read the torchrun way and check
   t.is(resolveDistributed(false, "x").worldSize, 1);
   t.deepEqual(shareGlobalBatch(8, 4, 2), { batchSize: 4, gradAccumulation: 4 });
   t.deepEqual(shareGlobalBatch(3, 4, 2), { batchSize: 3, gradAccumulation: 2 });
-  t.throws(() => shareGlobalBatch(3, 1, 2), { message: /neither batchSize 3 nor gradAccumulation 1 divides/ });
+  t.deepEqual(shareGlobalBatch(8, 8, 16), { batchSize: 1, gradAccumulation: 4 });
+  t.deepEqual(shareGlobalBatch(8, 1, 1), { batchSize: 8, gradAccumulation: 1 });
+  t.throws(() => shareGlobalBatch(3, 1, 2), { message: /global batch of 3 × 1 sequences does not divide among them/ });
 });
 
 test("a Trainer asked for more ranks than the training data's batches fit, or a bad rank, says so", (t) => {
