@@ -17,7 +17,7 @@ const ava = path.join(root, "node_modules", "ava", "entrypoints", "cli.mjs");
 
 // The test files run against libtorch 2.x: the core's numerics (the fused loss against its float64 reference,
 // the loss API), both model families and their generation, training (bf16 autocast included) and its
-// checkpoints, the evaluator, safetensors I/O, and test/libtorch.test.ts (the run really loaded 2.x; the CUDA
+// checkpoints, data-parallel training over Gloo, the evaluator, safetensors I/O, and test/libtorch.test.ts (the run really loaded 2.x; the CUDA
 // side of platform.h compiles against the 2.x headers). About 5.5 minutes on 2 cores (trainer 2.5, checkpoint
 // 1.5), after the build's ~5.
 const TORCH2_SUBSET = [
@@ -31,6 +31,7 @@ const TORCH2_SUBSET = [
   "test/safetensors.test.ts",
   "test/checkpoint.test.ts",
   "test/trainer.test.ts",
+  "test/data-parallel.test.ts",
 ];
 
 /** Runs ava over `args` with `env`, echoing its TAP; resolves to its counts and exit code. */
