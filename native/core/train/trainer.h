@@ -35,6 +35,9 @@ struct TrainConfig {
   Objective objective;
   LabelNoiseConfig label_noise;
   double summary_swap = 0;  // encoder–decoders: the share of rows trained on another row's reference
+  // The LM head and loss fused (loss/fused_linear_loss.h), never holding the N × V logits: Auto where the
+  // objective allows it and the model's head is a linear map; On requires both; Off: logits, then the loss.
+  enum class FusedHead { Auto, On, Off } fused_head = FusedHead::Auto;
   Json document;            // the document all of the above came from
 };
 // lib/'s trainer document (lib/schemas/trainer.ts states every field and its default).
@@ -85,6 +88,8 @@ class Trainer {
  private:
   bool evaluate_and_checkpoint(const std::function<void(const ProgressRecord&)>& emit, double elapsed_s);
   void checkpoint(const std::string& which, double elapsed_s);
+  // Whether this objective's steps go through the fused LM head (TrainConfig::fused_head).
+  bool fuses_head(const Objective& objective);
   // One micro-batch: forward, `objective`'s loss, backward of loss / accumulation; adds the loss to loss_sum
   // and the [CE, Brier] sums to component_sum.
   void forward_backward(const Objective& objective, const Batch& b, double accumulation, at::Tensor& loss_sum,
