@@ -105,32 +105,37 @@ test("shapes: one row, a single chunk, one row per chunk, V larger than the chun
 });
 
 // bf16 logits are a rounding of ~0.4 % each: against float64 the gradients of the Brier and spherical terms
-// (differences of probabilities) are off by ~2 % in either head. The fused one must stay within 5 % of float64
-// and within 1.25× the unfused head's own error (+ 1e-3) on the same inputs.
-test("bf16 logits from fp32 hidden states and weights (the trainer under bf16 autocast): as close to float64 as the unfused head", async (t) => {
+// (differences of probabilities) are off by ~2 % in either head, so the bound is 5 %. Without a bias both heads
+// round the same products, and the fused one must be as close to float64 as the unfused (within 10 % of its
+// error, + 1e-4); with a bias the fused head rounds once (addmm) where the unfused rounds twice, a different
+// draw of the same size of error, held to the float64 bound alone.
+test("bf16 logits from fp32 hidden states and weights (the trainer under bf16 autocast): within 5e-2 of float64, as close as the unfused head", async (t) => {
   let worst = 0;
   let seed = 100;
   for (const k of KINDS) {
-    const c: Case = {
-      ...k,
-      rows: 70,
-      dim: 32,
-      vocab: 513,
-      bias: seed % 2 === 0,
-      bf16: true,
-      ignoreFraction: 0.2,
-      chunkBytes: 513 * 2 * 16,
-      temperatures: [1, 1.5],
-      seed: seed++,
-    };
-    worst = Math.max(worst, await expectClose(t, c, 5e-2));
-    const r = await probes.checkLinearAgainstReference(c);
-    for (const [fused, unfused, what] of [
-      [r.lossRelErr, r.unfusedLossRelErr, "loss"],
-      [r.hiddenGradRelErr, r.unfusedHiddenGradRelErr, "∂hidden"],
-      [r.weightGradRelErr, r.unfusedWeightGradRelErr, "∂weight"],
-    ] as const) {
-      t.true(fused <= 1.25 * unfused + 1e-3, `${describe(c)} ${what}: fused ${fused}, unfused ${unfused}`);
+    for (const bias of [false, true]) {
+      const c: Case = {
+        ...k,
+        rows: 70,
+        dim: 32,
+        vocab: 513,
+        bias,
+        bf16: true,
+        ignoreFraction: 0.2,
+        chunkBytes: 513 * 2 * 16,
+        temperatures: [1, 1.5],
+        seed: seed++,
+      };
+      worst = Math.max(worst, await expectClose(t, c, 5e-2));
+      if (bias) continue;
+      const r = await probes.checkLinearAgainstReference(c);
+      for (const [fused, unfused, what] of [
+        [r.lossRelErr, r.unfusedLossRelErr, "loss"],
+        [r.hiddenGradRelErr, r.unfusedHiddenGradRelErr, "∂hidden"],
+        [r.weightGradRelErr, r.unfusedWeightGradRelErr, "∂weight"],
+      ] as const) {
+        t.true(fused <= 1.1 * unfused + 1e-4, `${describe(c)} ${what}: fused ${fused}, unfused ${unfused}`);
+      }
     }
   }
   t.log(`largest relative error: ${worst.toExponential(2)}`);
@@ -147,6 +152,8 @@ test("bad probe arguments and a per-token reduction are refused with the argumen
 });
 
 // Training and evaluation on real WikiText-2: a small GPT-2 with the full vocabulary (the head is most of it).
+// 24 sequences × 32 targets = 768 tokens, three chunks of the fused head at its default budget (333 fp32 rows
+// of 50,257): the chunked accumulation of ∂weight is what is compared.
 const MODEL = { vocabSize: 50257, nPositions: 64, nEmbd: 32, nLayer: 2, nHead: 2 } as const;
 function run(fusedHead: boolean | "auto", extra: Partial<TrainerOptions> = {}): TrainerOptions {
   return {
@@ -154,7 +161,7 @@ function run(fusedHead: boolean | "auto", extra: Partial<TrainerOptions> = {}): 
     loss: { kind: "dpsm", schedule: "linear", warmupSteps: 4 },
     data: { source: "wikitext-2", contextLength: 33 },
     maxSteps: 6,
-    batchSize: 8,
+    batchSize: 24,
     lr: 2e-3,
     evalEvery: 3,
     evalMaxSequences: 8,
@@ -206,15 +213,17 @@ test.serial("the trainer: six steps with the fused head give the unfused run's l
 test.serial("fusedHead is not part of the run's identity: an unfused run resumes with the fused head", async (t) => {
   const dir = tmpDir(t, "dpsm-switch-");
   const whole = await new Trainer(run(true)).fit();
-  await new Trainer(run(false, { runDir: dir, maxSteps: 3 })).fit();
+  const controller = new AbortController();
+  const first = new Trainer(run(false, { runDir: dir }));
+  first.on("step", (s) => s.step === 2 && controller.abort());
+  const stopped = await first.fit({ signal: controller.signal });
+  t.is(stopped.reason, "aborted");
   const resumed = await new Trainer(run(true, { runDir: dir })).fit();
-  t.deepEqual(
-    resumed.history.steps.map((s) => s.step),
-    [4, 5, 6],
-  );
-  for (const s of resumed.history.steps) {
+  t.is(resumed.history.steps[0]!.step, stopped.steps + 1);
+  t.is(resumed.history.steps.at(-1)!.step, 6);
+  for (const s of [...stopped.history.steps, ...resumed.history.steps]) {
     const w = whole.history.steps[s.step - 1]!;
-    t.true(Math.abs(s.loss - w.loss) <= 1e-4 * w.loss, `step ${s.step}: resumed ${s.loss}, uninterrupted ${w.loss}`);
+    t.true(Math.abs(s.loss - w.loss) <= 1e-4 * w.loss, `step ${s.step}: switched ${s.loss}, fused throughout ${w.loss}`);
   }
 });
 
