@@ -40,11 +40,14 @@ const sizes = args.sizes.split(",").map((s) => {
   if (!m) fail(`--sizes: expected ROWSxVOCAB[,ROWSxVOCAB…], got "${s}"`);
   return { rows: Number(m[1]), vocab: Number(m[2]) };
 });
-const heads = args.head === "" ? [] : args.head.split(",").map((s) => {
-  const m = /^(\d+)x(\d+)x(\d+)$/.exec(s.trim());
-  if (!m) fail(`--head: expected TOKENSxDIMxVOCAB[,…] or "", got "${s}"`);
-  return { rows: Number(m[1]), dim: Number(m[2]), vocab: Number(m[3]) };
-});
+const heads =
+  args.head === ""
+    ? []
+    : args.head.split(",").map((s) => {
+        const m = /^(\d+)x(\d+)x(\d+)$/.exec(s.trim());
+        if (!m) fail(`--head: expected TOKENSxDIMxVOCAB[,…] or "", got "${s}"`);
+        return { rows: Number(m[1]), dim: Number(m[2]), vocab: Number(m[3]) };
+      });
 const iters = Number(args.iters);
 const warmup = Number(args.warmup);
 if (!Number.isInteger(iters) || iters < 1) fail(`--iters: expected an integer >= 1, got "${args.iters}"`);
@@ -210,7 +213,9 @@ interface HeadRow {
 }
 const headResults: HeadRow[] = [];
 if (heads.length > 0) {
-  console.log(`\nLM head + loss, forward+backward: fused (chunks of tokens) vs unfused (N × V logits); median of ${iters}`);
+  console.log(
+    `\nLM head + loss, forward+backward: fused (chunks of tokens) vs unfused (N × V logits); median of ${iters}`,
+  );
 }
 for (const device of devices) {
   for (const bf16 of device === "cuda" ? [false, true] : [false]) {
@@ -234,7 +239,9 @@ for (const device of devices) {
         logitsMB: (rows * vocab * (bf16 ? 2 : 4)) / MB,
       };
       headResults.push(row);
-      console.log(`${fmt(row.fusedMs)} ms, ${fmt(row.fusedPeakMB, 0)} MB vs ${fmt(row.unfusedMs)} ms, ${fmt(row.unfusedPeakMB, 0)} MB`);
+      console.log(
+        `${fmt(row.fusedMs)} ms, ${fmt(row.fusedPeakMB, 0)} MB vs ${fmt(row.unfusedMs)} ms, ${fmt(row.unfusedPeakMB, 0)} MB`,
+      );
     }
   }
 }
@@ -265,7 +272,9 @@ if (headResults.length > 0) {
   );
   console.log(`\n${headTable}\n`);
   console.log("peak MB: memory during one forward+backward beyond what was held before it (hidden states, weight),");
-  console.log("∂hidden and ∂weight included; logits MB: the N × V logits the unfused head holds (its gradient in place).");
+  console.log(
+    "∂hidden and ∂weight included; logits MB: the N × V logits the unfused head holds (its gradient in place).",
+  );
 }
 
 if (args.json) {

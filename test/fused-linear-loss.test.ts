@@ -58,7 +58,10 @@ async function expectClose(t: ExecutionContext, c: Case, tol: number): Promise<n
     // The case is meant to cut the rows into several chunks, the last one short.
     const perChunk = Math.max(1, Math.floor(c.chunkBytes / (c.vocab * (c.bf16 ? 2 : 4))));
     t.is(r.chunks, Math.ceil(c.rows / perChunk), `${name}: chunks of ${perChunk} rows`);
-    t.true(r.chunks > 1 && (perChunk === 1 || c.rows % perChunk !== 0), `${name}: ${r.chunks} chunks of ${perChunk} rows`);
+    t.true(
+      r.chunks > 1 && (perChunk === 1 || c.rows % perChunk !== 0),
+      `${name}: ${r.chunks} chunks of ${perChunk} rows`,
+    );
   }
   return Math.max(...Object.values(errs));
 }
@@ -182,33 +185,39 @@ function relDiff(a: Float64Array, b: Float64Array): number {
   return Math.sqrt(num / den);
 }
 
-test.serial("the trainer: six steps with the fused head give the unfused run's losses, CE/Brier, evaluations and weights", async (t) => {
-  const dirs = [tmpDir(t, "dpsm-unfused-"), tmpDir(t, "dpsm-fused-")];
-  const [unfused, fused] = [
-    await new Trainer(run(false, { runDir: dirs[0] })).fit(),
-    await new Trainer(run(true, { runDir: dirs[1] })).fit(),
-  ];
-  t.is(fused.history.steps.length, 6);
-  for (const [i, s] of fused.history.steps.entries()) {
-    const u = unfused.history.steps[i]!;
-    for (const key of ["loss", "ce", "brier", "alpha", "gradNorm"] as const) {
-      t.true(
-        Math.abs(s[key] - u[key]) <= 1e-4 * Math.max(1, Math.abs(u[key])),
-        `step ${s.step} ${key}: fused ${s[key]}, unfused ${u[key]}`,
-      );
+test.serial(
+  "the trainer: six steps with the fused head give the unfused run's losses, CE/Brier, evaluations and weights",
+  async (t) => {
+    const dirs = [tmpDir(t, "dpsm-unfused-"), tmpDir(t, "dpsm-fused-")];
+    const [unfused, fused] = [
+      await new Trainer(run(false, { runDir: dirs[0] })).fit(),
+      await new Trainer(run(true, { runDir: dirs[1] })).fit(),
+    ];
+    t.is(fused.history.steps.length, 6);
+    for (const [i, s] of fused.history.steps.entries()) {
+      const u = unfused.history.steps[i]!;
+      for (const key of ["loss", "ce", "brier", "alpha", "gradNorm"] as const) {
+        t.true(
+          Math.abs(s[key] - u[key]) <= 1e-4 * Math.max(1, Math.abs(u[key])),
+          `step ${s.step} ${key}: fused ${s[key]}, unfused ${u[key]}`,
+        );
+      }
     }
-  }
-  for (const [i, e] of fused.history.evals.entries()) {
-    const u = unfused.history.evals[i]!;
-    for (const key of ["nll", "brier", "accuracy", "ece10"] as const) {
-      t.true(Math.abs(e.metrics[key] - u.metrics[key]) <= 1e-4, `eval ${e.step} ${key}: ${e.metrics[key]} vs ${u.metrics[key]}`);
+    for (const [i, e] of fused.history.evals.entries()) {
+      const u = unfused.history.evals[i]!;
+      for (const key of ["nll", "brier", "accuracy", "ece10"] as const) {
+        t.true(
+          Math.abs(e.metrics[key] - u.metrics[key]) <= 1e-4,
+          `eval ${e.step} ${key}: ${e.metrics[key]} vs ${u.metrics[key]}`,
+        );
+      }
     }
-  }
-  const weights = (dir: string) => readTensor(`${dir}/last/model.safetensors`, "transformer.wte.weight");
-  const diff = relDiff(weights(dirs[1]!), weights(dirs[0]!));
-  t.true(diff < 1e-4, `tied embedding after 6 steps: ‖fused − unfused‖/‖unfused‖ = ${diff}`);
-  t.log(`tied embedding after 6 steps: relative difference ${diff.toExponential(2)}`);
-});
+    const weights = (dir: string) => readTensor(`${dir}/last/model.safetensors`, "transformer.wte.weight");
+    const diff = relDiff(weights(dirs[1]!), weights(dirs[0]!));
+    t.true(diff < 1e-4, `tied embedding after 6 steps: ‖fused − unfused‖/‖unfused‖ = ${diff}`);
+    t.log(`tied embedding after 6 steps: relative difference ${diff.toExponential(2)}`);
+  },
+);
 
 test.serial("fusedHead is not part of the run's identity: an unfused run resumes with the fused head", async (t) => {
   const dir = tmpDir(t, "dpsm-switch-");
@@ -223,7 +232,10 @@ test.serial("fusedHead is not part of the run's identity: an unfused run resumes
   t.is(resumed.history.steps.at(-1)!.step, 6);
   for (const s of [...stopped.history.steps, ...resumed.history.steps]) {
     const w = whole.history.steps[s.step - 1]!;
-    t.true(Math.abs(s.loss - w.loss) <= 1e-4 * w.loss, `step ${s.step}: switched ${s.loss}, fused throughout ${w.loss}`);
+    t.true(
+      Math.abs(s.loss - w.loss) <= 1e-4 * w.loss,
+      `step ${s.step}: switched ${s.loss}, fused throughout ${w.loss}`,
+    );
   }
 });
 

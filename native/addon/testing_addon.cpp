@@ -123,7 +123,8 @@ Napi::Value CheckLinearAgainstReference(const Napi::CallbackInfo& info) {
           js.Set("nllRelErr", r.nll_rel_err);
           js.Set("sqNormRelErr", r.sq_norm_rel_err);
           Napi::Array ev = Napi::Array::New(env, r.eval_nll_rel_err.size());
-          for (size_t i = 0; i < r.eval_nll_rel_err.size(); ++i) ev.Set(static_cast<uint32_t>(i), r.eval_nll_rel_err[i]);
+          for (size_t i = 0; i < r.eval_nll_rel_err.size(); ++i)
+            ev.Set(static_cast<uint32_t>(i), r.eval_nll_rel_err[i]);
           js.Set("evalNllRelErr", ev);
           js.Set("chunks", static_cast<double>(r.chunks));
           js.Set("finite", r.finite);

@@ -108,7 +108,9 @@ function load(): TestingAddon {
 }
 
 // The probe document: the inputs as given, the loss as the product's schema completes it.
-function doc(o: Pick<ProbeOptions, "kind" | "schedule" | "warmupSteps" | "alpha" | "ignoreIndex" | "reduction">): string {
+function doc(
+  o: Pick<ProbeOptions, "kind" | "schedule" | "warmupSteps" | "alpha" | "ignoreIndex" | "reduction">,
+): string {
   const { kind, schedule, warmupSteps, alpha, ignoreIndex, reduction, ...rest } = o;
   const loss = parseOrThrow(LossConfigSchema, { kind, schedule, warmupSteps, alpha, ignoreIndex, reduction }, "loss");
   return JSON.stringify({ ...rest, loss });

@@ -41,8 +41,8 @@ std::vector<EvalSums> evaluate_sums(LanguageModel& model, const Dataset& data, c
       // The unfused head's matmul runs in bf16 under autocast: the chunks' logits take the same dtype.
       const at::ScalarType dtype = options.bf16 ? at::kBFloat16 : head.weight.scalar_type();
       const at::Tensor flag = at::zeros({}, at::TensorOptions().dtype(at::kInt).device(device));
-      const std::vector<at::Tensor> stats =
-          linear_head_stats(hidden, head.weight, head.bias, targets, options.temperatures, lo.ignore_index, dtype, flag);
+      const std::vector<at::Tensor> stats = linear_head_stats(hidden, head.weight, head.bias, targets,
+                                                              options.temperatures, lo.ignore_index, dtype, flag);
       for (size_t i = 0; i < sums.size(); ++i) {
         const at::Tensor s = stats[i].cpu().contiguous();  // synchronises: the flag costs nothing more
         throw_if_target_flagged(flag, head.weight.size(0), lo.ignore_index);

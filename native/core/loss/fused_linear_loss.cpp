@@ -150,11 +150,10 @@ at::Tensor fused_linear_loss(const at::Tensor& hidden, const at::Tensor& weight,
   return FusedLinearLossFunction::apply(hidden, weight, b, targets, step, options, flag, stats);
 }
 
-std::vector<at::Tensor> linear_head_stats(const at::Tensor& hidden_in, const at::Tensor& weight,
-                                          const at::Tensor& bias, const at::Tensor& targets_in,
-                                          const std::vector<double>& temperatures, int64_t ignore_index,
-                                          at::ScalarType compute_dtype, const at::Tensor& error_flag,
-                                          int64_t chunk_bytes) {
+std::vector<at::Tensor> linear_head_stats(const at::Tensor& hidden_in, const at::Tensor& weight, const at::Tensor& bias,
+                                          const at::Tensor& targets_in, const std::vector<double>& temperatures,
+                                          int64_t ignore_index, at::ScalarType compute_dtype,
+                                          const at::Tensor& error_flag, int64_t chunk_bytes) {
   check_head(hidden_in, weight, bias, targets_in);
   at::NoGradGuard no_grad;
   const at::Tensor hidden = hidden_in.reshape({-1, hidden_in.size(-1)});
@@ -171,7 +170,8 @@ std::vector<at::Tensor> linear_head_stats(const at::Tensor& hidden_in, const at:
   req.stats = true;
   req.error_flag = error_flag;
   std::vector<at::Tensor> out;
-  for (size_t i = 0; i < temperatures.size(); ++i) out.push_back(at::empty({n, kStatCount}, hidden.options().dtype(at::kFloat)));
+  for (size_t i = 0; i < temperatures.size(); ++i)
+    out.push_back(at::empty({n, kStatCount}, hidden.options().dtype(at::kFloat)));
   const int64_t rows = chunk_rows(vocab, compute_dtype, chunk_bytes);
   for (int64_t start = 0; start < n; start += rows) {
     const int64_t len = std::min(rows, n - start);

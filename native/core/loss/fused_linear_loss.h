@@ -35,7 +35,6 @@ at::Tensor fused_linear_loss(const at::Tensor& hidden, const at::Tensor& weight,
 std::vector<at::Tensor> linear_head_stats(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& bias,
                                           const at::Tensor& targets, const std::vector<double>& temperatures,
                                           int64_t ignore_index, at::ScalarType compute_dtype,
-                                          const at::Tensor& error_flag,
-                                          int64_t chunk_bytes = kLinearLossChunkBytes);
+                                          const at::Tensor& error_flag, int64_t chunk_bytes = kLinearLossChunkBytes);
 
 }  // namespace dpsm::core

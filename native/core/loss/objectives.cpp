@@ -117,7 +117,8 @@ bool objective_fuses_head(const Objective& o) {
 at::Tensor objective_head_loss(const Objective& o, const at::Tensor& hidden, const at::Tensor& weight,
                                const at::Tensor& bias, at::ScalarType compute_dtype, const at::Tensor& targets,
                                const at::Tensor& step, const at::Tensor& error_flag, at::Tensor* components) {
-  if (!objective_fuses_head(o)) throw std::invalid_argument("loss: the fused LM head takes ce, brier, spherical or dpsm");
+  if (!objective_fuses_head(o))
+    throw std::invalid_argument("loss: the fused LM head takes ce, brier, spherical or dpsm");
   LinearLossOptions lo;
   lo.loss = o.fused;
   lo.compute_dtype = compute_dtype;

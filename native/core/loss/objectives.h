@@ -43,7 +43,6 @@ bool objective_fuses_head(const Objective& o);
 // `components`. Only for objectives objective_fuses_head accepts.
 at::Tensor objective_head_loss(const Objective& o, const at::Tensor& hidden, const at::Tensor& weight,
                                const at::Tensor& bias, at::ScalarType compute_dtype, const at::Tensor& targets,
-                               const at::Tensor& step, const at::Tensor& error_flag,
-                               at::Tensor* components = nullptr);
+                               const at::Tensor& step, const at::Tensor& error_flag, at::Tensor* components = nullptr);
 
 }  // namespace dpsm::core

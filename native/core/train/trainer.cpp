@@ -75,7 +75,7 @@ Trainer::Trainer(std::shared_ptr<LanguageModel> model, TrainConfig config, std::
 
 std::string Trainer::fingerprint() const {
   Json trainer = cfg_.document;
-  trainer.erase("runDir");  // where the run lives, not what it is
+  trainer.erase("runDir");     // where the run lives, not what it is
   trainer.erase("fusedHead");  // how the loss is computed, not which: the same curve to float rounding
   return canonical({{"model", model_->config()}, {"trainer", trainer}, {"data", train_->describe()}});
 }

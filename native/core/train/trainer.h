@@ -38,7 +38,7 @@ struct TrainConfig {
   // The LM head and loss fused (loss/fused_linear_loss.h), never holding the N × V logits: Auto where the
   // objective allows it and the model's head is a linear map; On requires both; Off: logits, then the loss.
   enum class FusedHead { Auto, On, Off } fused_head = FusedHead::Auto;
-  Json document;            // the document all of the above came from
+  Json document;  // the document all of the above came from
 };
 // lib/'s trainer document (lib/schemas/trainer.ts states every field and its default).
 TrainConfig train_config_from_json(const Json& j);
