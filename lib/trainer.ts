@@ -447,7 +447,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     const baseline = parsedLosses.findIndex(isBaselineLoss);
     if (this.options.fusedHead === true && baseline >= 0) {
       throw new RangeError(
-        `Trainer.timeSteps losses[${baseline}]: "${parsedLosses[baseline].kind}" needs the logits, and this trainer has fusedHead: true`,
+        `Trainer.timeSteps losses[${baseline}]: "${parsedLosses[baseline]!.kind}" needs the logits, and this trainer has fusedHead: true`,
       );
     }
     const { rounds, warmupRounds } = parseOrThrow(
