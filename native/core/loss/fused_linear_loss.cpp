@@ -74,7 +74,13 @@ Pass linear_loss_pass(const at::Tensor& hidden, const at::Tensor& weight, const 
     if (want_stats) p.stats.narrow(0, start, len).copy_(out.stats);
     if (!any_grad) continue;
     const at::Tensor& g = out.grad;  // the chunk's logits, now d(sum of losses)/d(logits)
-    if (grad_h) p.grad_hidden.narrow(0, start, len).copy_(at::mm(g, w));
+    if (grad_h) {
+      at::Tensor rows_out = p.grad_hidden.narrow(0, start, len);  // contiguous: whole rows of a fresh tensor
+      if (rows_out.scalar_type() == ct)
+        at::mm_out(rows_out, g, w);
+      else
+        rows_out.copy_(at::mm(g, w));
+    }
     if (grad_w) {
       if (ct == at::kFloat)
         p.grad_weight.addmm_(g.t(), h);
