@@ -5,7 +5,9 @@
 import test, { type ExecutionContext } from "ava";
 
 import { Evaluator, GPT2Model, prepareLanguageModelData, Trainer, type TrainerOptions } from "../lib/index.ts";
+import { Seq2SeqModel } from "../lib/models/bart.ts";
 import { readTensor } from "./helpers/safetensors.ts";
+import { BART_FIXTURE, dialogsumBytes } from "./helpers/seq2seq-data.ts";
 import { probes, type LinearProbeOptions } from "./helpers/testing-addon.ts";
 import { tmpDir } from "./helpers/tmp.ts";
 
@@ -261,5 +263,47 @@ test("the evaluator: chunked logits from the head give the whole batch's metrics
     for (const key of ["nll", "accuracy", "brier", "spherical", "ece10", "ece100"] as const) {
       t.true(Math.abs(f[key] - u[key]) <= 1e-5, `T=${ts[i]} ${key}: fused ${f[key]}, unfused ${u[key]}`);
     }
+  }
+});
+
+test.serial(
+  "bf16 autocast: the fused head's logits are bf16 like the unfused head's, and the curves agree to bf16 rounding",
+  async (t) => {
+    const [unfused, fused] = [
+      await new Trainer(run(false, { precision: "bf16", maxSteps: 4 })).fit(),
+      await new Trainer(run(true, { precision: "bf16", maxSteps: 4 })).fit(),
+    ];
+    const worst = Math.max(
+      ...fused.history.steps.map(
+        (s, i) => Math.abs(s.loss - unfused.history.steps[i]!.loss) / unfused.history.steps[i]!.loss,
+      ),
+    );
+    t.true(worst < 1e-2, `largest relative loss difference over 4 bf16 steps: ${worst}`);
+    t.log(`bf16, 4 steps: largest relative loss difference ${worst.toExponential(2)}`);
+  },
+);
+
+test.serial("a BART (its final_logits_bias in the head) trains the same with and without the fused head", async (t) => {
+  const { train, valid } = await dialogsumBytes();
+  const options = (fusedHead: boolean): TrainerOptions => ({
+    model: Seq2SeqModel.load(BART_FIXTURE),
+    loss: { kind: "dpsm", schedule: "linear", warmupSteps: 2 },
+    data: { train, valid },
+    batchSize: 8,
+    maxSteps: 4,
+    evalEvery: 2,
+    lr: 3e-3,
+    progress: false,
+    log: false,
+    fusedHead,
+  });
+  const [unfused, fused] = [await new Trainer(options(false)).fit(), await new Trainer(options(true)).fit()];
+  for (const [i, s] of fused.history.steps.entries()) {
+    const u = unfused.history.steps[i]!;
+    t.true(Math.abs(s.loss - u.loss) <= 1e-4 * u.loss, `step ${s.step}: fused ${s.loss}, unfused ${u.loss}`);
+  }
+  for (const [i, e] of fused.history.evals.entries()) {
+    const u = unfused.history.evals[i]!;
+    t.true(Math.abs(e.metrics.nll - u.metrics.nll) <= 1e-4, `eval ${e.step}: ${e.metrics.nll} vs ${u.metrics.nll}`);
   }
 });
