@@ -266,22 +266,19 @@ test("the evaluator: chunked logits from the head give the whole batch's metrics
   }
 });
 
-test.serial(
-  "bf16 autocast: the fused head's logits are bf16 like the unfused head's, and the curves agree to bf16 rounding",
-  async (t) => {
-    const [unfused, fused] = [
-      await new Trainer(run(false, { precision: "bf16", maxSteps: 4 })).fit(),
-      await new Trainer(run(true, { precision: "bf16", maxSteps: 4 })).fit(),
-    ];
-    const worst = Math.max(
-      ...fused.history.steps.map(
-        (s, i) => Math.abs(s.loss - unfused.history.steps[i]!.loss) / unfused.history.steps[i]!.loss,
-      ),
-    );
-    t.true(worst < 1e-2, `largest relative loss difference over 4 bf16 steps: ${worst}`);
-    t.log(`bf16, 4 steps: largest relative loss difference ${worst.toExponential(2)}`);
-  },
-);
+test.serial("bf16 autocast: the fused and unfused heads give the same curve to 1e-4", async (t) => {
+  const [unfused, fused] = [
+    await new Trainer(run(false, { precision: "bf16", maxSteps: 4 })).fit(),
+    await new Trainer(run(true, { precision: "bf16", maxSteps: 4 })).fit(),
+  ];
+  const worst = Math.max(
+    ...fused.history.steps.map(
+      (s, i) => Math.abs(s.loss - unfused.history.steps[i]!.loss) / unfused.history.steps[i]!.loss,
+    ),
+  );
+  t.true(worst < 1e-4, `largest relative loss difference over 4 bf16 steps: ${worst}`);
+  t.log(`bf16, 4 steps: largest relative loss difference ${worst.toExponential(2)}`);
+});
 
 test.serial("a BART (its final_logits_bias in the head) trains the same with and without the fused head", async (t) => {
   const { train, valid } = await dialogsumBytes();
