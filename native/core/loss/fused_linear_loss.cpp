@@ -58,7 +58,7 @@ Pass linear_loss_pass(const at::Tensor& hidden, const at::Tensor& weight, const 
 
   Pass p;
   at::Tensor loss_sum = at::zeros({}, hidden.options().dtype(at::kDouble));
-  if (grad_h) p.grad_hidden = at::empty_like(hidden);
+  if (grad_h) p.grad_hidden = at::empty({n, hidden.size(1)}, hidden.options());
   // fp32 accumulators: a bf16 ∂weight summed over chunks would lose the later chunks' small contributions.
   if (grad_w) p.grad_weight = at::zeros(weight.sizes(), f32);
   if (grad_b) p.grad_bias = at::zeros({vocab}, f32);
