@@ -70,6 +70,11 @@ export const BaselineLossSchema = z.discriminatedUnion("kind", [
 export type TrainLossInput = LossConfigInput | z.input<typeof BaselineLossSchema>;
 export type TrainLoss = LossConfig | z.output<typeof BaselineLossSchema>;
 
+/** Whether a training loss is a baseline (computed from the logits on plain ops, never by the fused kernel). */
+export function isBaselineLoss(l: TrainLoss): l is z.output<typeof BaselineLossSchema> {
+  return (BASELINE_KINDS as readonly string[]).includes(l.kind);
+}
+
 /** A training loss validated by the schema its kind belongs to; `where` names it in errors. */
 export function parseTrainLoss(value: unknown, where: string): TrainLoss {
   const kind = (value as { kind?: unknown } | null)?.kind;

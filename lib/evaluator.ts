@@ -21,6 +21,11 @@ export const EvaluatorOptionsSchema = z
     maxSequences: z.number().int().min(0).default(0),
     /** bf16 autocast (CUDA or CPU) */
     bf16: z.boolean().default(false),
+    /**
+     * logits a chunk of tokens at a time from the model's output embedding, never the batch's N × V at once (every
+     * metric is per-token, so none is lost); false: the whole batch's logits
+     */
+    fusedHead: z.boolean().default(true),
   })
   .strict();
 export type EvaluatorOptions = z.input<typeof EvaluatorOptionsSchema>;

@@ -10,7 +10,14 @@ import path from "node:path";
 import type cliProgress from "cli-progress";
 import { z } from "zod";
 
-import { DeviceSchema, parseOrThrow, parseTrainLoss, type TrainLoss, type TrainLossInput } from "./config.ts";
+import {
+  DeviceSchema,
+  isBaselineLoss,
+  parseOrThrow,
+  parseTrainLoss,
+  type TrainLoss,
+  type TrainLossInput,
+} from "./config.ts";
 import { median } from "./report/table.ts";
 import type { PackedTokens } from "./data/pack.ts";
 import {
@@ -114,6 +121,12 @@ export const TrainerOptionsSchema = z
     device: DeviceSchema.default("cpu"),
     /** bf16 autocast with fp32 master weights (CUDA; on the CPU it works, but is rarely faster than fp32) */
     precision: z.enum(["fp32", "bf16"]).default("fp32"),
+    /**
+     * the LM head and loss fused, a chunk of tokens at a time, so the batch's N × V logits and their gradient never
+     * exist ("auto": for the ce, brier, spherical and dpsm losses; the label_smoothing and focal baselines need
+     * the logits). The same curve to float rounding either way: not part of the run's resume fingerprint.
+     */
+    fusedHead: z.union([z.boolean(), z.literal("auto")]).default("auto"),
     /** libtorch threads (default: the machine's cores) */
     threads: z.number().int().min(1).optional(),
     /** label noise: for this share of steps, this share of the batch's targets replaced by random tokens */
@@ -280,6 +293,11 @@ export class Trainer extends EventEmitter<TrainerEvents> {
           `Trainer options.batchSize: ${o.batchSize}${global} is more than the ${rows} training examples`,
         );
       }
+    }
+    if (o.fusedHead === true && isBaselineLoss(this.loss)) {
+      throw new RangeError(
+        `Trainer options.fusedHead: true needs a ce, brier, spherical or dpsm loss, got "${this.loss.kind}"`,
+      );
     }
     if (!seq2seq && o.summarySwap > 0) {
       throw new RangeError("Trainer options.summarySwap: applies to encoder-decoders; a GPT-2 takes labelNoise");
@@ -458,6 +476,12 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     const parsedLosses = parseOrThrow(z.array(z.unknown()).min(1), losses, "Trainer.timeSteps losses").map((l, i) =>
       parseTrainLoss(l as TrainLossInput, `Trainer.timeSteps losses[${i}]`),
     );
+    const baseline = parsedLosses.findIndex(isBaselineLoss);
+    if (this.options.fusedHead === true && baseline >= 0) {
+      throw new RangeError(
+        `Trainer.timeSteps losses[${baseline}]: "${parsedLosses[baseline]!.kind}" needs the logits, and this trainer has fusedHead: true`,
+      );
+    }
     const { rounds, warmupRounds } = parseOrThrow(
       z
         .object({ rounds: z.number().int().min(1).default(30), warmupRounds: z.number().int().min(0).default(3) })

@@ -6,6 +6,7 @@
 #include "../core/data/sampler.h"
 #include "../core/loss/objectives.h"
 #include "../core/platform.h"
+#include "../core/testing/linear_loss_probe.h"
 #include "../core/testing/loss_probe.h"
 #include "../core/train/optim.h"
 #include "../kernels/dpsm_kernels.h"
@@ -83,6 +84,76 @@ Napi::Value TimeLoss(const Napi::CallbackInfo& info) {
   });
 }
 
+// { rows, dim, vocab, bias, bf16, ignoreFraction, chunkBytes, seed, device } of a linear-head probe document.
+core::LinearProbeInputs linear_probe_inputs(const core::Json& o) {
+  core::LinearProbeInputs in;
+  in.rows = core::field<int64_t>(o, "rows");
+  in.dim = core::field<int64_t>(o, "dim");
+  in.vocab = core::field<int64_t>(o, "vocab");
+  in.bias = o.value("bias", false);
+  in.bf16 = o.value("bf16", false);
+  in.ignore_fraction = o.value("ignoreFraction", 0.0);
+  in.chunk_bytes = o.value("chunkBytes", core::kLinearLossChunkBytes);
+  in.seed = o.value("seed", uint64_t{0});
+  in.device = o.value("device", std::string("cpu"));
+  if (in.rows < 0 || in.dim < 1 || in.vocab < 1 || in.chunk_bytes < 1)
+    throw ArgError("rows, dim, vocab, chunkBytes: expected rows >= 0 and the others >= 1", true);
+  return in;
+}
+
+// checkLinearAgainstReference(json { ...linear probe inputs, loss, step, temperatures }) -> Promise<errors>
+Napi::Value CheckLinearAgainstReference(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const core::Json o = json_arg(info, 0, "options");
+    const core::LinearProbeInputs in = linear_probe_inputs(o);
+    const core::LossOptions opt = core::fused_options_from_json(core::field<core::Json>(o, "loss"));
+    const int64_t step = o.value("step", int64_t{0});
+    const std::vector<double> temps = o.value("temperatures", std::vector<double>{1.0});
+    return run_async<core::LinearReferenceCheck>(
+        info.Env(), [=]() { return core::check_linear_against_reference(in, opt, step, temps); },
+        [](Napi::Env env, core::LinearReferenceCheck& r) -> Napi::Value {
+          Napi::Object js = Napi::Object::New(env);
+          js.Set("lossRelErr", r.loss_rel_err);
+          js.Set("hiddenGradRelErr", r.hidden_grad_rel_err);
+          js.Set("weightGradRelErr", r.weight_grad_rel_err);
+          js.Set("biasGradRelErr", r.bias_grad_rel_err);
+          js.Set("unfusedLossRelErr", r.unfused_loss_rel_err);
+          js.Set("unfusedHiddenGradRelErr", r.unfused_hidden_grad_rel_err);
+          js.Set("unfusedWeightGradRelErr", r.unfused_weight_grad_rel_err);
+          js.Set("nllRelErr", r.nll_rel_err);
+          js.Set("sqNormRelErr", r.sq_norm_rel_err);
+          Napi::Array ev = Napi::Array::New(env, r.eval_nll_rel_err.size());
+          for (size_t i = 0; i < r.eval_nll_rel_err.size(); ++i)
+            ev.Set(static_cast<uint32_t>(i), r.eval_nll_rel_err[i]);
+          js.Set("evalNllRelErr", ev);
+          js.Set("chunks", static_cast<double>(r.chunks));
+          js.Set("finite", r.finite);
+          return js;
+        });
+  });
+}
+
+// timeLinearLoss(json { ...linear probe inputs, loss, path, iters, warmup }) -> Promise<{ ms[], peakBytes }>
+Napi::Value TimeLinearLoss(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const core::Json o = json_arg(info, 0, "options");
+    const core::LinearProbeInputs in = linear_probe_inputs(o);
+    const core::LossOptions opt = core::fused_options_from_json(core::field<core::Json>(o, "loss"));
+    const std::string path = core::field<std::string>(o, "path");
+    const int iters = o.value("iters", 3), warmup = o.value("warmup", 1);
+    return run_async<core::LinearTiming>(
+        info.Env(), [=]() { return core::time_linear_loss(in, opt, path, iters, warmup); },
+        [](Napi::Env env, core::LinearTiming& t) -> Napi::Value {
+          Napi::Object js = Napi::Object::New(env);
+          Napi::Array ms = Napi::Array::New(env, t.ms.size());
+          for (size_t i = 0; i < t.ms.size(); ++i) ms.Set(static_cast<uint32_t>(i), t.ms[i]);
+          js.Set("ms", ms);
+          js.Set("peakBytes", static_cast<double>(t.peak_bytes));
+          return js;
+        });
+  });
+}
+
 // useCpuIsa(name) -> whether the CPU kernel now runs that variant ("auto": the best available)
 Napi::Value UseCpuIsa(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
@@ -143,6 +214,9 @@ Napi::Object InitTesting(Napi::Env env, Napi::Object exports) {
   platform::init_threads();
   exports.Set("checkAgainstReference", Napi::Function::New(env, CheckAgainstReference, "checkAgainstReference"));
   exports.Set("timeLoss", Napi::Function::New(env, TimeLoss, "timeLoss"));
+  exports.Set("checkLinearAgainstReference",
+              Napi::Function::New(env, CheckLinearAgainstReference, "checkLinearAgainstReference"));
+  exports.Set("timeLinearLoss", Napi::Function::New(env, TimeLinearLoss, "timeLinearLoss"));
   exports.Set("useCpuIsa", Napi::Function::New(env, UseCpuIsa, "useCpuIsa"));
   exports.Set("gradientNorm", Napi::Function::New(env, GradientNorm, "gradientNorm"));
   exports.Set("cpuIsa", Napi::Function::New(env, CpuIsa, "cpuIsa"));

@@ -43,8 +43,55 @@ export interface LossTiming {
   extraPeakBytes: number;
 }
 
+/** Random hidden states, output embedding (and bias) of a shape, and the loss (as ProbeOptions). */
+export interface LinearProbeOptions {
+  rows: number;
+  dim: number;
+  vocab: number;
+  kind: string;
+  schedule?: string;
+  warmupSteps?: number;
+  alpha?: number;
+  ignoreIndex?: number;
+  reduction?: string;
+  bias?: boolean;
+  /** logits in bf16 from fp32 inputs, as the trainer under bf16 autocast */
+  bf16?: boolean;
+  ignoreFraction?: number;
+  /** a chunk's logits stay within this many bytes */
+  chunkBytes?: number;
+  seed?: number;
+  /** the timings' device */
+  device?: string;
+}
+
+export interface LinearReferenceCheck {
+  lossRelErr: number;
+  hiddenGradRelErr: number;
+  weightGradRelErr: number;
+  biasGradRelErr: number;
+  /** the unfused head (matmul in the same dtype, then the fused loss) against the same reference */
+  unfusedLossRelErr: number;
+  unfusedHiddenGradRelErr: number;
+  unfusedWeightGradRelErr: number;
+  nllRelErr: number;
+  sqNormRelErr: number;
+  /** the evaluator's chunked statistics: NLL at each temperature asked for */
+  evalNllRelErr: number[];
+  chunks: number;
+  finite: boolean;
+}
+
+export interface LinearTiming {
+  ms: number[];
+  /** peak memory of one forward + backward beyond what was held before it (-1: unknown) */
+  peakBytes: number;
+}
+
 interface TestingAddon {
   checkAgainstReference(json: string): Promise<ReferenceCheck>;
+  checkLinearAgainstReference(json: string): Promise<LinearReferenceCheck>;
+  timeLinearLoss(json: string): Promise<LinearTiming>;
   timeLoss(json: string): Promise<LossTiming>;
   useCpuIsa(isa: string): boolean;
   cpuIsa(): string;
@@ -61,7 +108,9 @@ function load(): TestingAddon {
 }
 
 // The probe document: the inputs as given, the loss as the product's schema completes it.
-function doc(o: ProbeOptions & object): string {
+function doc(
+  o: Pick<ProbeOptions, "kind" | "schedule" | "warmupSteps" | "alpha" | "ignoreIndex" | "reduction">,
+): string {
   const { kind, schedule, warmupSteps, alpha, ignoreIndex, reduction, ...rest } = o;
   const loss = parseOrThrow(LossConfigSchema, { kind, schedule, warmupSteps, alpha, ignoreIndex, reduction }, "loss");
   return JSON.stringify({ ...rest, loss });
@@ -70,6 +119,11 @@ function doc(o: ProbeOptions & object): string {
 export const probes = {
   checkAgainstReference: (o: ProbeOptions & { step?: number; inPlace?: boolean }) =>
     load().checkAgainstReference(doc(o)),
+  /** The fused LM head + loss against float64 matmul + composite_loss (native/core/testing/linear_loss_probe.h). */
+  checkLinearAgainstReference: (o: LinearProbeOptions & { step?: number; temperatures?: number[] }) =>
+    load().checkLinearAgainstReference(doc(o)),
+  timeLinearLoss: (o: LinearProbeOptions & { path: "fused" | "unfused"; iters?: number; warmup?: number }) =>
+    load().timeLinearLoss(doc(o)),
   timeLoss: (o: ProbeOptions & { path: "fused" | "composite"; backward: boolean; iters?: number; warmup?: number }) =>
     load().timeLoss(doc(o)),
   /** Switches the testing addon's CPU kernel to an ISA variant ("auto": the best); false when the CPU lacks it. */

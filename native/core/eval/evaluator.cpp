@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "../loss/fused_linear_loss.h"
 #include "../loss/fused_loss.h"
 #include "../platform.h"
 
@@ -28,14 +29,33 @@ std::vector<EvalSums> evaluate_sums(LanguageModel& model, const Dataset& data, c
     const int64_t n = std::min(options.batch_size, total - begin);
     const at::Tensor rows = at::arange(begin, begin + n, at::TensorOptions().dtype(at::kLong));
     const Batch b = data.batch(rows, lo.ignore_index, device);
+    const LanguageModel::OutputHead head = model.output_head();
+    const at::Tensor targets = b.targets.reshape({-1});
+    const at::Tensor keep = (targets != lo.ignore_index).cpu();
+    if (options.fused_head && head.weight.defined()) {
+      at::Tensor hidden;
+      {
+        platform::AutocastBF16 autocast(options.bf16, device);
+        hidden = model.hidden(b);
+      }
+      // The unfused head's matmul runs in bf16 under autocast: the chunks' logits take the same dtype.
+      const at::ScalarType dtype = options.bf16 ? at::kBFloat16 : head.weight.scalar_type();
+      const at::Tensor flag = at::zeros({}, at::TensorOptions().dtype(at::kInt).device(device));
+      const std::vector<at::Tensor> stats = linear_head_stats(hidden, head.weight, head.bias, targets,
+                                                              options.temperatures, lo.ignore_index, dtype, flag);
+      for (size_t i = 0; i < sums.size(); ++i) {
+        const at::Tensor s = stats[i].cpu().contiguous();  // synchronises: the flag costs nothing more
+        throw_if_target_flagged(flag, head.weight.size(0), lo.ignore_index);
+        sums[i].add(s, keep);
+      }
+      continue;
+    }
     at::Tensor logits;
     {
       platform::AutocastBF16 autocast(options.bf16, device);
       logits = model.logits(model.hidden(b));
     }
     logits = logits.reshape({-1, logits.size(-1)});
-    const at::Tensor targets = b.targets.reshape({-1});
-    const at::Tensor keep = (targets != lo.ignore_index).cpu();
     for (size_t i = 0; i < sums.size(); ++i) {
       const double t = options.temperatures[i];
       const at::Tensor scaled = t == 1.0 ? logits : logits.to(at::kFloat) / t;
@@ -57,6 +77,7 @@ EvalOptions eval_options_from_json(const Json& j) {
   o.batch_size = field<int64_t>(j, "batchSize");
   o.max_sequences = field<int64_t>(j, "maxSequences");
   o.bf16 = field<bool>(j, "bf16");
+  if (j.contains("fusedHead")) o.fused_head = j["fusedHead"].get<bool>();
   return o;
 }
 

@@ -18,6 +18,9 @@ struct EvalOptions {
   int64_t batch_size = 0;
   int64_t max_sequences = 0;  // 0: all
   bool bf16 = false;
+  // Logits a chunk of tokens at a time from the model's linear head (loss/fused_linear_loss.h), never the
+  // batch's N × V at once; every metric is per-token statistics, so none is lost. Off: the unfused head.
+  bool fused_head = true;
 };
 // lib/'s evaluator document: { batchSize, maxSequences, bf16, temperatures }.
 EvalOptions eval_options_from_json(const Json& j);

@@ -110,4 +110,23 @@ at::Tensor objective_loss(const Objective& o, const at::Tensor& logits, const at
   return loss;
 }
 
+bool objective_fuses_head(const Objective& o) {
+  return o.type == Objective::Type::Fused && o.fused.reduction != Reduction::None;
+}
+
+at::Tensor objective_head_loss(const Objective& o, const at::Tensor& hidden, const at::Tensor& weight,
+                               const at::Tensor& bias, at::ScalarType compute_dtype, const at::Tensor& targets,
+                               const at::Tensor& step, const at::Tensor& error_flag, at::Tensor* components) {
+  if (!objective_fuses_head(o))
+    throw std::invalid_argument("loss: the fused LM head takes ce, brier, spherical or dpsm");
+  LinearLossOptions lo;
+  lo.loss = o.fused;
+  lo.compute_dtype = compute_dtype;
+  if (!components) return fused_linear_loss(hidden, weight, bias, targets, step, lo, error_flag);
+  at::Tensor stats;
+  at::Tensor loss = fused_linear_loss(hidden, weight, bias, targets, step, lo, error_flag, &stats);
+  *components = component_sums(stats, targets, o.fused.ignore_index);
+  return loss;
+}
+
 }  // namespace dpsm::core

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "../config.h"
+#include "fused_linear_loss.h"
 #include "fused_loss.h"
 
 namespace dpsm::core {
@@ -35,5 +36,13 @@ double objective_alpha(const Objective& o, int64_t step);
 // gradient-free pass before theirs.
 at::Tensor objective_loss(const Objective& o, const at::Tensor& logits, const at::Tensor& targets,
                           const at::Tensor& step, const at::Tensor& error_flag, at::Tensor* components = nullptr);
+
+// Whether the objective can go through the fused LM head (fused_linear_loss): a fused kind reduced to a scalar.
+bool objective_fuses_head(const Objective& o);
+// objective_loss of the logits hidden [N, d] · weightᵀ (+ bias), through the fused LM head; the same
+// `components`. Only for objectives objective_fuses_head accepts.
+at::Tensor objective_head_loss(const Objective& o, const at::Tensor& hidden, const at::Tensor& weight,
+                               const at::Tensor& bias, at::ScalarType compute_dtype, const at::Tensor& targets,
+                               const at::Tensor& step, const at::Tensor& error_flag, at::Tensor* components = nullptr);
 
 }  // namespace dpsm::core

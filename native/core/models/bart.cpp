@@ -253,6 +253,8 @@ at::Tensor Bart::logits(const at::Tensor& hidden_states) {
   return at::matmul(hidden_states, model->shared->weight.t()) + final_logits_bias.to(hidden_states.scalar_type());
 }
 
+LanguageModel::OutputHead Bart::output_head() { return {model->shared->weight, final_logits_bias.view({-1})}; }
+
 void Bart::init_weights(uint64_t seed) {
   at::NoGradGuard no_grad;
   at::Generator gen = at::detail::createCPUGenerator(seed);

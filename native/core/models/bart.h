@@ -105,6 +105,7 @@ class Bart : public LanguageModel {
                                                const at::Tensor& attention_mask) override;
   at::Tensor decode_next(const at::Tensor& ids, DecoderCache& cache) override;
   at::Tensor logits(const at::Tensor& hidden_states) override;
+  OutputHead output_head() override;
   Json config() const override { return config_.document; }
   int64_t vocab_size() const override { return config_.vocab_size; }
   int64_t max_positions() const override { return config_.max_position_embeddings; }

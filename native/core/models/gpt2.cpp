@@ -91,6 +91,8 @@ at::Tensor GPT2::logits(const at::Tensor& hidden_states) {
   return at::matmul(hidden_states, transformer->wte->weight.t());
 }
 
+LanguageModel::OutputHead GPT2::output_head() { return {transformer->wte->weight, at::Tensor()}; }
+
 void GPT2::init_weights(uint64_t seed) {
   at::NoGradGuard no_grad;
   at::Generator gen = at::detail::createCPUGenerator(seed);

@@ -82,6 +82,7 @@ class GPT2 : public LanguageModel {
   at::Tensor hidden(const Batch& batch) override;
   // Through the head tied to the token embedding.
   at::Tensor logits(const at::Tensor& hidden_states) override;
+  OutputHead output_head() override;
   Json config() const override { return gpt2_hf_config(config_); }
   int64_t vocab_size() const override { return config_.vocab_size; }
   int64_t max_positions() const override { return config_.n_positions; }

@@ -23,6 +23,12 @@ class LanguageModel : public torch::nn::Module {
   virtual at::Tensor hidden(const Batch& batch) = 0;
   // Logits [..., V] of hidden states [..., d] (the output embedding, plus a bias where the family has one).
   virtual at::Tensor logits(const at::Tensor& hidden_states) = 0;
+  // The tensors logits() is made of, for the fused head + loss (loss/fused_linear_loss.h): weight [V, d] and
+  // bias [V] or undefined. `weight` undefined: a head that is more than a linear map, computed unfused.
+  struct OutputHead {
+    at::Tensor weight, bias;
+  };
+  virtual OutputHead output_head() { return {}; }
   // The model's config as Hugging Face's config.json states it (the document it was built from).
   virtual Json config() const = 0;
   virtual int64_t vocab_size() const = 0;

@@ -46,6 +46,8 @@ TrainConfig train_config_from_json(const Json& j) {
   c.label_noise = label_noise_from_json(field<Json>(j, "labelNoise"));
   c.summary_swap = field<double>(j, "summarySwap");
   c.distributed = distributed_config_from_json(field<Json>(j, "distributed"));
+  if (j.contains("fusedHead") && j["fusedHead"].is_boolean())
+    c.fused_head = j["fusedHead"].get<bool>() ? TrainConfig::FusedHead::On : TrainConfig::FusedHead::Off;
   c.document = j;
   return c;
 }
@@ -75,7 +77,8 @@ Trainer::Trainer(std::shared_ptr<LanguageModel> model, TrainConfig config, std::
 
 std::string Trainer::fingerprint() const {
   Json trainer = cfg_.document;
-  trainer.erase("runDir");  // where the run lives, not what it is
+  trainer.erase("runDir");     // where the run lives, not what it is
+  trainer.erase("fusedHead");  // how the loss is computed, not which: the same curve to float rounding
   // Which rank this is and where the ranks meet are not what the run is; how many ranks there are is (it sets
   // the global batch). One process leaves no trace, so its checkpoints resume as they always did.
   if (cfg_.distributed.world_size > 1)
@@ -100,6 +103,7 @@ bool Trainer::evaluate_and_checkpoint(const std::function<void(const ProgressRec
   eo.batch_size = cfg_.batch_size;
   eo.max_sequences = cfg_.eval_max_sequences;
   eo.bf16 = cfg_.bf16;
+  eo.fused_head = cfg_.fused_head != TrainConfig::FusedHead::Off;
   ProgressRecord r;
   r.type = ProgressRecord::Type::Eval;
   r.step = state_.step;
@@ -132,16 +136,36 @@ bool Trainer::evaluate_and_checkpoint(const std::function<void(const ProgressRec
   return cfg_.patience > 0 && state_.bad_evals >= cfg_.patience;
 }
 
+bool Trainer::fuses_head(const Objective& objective) {
+  using F = TrainConfig::FusedHead;
+  if (cfg_.fused_head == F::Off) return false;
+  const bool possible = objective_fuses_head(objective) && model_->output_head().weight.defined();
+  if (!possible && cfg_.fused_head == F::On)
+    throw std::invalid_argument("fusedHead: true needs a ce, brier, spherical or dpsm loss reduced to a scalar");
+  return possible;
+}
+
 void Trainer::forward_backward(const Objective& objective, const Batch& b, double accumulation, at::Tensor& loss_sum,
                                at::Tensor& component_sum, double weight) {
-  at::Tensor logits;
+  const bool fused = fuses_head(objective);
+  at::Tensor hidden, logits;
   {
     platform::AutocastBF16 autocast(cfg_.bf16, device_);
-    logits = model_->logits(model_->hidden(b));
+    hidden = model_->hidden(b);
+    if (!fused) logits = model_->logits(hidden);
   }
   at::Tensor components;
-  at::Tensor loss = objective_loss(objective, logits.reshape({-1, logits.size(-1)}), b.targets.reshape({-1}),
-                                   loss_step_, error_flag_, &components);
+  at::Tensor loss;
+  if (fused) {
+    // The unfused head's matmul runs in bf16 under autocast: the fused one computes its logits in the same dtype.
+    const LanguageModel::OutputHead head = model_->output_head();
+    const at::ScalarType dtype = cfg_.bf16 ? at::kBFloat16 : head.weight.scalar_type();
+    loss = objective_head_loss(objective, hidden.reshape({-1, hidden.size(-1)}), head.weight, head.bias, dtype,
+                               b.targets.reshape({-1}), loss_step_, error_flag_, &components);
+  } else {
+    loss = objective_loss(objective, logits.reshape({-1, logits.size(-1)}), b.targets.reshape({-1}), loss_step_,
+                          error_flag_, &components);
+  }
   if (weight != 1.0) loss = loss * weight;
   component_sum += components;
   (loss / accumulation).backward();

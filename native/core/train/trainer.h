@@ -37,7 +37,10 @@ struct TrainConfig {
   LabelNoiseConfig label_noise;
   double summary_swap = 0;        // encoder–decoders: the share of rows trained on another row's reference
   DistributedConfig distributed;  // batch_size and grad_accum are per rank; rank 0 evaluates and checkpoints
-  Json document;                  // the document all of the above came from
+  // The LM head and loss fused (loss/fused_linear_loss.h), never holding the N × V logits: Auto where the
+  // objective allows it and the model's head is a linear map; On requires both; Off: logits, then the loss.
+  enum class FusedHead { Auto, On, Off } fused_head = FusedHead::Auto;
+  Json document;  // the document all of the above came from
 };
 // lib/'s trainer document (lib/schemas/trainer.ts states every field and its default).
 TrainConfig train_config_from_json(const Json& j);
@@ -88,6 +91,8 @@ class Trainer {
  private:
   bool evaluate_and_checkpoint(const std::function<void(const ProgressRecord&)>& emit, double elapsed_s);
   void checkpoint(const std::string& which, double elapsed_s);
+  // Whether this objective's steps go through the fused LM head (TrainConfig::fused_head).
+  bool fuses_head(const Objective& objective);
   // One micro-batch: forward, `objective`'s loss (a mean over the batch's targets) times `weight`, backward of
   // that / accumulation; adds the weighted loss to loss_sum and the [CE, Brier] sums to component_sum.
   void forward_backward(const Objective& objective, const Batch& b, double accumulation, at::Tensor& loss_sum,
