@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { parseArgs } from "node:util";
 
-import { buildInfo } from "../lib/index.ts";
+import { buildInfo } from "../lib/native.ts";
 import { writeJsonAtomic } from "../lib/io/atomic.ts";
 import { type LossTiming, probes } from "../test/helpers/testing-addon.ts";
 import { fmt, formatTable, median } from "../lib/report/table.ts";

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The one command of `npm run gpu:verify` on a CUDA host (bench/gpu-verify/README.md). pack.ts copies it into
+# the package (.gpu-verify/), which travels to the host with everything it needs but a Python torch:
+#   node.xz (the node binary), checks.mjs + bench-fused-loss.mjs (the checks, bundled), src/ (CMakeLists.txt and
+#   native/), include/ (Node-API, node-addon-api), nlohmann/ (nlohmann-json with its CMake config), assets/.
+# It builds the addons against the host's torch (torch.utils.cmake_prefix_path), CUDA kernels on, then runs the
+# checks and writes $OUT/gpu-verify.json and $OUT/gpu-verify.md (plus host.json, build.log, run.log).
+#
+#   bash .gpu-verify/run.sh [--device cuda|cpu] [--quick] [--budget-s S]      (arguments go to checks.mjs)
+# Environment: OUT (default: .gpu-verify/out), PYTHON (default: python3), DPSM_TORCH_CMAKE_PREFIX (default: the
+# Python torch's), DPSM_VERIFY_WORK (build folder; default /tmp/dpsm-gpu-verify), DPSM_VERIFY_CUDA_ARCH (default:
+# native, the host's own GPU).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=${OUT:-$here/out}
+work=${DPSM_VERIFY_WORK:-/tmp/dpsm-gpu-verify}
+mkdir -p "$out" "$work/bin"
+: >"$out/run.log"
+say() { printf '[gpu-verify %(%H:%M:%S)T] %s\n' -1 "$*" | tee -a "$out/run.log"; }
+
+device=cuda
+for ((i = 1; i <= $#; i++)); do
+  if [ "${!i}" = "--device" ]; then
+    j=$((i + 1))
+    device=${!j}
+  fi
+done
+[ "$device" = cpu ] && cuda=OFF || cuda=ON
+
+py=${PYTHON:-python3}
+if ! command -v "$py" >/dev/null; then
+  say "no $py: a Python with torch is needed (its libtorch is what the addon builds against)"
+  exit 2
+fi
+# cmake and ninja may be the Python environment's own (pip's cmake and ninja packages put them beside python).
+PATH="$("$py" -c 'import os,sys;print(os.path.dirname(sys.executable))'):$PATH"
+for d in /usr/local/cuda/bin "${CUDA_HOME:-/nonexistent}/bin"; do [ -x "$d/nvcc" ] && PATH="$PATH:$d"; done
+export PATH
+
+say "node: unpacking"
+"$py" -c 'import lzma,shutil,sys;shutil.copyfileobj(lzma.open(sys.argv[1]),open(sys.argv[2],"wb"))' \
+  "$here/node.xz" "$work/bin/node" && chmod +x "$work/bin/node"
+node=$work/bin/node
+if ! "$node" --version >>"$out/run.log" 2>&1; then
+  say "the carried node does not run here"
+  exit 2
+fi
+
+# What the host is: written first, so that even a failed build leaves it in $OUT.
+"$py" - "$out/host.json" <<'PY' 2>>"$out/run.log"
+import json, os, platform, shutil, subprocess, sys
+info = {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()}
+try:
+    import torch
+    info.update(torch=torch.__version__, torchCuda=torch.version.cuda, cmakePrefix=torch.utils.cmake_prefix_path,
+                cudaAvailable=torch.cuda.is_available())
+    if torch.cuda.is_available():
+        p = torch.cuda.get_device_properties(0)
+        info.update(gpu=p.name, gpuMemoryGiB=round(p.total_memory / 2**30, 1), multiprocessors=p.multi_processor_count,
+                    capability=f"{p.major}.{p.minor}")
+except Exception as e:
+    info["torchError"] = repr(e)
+for tool, flag in (("cmake", "--version"), ("ninja", "--version"), ("nvcc", "--version"), ("nvidia-smi", "-L")):
+    exe = shutil.which(tool)
+    info[tool] = subprocess.run([exe, flag], capture_output=True, text=True).stdout.strip().splitlines()[-1] if exe else None
+try:
+    import transformers
+    info["transformers"] = transformers.__version__
+except Exception:
+    info["transformers"] = None
+json.dump(info, open(sys.argv[1], "w"), indent=1)
+PY
+cat "$out/host.json" >>"$out/run.log"
+
+prefix=${DPSM_TORCH_CMAKE_PREFIX:-$("$py" -c 'import torch;print(torch.utils.cmake_prefix_path)' 2>>"$out/run.log")}
+if [ -z "$prefix" ] || [ ! -d "$prefix/Torch" ]; then
+  say "no libtorch CMake package found (torch.utils.cmake_prefix_path: '${prefix}')"
+  exit 2
+fi
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+build=$work/build-$cuda
+configure=(
+  -S "$here/src" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release
+  -DTorch_DIR="$prefix/Torch" -DDPSM_CUDA="$cuda"
+  -DCMAKE_JS_INC="$here/include/node-api;$here/include/node-addon-api"
+  -DNODE_ADDON_API_DIR="$here/include/node-addon-api"
+  -Dnlohmann_json_DIR="$here/nlohmann/share/cmake/nlohmann_json"
+  -DCMAKE_LIBRARY_OUTPUT_DIRECTORY="$build/Release"
+)
+if [ "$cuda" = ON ]; then
+  configure+=(-DCMAKE_CUDA_ARCHITECTURES="${DPSM_VERIFY_CUDA_ARCH:-native}")
+  nvcc=$(command -v nvcc || true)
+  [ -n "$nvcc" ] && configure+=(-DCMAKE_CUDA_COMPILER="$nvcc")
+fi
+say "building against libtorch at $prefix (CUDA $cuda): log in build.log"
+t0=$SECONDS
+if ! cmake "${configure[@]}" >"$out/build.log" 2>&1 ||
+  ! cmake --build "$build" -j "$(nproc)" >>"$out/build.log" 2>&1; then
+  tail -n 30 "$out/build.log" | tee -a "$out/run.log"
+  say "the build failed after $((SECONDS - t0)) s: see build.log"
+  exit 3
+fi
+grep -E "dpsm: libtorch|WARNING|Warning" "$out/build.log" | head -n 5 | tee -a "$out/run.log"
+say "built in $((SECONDS - t0)) s"
+
+export DPSM_NATIVE_PATH=$build/Release/dpsm_native.node
+export DPSM_TESTING_NATIVE_PATH=$build/testing/dpsm_native_testing.node
+export DPSM_CACHE_DIR=$work/cache
+say "running the checks on $device"
+"$node" "$here/checks.mjs" --out "$out" --assets "$here/assets" --host-info "$out/host.json" "$@" 2>&1 |
+  tee -a "$out/run.log"
+status=${PIPESTATUS[0]}
+say "done (exit $status): $out/gpu-verify.md"
+exit "$status"
