@@ -15,6 +15,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 
 import { GPT2Model } from "../../lib/model.ts";
+import type { PackedTokens } from "../../lib/data/pack.ts";
 import { buildInfo } from "../../lib/native.ts";
 import { fmt } from "../../lib/report/table.ts";
 import { Trainer, type FitResult, type TrainerOptions } from "../../lib/trainer.ts";
@@ -318,18 +319,13 @@ async function gpt2Parity(checks: Check[]): Promise<unknown> {
 }
 
 // ---- training: bf16, killed with SIGKILL after a checkpoint, resumed ---------------------------------------------
-interface Packed {
-  contextLength: number;
-  sequences: number;
-  tokens: Int32Array;
-  lengths: Int32Array;
-}
-
-/** A split pack.mjs prepared with the project's own pipeline (lib/data/prepare.ts) from WikiText-2. */
-function readPacked(assets: string, split: "train" | "valid"): Packed {
+/** A split pack.ts prepared with the project's own pipeline (lib/data/prepare.ts) from WikiText-2: its first rows. */
+function readPacked(assets: string, split: "train" | "valid"): PackedTokens {
   const meta = readJson(path.join(assets, "wikitext-2", `${split}.json`)) as {
     contextLength: number;
     sequences: number;
+    source: string;
+    of: number;
   };
   const i32 = (f: string) => {
     const b = fs.readFileSync(path.join(assets, "wikitext-2", f));
@@ -340,7 +336,18 @@ function readPacked(assets: string, split: "train" | "valid"): Packed {
   if (tokens.length !== meta.sequences * meta.contextLength || lengths.length !== meta.sequences) {
     throw new Error(`assets/wikitext-2/${split}: the arrays do not match ${split}.json`);
   }
-  return { ...meta, tokens, lengths };
+  const totalTokens = lengths.reduce((a, b) => a + b, 0);
+  return {
+    contextLength: meta.contextLength,
+    sequences: meta.sequences,
+    tokens,
+    lengths,
+    totalTokens,
+    documents: 0, // a slice of the packed stream: its documents were not counted
+    streamTokens: totalTokens,
+    source: `${meta.source}, first ${meta.sequences} of ${meta.of} rows`,
+    fromCache: false,
+  };
 }
 
 interface TrainSpec {
