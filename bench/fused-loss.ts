@@ -107,6 +107,8 @@ interface Row {
   pythonExtraMB?: number;
   fusedAllMs: number[];
   compositeAllMs: number[];
+  /** why the composite could not run (e.g. out of memory) */
+  compositeError?: string;
 }
 
 const MB = 1024 * 1024;
@@ -126,7 +128,13 @@ for (const device of devices) {
         process.stdout.write(`  ${device} ${dtype} ${rows}×${vocab} ${pass}: fused… `);
         const fused = await probes.timeLoss({ ...base, path: "fused" });
         process.stdout.write("composite… ");
-        const composite = await probes.timeLoss({ ...base, path: "composite" });
+        // The composite holds several N × V intermediates (an int64 one-hot among them): at the largest sizes it
+        // can run out of device memory where the fused path does not. That is a result, not the end of the run.
+        let compositeError: string | undefined;
+        const composite = await probes.timeLoss({ ...base, path: "composite" }).catch((e: unknown) => {
+          compositeError = (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
+          return { ms: [NaN], extraPeakBytes: NaN };
+        });
         process.stdout.write(python ? "python torch…" : "");
         const py = pythonTiming(rows, vocab, dtype, device, backward);
         const row: Row = {
@@ -142,13 +150,17 @@ for (const device of devices) {
           compositeExtraMB: composite.extraPeakBytes / MB,
           fusedAllMs: fused.ms,
           compositeAllMs: composite.ms,
+          ...(compositeError ? { compositeError } : {}),
         };
         if (py) {
           row.pythonMs = median(py.ms);
           row.pythonExtraMB = py.extraPeakBytes / MB;
         }
         results.push(row);
-        console.log(`${fmt(row.fusedMs)} ms vs ${fmt(row.compositeMs)} ms (${fmt(row.speedup, 2)}×)`);
+        console.log(
+          `${fmt(row.fusedMs)} ms vs ${compositeError ? `composite failed: ${compositeError}` : `${fmt(row.compositeMs)} ms`}` +
+            ` (${fmt(row.speedup, 2)}×)`,
+        );
       }
     }
   }
