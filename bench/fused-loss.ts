@@ -53,7 +53,8 @@ const SCRIPT = path.join(path.dirname(new URL(import.meta.url).pathname), "fused
 
 function findPython(): { exe: string; version: string } | undefined {
   if (args["no-python"]) return undefined;
-  for (const exe of ["python3", "/usr/bin/python3"]) {
+  // DPSM_PYTHON: the Python that gpu:verify's run.sh found torch in.
+  for (const exe of [process.env.DPSM_PYTHON, "python3", "/usr/bin/python3"].filter((e): e is string => !!e)) {
     const r = spawnSync(exe, ["-c", "import torch; print(torch.__version__)"], { encoding: "utf8" });
     if (r.status === 0) return { exe, version: r.stdout.trim() };
   }

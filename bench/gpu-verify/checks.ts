@@ -7,7 +7,7 @@
 //
 // Every check records pass/fail with its errors and tolerance and the run goes on past a failure; a section that
 // throws is recorded as an error. The summary is rewritten after each section, so a run cut short by the device
-// tool's time limit still leaves what it finished. The exit code is 0 only when nothing failed.
+// tool's time limit still leaves what it finished. The exit code is 0 only when every section ran and passed.
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -316,8 +316,52 @@ async function gpt2Parity(checks: Check[]): Promise<unknown> {
     errors: { rel: wide.rel, maxAbs: wide.maxAbs },
     tolerance: 1e-4,
   });
+  const hf = transformersLogits(dir, ids2, b2, t2);
+  if (hf.logits) {
+    const vsHf = relNorm(a, hf.logits);
+    record(checks, {
+      name: `the same GPT-2 on ${device}: ours vs Hugging Face transformers ${hf.version} (GPT2LMHeadModel, fp32, eager)`,
+      pass: vsHf.rel < 1e-4,
+      errors: { rel: vsHf.rel, maxAbs: vsHf.maxAbs },
+      tolerance: 1e-4,
+    });
+  } else if (hf.error) {
+    record(checks, { name: `GPT-2 vs Hugging Face transformers on ${device}`, pass: false, note: hf.error });
+  }
   fs.rmSync(dir, { recursive: true, force: true });
-  return { fixture: { maxLogitErr, maxLseErr }, wide: { ...shape, batch: b2, length: t2 } };
+  return {
+    fixture: { maxLogitErr, maxLseErr },
+    wide: { ...shape, batch: b2, length: t2 },
+    transformers: hf.version ?? (hf.error ? "failed" : "not importable: not compared"),
+  };
+}
+
+/**
+ * Logits of the model saved in `dir` from Hugging Face transformers (hf_gpt2_logits.py, beside this bundle) on this
+ * device, where the Python that run.sh found (DPSM_PYTHON) imports transformers; nothing where it does not.
+ */
+function transformersLogits(
+  dir: string,
+  ids: Int32Array,
+  batch: number,
+  length: number,
+): { logits?: Float32Array; version?: string; error?: string } {
+  const python = process.env.DPSM_PYTHON ?? "python3";
+  const probe = spawnSync(python, ["-c", "import transformers"], { encoding: "utf8" });
+  if (probe.status !== 0) return {};
+  const idsFile = path.join(dir, "ids.i32");
+  const out = path.join(dir, "hf-logits.f32");
+  fs.writeFileSync(idsFile, Buffer.from(ids.buffer, ids.byteOffset, ids.byteLength));
+  const script = path.join(path.dirname(process.argv[1]!), "hf_gpt2_logits.py");
+  const r = spawnSync(python, [script, dir, idsFile, String(batch), String(length), device, out], {
+    encoding: "utf8",
+  });
+  if (r.status !== 0) return { error: (r.stderr || String(r.error)).trim().split("\n").slice(-3).join(" | ") };
+  const b = fs.readFileSync(out);
+  return {
+    logits: new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)),
+    version: r.stdout.trim().split("\n").pop(),
+  };
 }
 
 // ---- training: bf16, killed with SIGKILL after a checkpoint, resumed ---------------------------------------------

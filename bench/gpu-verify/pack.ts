@@ -93,6 +93,7 @@ for (const [entry, file] of [
   });
 }
 copy(path.join(packageRoot, "bench", "fused_loss_torch.py"), "fused_loss_torch.py");
+copy(path.join(here, "hf_gpt2_logits.py"), "hf_gpt2_logits.py");
 
 // 2. What the build needs besides a torch.
 say("copying the native sources and headers");

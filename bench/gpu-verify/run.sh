@@ -138,6 +138,7 @@ fi
 export DPSM_NATIVE_PATH=$build/Release/dpsm_native.node
 export DPSM_TESTING_NATIVE_PATH=$build/testing/dpsm_native_testing.node
 export DPSM_CACHE_DIR=$work/cache
+export DPSM_PYTHON=$py # the checks' transformers comparison and the benchmark's Python column
 say "running the checks on $device"
 # No section starts after ~8 minutes into the call (the bench is given at most a minute more), so the summary is
 # written inside the device tool's 10; a --budget-s given to run.sh comes later on the line and wins.
