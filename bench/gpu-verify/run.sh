@@ -8,7 +8,7 @@
 #
 #   bash .gpu-verify/run.sh [--device cuda|cpu] [--quick] [--budget-s S]      (arguments go to checks.mjs)
 # Environment: OUT (default: .gpu-verify/out), PYTHON (default: python3), DPSM_TORCH_CMAKE_PREFIX (default: the
-# Python torch's), DPSM_VERIFY_WORK (build folder; default /tmp/dpsm-gpu-verify), DPSM_VERIFY_CUDA_ARCH (default:
+# Python torch's), DPSM_VERIFY_TORCH_ROOT (default: that torch's folder, for the second try), DPSM_VERIFY_WORK (build folder; default /tmp/dpsm-gpu-verify), DPSM_VERIFY_CUDA_ARCH (default:
 # native, the host's own GPU).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -91,7 +91,7 @@ common=(
   -Dnlohmann_json_DIR="$here/nlohmann/share/cmake/nlohmann_json"
 )
 if [ "$cuda" = ON ]; then
-  common+=(-DCMAKE_CUDA_ARCHITECTURES="${DPSM_VERIFY_CUDA_ARCH:-native}")
+  common+=(-DCMAKE_CUDA_ARCHITECTURES="${DPSM_VERIFY_CUDA_ARCH:-native}" -DDPSM_REQUIRE_TORCH_CUDA=ON)
   nvcc=$(command -v nvcc || true)
   [ -n "$nvcc" ] && common+=(-DCMAKE_CUDA_COMPILER="$nvcc")
 fi
@@ -107,7 +107,7 @@ t0=$SECONDS
 # (cuBLAS, NVTX, ...); the addon needs only the wheel's libtorch_cuda/libc10_cuda and the runtime headers, which
 # CMakeLists.txt's DPSM_TORCH_ROOT links directly: the second try, where the first fails to configure or build.
 attempts=("Torch_DIR=$prefix/Torch")
-root=$("$py" -c 'import os,torch;print(os.path.dirname(torch.__file__))' 2>/dev/null || true)
+root=${DPSM_VERIFY_TORCH_ROOT:-$("$py" -c 'import os,torch;print(os.path.dirname(torch.__file__))' 2>/dev/null || true)}
 [ "$cuda" = ON ] && [ -f "$root/lib/libtorch_cuda.so" ] && attempts+=("DPSM_TORCH_ROOT=$root")
 ok=0
 for attempt in "${attempts[@]}"; do
