@@ -8,8 +8,8 @@
 #
 #   bash .gpu-verify/run.sh [--device cuda|cpu] [--quick] [--budget-s S]      (arguments go to checks.mjs)
 # Environment: OUT (default: .gpu-verify/out), PYTHON (default: python3), DPSM_TORCH_CMAKE_PREFIX (default: the
-# Python torch's), DPSM_VERIFY_TORCH_ROOT (default: that torch's folder, for the second try), DPSM_VERIFY_WORK (build folder; default /tmp/dpsm-gpu-verify), DPSM_VERIFY_CUDA_ARCH (default:
-# native, the host's own GPU).
+# Python torch's), DPSM_VERIFY_TORCH_ROOT (default: that torch's folder, for the second try), DPSM_VERIFY_WORK
+# (build folder; default /tmp/dpsm-gpu-verify), DPSM_VERIFY_CUDA_ARCH (default: the host's own GPU).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-$here/out}
@@ -65,9 +65,17 @@ try:
                     capability=f"{p.major}.{p.minor}")
 except Exception as e:
     info["torchError"] = repr(e)
-for tool, flag in (("cmake", "--version"), ("ninja", "--version"), ("nvcc", "--version"), ("nvidia-smi", "-L")):
-    exe = shutil.which(tool)
-    info[tool] = subprocess.run([exe, flag], capture_output=True, text=True).stdout.strip().splitlines()[-1] if exe else None
+def first_line(cmd, pick=lambda line: True):
+    exe = shutil.which(cmd[0])
+    if not exe:
+        return None
+    lines = subprocess.run([exe, *cmd[1:]], capture_output=True, text=True).stdout.splitlines()
+    return next((line.strip() for line in lines if line.strip() and pick(line)), None)
+info["cmake"] = first_line(["cmake", "--version"])
+info["ninja"] = first_line(["ninja", "--version"])
+info["nvcc"] = first_line(["nvcc", "--version"], lambda line: "release" in line)
+info["nvidiaSmi"] = first_line(["nvidia-smi", "-L"])
+info["driver"] = first_line(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"])
 try:
     import transformers
     info["transformers"] = transformers.__version__
@@ -91,7 +99,9 @@ common=(
   -Dnlohmann_json_DIR="$here/nlohmann/share/cmake/nlohmann_json"
 )
 if [ "$cuda" = ON ]; then
-  common+=(-DCMAKE_CUDA_ARCHITECTURES="${DPSM_VERIFY_CUDA_ARCH:-native}" -DDPSM_REQUIRE_TORCH_CUDA=ON)
+  # The host's GPU, as torch reports it (sm_90 on an H100/H200); CMake's own "native" (3.24+) where torch cannot say.
+  arch=${DPSM_VERIFY_CUDA_ARCH:-$("$py" -c 'import torch;m,n=torch.cuda.get_device_capability();print(f"{m}{n}-real")' 2>/dev/null || echo native)}
+  common+=(-DCMAKE_CUDA_ARCHITECTURES="$arch" -DDPSM_REQUIRE_TORCH_CUDA=ON)
   nvcc=$(command -v nvcc || true)
   [ -n "$nvcc" ] && common+=(-DCMAKE_CUDA_COMPILER="$nvcc")
 fi
