@@ -10,7 +10,7 @@ if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 &&
   exec bash .gpu-verify/run.sh "$@"
 fi
 size=$(du -sm .gpu-verify | cut -f1)
-tree=$(git ls-files -z | xargs -0 du -cm | tail -n 1 | cut -f1)
+tree=$(git ls-files -z | xargs -0 du -cb | tail -n 1 | awk '{ printf "%.0f", $1 / 1048576 }')
 cat <<MSG
 
 No CUDA GPU here. .gpu-verify/ is packed (${size} MiB; the tracked tree adds ~${tree} MiB of the 64 MiB a call
