@@ -12,7 +12,7 @@ import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { parseArgs } from "node:util";
 
-import { buildInfo } from "../lib/index.ts";
+import { buildInfo } from "../lib/native.ts";
 import { writeJsonAtomic } from "../lib/io/atomic.ts";
 import { type LossTiming, probes } from "../test/helpers/testing-addon.ts";
 import { fmt, formatTable, median } from "../lib/report/table.ts";
@@ -71,7 +71,8 @@ const SCRIPT = path.join(path.dirname(new URL(import.meta.url).pathname), "fused
 
 function findPython(): { exe: string; version: string } | undefined {
   if (args["no-python"]) return undefined;
-  for (const exe of ["python3", "/usr/bin/python3"]) {
+  // DPSM_PYTHON: the Python that gpu:verify's run.sh found torch in.
+  for (const exe of [process.env.DPSM_PYTHON, "python3", "/usr/bin/python3"].filter((e): e is string => !!e)) {
     const r = spawnSync(exe, ["-c", "import torch; print(torch.__version__)"], { encoding: "utf8" });
     if (r.status === 0) return { exe, version: r.stdout.trim() };
   }
@@ -125,6 +126,8 @@ interface Row {
   pythonExtraMB?: number;
   fusedAllMs: number[];
   compositeAllMs: number[];
+  /** why the composite could not run (e.g. out of memory) */
+  compositeError?: string;
 }
 
 const MB = 1024 * 1024;
@@ -144,7 +147,13 @@ for (const device of devices) {
         process.stdout.write(`  ${device} ${dtype} ${rows}×${vocab} ${pass}: fused… `);
         const fused = await probes.timeLoss({ ...base, path: "fused" });
         process.stdout.write("composite… ");
-        const composite = await probes.timeLoss({ ...base, path: "composite" });
+        // The composite holds several N × V intermediates (an int64 one-hot among them): at the largest sizes it
+        // can run out of device memory where the fused path does not. That is a result, not the end of the run.
+        let compositeError: string | undefined;
+        const composite = await probes.timeLoss({ ...base, path: "composite" }).catch((e: unknown) => {
+          compositeError = (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
+          return { ms: [NaN], extraPeakBytes: NaN };
+        });
         process.stdout.write(python ? "python torch…" : "");
         const py = pythonTiming(rows, vocab, dtype, device, backward);
         const row: Row = {
@@ -160,13 +169,17 @@ for (const device of devices) {
           compositeExtraMB: composite.extraPeakBytes / MB,
           fusedAllMs: fused.ms,
           compositeAllMs: composite.ms,
+          ...(compositeError ? { compositeError } : {}),
         };
         if (py) {
           row.pythonMs = median(py.ms);
           row.pythonExtraMB = py.extraPeakBytes / MB;
         }
         results.push(row);
-        console.log(`${fmt(row.fusedMs)} ms vs ${fmt(row.compositeMs)} ms (${fmt(row.speedup, 2)}×)`);
+        console.log(
+          `${fmt(row.fusedMs)} ms vs ${compositeError ? `composite failed: ${compositeError}` : `${fmt(row.compositeMs)} ms`}` +
+            ` (${fmt(row.speedup, 2)}×)`,
+        );
       }
     }
   }

@@ -4,67 +4,15 @@
 // kernel's gradient, the autograd op's gradient under a random incoming gradient, and the statistics.
 import test, { type ExecutionContext } from "ava";
 
-import { probes, type ProbeOptions, type ReferenceCheck } from "./helpers/testing-addon.ts";
+import { type Case, describeCase as describe, referenceFailures, SHAPES, SPECS } from "./helpers/fused-loss-cases.ts";
+import { probes, type ReferenceCheck } from "./helpers/testing-addon.ts";
 import { randInt, rng } from "./helpers/random.ts";
-
-type Case = ProbeOptions & { step?: number; inPlace?: boolean };
-
-// Every kind and schedule at several steps (W = 1000): before, inside and after the warm-up.
-const W = 1000;
-const SPECS: Case[] = [
-  { rows: 0, vocab: 0, kind: "ce" },
-  { rows: 0, vocab: 0, kind: "brier" },
-  { rows: 0, vocab: 0, kind: "spherical" },
-  ...[0, 1, 250, 999, 1000, 4000].map((step) => ({
-    rows: 0,
-    vocab: 0,
-    kind: "dpsm",
-    schedule: "linear",
-    warmupSteps: W,
-    step,
-  })),
-  ...[0, 333, 500, 1000, 2500].map((step) => ({
-    rows: 0,
-    vocab: 0,
-    kind: "dpsm",
-    schedule: "cosine",
-    warmupSteps: W,
-    step,
-  })),
-  ...[0, 0.25, 0.5, 1].map((alpha) => ({ rows: 0, vocab: 0, kind: "dpsm", schedule: "fixed", alpha, step: 77 })),
-];
-
-const describe = (c: Case) =>
-  `${c.kind}${c.schedule ? `/${c.schedule}` : ""}${c.alpha !== undefined ? ` α=${c.alpha}` : ""}` +
-  `${c.step !== undefined ? ` step ${c.step}` : ""} ${c.rows}×${c.vocab} ${c.dtype ?? "float32"}` +
-  `${c.reduction ? ` ${c.reduction}` : ""}${c.ignoreFraction ? ` ignore ${c.ignoreFraction}` : ""}` +
-  `${c.extreme ? " extreme" : ""}${c.inPlace ? " in-place" : ""}`;
 
 async function expectClose(t: ExecutionContext, c: Case, tol: number): Promise<ReferenceCheck> {
   const r = await probes.checkAgainstReference(c);
-  const name = describe(c);
-  const errs = { loss: r.lossRelErr, grad: r.gradRelErr, autograd: r.autogradGradRelErr, ...r.statsRelErr };
-  const worst = Object.entries(errs).filter(([, e]) => !(e < tol));
-  t.true(r.finite, `${name}: non-finite output`);
-  t.deepEqual(worst, [], `${name}: relative error over ${tol}: ${JSON.stringify(errs)}`);
-  t.is(r.hitMismatches, 0, `${name}: argmax-hit flags differ from torch.argmax == y`);
-  t.true(
-    Math.abs(r.alphaKernel - r.alphaClosedForm) <= 1e-7,
-    `${name}: kernel α ${r.alphaKernel} vs ${r.alphaClosedForm}`,
-  );
+  t.deepEqual(referenceFailures(c, r, tol), []);
   return r;
 }
-
-// Shapes that are not multiples of any vector width (4, 8, 16 lanes; 4-vector blocks).
-const SHAPES: [number, number][] = [
-  [1, 50257],
-  [4096, 2],
-  [4096, 37],
-  [333, 1003],
-  [17, 50257],
-  [129, 4099],
-  [61, 8191],
-];
 
 test.serial("fp32: every kind and schedule at several steps, on many shapes (rel err < 1e-5)", async (t) => {
   let i = 0;

@@ -1,0 +1,694 @@
+// The checks of `npm run gpu:verify` (bench/gpu-verify/README.md): the fused loss's reference cases, GPT-2's
+// forward pass against the CPU and the float64 fixture, a bf16 training run killed and resumed, and the
+// fused-loss benchmark, on one device, written as one JSON + markdown summary. pack.mjs bundles this file (with
+// esbuild) so that it runs with a bare `node` beside the built addons, on a host that has no node_modules.
+//
+//   node checks.mjs --device cuda|cpu --out DIR --assets DIR [--quick] [--budget-s S] [--host-info FILE]
+//
+// Every check records pass/fail with its errors and tolerance and the run goes on past a failure; a section that
+// throws is recorded as an error. The summary is rewritten after each section, so a run cut short by the device
+// tool's time limit still leaves what it finished. The exit code is 0 only when every section ran and passed.
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+
+import { GPT2Model } from "../../lib/model.ts";
+import type { PackedTokens } from "../../lib/data/pack.ts";
+import { buildInfo } from "../../lib/native.ts";
+import { fmt } from "../../lib/report/table.ts";
+import { Trainer, type FitResult, type TrainerOptions } from "../../lib/trainer.ts";
+import {
+  type Case,
+  describeCase,
+  referenceFailures,
+  relativeErrors,
+  SHAPES,
+  SPECS,
+} from "../../test/helpers/fused-loss-cases.ts";
+import { probes } from "../../test/helpers/testing-addon.ts";
+import { randInt, rng } from "../../test/helpers/random.ts";
+
+// ---- the training child: one process the parent kills with SIGKILL (started with --train-child FILE) ----------
+if (process.argv[2] === "--train-child") {
+  const options = trainOptions(JSON.parse(fs.readFileSync(process.argv[3]!, "utf8")) as TrainSpec);
+  const trainer = new Trainer(options);
+  trainer.on("checkpoint", (c) => console.log(`checkpoint ${c.step}`));
+  trainer.on("step", (s) => console.log(`step ${s.step}`));
+  await trainer.fit();
+  console.log("done");
+  process.exit(0);
+}
+
+const { values: args } = parseArgs({
+  options: {
+    device: { type: "string", default: "cuda" },
+    out: { type: "string", default: "gpu-verify-out" },
+    assets: { type: "string" },
+    quick: { type: "boolean", default: false },
+    "budget-s": { type: "string", default: "420" },
+    "host-info": { type: "string" },
+    only: { type: "string" },
+  },
+});
+const device = args.device;
+if (device !== "cpu" && !/^cuda(:\d+)?$/.test(device))
+  throw new Error(`--device: expected cpu or cuda[:N], got ${device}`);
+const quick = args.quick;
+const assets = path.resolve(args.assets ?? path.join(path.dirname(process.argv[1]!), "assets"));
+const outDir = path.resolve(args.out);
+const budgetMs = Number(args["budget-s"]) * 1000;
+const started = Date.now();
+const only = args.only ? new Set(args.only.split(",")) : undefined;
+fs.mkdirSync(outDir, { recursive: true });
+
+// ---- the record -----------------------------------------------------------------------------------------------
+interface Check {
+  name: string;
+  pass: boolean;
+  /** the measured errors (relative unless named otherwise) */
+  errors?: Record<string, number>;
+  tolerance?: number;
+  note?: string;
+}
+interface Section {
+  name: string;
+  status: "pass" | "fail" | "error" | "skipped";
+  seconds: number;
+  checks: Check[];
+  details?: unknown;
+  error?: string;
+}
+const sections: Section[] = [];
+const hostInfo: unknown = args["host-info"] && fs.existsSync(args["host-info"]) ? readJson(args["host-info"]) : null;
+
+function readJson(file: string): unknown {
+  return JSON.parse(fs.readFileSync(file, "utf8"));
+}
+
+async function section(name: string, body: (checks: Check[]) => Promise<unknown>): Promise<void> {
+  if (only && !only.has(name)) return;
+  const t0 = Date.now();
+  const checks: Check[] = [];
+  const s: Section = { name, status: "pass", seconds: 0, checks };
+  if (name !== "build" && Date.now() - started > budgetMs) {
+    s.status = "skipped";
+    s.error = `the time budget (--budget-s ${args["budget-s"]}) was spent before this section`;
+  } else {
+    console.log(`\n== ${name} (${device})`);
+    try {
+      s.details = await body(checks);
+      s.status = checks.every((c) => c.pass) ? "pass" : "fail";
+    } catch (e) {
+      s.status = "error";
+      s.error = e instanceof Error ? (e.stack ?? e.message) : String(e);
+      console.log(`  error: ${s.error}`);
+    }
+  }
+  s.seconds = (Date.now() - t0) / 1000;
+  sections.push(s);
+  writeSummary();
+}
+
+function record(checks: Check[], c: Check): void {
+  checks.push(c);
+  const errs = c.errors
+    ? Object.entries(c.errors)
+        .map(([k, v]) => `${k} ${v.toExponential(2)}`)
+        .join(", ")
+    : "";
+  console.log(
+    `  ${c.pass ? "ok  " : "FAIL"} ${c.name}${errs ? ` (${errs}${c.tolerance ? ` < ${c.tolerance}` : ""})` : ""}`,
+  );
+  if (!c.pass && c.note) console.log(`       ${c.note}`);
+}
+
+// ---- fused loss: the reference cases of test/fused-loss-reference.test.ts on this device ----------------------
+async function referenceCase(
+  checks: Check[],
+  c: Case,
+  tol: number,
+  extra?: (r: Awaited<ReturnType<typeof probes.checkAgainstReference>>) => string[],
+) {
+  if (Date.now() - started > budgetMs)
+    throw new Error(`time budget spent after ${checks.length} cases: the rest not run`);
+  const full = { ...c, device };
+  const r = await probes.checkAgainstReference(full);
+  const failures = [...referenceFailures(full, r, tol), ...(extra ? extra(r) : [])];
+  record(checks, {
+    name: describeCase(full),
+    pass: failures.length === 0,
+    errors: { ...relativeErrors(r), lossAbs: r.lossAbsErr, gradAbs: r.gradAbsErr },
+    tolerance: tol,
+    ...(failures.length ? { note: failures.join("; ") } : {}),
+  });
+  return r;
+}
+
+async function fusedLoss(checks: Check[]): Promise<unknown> {
+  const specs = quick ? [0, 1, 2, 5, 11, 16].map((i) => SPECS[i]!) : SPECS;
+  const shapes = quick ? SHAPES.filter(([r, v]) => r * v <= 200_000) : SHAPES;
+  let i = 0;
+  for (const spec of specs) {
+    for (const [rows, vocab] of [shapes[i % shapes.length]!, shapes[(i + 3) % shapes.length]!]) {
+      await referenceCase(checks, { ...spec, rows, vocab, seed: 1000 + i, ignoreFraction: 0.1 }, 1e-5);
+    }
+    i++;
+  }
+  const rand = rng(7);
+  for (let k = 0; k < (quick ? 2 : 10); k++) {
+    const vocab = k === 0 ? 2 : k === 1 ? 50257 : randInt(rand, 2, 50257);
+    const rows = Math.max(1, Math.min(randInt(rand, 1, 4096), Math.floor((quick ? 100_000 : 3_000_000) / vocab)));
+    const spec = SPECS[randInt(rand, 0, SPECS.length - 1)]!;
+    await referenceCase(checks, { ...spec, rows, vocab, seed: 2000 + k, ignoreFraction: rand() * 0.5 }, 1e-5);
+  }
+  for (const dtype of ["bfloat16", "float16"] as const) {
+    i = 0;
+    for (const spec of specs) {
+      const [rows, vocab] = shapes[i % shapes.length]!;
+      // The loss is accumulated in fp32 from the rounded logits: far tighter than the gradient's bound.
+      await referenceCase(checks, { ...spec, rows, vocab, dtype, seed: 3000 + i }, 2e-2, (r) =>
+        r.lossRelErr < 1e-5 ? [] : [`loss rel err ${r.lossRelErr} over 1e-5`],
+      );
+      i++;
+    }
+  }
+  for (const reduction of ["mean", "sum", "none"] as const) {
+    for (const spec of [SPECS[1]!, SPECS[2]!, SPECS[5]!, SPECS[10]!]) {
+      await referenceCase(
+        checks,
+        { ...spec, rows: 200, vocab: 3001, reduction, ignoreFraction: 0.25, seed: 4000 },
+        1e-5,
+      );
+    }
+  }
+  const dpsm = SPECS[5]!;
+  await referenceCase(checks, { ...dpsm, rows: 300, vocab: 999, ignoreFraction: 0, seed: 5000 }, 1e-5, (r) =>
+    r.count === 300 ? [] : [`count ${r.count}, expected 300`],
+  );
+  for (const reduction of ["mean", "sum", "none"] as const) {
+    // All ignored: the reference is exactly 0, so the fused values must be exactly 0 too.
+    await referenceCase(
+      checks,
+      { ...dpsm, rows: 64, vocab: 500, ignoreFraction: 1, reduction, seed: 5002 },
+      Infinity,
+      (r) =>
+        r.count === 0 && r.lossAbsErr === 0 && r.gradAbsErr === 0
+          ? []
+          : [
+              `all ignored: count ${r.count}, loss abs err ${r.lossAbsErr}, grad abs err ${r.gradAbsErr} (all must be 0)`,
+            ],
+    );
+  }
+  const bigRows = quick ? 2 : 5;
+  for (const spec of [SPECS[0]!, SPECS[1]!, SPECS[2]!, SPECS[5]!, SPECS[11]!]) {
+    await referenceCase(checks, { ...spec, rows: 64, vocab: 4099, extreme: true, seed: 6000 }, 1e-5);
+    await referenceCase(checks, { ...spec, rows: bigRows, vocab: 262144, extreme: true, seed: 6001 }, 1e-5);
+    await referenceCase(checks, { ...spec, rows: bigRows, vocab: 262144, scale: 8, seed: 6002 }, 1e-5);
+  }
+  for (const spec of [SPECS[0]!, SPECS[5]!, SPECS[2]!]) {
+    await referenceCase(
+      checks,
+      { ...spec, rows: 100, vocab: 5003, inPlace: true, ignoreFraction: 0.2, seed: 7000 },
+      1e-5,
+    );
+    await referenceCase(
+      checks,
+      { ...spec, rows: 100, vocab: 5003, inPlace: true, dtype: "bfloat16", seed: 7001 },
+      2e-2,
+    );
+  }
+  if (!quick) {
+    // Many rows: the whole grid of a GPU launch, not only a few blocks (the CPU test never needs this).
+    for (const dtype of ["float32", "bfloat16", "float16"] as const) {
+      await referenceCase(
+        checks,
+        { ...SPECS[11]!, rows: 4096, vocab: 50257, dtype, ignoreFraction: 0.1, seed: 9000 },
+        dtype === "float32" ? 1e-5 : 2e-2,
+      );
+    }
+  }
+  return { cases: checks.length };
+}
+
+// ---- GPT-2 forward: this device against the CPU and against the float64 fixture --------------------------------
+function relNorm(a: Float32Array, b: Float32Array): { rel: number; maxAbs: number } {
+  let num = 0;
+  let den = 0;
+  let maxAbs = 0;
+  for (let k = 0; k < b.length; k++) {
+    const d = a[k]! - b[k]!;
+    num += d * d;
+    den += b[k]! * b[k]!;
+    maxAbs = Math.max(maxAbs, Math.abs(d));
+  }
+  if (a.length !== b.length) return { rel: Infinity, maxAbs: Infinity };
+  return { rel: den > 0 ? Math.sqrt(num / den) : Math.sqrt(num), maxAbs: Number.isNaN(num) ? Infinity : maxAbs };
+}
+
+interface Expected {
+  input_ids: number[][];
+  columns: number[];
+  outputs: { logits_at_columns: number[][]; logsumexp: number[] }[];
+}
+
+async function gpt2Parity(checks: Check[]): Promise<unknown> {
+  // 1. The fixture (test/fixtures/gpt2: real WikiText-2 tokens, logits from an independent float64 GPT-2).
+  const fixture = path.join(assets, "gpt2");
+  const expected = readJson(path.join(fixture, "expected.json")) as Expected;
+  const B = expected.input_ids.length;
+  const T = expected.input_ids[0]!.length;
+  const ids = Int32Array.from(expected.input_ids.flat());
+  const cpuModel = GPT2Model.load(fixture);
+  const devModel = GPT2Model.load(fixture, { device });
+  const V = devModel.config.vocabSize;
+  const onDev = devModel.logits(ids, B, T);
+  const onCpu = cpuModel.logits(ids, B, T);
+  let maxLogitErr = 0;
+  let maxLseErr = 0;
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      const row = onDev.subarray((b * T + t) * V, (b * T + t + 1) * V);
+      expected.columns.forEach((c, j) => {
+        maxLogitErr = Math.max(maxLogitErr, Math.abs(row[c]! - expected.outputs[b]!.logits_at_columns[t]![j]!));
+      });
+      let m = -Infinity;
+      for (const z of row) m = Math.max(m, z);
+      let s = 0;
+      for (const z of row) s += Math.exp(z - m);
+      maxLseErr = Math.max(maxLseErr, Math.abs(m + Math.log(s) - expected.outputs[b]!.logsumexp[t]!));
+    }
+  }
+  const fixtureOk = maxLogitErr < 1e-4 && maxLseErr < 1e-4;
+  record(checks, {
+    name: `fixture GPT-2 (2 layers, 16 wide) on ${device} vs the float64 reference`,
+    pass: fixtureOk,
+    errors: { maxAbsLogit: maxLogitErr, maxAbsLogsumexp: maxLseErr },
+    tolerance: 1e-4,
+  });
+  // Against the CPU only where there is another device: cpu against cpu could not fail.
+  if (device !== "cpu") {
+    const fx = relNorm(onDev, onCpu);
+    record(checks, {
+      name: `fixture GPT-2 logits, ${device} vs cpu`,
+      pass: fx.rel < 1e-5,
+      errors: { rel: fx.rel, maxAbs: fx.maxAbs },
+      tolerance: 1e-5,
+    });
+  }
+
+  // 2. A GPT-2 of real width (random weights, made on the CPU, saved, loaded on both) on real WikiText-2 tokens.
+  const data = readPacked(assets, "valid");
+  const shape = quick ? { nEmbd: 64, nLayer: 2, nHead: 2 } : { nEmbd: 768, nLayer: 12, nHead: 12 };
+  if (device === "cpu") return { fixture: { maxLogitErr, maxLseErr } };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gpu-verify-gpt2-"));
+  GPT2Model.create({ vocabSize: 50257, nPositions: data.contextLength, ...shape, seed: 11 }).save(dir);
+  const b2 = quick ? 2 : 8;
+  const t2 = data.contextLength;
+  const ids2 = data.tokens.subarray(0, b2 * t2);
+  const a = GPT2Model.load(dir, { device }).logits(ids2, b2, t2);
+  const c = GPT2Model.load(dir).logits(ids2, b2, t2);
+  const wide = relNorm(a, c);
+  record(checks, {
+    name: `GPT-2 ${shape.nLayer} layers × ${shape.nEmbd} (random init), ${b2}×${t2} WikiText-2 tokens, ${device} vs cpu`,
+    pass: wide.rel < 1e-4,
+    errors: { rel: wide.rel, maxAbs: wide.maxAbs },
+    tolerance: 1e-4,
+  });
+  const hf = transformersLogits(dir, ids2, b2, t2);
+  if (hf.logits) {
+    const vsHf = relNorm(a, hf.logits);
+    record(checks, {
+      name: `the same GPT-2 on ${device}: ours vs Hugging Face transformers ${hf.version} (GPT2LMHeadModel, fp32, eager)`,
+      pass: vsHf.rel < 1e-4,
+      errors: { rel: vsHf.rel, maxAbs: vsHf.maxAbs },
+      tolerance: 1e-4,
+    });
+  } else if (hf.error) {
+    record(checks, { name: `GPT-2 vs Hugging Face transformers on ${device}`, pass: false, note: hf.error });
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  return {
+    fixture: { maxLogitErr, maxLseErr },
+    wide: { ...shape, batch: b2, length: t2 },
+    transformers: hf.version ?? (hf.error ? "failed" : "not importable: not compared"),
+  };
+}
+
+/**
+ * Logits of the model saved in `dir` from Hugging Face transformers (hf_gpt2_logits.py, beside this bundle) on this
+ * device, where the Python that run.sh found (DPSM_PYTHON) imports transformers; nothing where it does not.
+ */
+function transformersLogits(
+  dir: string,
+  ids: Int32Array,
+  batch: number,
+  length: number,
+): { logits?: Float32Array; version?: string; error?: string } {
+  const python = process.env.DPSM_PYTHON ?? "python3";
+  const probe = spawnSync(python, ["-c", "import transformers"], { encoding: "utf8" });
+  if (probe.status !== 0) return {};
+  const idsFile = path.join(dir, "ids.i32");
+  const out = path.join(dir, "hf-logits.f32");
+  fs.writeFileSync(idsFile, Buffer.from(ids.buffer, ids.byteOffset, ids.byteLength));
+  const script = path.join(path.dirname(process.argv[1]!), "hf_gpt2_logits.py");
+  const r = spawnSync(python, [script, dir, idsFile, String(batch), String(length), device, out], {
+    encoding: "utf8",
+  });
+  if (r.status !== 0) return { error: (r.stderr || String(r.error)).trim().split("\n").slice(-3).join(" | ") };
+  const b = fs.readFileSync(out);
+  return {
+    logits: new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)),
+    version: r.stdout.trim().split("\n").pop(),
+  };
+}
+
+// ---- training: bf16, killed with SIGKILL after a checkpoint, resumed ---------------------------------------------
+/** A split pack.ts prepared with the project's own pipeline (lib/data/prepare.ts) from WikiText-2: its first rows. */
+function readPacked(assets: string, split: "train" | "valid"): PackedTokens {
+  const meta = readJson(path.join(assets, "wikitext-2", `${split}.json`)) as {
+    contextLength: number;
+    sequences: number;
+    source: string;
+    of: number;
+  };
+  const i32 = (f: string) => {
+    const b = fs.readFileSync(path.join(assets, "wikitext-2", f));
+    return new Int32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  };
+  const tokens = i32(`${split}.tokens.i32`);
+  const lengths = i32(`${split}.lengths.i32`);
+  if (tokens.length !== meta.sequences * meta.contextLength || lengths.length !== meta.sequences) {
+    throw new Error(`assets/wikitext-2/${split}: the arrays do not match ${split}.json`);
+  }
+  const totalTokens = lengths.reduce((a, b) => a + b, 0);
+  return {
+    contextLength: meta.contextLength,
+    sequences: meta.sequences,
+    tokens,
+    lengths,
+    totalTokens,
+    documents: 0, // a slice of the packed stream: its documents were not counted
+    streamTokens: totalTokens,
+    source: `${meta.source}, first ${meta.sequences} of ${meta.of} rows`,
+    fromCache: false,
+  };
+}
+
+interface TrainSpec {
+  assets: string;
+  device: string;
+  quick: boolean;
+  runDir: string;
+}
+
+function trainOptions(s: TrainSpec): TrainerOptions {
+  const train = readPacked(s.assets, "train");
+  const valid = readPacked(s.assets, "valid");
+  const full = !s.quick;
+  return {
+    model: full
+      ? { vocabSize: 50257, nPositions: train.contextLength, nEmbd: 384, nLayer: 6, nHead: 6 }
+      : { vocabSize: 50257, nPositions: train.contextLength, nEmbd: 32, nLayer: 2, nHead: 2 },
+    loss: { kind: "dpsm", schedule: "cosine", warmupSteps: full ? 30 : 6 },
+    data: { train, valid },
+    maxSteps: full ? 60 : 12,
+    batchSize: full ? 16 : 4,
+    lr: 1e-3,
+    lrWarmupSteps: 4,
+    evalEvery: full ? 20 : 4,
+    evalMaxSequences: full ? 64 : 8,
+    seed: 5,
+    device: s.device,
+    precision: "bf16",
+    progress: false,
+    runDir: s.runDir,
+    tensorboard: false, // its reliability diagrams need vega and resvg, which the bundle leaves out
+  };
+}
+
+/** Starts the training child on `spec` and kills it with SIGKILL two steps after its first checkpoint. */
+async function killAfterCheckpoint(spec: TrainSpec): Promise<{ killedAt: number; lastCheckpoint: number }> {
+  const file = path.join(spec.runDir, "..", `${path.basename(spec.runDir)}.spec.json`);
+  fs.writeFileSync(file, JSON.stringify(spec));
+  const child = spawn(process.execPath, [process.argv[1]!, "--train-child", file], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let lastCheckpoint = 0;
+  let killedAt = 0;
+  let buffered = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const lines = buffered.split("\n");
+    buffered = lines.pop()!;
+    for (const line of lines) {
+      const [kind, step] = line.split(" ");
+      if (kind === "checkpoint") lastCheckpoint = Number(step);
+      if (kind === "step" && lastCheckpoint > 0 && Number(step) >= lastCheckpoint + 2 && killedAt === 0) {
+        killedAt = Number(step);
+        child.kill("SIGKILL");
+      }
+    }
+  });
+  const [, signal] = (await new Promise((r) => child.once("exit", (...a) => r(a)))) as [number | null, string | null];
+  if (signal !== "SIGKILL") throw new Error(`the training child ended by itself (${signal ?? "exit"}) before the kill`);
+  return { killedAt, lastCheckpoint };
+}
+
+async function training(checks: Check[]): Promise<unknown> {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "gpu-verify-train-"));
+  const ref: FitResult = await new Trainer(
+    trainOptions({ assets, device, quick, runDir: path.join(tmp, "uninterrupted") }),
+  ).fit();
+  const spec = { assets, device, quick, runDir: path.join(tmp, "killed") };
+  const { killedAt, lastCheckpoint } = await killAfterCheckpoint(spec);
+  const resumed = await new Trainer(trainOptions(spec)).fit();
+  const first = resumed.history.steps[0]?.step ?? -1;
+  const maxSteps = ref.steps;
+  const refLoss = new Map(ref.history.steps.map((s) => [s.step, s.loss]));
+  let maxRelDiff = 0;
+  let exact = true;
+  for (const s of resumed.history.steps) {
+    const r = refLoss.get(s.step)!;
+    maxRelDiff = Math.max(maxRelDiff, Math.abs(s.loss - r) / Math.abs(r));
+    exact &&= s.loss === r;
+  }
+  // The objective's own value falls by construction as α moves from CE to Brier (Brier ≤ 2); the steps' CE and
+  // the validation NLL are what say the model learnt.
+  const losses = ref.history.steps.map((s) => s.loss);
+  const ce = ref.history.steps.map((s) => s.ce);
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const head = mean(ce.slice(0, 3));
+  const tail = mean(ce.slice(-3));
+  const nll = ref.history.evals.map((e) => e.metrics.nll);
+  record(checks, {
+    name: `bf16 training on ${device}: ${maxSteps} steps, finite losses, CE and validation NLL fall`,
+    pass: [...losses, ...ce, ...nll].every(Number.isFinite) && tail < head && nll.length >= 2 && nll.at(-1)! < nll[0]!,
+    errors: { firstStepsCe: head, lastStepsCe: tail, firstValidNll: nll[0] ?? NaN, lastValidNll: nll.at(-1) ?? NaN },
+    note: `CE: mean of the first 3 steps ${head}, of the last 3 ${tail}; validation NLL ${nll.join(" → ")}`,
+  });
+  record(checks, {
+    name: `SIGKILL at step ${killedAt} (checkpoint at ${lastCheckpoint}), resumed at step ${first} and finished`,
+    // Step events reach JS while the native loop goes on, so a later checkpoint than the last one read may have
+    // been written before the kill landed: the resume starts after the last one read, and no later than the kill.
+    pass: first > lastCheckpoint && first <= killedAt + 1 && resumed.steps === maxSteps,
+    note: `resumed at ${first}, expected in ${lastCheckpoint + 1}..${killedAt + 1}; ended at ${resumed.steps} of ${maxSteps}`,
+  });
+  // On the CPU a resume reproduces the uninterrupted run bit for bit (test/trainer.test.ts); CUDA's atomics
+  // (embedding and bias gradients) make the order of float additions, and so the last bits, vary between runs.
+  const tol = device === "cpu" ? 0 : 2e-2;
+  record(checks, {
+    name: `the resumed losses follow the uninterrupted run (${device === "cpu" ? "bit for bit" : `rel diff ≤ ${tol}`})`,
+    pass: device === "cpu" ? exact : maxRelDiff <= tol,
+    errors: { maxRelLossDiff: maxRelDiff },
+    tolerance: tol,
+    note: exact ? "bit for bit" : `largest relative difference ${maxRelDiff}`,
+  });
+  fs.rmSync(tmp, { recursive: true, force: true });
+  return {
+    steps: maxSteps,
+    killedAt,
+    lastCheckpoint,
+    resumedAt: first,
+    bitForBit: exact,
+    stepMs: ref.efficiency.stepMs,
+    tokensPerSecond: ref.efficiency.tokensPerSecond,
+    peakMemoryBytes: ref.efficiency.peakMemoryBytes,
+    losses: ref.history.steps.map((s) => [s.step, s.loss, s.ce]),
+    validNll: ref.history.evals.map((e) => [e.step, e.metrics.nll]),
+  };
+}
+
+// ---- benchmarks: bench/fused-loss.ts, bundled beside this file, one process per size ---------------------------
+async function benchmarks(checks: Check[]): Promise<unknown> {
+  const bench = path.join(path.dirname(process.argv[1]!), "bench-fused-loss.mjs");
+  const sizes = quick ? ["256x50257"] : ["8192x50257", "16384x128256"];
+  const runs: unknown[] = [];
+  for (const size of sizes) {
+    const json = path.join(outDir, `bench-${size}.json`);
+    const r = spawnSync(
+      process.execPath,
+      [
+        bench,
+        "--device",
+        device === "cpu" ? "cpu" : "cuda",
+        "--sizes",
+        size,
+        "--iters",
+        quick ? "2" : "10",
+        "--warmup",
+        quick ? "1" : "3",
+        "--json",
+        json,
+      ],
+      {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+        maxBuffer: 16 << 20,
+        // at most a minute past the budget, so that the summary is written inside the device call's limit
+        timeout: Math.max(30_000, budgetMs + 60_000 - (Date.now() - started)),
+      },
+    );
+    process.stdout.write(r.stdout ?? "");
+    const ok = r.status === 0 && fs.existsSync(json);
+    record(checks, {
+      name: `bench:fused-loss ${size} on ${device} ran`,
+      pass: ok,
+      ...(ok ? {} : { note: (r.stderr || String(r.error)).trim().split("\n").slice(-3).join(" | ") }),
+    });
+    if (ok) {
+      runs.push(readJson(json));
+      fs.rmSync(json);
+    }
+  }
+  return runs;
+}
+
+// ---- the summary --------------------------------------------------------------------------------------------------
+function writeSummary(): void {
+  const failed = sections.flatMap((s) => s.checks).filter((c) => !c.pass).length;
+  const summary = {
+    date: new Date().toISOString(),
+    device,
+    quick,
+    elapsedSeconds: (Date.now() - started) / 1000,
+    host: hostInfo,
+    build: safeBuildInfo(),
+    node: process.version,
+    passed: sections.flatMap((s) => s.checks).filter((c) => c.pass).length,
+    failed,
+    sectionsNotPassed: sections.filter((s) => s.status !== "pass").map((s) => `${s.name}: ${s.status}`),
+    sections,
+  };
+  fs.writeFileSync(path.join(outDir, "gpu-verify.json"), `${JSON.stringify(summary, null, 1)}\n`);
+  fs.writeFileSync(path.join(outDir, "gpu-verify.md"), markdown(summary));
+}
+
+function safeBuildInfo(): unknown {
+  try {
+    return buildInfo();
+  } catch (e) {
+    return { error: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+function markdown(s: {
+  date: string;
+  passed: number;
+  failed: number;
+  elapsedSeconds: number;
+  host: unknown;
+  build: unknown;
+}): string {
+  const lines = [
+    `# gpu:verify on ${device}${quick ? " (quick)" : ""}`,
+    "",
+    `${s.date}: ${s.passed} checks passed, ${s.failed} failed, in ${fmt(s.elapsedSeconds)} s.`,
+    "",
+    "| section | status | checks passed | seconds |",
+    "| --- | --- | --- | --- |",
+    ...sections.map(
+      (x) =>
+        `| ${x.name} | ${x.status} | ${x.checks.filter((c) => c.pass).length}/${x.checks.length} | ${fmt(x.seconds)} |`,
+    ),
+    "",
+  ];
+  for (const x of sections) {
+    lines.push(`## ${x.name}: ${x.status}`, "");
+    if (x.error) lines.push("```", x.error.split("\n").slice(0, 8).join("\n"), "```", "");
+    const bad = x.checks.filter((c) => !c.pass);
+    const shown = x.name === "fused-loss" ? bad : x.checks;
+    if (x.name === "fused-loss") {
+      const worst = (k: string) => Math.max(...x.checks.map((c) => c.errors?.[k] ?? 0));
+      lines.push(
+        `${x.checks.length} cases; worst relative errors: loss ${worst("loss").toExponential(2)}, gradient ` +
+          `${worst("grad").toExponential(2)}, autograd op ${worst("autograd").toExponential(2)}.`,
+        "",
+      );
+    }
+    for (const c of shown) {
+      const errs = c.errors
+        ? Object.entries(c.errors)
+            .map(([k, v]) => `${k} ${v.toExponential(2)}`)
+            .join(", ")
+        : "";
+      lines.push(
+        `- ${c.pass ? "pass" : "**FAIL**"}: ${c.name}${errs ? ` (${errs}${c.tolerance !== undefined ? `; tolerance ${c.tolerance}` : ""})` : ""}${!c.pass && c.note ? ` — ${c.note}` : ""}`,
+      );
+    }
+    if (x.name === "bench" && Array.isArray(x.details)) {
+      for (const run of x.details as {
+        results: {
+          device: string;
+          dtype: string;
+          rows: number;
+          vocab: number;
+          pass: string;
+          fusedMs: number;
+          compositeMs: number;
+          pythonMs?: number;
+        }[];
+      }[]) {
+        lines.push(
+          "",
+          "| dtype | N × V | pass | fused ms | composite ms | python torch ms |",
+          "| --- | --- | --- | --- | --- | --- |",
+        );
+        for (const r of run.results) {
+          lines.push(
+            `| ${r.dtype} | ${r.rows} × ${r.vocab} | ${r.pass} | ${fmt(r.fusedMs, 3)} | ${fmt(r.compositeMs, 3)} | ${fmt(r.pythonMs, 3)} |`,
+          );
+        }
+      }
+    }
+    lines.push("");
+  }
+  lines.push("```json", JSON.stringify({ host: s.host, build: s.build }, null, 1), "```", "");
+  return lines.join("\n");
+}
+
+await section("build", async (checks) => {
+  const info = buildInfo();
+  record(checks, {
+    name: `the addon loaded: libtorch ${info.torchVersion}, ${info.cuda ? "CUDA kernels" : "CPU only"}, ${info.cudaDeviceCount} CUDA devices`,
+    pass: device === "cpu" || (info.cuda && info.cudaDeviceCount > 0),
+    ...(device !== "cpu" && !info.cuda
+      ? { note: "built without CUDA kernels (DPSM_WITH_CUDA off): see build.log" }
+      : {}),
+  });
+  return info;
+});
+if (sections[0]?.status === "pass") {
+  await section("fused-loss", fusedLoss);
+  await section("gpt2", gpt2Parity);
+  await section("train", training);
+  await section("bench", benchmarks);
+}
+writeSummary();
+// Skipped counts against the run too: an exit code of 0 means every section ran and passed.
+const failed = sections.filter((s) => s.status !== "pass");
+console.log(
+  `\ngpu-verify: ${sections.map((s) => `${s.name} ${s.status}`).join(", ")}; summary in ${outDir}/gpu-verify.{json,md}`,
+);
+process.exit(failed.length ? 1 : 0);

@@ -1,0 +1,170 @@
+// npm run gpu:pack — makes .gpu-verify/, the folder the device tool carries to a CUDA host for `npm run gpu:verify`
+// (bench/gpu-verify/README.md). The host has Python, torch, nvcc, cmake and ninja but no Node and no
+// node_modules, and what travels must stay under 64 MiB, so the folder holds:
+//   node.xz                 this node binary, stripped and xz-compressed (run.sh unpacks it with Python's lzma)
+//   checks.mjs, bench-fused-loss.mjs, fused_loss_torch.py   the checks and the benchmark, bundled by esbuild
+//   src/                    CMakeLists.txt and native/ (the addons are built there, against the host's torch)
+//   include/                Node-API's and node-addon-api's headers (what cmake-js would point the build at)
+//   nlohmann/               nlohmann-json's headers and CMake package (Debian's nlohmann-json3-dev)
+//   assets/                 the GPT-2 fixture (test/fixtures/gpt2) and WikiText-2 slices tokenised here
+//   run.sh                  the command
+//
+//   npm run gpu:pack -- [--out DIR] [--xz-level 0-9]
+// The compressed node is cached in .cache/gpu-verify/ (xz -9 of ~86 MB takes a minute or two on 2 cores).
+import { execFileSync } from "node:child_process";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+
+import { build } from "esbuild";
+
+import { prepareLanguageModelData } from "../../lib/data/prepare.ts";
+import { packageRoot } from "../../lib/native.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    out: { type: "string", default: path.join(packageRoot, ".gpu-verify") },
+    "xz-level": { type: "string", default: "9" },
+  },
+});
+const out = path.resolve(args.out);
+const xzLevel = Number(args["xz-level"]);
+if (!Number.isInteger(xzLevel) || xzLevel < 0 || xzLevel > 9) throw new Error(`--xz-level: expected 0-9`);
+const here = path.join(packageRoot, "bench", "gpu-verify");
+const tiktokenVersion = (
+  JSON.parse(fs.readFileSync(path.join(packageRoot, "node_modules", "tiktoken", "package.json"), "utf8")) as {
+    version: string;
+  }
+).version;
+const t0 = Date.now();
+const say = (m: string) => console.log(`[gpu:pack ${((Date.now() - t0) / 1000).toFixed(1)} s] ${m}`);
+
+fs.rmSync(out, { recursive: true, force: true });
+fs.mkdirSync(out, { recursive: true });
+const copy = (from: string, to: string) => fs.cpSync(from, path.join(out, to), { recursive: true });
+
+// 1. The checks and the benchmark, each one file. The addons are loaded by path (DPSM_NATIVE_PATH and
+// DPSM_TESTING_NATIVE_PATH, set by run.sh); tiktoken and node-gyp-build are only ever required at run time
+// through createRequire, so they stay out, and nothing in these two entry points needs them.
+say("bundling the checks (esbuild)");
+for (const [entry, file] of [
+  [path.join(here, "checks.ts"), "checks.mjs"],
+  [path.join(packageRoot, "bench", "fused-loss.ts"), "bench-fused-loss.mjs"],
+] as const) {
+  await build({
+    entryPoints: [entry],
+    outfile: path.join(out, file),
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    logLevel: "warning",
+    // Charts (vega, and resvg's native binary) never run here: the checks' trainers log no TensorBoard files.
+    plugins: [
+      {
+        // The tokenizer's id names tiktoken's version, read from its package.json at import time; the bundle
+        // carries no tiktoken (the checks tokenise nothing: pack.ts did), so the version is written in here.
+        name: "tiktoken-version",
+        setup(b) {
+          b.onLoad({ filter: /lib[\\/]data[\\/]tokenizer\.ts$/ }, (a) => {
+            const source = fs.readFileSync(a.path, "utf8");
+            const call = "${tiktokenVersion()}";
+            if (!source.includes(call)) throw new Error(`${a.path}: ${call} not found (pack.ts must follow it)`);
+            return { contents: source.replace(call, tiktokenVersion), loader: "ts" };
+          });
+        },
+      },
+      {
+        name: "no-charts",
+        setup(b) {
+          b.onResolve({ filter: /chart-thread\.ts$/ }, (a) => ({ path: a.path, namespace: "no-charts" }));
+          b.onLoad({ filter: /.*/, namespace: "no-charts" }, () => ({
+            contents:
+              'export function reliabilityDiagramPngOffThread() { throw new Error("no charts in gpu-verify"); }',
+          }));
+        },
+      },
+    ],
+    // CommonJS dependencies inside an ES module bundle still call require() for Node's own modules.
+    banner: {
+      js: 'import { createRequire as __dpsmRequire } from "node:module"; const require = __dpsmRequire(import.meta.url);',
+    },
+  });
+}
+copy(path.join(packageRoot, "bench", "fused_loss_torch.py"), "fused_loss_torch.py");
+copy(path.join(here, "hf_gpt2_logits.py"), "hf_gpt2_logits.py");
+
+// 2. What the build needs besides a torch.
+say("copying the native sources and headers");
+copy(path.join(packageRoot, "CMakeLists.txt"), "src/CMakeLists.txt");
+copy(path.join(packageRoot, "native"), "src/native");
+copy(path.join(packageRoot, "node_modules", "node-api-headers", "include"), "include/node-api");
+const addonApi = path.join(packageRoot, "node_modules", "node-addon-api");
+fs.mkdirSync(path.join(out, "include", "node-addon-api"), { recursive: true });
+for (const f of fs.readdirSync(addonApi).filter((f) => f.endsWith(".h")))
+  copy(path.join(addonApi, f), `include/node-addon-api/${f}`);
+const jsonInclude = "/usr/include/nlohmann";
+const jsonCmake = "/usr/share/cmake/nlohmann_json";
+if (!fs.existsSync(path.join(jsonInclude, "json.hpp")) || !fs.existsSync(jsonCmake)) {
+  throw new Error("nlohmann-json's headers and CMake package are needed (npm run setup installs nlohmann-json3-dev)");
+}
+// Debian's nlohmann_json config finds the headers three folders above itself: share/cmake/nlohmann_json → include.
+copy(jsonInclude, "nlohmann/include/nlohmann");
+copy(jsonCmake, "nlohmann/share/cmake/nlohmann_json");
+
+// 3. Real inputs: the GPT-2 fixture, and WikiText-2 tokenised by the project's own pipeline (GPT-2 BPE, packed
+// in rows of 128), cut to what the checks use: 2,048 training rows (262,144 tokens) and 256 validation rows.
+say("assets: GPT-2 fixture, WikiText-2 slices");
+const fixture = path.join(packageRoot, "test", "fixtures", "gpt2");
+for (const f of ["config.json", "model.safetensors", "expected.json"]) copy(path.join(fixture, f), `assets/gpt2/${f}`);
+fs.mkdirSync(path.join(out, "assets", "wikitext-2"), { recursive: true });
+for (const [split, rows] of [
+  ["train", 2048],
+  ["valid", 256],
+] as const) {
+  const packed = await prepareLanguageModelData({ source: "wikitext-2", split, contextLength: 128 });
+  const n = Math.min(rows, packed.sequences);
+  const dir = path.join(out, "assets", "wikitext-2");
+  const bytes = (a: Int32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  fs.writeFileSync(path.join(dir, `${split}.tokens.i32`), bytes(packed.tokens.subarray(0, n * packed.contextLength)));
+  fs.writeFileSync(path.join(dir, `${split}.lengths.i32`), bytes(packed.lengths.subarray(0, n)));
+  fs.writeFileSync(
+    path.join(dir, `${split}.json`),
+    JSON.stringify({ contextLength: packed.contextLength, sequences: n, source: packed.source, of: packed.sequences }),
+  );
+}
+
+// 4. Node itself: the running binary (a static build needs only glibc), stripped and compressed once per binary.
+const exe = fs.realpathSync(process.execPath);
+const stat = fs.statSync(exe);
+const id = crypto
+  .createHash("sha256")
+  .update(`${exe} ${stat.size} ${stat.mtimeMs} ${process.version}`)
+  .digest("hex")
+  .slice(0, 12);
+const cacheDir = path.join(packageRoot, ".cache", "gpu-verify");
+const cached = path.join(cacheDir, `node-${process.version}-${id}-xz${xzLevel}.xz`);
+if (!fs.existsSync(cached)) {
+  say(`node ${process.version}: strip + xz -${xzLevel} (once; cached in ${path.relative(packageRoot, cacheDir)})`);
+  fs.mkdirSync(cacheDir, { recursive: true });
+  const stripped = `${cached}.stripped`;
+  execFileSync("strip", ["-o", stripped, exe]);
+  execFileSync("sh", ["-c", `xz -${xzLevel} -T0 -c "$0" > "$1.tmp" && mv "$1.tmp" "$1"`, stripped, cached]);
+  fs.rmSync(stripped);
+}
+fs.copyFileSync(cached, path.join(out, "node.xz"));
+
+copy(path.join(here, "run.sh"), "run.sh");
+fs.chmodSync(path.join(out, "run.sh"), 0o755);
+fs.writeFileSync(
+  path.join(out, "PACKED.json"),
+  JSON.stringify({ date: new Date().toISOString(), node: process.version, nodeBinary: exe, xzLevel }, null, 1),
+);
+
+const total = (dir: string): number =>
+  fs.readdirSync(dir, { withFileTypes: true }).reduce((s, e) => {
+    const p = path.join(dir, e.name);
+    return s + (e.isDirectory() ? total(p) : fs.statSync(p).size);
+  }, 0);
+say(`${path.relative(process.cwd(), out) || out}: ${(total(out) / 2 ** 20).toFixed(1)} MiB`);

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# The one command of `npm run gpu:verify` on a CUDA host (bench/gpu-verify/README.md). pack.ts copies it into
+# the package (.gpu-verify/), which travels to the host with everything it needs but a Python torch:
+#   node.xz (the node binary), checks.mjs + bench-fused-loss.mjs (the checks, bundled), src/ (CMakeLists.txt and
+#   native/), include/ (Node-API, node-addon-api), nlohmann/ (nlohmann-json with its CMake config), assets/.
+# It builds the addons against the host's torch (torch.utils.cmake_prefix_path), CUDA kernels on, then runs the
+# checks and writes $OUT/gpu-verify.json and $OUT/gpu-verify.md (plus host.json, build.log, run.log).
+#
+#   bash .gpu-verify/run.sh [--device cuda|cpu] [--quick] [--budget-s S]      (arguments go to checks.mjs)
+# Environment: OUT (default: .gpu-verify/out), PYTHON (default: python3), DPSM_TORCH_CMAKE_PREFIX (default: the
+# Python torch's), DPSM_VERIFY_TORCH_ROOT (default: that torch's folder, for the second try), DPSM_VERIFY_WORK
+# (build folder; default /tmp/dpsm-gpu-verify), DPSM_VERIFY_CUDA_ARCH (default: the host's own GPU).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=${OUT:-$here/out}
+work=${DPSM_VERIFY_WORK:-/tmp/dpsm-gpu-verify}
+mkdir -p "$out" "$work/bin"
+: >"$out/run.log"
+say() { printf '[gpu-verify %(%H:%M:%S)T] %s\n' -1 "$*" | tee -a "$out/run.log"; }
+
+device=cuda
+for ((i = 1; i <= $#; i++)); do
+  if [ "${!i}" = "--device" ]; then
+    j=$((i + 1))
+    device=${!j}
+  fi
+done
+[ "$device" = cpu ] && cuda=OFF || cuda=ON
+
+py=${PYTHON:-python3}
+if ! command -v "$py" >/dev/null; then
+  say "no $py: a Python with torch is needed (its libtorch is what the addon builds against)"
+  exit 2
+fi
+# cmake and ninja may be the Python environment's own (pip's cmake and ninja packages put them beside python).
+PATH="$("$py" -c 'import os,sys;print(os.path.dirname(sys.executable))'):$PATH"
+# nvcc: on PATH, else the toolkit's usual places, else NVIDIA's compiler wheel inside the Python environment.
+nvidia=$("$py" -c 'import importlib.util as u;s=u.find_spec("nvidia");print(list(s.submodule_search_locations)[0])' 2>/dev/null || true)
+for d in /usr/local/cuda/bin "${CUDA_HOME:-/nonexistent}/bin" "$nvidia"/cu*/bin; do
+  command -v nvcc >/dev/null && break
+  [ -x "$d/nvcc" ] && PATH="$PATH:$d"
+done
+export PATH
+
+say "node: unpacking"
+"$py" -c 'import lzma,shutil,sys;shutil.copyfileobj(lzma.open(sys.argv[1]),open(sys.argv[2],"wb"))' \
+  "$here/node.xz" "$work/bin/node" && chmod +x "$work/bin/node"
+node=$work/bin/node
+if ! "$node" --version >>"$out/run.log" 2>&1; then
+  say "the carried node does not run here"
+  exit 2
+fi
+
+# What the host is: written first, so that even a failed build leaves it in $OUT.
+"$py" - "$out/host.json" <<'PY' 2>>"$out/run.log"
+import json, os, platform, shutil, subprocess, sys
+info = {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()}
+try:
+    import torch
+    info.update(torch=torch.__version__, torchCuda=torch.version.cuda, cmakePrefix=torch.utils.cmake_prefix_path,
+                cudaAvailable=torch.cuda.is_available())
+    if torch.cuda.is_available():
+        p = torch.cuda.get_device_properties(0)
+        info.update(gpu=p.name, gpuMemoryGiB=round(p.total_memory / 2**30, 1), multiprocessors=p.multi_processor_count,
+                    capability=f"{p.major}.{p.minor}")
+except Exception as e:
+    info["torchError"] = repr(e)
+def first_line(cmd, pick=lambda line: True):
+    exe = shutil.which(cmd[0])
+    if not exe:
+        return None
+    lines = subprocess.run([exe, *cmd[1:]], capture_output=True, text=True).stdout.splitlines()
+    return next((line.strip() for line in lines if line.strip() and pick(line)), None)
+info["cmake"] = first_line(["cmake", "--version"])
+info["ninja"] = first_line(["ninja", "--version"])
+info["nvcc"] = first_line(["nvcc", "--version"], lambda line: "release" in line)
+info["nvidiaSmi"] = first_line(["nvidia-smi", "-L"])
+info["driver"] = first_line(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"])
+try:
+    import transformers
+    info["transformers"] = transformers.__version__
+except Exception:
+    info["transformers"] = None
+json.dump(info, open(sys.argv[1], "w"), indent=1)
+PY
+cat "$out/host.json" >>"$out/run.log"
+
+prefix=${DPSM_TORCH_CMAKE_PREFIX:-$("$py" -c 'import torch;print(torch.utils.cmake_prefix_path)' 2>>"$out/run.log")}
+if [ -z "$prefix" ] || [ ! -d "$prefix/Torch" ]; then
+  say "no libtorch CMake package found (torch.utils.cmake_prefix_path: '${prefix}')"
+  exit 2
+fi
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+common=(
+  "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DDPSM_CUDA="$cuda"
+  -DCMAKE_JS_INC="$here/include/node-api;$here/include/node-addon-api"
+  -DNODE_ADDON_API_DIR="$here/include/node-addon-api"
+  -Dnlohmann_json_DIR="$here/nlohmann/share/cmake/nlohmann_json"
+)
+if [ "$cuda" = ON ]; then
+  # The host's GPU, as torch reports it (sm_90 on an H100/H200); CMake's own "native" (3.24+) where torch cannot say.
+  arch=${DPSM_VERIFY_CUDA_ARCH:-$("$py" -c 'import torch;m,n=torch.cuda.get_device_capability();print(f"{m}{n}-real")' 2>/dev/null || echo native)}
+  common+=(-DCMAKE_CUDA_ARCHITECTURES="$arch" -DDPSM_REQUIRE_TORCH_CUDA=ON)
+  nvcc=$(command -v nvcc || true)
+  [ -n "$nvcc" ] && common+=(-DCMAKE_CUDA_COMPILER="$nvcc")
+fi
+configure() { # build folder, then how to find libtorch
+  local dir=$1
+  shift
+  cmake -S "$here/src" -B "$dir" "${common[@]}" -DCMAKE_LIBRARY_OUTPUT_DIRECTORY="$dir/Release" "$@" >>"$out/build.log" 2>&1
+}
+say "building against libtorch at $prefix (CUDA $cuda): log in build.log"
+t0=$SECONDS
+: >"$out/build.log"
+# First the CMake package torch names (its TorchConfig). A CUDA torch's TorchConfig wants the whole toolkit
+# (cuBLAS, NVTX, ...); the addon needs only the wheel's libtorch_cuda/libc10_cuda and the runtime headers, which
+# CMakeLists.txt's DPSM_TORCH_ROOT links directly: the second try, where the first fails to configure or build.
+attempts=("Torch_DIR=$prefix/Torch")
+root=${DPSM_VERIFY_TORCH_ROOT:-$("$py" -c 'import os,torch;print(os.path.dirname(torch.__file__))' 2>/dev/null || true)}
+[ "$cuda" = ON ] && [ -f "$root/lib/libtorch_cuda.so" ] && attempts+=("DPSM_TORCH_ROOT=$root")
+ok=0
+for attempt in "${attempts[@]}"; do
+  build=$work/build-$cuda-${attempt%%=*}
+  echo "== configure with -D$attempt" >>"$out/build.log"
+  # DPSM_VERIFY_PREBUILT (the packaging test, test/gpu-verify-package.test.ts): configure only, then use the addons
+  # of that build folder, so a CI run proves the configure step without the compile's minutes.
+  if configure "$build" "-D$attempt" &&
+    { [ -n "${DPSM_VERIFY_PREBUILT:-}" ] || cmake --build "$build" -j "$(nproc)" >>"$out/build.log" 2>&1; }; then
+    ok=1
+    break
+  fi
+  tail -n 25 "$out/build.log" >>"$out/run.log"
+  say "the build with -D$attempt failed after $((SECONDS - t0)) s (its end is in run.log)"
+done
+if [ "$ok" = 0 ]; then
+  say "no build: see build.log"
+  exit 3
+fi
+grep -E "dpsm: libtorch|WARNING|Warning" "$out/build.log" | head -n 5 | tee -a "$out/run.log"
+if [ -n "${DPSM_VERIFY_PREBUILT:-}" ]; then
+  say "configured in $((SECONDS - t0)) s; using the addons of $DPSM_VERIFY_PREBUILT (DPSM_VERIFY_PREBUILT)"
+  build=$DPSM_VERIFY_PREBUILT
+else
+  say "built in $((SECONDS - t0)) s"
+fi
+
+export DPSM_NATIVE_PATH=$build/Release/dpsm_native.node
+export DPSM_TESTING_NATIVE_PATH=$build/testing/dpsm_native_testing.node
+export DPSM_CACHE_DIR=$work/cache
+export DPSM_PYTHON=$py # the checks' transformers comparison and the benchmark's Python column
+say "running the checks on $device"
+# No section starts after ~8 minutes into the call (the bench is given at most a minute more), so the summary is
+# written inside the device tool's 10; a --budget-s given to run.sh comes later on the line and wins.
+budget=$((480 - SECONDS))
+[ "$budget" -lt 60 ] && budget=60
+"$node" "$here/checks.mjs" --out "$out" --assets "$here/assets" --host-info "$out/host.json" --budget-s "$budget" "$@" 2>&1 |
+  tee -a "$out/run.log"
+status=${PIPESTATUS[0]}
+say "done (exit $status): $out/gpu-verify.md"
+exit "$status"
