@@ -28,6 +28,7 @@ import {
   SPECS,
 } from "../../test/helpers/fused-loss-cases.ts";
 import { probes } from "../../test/helpers/testing-addon.ts";
+import { killChildAfterCheckpoint } from "../../test/helpers/kill-child.ts";
 import { randInt, rng } from "../../test/helpers/random.ts";
 
 // ---- the training child: one process the parent kills with SIGKILL (started with --train-child FILE) ----------
@@ -435,25 +436,11 @@ async function killAfterCheckpoint(spec: TrainSpec): Promise<{ killedAt: number;
   const child = spawn(process.execPath, [process.argv[1]!, "--train-child", file], {
     stdio: ["ignore", "pipe", "inherit"],
   });
-  let lastCheckpoint = 0;
-  let killedAt = 0;
-  let buffered = "";
-  child.stdout.on("data", (chunk: Buffer) => {
-    buffered += chunk.toString();
-    const lines = buffered.split("\n");
-    buffered = lines.pop()!;
-    for (const line of lines) {
-      const [kind, step] = line.split(" ");
-      if (kind === "checkpoint") lastCheckpoint = Number(step);
-      if (kind === "step" && lastCheckpoint > 0 && Number(step) >= lastCheckpoint + 2 && killedAt === 0) {
-        killedAt = Number(step);
-        child.kill("SIGKILL");
-      }
-    }
-  });
-  const [, signal] = (await new Promise((r) => child.once("exit", (...a) => r(a)))) as [number | null, string | null];
-  if (signal !== "SIGKILL") throw new Error(`the training child ended by itself (${signal ?? "exit"}) before the kill`);
-  return { killedAt, lastCheckpoint };
+  try {
+    return await killChildAfterCheckpoint(child, { minCheckpoint: 1, stepsPast: 2 });
+  } catch (e) {
+    throw new Error(`the training child ended by itself before the kill (${(e as Error).message})`, { cause: e });
+  }
 }
 
 async function training(checks: Check[]): Promise<unknown> {

@@ -6,22 +6,27 @@ import path from "node:path";
 import { LossConfigSchema, parseOrThrow } from "../../lib/config.ts";
 import { packageRoot } from "../../lib/native.ts";
 
-/** Random inputs of a shape, and the loss (DPSMLoss's config fields, validated by its schema). */
-export interface ProbeOptions {
-  rows: number;
-  vocab: number;
+/** The loss of a probe (DPSMLoss's config fields, validated by its schema) and how its random targets are drawn. */
+interface ProbeLoss {
   kind: string;
   schedule?: string;
   warmupSteps?: number;
   alpha?: number;
   ignoreIndex?: number;
   reduction?: string;
-  dtype?: "float32" | "bfloat16" | "float16";
-  device?: string;
-  scale?: number;
-  extreme?: boolean;
   ignoreFraction?: number;
   seed?: number;
+  /** the device it runs on (default: the CPU) */
+  device?: string;
+}
+
+/** Random logits of a shape, and the loss. */
+export interface ProbeOptions extends ProbeLoss {
+  rows: number;
+  vocab: number;
+  dtype?: "float32" | "bfloat16" | "float16";
+  scale?: number;
+  extreme?: boolean;
 }
 
 export interface ReferenceCheck {
@@ -43,26 +48,16 @@ export interface LossTiming {
   extraPeakBytes: number;
 }
 
-/** Random hidden states, output embedding (and bias) of a shape, and the loss (as ProbeOptions). */
-export interface LinearProbeOptions {
+/** Random hidden states, output embedding (and bias) of a shape, and the loss. */
+export interface LinearProbeOptions extends ProbeLoss {
   rows: number;
   dim: number;
   vocab: number;
-  kind: string;
-  schedule?: string;
-  warmupSteps?: number;
-  alpha?: number;
-  ignoreIndex?: number;
-  reduction?: string;
   bias?: boolean;
   /** logits in bf16 from fp32 inputs, as the trainer under bf16 autocast */
   bf16?: boolean;
-  ignoreFraction?: number;
   /** a chunk's logits stay within this many bytes */
   chunkBytes?: number;
-  seed?: number;
-  /** the timings' device */
-  device?: string;
 }
 
 export interface LinearReferenceCheck {
