@@ -3,17 +3,26 @@
 # default build against Debian's libtorch 1.13, so CI compiles and tests the 2.x side of native/core/platform.h
 # with no GPU. Safe to run again: the download is skipped and the build is incremental when already done.
 # Used by `npm test` (test/run.mjs, its libtorch 2.x subset) and `npm run setup:torch2`.
+#   native/setup-torch2.sh           the CPU build below, into build-torch2/
+#   native/setup-torch2.sh --cuda    the CUDA flavour instead (the artefact a CUDA user builds: the kernels by nvcc,
+#                                    the core linked to the wheel's libtorch_cuda), into build-torch2-cuda/; it
+#                                    compiles and links here, it cannot load without a GPU's libraries
 #   1. the pinned torch wheel (no dependencies, ~540 MB download) into .cache/torch2: only its headers,
-#      libtorch_cpu.so, libc10.so and libgomp are kept (~500 MB); the wheel itself is deleted (not cached);
+#      libtorch_cpu.so, libc10.so, libgomp and (for --cuda) libtorch_cuda.so and libc10_cuda.so are kept; the
+#      wheel itself is deleted (not cached);
 #   2. NVIDIA's CUDA runtime and CUPTI wheels (~55 MB) beside it: the wheel is a CUDA build and libtorch_cpu.so
 #      needs libcudart.so.13 and libcupti.so.13 to load (found through its RPATH, ../../nvidia/cu13/lib), even
 #      on a machine with no GPU. Nothing else of CUDA (cuBLAS, cuDNN, NCCL) is needed: see CMakeLists.txt;
-#   3. cmake-js into build-torch2/ (the product addon and the testing addon), with DPSM_TORCH_ROOT.
+#   3. cmake-js into build-torch2/ (the product addon and the testing addon), with DPSM_TORCH_ROOT (--cuda: also
+#      DPSM_CUDA and nvcc from native/setup-nvcc.sh, into build-torch2-cuda/).
 # Prints the path of the product addon on its last line; the testing addon is build-torch2/testing/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf '[dpsm-native torch2] %s\n' "$*" >&2; }
+
+cuda=0
+[ "${1:-}" = "--cuda" ] && cuda=1
 
 # One release of each, so every machine builds against the same libtorch. The wheel's libtorch does not
 # depend on the Python version; cp311 is named so that any local Python downloads the same file.
@@ -22,9 +31,11 @@ WHEELS=(nvidia-cuda-runtime==13.2.86 nvidia-cuda-cupti==13.2.86)
 dest=.cache/torch2
 root="$PWD/$dest/torch"
 stamp="$dest/.installed"
+KEPT="headers cpu cuda"  # what the unpacking below keeps: a change of it unpacks again
 out=build-torch2
+[ $cuda = 1 ] && out=build-torch2-cuda
 
-if [ ! -f "$root/lib/libtorch_cpu.so" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$TORCH ${WHEELS[*]}" ]; then
+if [ ! -f "$root/lib/libtorch_cpu.so" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$TORCH ${WHEELS[*]} $KEPT" ]; then
   python=$(command -v python3 || command -v python || true)
   if [ -z "$python" ]; then
     say "needs python3 with pip, to download the torch wheel"
@@ -38,7 +49,8 @@ if [ ! -f "$root/lib/libtorch_cpu.so" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$
   # Python's zipfile rather than unzip (one tool fewer to need): the headers and three libraries only.
   "$python" - "$dest"/wheel/torch-*.whl "$dest" <<'PY'
 import sys, zipfile
-keep = ("torch/lib/libtorch_cpu.so", "torch/lib/libc10.so", "torch/lib/libgomp.so.1", "torch/version.py")
+keep = ("torch/lib/libtorch_cpu.so", "torch/lib/libc10.so", "torch/lib/libgomp.so.1", "torch/version.py",
+        "torch/lib/libtorch_cuda.so", "torch/lib/libc10_cuda.so")
 with zipfile.ZipFile(sys.argv[1]) as whl:
     names = [n for n in whl.namelist() if n.startswith("torch/include/") or n in keep]
     whl.extractall(sys.argv[2], names)
@@ -46,7 +58,14 @@ PY
   rm -rf "$dest/wheel"
   say "installing ${WHEELS[*]} into $dest"
   "$python" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --target "$dest" "${WHEELS[@]}" >&2
-  echo "$TORCH ${WHEELS[*]}" >"$stamp"
+  echo "$TORCH ${WHEELS[*]} $KEPT" >"$stamp"
+fi
+
+flags=(--CDDPSM_TORCH_ROOT="$root")
+if [ $cuda = 1 ]; then
+  nvcc=$(bash native/setup-nvcc.sh)
+  # DPSM_REQUIRE_TORCH_CUDA: a build that found no CUDA side in the wheel fails here rather than pass as CPU-only.
+  flags+=(--CDDPSM_CUDA=ON --CDCMAKE_CUDA_COMPILER="$nvcc" --CDDPSM_REQUIRE_TORCH_CUDA=ON)
 fi
 
 say "building the native core against $root into $out/ (incremental)"
@@ -55,7 +74,7 @@ if [ -f "$out/CMakeCache.txt" ] && ! grep -qxF "DPSM_TORCH_ROOT:PATH=$root" "$ou
   rm -rf "$out"
 fi
 mkdir -p "$out"
-if ! npx --no-install cmake-js compile --out "$out" --CDDPSM_TORCH_ROOT="$root" >"$out/setup-native.log" 2>&1; then
+if ! npx --no-install cmake-js compile --out "$out" "${flags[@]}" >"$out/setup-native.log" 2>&1; then
   tail -n 40 "$out/setup-native.log" >&2
   echo "dpsm-native: the libtorch 2.x build failed; the whole log is in $out/setup-native.log" >&2
   exit 1

@@ -1,10 +1,12 @@
 // Runs the ava suite and ends with the plain summary line CI reads: "N passed, N failed[, N skipped]".
 //   node test/run.mjs                  the whole suite (against build/, Debian's libtorch 1.13), then the
-//                                      libtorch 2.x subset below against build-torch2/; the line adds both
+//                                      libtorch 2.x subset below against build-torch2/, then the CUDA flavour's
+//                                      build against 2.x (one result); the line adds them all
 //   node test/run.mjs FILE...          those files only (against build/)
 //   node test/run.mjs --torch2 [FILE...]  the libtorch 2.x subset (or those files) only
 // The 2.x subset builds the addons against PyPI's torch wheel first (native/setup-torch2.sh: a download of
-// ~540 MB once, then ~5 minutes of compiling on 2 cores). DPSM_TORCH2=0 leaves it out of the whole-suite run.
+// ~540 MB once, then ~5 minutes of compiling on 2 cores). DPSM_TORCH2=0 leaves it out of the whole-suite run,
+// DPSM_TORCH2_CUDA=0 only the CUDA flavour's build.
 import { spawn, spawnSync } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -88,13 +90,37 @@ async function runTorch2(files) {
   return r;
 }
 
+/**
+ * The CUDA flavour a CUDA user builds: the kernels by nvcc, the core against the wheel's libtorch_cuda
+ * (native/setup-torch2.sh --cuda). It compiles and links here; loading it needs a GPU's libraries. One result line.
+ */
+function buildCudaFlavour() {
+  console.log("\n# the CUDA flavour against libtorch 2.x (native/setup-torch2.sh --cuda)");
+  const t0 = performance.now();
+  const setup = spawnSync("bash", [path.join(root, "native", "setup-torch2.sh"), "--cuda"], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "inherit"],
+    encoding: "utf8",
+  });
+  const minutes = ((performance.now() - t0) / 60000).toFixed(1);
+  const addon = setup.stdout.trim().split("\n").at(-1) ?? "";
+  // Linked against the wheel's CUDA side, not a CPU-only addon that happened to build.
+  const needed = setup.status === 0 ? spawnSync("readelf", ["-d", addon], { encoding: "utf8" }).stdout : "";
+  const ok = /libtorch_cuda\.so/.test(needed ?? "") && /libc10_cuda\.so/.test(needed ?? "");
+  console.log(`${ok ? "ok" : "not ok"} - the CUDA flavour compiles and links against libtorch 2.x (${minutes} min)`);
+  return { passed: ok ? 1 : 0, failed: ok ? 0 : 1, skipped: 0, code: ok ? 0 : 1 };
+}
+
 const args = process.argv.slice(2);
 const results = [];
 if (args[0] === "--torch2") {
   results.push(await runTorch2(args.slice(1)));
 } else {
   results.push(await runAva(args, process.env));
-  if (args.length === 0 && process.env.DPSM_TORCH2 !== "0") results.push(await runTorch2([]));
+  if (args.length === 0 && process.env.DPSM_TORCH2 !== "0") {
+    results.push(await runTorch2([]));
+    if (process.env.DPSM_TORCH2_CUDA !== "0") results.push(buildCudaFlavour());
+  }
 }
 const sum = (k) => results.reduce((s, r) => s + r[k], 0);
 const skipped = sum("skipped");

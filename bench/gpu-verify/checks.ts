@@ -19,6 +19,7 @@ import type { PackedTokens } from "../../lib/data/pack.ts";
 import { buildInfo } from "../../lib/native.ts";
 import { fmt } from "../../lib/report/table.ts";
 import { Trainer, type FitResult, type TrainerOptions } from "../../lib/trainer.ts";
+import { writeFileAtomic } from "../../lib/io/atomic.ts";
 import {
   type Case,
   describeCase,
@@ -352,7 +353,7 @@ function transformersLogits(
   if (probe.status !== 0) return {};
   const idsFile = path.join(dir, "ids.i32");
   const out = path.join(dir, "hf-logits.f32");
-  fs.writeFileSync(idsFile, Buffer.from(ids.buffer, ids.byteOffset, ids.byteLength));
+  writeFileAtomic(idsFile, Buffer.from(ids.buffer, ids.byteOffset, ids.byteLength));
   const script = path.join(path.dirname(process.argv[1]!), "hf_gpt2_logits.py");
   const r = spawnSync(python, [script, dir, idsFile, String(batch), String(length), device, out], {
     encoding: "utf8",
@@ -432,7 +433,7 @@ function trainOptions(s: TrainSpec): TrainerOptions {
 /** Starts the training child on `spec` and kills it with SIGKILL two steps after its first checkpoint. */
 async function killAfterCheckpoint(spec: TrainSpec): Promise<{ killedAt: number; lastCheckpoint: number }> {
   const file = path.join(spec.runDir, "..", `${path.basename(spec.runDir)}.spec.json`);
-  fs.writeFileSync(file, JSON.stringify(spec));
+  writeFileAtomic(file, JSON.stringify(spec));
   const child = spawn(process.execPath, [process.argv[1]!, "--train-child", file], {
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -568,8 +569,8 @@ function writeSummary(): void {
     sectionsNotPassed: sections.filter((s) => s.status !== "pass").map((s) => `${s.name}: ${s.status}`),
     sections,
   };
-  fs.writeFileSync(path.join(outDir, "gpu-verify.json"), `${JSON.stringify(summary, null, 1)}\n`);
-  fs.writeFileSync(path.join(outDir, "gpu-verify.md"), markdown(summary));
+  writeFileAtomic(path.join(outDir, "gpu-verify.json"), `${JSON.stringify(summary, null, 1)}\n`);
+  writeFileAtomic(path.join(outDir, "gpu-verify.md"), markdown(summary));
 }
 
 function safeBuildInfo(): unknown {

@@ -21,6 +21,7 @@ import { build } from "esbuild";
 
 import { prepareLanguageModelData } from "../../lib/data/prepare.ts";
 import { packageRoot } from "../../lib/native.ts";
+import { writeFileAtomic } from "../../lib/io/atomic.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -127,9 +128,9 @@ for (const [split, rows] of [
   const n = Math.min(rows, packed.sequences);
   const dir = path.join(out, "assets", "wikitext-2");
   const bytes = (a: Int32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
-  fs.writeFileSync(path.join(dir, `${split}.tokens.i32`), bytes(packed.tokens.subarray(0, n * packed.contextLength)));
-  fs.writeFileSync(path.join(dir, `${split}.lengths.i32`), bytes(packed.lengths.subarray(0, n)));
-  fs.writeFileSync(
+  writeFileAtomic(path.join(dir, `${split}.tokens.i32`), bytes(packed.tokens.subarray(0, n * packed.contextLength)));
+  writeFileAtomic(path.join(dir, `${split}.lengths.i32`), bytes(packed.lengths.subarray(0, n)));
+  writeFileAtomic(
     path.join(dir, `${split}.json`),
     JSON.stringify({ contextLength: packed.contextLength, sequences: n, source: packed.source, of: packed.sequences }),
   );
@@ -157,7 +158,7 @@ fs.copyFileSync(cached, path.join(out, "node.xz"));
 
 copy(path.join(here, "run.sh"), "run.sh");
 fs.chmodSync(path.join(out, "run.sh"), 0o755);
-fs.writeFileSync(
+writeFileAtomic(
   path.join(out, "PACKED.json"),
   JSON.stringify({ date: new Date().toISOString(), node: process.version, nodeBinary: exe, xzLevel }, null, 1),
 );
