@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The Python side of `npm run bench:train-step`: a venv in .cache/bench-venv with PyTorch 2.x, whose
-# torch.compile (Inductor) the bench compares against. Debian's python3-torch is 1.13, which has no
-# torch.compile, so the venv brings its own. Safe to run again: nothing is downloaded once the pinned release is
-# there. Prints the venv's python on its last line.
+# The Python side of `npm run bench:train-step`: a Python with PyTorch 2.x, whose torch.compile (Inductor) the
+# bench compares against; where there is none (Debian's python3-torch is 1.13, which has no torch.compile), a venv
+# in .cache/bench-venv with its own. Safe to run again: nothing is downloaded once the pinned release is
+# there. Prints the Python to use on its last line.
 #
 # PyTorch's own CPU-only index is used when it answers (a ~200 MB wheel); otherwise PyPI's wheel, which is a CUDA
 # build that pulls NVIDIA's runtime wheels (several GB, once) even where only the CPU is used.
@@ -10,6 +10,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf '[bench python] %s\n' "$*" >&2; }
+
+# A Python with PyTorch 2.x already there is used as it is: DPSM_BENCH_PYTHON, else python3 when its torch is
+# 2.x or later (a GPU host's, which cannot reach PyPI).
+for candidate in "${DPSM_BENCH_PYTHON:-}" "$(command -v python3 || true)"; do
+  if [ -n "$candidate" ] &&
+    "$candidate" -c 'import sys, torch; sys.exit(int(torch.__version__.split(".")[0]) < 2)' 2>/dev/null; then
+    echo "$candidate"
+    exit 0
+  fi
+done
 
 # The same torch release as native/setup-torch2.sh builds against; NumPy only because torch warns without it.
 PACKAGES=(torch==2.15.0 numpy)
