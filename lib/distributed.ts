@@ -66,11 +66,6 @@ export function distributedFromEnv(env: NodeJS.ProcessEnv = process.env): Distri
   };
 }
 
-/** This process's rank in the group the environment names (0 without one). */
-export function processRank(env: NodeJS.ProcessEnv = process.env): number {
-  return distributedFromEnv(env)?.rank ?? 0;
-}
-
 /** A Trainer's `distributed` option as the native trainer takes it: false, "env" or options. */
 export function resolveDistributed(option: false | "env" | DistributedOptions, what: string): DistributedDocument {
   let given: DistributedOptions | undefined;

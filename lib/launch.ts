@@ -49,6 +49,14 @@ function intFlag(name: string, text: string | undefined, min: number, max = Numb
   return n;
 }
 
+// What a flag left out means (LAUNCH_USAGE states the same).
+const DEFAULTS = { nnodes: 1, nodeRank: 0, masterAddr: "127.0.0.1", masterPort: 29500, stopTimeoutSeconds: 30 };
+
+/** One machine's ranks on loopback, with the launcher's defaults: what `--nproc N` on an experiment asks for. */
+export function localLaunch(nprocPerNode: number, command: string[]): LaunchOptions {
+  return { ...DEFAULTS, nprocPerNode, command };
+}
+
 /** The launcher's command line; throws LaunchUsageError naming the flag. */
 export function parseLaunchArgs(argv: readonly string[]): LaunchOptions | { help: true } {
   const split = argv.indexOf("--");
@@ -74,17 +82,23 @@ export function parseLaunchArgs(argv: readonly string[]): LaunchOptions | { help
   }
   if (!values.has("--nproc-per-node")) throw new LaunchUsageError("--nproc-per-node: required");
   if (command.length === 0) throw new LaunchUsageError("no command: give it after --, e.g. -- exp1 --profile quick");
-  const nnodes = values.has("--nnodes") ? intFlag("--nnodes", values.get("--nnodes"), 1) : 1;
-  const masterAddr = values.get("--master-addr") ?? "127.0.0.1";
+  const nnodes = values.has("--nnodes") ? intFlag("--nnodes", values.get("--nnodes"), 1) : DEFAULTS.nnodes;
+  const masterAddr = values.get("--master-addr") ?? DEFAULTS.masterAddr;
   if (values.has("--master-addr") && !masterAddr)
     throw new LaunchUsageError("--master-addr: expected a host name or address");
   return {
     nprocPerNode: intFlag("--nproc-per-node", values.get("--nproc-per-node"), 1),
     nnodes,
-    nodeRank: values.has("--node-rank") ? intFlag("--node-rank", values.get("--node-rank"), 0, nnodes - 1) : 0,
+    nodeRank: values.has("--node-rank")
+      ? intFlag("--node-rank", values.get("--node-rank"), 0, nnodes - 1)
+      : DEFAULTS.nodeRank,
     masterAddr,
-    masterPort: values.has("--master-port") ? intFlag("--master-port", values.get("--master-port"), 1, 65535) : 29500,
-    stopTimeoutSeconds: values.has("--stop-timeout") ? intFlag("--stop-timeout", values.get("--stop-timeout"), 1) : 30,
+    masterPort: values.has("--master-port")
+      ? intFlag("--master-port", values.get("--master-port"), 1, 65535)
+      : DEFAULTS.masterPort,
+    stopTimeoutSeconds: values.has("--stop-timeout")
+      ? intFlag("--stop-timeout", values.get("--stop-timeout"), 1)
+      : DEFAULTS.stopTimeoutSeconds,
     command,
   };
 }

@@ -538,8 +538,17 @@ function logPaths(o: Pick<Trainer["options"], "log" | "tensorboard" | "runDir">)
 // The native trainer's document: every setting that shapes the run, as the schema resolved it. Its canonical
 // dump (with the model's config and the data's shape) is the run's resume fingerprint.
 function trainerDocument(options: Trainer["options"], loss: TrainLoss, distributed: DistributedDocument) {
-  const { model: _m, data: _d, device: _dev, threads: _t, progress: _p, log: _l, tensorboard: _tb, ...rest } = options;
-  const { distributed: _dist, ...run } = rest;
+  const {
+    model: _m,
+    data: _d,
+    device: _dev,
+    threads: _t,
+    progress: _p,
+    log: _l,
+    tensorboard: _tb,
+    distributed: _dist,
+    ...run
+  } = options;
   return {
     ...run,
     dataSeed: run.dataSeed ?? run.seed,

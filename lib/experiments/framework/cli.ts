@@ -8,7 +8,7 @@ import path from "node:path";
 import type { z } from "zod";
 
 import { distributedFromEnv } from "../../distributed.ts";
-import { launch, LaunchUsageError } from "../../launch.ts";
+import { launch, LaunchUsageError, localLaunch } from "../../launch.ts";
 import { buildInfo } from "../../native.ts";
 import { defaultProfile, profileNames, resolveConfig } from "./config.ts";
 import { helpText, parseExperimentArgs, settingFlags, UsageError } from "./flags.ts";
@@ -97,19 +97,7 @@ export async function runExperimentCli<S extends z.ZodObject, J extends Job, R e
   }
   const place = distributedFromEnv();
   if (nproc !== undefined && nproc > 1 && !place) {
-    const command = [spec.name, ...argv];
-    return launch(
-      {
-        nprocPerNode: nproc,
-        nnodes: 1,
-        nodeRank: 0,
-        masterAddr: "127.0.0.1",
-        masterPort: 29500,
-        stopTimeoutSeconds: 30,
-        command,
-      },
-      (name) => name === spec.name,
-    );
+    return launch(localLaunch(nproc, [spec.name, ...argv]), (name) => name === spec.name);
   }
   const rank = place?.rank ?? 0;
   const { config, out, reportOnly } = line;

@@ -77,7 +77,7 @@ EvalOptions eval_options_from_json(const Json& j) {
   o.batch_size = field<int64_t>(j, "batchSize");
   o.max_sequences = field<int64_t>(j, "maxSequences");
   o.bf16 = field<bool>(j, "bf16");
-  if (j.contains("fusedHead")) o.fused_head = j["fusedHead"].get<bool>();
+  o.fused_head = field<bool>(j, "fusedHead");
   return o;
 }
 

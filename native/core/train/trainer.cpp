@@ -46,8 +46,9 @@ TrainConfig train_config_from_json(const Json& j) {
   c.label_noise = label_noise_from_json(field<Json>(j, "labelNoise"));
   c.summary_swap = field<double>(j, "summarySwap");
   c.distributed = distributed_config_from_json(field<Json>(j, "distributed"));
-  if (j.contains("fusedHead") && j["fusedHead"].is_boolean())
-    c.fused_head = j["fusedHead"].get<bool>() ? TrainConfig::FusedHead::On : TrainConfig::FusedHead::Off;
+  const Json fused_head = field<Json>(j, "fusedHead");  // true, false or "auto"
+  if (fused_head.is_boolean())
+    c.fused_head = fused_head.get<bool>() ? TrainConfig::FusedHead::On : TrainConfig::FusedHead::Off;
   c.document = j;
   return c;
 }
