@@ -9,12 +9,14 @@
 //                               [--head 2048x768x50257] [--head-chunk-mb 64] [--json FILE] [--no-python]
 // An empty --sizes or --head ("") leaves that part out.
 import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 
 import { buildInfo } from "../lib/native.ts";
 import { writeJsonAtomic } from "../lib/io/atomic.ts";
-import { type LossTiming, probes } from "../test/helpers/testing-addon.ts";
+import { probes } from "../test/helpers/testing-addon.ts";
 import { fmt, formatTable, median } from "../lib/report/table.ts";
 
 const { values: args } = parseArgs({
@@ -68,6 +70,8 @@ if (args.device === "cuda" && devices.length === 0) fail("--device cuda: this bu
 // The loss benchmarked: DPSM at α = 0.5 (both CE and Brier terms live, as mid-warm-up).
 const LOSS = { kind: "dpsm", schedule: "fixed", alpha: 0.5 } as const;
 const SCRIPT = path.join(path.dirname(new URL(import.meta.url).pathname), "fused_loss_torch.py");
+const MB = 1024 * 1024;
+const DTYPE_BYTES: Record<string, number> = { float32: 4, bfloat16: 2 };
 
 function findPython(): { exe: string; version: string } | undefined {
   if (args["no-python"]) return undefined;
@@ -80,35 +84,92 @@ function findPython(): { exe: string; version: string } | undefined {
 }
 const python = findPython();
 
-function pythonTiming(
-  rows: number,
-  vocab: number,
-  dtype: string,
-  device: string,
-  backward: boolean,
-): LossTiming | undefined {
-  if (!python) return undefined;
-  const r = spawnSync(
-    python.exe,
-    [
-      SCRIPT,
-      String(rows),
-      String(vocab),
-      dtype,
+interface PyTiming {
+  key: string;
+  impl: string;
+  ms?: number[];
+  extraPeakBytes?: number;
+  peakBytes?: number;
+  error?: string;
+}
+interface PyOut {
+  torch: string;
+  versions: Record<string, string | null>;
+  loss: PyTiming[];
+  head: PyTiming[];
+}
+const PY_LOSS_IMPLS = ["eager", "compile", "liger", "quack"] as const;
+const PY_HEAD_IMPLS = ["liger-flce", "cce"] as const;
+
+const lossCases = devices.flatMap((device) =>
+  (device === "cuda" ? ["float32", "bfloat16"] : ["float32"]).flatMap((dtype) =>
+    sizes.flatMap(({ rows, vocab }) =>
+      [false, true].map((backward) => ({
+        key: `${device}/${dtype}/${rows}x${vocab}/${backward ? "fwd+bwd" : "fwd"}`,
+        device,
+        dtype,
+        rows,
+        vocab,
+        backward,
+      })),
+    ),
+  ),
+);
+const headCases = devices.flatMap((device) =>
+  (device === "cuda" ? [false, true] : [false]).flatMap((bf16) =>
+    heads.map(({ rows, dim, vocab }) => ({
+      key: `${device}/${bf16}/${rows}x${dim}x${vocab}`,
       device,
-      String(iters),
-      String(warmup),
-      backward ? "1" : "0",
-      String(LOSS.alpha),
-      "1",
-    ],
-    { encoding: "utf8", maxBuffer: 1 << 20 },
-  );
-  if (r.status !== 0) {
-    console.error(`  (python torch failed: ${(r.stderr || String(r.error)).trim().split("\n").pop()})`);
-    return undefined;
+      bf16,
+      rows,
+      dim,
+      vocab,
+    })),
+  ),
+);
+
+// Every Python column in one process, before this one allocates on the device (the two never hold memory at
+// once, and torch is imported once).
+function pythonTimings(): PyOut | undefined {
+  if (!python || (lossCases.length === 0 && headCases.length === 0)) return undefined;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-bench-"));
+  try {
+    const file = path.join(dir, "cases.json");
+    writeJsonAtomic(file, {
+      iters,
+      warmup: Math.max(warmup, 2),
+      alpha: LOSS.alpha,
+      seed: 1,
+      loss: lossCases,
+      head: headCases,
+    });
+    process.stdout.write(
+      `python torch ${python.version}: ${lossCases.length} loss and ${headCases.length} head cases…\n`,
+    );
+    const r = spawnSync(python.exe, [SCRIPT, file], {
+      encoding: "utf8",
+      maxBuffer: 1 << 24,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    if (r.status !== 0) {
+      console.error(`  (python torch failed: exit ${r.status ?? r.signal})`);
+      return undefined;
+    }
+    return JSON.parse(r.stdout.trim().split("\n").pop()!) as PyOut;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
-  return JSON.parse(r.stdout.trim().split("\n").pop()!) as LossTiming;
+}
+const py = pythonTimings();
+const pyFor = (list: PyTiming[] | undefined, key: string, impl: string) =>
+  list?.find((t) => t.key === key && t.impl === impl);
+
+// The floor's rate: each device's copy bandwidth (bytes read + written), measured here, in this process.
+const bandwidth: Record<string, number> = {};
+for (const device of devices) {
+  const bytes = device === "cuda" ? 2 * 1024 * MB : 256 * MB;
+  bandwidth[device] = await probes.copyBandwidth({ device, bytes, iters: 10 });
+  console.log(`${device}: copy bandwidth ${fmt(bandwidth[device]! / 1e9, 1)} GB/s (read + written, ${bytes / MB} MB)`);
 }
 
 interface Row {
@@ -117,106 +178,160 @@ interface Row {
   rows: number;
   vocab: number;
   pass: "forward" | "forward+backward";
+  /** the bytes that must move (the logits read once; forward+backward: the gradient written once) over bandwidth */
+  floorMs: number;
   fusedMs: number;
+  /** the gradient written into the logits (forward+backward only: the forward pass is the same) */
+  inplaceMs?: number;
   compositeMs: number;
   speedup: number;
-  pythonMs?: number;
   fusedExtraMB: number;
+  inplaceExtraMB?: number;
   compositeExtraMB: number;
-  pythonExtraMB?: number;
+  python: Record<string, { ms?: number; extraMB?: number; error?: string }>;
   fusedAllMs: number[];
   compositeAllMs: number[];
   /** why the composite could not run (e.g. out of memory) */
   compositeError?: string;
 }
 
-const MB = 1024 * 1024;
 const results: Row[] = [];
 console.log(
   `fused DPSM loss vs the composite formulation (${LOSS.kind}, α = ${LOSS.alpha}); libtorch ${info.torchVersion}, ` +
     `${info.threads} threads, CPU kernel ${info.cpuIsa}${info.cuda ? `, CUDA devices ${info.cudaDeviceCount}` : ""}` +
     `${python ? `; python torch ${python.version} (${python.exe})` : "; no python torch found"}; median of ${iters}`,
 );
-for (const device of devices) {
-  const dtypes = device === "cuda" ? ["float32", "bfloat16"] : ["float32"];
-  for (const dtype of dtypes) {
-    for (const { rows, vocab } of sizes) {
-      for (const backward of [false, true]) {
-        const base = { rows, vocab, dtype: dtype as "float32", device, ...LOSS, backward, iters, warmup, seed: 1 };
-        const pass = backward ? "forward+backward" : "forward";
-        process.stdout.write(`  ${device} ${dtype} ${rows}×${vocab} ${pass}: fused… `);
-        const fused = await probes.timeLoss({ ...base, path: "fused" });
-        process.stdout.write("composite… ");
-        // The composite holds several N × V intermediates (an int64 one-hot among them): at the largest sizes it
-        // can run out of device memory where the fused path does not. That is a result, not the end of the run.
-        let compositeError: string | undefined;
-        const composite = await probes.timeLoss({ ...base, path: "composite" }).catch((e: unknown) => {
-          compositeError = (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
-          return { ms: [NaN], extraPeakBytes: NaN };
-        });
-        process.stdout.write(python ? "python torch…" : "");
-        const py = pythonTiming(rows, vocab, dtype, device, backward);
-        const row: Row = {
-          device,
-          dtype,
-          rows,
-          vocab,
-          pass,
-          fusedMs: median(fused.ms),
-          compositeMs: median(composite.ms),
-          speedup: median(composite.ms) / median(fused.ms),
-          fusedExtraMB: fused.extraPeakBytes / MB,
-          compositeExtraMB: composite.extraPeakBytes / MB,
-          fusedAllMs: fused.ms,
-          compositeAllMs: composite.ms,
-          ...(compositeError ? { compositeError } : {}),
-        };
-        if (py) {
-          row.pythonMs = median(py.ms);
-          row.pythonExtraMB = py.extraPeakBytes / MB;
-        }
-        results.push(row);
-        console.log(
-          `${fmt(row.fusedMs)} ms vs ${compositeError ? `composite failed: ${compositeError}` : `${fmt(row.compositeMs)} ms`}` +
-            ` (${fmt(row.speedup, 2)}×)`,
-        );
-      }
-    }
+for (const c of lossCases) {
+  const { device, dtype, rows, vocab, backward } = c;
+  const base = { rows, vocab, dtype: dtype as "float32", device, ...LOSS, backward, iters, warmup, seed: 1 };
+  const pass = backward ? "forward+backward" : "forward";
+  process.stdout.write(`  ${device} ${dtype} ${rows}×${vocab} ${pass}: fused… `);
+  const fused = await probes.timeLoss({ ...base, path: "fused" });
+  let inplace: Awaited<ReturnType<typeof probes.timeLoss>> | undefined;
+  if (backward) {
+    process.stdout.write("in place… ");
+    inplace = await probes.timeLoss({ ...base, path: "fused-inplace" });
   }
+  process.stdout.write("composite… ");
+  // The composite holds several N × V intermediates (an int64 one-hot among them): at the largest sizes it can
+  // run out of device memory where the fused path does not. That is a result, not the end of the run.
+  let compositeError: string | undefined;
+  const composite = await probes.timeLoss({ ...base, path: "composite" }).catch((e: unknown) => {
+    compositeError = (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
+    return { ms: [NaN], extraPeakBytes: NaN };
+  });
+  const bytes = rows * vocab * DTYPE_BYTES[dtype]! * (backward ? 2 : 1);
+  const row: Row = {
+    device,
+    dtype,
+    rows,
+    vocab,
+    pass,
+    floorMs: (bytes / bandwidth[device]!) * 1000,
+    fusedMs: median(fused.ms),
+    compositeMs: median(composite.ms),
+    speedup: median(composite.ms) / median(fused.ms),
+    fusedExtraMB: fused.extraPeakBytes / MB,
+    compositeExtraMB: composite.extraPeakBytes / MB,
+    python: {},
+    fusedAllMs: fused.ms,
+    compositeAllMs: composite.ms,
+    ...(inplace ? { inplaceMs: median(inplace.ms), inplaceExtraMB: inplace.extraPeakBytes / MB } : {}),
+    ...(compositeError ? { compositeError } : {}),
+  };
+  for (const impl of PY_LOSS_IMPLS) {
+    const t = pyFor(py?.loss, c.key, impl);
+    if (t) row.python[impl] = t.ms ? { ms: median(t.ms), extraMB: t.extraPeakBytes! / MB } : { error: t.error };
+  }
+  results.push(row);
+  console.log(
+    `${fmt(row.fusedMs)} ms${row.inplaceMs !== undefined ? ` (in place ${fmt(row.inplaceMs)})` : ""}, floor ` +
+      `${fmt(row.floorMs)} ms; composite ${compositeError ? `failed: ${compositeError}` : `${fmt(row.compositeMs)} ms`}`,
+  );
 }
 
+const pyImpls = PY_LOSS_IMPLS.filter((impl) => results.some((r) => r.python[impl]));
+const pyMs = (r: Row, impl: string) => r.python[impl]?.ms;
 if (results.length > 0) {
+  // Time: the floor, our paths and each anchor, with the best fused path's share of the floor.
+  const best = (r: Row) => Math.min(r.fusedMs, r.inplaceMs ?? Infinity);
   const table = formatTable(
     [
       { header: "device", align: "left" },
       { header: "dtype", align: "left" },
       { header: "N × V", align: "left" },
       { header: "pass", align: "left" },
+      "floor ms",
       "fused ms",
-      "composite ms",
-      "composite / fused",
-      ...(python ? ["python torch ms", "python / fused"] : []),
-      "fused extra MB",
-      "composite extra MB",
-      ...(python ? ["python extra MB"] : []),
+      "in place ms",
+      "floor / best fused",
+      "composite C++ ms",
+      ...pyImpls.map((impl) => `${impl}${impl === "liger" || impl === "quack" ? " (CE)" : ""} ms`),
+      ...(pyImpls.includes("compile") ? ["compile / best fused"] : []),
     ],
     results.map((r) => [
       r.device,
       r.dtype,
       `${r.rows} × ${r.vocab}`,
       r.pass,
-      fmt(r.fusedMs),
-      fmt(r.compositeMs),
-      `${fmt(r.speedup, 2)}×`,
-      ...(python ? [fmt(r.pythonMs), r.pythonMs ? `${fmt(r.pythonMs / r.fusedMs, 2)}×` : "–"] : []),
-      fmt(r.fusedExtraMB, 0),
-      fmt(r.compositeExtraMB, 0),
-      ...(python ? [fmt(r.pythonExtraMB, 0)] : []),
+      fmt(r.floorMs, 2),
+      fmt(r.fusedMs, 2),
+      r.inplaceMs === undefined ? "–" : fmt(r.inplaceMs, 2),
+      `${fmt((100 * r.floorMs) / best(r), 0)} %`,
+      r.compositeError ? "failed" : fmt(r.compositeMs, 2),
+      ...pyImpls.map((impl) =>
+        pyMs(r, impl) === undefined ? (r.python[impl]?.error ? "failed" : "–") : fmt(pyMs(r, impl), 2),
+      ),
+      ...(pyImpls.includes("compile")
+        ? [pyMs(r, "compile") === undefined ? "–" : `${fmt(pyMs(r, "compile")! / best(r), 2)}×`]
+        : []),
     ]),
   );
   console.log(`\n${table}\n`);
-  console.log("extra MB: peak memory during one pass beyond the logits and (forward+backward) the gradient;");
-  console.log("CPU: resident-set high-water mark; CUDA: the caching allocator's peak allocated bytes.");
+  const bw = Object.entries(bandwidth).map(([d, b]) => `${d} ${fmt(b / 1e9, 1)} GB/s`);
+  console.log(
+    `floor: the logits read once (forward+backward: and the gradient written once) at the copy bandwidth measured in this run (${bw.join(", ")});`,
+  );
+  console.log(
+    "(CE): cross-entropy only, the same bytes and less arithmetic than the DPSM loss timed in the other columns.",
+  );
+  const errors = results.flatMap((r) =>
+    Object.entries(r.python)
+      .filter(([, v]) => v.error)
+      .map(([impl, v]) => `${impl}: ${v.error}`),
+  );
+  for (const e of [...new Set(errors)]) console.log(`failed: ${e}`);
+
+  // Memory: extra peak beyond the logits and the gradient.
+  const memTable = formatTable(
+    [
+      { header: "device", align: "left" },
+      { header: "dtype", align: "left" },
+      { header: "N × V", align: "left" },
+      { header: "pass", align: "left" },
+      "fused extra MB",
+      "in place extra MB",
+      "composite C++ extra MB",
+      ...pyImpls.map((impl) => `${impl} extra MB`),
+    ],
+    results.map((r) => [
+      r.device,
+      r.dtype,
+      `${r.rows} × ${r.vocab}`,
+      r.pass,
+      fmt(r.fusedExtraMB, 0),
+      r.inplaceExtraMB === undefined ? "–" : fmt(r.inplaceExtraMB, 0),
+      r.compositeError ? "failed" : fmt(r.compositeExtraMB, 0),
+      ...pyImpls.map((impl) => fmt(r.python[impl]?.extraMB, 0)),
+    ]),
+  );
+  console.log(`\n${memTable}\n`);
+  console.log(
+    "extra MB: peak memory during one pass beyond the logits and (forward+backward) the gradient (in place and",
+  );
+  console.log(
+    "Liger write it into the logits); CPU: resident-set high-water mark; CUDA: the caching allocator's peak.",
+  );
 }
 
 interface HeadRow {
@@ -231,6 +346,7 @@ interface HeadRow {
   unfusedPeakMB: number;
   logitsMB: number;
   chunkMB: number;
+  python: Record<string, { ms?: number; peakMB?: number; error?: string }>;
   fusedAllMs: number[];
   unfusedAllMs: number[];
 }
@@ -240,39 +356,48 @@ if (heads.length > 0) {
     `\nLM head + loss, forward+backward: fused (chunks of tokens) vs unfused (N × V logits); median of ${iters}`,
   );
 }
-for (const device of devices) {
-  for (const bf16 of device === "cuda" ? [false, true] : [false]) {
-    for (const { rows, dim, vocab } of heads) {
-      const chunkBytes = Math.round(headChunkMB * MB);
-      const base = { rows, dim, vocab, device, bf16, ...LOSS, iters, warmup, seed: 1, chunkBytes };
-      const dtype = bf16 ? "bf16 autocast" : "float32";
-      process.stdout.write(`  ${device} ${dtype} ${rows}×${dim}→${vocab}: fused… `);
-      const fused = await probes.timeLinearLoss({ ...base, path: "fused" });
-      process.stdout.write("unfused… ");
-      const unfused = await probes.timeLinearLoss({ ...base, path: "unfused" });
-      const row: HeadRow = {
-        device,
-        dtype,
-        rows,
-        dim,
-        vocab,
-        fusedMs: median(fused.ms),
-        unfusedMs: median(unfused.ms),
-        fusedPeakMB: fused.peakBytes / MB,
-        unfusedPeakMB: unfused.peakBytes / MB,
-        logitsMB: (rows * vocab * (bf16 ? 2 : 4)) / MB,
-        chunkMB: headChunkMB,
-        fusedAllMs: fused.ms,
-        unfusedAllMs: unfused.ms,
-      };
-      headResults.push(row);
-      console.log(
-        `${fmt(row.fusedMs)} ms, ${fmt(row.fusedPeakMB, 0)} MB vs ${fmt(row.unfusedMs)} ms, ${fmt(row.unfusedPeakMB, 0)} MB`,
-      );
-    }
+for (const c of headCases) {
+  const { device, bf16, rows, dim, vocab } = c;
+  const chunkBytes = Math.round(headChunkMB * MB);
+  const base = { rows, dim, vocab, device, bf16, ...LOSS, iters, warmup, seed: 1, chunkBytes };
+  const dtype = bf16 ? "bf16 autocast" : "float32";
+  process.stdout.write(`  ${device} ${dtype} ${rows}×${dim}→${vocab}: fused… `);
+  const fused = await probes.timeLinearLoss({ ...base, path: "fused" });
+  process.stdout.write("unfused… ");
+  const unfused = await probes.timeLinearLoss({ ...base, path: "unfused" });
+  const row: HeadRow = {
+    device,
+    dtype,
+    rows,
+    dim,
+    vocab,
+    fusedMs: median(fused.ms),
+    unfusedMs: median(unfused.ms),
+    fusedPeakMB: fused.peakBytes / MB,
+    unfusedPeakMB: unfused.peakBytes / MB,
+    logitsMB: (rows * vocab * (bf16 ? 2 : 4)) / MB,
+    chunkMB: headChunkMB,
+    python: {},
+    fusedAllMs: fused.ms,
+    unfusedAllMs: unfused.ms,
+  };
+  for (const impl of PY_HEAD_IMPLS) {
+    const t = pyFor(py?.head, c.key, impl);
+    if (t) row.python[impl] = t.ms ? { ms: median(t.ms), peakMB: t.peakBytes! / MB } : { error: t.error };
   }
+  headResults.push(row);
+  console.log(
+    `${fmt(row.fusedMs)} ms, ${fmt(row.fusedPeakMB, 0)} MB vs ${fmt(row.unfusedMs)} ms, ${fmt(row.unfusedPeakMB, 0)} MB`,
+  );
 }
 if (headResults.length > 0) {
+  const anchors = PY_HEAD_IMPLS.filter((impl) => headResults.some((r) => r.python[impl]));
+  const cell = (r: HeadRow, impl: string, what: "ms" | "peakMB") =>
+    r.python[impl]?.[what] !== undefined
+      ? fmt(r.python[impl]![what], what === "ms" ? 1 : 0)
+      : r.python[impl]?.error
+        ? "failed"
+        : "–";
   const headTable = formatTable(
     [
       { header: "device", align: "left" },
@@ -281,8 +406,10 @@ if (headResults.length > 0) {
       "fused ms",
       "unfused ms",
       "unfused / fused",
+      ...anchors.map((impl) => `${impl} (CE, bf16) ms`),
       "fused peak MB",
       "unfused peak MB",
+      ...anchors.map((impl) => `${impl} peak MB`),
       "logits MB",
     ],
     headResults.map((r) => [
@@ -292,8 +419,10 @@ if (headResults.length > 0) {
       fmt(r.fusedMs),
       fmt(r.unfusedMs),
       `${fmt(r.unfusedMs / r.fusedMs, 2)}×`,
+      ...anchors.map((impl) => cell(r, impl, "ms")),
       fmt(r.fusedPeakMB, 0),
       fmt(r.unfusedPeakMB, 0),
+      ...anchors.map((impl) => cell(r, impl, "peakMB")),
       fmt(r.logitsMB, 0),
     ]),
   );
@@ -302,6 +431,12 @@ if (headResults.length > 0) {
   console.log(
     "∂hidden and ∂weight included; logits MB: the N × V logits the unfused head holds (its gradient in place).",
   );
+  if (anchors.length > 0) {
+    console.log(
+      "liger-flce (Liger-Kernel's fused linear cross-entropy), cce (cut-cross-entropy): CE only, on bf16 hidden states " +
+        "and weight (ours: fp32 weights under bf16 autocast, the trainer's way); the same on every row of a device.",
+    );
+  }
 }
 
 if (args.json) {
@@ -312,6 +447,8 @@ if (args.json) {
     warmup,
     build: info,
     pythonTorch: python?.version ?? null,
+    pythonPackages: py?.versions ?? null,
+    bandwidth,
     results,
     head: headResults,
   };

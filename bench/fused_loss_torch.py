@@ -1,7 +1,21 @@
-"""The composite DPSM loss of the seed (log_softmax, exp, nll, one_hot, squared error, sum, mean, autograd)
-in Python torch: the third column of `npm run bench:fused-loss`. Prints one JSON object.
+"""The Python columns of `npm run bench:fused-loss`, all cases in one process (one torch import, one CUDA context;
+run before the Node side allocates, so the two never hold device memory at once). Prints one JSON object.
 
-usage: python3 fused_loss_torch.py ROWS VOCAB DTYPE DEVICE ITERS WARMUP BACKWARD(0|1) ALPHA SEED
+usage: python3 fused_loss_torch.py CASES.json
+
+CASES.json: {"iters", "warmup", "alpha", "seed", "loss": [{"key", "rows", "vocab", "dtype", "device", "backward"}],
+             "head": [{"key", "rows", "dim", "vocab", "bf16", "device"}]}
+
+Loss cases (logits in, loss and ∂logits out), each where its package imports:
+  eager     the seed's composite DPSM loss (log_softmax, exp, nll, one_hot, squared error, sum, mean; autograd)
+  compile   the same function under torch.compile (Inductor)
+  liger     Liger-Kernel's cross-entropy (CE only; it writes ∂logits into the logits in the forward pass)
+  quack     QuACK's cross-entropy (CE only)
+Head cases (hidden states and output embedding in, the N × V logits never held), bf16 inputs:
+  liger-flce  Liger-Kernel's fused linear cross-entropy
+  cce         Apple's cut-cross-entropy (linear_cross_entropy)
+The CE-only anchors move the same bytes as the DPSM loss (one read of the logits, one write of the gradient) and do
+less arithmetic per element; the table says so beside their columns.
 """
 import json
 import os
@@ -29,47 +43,182 @@ def rss_kb(key):
     return -1
 
 
-def main():
-    rows, vocab, dtype, device, iters, warmup, backward, alpha, seed = sys.argv[1:10]
-    rows, vocab, iters, warmup, backward = int(rows), int(vocab), int(iters), int(warmup), backward == "1"
-    alpha = float(alpha)
-    torch.set_num_threads(os.cpu_count() or 1)
-    gen = torch.Generator().manual_seed(int(seed))
-    logits = (torch.randn(rows, vocab, generator=gen) * 3.0).to(getattr(torch, dtype)).to(device)
-    targets = torch.randint(0, vocab, (rows,), generator=gen).to(device)
-    logits.requires_grad_(backward)
-    cuda = device.startswith("cuda")
+def version(module):
+    try:
+        from importlib.metadata import version as v
 
-    def once():
-        logits.grad = None
-        loss = composite(logits, targets, alpha)
-        if backward:
-            loss.backward()
-        if cuda:
-            torch.cuda.synchronize()
+        return v(module)
+    except Exception:
+        return None
 
-    for _ in range(warmup):
-        once()
-    grad_bytes = logits.numel() * logits.element_size() if backward else 0
-    logits.grad = None
+
+def sync(cuda):
     if cuda:
         torch.cuda.synchronize()
+
+
+def measure(once, prepare, cuda, iters, warmup, held_bytes):
+    """Median-able times of `once` (after `prepare`, untimed), and its peak memory beyond what was held before it
+    less `held_bytes` (the gradient the pass returns)."""
+    for _ in range(warmup):
+        prepare()
+        once()
+        sync(cuda)
+    prepare()
+    sync(cuda)
+    if cuda:
         before = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
         once()
-        extra = torch.cuda.max_memory_allocated() - before - grad_bytes
+        sync(cuda)
+        extra = torch.cuda.max_memory_allocated() - before - held_bytes
     else:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
         before = rss_kb("VmRSS")
         once()
-        extra = (rss_kb("VmHWM") - before) * 1024 - grad_bytes
+        extra = (rss_kb("VmHWM") - before) * 1024 - held_bytes
     ms = []
     for _ in range(iters):
+        prepare()
+        sync(cuda)
         t0 = time.perf_counter()
         once()
+        sync(cuda)
         ms.append((time.perf_counter() - t0) * 1000.0)
-    print(json.dumps({"ms": ms, "extraPeakBytes": extra, "torch": torch.__version__, "threads": torch.get_num_threads()}))
+    return {"ms": ms, "extraPeakBytes": extra}
+
+
+def loss_impls():
+    impls = {"eager": None}
+    if hasattr(torch, "compile"):
+        impls["compile"] = None
+    try:
+        from liger_kernel.transformers import LigerCrossEntropyLoss
+
+        impls["liger"] = LigerCrossEntropyLoss()
+    except Exception as e:  # not installed, or not for this torch
+        impls["liger"] = e
+    try:
+        from quack import cross_entropy as quack_ce
+
+        impls["quack"] = quack_ce
+    except Exception as e:
+        impls["quack"] = e
+    return impls
+
+
+def run_loss_case(case, impl_name, impl, cfg):
+    device, backward = case["device"], case["backward"]
+    cuda = device.startswith("cuda")
+    if impl_name in ("liger", "quack") and not cuda:
+        return None  # GPU kernels only
+    if isinstance(impl, Exception):
+        return {"error": f"{type(impl).__name__}: {impl}".splitlines()[0][:300]}
+    gen = torch.Generator().manual_seed(cfg["seed"])
+    src = (torch.randn(case["rows"], case["vocab"], generator=gen) * 3.0).to(getattr(torch, case["dtype"])).to(device)
+    targets = torch.randint(0, case["vocab"], (case["rows"],), generator=gen).to(device)
+    alpha = cfg["alpha"]
+    # Liger overwrites its input with the gradient: every implementation gets a fresh copy before each pass.
+    logits = src.clone().requires_grad_(backward)
+
+    def prepare():
+        logits.grad = None
+        with torch.no_grad():
+            logits.copy_(src)
+
+    if impl_name == "eager":
+        fn = lambda: composite(logits, targets, alpha)  # noqa: E731
+    elif impl_name == "compile":
+        compiled = torch.compile(composite)
+        fn = lambda: compiled(logits, targets, alpha)  # noqa: E731
+    elif impl_name == "liger":
+        fn = lambda: impl(logits, targets)  # noqa: E731
+    else:
+        fn = lambda: impl(logits, targets).mean()  # noqa: E731
+
+    def once():
+        loss = fn()
+        if backward:
+            loss.backward()
+
+    held = logits.numel() * logits.element_size() if backward and impl_name != "liger" else 0
+    return measure(once, prepare, cuda, cfg["iters"], cfg["warmup"], held)
+
+
+def head_impls():
+    impls = {}
+    try:
+        from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
+
+        impls["liger-flce"] = LigerFusedLinearCrossEntropyLoss()
+    except Exception as e:
+        impls["liger-flce"] = e
+    try:
+        from cut_cross_entropy import linear_cross_entropy
+
+        impls["cce"] = linear_cross_entropy
+    except Exception as e:
+        impls["cce"] = e
+    return impls
+
+
+def run_head_case(case, impl_name, impl, cfg):
+    device = case["device"]
+    cuda = device.startswith("cuda")
+    if not cuda:
+        return None
+    if isinstance(impl, Exception):
+        return {"error": f"{type(impl).__name__}: {impl}".splitlines()[0][:300]}
+    dtype = torch.bfloat16 if case["bf16"] else torch.float32
+    gen = torch.Generator().manual_seed(cfg["seed"])
+    hidden = torch.randn(case["rows"], case["dim"], generator=gen).to(dtype).to(device).requires_grad_(True)
+    weight = (torch.randn(case["vocab"], case["dim"], generator=gen) * 0.02).to(dtype).to(device).requires_grad_(True)
+    targets = torch.randint(0, case["vocab"], (case["rows"],), generator=gen).to(device)
+
+    def prepare():
+        hidden.grad = None
+        weight.grad = None
+
+    if impl_name == "liger-flce":
+        fn = lambda: impl(weight, hidden, targets)  # noqa: E731
+    else:
+        fn = lambda: impl(hidden, weight, targets)  # noqa: E731
+
+    def once():
+        fn().backward()
+
+    r = measure(once, prepare, cuda, cfg["iters"], cfg["warmup"], 0)
+    r["peakBytes"] = r.pop("extraPeakBytes")
+    return r
+
+
+def main():
+    cfg = json.load(open(sys.argv[1]))
+    torch.set_num_threads(os.cpu_count() or 1)
+    out = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "versions": {p: version(p) for p in ("liger-kernel", "cut-cross-entropy", "quack-kernels", "triton")},
+        "loss": [],
+        "head": [],
+    }
+    for kind, cases, impls, run in (
+        ("loss", cfg.get("loss", []), loss_impls() if cfg.get("loss") else {}, run_loss_case),
+        ("head", cfg.get("head", []), head_impls() if cfg.get("head") else {}, run_head_case),
+    ):
+        for case in cases:
+            for name, impl in impls.items():
+                print(f"  python {kind} {case['key']} {name}…", file=sys.stderr, flush=True)
+                try:
+                    r = run(case, name, impl, cfg)
+                except Exception as e:  # out of memory, an unsupported dtype: a result, not the end of the run
+                    r = {"error": f"{type(e).__name__}: {e}".splitlines()[0][:300]}
+                if r is not None:
+                    out[kind].append({"key": case["key"], "impl": name, **r})
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,11 @@ const { values: args } = parseArgs({
   options: {
     out: { type: "string", default: path.join(packageRoot, ".gpu-verify") },
     "xz-level": { type: "string", default: "9" },
+    // the benchmark's GPU anchors (Liger-Kernel, cut-cross-entropy) as wheels for the host's Python
+    "no-wheels": { type: "boolean", default: false },
+    // node_modules (the package's run-time dependencies and tsx) and WikiText-2, so that in-tree.sh can run any
+    // of the checkout's commands (bench:train-step, exp1) on the host from the tree the device tool sends
+    runtime: { type: "boolean", default: false },
   },
 });
 const out = path.resolve(args.out);
@@ -156,8 +161,74 @@ if (!fs.existsSync(cached)) {
 }
 fs.copyFileSync(cached, path.join(out, "node.xz"));
 
+// 5. The benchmark's anchors, pinned, for a host that cannot reach PyPI (run.sh installs them beside its torch).
+// QuACK (quack-kernels) is not among them: its CUTLASS DSL wheel alone is 92 MB, over what one call may carry.
+const WHEELS = ["liger-kernel==0.8.5", "cut-cross-entropy==25.1.1"];
+if (!args["no-wheels"]) {
+  const wheelCache = path.join(cacheDir, "wheels");
+  fs.mkdirSync(wheelCache, { recursive: true });
+  for (const spec of WHEELS) {
+    const name = spec.split("==")[0]!.replace(/-/g, "_");
+    if (fs.readdirSync(wheelCache).some((f) => f.startsWith(`${name}-${spec.split("==")[1]}-`))) continue;
+    say(`wheel ${spec} (pip download, once)`);
+    try {
+      execFileSync(
+        "python3",
+        ["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", wheelCache, spec],
+        {
+          stdio: ["ignore", "ignore", "pipe"],
+        },
+      );
+    } catch (e) {
+      say(
+        `  ${spec}: not downloaded (${String((e as { stderr?: Buffer }).stderr ?? e)
+          .trim()
+          .split("\n")
+          .pop()}); the bench's column stays empty`,
+      );
+    }
+  }
+  for (const f of fs.readdirSync(wheelCache).filter((f) => f.endsWith(".whl")))
+    copy(path.join(wheelCache, f), `wheels/${f}`);
+}
+
+// 6. With --runtime: what the checkout's own commands need at run time, for in-tree.sh.
+if (args.runtime) {
+  say("runtime: node_modules (run-time dependencies + tsx) and WikiText-2, xz");
+  const list = (argv: string[]) =>
+    execFileSync("npm", ["ls", "--all", "--parseable", ...argv], { cwd: packageRoot, encoding: "utf8" })
+      .split("\n")
+      .filter((l) => l.includes(`${path.sep}node_modules${path.sep}`))
+      .map((l) => path.relative(packageRoot, l));
+  const modules = new Set([
+    ...list(["--omit=dev"]),
+    ...list(["tsx"]),
+    "node_modules/esbuild",
+    "node_modules/get-tsconfig",
+    "node_modules/resolve-pkg-maps",
+  ]);
+  for (const d of fs.readdirSync(path.join(packageRoot, "node_modules", "@esbuild")))
+    modules.add(`node_modules/@esbuild/${d}`);
+  const dataDir = process.env.DPSM_DATA_DIR;
+  if (!dataDir || !fs.existsSync(path.join(dataDir, "wikitext-2")))
+    throw new Error("--runtime: DPSM_DATA_DIR/wikitext-2 not found");
+  const listFile = path.join(out, "runtime.list");
+  writeFileAtomic(listFile, [...modules].filter((m) => fs.existsSync(path.join(packageRoot, m))).join("\n"));
+  execFileSync("sh", [
+    "-c",
+    `tar -C "$1" -cf - -T "$2" -C "$3" wikitext-2 | xz -6 -T0 > "$4"`,
+    "sh",
+    packageRoot,
+    listFile,
+    dataDir,
+    path.join(out, "runtime.tar.xz"),
+  ]);
+  fs.rmSync(listFile);
+}
+
 copy(path.join(here, "run.sh"), "run.sh");
 fs.chmodSync(path.join(out, "run.sh"), 0o755);
+copy(path.join(here, "in-tree.sh"), "in-tree.sh");
 writeFileAtomic(
   path.join(out, "PACKED.json"),
   JSON.stringify({ date: new Date().toISOString(), node: process.version, nodeBinary: exe, xzLevel }, null, 1),

@@ -143,12 +143,29 @@ if [ -n "${DPSM_VERIFY_PREBUILT:-}" ]; then
   build=$DPSM_VERIFY_PREBUILT
 else
   say "built in $((SECONDS - t0)) s"
+  # The device machine keeps nothing between calls: the built addons come back in $OUT, so a later call can carry
+  # them (DPSM_VERIFY_PREBUILT) instead of compiling again.
+  tar -C "$build" -cf - Release/dpsm_native.node testing/dpsm_native_testing.node | xz -T0 -3 >"$out/addons.tar.xz" &&
+    say "addons saved: $(du -h "$out/addons.tar.xz" | cut -f1) in addons.tar.xz"
 fi
 
 export DPSM_NATIVE_PATH=$build/Release/dpsm_native.node
 export DPSM_TESTING_NATIVE_PATH=$build/testing/dpsm_native_testing.node
 export DPSM_CACHE_DIR=$work/cache
 export DPSM_PYTHON=$py # the checks' transformers comparison and the benchmark's Python column
+# The benchmark's anchors (Liger-Kernel, cut-cross-entropy), carried as wheels: installed beside the host's torch
+# for this call only (PYTHONPATH), never over it.
+if compgen -G "$here/wheels/*.whl" >/dev/null; then
+  if "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$work/site" \
+    "$here"/wheels/*.whl >>"$out/run.log" 2>&1; then
+    export PYTHONPATH="$work/site${PYTHONPATH:+:$PYTHONPATH}"
+    say "anchors installed: $(cd "$here/wheels" && echo *.whl)"
+  else
+    say "the anchors' wheels did not install (run.log); their columns stay empty"
+  fi
+fi
+# For in-tree.sh (the checkout's own commands, later in the same call).
+declare -p DPSM_NATIVE_PATH DPSM_TESTING_NATIVE_PATH DPSM_PYTHON PYTHONPATH 2>/dev/null | sed 's/^declare -x /export /;s/^declare -- /export /' >"$work/addons.env"
 say "running the checks on $device"
 # No section starts after ~8 minutes into the call (the bench is given at most a minute more), so the summary is
 # written inside the device tool's 10; a --budget-s given to run.sh comes later on the line and wins.

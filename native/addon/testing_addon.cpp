@@ -84,6 +84,19 @@ Napi::Value TimeLoss(const Napi::CallbackInfo& info) {
   });
 }
 
+// copyBandwidth(json { device, bytes, iters }) -> Promise<bytes per second> (read + written; the fused loss's floor)
+Napi::Value CopyBandwidth(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const core::Json o = json_arg(info, 0, "options");
+    const std::string device = core::field<std::string>(o, "device");
+    const int64_t bytes = core::field<int64_t>(o, "bytes");
+    const int iters = o.value("iters", 10);
+    return run_async<double>(
+        info.Env(), [=]() { return core::copy_bandwidth(device, bytes, iters); },
+        [](Napi::Env env, double& v) -> Napi::Value { return Napi::Number::New(env, v); });
+  });
+}
+
 // { rows, dim, vocab, bias, bf16, ignoreFraction, chunkBytes, seed, device } of a linear-head probe document.
 core::LinearProbeInputs linear_probe_inputs(const core::Json& o) {
   core::LinearProbeInputs in;
@@ -214,6 +227,7 @@ Napi::Object InitTesting(Napi::Env env, Napi::Object exports) {
   platform::init_threads();
   exports.Set("checkAgainstReference", Napi::Function::New(env, CheckAgainstReference, "checkAgainstReference"));
   exports.Set("timeLoss", Napi::Function::New(env, TimeLoss, "timeLoss"));
+  exports.Set("copyBandwidth", Napi::Function::New(env, CopyBandwidth, "copyBandwidth"));
   exports.Set("checkLinearAgainstReference",
               Napi::Function::New(env, CheckLinearAgainstReference, "checkLinearAgainstReference"));
   exports.Set("timeLinearLoss", Napi::Function::New(env, TimeLinearLoss, "timeLinearLoss"));

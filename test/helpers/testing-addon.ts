@@ -88,6 +88,7 @@ interface TestingAddon {
   checkLinearAgainstReference(json: string): Promise<LinearReferenceCheck>;
   timeLinearLoss(json: string): Promise<LinearTiming>;
   timeLoss(json: string): Promise<LossTiming>;
+  copyBandwidth(json: string): Promise<number>;
   useCpuIsa(isa: string): boolean;
   cpuIsa(): string;
   summarySwapSources(seed: number, batchIndex: number, rows: number, p: number): Int32Array;
@@ -119,8 +120,17 @@ export const probes = {
     load().checkLinearAgainstReference(doc(o)),
   timeLinearLoss: (o: LinearProbeOptions & { path: "fused" | "unfused"; iters?: number; warmup?: number }) =>
     load().timeLinearLoss(doc(o)),
-  timeLoss: (o: ProbeOptions & { path: "fused" | "composite"; backward: boolean; iters?: number; warmup?: number }) =>
-    load().timeLoss(doc(o)),
+  timeLoss: (
+    o: ProbeOptions & {
+      /** fused-inplace: the gradient written into the logits' storage (the trainer's LM head) */
+      path: "fused" | "fused-inplace" | "composite";
+      backward: boolean;
+      iters?: number;
+      warmup?: number;
+    },
+  ) => load().timeLoss(doc(o)),
+  /** A device's copy bandwidth, bytes read + written per second (median of `iters` copies of `bytes`). */
+  copyBandwidth: (o: { device: string; bytes: number; iters?: number }) => load().copyBandwidth(JSON.stringify(o)),
   /** Switches the testing addon's CPU kernel to an ISA variant ("auto": the best); false when the CPU lacks it. */
   useCpuIsa: (isa: "auto" | "baseline" | "avx2" | "avx512") => load().useCpuIsa(isa),
   cpuIsa: () => load().cpuIsa(),

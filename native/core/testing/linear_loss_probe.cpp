@@ -134,13 +134,15 @@ LinearTiming time_linear_loss(const LinearProbeInputs& in, const LossOptions& op
   if (path != "fused" && path != "unfused")
     throw std::invalid_argument("path: expected 'fused' or 'unfused', got '" + path + "'");
   Inputs x = make_inputs(in, options, 0);
-  const at::Device device = platform::parse_device(in.device);
-  x.targets = x.targets.to(device);
-  x.step = x.step.to(device);
+  const at::Device target = platform::parse_device(in.device);
+  x.targets = x.targets.to(target);
+  x.step = x.step.to(target);
   const LinearLossOptions lo = linear_options(in, options);
-  at::Tensor h = x.hidden.to(device).requires_grad_(true);
-  at::Tensor w = x.weight.to(device).requires_grad_(true);
-  at::Tensor b = in.bias ? x.bias.to(device).requires_grad_(true) : at::Tensor();
+  at::Tensor h = x.hidden.to(target).requires_grad_(true);
+  at::Tensor w = x.weight.to(target).requires_grad_(true);
+  at::Tensor b = in.bias ? x.bias.to(target).requires_grad_(true) : at::Tensor();
+  // "cuda" parses to index -1; the allocator's statistics want the device the tensors are on (cuda:0).
+  const at::Device device = h.device();
 
   auto run_once = [&]() {
     h.mutable_grad() = at::Tensor();

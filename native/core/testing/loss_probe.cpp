@@ -4,6 +4,7 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <stdexcept>
@@ -141,31 +142,44 @@ ReferenceCheck check_against_reference(const ProbeInputs& in, const LossOptions&
 
 Timing time_loss(const ProbeInputs& in, const LossOptions& options, const std::string& path, bool backward, int iters,
                  int warmup) {
-  if (path != "fused" && path != "composite")
-    throw std::invalid_argument("path: expected 'fused' or 'composite', got '" + path + "'");
+  if (path != "fused" && path != "fused-inplace" && path != "composite")
+    throw std::invalid_argument("path: expected 'fused', 'fused-inplace' or 'composite', got '" + path + "'");
   const Inputs x = make_inputs(in, options, 0);
   const at::Device device = x.logits.device();
   const double alpha = alpha_at(options.spec, 0);
-  at::Tensor logits = x.logits.detach().requires_grad_(backward);
+  // In place, the gradient overwrites the logits: each pass starts from a fresh copy of them, made before the clock
+  // starts (as a training step's logits are freshly written by the head's matmul).
+  const bool inplace = path == "fused-inplace";
+  at::Tensor logits = x.logits.detach().clone().requires_grad_(backward);
 
-  auto run_once = [&]() {
+  auto prepare = [&]() {
     logits.mutable_grad() = at::Tensor();
-    at::Tensor loss = path == "fused" ? dpsm_loss(logits, x.targets, x.step, options)
-                                      : composite_loss(logits, x.targets, alpha, options.spec.kind,
-                                                       options.ignore_index, options.reduction);
+    if (inplace) {
+      at::NoGradGuard no_grad;
+      logits.copy_(x.logits);
+      sync(device);
+    }
+  };
+  auto run_once = [&]() {
+    at::Tensor loss = path == "composite" ? composite_loss(logits, x.targets, alpha, options.spec.kind,
+                                                           options.ignore_index, options.reduction)
+                                          : dpsm_loss(logits, x.targets, x.step, options, inplace && backward);
     if (backward) loss.backward();
     sync(device);
   };
 
   Timing t;
-  for (int i = 0; i < warmup; ++i) run_once();
+  for (int i = 0; i < warmup; ++i) {
+    prepare();
+    run_once();
+  }
 
-  // Peak memory of one iteration, beyond what is already held (the logits) and the gradient it returns.
-  const int64_t grad_bytes = backward ? logits.numel() * logits.element_size() : 0;
-  logits.mutable_grad() = at::Tensor();
+  // Peak memory of one iteration, beyond what is already held (the logits) and the gradient it returns (none
+  // beyond the logits when it is written in place).
+  const int64_t grad_bytes = backward && !inplace ? logits.numel() * logits.element_size() : 0;
+  prepare();
   if (device.is_cuda()) {
 #if defined(DPSM_WITH_CUDA)
-    sync(device);
     const int64_t before = platform::cuda_allocated(device.index());
     platform::cuda_reset_peak(device.index());
     run_once();
@@ -180,12 +194,34 @@ Timing time_loss(const ProbeInputs& in, const LossOptions& options, const std::s
   }
 
   for (int i = 0; i < iters; ++i) {
+    prepare();
     const auto t0 = std::chrono::steady_clock::now();
     run_once();
     const auto t1 = std::chrono::steady_clock::now();
     t.ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
   }
   return t;
+}
+
+double copy_bandwidth(const std::string& device_name, int64_t bytes, int iters) {
+  const at::Device device = platform::parse_device(device_name);
+  const int64_t n = std::max<int64_t>(bytes / 4, 1);
+  // Random values (never zeros: a copy of zeros can run faster than one of real data), written once before
+  // timing so that no page fault of a fresh buffer is counted.
+  const at::Tensor src = at::rand({n}, at::TensorOptions().dtype(at::kFloat)).to(device);
+  at::Tensor dst = at::empty_like(src);
+  dst.copy_(src);
+  sync(device);
+  std::vector<double> seconds;
+  for (int i = 0; i < iters; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    dst.copy_(src);
+    sync(device);
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(seconds.begin(), seconds.end());
+  // Bytes read plus bytes written, over the median pass.
+  return 2.0 * static_cast<double>(n) * 4.0 / seconds[seconds.size() / 2];
 }
 
 }  // namespace dpsm::core

@@ -43,9 +43,14 @@ struct Timing {
   int64_t extra_peak_bytes = 0;  // peak memory beyond the logits (and the gradient, when there is one)
 };
 
-// path: "fused" or "composite"; backward: time forward + backward through autograd.
+// path: "fused", "fused-inplace" (the gradient written into the logits) or "composite"; backward: time forward +
+// backward through autograd.
 Timing time_loss(const ProbeInputs& in, const LossOptions& options, const std::string& path, bool backward, int iters,
                  int warmup);
+
+// A device's copy bandwidth in bytes per second (bytes read + bytes written, median of `iters` copies of `bytes`):
+// the rate the fused loss's floor is stated in (bench/fused-loss.ts).
+double copy_bandwidth(const std::string& device, int64_t bytes, int iters);
 
 at::ScalarType parse_dtype(const std::string& s);
 
