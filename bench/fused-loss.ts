@@ -7,6 +7,7 @@
 //
 //   npm run bench:fused-loss -- [--sizes 2048x50257,8192x50257] [--iters 3] [--device cpu|cuda|all]
 //                               [--head 2048x768x50257] [--head-chunk-mb 64] [--json FILE] [--no-python]
+//                               [--python-budget-s 600]
 // An empty --sizes or --head ("") leaves that part out.
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -32,6 +33,8 @@ const { values: args } = parseArgs({
     device: { type: "string", default: "all" },
     json: { type: "string" },
     "no-python": { type: "boolean", default: false },
+    // no Python case starts later than this (the device tool's calls are 10 minutes)
+    "python-budget-s": { type: "string", default: "600" },
   },
 });
 
@@ -55,6 +58,8 @@ const heads =
       });
 const headChunkMB = Number(args["head-chunk-mb"]);
 if (!(headChunkMB > 0)) fail(`--head-chunk-mb: expected a number > 0, got "${args["head-chunk-mb"]}"`);
+const pythonBudgetS = Number(args["python-budget-s"]);
+if (!(pythonBudgetS > 0)) fail(`--python-budget-s: expected a number > 0, got "${args["python-budget-s"]}"`);
 const iters = Number(args.iters);
 const warmup = Number(args.warmup);
 if (!Number.isInteger(iters) || iters < 1) fail(`--iters: expected an integer >= 1, got "${args.iters}"`);
@@ -129,33 +134,52 @@ const headCases = devices.flatMap((device) =>
 );
 
 // Every Python column in one process, before this one allocates on the device (the two never hold memory at
-// once, and torch is imported once).
+// once, and torch is imported once). Its results come line by line, so a run cut at --python-budget-s keeps what
+// it measured.
 function pythonTimings(): PyOut | undefined {
   if (!python || (lossCases.length === 0 && headCases.length === 0)) return undefined;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-bench-"));
   try {
     const file = path.join(dir, "cases.json");
+    const lines = path.join(dir, "results.jsonl");
+    // The cases in the order that matters most when time is short: forward+backward first, bf16 before fp32.
+    const rank = (c: { backward?: boolean; dtype?: string; bf16?: boolean }) =>
+      (c.backward === false ? 2 : 0) + (c.dtype === "float32" || c.bf16 === false ? 1 : 0);
     writeJsonAtomic(file, {
       iters,
       warmup: Math.max(warmup, 2),
       alpha: LOSS.alpha,
       seed: 1,
-      loss: lossCases,
-      head: headCases,
+      budgetS: pythonBudgetS,
+      loss: [...lossCases].sort((a, b) => rank(a) - rank(b)),
+      head: [...headCases].sort((a, b) => rank(a) - rank(b)),
     });
     process.stdout.write(
       `python torch ${python.version}: ${lossCases.length} loss and ${headCases.length} head cases…\n`,
     );
-    const r = spawnSync(python.exe, [SCRIPT, file], {
+    const r = spawnSync(python.exe, [SCRIPT, file, lines], {
       encoding: "utf8",
-      maxBuffer: 1 << 24,
-      stdio: ["ignore", "pipe", "inherit"],
+      stdio: ["ignore", "ignore", "inherit"],
+      // past its budget only by the case in flight
+      timeout: (pythonBudgetS + 120) * 1000,
     });
-    if (r.status !== 0) {
-      console.error(`  (python torch failed: exit ${r.status ?? r.signal})`);
-      return undefined;
-    }
-    return JSON.parse(r.stdout.trim().split("\n").pop()!) as PyOut;
+    if (r.status !== 0)
+      console.error(`  (python torch stopped: ${r.signal ?? `exit ${r.status}`}; its results so far are kept)`);
+    if (!fs.existsSync(lines)) return undefined;
+    const records = fs
+      .readFileSync(lines, "utf8")
+      .split("\n")
+      .filter((l) => l.trim())
+      .map(
+        (l) => JSON.parse(l) as PyTiming & { kind: string; torch?: string; versions?: Record<string, string | null> },
+      );
+    const info = records.find((x) => x.kind === "info");
+    return {
+      torch: info?.torch ?? python.version,
+      versions: info?.versions ?? {},
+      loss: records.filter((x) => x.kind === "loss"),
+      head: records.filter((x) => x.kind === "head"),
+    };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -1,10 +1,13 @@
 """The Python columns of `npm run bench:fused-loss`, all cases in one process (one torch import, one CUDA context;
 run before the Node side allocates, so the two never hold device memory at once). Prints one JSON object.
 
-usage: python3 fused_loss_torch.py CASES.json
+usage: python3 fused_loss_torch.py CASES.json RESULTS.jsonl
 
-CASES.json: {"iters", "warmup", "alpha", "seed", "loss": [{"key", "rows", "vocab", "dtype", "device", "backward"}],
-             "head": [{"key", "rows", "dim", "vocab", "bf16", "device"}]}
+CASES.json: {"iters", "warmup", "alpha", "seed", "budgetS", "loss": [{"key", "rows", "vocab", "dtype", "device",
+             "backward"}], "head": [{"key", "rows", "dim", "vocab", "bf16", "device"}]}
+RESULTS.jsonl gets one line per result as it is measured (a run cut short keeps what it measured); cases are taken
+in the order given, and none starts after budgetS seconds. torch.compile is timed on forward+backward cases only
+(each shape is a compilation of tens of seconds; the goal compares forward+backward).
 
 Loss cases (logits in, loss and ∂logits out), each where its package imports:
   eager     the seed's composite DPSM loss (log_softmax, exp, nll, one_hot, squared error, sum, mean; autograd)
@@ -195,30 +198,37 @@ def run_head_case(case, impl_name, impl, cfg):
 
 def main():
     cfg = json.load(open(sys.argv[1]))
+    results = open(sys.argv[2], "a")
+    started = time.monotonic()
     torch.set_num_threads(os.cpu_count() or 1)
-    out = {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "versions": {p: version(p) for p in ("liger-kernel", "cut-cross-entropy", "quack-kernels", "triton")},
-        "loss": [],
-        "head": [],
-    }
-    for kind, cases, impls, run in (
-        ("loss", cfg.get("loss", []), loss_impls() if cfg.get("loss") else {}, run_loss_case),
-        ("head", cfg.get("head", []), head_impls() if cfg.get("head") else {}, run_head_case),
-    ):
-        for case in cases:
-            for name, impl in impls.items():
+
+    def emit(record):
+        results.write(json.dumps(record) + "\n")
+        results.flush()
+
+    emit({"kind": "info", "torch": torch.__version__, "threads": torch.get_num_threads(),
+          "versions": {p: version(p) for p in ("liger-kernel", "cut-cross-entropy", "quack-kernels", "triton")}})
+    impls = {"loss": loss_impls() if cfg.get("loss") else {}, "head": head_impls() if cfg.get("head") else {}}
+    runs = {"loss": run_loss_case, "head": run_head_case}
+    for kind in ("loss", "head"):
+        for case in cfg.get(kind, []):
+            for name, impl in impls[kind].items():
+                if name == "compile" and not case["backward"]:
+                    continue
+                if (kind == "head" or name in ("liger", "quack")) and not case["device"].startswith("cuda"):
+                    continue  # GPU kernels only
+                if time.monotonic() - started > cfg.get("budgetS", float("inf")):
+                    emit({"kind": kind, "key": case["key"], "impl": name, "error": "skipped: time budget"})
+                    continue
                 print(f"  python {kind} {case['key']} {name}…", file=sys.stderr, flush=True)
                 try:
-                    r = run(case, name, impl, cfg)
+                    r = runs[kind](case, name, impl, cfg)
                 except Exception as e:  # out of memory, an unsupported dtype: a result, not the end of the run
                     r = {"error": f"{type(e).__name__}: {e}".splitlines()[0][:300]}
                 if r is not None:
-                    out[kind].append({"key": case["key"], "impl": name, **r})
+                    emit({"kind": kind, "key": case["key"], "impl": name, **r})
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
-    print(json.dumps(out))
 
 
 if __name__ == "__main__":

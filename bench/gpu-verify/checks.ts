@@ -533,6 +533,9 @@ async function benchmarks(checks: Check[]): Promise<unknown> {
       quick ? "1" : "3",
       "--json",
       json,
+      // the Python anchors get what is left but two minutes, which the Node side's rows take at most
+      "--python-budget-s",
+      String(Math.max(30, Math.round((budgetMs - (Date.now() - started)) / 1000 - 120))),
     ],
     {
       encoding: "utf8",
