@@ -33,7 +33,8 @@ const { values: args } = parseArgs({
     device: { type: "string", default: "all" },
     json: { type: "string" },
     "no-python": { type: "boolean", default: false },
-    // no Python case starts later than this (the device tool's calls are 10 minutes)
+    // no Python case starts later than this many seconds after the benchmark started (the device tool's calls are
+    // 10 minutes); the Python columns come after this process's own rows
     "python-budget-s": { type: "string", default: "600" },
   },
 });
@@ -58,6 +59,7 @@ const heads =
       });
 const headChunkMB = Number(args["head-chunk-mb"]);
 if (!(headChunkMB > 0)) fail(`--head-chunk-mb: expected a number > 0, got "${args["head-chunk-mb"]}"`);
+const benchStarted = Date.now();
 const pythonBudgetS = Number(args["python-budget-s"]);
 if (!(pythonBudgetS > 0)) fail(`--python-budget-s: expected a number > 0, got "${args["python-budget-s"]}"`);
 const iters = Number(args.iters);
@@ -138,6 +140,7 @@ const headCases = devices.flatMap((device) =>
 // it measured.
 function pythonTimings(): PyOut | undefined {
   if (!python || (lossCases.length === 0 && headCases.length === 0)) return undefined;
+  const pythonLeftS = Math.max(10, Math.round(pythonBudgetS - (Date.now() - benchStarted) / 1000));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dpsm-bench-"));
   try {
     const file = path.join(dir, "cases.json");
@@ -150,7 +153,7 @@ function pythonTimings(): PyOut | undefined {
       warmup: Math.max(warmup, 2),
       alpha: LOSS.alpha,
       seed: 1,
-      budgetS: pythonBudgetS,
+      budgetS: pythonLeftS,
       loss: [...lossCases].sort((a, b) => rank(a) - rank(b)),
       head: [...headCases].sort((a, b) => rank(a) - rank(b)),
     });
@@ -160,8 +163,8 @@ function pythonTimings(): PyOut | undefined {
     const r = spawnSync(python.exe, [SCRIPT, file, lines], {
       encoding: "utf8",
       stdio: ["ignore", "ignore", "inherit"],
-      // past its budget only by the case in flight
-      timeout: (pythonBudgetS + 120) * 1000,
+      // past its budget by the case in flight at most a minute
+      timeout: (pythonLeftS + 60) * 1000,
     });
     if (r.status !== 0)
       console.error(`  (python torch stopped: ${r.signal ?? `exit ${r.status}`}; its results so far are kept)`);
@@ -184,7 +187,8 @@ function pythonTimings(): PyOut | undefined {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
-const py = pythonTimings();
+// Filled after this process's own rows (saveJson, called before then, writes it as null).
+let py: PyOut | undefined = undefined;
 const pyFor = (list: PyTiming[] | undefined, key: string, impl: string) =>
   list?.find((t) => t.key === key && t.impl === impl);
 
@@ -197,6 +201,7 @@ for (const device of devices) {
 }
 
 interface Row {
+  key: string;
   device: string;
   dtype: string;
   rows: number;
@@ -246,6 +251,7 @@ for (const c of lossCases) {
   });
   const bytes = rows * vocab * DTYPE_BYTES[dtype]! * (backward ? 2 : 1);
   const row: Row = {
+    key: c.key,
     device,
     dtype,
     rows,
@@ -263,16 +269,87 @@ for (const c of lossCases) {
     ...(inplace ? { inplaceMs: median(inplace.ms), inplaceExtraMB: inplace.extraPeakBytes / MB } : {}),
     ...(compositeError ? { compositeError } : {}),
   };
-  for (const impl of PY_LOSS_IMPLS) {
-    const t = pyFor(py?.loss, c.key, impl);
-    if (t) row.python[impl] = t.ms ? { ms: median(t.ms), extraMB: t.extraPeakBytes! / MB } : { error: t.error };
-  }
   results.push(row);
+  saveJson(); // row by row: a run cut short keeps what it measured
   console.log(
     `${fmt(row.fusedMs)} ms${row.inplaceMs !== undefined ? ` (in place ${fmt(row.inplaceMs)})` : ""}, floor ` +
       `${fmt(row.floorMs)} ms; composite ${compositeError ? `failed: ${compositeError}` : `${fmt(row.compositeMs)} ms`}`,
   );
 }
+
+interface HeadRow {
+  key: string;
+  device: string;
+  dtype: string;
+  rows: number;
+  dim: number;
+  vocab: number;
+  fusedMs: number;
+  unfusedMs: number;
+  fusedPeakMB: number;
+  unfusedPeakMB: number;
+  logitsMB: number;
+  chunkMB: number;
+  python: Record<string, { ms?: number; peakMB?: number; error?: string }>;
+  fusedAllMs: number[];
+  unfusedAllMs: number[];
+}
+
+const headResults: HeadRow[] = [];
+if (heads.length > 0) {
+  console.log(
+    `\nLM head + loss, forward+backward: fused (chunks of tokens) vs unfused (N × V logits); median of ${iters}`,
+  );
+}
+for (const c of headCases) {
+  const { device, bf16, rows, dim, vocab } = c;
+  const chunkBytes = Math.round(headChunkMB * MB);
+  const base = { rows, dim, vocab, device, bf16, ...LOSS, iters, warmup, seed: 1, chunkBytes };
+  const dtype = bf16 ? "bf16 autocast" : "float32";
+  process.stdout.write(`  ${device} ${dtype} ${rows}×${dim}→${vocab}: fused… `);
+  const fused = await probes.timeLinearLoss({ ...base, path: "fused" });
+  process.stdout.write("unfused… ");
+  const unfused = await probes.timeLinearLoss({ ...base, path: "unfused" });
+  const row: HeadRow = {
+    key: c.key,
+    device,
+    dtype,
+    rows,
+    dim,
+    vocab,
+    fusedMs: median(fused.ms),
+    unfusedMs: median(unfused.ms),
+    fusedPeakMB: fused.peakBytes / MB,
+    unfusedPeakMB: unfused.peakBytes / MB,
+    logitsMB: (rows * vocab * (bf16 ? 2 : 4)) / MB,
+    chunkMB: headChunkMB,
+    python: {},
+    fusedAllMs: fused.ms,
+    unfusedAllMs: unfused.ms,
+  };
+  headResults.push(row);
+  saveJson();
+  console.log(
+    `${fmt(row.fusedMs)} ms, ${fmt(row.fusedPeakMB, 0)} MB vs ${fmt(row.unfusedMs)} ms, ${fmt(row.unfusedPeakMB, 0)} MB`,
+  );
+}
+
+// The Python columns, after this process's own rows, with the device's cache handed back first.
+await probes.releaseCachedMemory();
+py = pythonTimings();
+for (const row of results) {
+  for (const impl of PY_LOSS_IMPLS) {
+    const t = pyFor(py?.loss, row.key, impl);
+    if (t) row.python[impl] = t.ms ? { ms: median(t.ms), extraMB: t.extraPeakBytes! / MB } : { error: t.error };
+  }
+}
+for (const row of headResults) {
+  for (const impl of PY_HEAD_IMPLS) {
+    const t = pyFor(py?.head, row.key, impl);
+    if (t) row.python[impl] = t.ms ? { ms: median(t.ms), peakMB: t.peakBytes! / MB } : { error: t.error };
+  }
+}
+saveJson();
 
 const pyImpls = PY_LOSS_IMPLS.filter((impl) => results.some((r) => r.python[impl]));
 const pyMs = (r: Row, impl: string) => r.python[impl]?.ms;
@@ -358,62 +435,6 @@ if (results.length > 0) {
   );
 }
 
-interface HeadRow {
-  device: string;
-  dtype: string;
-  rows: number;
-  dim: number;
-  vocab: number;
-  fusedMs: number;
-  unfusedMs: number;
-  fusedPeakMB: number;
-  unfusedPeakMB: number;
-  logitsMB: number;
-  chunkMB: number;
-  python: Record<string, { ms?: number; peakMB?: number; error?: string }>;
-  fusedAllMs: number[];
-  unfusedAllMs: number[];
-}
-const headResults: HeadRow[] = [];
-if (heads.length > 0) {
-  console.log(
-    `\nLM head + loss, forward+backward: fused (chunks of tokens) vs unfused (N × V logits); median of ${iters}`,
-  );
-}
-for (const c of headCases) {
-  const { device, bf16, rows, dim, vocab } = c;
-  const chunkBytes = Math.round(headChunkMB * MB);
-  const base = { rows, dim, vocab, device, bf16, ...LOSS, iters, warmup, seed: 1, chunkBytes };
-  const dtype = bf16 ? "bf16 autocast" : "float32";
-  process.stdout.write(`  ${device} ${dtype} ${rows}×${dim}→${vocab}: fused… `);
-  const fused = await probes.timeLinearLoss({ ...base, path: "fused" });
-  process.stdout.write("unfused… ");
-  const unfused = await probes.timeLinearLoss({ ...base, path: "unfused" });
-  const row: HeadRow = {
-    device,
-    dtype,
-    rows,
-    dim,
-    vocab,
-    fusedMs: median(fused.ms),
-    unfusedMs: median(unfused.ms),
-    fusedPeakMB: fused.peakBytes / MB,
-    unfusedPeakMB: unfused.peakBytes / MB,
-    logitsMB: (rows * vocab * (bf16 ? 2 : 4)) / MB,
-    chunkMB: headChunkMB,
-    python: {},
-    fusedAllMs: fused.ms,
-    unfusedAllMs: unfused.ms,
-  };
-  for (const impl of PY_HEAD_IMPLS) {
-    const t = pyFor(py?.head, c.key, impl);
-    if (t) row.python[impl] = t.ms ? { ms: median(t.ms), peakMB: t.peakBytes! / MB } : { error: t.error };
-  }
-  headResults.push(row);
-  console.log(
-    `${fmt(row.fusedMs)} ms, ${fmt(row.fusedPeakMB, 0)} MB vs ${fmt(row.unfusedMs)} ms, ${fmt(row.unfusedPeakMB, 0)} MB`,
-  );
-}
 if (headResults.length > 0) {
   const anchors = PY_HEAD_IMPLS.filter((impl) => headResults.some((r) => r.python[impl]));
   const cell = (r: HeadRow, impl: string, what: "ms" | "peakMB") =>
@@ -463,8 +484,9 @@ if (headResults.length > 0) {
   }
 }
 
-if (args.json) {
-  const out = {
+function saveJson(): void {
+  if (!args.json) return;
+  writeJsonAtomic(args.json, {
     date: new Date().toISOString(),
     loss: LOSS,
     iters,
@@ -475,7 +497,6 @@ if (args.json) {
     bandwidth,
     results,
     head: headResults,
-  };
-  writeJsonAtomic(args.json, out);
-  console.log(`wrote ${args.json}`);
+  });
 }
+if (args.json) console.log(`wrote ${args.json}`);

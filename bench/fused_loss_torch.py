@@ -196,7 +196,23 @@ def run_head_case(case, impl_name, impl, cfg):
     return r
 
 
+def exit_with_parent():
+    """The benchmark's process may be killed at its time limit while this one runs: then stop too, rather than go
+    on holding the GPU under whatever runs next."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(3)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main():
+    exit_with_parent()
     cfg = json.load(open(sys.argv[1]))
     results = open(sys.argv[2], "a")
     started = time.monotonic()

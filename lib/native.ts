@@ -21,6 +21,8 @@ export interface BuildInfo {
   threads: number;
   /** Vector ISA of the CPU kernel: "avx512", "avx2" or "baseline" (DPSM_CPU_ISA picks another the CPU has). */
   cpuIsa: string;
+  /** the CPU kernel's arithmetic revision (native/kernels/dpsm_kernels.h): results differ in the last bit across it */
+  cpuKernelRevision: number;
   /** OpenBLAS's kernel for this CPU (OPENBLAS_CORETYPE overrides it); "" when the BLAS is not OpenBLAS. */
   blasCore: string;
   /** the vector ISA of ATen's own CPU kernels: "default", "avx2" or "avx512" (ATEN_CPU_CAPABILITY lowers it) */
@@ -253,7 +255,7 @@ export function native(): NativeAddon {
  * reproduces"): libtorch, thread count, OpenBLAS kernel, loss kernel. Fields an older record lacks are skipped.
  */
 export function numericalDifferences(before: Partial<BuildInfo>, now: BuildInfo): string[] {
-  const fields = ["torchVersion", "threads", "blasCore", "cpuIsa"] as const;
+  const fields = ["torchVersion", "threads", "blasCore", "cpuIsa", "cpuKernelRevision"] as const;
   return fields
     .filter((f) => before[f] !== undefined && before[f] !== now[f])
     .map((f) => `${f} ${JSON.stringify(before[f])} → ${JSON.stringify(now[f])}`);

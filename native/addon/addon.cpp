@@ -12,6 +12,7 @@
 #include "../core/loss/fused_loss.h"
 #include "../core/platform.h"
 #include "../core/train/data_parallel.h"
+#include "../kernels/dpsm_kernels.h"
 #include "js.h"
 
 namespace dpsm::addon {
@@ -77,6 +78,7 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
     o.Set("cudaDeviceCount", platform::cuda_device_count());
     o.Set("threads", at::get_num_threads());
     o.Set("cpuIsa", core::cpu_isa());
+    o.Set("cpuKernelRevision", cpu::kArithmeticRevision);
     o.Set("blasCore", blas_core());
     o.Set("atenCpuCapability", aten_cpu_capability());
     o.Set("parallel", at::get_parallel_info());

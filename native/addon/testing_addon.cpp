@@ -97,6 +97,17 @@ Napi::Value CopyBandwidth(const Napi::CallbackInfo& info) {
   });
 }
 
+// releaseCachedMemory(): the CUDA caching allocator's unused blocks handed back, so that another process (the
+// benchmark's Python columns) finds the device's memory free.
+Napi::Value ReleaseCachedMemory(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+#if defined(DPSM_WITH_CUDA)
+    platform::cuda_empty_cache();
+#endif
+    return info.Env().Undefined();
+  });
+}
+
 // { rows, dim, vocab, bias, bf16, ignoreFraction, chunkBytes, seed, device } of a linear-head probe document.
 core::LinearProbeInputs linear_probe_inputs(const core::Json& o) {
   core::LinearProbeInputs in;
@@ -228,6 +239,7 @@ Napi::Object InitTesting(Napi::Env env, Napi::Object exports) {
   exports.Set("checkAgainstReference", Napi::Function::New(env, CheckAgainstReference, "checkAgainstReference"));
   exports.Set("timeLoss", Napi::Function::New(env, TimeLoss, "timeLoss"));
   exports.Set("copyBandwidth", Napi::Function::New(env, CopyBandwidth, "copyBandwidth"));
+  exports.Set("releaseCachedMemory", Napi::Function::New(env, ReleaseCachedMemory, "releaseCachedMemory"));
   exports.Set("checkLinearAgainstReference",
               Napi::Function::New(env, CheckLinearAgainstReference, "checkLinearAgainstReference"));
   exports.Set("timeLinearLoss", Napi::Function::New(env, TimeLinearLoss, "timeLinearLoss"));

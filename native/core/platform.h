@@ -135,6 +135,7 @@ inline int64_t cuda_allocated(int device) {
 }
 inline void cuda_reset_peak(int device) { c10::cuda::CUDACachingAllocator::resetPeakStats(device); }
 inline void cuda_synchronize(int device) { c10::cuda::getCurrentCUDAStream(device).synchronize(); }
+inline void cuda_empty_cache() { c10::cuda::CUDACachingAllocator::emptyCache(); }
 #endif
 
 // libtorch starts with one intra-op thread on some builds (Debian's): use the machine's cores, or

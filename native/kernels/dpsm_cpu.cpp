@@ -1,5 +1,6 @@
-// The fused DPSM kernel on the CPU: per row, one read gathers the row state (dpsm_math.h) and one read
-// writes the gradient; no N×V temporaries. The caller splits rows across threads.
+// The fused DPSM kernel on the CPU: per row, a pass for the max, a pass for the sums (dpsm_math.h's row
+// state) and, with a gradient, a pass that writes it; the row stays in L2 between them, so memory sees one read
+// (and one write). No N×V temporaries. The caller splits rows across threads.
 //
 // This file is compiled once per vector ISA (CMakeLists.txt: DPSM_CPU_VARIANT = baseline, avx2, avx512,
 // each with its own -m flags); GCC vector extensions give the same source for every width. The baseline
@@ -8,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
+#include <type_traits>
 
 #include "dpsm_kernels.h"
 
@@ -24,7 +26,7 @@ namespace DPSM_CPU_VARIANT {
 namespace {
 
 constexpr int W = DPSM_VEC_WIDTH;
-constexpr int kBlock = 4;   // vectors per block: one rescale of the running sums per kBlock·W elements
+constexpr int kBlock = 4;   // vectors per block: independent loads and sums in flight
 constexpr int kFlush = 16;  // blocks summed in float before the partial sums move to double
 
 typedef float vf __attribute__((vector_size(W * 4)));
@@ -107,63 +109,6 @@ inline void store1(float* p, float v) { *p = v; }
 inline void store1(bf16_t* p, float v) { p->bits = float_to_bf16_bits(v); }
 inline void store1(f16_t* p, float v) { p->v = static_cast<_Float16>(v); }
 
-// Folds z[begin, end) (none of it the target) into `st`. Each lane sums at most kFlush blocks in float,
-// then adds that partial sum into a double accumulator: a lane of a 4-wide baseline build would otherwise
-// add ~12,000 terms of a 50,257-wide row in float, and its rounding error reaches 1e-5.
-template <typename T>
-RowState scan(const T* z, int64_t begin, int64_t end, RowState st) {
-  int64_t i = begin;
-  if (end - begin >= kBlock * W) {
-    vf m = splat(st.m);
-    vd o1 = vd{}, o2 = vd{};
-    while (i + kBlock * W <= end) {
-      vf s1 = vf{}, s2 = vf{};
-      for (int b = 0; b < kFlush && i + kBlock * W <= end; ++b, i += kBlock * W) {
-        vf x[kBlock];
-        vf bm = splat(st.m);
-        for (int j = 0; j < kBlock; ++j) {
-          x[j] = load(z + i + j * W);
-          bm = vmax(bm, x[j]);
-        }
-        const vf mn = vmax(m, bm);
-        const vf sc = vexp(m - mn);
-        s1 *= sc;
-        s2 *= sc * sc;
-        const vd scd = __builtin_convertvector(sc, vd);
-        o1 *= scd;
-        o2 *= scd * scd;
-        m = mn;
-        for (int j = 0; j < kBlock; ++j) {
-          const vf e = vexp(x[j] - m);
-          s1 += e;
-          s2 += e * e;
-        }
-      }
-      o1 += __builtin_convertvector(s1, vd);
-      o2 += __builtin_convertvector(s2, vd);
-    }
-    for (int l = 0; l < W; ++l)
-      row_state_merge(st, RowState{m[l], static_cast<float>(o1[l]), static_cast<float>(o2[l])});
-  }
-  for (; i < end; ++i) row_state_push(st, load1(z + i));
-  return st;
-}
-
-// Whether z[0, y) holds the row max: then the target is not the first argmax (torch.argmax's choice).
-template <typename T>
-bool max_before(const T* z, int64_t y, float m) {
-  int64_t i = 0;
-  const vf vm = splat(m);
-  for (; i + W <= y; i += W) {
-    const vi eq = load(z + i) == vm;
-    for (int l = 0; l < W; ++l)
-      if (eq[l]) return true;
-  }
-  for (; i < y; ++i)
-    if (load1(z + i) == m) return true;
-  return false;
-}
-
 template <typename T>
 void write_grad(const T* z, T* g, int64_t vocab, int64_t y, const RowResult& r, float w) {
   const vf m = splat(r.m), inv = splat(r.inv_s1), c1 = splat(w * r.c1), c2 = splat(w * r.c2);
@@ -177,6 +122,76 @@ void write_grad(const T* z, T* g, int64_t vocab, int64_t y, const RowResult& r, 
     store1(g + i, p * (w * r.c1 + w * r.c2 * p));
   }
   store1(g + y, w * r.g_y);  // written last: with an in-place gradient z and g are the same row
+}
+
+// The max of z[begin, end) (−∞ when empty). A NaN may or may not win here; the sums after it carry it.
+template <typename T>
+float row_max(const T* z, int64_t begin, int64_t end) {
+  float m = -__builtin_inff();
+  int64_t i = begin;
+  if (end - begin >= kBlock * W) {
+    vf acc[kBlock];
+    for (int j = 0; j < kBlock; ++j) acc[j] = splat(m);
+    for (; i + kBlock * W <= end; i += kBlock * W)
+      for (int j = 0; j < kBlock; ++j) acc[j] = vmax(acc[j], load(z + i + j * W));
+    for (int j = 1; j < kBlock; ++j) acc[0] = vmax(acc[0], acc[j]);
+    for (int l = 0; l < W; ++l) m = acc[0][l] > m ? acc[0][l] : m;
+  }
+  for (; i < end; ++i) {
+    const float x = load1(z + i);
+    m = x > m ? x : m;
+  }
+  return m;
+}
+
+// Adds Σ e^{z_k − m} and Σ e^{2(z_k − m)} over z[begin, end) into s1, s2. Each lane sums at most kFlush blocks
+// in float before adding into double: a lane of a 4-wide baseline build would otherwise add ~12,000 terms of a
+// 50,257-wide row in float, and its rounding error reaches 1e-5. With E (fp32 rows) stores each e^{z_k − m} at e[k] for
+// the gradient pass, which then needs no second exp. e may be z itself (an in-place gradient): each element is read
+// before it is written.
+template <typename T, bool E>
+void exp_sums(const T* z, float* e, int64_t begin, int64_t end, float m, double& s1, double& s2) {
+  const vf vm = splat(m);
+  int64_t i = begin;
+  vd o1 = vd{}, o2 = vd{};
+  while (i + kBlock * W <= end) {
+    vf a1 = vf{}, a2 = vf{};
+    for (int b = 0; b < kFlush && i + kBlock * W <= end; ++b, i += kBlock * W) {
+      for (int j = 0; j < kBlock; ++j) {
+        const vf x = vexp(load(z + i + j * W) - vm);
+        if constexpr (E) store(e + i + j * W, x);
+        a1 += x;
+        a2 += x * x;
+      }
+    }
+    o1 += __builtin_convertvector(a1, vd);
+    o2 += __builtin_convertvector(a2, vd);
+  }
+  for (int l = 0; l < W; ++l) {
+    s1 += o1[l];
+    s2 += o2[l];
+  }
+  for (; i < end; ++i) {
+    const float x = expf(load1(z + i) - m);
+    if constexpr (E) e[i] = x;
+    s1 += x;
+    s2 += static_cast<double>(x) * x;
+  }
+}
+
+// The gradient from the stored e^{z_k − m} (fp32 rows): p = e·inv_s1, g = p·(c1 + c2·p), in place over e.
+inline void grad_from_exp(float* g, int64_t vocab, int64_t y, const RowResult& r, float w) {
+  const vf inv = splat(r.inv_s1), c1 = splat(w * r.c1), c2 = splat(w * r.c2);
+  int64_t i = 0;
+  for (; i + W <= vocab; i += W) {
+    const vf p = load(g + i) * inv;
+    store(g + i, p * (c1 + c2 * p));
+  }
+  for (; i < vocab; ++i) {
+    const float p = g[i] * r.inv_s1;
+    g[i] = p * (w * r.c1 + w * r.c2 * p);
+  }
+  g[y] = w * r.g_y;
 }
 
 template <typename T>
@@ -208,18 +223,39 @@ void fused_rows_t(const FusedArgs& a, int64_t row_begin, int64_t row_end) {
       continue;
     }
     const float zy = load1(z + y);
-    RowState st = scan(z, 0, y, row_state_init(zy));
-    st = scan(z, y + 1, a.vocab, st);
-    const RowResult r = finalize_row(st, zy, a.spec.kind, alpha);
+    // The max first (a read with no arithmetic), then the sums with the final max (no rescaling), then, with a
+    // gradient, the gradient. The row (≤ a few hundred KB) stays in the core's L2 after the first read, so memory
+    // sees one read (and one write); fp32 rows keep each e^{z_k − m} in the gradient's place and compute one exp
+    // per element instead of two.
+    const float m_before = row_max(z, 0, y);
+    const float m_after = row_max(z, y + 1, a.vocab);
+    float m = zy > m_before ? zy : m_before;
+    m = m_after > m ? m_after : m;
+    double s1 = 0.0, s2 = 0.0;
+    constexpr bool kFloat = std::is_same_v<T, float>;
+    float* e = kFloat && g ? reinterpret_cast<float*>(g) : nullptr;
+    if (e) {
+      exp_sums<T, true>(z, e, 0, y, m, s1, s2);
+      exp_sums<T, true>(z, e, y + 1, a.vocab, m, s1, s2);
+    } else {
+      exp_sums<T, false>(z, e, 0, y, m, s1, s2);
+      exp_sums<T, false>(z, e, y + 1, a.vocab, m, s1, s2);
+    }
+    const RowResult r =
+        finalize_row(RowState{m, static_cast<float>(s1), static_cast<float>(s2)}, zy, a.spec.kind, alpha);
     if (a.row_loss) a.row_loss[row] = r.loss;
     if (stats) {
       stats[kStatNll] = r.nll;
       stats[kStatPy] = r.p_y;
       stats[kStatMaxP] = r.max_p;
-      stats[kStatHit] = (zy == r.m && !max_before(z, y, r.m)) ? 1.0f : 0.0f;
+      stats[kStatHit] = (zy == m && !(m_before >= m)) ? 1.0f : 0.0f;
       stats[kStatSqNorm] = r.sq_norm;
     }
-    if (g) write_grad(z, g, a.vocab, y, r, w);
+    if (e) {
+      grad_from_exp(e, a.vocab, y, r, w);
+    } else if (g) {
+      write_grad(z, g, a.vocab, y, r, w);
+    }
   }
 }
 

@@ -34,6 +34,10 @@ namespace cpu {
 void fused_rows(const FusedArgs& args, int64_t row_begin, int64_t row_end);
 // Which vector ISA fused_rows() uses ("avx512", "avx2" or "baseline").
 const char* isa_name();
+// The CPU kernel's arithmetic, numbered: raised whenever a change alters its results in the last bit (the order of
+// its sums, its exp), so that a run resumed across the change is told its curve will not match bit for bit.
+// 2: the max, then the sums at that max, then the gradient from the stored exponentials (was: online rescaling).
+constexpr int kArithmeticRevision = 2;
 // Switches fused_rows() to an ISA variant ("auto": the best this CPU has); false when the CPU lacks it.
 // Not thread-safe against running kernels: for tests and benchmarks that compare the variants.
 bool use_isa(const char* isa);

@@ -89,6 +89,7 @@ interface TestingAddon {
   timeLinearLoss(json: string): Promise<LinearTiming>;
   timeLoss(json: string): Promise<LossTiming>;
   copyBandwidth(json: string): Promise<number>;
+  releaseCachedMemory(): void;
   useCpuIsa(isa: string): boolean;
   cpuIsa(): string;
   summarySwapSources(seed: number, batchIndex: number, rows: number, p: number): Int32Array;
@@ -131,6 +132,8 @@ export const probes = {
   ) => load().timeLoss(doc(o)),
   /** A device's copy bandwidth, bytes read + written per second (median of `iters` copies of `bytes`). */
   copyBandwidth: (o: { device: string; bytes: number; iters?: number }) => load().copyBandwidth(JSON.stringify(o)),
+  /** Hands the CUDA caching allocator's unused blocks back to the device (no-op without CUDA). */
+  releaseCachedMemory: () => load().releaseCachedMemory(),
   /** Switches the testing addon's CPU kernel to an ISA variant ("auto": the best); false when the CPU lacks it. */
   useCpuIsa: (isa: "auto" | "baseline" | "avx2" | "avx512") => load().useCpuIsa(isa),
   cpuIsa: () => load().cpuIsa(),
