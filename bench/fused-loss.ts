@@ -225,6 +225,7 @@ interface Row {
 }
 
 const results: Row[] = [];
+const headResults: HeadRow[] = [];
 console.log(
   `fused DPSM loss vs the composite formulation (${LOSS.kind}, α = ${LOSS.alpha}); libtorch ${info.torchVersion}, ` +
     `${info.threads} threads, CPU kernel ${info.cpuIsa}${info.cuda ? `, CUDA devices ${info.cudaDeviceCount}` : ""}` +
@@ -295,7 +296,6 @@ interface HeadRow {
   unfusedAllMs: number[];
 }
 
-const headResults: HeadRow[] = [];
 if (heads.length > 0) {
   console.log(
     `\nLM head + loss, forward+backward: fused (chunks of tokens) vs unfused (N × V logits); median of ${iters}`,
