@@ -353,15 +353,20 @@ saveJson();
 
 const pyImpls = PY_LOSS_IMPLS.filter((impl) => results.some((r) => r.python[impl]));
 const pyMs = (r: Row, impl: string) => r.python[impl]?.ms;
+// What names a row in both tables (time, memory).
+const KEY_COLUMNS = [
+  { header: "device", align: "left" },
+  { header: "dtype", align: "left" },
+  { header: "N × V", align: "left" },
+  { header: "pass", align: "left" },
+] as const;
+const keyCells = (r: Row) => [r.device, r.dtype, `${r.rows} × ${r.vocab}`, r.pass];
 if (results.length > 0) {
   // Time: the floor, our paths and each anchor, with the best fused path's share of the floor.
   const best = (r: Row) => Math.min(r.fusedMs, r.inplaceMs ?? Infinity);
   const table = formatTable(
     [
-      { header: "device", align: "left" },
-      { header: "dtype", align: "left" },
-      { header: "N × V", align: "left" },
-      { header: "pass", align: "left" },
+      ...KEY_COLUMNS,
       "floor ms",
       "fused ms",
       "in place ms",
@@ -371,10 +376,7 @@ if (results.length > 0) {
       ...(pyImpls.includes("compile") ? ["compile / best fused"] : []),
     ],
     results.map((r) => [
-      r.device,
-      r.dtype,
-      `${r.rows} × ${r.vocab}`,
-      r.pass,
+      ...keyCells(r),
       fmt(r.floorMs, 2),
       fmt(r.fusedMs, 2),
       r.inplaceMs === undefined ? "–" : fmt(r.inplaceMs, 2),
@@ -406,20 +408,14 @@ if (results.length > 0) {
   // Memory: extra peak beyond the logits and the gradient.
   const memTable = formatTable(
     [
-      { header: "device", align: "left" },
-      { header: "dtype", align: "left" },
-      { header: "N × V", align: "left" },
-      { header: "pass", align: "left" },
+      ...KEY_COLUMNS,
       "fused extra MB",
       "in place extra MB",
       "composite C++ extra MB",
       ...pyImpls.map((impl) => `${impl} extra MB`),
     ],
     results.map((r) => [
-      r.device,
-      r.dtype,
-      `${r.rows} × ${r.vocab}`,
-      r.pass,
+      ...keyCells(r),
       fmt(r.fusedExtraMB, 0),
       r.inplaceExtraMB === undefined ? "–" : fmt(r.inplaceExtraMB, 0),
       r.compositeError ? "failed" : fmt(r.compositeExtraMB, 0),

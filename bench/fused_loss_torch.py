@@ -20,6 +20,7 @@ Head cases (hidden states and output embedding in, the N × V logits never held)
 The CE-only anchors move the same bytes as the DPSM loss (one read of the logits, one write of the gradient) and do
 less arithmetic per element; the table says so beside their columns.
 """
+import importlib
 import json
 import os
 import sys
@@ -92,22 +93,20 @@ def measure(once, prepare, cuda, iters, warmup, held_bytes):
     return {"ms": ms, "extraPeakBytes": extra}
 
 
+def optional(load):
+    """What `load()` returns, or the exception that says why this anchor is missing (its column shows "failed")."""
+    try:
+        return load()
+    except Exception as e:  # not installed, or not for this torch
+        return e
+
+
 def loss_impls():
     impls = {"eager": None}
     if hasattr(torch, "compile"):
         impls["compile"] = None
-    try:
-        from liger_kernel.transformers import LigerCrossEntropyLoss
-
-        impls["liger"] = LigerCrossEntropyLoss()
-    except Exception as e:  # not installed, or not for this torch
-        impls["liger"] = e
-    try:
-        from quack import cross_entropy as quack_ce
-
-        impls["quack"] = quack_ce
-    except Exception as e:
-        impls["quack"] = e
+    impls["liger"] = optional(lambda: importlib.import_module("liger_kernel.transformers").LigerCrossEntropyLoss())
+    impls["quack"] = optional(lambda: importlib.import_module("quack").cross_entropy)
     return impls
 
 
@@ -150,20 +149,12 @@ def run_loss_case(case, impl_name, impl, cfg):
 
 
 def head_impls():
-    impls = {}
-    try:
-        from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
-
-        impls["liger-flce"] = LigerFusedLinearCrossEntropyLoss()
-    except Exception as e:
-        impls["liger-flce"] = e
-    try:
-        from cut_cross_entropy import linear_cross_entropy
-
-        impls["cce"] = linear_cross_entropy
-    except Exception as e:
-        impls["cce"] = e
-    return impls
+    return {
+        "liger-flce": optional(
+            lambda: importlib.import_module("liger_kernel.transformers").LigerFusedLinearCrossEntropyLoss()
+        ),
+        "cce": optional(lambda: importlib.import_module("cut_cross_entropy").linear_cross_entropy),
+    }
 
 
 def run_head_case(case, impl_name, impl, cfg):
