@@ -72,21 +72,6 @@ DPSM_HD void row_state_merge(RowState& a, const RowState& b) {
   a.m = m;
 }
 
-// One non-target element folded into a state, online (row edges and the scalar path). A NaN logit
-// takes the second branch and turns the sums into NaN, as it should.
-DPSM_HD void row_state_push(RowState& st, float z) {
-  if (z > st.m) {
-    const float r = expf(st.m - z);
-    st.s1x = st.s1x * r + 1.0f;
-    st.s2x = st.s2x * r * r + 1.0f;
-    st.m = z;
-  } else {
-    const float e = expf(z - st.m);
-    st.s1x += e;
-    st.s2x += e * e;
-  }
-}
-
 // Everything the gradient pass and the statistics need, from a row's final state.
 struct RowResult {
   float loss;  // this row's loss for the spec's kind at α
