@@ -1,9 +1,10 @@
 // npm run bench:fused-loss — the fused DPSM loss against the seed's composite formulation (log_softmax, exp,
 // one_hot, squared error, sum; autograd backward), in the same process, forward and forward+backward, with
-// the extra peak memory each path needs beyond the logits and the gradient. Where a Python torch is
-// importable, the same composite in Python torch is a third column. Then the LM head + loss fused
+// the extra peak memory each path needs beyond the logits and the gradient, and the floor: the bytes that must
+// move over the copy bandwidth measured in this run. Then the LM head + loss fused
 // (native/core/loss/fused_linear_loss.h, chunks of tokens) against the unfused head (the whole N × V logits,
-// then the fused loss with its gradient in place): forward+backward time and peak memory side by side.
+// then the fused loss with its gradient in place): forward+backward time and peak memory side by side. Last, where
+// a Python torch is importable, the anchors (bench/fused_loss_torch.py) as further columns of both tables.
 //
 //   npm run bench:fused-loss -- [--sizes 2048x50257,8192x50257] [--iters 3] [--device cpu|cuda|all]
 //                               [--head 2048x768x50257] [--head-chunk-mb 64] [--json FILE] [--no-python]
@@ -100,7 +101,6 @@ interface PyTiming {
   error?: string;
 }
 interface PyOut {
-  torch: string;
   versions: Record<string, string | null>;
   loss: PyTiming[];
   head: PyTiming[];
@@ -135,9 +135,9 @@ const headCases = devices.flatMap((device) =>
   ),
 );
 
-// Every Python column in one process, before this one allocates on the device (the two never hold memory at
-// once, and torch is imported once). Its results come line by line, so a run cut at --python-budget-s keeps what
-// it measured.
+// Every Python column in one process (torch imported once), after this one's rows and with its cached device
+// memory released, so the two never hold the device's memory at once. Its results come line by line, so a run cut
+// at --python-budget-s keeps what it measured.
 function pythonTimings(): PyOut | undefined {
   if (!python || (lossCases.length === 0 && headCases.length === 0)) return undefined;
   const pythonLeftS = Math.max(10, Math.round(pythonBudgetS - (Date.now() - benchStarted) / 1000));
@@ -173,12 +173,9 @@ function pythonTimings(): PyOut | undefined {
       .readFileSync(lines, "utf8")
       .split("\n")
       .filter((l) => l.trim())
-      .map(
-        (l) => JSON.parse(l) as PyTiming & { kind: string; torch?: string; versions?: Record<string, string | null> },
-      );
+      .map((l) => JSON.parse(l) as PyTiming & { kind: string; versions?: Record<string, string | null> });
     const info = records.find((x) => x.kind === "info");
     return {
-      torch: info?.torch ?? python.version,
       versions: info?.versions ?? {},
       loss: records.filter((x) => x.kind === "loss"),
       head: records.filter((x) => x.kind === "head"),

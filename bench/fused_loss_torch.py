@@ -110,13 +110,14 @@ def loss_impls():
     return impls
 
 
+def describe(e):
+    """An exception as one short line for the table's "failed" note."""
+    return f"{type(e).__name__}: {e}".splitlines()[0][:300]
+
+
 def run_loss_case(case, impl_name, impl, cfg):
     device, backward = case["device"], case["backward"]
     cuda = device.startswith("cuda")
-    if impl_name in ("liger", "quack") and not cuda:
-        return None  # GPU kernels only
-    if isinstance(impl, Exception):
-        return {"error": f"{type(impl).__name__}: {impl}".splitlines()[0][:300]}
     gen = torch.Generator().manual_seed(cfg["seed"])
     src = (torch.randn(case["rows"], case["vocab"], generator=gen) * 3.0).to(getattr(torch, case["dtype"])).to(device)
     targets = torch.randint(0, case["vocab"], (case["rows"],), generator=gen).to(device)
@@ -160,10 +161,6 @@ def head_impls():
 def run_head_case(case, impl_name, impl, cfg):
     device = case["device"]
     cuda = device.startswith("cuda")
-    if not cuda:
-        return None
-    if isinstance(impl, Exception):
-        return {"error": f"{type(impl).__name__}: {impl}".splitlines()[0][:300]}
     dtype = torch.bfloat16 if case["bf16"] else torch.float32
     gen = torch.Generator().manual_seed(cfg["seed"])
     hidden = torch.randn(case["rows"], case["dim"], generator=gen).to(dtype).to(device).requires_grad_(True)
@@ -224,6 +221,9 @@ def main():
                     continue
                 if (kind == "head" or name in ("liger", "quack")) and not case["device"].startswith("cuda"):
                     continue  # GPU kernels only
+                if isinstance(impl, Exception):  # the anchor did not import
+                    emit({"kind": kind, "key": case["key"], "impl": name, "error": describe(impl)})
+                    continue
                 if time.monotonic() - started > cfg.get("budgetS", float("inf")):
                     emit({"kind": kind, "key": case["key"], "impl": name, "error": "skipped: time budget"})
                     continue
@@ -231,9 +231,8 @@ def main():
                 try:
                     r = runs[kind](case, name, impl, cfg)
                 except Exception as e:  # out of memory, an unsupported dtype: a result, not the end of the run
-                    r = {"error": f"{type(e).__name__}: {e}".splitlines()[0][:300]}
-                if r is not None:
-                    emit({"kind": kind, "key": case["key"], "impl": name, **r})
+                    r = {"error": describe(e)}
+                emit({"kind": kind, "key": case["key"], "impl": name, **r})
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
 
