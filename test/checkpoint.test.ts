@@ -312,6 +312,32 @@ test.serial("a damaged best/ beside a valid last/: resumed from last/, warned ab
   await sameAsUninterrupted(t, dir, result, stoppedAt);
 });
 
+test.serial(
+  "a kill between an improved evaluation's writes of last/ and best/: the resume writes best/ again",
+  async (t) => {
+    // last/ is written first: a kill after it leaves last/ at the new best step and best/ one improvement behind.
+    // At the run's final evaluation nothing later would ever rewrite best/.
+    await uninterrupted();
+    const { bestStep } = await midRun();
+    t.is(manifestOf(path.join(refDir, "best")).step, MAX_STEPS, "this case needs a run that improves at its end");
+    const dir = tmpDir(t, "dpsm-ckpt-behind-");
+    fs.cpSync(refDir, dir, { recursive: true });
+    fs.rmSync(path.join(dir, "best"), { recursive: true });
+    fs.cpSync(path.join(midDir, "best"), path.join(dir, "best"), { recursive: true });
+    t.true(bestStep < MAX_STEPS);
+    const { result, warnings } = await resume(dir);
+    t.deepEqual(warnings, []);
+    t.is(result.history.steps.length, 0, "a finished run trained again");
+    t.is(manifestOf(path.join(dir, "best")).step, MAX_STEPS);
+    t.is(
+      sha256(path.join(dir, "best", "model.safetensors")),
+      sha256(path.join(refDir, "best", "model.safetensors")),
+      "best/ still holds the earlier best",
+    );
+    t.deepEqual(temporaries(dir), [], "temporary files left behind");
+  },
+);
+
 test.serial("stale temporary files and folders of a killed run are removed on the next start", async (t) => {
   const { stoppedAt } = await midRun();
   const dir = midCopy(t, "dpsm-ckpt-stale-");

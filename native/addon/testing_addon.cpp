@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 #include <torch/nn/utils/clip_grad.h>
 
+#include <cstring>
+
 #include "../core/data/sampler.h"
 #include "../core/loss/objectives.h"
 #include "../core/platform.h"
@@ -224,8 +226,93 @@ Napi::Value GradientNorm(const Napi::CallbackInfo& info) {
       params.push_back(p);
     }
     Napi::Object js = Napi::Object::New(info.Env());
-    js.Set("norm", core::gradient_norm(params));
+    js.Set("norm", core::gradient_norm(params).item<double>());
     js.Set("fp32Norm", static_cast<double>(torch::nn::utils::clip_grad_norm_(params, 1e30)));
+    return js;
+  });
+}
+
+// adamwSteps({ shapes, params, grads, lrs, weightDecay, betas, eps, gradClip }) -> { params, expAvg, expAvgSq,
+// gradNorms, updateRatios, fused }: the trainer's AdamW (train/optim.cpp, with its clipping) from `params`
+// (Float32Array per parameter, of `shapes`) over len(lrs) steps, step s with gradients grads[s] and lr lrs[s].
+Napi::Value AdamwSteps(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsObject()) throw ArgError("options: expected an object", false);
+    const Napi::Object o = info[0].As<Napi::Object>();
+    auto array = [](const Napi::Value& v, const std::string& what) {
+      if (!v.IsArray()) throw ArgError(what + ": expected an array", false);
+      return v.As<Napi::Array>();
+    };
+    auto floats = [](const Napi::Value& v, const std::vector<int64_t>& shape, const std::string& what) {
+      if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+        throw ArgError(what + ": expected a Float32Array", false);
+      const Napi::Float32Array f = v.As<Napi::Float32Array>();
+      const at::Tensor t =
+          at::from_blob(const_cast<float*>(f.Data()), {static_cast<int64_t>(f.ElementLength())}, at::kFloat);
+      return t.reshape(shape).clone();
+    };
+    auto numbers = [&](const std::string& key) {
+      std::vector<double> out;
+      const Napi::Array a = array(o.Get(key), key);
+      for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(a.Get(i).As<Napi::Number>().DoubleValue());
+      return out;
+    };
+    const Napi::Array shapes = array(o.Get("shapes"), "shapes");
+    const Napi::Array init = array(o.Get("params"), "params");
+    const Napi::Array grads = array(o.Get("grads"), "grads");
+    const std::vector<double> lrs = numbers("lrs"), betas = numbers("betas");
+    std::vector<std::vector<int64_t>> dims;
+    std::vector<std::string> names;
+    std::vector<at::Tensor> params;
+    for (uint32_t i = 0; i < shapes.Length(); ++i) {
+      std::vector<int64_t> d;
+      const Napi::Array s = array(shapes.Get(i), "shapes[" + std::to_string(i) + "]");
+      for (uint32_t k = 0; k < s.Length(); ++k) d.push_back(s.Get(k).As<Napi::Number>().Int64Value());
+      dims.push_back(d);
+      names.push_back("p" + std::to_string(i));
+      params.push_back(floats(init.Get(i), d, "params[" + std::to_string(i) + "]"));
+    }
+    core::OptimConfig c;
+    c.weight_decay = o.Get("weightDecay").As<Napi::Number>().DoubleValue();
+    c.beta1 = betas.at(0);
+    c.beta2 = betas.at(1);
+    c.eps = o.Get("eps").As<Napi::Number>().DoubleValue();
+    c.grad_clip = o.Get("gradClip").As<Napi::Number>().DoubleValue();
+    core::AdamW optim(names, params, c);
+    std::vector<double> norms, ratios;
+    for (uint32_t s = 0; s < lrs.size(); ++s) {
+      const Napi::Array g = array(grads.Get(s), "grads[" + std::to_string(s) + "]");
+      for (size_t i = 0; i < params.size(); ++i)
+        params[i].mutable_grad() = floats(g.Get(static_cast<uint32_t>(i)), dims[i], "grads[][]");
+      const at::Tensor norm = core::gradient_norm(params);
+      optim.step(lrs[s], s, core::clip_coefficient(norm, c));
+      optim.zero_grad();
+      norms.push_back(norm.item<double>());
+      const at::Tensor u = optim.update_norms().cpu();
+      ratios.push_back(core::AdamW::update_ratio(u[0].item<double>(), u[1].item<double>()));
+    }
+    auto out_arrays = [&](const std::vector<at::Tensor>& ts) {
+      Napi::Array a = Napi::Array::New(info.Env(), ts.size());
+      for (size_t i = 0; i < ts.size(); ++i) {
+        const at::Tensor t = ts[i].contiguous().reshape({-1});
+        Napi::Float32Array f = Napi::Float32Array::New(info.Env(), static_cast<size_t>(t.numel()));
+        std::memcpy(f.Data(), t.data_ptr<float>(), sizeof(float) * static_cast<size_t>(t.numel()));
+        a.Set(static_cast<uint32_t>(i), f);
+      }
+      return a;
+    };
+    auto out_numbers = [&](const std::vector<double>& v) {
+      Napi::Array a = Napi::Array::New(info.Env(), v.size());
+      for (size_t i = 0; i < v.size(); ++i) a.Set(static_cast<uint32_t>(i), v[i]);
+      return a;
+    };
+    Napi::Object js = Napi::Object::New(info.Env());
+    js.Set("params", out_arrays(params));
+    js.Set("expAvg", out_arrays(optim.exp_avg));
+    js.Set("expAvgSq", out_arrays(optim.exp_avg_sq));
+    js.Set("gradNorms", out_numbers(norms));
+    js.Set("updateRatios", out_numbers(ratios));
+    js.Set("fused", core::AdamW::fused());
     return js;
   });
 }
@@ -245,6 +332,7 @@ Napi::Object InitTesting(Napi::Env env, Napi::Object exports) {
   exports.Set("timeLinearLoss", Napi::Function::New(env, TimeLinearLoss, "timeLinearLoss"));
   exports.Set("useCpuIsa", Napi::Function::New(env, UseCpuIsa, "useCpuIsa"));
   exports.Set("gradientNorm", Napi::Function::New(env, GradientNorm, "gradientNorm"));
+  exports.Set("adamwSteps", Napi::Function::New(env, AdamwSteps, "adamwSteps"));
   exports.Set("cpuIsa", Napi::Function::New(env, CpuIsa, "cpuIsa"));
   exports.Set("summarySwapSources", Napi::Function::New(env, SummarySwapSources, "summarySwapSources"));
   return exports;

@@ -8,17 +8,22 @@
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #if defined(DPSM_WITH_CUDA)
 #include <ATen/cuda/CUDAGeneratorImpl.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
 
@@ -137,6 +142,141 @@ inline void cuda_reset_peak(int device) { c10::cuda::CUDACachingAllocator::reset
 inline void cuda_synchronize(int device) { c10::cuda::getCurrentCUDAStream(device).synchronize(); }
 inline void cuda_empty_cache() { c10::cuda::CUDACachingAllocator::emptyCache(); }
 #endif
+
+#if defined(DPSM_WITH_CUDA)
+// A CUDA event recorded on `device`'s current stream, from the runtime API (ATen's CUDAEvent.h would pull in
+// the CUDA math libraries' headers, which a CUDA build against PyPI's wheels does not have).
+class CudaEvent {
+ public:
+  CudaEvent(const at::Device& device, bool timing) {
+    c10::cuda::OptionalCUDAGuard guard(device);
+    C10_CUDA_CHECK(cudaEventCreateWithFlags(&event_, timing ? cudaEventDefault : cudaEventDisableTiming));
+    C10_CUDA_CHECK(cudaEventRecord(event_, c10::cuda::getCurrentCUDAStream(device.index()).stream()));
+  }
+  ~CudaEvent() {
+    if (event_) cudaEventDestroy(event_);
+  }
+  CudaEvent(const CudaEvent&) = delete;
+  CudaEvent& operator=(const CudaEvent&) = delete;
+  void synchronize() const { C10_CUDA_CHECK(cudaEventSynchronize(event_)); }
+  // Milliseconds from `earlier` to this event; both must have completed (timing events only).
+  double ms_since(const CudaEvent& earlier) const {
+    float ms = 0;
+    C10_CUDA_CHECK(cudaEventElapsedTime(&ms, earlier.event_, event_));
+    return static_cast<double>(ms);
+  }
+
+ private:
+  cudaEvent_t event_ = nullptr;
+};
+#endif
+
+// A host tensor on `device`. To CUDA the copy goes through pinned memory and is queued without waiting: a copy
+// from pageable memory first waits for everything already queued on the stream (the host-side stall a
+// training step must not have). The pinned block is not reused before the copy ends (the caching host
+// allocator records the copy's stream).
+inline at::Tensor to_device(const at::Tensor& t, const at::Device& device) {
+#if defined(DPSM_WITH_CUDA)
+  if (device.is_cuda() && t.device().is_cpu()) return t.pin_memory().to(device, /*non_blocking=*/true);
+#endif
+  return t.to(device);
+}
+
+// A small tensor's values on the host, read later without waiting for work queued after it. On CUDA the copy
+// to pinned memory is queued behind the work that makes the tensor, with an event behind it; get() waits
+// for that event only, so the steps queued since keep the device busy. On the CPU get() returns the values.
+class LaggedRead {
+ public:
+  LaggedRead() = default;
+  explicit LaggedRead(const at::Tensor& t) {
+#if defined(DPSM_WITH_CUDA)
+    if (t.is_cuda()) {
+      host_ = at::empty(t.sizes(), t.options().device(at::kCPU).pinned_memory(true));
+      host_.copy_(t, /*non_blocking=*/true);
+      event_ = std::make_shared<CudaEvent>(t.device(), /*timing=*/false);
+      return;
+    }
+#endif
+    host_ = t;
+  }
+  at::Tensor get() const {
+#if defined(DPSM_WITH_CUDA)
+    if (event_) event_->synchronize();
+#endif
+    return host_;
+  }
+
+ private:
+  at::Tensor host_;
+#if defined(DPSM_WITH_CUDA)
+  std::shared_ptr<CudaEvent> event_;
+#endif
+};
+
+// A point in a device's queued work, to time work without waiting for it. On CUDA a timing event on the
+// stream (it completes when the device gets there); on the CPU the moment it was made (the work before it
+// is done by then).
+class DeviceMark {
+ public:
+  explicit DeviceMark(const at::Device& device) {
+#if defined(DPSM_WITH_CUDA)
+    if (device.is_cuda()) {
+      event_ = std::make_shared<CudaEvent>(device, /*timing=*/true);
+      return;
+    }
+#else
+    (void)device;
+#endif
+    at_ = std::chrono::steady_clock::now();
+  }
+  // Milliseconds from `earlier` (a mark on the same device) to this one; waits for both.
+  double ms_since(const DeviceMark& earlier) const {
+#if defined(DPSM_WITH_CUDA)
+    if (event_) {
+      earlier.event_->synchronize();
+      event_->synchronize();
+      return event_->ms_since(*earlier.event_);
+    }
+#endif
+    return std::chrono::duration<double, std::milli>(at_ - earlier.at_).count();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point at_;
+#if defined(DPSM_WITH_CUDA)
+  std::shared_ptr<CudaEvent> event_;
+#endif
+};
+
+// torch's fused AdamW (ATen's _fused_adamw_: one pass over each parameter's weights, gradient and moments),
+// on CUDA since 2.0 and on the CPU since 2.4; absent from 1.13, where optim.cpp does the per-tensor update.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define DPSM_FUSED_ADAMW 1
+#endif
+constexpr bool kFusedAdamW =
+#if defined(DPSM_FUSED_ADAMW)
+    true;
+#else
+    false;
+#endif
+// One update of `params` with the same hyperparameters. `step` is the update's 1-based count (a float32 scalar
+// on the parameters' device, read by the kernel for the bias corrections); each gradient is divided by
+// `grad_scale` first when it is defined. Throws where kFusedAdamW is false.
+inline void fused_adamw(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads,
+                        const std::vector<at::Tensor>& exp_avgs, const std::vector<at::Tensor>& exp_avg_sqs,
+                        const at::Tensor& step, double lr, double beta1, double beta2, double weight_decay, double eps,
+                        const at::Tensor& grad_scale) {
+#if defined(DPSM_FUSED_ADAMW)
+  const std::vector<at::Tensor> steps(params.size(), step);
+  const c10::optional<at::Tensor> scale = grad_scale.defined() ? c10::optional<at::Tensor>(grad_scale) : c10::nullopt;
+  at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, lr, beta1, beta2, weight_decay,
+                    eps, /*amsgrad=*/false, /*maximize=*/false, scale, /*found_inf=*/c10::nullopt);
+#else
+  (void)params, (void)grads, (void)exp_avgs, (void)exp_avg_sqs, (void)step, (void)lr, (void)beta1, (void)beta2,
+      (void)weight_decay, (void)eps, (void)grad_scale;
+  throw std::logic_error("fused_adamw: this libtorch has no _fused_adamw_");
+#endif
+}
 
 // libtorch starts with one intra-op thread on some builds (Debian's): use the machine's cores, or
 // DPSM_NUM_THREADS when set. Called when an addon loads.

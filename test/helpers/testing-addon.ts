@@ -94,6 +94,28 @@ interface TestingAddon {
   cpuIsa(): string;
   summarySwapSources(seed: number, batchIndex: number, rows: number, p: number): Int32Array;
   gradientNorm(grads: Float32Array[]): { norm: number; fp32Norm: number };
+  adamwSteps(options: AdamwStepsOptions): AdamwStepsResult;
+}
+
+/** The trainer's AdamW and clipping over a few steps (native/addon/testing_addon.cpp's adamwSteps). */
+export interface AdamwStepsOptions {
+  shapes: number[][];
+  params: Float32Array[];
+  /** grads[step][parameter] */
+  grads: Float32Array[][];
+  lrs: number[];
+  weightDecay: number;
+  betas: [number, number];
+  eps: number;
+  gradClip: number;
+}
+export interface AdamwStepsResult {
+  params: Float32Array[];
+  expAvg: Float32Array[];
+  expAvgSq: Float32Array[];
+  gradNorms: number[];
+  updateRatios: number[];
+  fused: boolean;
 }
 
 let addon: TestingAddon | undefined;
@@ -142,4 +164,5 @@ export const probes = {
     load().summarySwapSources(seed, batchIndex, rows, p),
   /** The trainer's global gradient norm (double accumulation) and libtorch's fp32 clip_grad_norm_ of the same. */
   gradientNorm: (grads: Float32Array[]) => load().gradientNorm(grads),
+  adamwSteps: (options: AdamwStepsOptions) => load().adamwSteps(options),
 };

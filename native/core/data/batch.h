@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "../config.h"
+#include "../platform.h"
 
 namespace dpsm::core {
 
@@ -21,9 +22,12 @@ struct Batch {
   at::Tensor decoder_input_ids;
 };
 
-// Rows [start, start + n) of every tensor of `b`, on `device` (a data-parallel rank's share of a global batch).
+// Rows [start, start + n) of every tensor of a host batch `b`, on `device` (a data-parallel rank's share of a
+// global batch, or all of it), copied without waiting for the device (platform.h's to_device).
 inline Batch slice_rows(const Batch& b, int64_t start, int64_t n, const at::Device& device) {
-  auto take = [&](const at::Tensor& t) { return t.defined() ? t.narrow(0, start, n).to(device) : t; };
+  auto take = [&](const at::Tensor& t) {
+    return t.defined() ? platform::to_device(t.narrow(0, start, n).contiguous(), device) : t;
+  };
   return {take(b.input_ids), take(b.targets), take(b.attention_mask), take(b.decoder_input_ids)};
 }
 

@@ -460,6 +460,10 @@ ResumeResult load_checkpoint(const std::string& run_dir, AdamW& optim, TrainingS
                              " (or move it away) to start the run over, or restore a "
                              "checkpoint folder from a backup.");
   }
+  if (const TrainingState& s = use->ok->state; s.has_best && s.best_step == s.step && use->which == "last") {
+    const auto best = std::find_if(found.begin(), found.end(), [](const Candidate& c) { return c.which == "best"; });
+    result.best_behind = best == found.end() || !best->ok || best->ok->state.step != s.step;
+  }
   for (const auto& c : found) {
     if (c.ok) continue;
     if (c.which == "last")
@@ -467,7 +471,9 @@ ResumeResult load_checkpoint(const std::string& run_dir, AdamW& optim, TrainingS
                                 use->dir + " at step " + std::to_string(use->ok->state.step) + " instead");
     else
       result.warnings.push_back("checkpoint " + c.dir + " is damaged (" + c.error +
-                                "); it is rewritten at the run's next improved evaluation");
+                                (result.best_behind
+                                     ? "); it is written again from " + use->dir
+                                     : std::string("); it is rewritten at the run's next improved evaluation")));
   }
   if (use->which != "last" && found.front().which != "last")
     result.warnings.push_back("checkpoint " + run_dir + "/last is missing; resuming from " + use->dir + " at step " +

@@ -40,6 +40,9 @@ struct ResumeResult {
   bool resumed = false;
   std::string from;                   // the folder resumed from
   std::vector<std::string> warnings;  // a fallback, a damaged best/: for the run log and the user
+  // The resumed checkpoint is the run's best, but best/ does not hold it: a kill fell between the two writes of
+  // an improved evaluation (last/ is written first). The caller writes best/ again from the restored state.
+  bool best_behind = false;
 };
 
 // Restores the newest valid checkpoint of run_dir (last/, else best/; both are full checkpoints), after

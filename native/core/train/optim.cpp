@@ -33,9 +33,9 @@ double lr_at(const OptimConfig& c, int64_t step) {
   return min_lr + 0.5 * (c.lr - min_lr) * (1.0 + std::cos(M_PI * progress));
 }
 
-double gradient_norm(const std::vector<at::Tensor>& params) {
+at::Tensor gradient_norm(const std::vector<at::Tensor>& params) {
   // Each parameter's squared norm, and their sum, in double: fp32 (clip_grad_norm_) loses ~1e-4 of it
-  // relative at small-model size and more at GPT-2's embedding size. One synchronisation for the total.
+  // relative at small-model size and more at GPT-2's embedding size.
   at::NoGradGuard no_grad;
   at::Tensor total;
   for (const at::Tensor& p : params) {
@@ -44,19 +44,16 @@ double gradient_norm(const std::vector<at::Tensor>& params) {
     const at::Tensor sq = at::linalg_vector_norm(g, 2, c10::nullopt, false, at::kDouble).square();
     total = total.defined() ? total + sq.to(total.device()) : sq;
   }
-  return total.defined() ? std::sqrt(total.item<double>()) : 0.0;
+  if (!total.defined())
+    return at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(params.empty() ? at::kCPU : params[0].device()));
+  return total.sqrt();
 }
 
-double clip_gradients(const std::vector<at::Tensor>& params, const OptimConfig& c) {
-  if (!(c.grad_clip > 0)) return 0;
-  const double norm = gradient_norm(params);
-  const double coef = c.grad_clip / (norm + 1e-6);
-  if (coef < 1) {
-    at::NoGradGuard no_grad;
-    for (const at::Tensor& p : params)
-      if (p.grad().defined()) p.grad().mul_(coef);
-  }
-  return norm;
+at::Tensor clip_coefficient(const at::Tensor& norm, const OptimConfig& c) {
+  if (!(c.grad_clip > 0)) return at::Tensor();
+  // On the device: deciding on the host whether to clip would wait for the whole backward pass. A factor of
+  // exactly 1 leaves every gradient unchanged.
+  return (c.grad_clip / (norm + 1e-6)).clamp_max(1.0);
 }
 
 AdamW::AdamW(std::vector<std::string> n, std::vector<at::Tensor> p, const OptimConfig& c)
@@ -66,38 +63,64 @@ AdamW::AdamW(std::vector<std::string> n, std::vector<at::Tensor> p, const OptimC
     exp_avg_sq.push_back(at::zeros_like(t));
     decay_.push_back(t.dim() >= 2);  // matrices and embeddings decay; biases and LayerNorms do not
   }
+  const at::Device device = params.empty() ? at::Device(at::kCPU) : params[0].device();
+  step_count_ = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(device));
+  update_norms_ = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(device));
 }
 
-void AdamW::step(double lr, int64_t step) {
+void AdamW::step(double lr, int64_t step, const at::Tensor& clip) {
   at::NoGradGuard no_grad;
   const double t = static_cast<double>(step + 1);
   const double bc1 = 1.0 - std::pow(c_.beta1, t), bc2 = 1.0 - std::pow(c_.beta2, t);
+  if (fused()) {
+    // The fused kernel divides each gradient by its grad_scale: the clip factor's reciprocal.
+    const at::Tensor scale = clip.defined() ? clip.reciprocal().to(at::kFloat) : at::Tensor();
+    step_count_.fill_(t);
+    for (const bool decay : {true, false}) {
+      std::vector<at::Tensor> ps, gs, ms, vs;
+      for (size_t i = 0; i < params.size(); ++i) {
+        if (decay_[i] != decay || !params[i].grad().defined()) continue;
+        ps.push_back(params[i]);
+        gs.push_back(params[i].grad());
+        ms.push_back(exp_avg[i]);
+        vs.push_back(exp_avg_sq[i]);
+      }
+      if (!ps.empty())
+        platform::fused_adamw(ps, gs, ms, vs, step_count_, lr, c_.beta1, c_.beta2, decay ? c_.weight_decay : 0.0,
+                              c_.eps, scale);
+    }
+  } else {
+    for (size_t i = 0; i < params.size(); ++i) {
+      at::Tensor p = params[i];
+      at::Tensor g = p.grad();
+      if (!g.defined()) continue;
+      if (clip.defined()) g.mul_(clip);
+      exp_avg[i].mul_(c_.beta1).add_(g, 1.0 - c_.beta1);
+      exp_avg_sq[i].mul_(c_.beta2).addcmul_(g, g, 1.0 - c_.beta2);
+      if (decay_[i] && c_.weight_decay > 0) p.mul_(1.0 - lr * c_.weight_decay);
+      const at::Tensor denom = (exp_avg_sq[i].sqrt() / std::sqrt(bc2)).add_(c_.eps);
+      p.addcdiv_(exp_avg[i], denom, -lr / bc1);
+    }
+  }
+  // The update-to-weight ratio, rebuilt from the state after the update (no copy of the weights before it):
+  // with u = lr/bc1 · m / (√(v/bc2) + ε) and a = lr·wd (0 where nothing decays), θ_after = θ_before·(1 − a) − u,
+  // so θ_before = (θ_after + u) / (1 − a) and Δθ = −(a·θ_after + u) / (1 − a).
+  auto sq = [](const at::Tensor& x) { return at::linalg_vector_norm(x, 2, c10::nullopt, false, at::kDouble).square(); };
   at::Tensor update_sq, weight_sq;
-  auto sq = [](const at::Tensor& t) { return at::linalg_vector_norm(t, 2, c10::nullopt, false, at::kDouble).square(); };
   for (size_t i = 0; i < params.size(); ++i) {
-    at::Tensor p = params[i];
-    const at::Tensor& g = p.grad();
-    if (!g.defined()) continue;
-    // The update actually applied (one parameter's copy at a time): the diagnostic that shows whether ε, not
-    // the gradient, sets the step size.
-    const at::Tensor before = p.clone();
-    exp_avg[i].mul_(c_.beta1).add_(g, 1.0 - c_.beta1);
-    exp_avg_sq[i].mul_(c_.beta2).addcmul_(g, g, 1.0 - c_.beta2);
-    if (decay_[i] && c_.weight_decay > 0) p.mul_(1.0 - lr * c_.weight_decay);
-    const at::Tensor denom = (exp_avg_sq[i].sqrt() / std::sqrt(bc2)).add_(c_.eps);
-    p.addcdiv_(exp_avg[i], denom, -lr / bc1);
-    const at::Tensor u = sq(p - before), w = sq(before);
-    update_sq = update_sq.defined() ? update_sq + u : u;
+    const at::Tensor& p = params[i];
+    if (!p.grad().defined()) continue;
+    const at::Tensor u = exp_avg[i] / (exp_avg_sq[i].sqrt() / std::sqrt(bc2)).add_(c_.eps) * (lr / bc1);
+    const double a = decay_[i] && c_.weight_decay > 0 ? lr * c_.weight_decay : 0.0;
+    const double keep = (1.0 - a) * (1.0 - a);
+    const at::Tensor d = (a > 0 ? sq(at::add(u, p, a)) : sq(u)) / keep, w = sq(at::add(u, p)) / keep;
+    update_sq = update_sq.defined() ? update_sq + d : d;
     weight_sq = weight_sq.defined() ? weight_sq + w : w;
   }
-  update_sq_ = update_sq;
-  weight_sq_ = weight_sq;
-}
-
-double AdamW::last_update_ratio() const {
-  if (!update_sq_.defined()) return 0;
-  const double w = weight_sq_.item<double>();
-  return w > 0 ? std::sqrt(update_sq_.item<double>() / w) : 0.0;
+  if (update_sq.defined())
+    update_norms_ = at::stack({update_sq, weight_sq});
+  else
+    update_norms_.zero_();
 }
 
 void AdamW::zero_grad() {

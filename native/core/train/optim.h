@@ -1,13 +1,15 @@
 // The optimiser side of a step: the learning-rate schedule (linear warm-up, cosine decay to a floor), AdamW
-// as torch.optim.AdamW computes it, and gradient-norm clipping.
+// as torch.optim.AdamW computes it, and gradient-norm clipping; none of it waits for the device.
 #pragma once
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
 #include "../config.h"
+#include "../platform.h"
 
 namespace dpsm::core {
 
@@ -22,25 +24,34 @@ OptimConfig optim_config_from_json(const Json& j);
 
 double lr_at(const OptimConfig& c, int64_t step);
 
-// The global L2 norm of the parameters' gradients, accumulated in double.
-double gradient_norm(const std::vector<at::Tensor>& params);
+// The global L2 norm of the parameters' gradients, accumulated in double: a float64 scalar on their device
+// (no synchronisation: the step reads it later, with the step's other numbers).
+at::Tensor gradient_norm(const std::vector<at::Tensor>& params);
 
-// Clips the global L2 norm of the gradients to c.grad_clip (when > 0); returns the norm before clipping
-// (0 when clipping is off).
-double clip_gradients(const std::vector<at::Tensor>& params, const OptimConfig& c);
+// The factor min(1, c.grad_clip / (norm + 1e-6)) that clips the global norm `norm` (gradient_norm's) to
+// c.grad_clip, on norm's device; undefined when clipping is off (c.grad_clip <= 0).
+at::Tensor clip_coefficient(const at::Tensor& norm, const OptimConfig& c);
 
-// AdamW (Loshchilov & Hutter): decoupled decay p ← p(1 − lr·wd) on matrices and embeddings (not biases or
-// LayerNorms), bias-corrected moments. Written out so its state (two tensors per parameter, keyed by the
-// parameter's name) is plain to checkpoint.
+// AdamW (Loshchilov & Hutter) as torch.optim.AdamW computes it: decoupled decay p ← p(1 − lr·wd) on matrices
+// and embeddings (not biases or LayerNorms), bias-corrected moments. Where libtorch has it (platform.h's
+// kFusedAdamW: 2.4 and later) one fused kernel per decay group updates every parameter in one pass; on 1.13
+// the same arithmetic runs tensor by tensor. Its state (two tensors per parameter, keyed by the parameter's
+// name) is plain to checkpoint.
 class AdamW {
  public:
   AdamW(std::vector<std::string> names, std::vector<at::Tensor> params, const OptimConfig& c);
-  // One update at learning rate `lr`; `step` counts updates done before this one.
-  void step(double lr, int64_t step);
-  // ‖θ_after − θ_before‖ / ‖θ_before‖ of the last step() over all parameters, accumulated in double (a
-  // synchronisation on CUDA; read it where the step synchronises anyway).
-  double last_update_ratio() const;
+  // One update at learning rate `lr`; `step` counts updates done before this one. Each gradient is first
+  // multiplied by `clip` when it is defined (clip_coefficient's). Queues work and returns: nothing is read back.
+  void step(double lr, int64_t step, const at::Tensor& clip = at::Tensor());
+  // The last step's [‖θ_after − θ_before‖², ‖θ_before‖²] over all parameters, float64 on their device;
+  // update_ratio turns them into ‖Δθ‖ / ‖θ‖.
+  const at::Tensor& update_norms() const { return update_norms_; }
+  static double update_ratio(double update_sq, double weight_sq) {
+    return weight_sq > 0 ? std::sqrt(update_sq / weight_sq) : 0.0;
+  }
   void zero_grad();
+  // Whether step() runs libtorch's fused kernel (platform.h's kFusedAdamW).
+  static bool fused() { return platform::kFusedAdamW; }
 
   const std::vector<std::string> names;
   const std::vector<at::Tensor> params;
@@ -49,7 +60,8 @@ class AdamW {
  private:
   OptimConfig c_;
   std::vector<bool> decay_;
-  at::Tensor update_sq_, weight_sq_;  // float64 scalars of the last step
+  at::Tensor step_count_;    // the fused kernel's 1-based step, float32 on the parameters' device
+  at::Tensor update_norms_;  // float64 [2] of the last step
 };
 
 }  // namespace dpsm::core

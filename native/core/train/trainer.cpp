@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 
 #include "../platform.h"
@@ -173,11 +174,20 @@ void Trainer::forward_backward(const Objective& objective, const Batch& b, doubl
   loss_sum += loss.detach().to(at::kFloat);
 }
 
-double Trainer::update(double lr, int64_t step) {
-  const double grad_norm = clip_gradients(optim_.params, cfg_.optim);
-  optim_.step(lr, step);
+at::Tensor Trainer::update(double lr, int64_t step) {
+  const at::Tensor norm = cfg_.optim.grad_clip > 0 ? gradient_norm(optim_.params) : at::Tensor();
+  optim_.step(lr, step, norm.defined() ? clip_coefficient(norm, cfg_.optim) : at::Tensor());
   optim_.zero_grad();
-  return grad_norm;
+  return norm;
+}
+
+at::Tensor Trainer::step_numbers(const at::Tensor& loss_sum, const at::Tensor& component_sum,
+                                 const at::Tensor& grad_norm) const {
+  const auto f64 = at::kDouble;
+  const at::Tensor norm =
+      grad_norm.defined() ? grad_norm.to(f64).reshape({1}) : at::zeros({1}, component_sum.options());
+  return at::cat({loss_sum.detach().to(f64).reshape({1}), component_sum.to(f64), norm, optim_.update_norms().to(f64),
+                  error_flag_.to(f64).reshape({1})});
 }
 
 std::vector<std::vector<double>> Trainer::time_steps(const std::vector<Objective>& objectives, int64_t rounds,
@@ -199,11 +209,9 @@ std::vector<std::vector<double>> Trainer::time_steps(const std::vector<Objective
       at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(device_));
       at::Tensor component_sum = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(device_));
       forward_backward(objectives[i], b, 1.0, loss_sum, component_sum);
-      update(lr, step++);
-      // The training step's own synchronisations: the loss, the diagnostics.
-      (void)loss_sum.item<double>();
-      (void)component_sum.cpu();
-      (void)optim_.last_update_ratio();
+      const at::Tensor norm = update(lr, step++);
+      // Until its numbers are on the host, the step is not over.
+      (void)platform::LaggedRead(step_numbers(loss_sum, component_sum, norm)).get();
       const double elapsed = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
       if (r >= warmup_rounds) ms[static_cast<size_t>(r - warmup_rounds)][i] = elapsed;
     }
@@ -248,6 +256,7 @@ void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const 
     sampler_.epoch = state_.epoch;
     sampler_.cursor = state_.cursor;
     loss_step_.fill_(state_.step);
+    if (resume.best_behind && dp_.is_root()) checkpoint("best", state_.elapsed_s);
   }
   // Every rank starts from rank 0's weights (the same seed makes the same weights; this makes sure of it).
   dp_.broadcast_parameters(optim_.params);
@@ -266,12 +275,49 @@ void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const 
   if (stop) reason = "early_stopping";
   // With several ranks a stop asked of any rank is agreed on at the end of a step, so all stop at the same one.
   bool abort_agreed = false;
+
+  // A step's numbers (loss, diagnostics, gradient norm) stay on the device until its record is made, one step
+  // late: the host queues step k + 1 before it waits for step k's numbers, so a GPU never idles while the host
+  // reads and reports. Nothing else in a step waits for the device (token counts are taken on the host,
+  // clipping is decided on the device). The CPU runs the same order (it only delays each record by a step).
+  // A step's time is from the device reaching its first operation to its last (platform.h's DeviceMark).
+  std::optional<PendingStep> pending;
+  auto finish_pending = [&] {
+    if (!pending) return;
+    PendingStep p = std::move(*pending);
+    pending.reset();
+    const at::Tensor numbers = p.numbers.get();
+    throw_if_target_flagged(numbers[6], model_->vocab_size(), ignore);
+    // This rank's sums, then (several ranks) everyone's: loss, CE, Brier, tokens, and whether a stop was asked.
+    at::Tensor sums = at::cat({numbers.narrow(0, 0, 3), at::full({2}, 0.0, numbers.options())});
+    sums[3] = static_cast<double>(p.tokens);
+    sums[4] = p.abort_asked ? 1.0 : 0.0;
+    dp_.sum(sums);
+    const auto v = sums.accessor<double, 1>();
+    const auto n = numbers.accessor<double, 1>();
+    const auto tokens = static_cast<int64_t>(v[3]);
+    abort_agreed = v[4] > 0;
+    state_.tokens_seen += tokens;
+    ProgressRecord& r = p.record;
+    r.loss = v[0] / static_cast<double>(cfg_.grad_accum * dp_.world_size());
+    r.grad_norm = n[3];
+    r.ce = v[1] / static_cast<double>(std::max<int64_t>(1, tokens));
+    r.brier = v[2] / static_cast<double>(std::max<int64_t>(1, tokens));
+    r.update_ratio = AdamW::update_ratio(n[4], n[5]);
+    r.step_ms = p.ended->ms_since(*p.started);
+    r.tokens_per_s = static_cast<double>(tokens) / (r.step_ms / 1000.0);
+    r.tokens_seen = state_.tokens_seen;
+    r.elapsed_s = elapsed();
+    r.peak_memory_bytes = platform::peak_memory_bytes(device_);
+    emit(r);
+  };
+
   while (state_.step < cfg_.max_steps && !stop) {
     if (dp_.active() ? abort_agreed : abort.load()) {
       reason = "aborted";
       break;
     }
-    const auto t0 = Clock::now();
+    auto started = std::make_shared<platform::DeviceMark>(device_);
     const int64_t step = state_.step;
     const double lr = lr_at(cfg_.optim, step);
     const bool noisy = noise_.step_is_noisy(step);
@@ -279,75 +325,61 @@ void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const 
     at::Tensor component_sum = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(device_));
     int64_t tokens = 0;
     for (int64_t micro = 0; micro < cfg_.grad_accum; ++micro) {
-      // Several ranks: the whole global batch is made (on the host: token ids), its noise drawn as one process
-      // would draw it, and this rank takes its rows.
-      Batch b = train_->batch(sampler_.next(), ignore, dp_.active() ? at::Device(at::kCPU) : device_);
+      // The whole global batch is made on the host (token ids), its noise drawn as one process would draw it
+      // and its targets counted there; then this rank's rows go to the device.
+      Batch b = train_->batch(sampler_.next(), ignore, at::Device(at::kCPU));
       if (noisy) noise_.corrupt(b.targets, step);
       if (cfg_.summary_swap > 0) {
         // Decoder inputs are the targets shifted right: a row that takes another's reference takes both.
         const uint64_t index = static_cast<uint64_t>(step * cfg_.grad_accum + micro);
         const auto rows = summary_swap_sources(cfg_.data_seed, index, b.targets.size(0), cfg_.summary_swap);
-        const at::Tensor src = at::tensor(rows, at::TensorOptions().dtype(at::kLong)).to(b.targets.device());
+        const at::Tensor src = at::tensor(rows, at::TensorOptions().dtype(at::kLong));
         b.targets = b.targets.index_select(0, src);
         if (b.decoder_input_ids.defined()) b.decoder_input_ids = b.decoder_input_ids.index_select(0, src);
       }
+      const at::Tensor real = b.targets != ignore;
+      const int64_t own = real.narrow(0, first_row, rank_rows).sum().item<int64_t>();
       // Several ranks: this rank's mean is weighted by its share of the global batch's targets (times the ranks,
       // whose gradients are averaged), so the step's gradient is the global batch's mean as one process takes it,
       // whatever the rows' lengths.
       double weight = 1.0;
       if (dp_.active()) {
-        const int64_t global_tokens = (b.targets != ignore).sum().item<int64_t>();
-        b = slice_rows(b, first_row, rank_rows, device_);
-        const int64_t own = (b.targets != ignore).sum().item<int64_t>();
+        const int64_t global_tokens = real.sum().item<int64_t>();
         weight =
             global_tokens > 0 ? static_cast<double>(own * dp_.world_size()) / static_cast<double>(global_tokens) : 0.0;
-        tokens += own;
-      } else {
-        tokens += (b.targets != ignore).sum().item<int64_t>();
       }
+      tokens += own;
+      b = slice_rows(b, first_row, rank_rows, device_);
       forward_backward(cfg_.objective, b, static_cast<double>(cfg_.grad_accum), loss_sum, component_sum, weight);
     }
     dp_.average_gradients(optim_.params);
-    const double grad_norm = update(lr, step);
+    const at::Tensor grad_norm = update(lr, step);
     loss_step_.add_(1);  // one optimiser step: α moves on (never per micro-batch, never in evaluation)
     ++state_.step;
 
-    ProgressRecord r;
-    r.type = ProgressRecord::Type::Step;
-    r.step = state_.step;
-    // This rank's sums, then (several ranks) everyone's: loss, CE, Brier, tokens, and whether a stop was asked.
-    at::Tensor sums = at::cat({loss_sum.detach().to(at::kDouble).reshape({1}).cpu(), component_sum.cpu(),
-                               at::full({2}, 0.0, at::TensorOptions().dtype(at::kDouble))});
-    throw_if_target_flagged(error_flag_, model_->vocab_size(), ignore);  // the line above synchronised
-    sums[3] = static_cast<double>(tokens);
-    sums[4] = abort.load() ? 1.0 : 0.0;
-    dp_.sum(sums);
-    const auto v = sums.accessor<double, 1>();
-    tokens = static_cast<int64_t>(v[3]);
-    abort_agreed = v[4] > 0;
-    state_.tokens_seen += tokens;
-    r.loss = v[0] / static_cast<double>(cfg_.grad_accum * dp_.world_size());
-    r.alpha = objective_alpha(cfg_.objective, step);  // the α this step's kernel read
-    r.lr = lr;
-    r.grad_norm = grad_norm;
-    r.ce = v[1] / static_cast<double>(std::max<int64_t>(1, tokens));
-    r.brier = v[2] / static_cast<double>(std::max<int64_t>(1, tokens));
-    r.update_ratio = optim_.last_update_ratio();
-    r.noisy = noisy;
-    r.step_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    r.tokens_per_s = static_cast<double>(tokens) / (r.step_ms / 1000.0);
-    r.tokens_seen = state_.tokens_seen;
-    r.elapsed_s = elapsed();
-    r.peak_memory_bytes = platform::peak_memory_bytes(device_);
-    emit(r);
+    PendingStep p;
+    p.record.type = ProgressRecord::Type::Step;
+    p.record.step = state_.step;
+    p.record.alpha = objective_alpha(cfg_.objective, step);  // the α this step's kernel read
+    p.record.lr = lr;
+    p.record.noisy = noisy;
+    p.tokens = tokens;
+    p.abort_asked = abort.load();
+    p.numbers = platform::LaggedRead(step_numbers(loss_sum, component_sum, grad_norm));
+    p.started = std::move(started);
+    p.ended = std::make_shared<platform::DeviceMark>(device_);
+    finish_pending();  // the step before this one
+    pending = std::move(p);
 
     if (state_.step % cfg_.eval_every == 0 || state_.step == cfg_.max_steps) {
+      finish_pending();
       // Rank 0 evaluates and checkpoints; the others wait for its early-stopping decision.
       if (dp_.is_root()) stop = evaluate_and_checkpoint(emit, elapsed());
       stop = dp_.broadcast_flag(stop);
       if (stop) reason = "early_stopping";
     }
   }
+  finish_pending();
   if (reason == "aborted" && !cfg_.run_dir.empty() && dp_.is_root()) checkpoint("last", elapsed());
   ProgressRecord done;
   done.type = ProgressRecord::Type::Done;

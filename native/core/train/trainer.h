@@ -15,6 +15,7 @@
 #include "../eval/evaluator.h"
 #include "../loss/objectives.h"
 #include "../models/language_model.h"
+#include "../platform.h"
 #include "checkpoint.h"
 #include "data_parallel.h"
 #include "optim.h"
@@ -97,8 +98,21 @@ class Trainer {
   // that / accumulation; adds the weighted loss to loss_sum and the [CE, Brier] sums to component_sum.
   void forward_backward(const Objective& objective, const Batch& b, double accumulation, at::Tensor& loss_sum,
                         at::Tensor& component_sum, double weight = 1.0);
-  // Clipping, the AdamW update and clearing the gradients; returns the gradient norm before clipping.
-  double update(double lr, int64_t step);
+  // Clipping, the AdamW update and clearing the gradients; returns the gradient norm before clipping (a
+  // device scalar; undefined when clipping is off).
+  at::Tensor update(double lr, int64_t step);
+  // A step's numbers in one float64 device tensor, read back in one copy: [loss sum, CE sum, Brier sum,
+  // gradient norm (0 when clipping is off), ‖Δθ‖², ‖θ‖², the kernel's error flag].
+  at::Tensor step_numbers(const at::Tensor& loss_sum, const at::Tensor& component_sum,
+                          const at::Tensor& grad_norm) const;
+  // A step whose record waits for its numbers (fit reads them one step late).
+  struct PendingStep {
+    ProgressRecord record;  // what the host knows already
+    int64_t tokens = 0;     // this rank's targets
+    bool abort_asked = false;
+    platform::LaggedRead numbers;  // step_numbers
+    std::shared_ptr<platform::DeviceMark> started, ended;
+  };
 
   std::shared_ptr<LanguageModel> model_;
   TrainConfig cfg_;
@@ -109,7 +123,7 @@ class Trainer {
   BatchSampler sampler_;
   LabelNoise noise_;
   at::Tensor loss_step_;   // the fused kernel's step counter, on the model's device
-  at::Tensor error_flag_;  // set by the kernel on an out-of-range target; read where the step syncs anyway
+  at::Tensor error_flag_;  // set by the kernel on an out-of-range target; read with the step's numbers
   TrainingState state_;
 };
 
