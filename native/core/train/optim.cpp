@@ -72,6 +72,12 @@ void AdamW::step(double lr, int64_t step, const at::Tensor& clip) {
   at::NoGradGuard no_grad;
   const double t = static_cast<double>(step + 1);
   const double bc1 = 1.0 - std::pow(c_.beta1, t), bc2 = 1.0 - std::pow(c_.beta2, t);
+  auto sq = [](const at::Tensor& x) { return at::linalg_vector_norm(x, 2, c10::nullopt, false, at::kDouble).square(); };
+  at::Tensor update_sq, weight_sq;
+  auto add_norms = [&](const at::Tensor& u, const at::Tensor& w) {
+    update_sq = update_sq.defined() ? update_sq + u : u;
+    weight_sq = weight_sq.defined() ? weight_sq + w : w;
+  };
   if (fused()) {
     // The fused kernel divides each gradient by its grad_scale: the clip factor's reciprocal.
     const at::Tensor scale = clip.defined() ? clip.reciprocal().to(at::kFloat) : at::Tensor();
@@ -89,33 +95,47 @@ void AdamW::step(double lr, int64_t step, const at::Tensor& clip) {
         platform::fused_adamw(ps, gs, ms, vs, step_count_, lr, c_.beta1, c_.beta2, decay ? c_.weight_decay : 0.0,
                               c_.eps, scale);
     }
+    // The update-to-weight ratio, rebuilt from the state after the update (no copy of every weight): with
+    // u = lr/bc1 · m / (√(v/bc2) + ε) and a = lr·wd (0 where nothing decays), θ_after = θ_before·(1 − a) − u, so
+    // Δθ = −(a·θ_after + u) / (1 − a) and θ_before = (θ_after + u) / (1 − a). One scratch tensor per parameter,
+    // every other operation in place on it.
+    for (size_t i = 0; i < params.size(); ++i) {
+      const at::Tensor& p = params[i];
+      if (!p.grad().defined()) continue;
+      const double a = decay_[i] && c_.weight_decay > 0 ? lr * c_.weight_decay : 0.0;
+      const double keep = (1.0 - a) * (1.0 - a);
+      at::Tensor x = exp_avg_sq[i].sqrt();
+      x.div_(std::sqrt(bc2)).add_(c_.eps);
+      at::div_out(x, exp_avg[i], x);
+      x.mul_(lr / bc1);  // u
+      if (a > 0) x.add_(p, a);
+      const at::Tensor d = sq(x) / keep;
+      x.add_(p, 1.0 - a);  // θ_after + u
+      add_norms(d, sq(x) / keep);
+    }
   } else {
+    // Tensor by tensor; on the CPU, where reading the clip factor costs no wait, gradients are scaled only when
+    // it is below 1.
+    const bool host_clip = clip.defined() && clip.device().is_cpu();
+    const double coef = host_clip ? clip.item<double>() : 1.0;
     for (size_t i = 0; i < params.size(); ++i) {
       at::Tensor p = params[i];
       at::Tensor g = p.grad();
       if (!g.defined()) continue;
-      if (clip.defined()) g.mul_(clip);
+      if (host_clip) {
+        if (coef < 1.0) g.mul_(coef);
+      } else if (clip.defined()) {
+        g.mul_(clip);
+      }
+      // One parameter's copy at a time: the update actually applied.
+      const at::Tensor before = p.clone();
       exp_avg[i].mul_(c_.beta1).add_(g, 1.0 - c_.beta1);
       exp_avg_sq[i].mul_(c_.beta2).addcmul_(g, g, 1.0 - c_.beta2);
       if (decay_[i] && c_.weight_decay > 0) p.mul_(1.0 - lr * c_.weight_decay);
       const at::Tensor denom = (exp_avg_sq[i].sqrt() / std::sqrt(bc2)).add_(c_.eps);
       p.addcdiv_(exp_avg[i], denom, -lr / bc1);
+      add_norms(sq(p - before), sq(before));
     }
-  }
-  // The update-to-weight ratio, rebuilt from the state after the update (no copy of the weights before it):
-  // with u = lr/bc1 · m / (√(v/bc2) + ε) and a = lr·wd (0 where nothing decays), θ_after = θ_before·(1 − a) − u,
-  // so θ_before = (θ_after + u) / (1 − a) and Δθ = −(a·θ_after + u) / (1 − a).
-  auto sq = [](const at::Tensor& x) { return at::linalg_vector_norm(x, 2, c10::nullopt, false, at::kDouble).square(); };
-  at::Tensor update_sq, weight_sq;
-  for (size_t i = 0; i < params.size(); ++i) {
-    const at::Tensor& p = params[i];
-    if (!p.grad().defined()) continue;
-    const at::Tensor u = exp_avg[i] / (exp_avg_sq[i].sqrt() / std::sqrt(bc2)).add_(c_.eps) * (lr / bc1);
-    const double a = decay_[i] && c_.weight_decay > 0 ? lr * c_.weight_decay : 0.0;
-    const double keep = (1.0 - a) * (1.0 - a);
-    const at::Tensor d = (a > 0 ? sq(at::add(u, p, a)) : sq(u)) / keep, w = sq(at::add(u, p)) / keep;
-    update_sq = update_sq.defined() ? update_sq + d : d;
-    weight_sq = weight_sq.defined() ? weight_sq + w : w;
   }
   if (update_sq.defined())
     update_norms_ = at::stack({update_sq, weight_sq});
