@@ -62,6 +62,7 @@ class AdamW {
   std::vector<bool> decay_;
   at::Tensor step_count_;    // the fused kernel's 1-based step, float32 on the parameters' device
   at::Tensor update_norms_;  // float64 [2] of the last step
+  at::Tensor before_;        // the fused path's copy of one group of weights (kept: no allocation per step)
 };
 
 }  // namespace dpsm::core
