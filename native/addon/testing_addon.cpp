@@ -3,8 +3,6 @@
 #include <ATen/Parallel.h>
 #include <torch/nn/utils/clip_grad.h>
 
-#include <cstring>
-
 #include "../core/data/sampler.h"
 #include "../core/loss/objectives.h"
 #include "../core/platform.h"
@@ -12,6 +10,7 @@
 #include "../core/testing/loss_probe.h"
 #include "../core/train/optim.h"
 #include "../kernels/dpsm_kernels.h"
+#include "convert.h"
 #include "js.h"
 
 namespace dpsm::addon {
@@ -207,6 +206,14 @@ Napi::Value SummarySwapSources(const Napi::CallbackInfo& info) {
   });
 }
 
+// A copy of the Float32Array `v` as a 1-D float tensor; `what` names it in the error.
+at::Tensor float_tensor(const Napi::Value& v, const std::string& what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw ArgError(what + ": expected a Float32Array", false);
+  const Napi::Float32Array f = v.As<Napi::Float32Array>();
+  return at::from_blob(const_cast<float*>(f.Data()), {static_cast<int64_t>(f.ElementLength())}, at::kFloat).clone();
+}
+
 // gradientNorm(grads: Float32Array[]) -> { norm, fp32Norm }: the trainer's global gradient norm (double
 // accumulation, train/optim.cpp) and libtorch's clip_grad_norm_ (fp32) of the same gradients.
 Napi::Value GradientNorm(const Napi::CallbackInfo& info) {
@@ -215,12 +222,7 @@ Napi::Value GradientNorm(const Napi::CallbackInfo& info) {
     const Napi::Array a = info[0].As<Napi::Array>();
     std::vector<at::Tensor> params;
     for (uint32_t i = 0; i < a.Length(); ++i) {
-      const Napi::Value v = a.Get(i);
-      if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-        throw ArgError("grads[" + std::to_string(i) + "]: expected a Float32Array", false);
-      const Napi::Float32Array f = v.As<Napi::Float32Array>();
-      const at::Tensor g =
-          at::from_blob(const_cast<float*>(f.Data()), {static_cast<int64_t>(f.ElementLength())}, at::kFloat).clone();
+      const at::Tensor g = float_tensor(a.Get(i), "grads[" + std::to_string(i) + "]");
       at::Tensor p = at::zeros_like(g);
       p.mutable_grad() = g;
       params.push_back(p);
@@ -244,12 +246,7 @@ Napi::Value AdamwSteps(const Napi::CallbackInfo& info) {
       return v.As<Napi::Array>();
     };
     auto floats = [](const Napi::Value& v, const std::vector<int64_t>& shape, const std::string& what) {
-      if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-        throw ArgError(what + ": expected a Float32Array", false);
-      const Napi::Float32Array f = v.As<Napi::Float32Array>();
-      const at::Tensor t =
-          at::from_blob(const_cast<float*>(f.Data()), {static_cast<int64_t>(f.ElementLength())}, at::kFloat);
-      return t.reshape(shape).clone();
+      return float_tensor(v, what).reshape(shape);
     };
     auto numbers = [&](const std::string& key) {
       std::vector<double> out;
@@ -293,12 +290,7 @@ Napi::Value AdamwSteps(const Napi::CallbackInfo& info) {
     }
     auto out_arrays = [&](const std::vector<at::Tensor>& ts) {
       Napi::Array a = Napi::Array::New(info.Env(), ts.size());
-      for (size_t i = 0; i < ts.size(); ++i) {
-        const at::Tensor t = ts[i].contiguous().reshape({-1});
-        Napi::Float32Array f = Napi::Float32Array::New(info.Env(), static_cast<size_t>(t.numel()));
-        std::memcpy(f.Data(), t.data_ptr<float>(), sizeof(float) * static_cast<size_t>(t.numel()));
-        a.Set(static_cast<uint32_t>(i), f);
-      }
+      for (size_t i = 0; i < ts.size(); ++i) a.Set(static_cast<uint32_t>(i), float32_array(info.Env(), ts[i]));
       return a;
     };
     auto out_numbers = [&](const std::vector<double>& v) {

@@ -72,87 +72,89 @@ void AdamW::step(double lr, int64_t step, const at::Tensor& clip) {
   at::NoGradGuard no_grad;
   const double t = static_cast<double>(step + 1);
   const double bc1 = 1.0 - std::pow(c_.beta1, t), bc2 = 1.0 - std::pow(c_.beta2, t);
-  auto sq = [](const at::Tensor& x) { return at::linalg_vector_norm(x, 2, c10::nullopt, false, at::kDouble).square(); };
-  at::Tensor update_sq, weight_sq;
-  auto add_norms = [&](const at::Tensor& u, const at::Tensor& w) {
-    update_sq = update_sq.defined() ? update_sq + u : u;
-    weight_sq = weight_sq.defined() ? weight_sq + w : w;
-  };
-  if (fused()) {
-    // The fused kernel divides each gradient by its grad_scale: the clip factor's reciprocal.
-    const at::Tensor scale = clip.defined() ? clip.reciprocal().to(at::kFloat) : at::Tensor();
-    step_count_.fill_(t);
-    // Groups of parameters that fit one buffer (2^24 weights, or the largest parameter): each group's weights are
-    // copied into it, updated by one fused call, and the copy turned into the update they received. The update
-    // ratio thus costs a copy, a subtraction and two norms, at the memory of one buffer; rebuilding it from the
-    // moments after the update took about 19 passes over the weights (a third of a GPT-2 small step on two CPU
-    // cores).
-    if (!before_.defined() && !params.empty()) {
-      int64_t largest = int64_t{1} << 24;
-      for (const at::Tensor& p : params) largest = std::max(largest, p.numel());
-      before_ = at::empty({largest}, params.front().options());
-    }
-    const int64_t capacity = before_.numel();
-    for (const bool decay : {true, false}) {
-      std::vector<size_t> group;
-      int64_t elements = 0;
-      auto flush = [&] {
-        if (group.empty()) return;
-        std::vector<at::Tensor> ps, gs, ms, vs, before;
-        int64_t offset = 0;
-        for (const size_t i : group) {
-          ps.push_back(params[i]);
-          gs.push_back(params[i].grad());
-          ms.push_back(exp_avg[i]);
-          vs.push_back(exp_avg_sq[i]);
-          const at::Tensor& p = params[i];
-          if (p.scalar_type() != before_.scalar_type()) {
-            before.push_back(p.clone());  // a parameter of another dtype than the first: its own copy
-            continue;
-          }
-          before.push_back(before_.narrow(0, offset, p.numel()).view_as(p).copy_(p));
-          offset += p.numel();
-        }
-        platform::fused_adamw(ps, gs, ms, vs, step_count_, lr, c_.beta1, c_.beta2, decay ? c_.weight_decay : 0.0,
-                              c_.eps, scale);
-        for (size_t j = 0; j < ps.size(); ++j) {
-          const at::Tensor w = sq(before[j]);
-          add_norms(sq(before[j].sub_(ps[j])), w);
-        }
-        group.clear();
-        elements = 0;
-      };
-      for (size_t i = 0; i < params.size(); ++i) {
-        if (decay_[i] != decay || !params[i].grad().defined()) continue;
-        if (!group.empty() && elements + params[i].numel() > capacity) flush();
-        group.push_back(i);
-        elements += params[i].numel();
+  // The fused kernel divides each gradient by its grad_scale: the clip factor's reciprocal. Tensor by tensor on
+  // the CPU, where reading the clip factor costs no wait, gradients are scaled only when it is below 1.
+  const at::Tensor scale = fused() && clip.defined() ? clip.reciprocal().to(at::kFloat) : at::Tensor();
+  const bool host_clip = !fused() && clip.defined() && clip.device().is_cpu();
+  const double coef = host_clip ? clip.item<double>() : 1.0;
+  if (fused()) step_count_.fill_(t);
+  // Updates the parameters `group` (all of one decay setting): one fused call, or tensor by tensor.
+  auto update = [&](const std::vector<size_t>& group, bool decay) {
+    if (fused()) {
+      std::vector<at::Tensor> ps, gs, ms, vs;
+      for (const size_t i : group) {
+        ps.push_back(params[i]);
+        gs.push_back(params[i].grad());
+        ms.push_back(exp_avg[i]);
+        vs.push_back(exp_avg_sq[i]);
       }
-      flush();
+      platform::fused_adamw(ps, gs, ms, vs, step_count_, lr, c_.beta1, c_.beta2, decay ? c_.weight_decay : 0.0, c_.eps,
+                            scale);
+      return;
     }
-  } else {
-    // Tensor by tensor; on the CPU, where reading the clip factor costs no wait, gradients are scaled only when
-    // it is below 1.
-    const bool host_clip = clip.defined() && clip.device().is_cpu();
-    const double coef = host_clip ? clip.item<double>() : 1.0;
-    for (size_t i = 0; i < params.size(); ++i) {
+    for (const size_t i : group) {
       at::Tensor p = params[i];
       at::Tensor g = p.grad();
-      if (!g.defined()) continue;
       if (host_clip) {
         if (coef < 1.0) g.mul_(coef);
       } else if (clip.defined()) {
         g.mul_(clip);
       }
-      // One parameter's copy at a time: the update actually applied.
-      const at::Tensor before = p.clone();
       exp_avg[i].mul_(c_.beta1).add_(g, 1.0 - c_.beta1);
       exp_avg_sq[i].mul_(c_.beta2).addcmul_(g, g, 1.0 - c_.beta2);
-      if (decay_[i] && c_.weight_decay > 0) p.mul_(1.0 - lr * c_.weight_decay);
+      if (decay && c_.weight_decay > 0) p.mul_(1.0 - lr * c_.weight_decay);
       const at::Tensor denom = (exp_avg_sq[i].sqrt() / std::sqrt(bc2)).add_(c_.eps);
       p.addcdiv_(exp_avg[i], denom, -lr / bc1);
-      add_norms(sq(p - before), sq(before));
     }
+  };
+
+  // The update-to-weight ratio, from the update actually applied: parameters in groups that fit one buffer (2^24
+  // weights or fewer, at least the largest parameter) are copied into it, updated, and the copy turned into the
+  // update they received: a copy, a subtraction and two norms, with no allocation per step. (Rebuilding it from
+  // the moments after the update took about 19 passes over the weights, a third of a GPT-2 small step on two
+  // CPU cores.)
+  if (!before_.defined() && !params.empty()) {
+    int64_t largest = 0, total = 0;
+    for (const at::Tensor& p : params) {
+      largest = std::max(largest, p.numel());
+      total += p.numel();
+    }
+    before_ = at::empty({std::max(largest, std::min(total, int64_t{1} << 24))}, params.front().options());
+  }
+  auto sq = [](const at::Tensor& x) { return at::linalg_vector_norm(x, 2, c10::nullopt, false, at::kDouble).square(); };
+  at::Tensor update_sq, weight_sq;
+  for (const bool decay : {true, false}) {
+    std::vector<size_t> group;
+    int64_t elements = 0;
+    auto flush = [&] {
+      if (group.empty()) return;
+      std::vector<at::Tensor> before;
+      int64_t offset = 0;
+      for (const size_t i : group) {
+        const at::Tensor& p = params[i];
+        if (p.scalar_type() != before_.scalar_type()) {
+          before.push_back(p.clone());  // a parameter of another dtype than the first: its own copy
+          continue;
+        }
+        before.push_back(before_.narrow(0, offset, p.numel()).view_as(p).copy_(p));
+        offset += p.numel();
+      }
+      update(group, decay);
+      for (size_t j = 0; j < group.size(); ++j) {
+        const at::Tensor w = sq(before[j]), u = sq(before[j].sub_(params[group[j]]));
+        update_sq = update_sq.defined() ? update_sq + u : u;
+        weight_sq = weight_sq.defined() ? weight_sq + w : w;
+      }
+      group.clear();
+      elements = 0;
+    };
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (decay_[i] != decay || !params[i].grad().defined()) continue;
+      if (!group.empty() && elements + params[i].numel() > before_.numel()) flush();
+      group.push_back(i);
+      elements += params[i].numel();
+    }
+    flush();
   }
   if (update_sq.defined())
     update_norms_ = at::stack({update_sq, weight_sq});

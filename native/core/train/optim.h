@@ -34,7 +34,7 @@ at::Tensor clip_coefficient(const at::Tensor& norm, const OptimConfig& c);
 
 // AdamW (Loshchilov & Hutter) as torch.optim.AdamW computes it: decoupled decay p ← p(1 − lr·wd) on matrices
 // and embeddings (not biases or LayerNorms), bias-corrected moments. Where libtorch has it (platform.h's
-// kFusedAdamW: 2.4 and later) one fused kernel per decay group updates every parameter in one pass; on 1.13
+// kFusedAdamW: 2.4 and later) one fused kernel call per group of parameters updates them in one pass; on 1.13
 // the same arithmetic runs tensor by tensor. Its state (two tensors per parameter, keyed by the parameter's
 // name) is plain to checkpoint.
 class AdamW {
@@ -62,7 +62,7 @@ class AdamW {
   std::vector<bool> decay_;
   at::Tensor step_count_;    // the fused kernel's 1-based step, float32 on the parameters' device
   at::Tensor update_norms_;  // float64 [2] of the last step
-  at::Tensor before_;        // the fused path's copy of one group of weights (kept: no allocation per step)
+  at::Tensor before_;        // a copy of one group of weights before their update (kept: no allocation per step)
 };
 
 }  // namespace dpsm::core
