@@ -234,8 +234,8 @@ Napi::Value GradientNorm(const Napi::CallbackInfo& info) {
   });
 }
 
-// adamwSteps({ shapes, params, grads, lrs, weightDecay, betas, eps, gradClip }) -> { params, expAvg, expAvgSq,
-// gradNorms, updateRatios, fused }: the trainer's AdamW (train/optim.cpp, with its clipping) from `params`
+// adamwSteps({ shapes, params, grads, lrs, weightDecay, betas, eps, gradClip, groupElements? }) -> { params, expAvg,
+// expAvgSq, gradNorms, updateRatios, fused }: the trainer's AdamW (train/optim.cpp, with its clipping) from `params`
 // (Float32Array per parameter, of `shapes`) over len(lrs) steps, step s with gradients grads[s] and lr lrs[s].
 Napi::Value AdamwSteps(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
@@ -275,7 +275,9 @@ Napi::Value AdamwSteps(const Napi::CallbackInfo& info) {
     c.beta2 = betas.at(1);
     c.eps = o.Get("eps").As<Napi::Number>().DoubleValue();
     c.grad_clip = o.Get("gradClip").As<Napi::Number>().DoubleValue();
-    core::AdamW optim(names, params, c);
+    const Napi::Value group = o.Get("groupElements");
+    core::AdamW optim = group.IsUndefined() ? core::AdamW(names, params, c)
+                                            : core::AdamW(names, params, c, group.As<Napi::Number>().Int64Value());
     std::vector<double> norms, ratios;
     for (uint32_t s = 0; s < lrs.size(); ++s) {
       const Napi::Array g = array(grads.Get(s), "grads[" + std::to_string(s) + "]");

@@ -108,6 +108,8 @@ export interface AdamwStepsOptions {
   betas: [number, number];
   eps: number;
   gradClip: number;
+  /** AdamW's group size for the update ratio's copy (default 2^24: these shapes then form one group) */
+  groupElements?: number;
 }
 export interface AdamwStepsResult {
   params: Float32Array[];

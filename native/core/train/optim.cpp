@@ -56,8 +56,8 @@ at::Tensor clip_coefficient(const at::Tensor& norm, const OptimConfig& c) {
   return (c.grad_clip / (norm + 1e-6)).clamp_max(1.0);
 }
 
-AdamW::AdamW(std::vector<std::string> n, std::vector<at::Tensor> p, const OptimConfig& c)
-    : names(std::move(n)), params(std::move(p)), c_(c) {
+AdamW::AdamW(std::vector<std::string> n, std::vector<at::Tensor> p, const OptimConfig& c, int64_t group_elements)
+    : names(std::move(n)), params(std::move(p)), c_(c), group_elements_(group_elements) {
   for (const at::Tensor& t : params) {
     exp_avg.push_back(at::zeros_like(t));
     exp_avg_sq.push_back(at::zeros_like(t));
@@ -108,18 +108,18 @@ void AdamW::step(double lr, int64_t step, const at::Tensor& clip) {
     }
   };
 
-  // The update-to-weight ratio, from the update actually applied: parameters in groups that fit one buffer (2^24
-  // weights or fewer, at least the largest parameter) are copied into it, updated, and the copy turned into the
-  // update they received: a copy, a subtraction and two norms, with no allocation per step. (Rebuilding it from
-  // the moments after the update took about 19 passes over the weights, a third of a GPT-2 small step on two
-  // CPU cores.)
+  // The update-to-weight ratio, from the update actually applied: parameters in groups that fit one buffer
+  // (group_elements_ weights or fewer, at least the largest parameter) are copied into it, updated, and the copy turned
+  // into the update they received: a copy, a subtraction and two norms, with no allocation per step. (Rebuilding it
+  // from the moments after the update took about 19 passes over the weights, a third of a GPT-2 small step on two CPU
+  // cores.)
   if (!before_.defined() && !params.empty()) {
     int64_t largest = 0, total = 0;
     for (const at::Tensor& p : params) {
       largest = std::max(largest, p.numel());
       total += p.numel();
     }
-    before_ = at::empty({std::max(largest, std::min(total, int64_t{1} << 24))}, params.front().options());
+    before_ = at::empty({std::max(largest, std::min(total, group_elements_))}, params.front().options());
   }
   auto sq = [](const at::Tensor& x) { return at::linalg_vector_norm(x, 2, c10::nullopt, false, at::kDouble).square(); };
   at::Tensor update_sq, weight_sq;

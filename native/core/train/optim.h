@@ -39,7 +39,10 @@ at::Tensor clip_coefficient(const at::Tensor& norm, const OptimConfig& c);
 // name) is plain to checkpoint.
 class AdamW {
  public:
-  AdamW(std::vector<std::string> names, std::vector<at::Tensor> params, const OptimConfig& c);
+  // `group_elements`: the most weights copied at once for the update ratio (more where one parameter is larger;
+  // tests make it small to split a few tensors into several groups).
+  AdamW(std::vector<std::string> names, std::vector<at::Tensor> params, const OptimConfig& c,
+        int64_t group_elements = int64_t{1} << 24);
   // One update at learning rate `lr`; `step` counts updates done before this one. Each gradient is first
   // multiplied by `clip` when it is defined (clip_coefficient's). Queues work and returns: nothing is read back.
   void step(double lr, int64_t step, const at::Tensor& clip = at::Tensor());
@@ -62,7 +65,8 @@ class AdamW {
   std::vector<bool> decay_;
   at::Tensor step_count_;    // the fused kernel's 1-based step, float32 on the parameters' device
   at::Tensor update_norms_;  // float64 [2] of the last step
-  at::Tensor before_;        // a copy of one group of weights before their update (kept: no allocation per step)
+  int64_t group_elements_;
+  at::Tensor before_;  // a copy of one group of weights before their update (kept: no allocation per step)
 };
 
 }  // namespace dpsm::core

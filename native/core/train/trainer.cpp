@@ -317,7 +317,7 @@ void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const 
       reason = "aborted";
       break;
     }
-    auto started = std::make_shared<platform::DeviceMark>(device_);
+    const platform::DeviceMark started(device_);
     const int64_t step = state_.step;
     const double lr = lr_at(cfg_.optim, step);
     const bool noisy = noise_.step_is_noisy(step);
@@ -366,8 +366,8 @@ void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const 
     p.tokens = tokens;
     p.abort_asked = abort.load();
     p.numbers = platform::LaggedRead(step_numbers(loss_sum, component_sum, grad_norm));
-    p.started = std::move(started);
-    p.ended = std::make_shared<platform::DeviceMark>(device_);
+    p.started = started;
+    p.ended.emplace(device_);
     finish_pending();  // the step before this one
     pending = std::move(p);
 

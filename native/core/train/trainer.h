@@ -7,6 +7,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "../config.h"
@@ -111,7 +112,7 @@ class Trainer {
     int64_t tokens = 0;     // this rank's targets
     bool abort_asked = false;
     platform::LaggedRead numbers;  // step_numbers
-    std::shared_ptr<platform::DeviceMark> started, ended;
+    std::optional<platform::DeviceMark> started, ended;
   };
 
   std::shared_ptr<LanguageModel> model_;
