@@ -5,6 +5,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
+import v8 from "node:v8";
+import { runInNewContext } from "node:vm";
 
 import test from "ava";
 
@@ -131,31 +133,50 @@ test.serial("1,000 models created and dropped: the resident set stays flat when 
   measure(t, "yielding every 10 models", bytes, before, t0);
 });
 
-// Without dispose() the weights of a dropped model go once a collection has taken its object (which V8 times by
-// the external memory it is told of), so the resident set saws between collections: the test asks that it stop
-// growing — the highest point of the second 500 models no higher than that of the first 500 (before the fix:
-// +900 MB) — and that the highest point stay below half of all the weights made.
-test.serial("1,000 models dropped in a loop that never yields: the resident set stops growing", (t) => {
-  const bytes = GPT2Model.create(SMALL).native.externalBytes;
-  const before = process.memoryUsage().rss;
-  const t0 = performance.now();
-  let first = 0;
-  let second = 0;
-  for (let i = 0; i < 1000; i++) {
-    GPT2Model.create({ ...SMALL, seed: i });
-    if (i % 10 !== 9) continue;
-    const growth = (process.memoryUsage().rss - before) / MB;
-    if (i < 500) first = Math.max(first, growth);
-    else second = Math.max(second, growth);
-  }
-  t.log(
-    `synchronous, dropped without dispose(): highest RSS growth ${first.toFixed(0)} MB over models 1–500, ` +
-      `${second.toFixed(0)} MB over 501–1,000 (${((1000 * bytes) / MB).toFixed(0)} MB of weights made), ` +
-      `${(performance.now() - t0).toFixed(0)} ms`,
-  );
-  t.true(second - first < 150, `the second 500 models grew the resident set by ${(second - first).toFixed(0)} MB more`);
-  t.true(Math.max(first, second) < (500 * bytes) / MB, `highest growth ${Math.max(first, second).toFixed(0)} MB`);
-});
+// Without dispose() the weights of a dropped model go once a collection has taken its object. When that happens
+// is V8's choice: the external memory it is told of makes it schedule one, not run one at once. The highest point
+// of the resident set over the loop is therefore logged, not asserted: on 2 cores it was 37–516 MB in 7 of 8 runs,
+// 1,063 MB in one, 318 MB in a CI run whose old assertion (the second 500 no higher than the first) it failed.
+// What the addon owes is that nothing collected stays held: still without yielding, a full collection and then
+// one new model must hand back all 1,000 models' weights (the new model releases every collected one;
+// malloc_trim returns the pages). With that release switched off: +1,728 MB.
+const gc = (() => {
+  v8.setFlagsFromString("--expose-gc");
+  return runInNewContext("gc") as () => void;
+})();
+
+test.serial(
+  "1,000 models dropped in a loop that never yields: a full collection, then one new model, frees them all",
+  (t) => {
+    const bytes = GPT2Model.create(SMALL).native.externalBytes;
+    const before = process.memoryUsage().rss;
+    const t0 = performance.now();
+    let first = 0;
+    let second = 0;
+    for (let i = 0; i < 1000; i++) {
+      GPT2Model.create({ ...SMALL, seed: i });
+      if (i % 10 !== 9) continue;
+      const growth = (process.memoryUsage().rss - before) / MB;
+      if (i < 500) first = Math.max(first, growth);
+      else second = Math.max(second, growth);
+    }
+    const made = (1000 * bytes) / MB;
+    gc();
+    const last = GPT2Model.create({ ...SMALL, seed: 1000 });
+    const after = (process.memoryUsage().rss - before) / MB;
+    t.log(
+      `synchronous, dropped without dispose(): highest RSS growth ${first.toFixed(0)} MB over models 1–500, ` +
+        `${second.toFixed(0)} MB over 501–1,000 (${made.toFixed(0)} MB of weights made), ` +
+        `${(performance.now() - t0).toFixed(0)} ms; after a full collection and one more model: ` +
+        `${after >= 0 ? "+" : ""}${after.toFixed(0)} MB`,
+    );
+    t.true(
+      after < 150,
+      `after a full collection and one new model the resident set is still ${after.toFixed(0)} MB up`,
+    );
+    t.false(last.disposed);
+  },
+);
 
 test.serial("1,000 models in a loop that never yields: dispose() keeps the resident set flat", (t) => {
   const bytes = GPT2Model.create(SMALL).native.externalBytes;
