@@ -1,6 +1,7 @@
 // The fused DPSM kernel on the CPU: per row, a pass for the max, a pass for the sums (dpsm_math.h's row
 // state) and, with a gradient, a pass that writes it; the row stays in L2 between them, so memory sees one read
-// (and one write). No N×V temporaries. The caller splits rows across threads.
+// (and one write). The sums pass, bound by its exps, also prefetches the next row, so memory and arithmetic
+// overlap instead of taking turns. No N×V temporaries. The caller splits rows across threads.
 //
 // This file is compiled once per vector ISA (CMakeLists.txt: DPSM_CPU_VARIANT = baseline, avx2, avx512,
 // each with its own -m flags); GCC vector extensions give the same source for every width. The baseline
@@ -148,9 +149,11 @@ float row_max(const T* z, int64_t begin, int64_t end) {
 // in float before adding into double: a lane of a 4-wide baseline build would otherwise add ~12,000 terms of a
 // 50,257-wide row in float, and its rounding error reaches 1e-5. With E (fp32 rows) stores each e^{z_k − m} at e[k] for
 // the gradient pass, which then needs no second exp. e may be z itself (an in-place gradient): each element is read
-// before it is written.
+// before it is written. With `next` (the thread's next row) each block also prefetches the same offsets of that
+// row: without it the max pass waited on memory while the exps waited on nothing (bench:fused-loss, 2 cores, fp32
+// 2,048 × 50,257 in place: 32 ms → 22 ms; still a gain at 1 MB rows, V = 262,144, whose pair overfills a 1 MB L2).
 template <typename T, bool E>
-void exp_sums(const T* z, float* e, int64_t begin, int64_t end, float m, double& s1, double& s2) {
+void exp_sums(const T* z, float* e, const T* next, int64_t begin, int64_t end, float m, double& s1, double& s2) {
   const vf vm = splat(m);
   int64_t i = begin;
   vd o1 = vd{}, o2 = vd{};
@@ -158,6 +161,7 @@ void exp_sums(const T* z, float* e, int64_t begin, int64_t end, float m, double&
     vf a1 = vf{}, a2 = vf{};
     for (int b = 0; b < kFlush && i + kBlock * W <= end; ++b, i += kBlock * W) {
       for (int j = 0; j < kBlock; ++j) {
+        if (next) __builtin_prefetch(next + i + j * W, 0, 3);
         const vf x = vexp(load(z + i + j * W) - vm);
         if constexpr (E) store(e + i + j * W, x);
         a1 += x;
@@ -234,12 +238,13 @@ void fused_rows_t(const FusedArgs& a, int64_t row_begin, int64_t row_end) {
     double s1 = 0.0, s2 = 0.0;
     constexpr bool kFloat = std::is_same_v<T, float>;
     float* e = kFloat && g ? reinterpret_cast<float*>(g) : nullptr;
+    const T* next = row + 1 < row_end ? z + a.row_stride : nullptr;
     if (e) {
-      exp_sums<T, true>(z, e, 0, y, m, s1, s2);
-      exp_sums<T, true>(z, e, y + 1, a.vocab, m, s1, s2);
+      exp_sums<T, true>(z, e, next, 0, y, m, s1, s2);
+      exp_sums<T, true>(z, e, next, y + 1, a.vocab, m, s1, s2);
     } else {
-      exp_sums<T, false>(z, e, 0, y, m, s1, s2);
-      exp_sums<T, false>(z, e, y + 1, a.vocab, m, s1, s2);
+      exp_sums<T, false>(z, e, next, 0, y, m, s1, s2);
+      exp_sums<T, false>(z, e, next, y + 1, a.vocab, m, s1, s2);
     }
     const RowResult r =
         finalize_row(RowState{m, static_cast<float>(s1), static_cast<float>(s2)}, zy, a.spec.kind, alpha);
