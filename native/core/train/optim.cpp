@@ -7,6 +7,32 @@
 #include <cmath>
 
 namespace dpsm::core {
+namespace {
+
+// ‖x‖², summed in double. ATen's norm with dtype double first makes a double copy of the whole tensor (about 40 ms
+// for 2^24 floats on 2 CPU cores, against ~1 ms for this, on libtorch 1.13 and 2.x alike; three such norms of every
+// weight made up ~0.6 s of a 2.4 s GPT-2 small step), and a float norm of a whole 2^24-element tensor is off by
+// ~1e-3 relative. Norms of 4,096-element rows in float, squared and summed in double, are within ~1e-8 of the
+// float64 norm.
+at::Tensor squared_norm(const at::Tensor& x) {
+  if (x.scalar_type() == at::kDouble) return at::linalg_vector_norm(x, 2, c10::nullopt, false, at::kDouble).square();
+  constexpr int64_t kRow = 4096;
+  const at::Tensor flat = x.reshape({-1});
+  const int64_t n = flat.numel(), whole = n / kRow * kRow;
+  at::Tensor total;
+  if (whole > 0) {
+    const at::Tensor rows = flat.narrow(0, 0, whole).view({whole / kRow, kRow});
+    total = at::linalg_vector_norm(rows, 2, at::IntArrayRef{1}, false, at::kFloat).to(at::kDouble).square().sum();
+  }
+  if (whole < n) {
+    const at::Tensor tail =
+        at::linalg_vector_norm(flat.narrow(0, whole, n - whole), 2, c10::nullopt, false, at::kDouble).square();
+    total = total.defined() ? total + tail : tail;
+  }
+  return total.defined() ? total : at::zeros({}, x.options().dtype(at::kDouble));
+}
+
+}  // namespace
 
 OptimConfig optim_config_from_json(const Json& j) {
   OptimConfig c;
@@ -41,7 +67,7 @@ at::Tensor gradient_norm(const std::vector<at::Tensor>& params) {
   for (const at::Tensor& p : params) {
     const at::Tensor& g = p.grad();
     if (!g.defined()) continue;
-    const at::Tensor sq = at::linalg_vector_norm(g, 2, c10::nullopt, false, at::kDouble).square();
+    const at::Tensor sq = squared_norm(g);
     total = total.defined() ? total + sq.to(total.device()) : sq;
   }
   if (!total.defined())
@@ -121,7 +147,6 @@ void AdamW::step(double lr, int64_t step, const at::Tensor& clip) {
     }
     before_ = at::empty({std::max(largest, std::min(total, group_elements_))}, params.front().options());
   }
-  auto sq = [](const at::Tensor& x) { return at::linalg_vector_norm(x, 2, c10::nullopt, false, at::kDouble).square(); };
   at::Tensor update_sq, weight_sq;
   for (const bool decay : {true, false}) {
     std::vector<size_t> group;
@@ -141,7 +166,7 @@ void AdamW::step(double lr, int64_t step, const at::Tensor& clip) {
       }
       update(group, decay);
       for (size_t j = 0; j < group.size(); ++j) {
-        const at::Tensor w = sq(before[j]), u = sq(before[j].sub_(params[group[j]]));
+        const at::Tensor w = squared_norm(before[j]), u = squared_norm(before[j].sub_(params[group[j]]));
         update_sq = update_sq.defined() ? update_sq + u : u;
         weight_sq = weight_sq.defined() ? weight_sq + w : w;
       }
