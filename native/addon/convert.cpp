@@ -120,13 +120,12 @@ namespace {
 std::pair<at::Tensor, at::Tensor> rows_from_js(const Napi::Object& o, const std::string& name, const char* ids_key,
                                                const char* lengths_key, const char* width_key, int64_t vocab) {
   const Napi::Value tv = o.Get(ids_key), lv = o.Get(lengths_key), wv = o.Get(width_key);
-  if (!tv.IsTypedArray() || tv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-    throw ArgError(name + "." + ids_key + ": expected an Int32Array", false);
-  if (!lv.IsTypedArray() || lv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-    throw ArgError(name + "." + lengths_key + ": expected an Int32Array", false);
+  Napi::Int32Array tokens =
+      typed_array_value<Napi::Int32Array>(tv, name + "." + ids_key, napi_int32_array, "an Int32Array");
+  Napi::Int32Array lengths =
+      typed_array_value<Napi::Int32Array>(lv, name + "." + lengths_key, napi_int32_array, "an Int32Array");
   if (!wv.IsNumber()) throw ArgError(name + "." + width_key + ": expected a number", false);
   const int64_t W = wv.As<Napi::Number>().Int64Value();
-  Napi::Int32Array tokens = tv.As<Napi::Int32Array>(), lengths = lv.As<Napi::Int32Array>();
   const int64_t N = static_cast<int64_t>(lengths.ElementLength());
   if (W < 1 || static_cast<int64_t>(tokens.ElementLength()) != N * W)
     throw ArgError(name + "." + ids_key + ": expected " + lengths_key + ".length × " + width_key + " = " +

@@ -49,12 +49,20 @@ inline core::Json json_arg(const Napi::CallbackInfo& info, size_t i, const char*
   return core::parse_json_object(info[i].As<Napi::String>().Utf8Value(), name);
 }
 
+// `v` as a typed array of `type`; an Error naming `name` and what was `expected` otherwise.
+template <typename Array>
+Array typed_array_value(const Napi::Value& v, const std::string& name, napi_typedarray_type type,
+                        const char* expected) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
+    throw ArgError(name + ": expected " + expected, false);
+  return v.As<Array>();
+}
+
+// Argument i as a typed array (a missing argument reads as undefined, which is refused).
 template <typename Array>
 Array typed_array_arg(const Napi::CallbackInfo& info, size_t i, const char* name, napi_typedarray_type type,
                       const char* expected) {
-  if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != type)
-    throw ArgError(std::string(name) + ": expected " + expected, false);
-  return info[i].As<Array>();
+  return typed_array_value<Array>(info[i], name, type, expected);
 }
 
 // Runs `work` on libuv's pool and settles a Promise: `done` turns the work's result into a JS value.

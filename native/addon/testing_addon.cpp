@@ -208,9 +208,7 @@ Napi::Value SummarySwapSources(const Napi::CallbackInfo& info) {
 
 // A copy of the Float32Array `v` as a 1-D float tensor; `what` names it in the error.
 at::Tensor float_tensor(const Napi::Value& v, const std::string& what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw ArgError(what + ": expected a Float32Array", false);
-  const Napi::Float32Array f = v.As<Napi::Float32Array>();
+  const auto f = typed_array_value<Napi::Float32Array>(v, what, napi_float32_array, "a Float32Array");
   return at::from_blob(const_cast<float*>(f.Data()), {static_cast<int64_t>(f.ElementLength())}, at::kFloat).clone();
 }
 
