@@ -16,10 +16,11 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 
+import { probes } from "../dev/testing-addon.ts";
 import { buildInfo } from "../lib/native.ts";
 import { writeJsonAtomic } from "../lib/io/atomic.ts";
-import { probes } from "../test/helpers/testing-addon.ts";
-import { fmt, formatTable, median } from "../lib/report/table.ts";
+import { median } from "../lib/metrics/stats.ts";
+import { fmt, formatTable } from "../lib/report/table.ts";
 
 const { values: args } = parseArgs({
   options: {

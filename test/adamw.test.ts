@@ -4,9 +4,9 @@
 // are held to the same reference.
 import test from "ava";
 
+import { normal, randInt, rng } from "../dev/random.ts";
+import { probes, type AdamwStepsOptions } from "../dev/testing-addon.ts";
 import { buildInfo } from "../lib/native.ts";
-import { normal, randInt, rng } from "./helpers/random.ts";
-import { probes, type AdamwStepsOptions } from "./helpers/testing-addon.ts";
 
 interface Reference {
   params: Float64Array[];

@@ -7,9 +7,9 @@ import path from "node:path";
 
 import test from "ava";
 
+import { probes } from "../dev/testing-addon.ts";
 import { native, packageRoot } from "../lib/native.ts";
 import { run } from "./helpers/run.ts";
-import { probes } from "./helpers/testing-addon.ts";
 import { tmpDir } from "./helpers/tmp.ts";
 
 // nvcc from the machine, or NVIDIA's compiler wheels installed by native/setup-nvcc.sh: the test never

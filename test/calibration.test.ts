@@ -2,9 +2,9 @@
 // BPE ids against known GPT-2 tokenizations.
 import test from "ava";
 
+import { rng } from "../dev/random.ts";
 import { encodeGpt2, GPT2_EOS } from "../lib/data/tokenizer.ts";
 import { expectedCalibrationError, poolReliabilityBins, reliabilityBins } from "../lib/metrics/calibration.ts";
-import { rng } from "./helpers/random.ts";
 
 function eceByDefinition(conf: number[], hit: number[], bins: number): number {
   let e = 0;

@@ -10,10 +10,10 @@ import path from "node:path";
 
 import test, { type ExecutionContext } from "ava";
 
+import { probes } from "../dev/testing-addon.ts";
 import { Trainer, type FitResult, type TrainerOptions, type WarningEvent } from "../lib/index.ts";
 import { packageRoot } from "../lib/native.ts";
 import { readRunLog } from "../lib/runlog.ts";
-import { probes } from "./helpers/testing-addon.ts";
 import { sharedTmpDir, tmpDir } from "./helpers/tmp.ts";
 
 const MODEL = { vocabSize: 50257, nPositions: 64, nEmbd: 32, nLayer: 2, nHead: 2 } as const;

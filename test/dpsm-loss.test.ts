@@ -5,10 +5,10 @@ import vm from "node:vm";
 
 import test from "ava";
 
+import { probes } from "../dev/testing-addon.ts";
+import { randInt, randomLogits, randomTargets, rng } from "../dev/random.ts";
 import { DPSMLoss } from "../lib/index.ts";
 import { native } from "../lib/native.ts";
-import { probes } from "./helpers/testing-addon.ts";
-import { randInt, randomLogits, randomTargets, rng } from "./helpers/random.ts";
 import { reference, type RefKind, relErr, softmax } from "./helpers/reference.ts";
 
 const linear = (s: number, w: number) => Math.min(1, s / w);

@@ -4,11 +4,11 @@
 // unfused one on real WikiText-2.
 import test, { type ExecutionContext } from "ava";
 
+import { probes, type LinearProbeOptions } from "../dev/testing-addon.ts";
 import { Evaluator, GPT2Model, prepareLanguageModelData, Trainer, type TrainerOptions } from "../lib/index.ts";
 import { Seq2SeqModel } from "../lib/models/bart.ts";
 import { readTensor } from "./helpers/safetensors.ts";
 import { BART_FIXTURE, dialogsumBytes } from "./helpers/seq2seq-data.ts";
-import { probes, type LinearProbeOptions } from "./helpers/testing-addon.ts";
 import { tmpDir } from "./helpers/tmp.ts";
 
 type Case = LinearProbeOptions & { step?: number; temperatures?: number[] };

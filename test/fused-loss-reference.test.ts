@@ -4,9 +4,9 @@
 // kernel's gradient, the autograd op's gradient under a random incoming gradient, and the statistics.
 import test, { type ExecutionContext } from "ava";
 
-import { type Case, describeCase as describe, referenceFailures, SHAPES, SPECS } from "./helpers/fused-loss-cases.ts";
-import { probes, type ReferenceCheck } from "./helpers/testing-addon.ts";
-import { randInt, rng } from "./helpers/random.ts";
+import { type Case, describeCase as describe, referenceFailures, SHAPES, SPECS } from "../dev/fused-loss-cases.ts";
+import { probes, type ReferenceCheck } from "../dev/testing-addon.ts";
+import { randInt, rng } from "../dev/random.ts";
 
 async function expectClose(t: ExecutionContext, c: Case, tol: number): Promise<ReferenceCheck> {
   const r = await probes.checkAgainstReference(c);

@@ -53,7 +53,7 @@ test("gpu:verify's package unpacks and runs its checks with no Node and no node_
       "--import",
       "tsx",
       "--import",
-      "./test/helpers/project-data.mjs",
+      "./dev/checkout-env.mjs",
       "bench/gpu-verify/pack.ts",
       "--out",
       packed,

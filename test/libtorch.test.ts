@@ -8,9 +8,9 @@ import path from "node:path";
 
 import test from "ava";
 
+import { probes } from "../dev/testing-addon.ts";
 import { buildInfo, packageRoot } from "../lib/native.ts";
 import { run } from "./helpers/run.ts";
-import { probes } from "./helpers/testing-addon.ts";
 import { tmpDir } from "./helpers/tmp.ts";
 
 test("buildInfo names the libtorch version and the library file this process loaded", (t) => {

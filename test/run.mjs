@@ -11,8 +11,8 @@ import { spawn, spawnSync } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-// ../shared/data beside the checkout, when there is one and DPSM_DATA_DIR is unset (inherited by ava).
-import "./helpers/project-data.mjs";
+// The checkout's data defaults (../shared/data when there is one and DPSM_DATA_DIR is unset; inherited by ava).
+import "../dev/checkout-env.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const ava = path.join(root, "node_modules", "ava", "entrypoints", "cli.mjs");

@@ -5,13 +5,13 @@ import path from "node:path";
 
 import test from "ava";
 
+import { probes } from "../dev/testing-addon.ts";
 import { summarySwapSources } from "../lib/data/summary-noise.ts";
 import { Evaluator } from "../lib/evaluator.ts";
 import { Seq2SeqModel } from "../lib/models/bart.ts";
 import { Trainer, type TrainerOptions } from "../lib/trainer.ts";
 import { killAfterCheckpoint } from "./helpers/kill-child.ts";
 import { BART_FIXTURE, dialogsumBytes } from "./helpers/seq2seq-data.ts";
-import { probes } from "./helpers/testing-addon.ts";
 import { tmpDir } from "./helpers/tmp.ts";
 
 const BART = BART_FIXTURE;

@@ -14,12 +14,6 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 
-import { GPT2Model } from "../../lib/model.ts";
-import type { PackedTokens } from "../../lib/data/pack.ts";
-import { buildInfo } from "../../lib/native.ts";
-import { fmt } from "../../lib/report/table.ts";
-import { Trainer, type FitResult, type TrainerOptions } from "../../lib/trainer.ts";
-import { writeFileAtomic } from "../../lib/io/atomic.ts";
 import {
   type Case,
   describeCase,
@@ -27,10 +21,16 @@ import {
   relativeErrors,
   SHAPES,
   SPECS,
-} from "../../test/helpers/fused-loss-cases.ts";
-import { probes } from "../../test/helpers/testing-addon.ts";
-import { killChildAfterCheckpoint } from "../../test/helpers/kill-child.ts";
-import { randInt, rng } from "../../test/helpers/random.ts";
+} from "../../dev/fused-loss-cases.ts";
+import { killChildAfterCheckpoint } from "../../dev/kill-child.ts";
+import { randInt, rng } from "../../dev/random.ts";
+import { probes } from "../../dev/testing-addon.ts";
+import { GPT2Model } from "../../lib/models/gpt2.ts";
+import type { PackedTokens } from "../../lib/data/pack.ts";
+import { buildInfo } from "../../lib/native.ts";
+import { fmt } from "../../lib/report/table.ts";
+import { Trainer, type FitResult, type TrainerOptions } from "../../lib/trainer.ts";
+import { writeFileAtomic } from "../../lib/io/atomic.ts";
 
 // ---- the training child: one process the parent kills with SIGKILL (started with --train-child FILE) ----------
 if (process.argv[2] === "--train-child") {

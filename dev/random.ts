@@ -1,4 +1,5 @@
-// Seeded random numbers for the tests' numeric inputs (mulberry32 + Box–Muller): the same cases every run.
+// Seeded random numbers for the numeric inputs of tests and benchmarks (mulberry32 + Box–Muller): the same cases
+// every run.
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {

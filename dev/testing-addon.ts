@@ -1,10 +1,11 @@
 // The testing addon (native/addon/testing_addon.cpp): the fused loss's float64 reference check, its timings
-// and the CPU kernel's ISA switch. Built beside the product addon by `npm run build`, never shipped.
+// and the CPU kernel's ISA switch, for test/ and bench/. Built beside the product addon by `npm run build`, never
+// shipped.
 import { createRequire } from "node:module";
 import path from "node:path";
 
-import { LossConfigSchema, parseOrThrow } from "../../lib/config.ts";
-import { packageRoot } from "../../lib/native.ts";
+import { LossConfigSchema, parseOrThrow } from "../lib/config.ts";
+import { packageRoot } from "../lib/native.ts";
 
 /** The loss of a probe (DPSMLoss's config fields, validated by its schema) and how its random targets are drawn. */
 interface ProbeLoss {
