@@ -25,7 +25,7 @@ import {
 import { killChildAfterCheckpoint } from "../../dev/kill-child.ts";
 import { randInt, rng } from "../../dev/random.ts";
 import { probes } from "../../dev/testing-addon.ts";
-import { GPT2Model } from "../../lib/models/gpt2.ts";
+import { GPT2Model } from "../../lib/model.ts";
 import type { PackedTokens } from "../../lib/data/pack.ts";
 import { buildInfo } from "../../lib/native.ts";
 import { fmt } from "../../lib/report/table.ts";
