@@ -12,7 +12,8 @@ import { parseArgs } from "node:util";
 import { buildInfo, GPT2Model, Trainer } from "../lib/index.ts";
 import { writeJsonAtomic } from "../lib/io/atomic.ts";
 import { packageRoot } from "../lib/native.ts";
-import { formatTable, median } from "../lib/report/table.ts";
+import { median } from "../lib/metrics/stats.ts";
+import { formatTable } from "../lib/report/table.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -56,7 +57,7 @@ interface Record {
 if (args.child) {
   const worldSize = Number(process.env.WORLD_SIZE ?? 1);
   const trainer = new Trainer({
-    model: { size: args.size as "tiny", seed: 0, dropout: 0 },
+    model: { size: args.size as "tiny", seed: 0, resid_pdrop: 0 },
     loss: { kind: "dpsm", schedule: "linear", warmupSteps: Math.ceil(steps / 2) },
     data: { source: "wikitext-2", contextLength: context },
     batchSize: batch / worldSize,

@@ -1,6 +1,6 @@
 // The model FLOPs that `npm run bench:train-step` divides by: PaLM's accounting (Chowdhery et al. 2022, app. B),
 // the one nanoGPT's estimate_mfu uses, so the utilisation reads the same as theirs.
-import { gpt2ParameterCount, type GPT2Config } from "../lib/model.ts";
+import { gpt2ParameterCount, type GPT2Config } from "../lib/models/gpt2.ts";
 
 /**
  * Training FLOPs per token of a GPT-2 step (forward + backward) over rows of `tokens` positions:
@@ -10,11 +10,11 @@ import { gpt2ParameterCount, type GPT2Config } from "../lib/model.ts";
  * LayerNorm, GELU, softmax, the loss and the optimiser are left out.
  */
 export function trainFlopsPerToken(
-  c: Pick<GPT2Config, "vocabSize" | "nPositions" | "nEmbd" | "nLayer">,
+  c: Pick<GPT2Config, "vocab_size" | "n_positions" | "n_embd" | "n_layer">,
   tokens: number,
 ) {
-  const matmulParameters = gpt2ParameterCount(c) - c.nPositions * c.nEmbd;
-  return 6 * matmulParameters + 12 * c.nLayer * tokens * c.nEmbd;
+  const matmulParameters = gpt2ParameterCount(c) - c.n_positions * c.n_embd;
+  return 6 * matmulParameters + 12 * c.n_layer * tokens * c.n_embd;
 }
 
 /** Model FLOPs utilisation: the model FLOPs a rate of tokens/s does, over the device's peak FLOP/s. */

@@ -19,7 +19,8 @@ import { parseArgs } from "node:util";
 import { probes } from "../dev/testing-addon.ts";
 import { buildInfo } from "../lib/native.ts";
 import { writeJsonAtomic } from "../lib/io/atomic.ts";
-import { fmt, formatTable, median } from "../lib/report/table.ts";
+import { median } from "../lib/metrics/stats.ts";
+import { fmt, formatTable } from "../lib/report/table.ts";
 
 const { values: args } = parseArgs({
   options: {

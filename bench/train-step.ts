@@ -21,7 +21,8 @@ import { parseArgs } from "node:util";
 import { buildInfo, GPT2_PRESETS, MODEL_SIZES, prepareLanguageModelData, Trainer } from "../lib/index.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../lib/io/atomic.ts";
 import { packageRoot } from "../lib/native.ts";
-import { fmt, formatTable, median } from "../lib/report/table.ts";
+import { median } from "../lib/metrics/stats.ts";
+import { fmt, formatTable } from "../lib/report/table.ts";
 import { gpuBf16Peak, mfu, trainFlopsPerToken } from "./flops.ts";
 
 const { values: args } = parseArgs({
@@ -66,7 +67,7 @@ const warmup = int("warmup", cuda ? 5 : 2, 1);
 const threads = int("threads", info.threads, 1);
 // Rows of `context` ids: a step sees context − 1 positions per row (the last id is only a target).
 const contextFor = (size: (typeof MODEL_SIZES)[number]) =>
-  int("context", cuda ? GPT2_PRESETS[size].nPositions : 129, 2);
+  int("context", cuda ? GPT2_PRESETS[size].n_positions : 129, 2);
 const precision = cuda ? "bf16" : "fp32";
 const device = cuda ? "cuda" : "cpu";
 
@@ -183,7 +184,8 @@ try {
   for (const size of sizes as (typeof MODEL_SIZES)[number][]) {
     const context = contextFor(size);
     const config = GPT2_PRESETS[size];
-    if (context > config.nPositions) fail(`--context ${context} is more than ${size}'s ${config.nPositions} positions`);
+    if (context > config.n_positions)
+      fail(`--context ${context} is more than ${size}'s ${config.n_positions} positions`);
     const tokensPerStep = batch * (context - 1);
     const flopsPerToken = trainFlopsPerToken(config, context - 1);
     const data = await prepareLanguageModelData({ source: "wikitext-2", split: "train", contextLength: context });
@@ -192,7 +194,7 @@ try {
 
     process.stderr.write(`${size}: dpsm-native Trainer (${batch} × ${context - 1} tokens)…\n`);
     const trainer = new Trainer({
-      model: { size, seed: 0, dropout: 0, device },
+      model: { size, seed: 0, resid_pdrop: 0, device },
       loss: LOSS,
       data: { train: data, valid: data },
       batchSize: batch,
@@ -223,11 +225,11 @@ try {
       }
       process.stderr.write(`${size}: ${impl}…\n`);
       const doc = {
-        vocab: config.vocabSize,
-        positions: config.nPositions,
-        nEmbd: config.nEmbd,
-        nLayer: config.nLayer,
-        nHead: config.nHead,
+        vocab: config.vocab_size,
+        positions: config.n_positions,
+        n_embd: config.n_embd,
+        n_layer: config.n_layer,
+        n_head: config.n_head,
         batch,
         context,
         tokensFile,

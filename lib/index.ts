@@ -20,7 +20,7 @@ export {
   type GPT2Config,
   type ModelOptions,
   type ModelSize,
-} from "./model.ts";
+} from "./models/gpt2.ts";
 export {
   Trainer,
   TrainerOptionsSchema,
@@ -96,3 +96,24 @@ export {
   type SummarizationSource,
 } from "./data/summarization.ts";
 export { summarySwapSources } from "./data/summary-noise.ts";
+
+// ---- What the examples use (examples/*.ts import only this file) ----------------------------------------------
+// Experiments from code: a spec, its settings resolved from a profile with overrides, the runs, the report.
+export { exp1, type Exp1Config, type Exp1Settings } from "./experiments/exp1-lm/index.ts";
+export { exp2, type Exp2Config, type Exp2Settings } from "./experiments/exp2-summarization/index.ts";
+export {
+  resolveConfig,
+  runExperiment,
+  writeReport,
+  type ExperimentRun,
+  type RunOptions,
+} from "./experiments/framework/index.ts";
+export type { AnyExperimentSpec, ConfigOf, ExperimentSpec } from "./experiments/framework/spec.ts";
+// The data folder, WikiText's tokenized release and GPT-2 BPE, as the data pipelines read them.
+export { dataDir } from "./data/paths.ts";
+export { readWikiText, type Split } from "./data/wikitext.ts";
+export { encodeGpt2, GPT2_EOS, GPT2_VOCAB_SIZE } from "./data/tokenizer.ts";
+// Calibration of top-1 predictions from per-token statistics (DPSMLoss.forward's `stats`; docs/metrics.md).
+export { expectedCalibrationError, reliabilityBins } from "./metrics/calibration.ts";
+// Aligned Markdown tables, as the reports print them.
+export { formatTable, type Column } from "./report/table.ts";

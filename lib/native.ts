@@ -104,21 +104,25 @@ export interface NativeModel {
   save(dir: string, json: string): void;
   /** save, on libuv's pool */
   saveAsync(dir: string, json: string): Promise<void>;
-  logits(ids: Int32Array, batch: number, length: number): Float32Array;
-  seq2seqLogits(
-    sourceIds: Int32Array,
-    sourceMask: Int32Array,
-    decoderIds: Int32Array,
-    batch: number,
-    sourceLength: number,
-    decoderLength: number,
-  ): Float32Array;
-  generate(prompt: Int32Array, json: string): Promise<Int32Array>;
-  generateSeq2Seq(
-    sourceIds: Int32Array,
-    sourceMask: Int32Array,
-    batch: number,
-    sourceLength: number,
+  /**
+   * Logits [batch, length, V] (causal) or [batch, decoderLength, V] (encoder–decoder: the mask and decoder inputs
+   * are required), in evaluation mode.
+   */
+  logits(inputs: {
+    ids: Int32Array;
+    batch: number;
+    length: number;
+    mask?: Int32Array;
+    decoderIds?: Int32Array;
+    decoderLength?: number;
+  }): Float32Array;
+  /**
+   * One sequence per row: a causal model continues each row (json: { maxNewTokens, topK, temperature, seed }) and
+   * returns the new tokens; an encoder–decoder (the mask is required; json: the generation options) returns each
+   * summary, its decoder start token first.
+   */
+  generate(
+    inputs: { ids: Int32Array; batch: number; length: number; mask?: Int32Array },
     json: string,
   ): Promise<Int32Array[]>;
   evaluate(data: NativeData, json: string): Promise<EvalMetrics[]>;

@@ -5,8 +5,8 @@ import fs from "node:fs";
 import path from "node:path";
 
 import type { BuildInfo, EvalMetrics, NativeProgress } from "./native.ts";
-import type { TrainerDocument } from "./trainer.ts";
-import { median } from "./report/table.ts";
+import type { TrainerDocument } from "./trainer-options.ts";
+import { median } from "./metrics/stats.ts";
 import { checkFilePath, ensureFolder } from "./io/paths.ts";
 
 /** A session began: what it ran with (the fingerprint decides whether a checkpoint may be resumed). */

@@ -4,33 +4,23 @@
 // loop: the model (when given as options) and the native trainer are built on worker threads, and the data is
 // read and hashed in small slices.
 import { EventEmitter } from "node:events";
-import { createRequire } from "node:module";
 import path from "node:path";
 
-import type cliProgress from "cli-progress";
 import { z } from "zod";
 
-import {
-  DeviceSchema,
-  isBaselineLoss,
-  parseOrThrow,
-  parseTrainLoss,
-  type TrainLoss,
-  type TrainLossInput,
-} from "./config.ts";
-import { median } from "./report/table.ts";
-import type { PackedTokens } from "./data/pack.ts";
+import { isBaselineLoss, parseOrThrow, parseTrainLoss, type TrainLoss, type TrainLossInput } from "./config.ts";
+import { checkDataFits, isSeq2SeqData, type ModelData, toNativeData } from "./data/model-data.ts";
 import {
   type LanguageModelDataOptions,
   LanguageModelDataOptionsSchema,
   locateLanguageModelData,
   prepareLanguageModelData,
 } from "./data/prepare.ts";
-import { type DistributedDocument, DistributedOptionsSchema, resolveDistributed } from "./distributed.ts";
-import { checkDataFits, checkModelData, isSeq2SeqData, type ModelData, modelShape, toNativeData } from "./evaluator.ts";
-import { GPT2Model, type ModelOptions, ModelOptionsSchema, resolveGPT2Config } from "./model.ts";
-import { Seq2SeqModel } from "./models/bart.ts";
+import { type DistributedDocument, resolveDistributed } from "./distributed.ts";
 import { checkFilePath, checkFolderPath, ensureFolder } from "./io/paths.ts";
+import { median } from "./metrics/stats.ts";
+import { GPT2Model, type ModelOptions, ModelOptionsSchema, resolveGPT2Config } from "./models/gpt2.ts";
+import { isLanguageModel, type LanguageModel } from "./models/language-model.ts";
 import {
   buildInfo,
   native,
@@ -39,129 +29,25 @@ import {
   numericalDifferences,
   setNumThreads,
 } from "./native.ts";
+import { ProgressBar } from "./progress-bar.ts";
 import { readRunLog, RunLogWriter } from "./runlog.ts";
 import { TensorBoardLog } from "./tensorboard-log.ts";
+import {
+  checkDataOption,
+  logPaths,
+  type ResolvedTrainerOptions,
+  trainerDocument,
+  type TrainerOptions,
+  TrainerOptionsSchema,
+} from "./trainer-options.ts";
 
 export type { TrainLossInput } from "./config.ts";
-
-// Where the tokens come from: the data pipeline's own fields (lib/data/prepare.ts; checked again, per split, by its
-// schema in the constructor) with a split for training and one for validation — or splits already prepared.
-const { split: _split, ...pipelineFields } = LanguageModelDataOptionsSchema.shape;
-const SourceDataSchema = z
-  .object({
-    ...pipelineFields,
-    trainSplit: z.enum(["train", "valid", "test"]).default("train"),
-    validSplit: z.enum(["train", "valid", "test"]).default("valid"),
-  })
-  .strict();
-// Prepared splits: packed sequences (lib/data/prepare.ts) or encoder–decoder examples (lib/data/summarization.ts),
-// each checked by checkModelData, which names what is wrong.
-const PreparedDataSchema = z
-  .object({
-    train: z.custom<ModelData>(preparedOrIssue("train")),
-    valid: z.custom<ModelData>(preparedOrIssue("valid")),
-  })
-  .strict();
-const DataSchema = z.union([SourceDataSchema, PreparedDataSchema]);
-
-function preparedOrIssue(name: string) {
-  return (v: unknown) => {
-    try {
-      checkModelData(v, name);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-}
-
-/** `data` checked by the member of DataSchema its keys choose, so the error names the field (a union cannot). */
-function checkDataOption(data: unknown): void {
-  if (typeof data !== "object" || data === null) return; // the schema names it
-  if ("train" in data || "valid" in data) {
-    const d = data as { train?: unknown; valid?: unknown };
-    parseOrThrow(z.object({ train: z.unknown(), valid: z.unknown() }).strict(), d, "Trainer options.data");
-    checkModelData(d.train, "Trainer options.data.train");
-    checkModelData(d.valid, "Trainer options.data.valid");
-  } else {
-    parseOrThrow(SourceDataSchema, data, "Trainer options.data");
-  }
-}
-
-export const TrainerOptionsSchema = z
-  .object({
-    /** a model to train, or how to create one (checked by ModelOptionsSchema in the constructor) */
-    model: z.custom<GPT2Model | Seq2SeqModel | ModelOptions>(
-      (v) => typeof v === "object" && v !== null,
-      "expected a GPT2Model, a Seq2SeqModel or GPT-2 model options",
-    ),
-    loss: z.custom<TrainLossInput>((v) => typeof v === "object" && v !== null, "expected a loss config object"),
-    /** where the tokens come from (prepared once, cached), or prepared splits */
-    data: DataSchema,
-    batchSize: z.number().int().min(1).default(8),
-    gradAccumulation: z.number().int().min(1).default(1),
-    maxSteps: z.number().int().min(1),
-    lr: z.number().positive().finite().default(6e-4),
-    lrWarmupSteps: z.number().int().min(0).default(0),
-    minLrRatio: z.number().min(0).max(1).default(0.1),
-    weightDecay: z.number().min(0).finite().default(0.1),
-    betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.95]),
-    eps: z.number().positive().default(1e-8),
-    gradClip: z.number().min(0).finite().default(1),
-    evalEvery: z.number().int().min(1).default(100),
-    evalMaxSequences: z.number().int().min(0).default(0),
-    /** stop after this many evaluations without a better validation NLL (0: never) */
-    patience: z.number().int().min(0).default(0),
-    /** model initialisation and dropout */
-    seed: z.number().int().min(0).default(0),
-    /** batch order and label noise; defaults to `seed`. Keep it fixed to give every variation the same batches. */
-    dataSeed: z.number().int().min(0).optional(),
-    /** checkpoints (last/, best/) and the JSONL log; a run dir with a checkpoint of the same run is resumed */
-    runDir: z.string().min(1).optional(),
-    device: DeviceSchema.default("cpu"),
-    /** bf16 autocast with fp32 master weights (CUDA; on the CPU it works, but is rarely faster than fp32) */
-    precision: z.enum(["fp32", "bf16"]).default("fp32"),
-    /**
-     * the LM head and loss fused, a chunk of tokens at a time, so the batch's N × V logits and their gradient never
-     * exist ("auto": for the ce, brier, spherical and dpsm losses; the label_smoothing and focal baselines need
-     * the logits). The same curve to float rounding either way: not part of the run's resume fingerprint.
-     */
-    fusedHead: z.union([z.boolean(), z.literal("auto")]).default("auto"),
-    /** libtorch threads (default: the machine's cores) */
-    threads: z.number().int().min(1).optional(),
-    /** label noise: for this share of steps, this share of the batch's targets replaced by random tokens */
-    labelNoise: z
-      .object({ stepFraction: z.number().min(0).max(1), tokenFraction: z.number().min(0).max(1) })
-      .strict()
-      .default({ stepFraction: 0, tokenFraction: 0 }),
-    /**
-     * summary-swap noise (encoder–decoders): the probability that a row trains on another row's reference of the
-     * same batch, drawn per dataSeed and batch by the rule in lib/data/summary-noise.ts (the seed's robustness
-     * setting is 0.15)
-     */
-    summarySwap: z.number().min(0).max(1).default(0),
-    /** a progress bar on stderr ("auto": when stderr is a terminal, else a line every 10 %) */
-    progress: z.union([z.boolean(), z.literal("auto")]).default("auto"),
-    /** JSONL log file (default: <runDir>/train.jsonl; false: none) */
-    log: z.union([z.string().min(1), z.literal(false)]).optional(),
-    /** TensorBoard event files (default: tensorboard/ beside the JSONL log, none without one; false: none) */
-    tensorboard: z.union([z.string().min(1), z.literal(false)]).optional(),
-    /**
-     * data-parallel training, one process per rank (lib/distributed.ts): "env" takes RANK, WORLD_SIZE, MASTER_ADDR
-     * and MASTER_PORT from the environment as `dpsm-native launch` (or torchrun) sets them, one process when they
-     * are absent; or the same as options; false: one process. batchSize and gradAccumulation are per rank. Rank 0
-     * evaluates, checkpoints and writes the logs; every rank resumes from its checkpoint.
-     */
-    distributed: z
-      .union([z.literal(false), z.literal("env"), z.custom<z.input<typeof DistributedOptionsSchema>>(isObject)])
-      .default("env"),
-  })
-  .strict();
-export type TrainerOptions = z.input<typeof TrainerOptionsSchema>;
-
-function isObject(v: unknown): boolean {
-  return typeof v === "object" && v !== null;
-}
+export {
+  TrainerOptionsSchema,
+  TrainerSettingsSchema,
+  type TrainerOptions,
+  type TrainerSettings,
+} from "./trainer-options.ts";
 
 export type StepEvent = Extract<NativeProgress, { type: "step" }>;
 export type EvalEvent = Extract<NativeProgress, { type: "eval" }>;
@@ -213,14 +99,10 @@ export interface FitResult {
  * ```
  */
 export class Trainer extends EventEmitter<TrainerEvents> {
-  readonly options: Readonly<
-    Omit<z.output<typeof TrainerOptionsSchema>, "model"> & {
-      model: GPT2Model | Seq2SeqModel | z.output<typeof ModelOptionsSchema>;
-    }
-  >;
+  readonly options: ResolvedTrainerOptions;
   readonly loss: TrainLoss;
-  #model: GPT2Model | Seq2SeqModel | undefined;
-  readonly #ready: Promise<GPT2Model | Seq2SeqModel>;
+  #model: LanguageModel | undefined;
+  readonly #ready: Promise<LanguageModel>;
   #running = false;
   /** what this trainer's model already went through: a fit, or the timing audit (which moves its weights) */
   #used: "fit" | "timeSteps" | undefined;
@@ -232,13 +114,9 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     super();
     checkDataOption((options as { data?: unknown } | null)?.data);
     const parsed = parseOrThrow(TrainerOptionsSchema, options, "Trainer options");
-    const o = {
-      ...parsed,
-      model:
-        parsed.model instanceof GPT2Model || parsed.model instanceof Seq2SeqModel
-          ? parsed.model
-          : parseOrThrow(ModelOptionsSchema, parsed.model, "Trainer options.model"),
-    };
+    const given = isLanguageModel(parsed.model) ? parsed.model : undefined;
+    const described = given ? undefined : parseOrThrow(ModelOptionsSchema, parsed.model, "Trainer options.model");
+    const o = { ...parsed, model: given ?? described! };
     this.loss = parseTrainLoss(o.loss, "Trainer options.loss");
     this.distributed = resolveDistributed(o.distributed, "Trainer options.distributed");
     const { worldSize } = this.distributed;
@@ -248,8 +126,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
           "backend (built without Gloo's headers; see native/setup.sh)",
       );
     }
-    const given = o.model instanceof GPT2Model || o.model instanceof Seq2SeqModel ? o.model : undefined;
-    const device = given ? given.device : ((o.model as { device?: string }).device ?? "cpu");
+    const device = given ? given.device : (described!.device ?? "cpu");
     if (o.device !== device && given) {
       throw new RangeError(`Trainer options.device: "${o.device}" but the model lives on "${device}"`);
     }
@@ -272,18 +149,11 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         }
       }
     }
-    const seq2seq = o.model instanceof Seq2SeqModel;
+    // What data the model takes: the given model's, or that of the GPT-2 the options describe.
+    const shape = given?.shape ?? describedShape(described!);
+    const { seq2seq } = shape;
     if ("train" in o.data) {
       // Known data against the model (given, or the one the options describe), before any work.
-      const model = o.model as GPT2Model | Seq2SeqModel | z.output<typeof ModelOptionsSchema>;
-      const shape =
-        model instanceof GPT2Model || model instanceof Seq2SeqModel
-          ? modelShape(model)
-          : {
-              seq2seq: false,
-              vocabSize: resolveGPT2Config(model).vocabSize,
-              positions: resolveGPT2Config(model).nPositions,
-            };
       checkDataFits(o.data.train, shape, "Trainer options.data.train");
       checkDataFits(o.data.valid, shape, "Trainer options.data.valid");
       const rows = isSeq2SeqData(o.data.train) ? o.data.train.sourceLengths.length : o.data.train.lengths.length;
@@ -303,18 +173,12 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       throw new RangeError("Trainer options.summarySwap: applies to encoder-decoders; a GPT-2 takes labelNoise");
     }
     if (seq2seq && !("train" in o.data)) {
-      throw new TypeError("Trainer options.data: a Seq2SeqModel takes prepared { train, valid } examples");
+      throw new TypeError("Trainer options.data: an encoder-decoder takes prepared { train, valid } examples");
     }
-    if (!seq2seq) {
-      const data = o.data as { contextLength: number } | { train: PackedTokens };
-      const contextLength = "train" in data ? data.train.contextLength : data.contextLength;
-      const model = o.model as GPT2Model | z.output<typeof ModelOptionsSchema>;
-      const nPositions = model instanceof GPT2Model ? model.config.nPositions : resolveGPT2Config(model).nPositions;
-      if (contextLength > nPositions) {
-        throw new RangeError(
-          `Trainer options.data.contextLength: ${contextLength} is larger than the model's ${nPositions} positions`,
-        );
-      }
+    if (!seq2seq && !("train" in o.data) && o.data.contextLength > shape.positions) {
+      throw new RangeError(
+        `Trainer options.data.contextLength: ${o.data.contextLength} is larger than the model's ${shape.positions} positions`,
+      );
     }
     if (o.runDir !== undefined) checkFolderPath(o.runDir, "Trainer options.runDir");
     if (typeof o.log === "string") checkFilePath(o.log, "Trainer options.log");
@@ -335,7 +199,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     this.#ready = given
       ? Promise.resolve(given)
       : GPT2Model.createAsync({
-          ...(o.model as ModelOptions),
+          ...described!,
           device: o.device,
           // The model's own seed when the options give one, else the run's (the parsed options default it to 0).
           seed: (parsed.model as ModelOptions).seed ?? o.seed,
@@ -348,7 +212,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
    * The model trained. A model given as options is built off the event loop after the constructor returns:
    * until it is there (`await trainer.ready()`, or fit() started), reading this throws.
    */
-  get model(): GPT2Model | Seq2SeqModel {
+  get model(): LanguageModel {
     if (!this.#model) {
       throw new Error("Trainer.model: the model is still being built off the event loop; await trainer.ready() first");
     }
@@ -356,7 +220,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   }
 
   /** The model, once built (rejects with the reason it could not be). */
-  ready(): Promise<GPT2Model | Seq2SeqModel> {
+  ready(): Promise<LanguageModel> {
     return this.#ready;
   }
 
@@ -370,7 +234,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     const { log, tensorboard } = root ? logPaths(o) : { log: false as const, tensorboard: false as const };
     let runLog: RunLogWriter | undefined;
     let tensorboardLog: TensorBoardLog | undefined;
-    let bar: Progress | undefined;
+    let bar: ProgressBar | undefined;
     try {
       if (this.#used === "timeSteps") throw new Error("Trainer.fit: this trainer's model was moved by timeSteps()");
       const trainer = await this.#nativeTrainer(options.signal);
@@ -397,7 +261,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       bar =
         o.progress === false || !root
           ? undefined
-          : new Progress(o.maxSteps, o.progress === true || process.stderr.isTTY);
+          : new ProgressBar(o.maxSteps, o.progress === true || process.stderr.isTTY);
       const history = { steps: [] as StepEvent[], evals: [] as EvalEvent[] };
       let done: DoneEvent | undefined;
       const onAbort = () => trainer.abort();
@@ -505,8 +369,8 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     if (signal?.aborted) throw abortError(signal);
     if (this.#splits) {
       // Data prepared here is known only now: checked against the model before the native trainer exists.
-      checkDataFits(train, modelShape(model), "Trainer options.data (train split)");
-      checkDataFits(valid, modelShape(model), "Trainer options.data (valid split)");
+      checkDataFits(train, model.shape, "Trainer options.data (train split)");
+      checkDataFits(valid, model.shape, "Trainer options.data (valid split)");
     }
     if (this.options.runDir) ensureFolder(this.options.runDir, "Trainer options.runDir");
     const config = trainerDocument(this.options, this.loss, this.distributed);
@@ -528,93 +392,15 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   }
 }
 
-// Where a run's logs go (false: nowhere): the JSONL file, by default <runDir>/train.jsonl, and the TensorBoard
-// folder, by default beside the JSONL file.
-function logPaths(o: Pick<Trainer["options"], "log" | "tensorboard" | "runDir">) {
-  const log = o.log ?? (o.runDir ? path.join(o.runDir, "train.jsonl") : false);
-  return { log, tensorboard: o.tensorboard ?? (log ? path.join(path.dirname(log), "tensorboard") : false) };
-}
-
-// The native trainer's document: every setting that shapes the run, as the schema resolved it. Its canonical
-// dump (with the model's config and the data's shape) is the run's resume fingerprint.
-function trainerDocument(options: Trainer["options"], loss: TrainLoss, distributed: DistributedDocument) {
-  const {
-    model: _m,
-    data: _d,
-    device: _dev,
-    threads: _t,
-    progress: _p,
-    log: _l,
-    tensorboard: _tb,
-    distributed: _dist,
-    ...run
-  } = options;
+// The data shape of the GPT-2 that model options describe (before it is built).
+function describedShape(options: z.output<typeof ModelOptionsSchema>) {
   return {
-    ...run,
-    dataSeed: run.dataSeed ?? run.seed,
-    runDir: run.runDir ? path.resolve(run.runDir) : "",
-    loss,
-    distributed,
+    seq2seq: false,
+    vocabSize: resolveGPT2Config(options).vocab_size,
+    positions: resolveGPT2Config(options).n_positions,
   };
 }
-/** What the native trainer receives, and what the run log's start record holds. */
-export type TrainerDocument = ReturnType<typeof trainerDocument>;
 
 function abortError(signal: AbortSignal): Error {
   return signal.reason instanceof Error ? signal.reason : new Error("Trainer.fit: aborted before training started");
-}
-
-// The terminal view of a run: a bar with the latest loss, α, lr and throughput; without a terminal, a line
-// every 10 % of the steps.
-class Progress {
-  #bar: cliProgress.SingleBar | undefined;
-  #lastLine = 0;
-  #eval = "";
-
-  constructor(
-    private readonly total: number,
-    tty: boolean,
-  ) {
-    if (tty) {
-      // Loaded here, for a terminal's bar only, not when the package is imported (test/package.test.ts).
-      const { SingleBar, Presets } = createRequire(import.meta.url)("cli-progress") as typeof cliProgress;
-      this.#bar = new SingleBar(
-        {
-          format: "{bar} {value}/{total} | loss {loss} | α {alpha} | lr {lr} | {tps} tok/s | {elapsed}s{eval}",
-          hideCursor: true,
-          stream: process.stderr,
-          barsize: 24,
-        },
-        Presets.shades_classic,
-      );
-      this.#bar.start(total, 0, { loss: "–", alpha: "–", lr: "–", tps: "–", elapsed: "0", eval: "" });
-    }
-  }
-
-  step(p: StepEvent): void {
-    const fields = {
-      loss: p.loss.toFixed(4),
-      alpha: p.alpha.toFixed(3),
-      lr: p.lr.toExponential(2),
-      tps: Math.round(p.tokensPerSecond).toLocaleString("en-US"),
-      elapsed: p.elapsedSeconds.toFixed(0),
-      eval: this.#eval,
-    };
-    if (this.#bar) {
-      this.#bar.update(p.step, fields);
-    } else if (p.step === this.total || p.step - this.#lastLine >= Math.max(1, Math.ceil(this.total / 10))) {
-      this.#lastLine = p.step;
-      process.stderr.write(
-        `step ${p.step}/${this.total}  loss ${fields.loss}  α ${fields.alpha}  lr ${fields.lr}  ${fields.tps} tok/s  ${fields.elapsed}s${this.#eval}\n`,
-      );
-    }
-  }
-
-  eval(e: EvalEvent): void {
-    this.#eval = ` | val ppl ${e.metrics.ppl.toFixed(1)} ece ${e.metrics.ece10.toFixed(3)}${e.improved ? " *" : ""}`;
-  }
-
-  stop(): void {
-    this.#bar?.stop();
-  }
 }

@@ -16,7 +16,7 @@ import { packageRoot } from "../lib/native.ts";
 import { readRunLog } from "../lib/runlog.ts";
 import { sharedTmpDir, tmpDir } from "./helpers/tmp.ts";
 
-const MODEL = { vocabSize: 50257, nPositions: 64, nEmbd: 32, nLayer: 2, nHead: 2 } as const;
+const MODEL = { vocab_size: 50257, n_positions: 64, n_embd: 32, n_layer: 2, n_head: 2 } as const;
 const MAX_STEPS = 16;
 function run(runDir: string): TrainerOptions {
   return {

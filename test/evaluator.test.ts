@@ -17,7 +17,7 @@ interface Ref {
 
 function reference(model: GPT2Model, data: PackedTokens, sequences: number, temperature: number): Ref {
   const L = data.contextLength;
-  const V = model.config.vocabSize;
+  const V = model.config.vocab_size;
   const conf: number[] = [];
   const hit: number[] = [];
   let nll = 0;
@@ -25,7 +25,7 @@ function reference(model: GPT2Model, data: PackedTokens, sequences: number, temp
   let spherical = 0;
   for (let s = 0; s < sequences; s++) {
     const seq = data.tokens.subarray(s * L, (s + 1) * L);
-    const logits = model.logits(Int32Array.from(seq.subarray(0, L - 1)), 1, L - 1);
+    const logits = model.logits({ ids: Int32Array.from(seq.subarray(0, L - 1)), batch: 1, length: L - 1 });
     for (let j = 0; j < L - 1; j++) {
       if (j + 1 >= data.lengths[s]!) continue;
       const y = seq[j + 1]!;
@@ -67,7 +67,7 @@ const relClose = (a: number, b: number, tol: number) => Math.abs(a - b) <= tol *
 
 test("every metric equals the float64 reference at T = 1 and T = 1.7, from one pass", async (t) => {
   // A briefly initialised model is still far from uniform enough to make the metrics non-trivial.
-  const model = GPT2Model.create({ vocabSize: 50257, nPositions: 64, nEmbd: 32, nLayer: 2, nHead: 2, seed: 5 });
+  const model = GPT2Model.create({ vocab_size: 50257, n_positions: 64, n_embd: 32, n_layer: 2, n_head: 2, seed: 5 });
   const data = await prepareLanguageModelData({ source: "wikitext-2", split: "valid", contextLength: 33 });
   const ev = new Evaluator(model, { batchSize: 3, maxSequences: 5 });
   const [m1, m17] = await ev.evaluateAt(data, [1, 1.7]);
@@ -97,7 +97,7 @@ test("every metric equals the float64 reference at T = 1 and T = 1.7, from one p
 test("temperature scaling: the fitted T minimises the reference NLL", async (t) => {
   // An untrained model's best temperature is infinite (uniform beats it); a few real training steps give
   // one with a finite optimum to find.
-  const model = GPT2Model.create({ vocabSize: 50257, nPositions: 64, nEmbd: 32, nLayer: 2, nHead: 2, seed: 6 });
+  const model = GPT2Model.create({ vocab_size: 50257, n_positions: 64, n_embd: 32, n_layer: 2, n_head: 2, seed: 6 });
   const train = await prepareLanguageModelData({ source: "wikitext-2", split: "train", contextLength: 33 });
   const data = await prepareLanguageModelData({ source: "wikitext-2", split: "valid", contextLength: 33 });
   await new Trainer({
@@ -124,7 +124,7 @@ test("temperature scaling: the fitted T minimises the reference NLL", async (t) 
 });
 
 test("bad evaluator input is named", async (t) => {
-  const model = GPT2Model.create({ vocabSize: 50257, nPositions: 64, nEmbd: 16, nLayer: 1, nHead: 2 });
+  const model = GPT2Model.create({ vocab_size: 50257, n_positions: 64, n_embd: 16, n_layer: 1, n_head: 2 });
   const data = await prepareLanguageModelData({ source: "wikitext-2", split: "valid", contextLength: 33 });
   const ev = new Evaluator(model);
   await t.throwsAsync(ev.evaluate(data, { temperature: 0 }), { message: /temperature: Too small/ });
@@ -156,7 +156,7 @@ test("bad evaluator input is named", async (t) => {
   await t.throwsAsync(ev.evaluate(examples as never), {
     message: /^data: a GPT-2 takes packed sequences/,
   });
-  const small = GPT2Model.create({ vocabSize: 1000, nPositions: 64, nEmbd: 16, nLayer: 1, nHead: 2 });
+  const small = GPT2Model.create({ vocab_size: 1000, n_positions: 64, n_embd: 16, n_layer: 1, n_head: 2 });
   await t.throwsAsync(new Evaluator(small).evaluate(data), {
     message: /^data: sequence 0 holds id \d+ at position \d+, outside the model's vocabulary \[0, 1000\)/,
   });

@@ -98,7 +98,7 @@ test.serial(
       t.throws(() => new Trainer(options), { message }, name);
       t.true(performance.now() - t0 < 1000, `${name}: refused in ${performance.now() - t0} ms`);
     }
-    const model = GPT2Model.create({ vocabSize: 64, nPositions: 8, nEmbd: 8, nLayer: 1, nHead: 2 });
+    const model = GPT2Model.create({ vocab_size: 64, n_positions: 8, n_embd: 8, n_layer: 1, n_head: 2 });
     t.throws(() => model.save("/proc/self/dpsm-model"), { message: /GPT2Model\.save: dir: .*lies in \/proc/ });
     t.throws(() => model.save(file), { message: /GPT2Model\.save: dir: .*a-file is a file, expected a folder/ });
     await t.throwsAsync(model.saveAsync("/sys/dpsm-model"), { message: /GPT2Model\.saveAsync: dir: .*lies in \/sys/ });
@@ -107,7 +107,7 @@ test.serial(
 );
 
 // 1.25 MB of weights each: without V8 seeing them, 1,000 dropped models would keep ~1.2 GB.
-const SMALL = { vocabSize: 4096, nPositions: 16, nEmbd: 64, nLayer: 1, nHead: 2 } as const;
+const SMALL = { vocab_size: 4096, n_positions: 16, n_embd: 64, n_layer: 1, n_head: 2 } as const;
 
 function measure(t: import("ava").ExecutionContext, what: string, bytes: number, before: number, t0: number) {
   const after = process.memoryUsage().rss;
@@ -199,7 +199,7 @@ test.serial("dispose() frees the weights at once, is idempotent, and every later
   t.is(model.native.externalBytes, 0);
   t.notThrows(() => model.dispose(), "dispose() twice");
   const disposed = { message: /model: disposed/ };
-  t.throws(() => model.logits(Int32Array.from([1, 2]), 1, 2), disposed);
+  t.throws(() => model.logits({ ids: Int32Array.from([1, 2]), batch: 1, length: 2 }), disposed);
   t.throws(() => model.parameterCount, disposed);
   await t.throwsAsync(model.generate(Int32Array.from([1]), { maxNewTokens: 1 }), disposed);
   const dir = tmpDir(t, "dpsm-disposed-");

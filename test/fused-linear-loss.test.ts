@@ -159,7 +159,7 @@ test("bad probe arguments and a per-token reduction are refused with the argumen
 // Training and evaluation on real WikiText-2: a small GPT-2 with the full vocabulary (the head is most of it).
 // 24 sequences × 32 targets = 768 tokens, three chunks of the fused head at its default budget (333 fp32 rows
 // of 50,257): the chunked accumulation of ∂weight is what is compared.
-const MODEL = { vocabSize: 50257, nPositions: 64, nEmbd: 32, nLayer: 2, nHead: 2 } as const;
+const MODEL = { vocab_size: 50257, n_positions: 64, n_embd: 32, n_layer: 2, n_head: 2 } as const;
 function run(fusedHead: boolean | "auto", extra: Partial<TrainerOptions> = {}): TrainerOptions {
   return {
     model: { ...MODEL },

@@ -32,8 +32,8 @@ function compareWithFixture(model: GPT2Model): {
 } {
   const B = expected.input_ids.length;
   const T = expected.input_ids[0]!.length;
-  const V = model.config.vocabSize;
-  const logits = model.logits(Int32Array.from(expected.input_ids.flat()), B, T);
+  const V = model.config.vocab_size;
+  const logits = model.logits({ ids: Int32Array.from(expected.input_ids.flat()), batch: B, length: T });
   let maxLogitErr = 0;
   let maxLseErr = 0;
   let maxL2Rel = 0;
@@ -72,8 +72,18 @@ function compareWithFixture(model: GPT2Model): {
 test("logits equal the independent float64 GPT-2 on real WikiText-2 tokens (Hugging Face weights file)", (t) => {
   const model = GPT2Model.load(FIXTURE);
   t.deepEqual(
-    { ...model.config, dropout: undefined },
-    { vocabSize: 50257, nPositions: 64, nEmbd: 16, nLayer: 2, nHead: 2, layerNormEpsilon: 1e-5, dropout: undefined },
+    { ...model.config },
+    {
+      model_type: "gpt2",
+      vocab_size: 50257,
+      n_positions: 64,
+      n_embd: 16,
+      n_layer: 2,
+      n_head: 2,
+      layer_norm_epsilon: 1e-5,
+      // config.json's (the fixture keeps transformers' default)
+      resid_pdrop: 0.1,
+    },
   );
   const r = compareWithFixture(model);
   t.log(`max |logit error| ${r.maxLogitErr.toExponential(2)}, max |logsumexp error| ${r.maxLseErr.toExponential(2)}`);
@@ -95,7 +105,7 @@ test("weights without the transformer. prefix (the original GPT-2 checkpoints) l
 
 test("save writes Hugging Face's GPT2LMHeadModel layout and config, and loads back bit for bit", (t) => {
   const dir = tmpDir(t, "dpsm-gpt2-");
-  const model = GPT2Model.create({ vocabSize: 50257, nPositions: 64, nEmbd: 16, nLayer: 2, nHead: 2, seed: 3 });
+  const model = GPT2Model.create({ vocab_size: 50257, n_positions: 64, n_embd: 16, n_layer: 2, n_head: 2, seed: 3 });
   model.save(dir);
   const ours = readHeader(path.join(dir, "model.safetensors")).header;
   const theirs = readHeader(path.join(FIXTURE, "model.safetensors")).header;
@@ -115,25 +125,33 @@ test("save writes Hugging Face's GPT2LMHeadModel layout and config, and loads ba
     tie_word_embeddings: true,
   });
   const ids = Int32Array.from(expected.input_ids.flat());
-  const a = model.logits(ids, 2, 40);
-  const b = GPT2Model.load(dir).logits(ids, 2, 40);
+  const a = model.logits({ ids, batch: 2, length: 40 });
+  const b = GPT2Model.load(dir).logits({ ids, batch: 2, length: 40 });
   t.deepEqual(a, b);
 });
 
 test("createAsync, saveAsync and loadAsync run off the event loop and match the synchronous forms", async (t) => {
   const dir = tmpDir(t, "dpsm-gpt2-async-");
-  const options = { vocabSize: 50257, nPositions: 64, nEmbd: 16, nLayer: 2, nHead: 2, seed: 3 };
+  const options = { vocab_size: 50257, n_positions: 64, n_embd: 16, n_layer: 2, n_head: 2, seed: 3 };
   const pending = GPT2Model.createAsync(options);
   t.true(pending instanceof Promise);
   const model = await pending;
   const ids = Int32Array.from(expected.input_ids.flat());
-  t.deepEqual(model.logits(ids, 2, 40), GPT2Model.create(options).logits(ids, 2, 40));
+  t.deepEqual(
+    model.logits({ ids, batch: 2, length: 40 }),
+    GPT2Model.create(options).logits({ ids, batch: 2, length: 40 }),
+  );
   await model.saveAsync(path.join(dir, "m"));
-  t.deepEqual((await GPT2Model.loadAsync(path.join(dir, "m"))).logits(ids, 2, 40), model.logits(ids, 2, 40));
+  t.deepEqual(
+    (await GPT2Model.loadAsync(path.join(dir, "m"))).logits({ ids, batch: 2, length: 40 }),
+    model.logits({ ids, batch: 2, length: 40 }),
+  );
   await t.throwsAsync(GPT2Model.loadAsync(path.join(dir, "none")), {
     message: /GPT2Model\.loadAsync: .*config\.json not found/,
   });
-  await t.throwsAsync(GPT2Model.createAsync({ nEmbd: 100, nHead: 3 }), { message: /model\.nEmbd: must be a multiple/ });
+  await t.throwsAsync(GPT2Model.createAsync({ n_embd: 100, n_head: 3 }), {
+    message: /model\.n_embd: must be a multiple/,
+  });
 });
 
 test("generate: maxNewTokens bounded by the model's positions, and the work runs off the event loop", async (t) => {
@@ -151,7 +169,7 @@ test("generate: maxNewTokens bounded by the model's positions, and the work runs
   await t.throwsAsync(model.generate(null as unknown as Int32Array), { message: /prompt: expected an Int32Array/ });
   // The native side holds the same bound for any caller of the addon.
   const native = JSON.stringify({ maxNewTokens: 61, topK: 1, temperature: 1, seed: 0 });
-  t.throws(() => model.native.generate(prompt, native), {
+  t.throws(() => model.native.generate({ ids: prompt, batch: 1, length: prompt.length }, native), {
     instanceOf: RangeError,
     message: /maxNewTokens: expected at most the model's 64 positions less the prompt's 4 tokens/,
   });
@@ -188,9 +206,9 @@ test("attention is causal: later tokens never change earlier logits", (t) => {
   const ids = Int32Array.from(expected.input_ids[0]!);
   const changed = Int32Array.from(ids);
   for (let i = 20; i < 40; i++) changed[i] = (changed[i]! * 7 + 13) % 50257;
-  const V = model.config.vocabSize;
-  const a = model.logits(ids, 1, 40).subarray(0, 20 * V);
-  const b = model.logits(changed, 1, 40).subarray(0, 20 * V);
+  const V = model.config.vocab_size;
+  const a = model.logits({ ids, batch: 1, length: 40 }).subarray(0, 20 * V);
+  const b = model.logits({ ids: changed, batch: 1, length: 40 }).subarray(0, 20 * V);
   t.deepEqual(a, b);
 });
 
@@ -200,7 +218,9 @@ test("model configs: presets and their sizes; bad sizes and shapes are named", (
     50257 * 128 + 256 * 128 + 4 * (12 * 128 * 128 + 13 * 128) + 2 * 128,
   );
   t.throws(() => GPT2Model.create({ size: "huge" as "tiny" }), { message: /model\.size: .*got "huge"/ });
-  t.throws(() => GPT2Model.create({ nEmbd: 100, nHead: 3 }), { message: /model\.nEmbd: must be a multiple of nHead/ });
+  t.throws(() => GPT2Model.create({ n_embd: 100, n_head: 3 }), {
+    message: /model\.n_embd: must be a multiple of n_head/,
+  });
   t.throws(() => GPT2Model.load("/nonexistent/folder"), { message: /config\.json not found/ });
   t.throws(() => GPT2Model.load(null as never), {
     message: /^GPT2Model\.load: dir: expected a checkpoint folder's path, got null/,
@@ -216,13 +236,15 @@ test("model configs: presets and their sizes; bad sizes and shapes are named", (
 
 test("generation: greedy follows the argmax of the logits at each step; seeded top-k repeats itself", async (t) => {
   const model = GPT2Model.load(FIXTURE);
-  const V = model.config.vocabSize;
+  const V = model.config.vocab_size;
   const prompt = Int32Array.from(expected.input_ids[1]!.slice(0, 6));
   const greedy = await model.generate(prompt, { maxNewTokens: 5 });
   t.is(greedy.length, 5);
   const ids = Array.from(prompt);
   for (const next of greedy) {
-    const logits = model.logits(Int32Array.from(ids), 1, ids.length).subarray((ids.length - 1) * V);
+    const logits = model
+      .logits({ ids: Int32Array.from(ids), batch: 1, length: ids.length })
+      .subarray((ids.length - 1) * V);
     let arg = 0;
     for (let k = 1; k < V; k++) if (logits[k]! > logits[arg]!) arg = k;
     t.is(next, arg);
@@ -263,8 +285,10 @@ test("config.json dimensions are bounded and the parameter count limited before 
         `52,790,622,420,992 bytes \\(49,165.1 GiB\\) in fp32; the limit is 17,179,869,184 parameters \\(64 GiB\\)`,
     ),
   );
-  t.throws(() => GPT2Model.create({ nLayer: 1e9 }), { message: /model\.nLayer: Too big: expected number to be <=256/ });
-  t.throws(() => GPT2Model.create({ nLayer: 256, nEmbd: 65536, nHead: 1024 }), {
+  t.throws(() => GPT2Model.create({ n_layer: 1e9 }), {
+    message: /model\.n_layer: Too big: expected number to be <=256/,
+  });
+  t.throws(() => GPT2Model.create({ n_layer: 256, n_embd: 65536, n_head: 1024 }), {
     message: /^model: a model of these dimensions has 13,197,718,519,808 parameters/,
   });
 });

@@ -7,7 +7,7 @@ import test from "ava";
 
 import { prepareLanguageModelData, type EvalEvent, type StepEvent, Trainer } from "../lib/index.ts";
 import { lossCurve, readRunLog, RunLogWriter, runEfficiency } from "../lib/runlog.ts";
-import { median } from "../lib/report/table.ts";
+import { median } from "../lib/metrics/stats.ts";
 import { tmpDir } from "./helpers/tmp.ts";
 
 // What a record becomes in JSON (a NaN, e.g. the accuracy of an empty reliability bin, becomes null).

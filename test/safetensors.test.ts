@@ -16,7 +16,7 @@ const FIXTURE = path.join(import.meta.dirname, "fixtures", "gpt2");
 const SHARDED = path.join(import.meta.dirname, "fixtures", "seq2seq", "bart-sharded");
 const TMP = sharedTmpDir("dpsm-safetensors-");
 const IDS = Int32Array.from({ length: 48 }, (_, i) => (i * 977 + 13) % 50257);
-const reference = GPT2Model.load(FIXTURE).logits(IDS, 2, 24);
+const reference = GPT2Model.load(FIXTURE).logits({ ids: IDS, batch: 2, length: 24 });
 
 let folders = 0;
 /** A copy of the GPT-2 fixture whose model.safetensors is what `corrupt` writes from the original's parts. */
@@ -33,7 +33,7 @@ const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 test("the untouched copy loads and gives the fixture's logits bit for bit", (t) => {
   const { dir } = corrupted((p, f) => writeParts(f, p));
-  t.deepEqual(GPT2Model.load(dir).logits(IDS, 2, 24), reference);
+  t.deepEqual(GPT2Model.load(dir).logits({ ids: IDS, batch: 2, length: 24 }), reference);
   // Repacked in another order (the format requires none): the same tensors, the same logits.
   const reordered = corrupted((p, f) => {
     const names = Object.keys(p.header).reverse();
@@ -42,7 +42,7 @@ test("the untouched copy loads and gives the fixture's logits bit for bit", (t) 
       repack({ header: Object.fromEntries(names.map((k) => [k, p.header[k]])), data: p.data }, (_k, e) => e),
     );
   });
-  t.deepEqual(GPT2Model.load(reordered.dir).logits(IDS, 2, 24), reference);
+  t.deepEqual(GPT2Model.load(reordered.dir).logits({ ids: IDS, batch: 2, length: 24 }), reference);
 });
 
 const LN1W = "transformer.h.0.ln_1.weight";
@@ -320,7 +320,7 @@ test("a stored head equal to the token embedding (transformers' tied layout) loa
       repack(parts, (_k, e) => e),
     );
   });
-  t.deepEqual(GPT2Model.load(dir).logits(IDS, 2, 24), reference);
+  t.deepEqual(GPT2Model.load(dir).logits({ ids: IDS, batch: 2, length: 24 }), reference);
 });
 
 test("a shard of a sharded checkpoint is checked the same; a shard name that is no file is refused", (t) => {

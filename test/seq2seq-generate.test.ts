@@ -106,10 +106,17 @@ test("generate: bad options are named errors", async (t) => {
   await t.throwsAsync(model.generate({ ...src, length: 7 }), { instanceOf: RangeError, message: /batch × length/ });
 });
 
-test("generateSeq2Seq on a GPT-2 is a named error", (t) => {
-  const gpt2 = GPT2Model.load(path.join(import.meta.dirname, "fixtures", "gpt2"));
+test("the addon's one generate: an encoder-decoder needs its source mask, a GPT-2 reads none", async (t) => {
   const ids = new Int32Array([1, 2, 3]);
-  t.throws(() => gpt2.native.generateSeq2Seq(ids, new Int32Array([1, 1, 1]), 1, 3, "{}"), {
-    message: /generateSeq2Seq: this model is not an encoder-decoder/,
+  const bart = Seq2SeqModel.load(path.join(import.meta.dirname, "fixtures", "seq2seq", "bart"));
+  t.throws(() => bart.native.generate({ ids, batch: 1, length: 3 }, "{}"), {
+    message: /^mask: expected an Int32Array \(an encoder-decoder's source mask\)/,
   });
+  const gpt2 = GPT2Model.load(path.join(import.meta.dirname, "fixtures", "gpt2"));
+  const json = JSON.stringify({ maxNewTokens: 2, topK: 1, temperature: 1, seed: 0 });
+  const rows = await gpt2.native.generate({ ids: Int32Array.from([1, 2, 3, 4, 5, 6]), batch: 2, length: 3 }, json);
+  t.deepEqual(rows, [
+    await gpt2.generate(Int32Array.from([1, 2, 3]), { maxNewTokens: 2 }),
+    await gpt2.generate(Int32Array.from([4, 5, 6]), { maxNewTokens: 2 }),
+  ]);
 });

@@ -26,12 +26,14 @@ function run(model: Seq2SeqModel, e: Expected): { logits: Float32Array; B: numbe
   const B = e.input_ids.length;
   const S = e.input_ids[0]!.length;
   const T = e.decoder_input_ids[0]!.length;
-  const logits = model.logits(
-    { ids: Int32Array.from(e.input_ids.flat()), mask: Int32Array.from(e.attention_mask.flat()), length: S },
-    Int32Array.from(e.decoder_input_ids.flat()),
-    B,
-    T,
-  );
+  const logits = model.logits({
+    ids: Int32Array.from(e.input_ids.flat()),
+    mask: Int32Array.from(e.attention_mask.flat()),
+    length: S,
+    decoderIds: Int32Array.from(e.decoder_input_ids.flat()),
+    batch: B,
+    decoderLength: T,
+  });
   return { logits, B, T, V: model.config.vocab_size };
 }
 
@@ -119,18 +121,36 @@ test("bad checkpoints and inputs are named errors", (t) => {
   t.throws(() => Seq2SeqModel.load(tmp), { message: /missing \[model\.encoder\.layers\.2\./ });
   const model = Seq2SeqModel.load(bart);
   t.throws(
-    () => model.logits({ ids: new Int32Array(4), mask: new Int32Array(4), length: 2 }, new Int32Array(3), 2, 2),
+    () =>
+      model.logits({
+        ids: new Int32Array(4),
+        mask: new Int32Array(4),
+        length: 2,
+        decoderIds: new Int32Array(3),
+        batch: 2,
+        decoderLength: 2,
+      }),
     {
       message: /batch × decoderLength/,
     },
   );
   t.throws(
-    () => model.logits({ ids: new Int32Array([0, 9999]), mask: new Int32Array(2), length: 2 }, new Int32Array(2), 1, 2),
+    () =>
+      model.logits({
+        ids: new Int32Array([0, 9999]),
+        mask: new Int32Array(2),
+        length: 2,
+        decoderIds: new Int32Array(2),
+        batch: 1,
+        decoderLength: 2,
+      }),
     {
       message: /ids: expected values in \[0, 264\)/,
     },
   );
-  t.throws(() => model.native.logits(new Int32Array(2), 1, 2), { message: /encoder-decoder takes seq2seqLogits/ });
+  t.throws(() => model.native.logits({ ids: new Int32Array(2), batch: 1, length: 2 }), {
+    message: /^mask: expected an Int32Array/,
+  });
 });
 
 test("create: a preset's shape with Hugging Face's initialisation; its count of parameters; save and load", (t) => {
@@ -154,13 +174,23 @@ test("create: a preset's shape with Hugging Face's initialisation; its count of 
   const again = Seq2SeqModel.load(dir);
   const src = { ids: Int32Array.from([50256, 464, 3290, 50256]), mask: new Int32Array(4).fill(1), length: 4 };
   t.deepEqual(
-    again.logits(src, Int32Array.from([50256, 464]), 1, 2),
-    m.logits(src, Int32Array.from([50256, 464]), 1, 2),
+    again.logits({ ...src, decoderIds: Int32Array.from([50256, 464]), batch: 1, decoderLength: 2 }),
+    m.logits({ ...src, decoderIds: Int32Array.from([50256, 464]), batch: 1, decoderLength: 2 }),
   );
   // The same seed, the same weights; another seed, others.
-  const same = Seq2SeqModel.create({ preset: "tiny", seed: 3 }).logits(src, Int32Array.from([50256, 464]), 1, 2);
-  const other = Seq2SeqModel.create({ preset: "tiny", seed: 4 }).logits(src, Int32Array.from([50256, 464]), 1, 2);
-  t.deepEqual(same, m.logits(src, Int32Array.from([50256, 464]), 1, 2));
+  const same = Seq2SeqModel.create({ preset: "tiny", seed: 3 }).logits({
+    ...src,
+    decoderIds: Int32Array.from([50256, 464]),
+    batch: 1,
+    decoderLength: 2,
+  });
+  const other = Seq2SeqModel.create({ preset: "tiny", seed: 4 }).logits({
+    ...src,
+    decoderIds: Int32Array.from([50256, 464]),
+    batch: 1,
+    decoderLength: 2,
+  });
+  t.deepEqual(same, m.logits({ ...src, decoderIds: Int32Array.from([50256, 464]), batch: 1, decoderLength: 2 }));
   t.notDeepEqual(other, same);
   t.throws(() => Seq2SeqModel.create({ preset: "bart-huge" as "tiny" }), { message: /preset/ });
   t.throws(() => Seq2SeqModel.create({ preset: "tiny", config: { d_model: 130 } }), {

@@ -88,18 +88,22 @@ test.serial("aborted and resumed from its checkpoint: the same curve as an unint
     whole.history.steps.map((s) => s.loss),
   );
   t.deepEqual(
-    Seq2SeqModel.load(path.join(dir, "split", "last")).logits(
-      { ids: valid.sourceTokens.slice(0, 96), mask: new Int32Array(96).fill(1), length: 96 },
-      valid.targetTokens.slice(0, 40),
-      1,
-      40,
-    ),
-    Seq2SeqModel.load(path.join(dir, "whole", "last")).logits(
-      { ids: valid.sourceTokens.slice(0, 96), mask: new Int32Array(96).fill(1), length: 96 },
-      valid.targetTokens.slice(0, 40),
-      1,
-      40,
-    ),
+    Seq2SeqModel.load(path.join(dir, "split", "last")).logits({
+      ids: valid.sourceTokens.slice(0, 96),
+      mask: new Int32Array(96).fill(1),
+      length: 96,
+      decoderIds: valid.targetTokens.slice(0, 40),
+      batch: 1,
+      decoderLength: 40,
+    }),
+    Seq2SeqModel.load(path.join(dir, "whole", "last")).logits({
+      ids: valid.sourceTokens.slice(0, 96),
+      mask: new Int32Array(96).fill(1),
+      length: 96,
+      decoderIds: valid.targetTokens.slice(0, 40),
+      batch: 1,
+      decoderLength: 40,
+    }),
   );
 });
 
@@ -183,7 +187,17 @@ test.serial("killed with SIGKILL mid-run, resumed from the last checkpoint: the 
   );
   const probe = { ids: valid.sourceTokens.slice(0, 96), mask: new Int32Array(96).fill(1), length: 96 };
   t.deepEqual(
-    Seq2SeqModel.load(path.join(dir, "killed", "last")).logits(probe, valid.targetTokens.slice(0, 40), 1, 40),
-    Seq2SeqModel.load(path.join(dir, "ref", "last")).logits(probe, valid.targetTokens.slice(0, 40), 1, 40),
+    Seq2SeqModel.load(path.join(dir, "killed", "last")).logits({
+      ...probe,
+      decoderIds: valid.targetTokens.slice(0, 40),
+      batch: 1,
+      decoderLength: 40,
+    }),
+    Seq2SeqModel.load(path.join(dir, "ref", "last")).logits({
+      ...probe,
+      decoderIds: valid.targetTokens.slice(0, 40),
+      batch: 1,
+      decoderLength: 40,
+    }),
   );
 });

@@ -2,7 +2,7 @@
 import test from "ava";
 
 import { gpuBf16Peak, mfu, trainFlopsPerToken } from "../bench/flops.ts";
-import { GPT2_PRESETS } from "../lib/model.ts";
+import { GPT2_PRESETS } from "../lib/models/gpt2.ts";
 
 test("training FLOPs per token: 6·(P − position embeddings) + 12·L·T·E", (t) => {
   // tiny: P = (50257 + 256)·128 + 4·(12·128² + 13·128) + 2·128 = 7,259,008 (what PyTorch counts for the same

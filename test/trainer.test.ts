@@ -31,7 +31,7 @@ async function smallData() {
 }
 
 // A small GPT-2 (full GPT-2 vocabulary) that trains fast enough on two cores for curve comparisons.
-const SMALL_MODEL = { vocabSize: 50257, nPositions: 64, nEmbd: 32, nLayer: 2, nHead: 2 } as const;
+const SMALL_MODEL = { vocab_size: 50257, n_positions: 64, n_embd: 32, n_layer: 2, n_head: 2 } as const;
 function smallRun(runDir?: string): TrainerOptions {
   return {
     model: { ...SMALL_MODEL },
@@ -213,8 +213,8 @@ test.serial("killed with SIGKILL mid-run, resumed from the last checkpoint: the 
   t.is(resumed.steps, 24);
   const ids = Int32Array.from(ref.history.steps.slice(0, 16).map((s) => s.step * 1000));
   t.deepEqual(
-    GPT2Model.load(path.join(dir, "last")).logits(ids, 1, 16),
-    GPT2Model.load(path.join(referenceDir, "last")).logits(ids, 1, 16),
+    GPT2Model.load(path.join(dir, "last")).logits({ ids, batch: 1, length: 16 }),
+    GPT2Model.load(path.join(referenceDir, "last")).logits({ ids, batch: 1, length: 16 }),
   );
   // Nothing half-written is left behind by the kill.
   t.deepEqual(fs.readdirSync(path.join(dir, "last")).sort(), [
@@ -409,7 +409,7 @@ test.serial("bad configs are rejected with a named error before any work starts"
     ["train null", { data: { train: null as never, valid } }, /^Trainer options\.data\.train: expected packed/],
     [
       "ids beyond the vocabulary",
-      { model: { ...SMALL_MODEL, vocabSize: 1000 }, data: { train, valid } },
+      { model: { ...SMALL_MODEL, vocab_size: 1000 }, data: { train, valid } },
       /^Trainer options\.data\.train: sequence 0 holds id \d+ at position \d+, outside the model's vocabulary \[0, 1000\)/,
     ],
     [
@@ -434,7 +434,7 @@ test.serial("bad configs are rejected with a named error before any work starts"
   }
 
   // Data prepared by fit() is checked against the model as soon as it is known, before any native trainer.
-  const narrow = new Trainer({ ...base, model: { ...SMALL_MODEL, vocabSize: 1000 } });
+  const narrow = new Trainer({ ...base, model: { ...SMALL_MODEL, vocab_size: 1000 } });
   await t.throwsAsync(narrow.fit(), {
     message: /^Trainer options\.data \(train split\): sequence 0 holds id \d+ .*vocabulary \[0, 1000\)/,
   });
@@ -460,10 +460,10 @@ test.serial("bad configs are rejected with a named error before any work starts"
 test("a model given as options is initialised from the run's seed unless it names its own", async (t) => {
   const opts = { loss: { kind: "ce" }, data: { source: "wikitext-2", contextLength: 33 }, maxSteps: 1 } as const;
   const ids = Int32Array.from([464, 3290, 286, 262]);
-  const logits = async (tr: Trainer) => (await tr.ready()).native.logits(ids, 1, 4);
+  const logits = async (tr: Trainer) => (await tr.ready()).native.logits({ ids, batch: 1, length: 4 });
   const run5 = new Trainer({ ...opts, model: { size: "tiny" }, seed: 5 });
-  t.deepEqual(await logits(run5), GPT2Model.create({ size: "tiny", seed: 5 }).logits(ids, 1, 4));
+  t.deepEqual(await logits(run5), GPT2Model.create({ size: "tiny", seed: 5 }).logits({ ids, batch: 1, length: 4 }));
   t.is(run5.model, await run5.ready(), "trainer.model is the built model once ready() resolved");
   const own = new Trainer({ ...opts, model: { size: "tiny", seed: 7 }, seed: 5 });
-  t.deepEqual(await logits(own), GPT2Model.create({ size: "tiny", seed: 7 }).logits(ids, 1, 4));
+  t.deepEqual(await logits(own), GPT2Model.create({ size: "tiny", seed: 7 }).logits({ ids, batch: 1, length: 4 }));
 });

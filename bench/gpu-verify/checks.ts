@@ -25,7 +25,7 @@ import {
 import { killChildAfterCheckpoint } from "../../dev/kill-child.ts";
 import { randInt, rng } from "../../dev/random.ts";
 import { probes } from "../../dev/testing-addon.ts";
-import { GPT2Model } from "../../lib/model.ts";
+import { GPT2Model } from "../../lib/models/gpt2.ts";
 import type { PackedTokens } from "../../lib/data/pack.ts";
 import { buildInfo } from "../../lib/native.ts";
 import { fmt } from "../../lib/report/table.ts";
@@ -264,9 +264,9 @@ async function gpt2Parity(checks: Check[]): Promise<unknown> {
   const ids = Int32Array.from(expected.input_ids.flat());
   const cpuModel = GPT2Model.load(fixture);
   const devModel = GPT2Model.load(fixture, { device });
-  const V = devModel.config.vocabSize;
-  const onDev = devModel.logits(ids, B, T);
-  const onCpu = cpuModel.logits(ids, B, T);
+  const V = devModel.config.vocab_size;
+  const onDev = devModel.logits({ ids, batch: B, length: T });
+  const onCpu = cpuModel.logits({ ids, batch: B, length: T });
   let maxLogitErr = 0;
   let maxLseErr = 0;
   for (let b = 0; b < B; b++) {
@@ -302,18 +302,18 @@ async function gpt2Parity(checks: Check[]): Promise<unknown> {
 
   // 2. A GPT-2 of real width (random weights, made on the CPU, saved, loaded on both) on real WikiText-2 tokens.
   const data = readPacked(assets, "valid");
-  const shape = quick ? { nEmbd: 64, nLayer: 2, nHead: 2 } : { nEmbd: 768, nLayer: 12, nHead: 12 };
+  const shape = quick ? { n_embd: 64, n_layer: 2, n_head: 2 } : { n_embd: 768, n_layer: 12, n_head: 12 };
   if (device === "cpu") return { fixture: { maxLogitErr, maxLseErr } };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gpu-verify-gpt2-"));
-  GPT2Model.create({ vocabSize: 50257, nPositions: data.contextLength, ...shape, seed: 11 }).save(dir);
+  GPT2Model.create({ vocab_size: 50257, n_positions: data.contextLength, ...shape, seed: 11 }).save(dir);
   const b2 = quick ? 2 : 8;
   const t2 = data.contextLength;
   const ids2 = data.tokens.subarray(0, b2 * t2);
-  const a = GPT2Model.load(dir, { device }).logits(ids2, b2, t2);
-  const c = GPT2Model.load(dir).logits(ids2, b2, t2);
+  const a = GPT2Model.load(dir, { device }).logits({ ids: ids2, batch: b2, length: t2 });
+  const c = GPT2Model.load(dir).logits({ ids: ids2, batch: b2, length: t2 });
   const wide = relNorm(a, c);
   record(checks, {
-    name: `GPT-2 ${shape.nLayer} layers × ${shape.nEmbd} (random init), ${b2}×${t2} WikiText-2 tokens, ${device} vs cpu`,
+    name: `GPT-2 ${shape.n_layer} layers × ${shape.n_embd} (random init), ${b2}×${t2} WikiText-2 tokens, ${device} vs cpu`,
     pass: wide.rel < 1e-4,
     errors: { rel: wide.rel, maxAbs: wide.maxAbs },
     tolerance: 1e-4,
@@ -411,8 +411,8 @@ function trainOptions(s: TrainSpec): TrainerOptions {
   const full = !s.quick;
   return {
     model: full
-      ? { vocabSize: 50257, nPositions: train.contextLength, nEmbd: 384, nLayer: 6, nHead: 6 }
-      : { vocabSize: 50257, nPositions: train.contextLength, nEmbd: 32, nLayer: 2, nHead: 2 },
+      ? { vocab_size: 50257, n_positions: train.contextLength, n_embd: 384, n_layer: 6, n_head: 6 }
+      : { vocab_size: 50257, n_positions: train.contextLength, n_embd: 32, n_layer: 2, n_head: 2 },
     loss: { kind: "dpsm", schedule: "cosine", warmupSteps: full ? 30 : 6 },
     data: { train, valid },
     maxSteps: full ? 60 : 12,

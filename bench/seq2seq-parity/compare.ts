@@ -23,7 +23,12 @@ const B = e.input_ids.length;
 const S = e.input_ids[0]!.length;
 const T = e.decoder_input_ids[0]!.length;
 const source = { ids: Int32Array.from(e.input_ids.flat()), mask: Int32Array.from(e.attention_mask.flat()), length: S };
-const out = m.logits(source, Int32Array.from(e.decoder_input_ids.flat()), B, T);
+const out = m.logits({
+  ...source,
+  decoderIds: Int32Array.from(e.decoder_input_ids.flat()),
+  batch: B,
+  decoderLength: T,
+});
 const t2 = performance.now();
 let num = 0;
 let den = 0;

@@ -71,3 +71,10 @@ export function formatMeanStd(s: MeanStd, digits: number): string {
   if (s.n < 2 || !Number.isFinite(s.std)) return s.mean.toFixed(digits);
   return `${s.mean.toFixed(digits)} ± ${s.std.toFixed(digits)}`;
 }
+
+/** The middle value of `xs` (the mean of the two middle ones for an even count). */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}

@@ -8,8 +8,10 @@ import path from "node:path";
 import { z } from "zod";
 
 import { DeviceSchema, parseOrThrow } from "../config.ts";
+import type { ModelShape } from "../data/model-data.ts";
 import { native, type NativeModel } from "../native.ts";
 import { readHfCheckpoint, saveHfCheckpoint, type SaveOptions } from "./checkpoint.ts";
+import type { EncoderDecoderInputs, LanguageModel } from "./language-model.ts";
 import { checkParameterCount, MODEL_LIMITS } from "./limits.ts";
 
 const positiveInt = () => z.number().int().min(1);
@@ -302,7 +304,7 @@ function loadDocument(dir: string, options: { device?: string }, who: string): S
 }
 
 /** A BART or PEGASUS model (Hugging Face's BartForConditionalGeneration / PegasusForConditionalGeneration). */
-export class Seq2SeqModel {
+export class Seq2SeqModel implements LanguageModel {
   /** @internal */
   readonly native: NativeModel;
   readonly config: Readonly<Seq2SeqConfig>;
@@ -343,6 +345,11 @@ export class Seq2SeqModel {
     return new Seq2SeqModel(await native().createModel(d.json), d.config, d.generation);
   }
 
+  /** Encoder–decoder examples, ids below vocab_size, sources and targets up to max_position_embeddings long. */
+  get shape(): ModelShape {
+    return { seq2seq: true, vocabSize: this.config.vocab_size, positions: this.config.max_position_embeddings };
+  }
+
   get parameterCount(): number {
     return this.native.parameterCount;
   }
@@ -375,13 +382,8 @@ export class Seq2SeqModel {
    * Logits [batch, decoderLength, V] of the decoder inputs given the encoder's (evaluation mode). The source mask
    * holds 1 on real tokens and 0 on padding.
    */
-  logits(
-    source: { ids: Int32Array; mask: Int32Array; length: number },
-    decoderIds: Int32Array,
-    batch: number,
-    decoderLength: number,
-  ): Float32Array {
-    return this.native.seq2seqLogits(source.ids, source.mask, decoderIds, batch, source.length, decoderLength);
+  logits(inputs: EncoderDecoderInputs): Float32Array {
+    return this.native.logits(inputs);
   }
 
   /**
@@ -435,7 +437,7 @@ export class Seq2SeqModel {
       const n = Math.min(chunk, batch - begin);
       const ids = source.ids.subarray(begin * S, (begin + n) * S);
       const mask = source.mask.subarray(begin * S, (begin + n) * S);
-      out.push(...(await this.native.generateSeq2Seq(ids, mask, n, S, JSON.stringify(json))));
+      out.push(...(await this.native.generate({ ids, mask, batch: n, length: S }, JSON.stringify(json))));
       r.onProgress?.(begin + n, batch);
     }
     return out;

@@ -37,6 +37,39 @@ at::Tensor ids_tensor(Napi::Int32Array a, int64_t rows, int64_t cols, int64_t vo
   return t;
 }
 
+// A whole number >= 1 in field `name` of `o`.
+int64_t positive_field(const Napi::Object& o, const char* name) {
+  const Napi::Value v = o.Get(name);
+  const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : 0;
+  if (!(d >= 1) || d != static_cast<double>(static_cast<int64_t>(d)))
+    throw ArgError(std::string(name) + ": expected an integer >= 1", true);
+  return static_cast<int64_t>(d);
+}
+
+// The token rows of logits() and generate(): { ids, batch, length } and, for an encoder-decoder, the source mask
+// (batch × length, as int64 on the CPU). The sizes are what memory safety needs: every read stays in the arrays.
+struct TokenRows {
+  Napi::Int32Array ids;
+  int64_t batch, length;
+  at::Tensor mask;
+};
+TokenRows token_rows(const Napi::CallbackInfo& info, size_t i, bool with_mask) {
+  if (info.Length() <= i || !info[i].IsObject()) throw ArgError("inputs: expected { ids, batch, length }", false);
+  const Napi::Object o = info[i].As<Napi::Object>();
+  TokenRows r{typed_array_value<Napi::Int32Array>(o.Get("ids"), "ids", napi_int32_array, "an Int32Array"),
+              positive_field(o, "batch"), positive_field(o, "length"), {}};
+  if (static_cast<int64_t>(r.ids.ElementLength()) != r.batch * r.length)
+    throw ArgError("ids: expected batch × length ids", true);
+  if (with_mask) {
+    Napi::Int32Array mask = typed_array_value<Napi::Int32Array>(o.Get("mask"), "mask", napi_int32_array,
+                                                                "an Int32Array (an encoder-decoder's source mask)");
+    if (static_cast<int64_t>(mask.ElementLength()) != r.batch * r.length)
+      throw ArgError("mask: expected batch × length values", true);
+    r.mask = at::from_blob(mask.Data(), {r.batch, r.length}, at::TensorOptions().dtype(at::kInt)).to(at::kLong);
+  }
+  return r;
+}
+
 // A model as a config document asks: { config: <HF config.json>, device, seed } (initialised) or
 // { config, device, weights } (loaded). Runs on any thread.
 std::shared_ptr<core::LanguageModel> build_model(const core::Json& o) {
@@ -92,9 +125,8 @@ class Model : public Napi::ObjectWrap<Model> {
         env, "Model",
         {InstanceMethod("save", &Model::Save), InstanceMethod("saveAsync", &Model::SaveAsync),
          InstanceMethod("dispose", &Model::Dispose), InstanceMethod("logits", &Model::Logits),
-         InstanceMethod("seq2seqLogits", &Model::Seq2SeqLogits), InstanceMethod("evaluate", &Model::Evaluate),
-         InstanceMethod("fitTemperature", &Model::FitTemperature), InstanceMethod("generate", &Model::Generate),
-         InstanceMethod("generateSeq2Seq", &Model::GenerateSeq2Seq),
+         InstanceMethod("evaluate", &Model::Evaluate), InstanceMethod("fitTemperature", &Model::FitTemperature),
+         InstanceMethod("generate", &Model::Generate),
          InstanceAccessor("config", &Model::Config, nullptr),
          InstanceAccessor("parameterCount", &Model::ParameterCount, nullptr),
          InstanceAccessor("device", &Model::Device, nullptr), InstanceAccessor("disposed", &Model::Disposed, nullptr),
@@ -206,122 +238,78 @@ class Model : public Napi::ObjectWrap<Model> {
     });
   }
 
-  // logits(ids: Int32Array, batch, length) -> Float32Array [batch, length, V] (eval mode, no grad)
+  // logits({ ids, batch, length[, mask, decoderIds, decoderLength] }) -> Float32Array [batch, length, V] for a
+  // causal model, [batch, decoderLength, V] for an encoder-decoder (which requires the mask and decoder inputs);
+  // eval mode, no grad
   Napi::Value Logits(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
-      Napi::Int32Array ids = typed_array_arg<Napi::Int32Array>(info, 0, "ids", napi_int32_array, "an Int32Array");
-      if (info.Length() < 3 || !info[1].IsNumber() || !info[2].IsNumber())
-        throw ArgError("logits(ids: Int32Array, batch: number, length: number)", false);
-      const int64_t B = info[1].As<Napi::Number>().Int64Value(), T = info[2].As<Napi::Number>().Int64Value();
-      if (B < 1 || T < 1 || static_cast<int64_t>(ids.ElementLength()) != B * T)
-        throw ArgError("ids: expected batch × length ids", true);
       core::LanguageModel& m = model();
-      if (m.is_encoder_decoder()) throw ArgError("logits: an encoder-decoder takes seq2seqLogits", false);
-      BusyGuard busy(holder_);
+      const TokenRows x = token_rows(info, 0, m.is_encoder_decoder());
       core::Batch b;
-      b.input_ids = ids_tensor(ids, B, T, m.vocab_size(), "ids").to(m.device());
-      return float32_array(info.Env(), eval_logits(m, b));
-    });
-  }
-
-  // seq2seqLogits(sourceIds, sourceMask, decoderIds: Int32Array, batch, sourceLength, decoderLength)
-  //   -> Float32Array [batch, decoderLength, V] (eval mode, no grad)
-  Napi::Value Seq2SeqLogits(const Napi::CallbackInfo& info) {
-    return guarded(info, [&]() -> Napi::Value {
-      core::LanguageModel& m = model();
-      if (!m.is_encoder_decoder()) throw ArgError("seq2seqLogits: this model is not an encoder-decoder", false);
-      Napi::Int32Array src = typed_array_arg<Napi::Int32Array>(info, 0, "sourceIds", napi_int32_array, "an Int32Array");
-      Napi::Int32Array mask =
-          typed_array_arg<Napi::Int32Array>(info, 1, "sourceMask", napi_int32_array, "an Int32Array");
-      Napi::Int32Array dec =
-          typed_array_arg<Napi::Int32Array>(info, 2, "decoderIds", napi_int32_array, "an Int32Array");
-      if (info.Length() < 6 || !info[3].IsNumber() || !info[4].IsNumber() || !info[5].IsNumber())
-        throw ArgError("seq2seqLogits(sourceIds, sourceMask, decoderIds, batch, sourceLength, decoderLength)", false);
-      const int64_t B = info[3].As<Napi::Number>().Int64Value(), S = info[4].As<Napi::Number>().Int64Value(),
-                    T = info[5].As<Napi::Number>().Int64Value();
-      if (B < 1 || S < 1 || T < 1 || static_cast<int64_t>(src.ElementLength()) != B * S ||
-          static_cast<int64_t>(mask.ElementLength()) != B * S || static_cast<int64_t>(dec.ElementLength()) != B * T)
-        throw ArgError("sourceIds, sourceMask: expected batch × sourceLength values; decoderIds: batch × decoderLength",
-                       true);
-      core::Batch b;
-      b.input_ids = ids_tensor(src, B, S, m.vocab_size(), "ids").to(m.device());
-      b.decoder_input_ids = ids_tensor(dec, B, T, m.vocab_size(), "ids").to(m.device());
-      b.attention_mask =
-          at::from_blob(mask.Data(), {B, S}, at::TensorOptions().dtype(at::kInt)).to(at::kLong).to(m.device());
+      b.input_ids = ids_tensor(x.ids, x.batch, x.length, m.vocab_size(), "ids").to(m.device());
+      if (m.is_encoder_decoder()) {
+        const Napi::Object o = info[0].As<Napi::Object>();
+        Napi::Int32Array dec =
+            typed_array_value<Napi::Int32Array>(o.Get("decoderIds"), "decoderIds", napi_int32_array, "an Int32Array");
+        const int64_t T = positive_field(o, "decoderLength");
+        if (static_cast<int64_t>(dec.ElementLength()) != x.batch * T)
+          throw ArgError("decoderIds: expected batch × decoderLength ids", true);
+        b.decoder_input_ids = ids_tensor(dec, x.batch, T, m.vocab_size(), "decoderIds").to(m.device());
+        b.attention_mask = x.mask.to(m.device());
+      }
       BusyGuard busy(holder_);
       return float32_array(info.Env(), eval_logits(m, b));
     });
   }
 
-  // generate(prompt: Int32Array, json { maxNewTokens, topK, temperature, seed }) -> Promise<Int32Array> of the
-  // new tokens; prompt and new tokens fit the model's positions.
+  // generate({ ids, batch, length[, mask] }, json) -> Promise<Int32Array[]>, one sequence per row. A causal model
+  // continues each row (json { maxNewTokens, topK, temperature, seed }; prompt and new tokens fit its positions)
+  // and returns the new tokens; an encoder-decoder (mask required; json: the generation options) returns each
+  // summary as core::generate_seq2seq makes it (decoder start included).
   Napi::Value Generate(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
-      Napi::Int32Array p =
-          typed_array_arg<Napi::Int32Array>(info, 0, "prompt", napi_int32_array, "an Int32Array of token ids");
-      const core::GenerateOptions o = core::generate_options_from_json(json_arg(info, 1, "options"));
-      std::vector<int64_t> prompt(p.Data(), p.Data() + p.ElementLength());
-      if (model().is_encoder_decoder()) throw ArgError("generate: an encoder-decoder takes generateSeq2Seq", false);
-      const int64_t vocab = model().vocab_size(), positions = model().max_positions();
-      const int64_t length = static_cast<int64_t>(prompt.size());
-      if (prompt.empty()) throw ArgError("prompt: expected at least one token", true);
-      for (int64_t id : prompt)
-        if (id < 0 || id >= vocab) throw ArgError("prompt: expected ids in [0, " + std::to_string(vocab) + ")", true);
-      if (o.max_new_tokens < 0 || o.max_new_tokens > positions - length)
-        throw ArgError("maxNewTokens: expected at most the model's " + std::to_string(positions) +
-                           " positions less the prompt's " + std::to_string(length) + " tokens",
-                       true);
-      auto holder = holder_;
-      return run_async<std::vector<int64_t>>(
-          info.Env(),
-          [holder, prompt, o]() {
-            BusyGuard busy(holder);
-            return core::generate(live_model(*holder), prompt, o);
-          },
-          [](Napi::Env env, std::vector<int64_t>& out) -> Napi::Value {
-            Napi::Int32Array a = Napi::Int32Array::New(env, out.size());
-            for (size_t i = 0; i < out.size(); ++i) a[i] = static_cast<int32_t>(out[i]);
-            return a;
-          });
-    });
-  }
-
-  // generateSeq2Seq(sourceIds, sourceMask: Int32Array, batch, sourceLength, json) -> Promise<Int32Array[]>, one
-  // sequence per example as core::generate_seq2seq returns it (decoder start included)
-  Napi::Value GenerateSeq2Seq(const Napi::CallbackInfo& info) {
-    return guarded(info, [&]() -> Napi::Value {
-      if (!model().is_encoder_decoder())
-        throw ArgError("generateSeq2Seq: this model is not an encoder-decoder (GPT-2 takes generate)", false);
-      Napi::Int32Array src = typed_array_arg<Napi::Int32Array>(info, 0, "sourceIds", napi_int32_array, "an Int32Array");
-      Napi::Int32Array mask =
-          typed_array_arg<Napi::Int32Array>(info, 1, "sourceMask", napi_int32_array, "an Int32Array");
-      if (info.Length() < 4 || !info[2].IsNumber() || !info[3].IsNumber())
-        throw ArgError("generateSeq2Seq(sourceIds, sourceMask, batch, sourceLength, options)", false);
-      const int64_t B = info[2].As<Napi::Number>().Int64Value(), S = info[3].As<Napi::Number>().Int64Value();
-      if (B < 1 || S < 1 || static_cast<int64_t>(src.ElementLength()) != B * S ||
-          static_cast<int64_t>(mask.ElementLength()) != B * S)
-        throw ArgError("sourceIds, sourceMask: expected batch × sourceLength values", true);
-      const core::Seq2SeqGenerateOptions opts = core::seq2seq_generate_options_from_json(json_arg(info, 4, "options"));
+      core::LanguageModel& lm = model();
+      const bool seq2seq = lm.is_encoder_decoder();
+      const TokenRows x = token_rows(info, 0, seq2seq);
       // Copies: the typed arrays may be collected or changed while the work runs off the event loop.
-      const at::Tensor x = ids_tensor(src, B, S, model().vocab_size(), "sourceIds");
-      const at::Tensor m = at::from_blob(mask.Data(), {B, S}, at::TensorOptions().dtype(at::kInt)).to(at::kLong);
+      const at::Tensor ids = ids_tensor(x.ids, x.batch, x.length, lm.vocab_size(), "ids");
       auto holder = holder_;
       using Sequences = std::vector<std::vector<int64_t>>;
-      return run_async<Sequences>(
-          info.Env(),
-          [holder, x, m, opts]() {
-            BusyGuard busy(holder);
-            return core::generate_seq2seq(live_model(*holder), x, m, opts);
-          },
-          [](Napi::Env env, Sequences& out) -> Napi::Value {
-            Napi::Array a = Napi::Array::New(env, out.size());
-            for (size_t i = 0; i < out.size(); ++i) {
-              Napi::Int32Array row = Napi::Int32Array::New(env, out[i].size());
-              for (size_t k = 0; k < out[i].size(); ++k) row[k] = static_cast<int32_t>(out[i][k]);
-              a.Set(static_cast<uint32_t>(i), row);
-            }
-            return a;
-          });
+      std::function<Sequences()> work;
+      if (seq2seq) {
+        const core::Seq2SeqGenerateOptions opts = core::seq2seq_generate_options_from_json(json_arg(info, 1, "options"));
+        const at::Tensor mask = x.mask;
+        work = [holder, ids, mask, opts]() {
+          BusyGuard busy(holder);
+          return core::generate_seq2seq(live_model(*holder), ids, mask, opts);
+        };
+      } else {
+        const core::GenerateOptions o = core::generate_options_from_json(json_arg(info, 1, "options"));
+        const int64_t positions = lm.max_positions();
+        if (o.max_new_tokens < 0 || o.max_new_tokens > positions - x.length)
+          throw ArgError("maxNewTokens: expected at most the model's " + std::to_string(positions) +
+                             " positions less the prompt's " + std::to_string(x.length) + " tokens",
+                         true);
+        work = [holder, ids, o]() {
+          BusyGuard busy(holder);
+          Sequences out;
+          for (int64_t r = 0; r < ids.size(0); ++r) {
+            const at::Tensor row = ids[r].contiguous();
+            const std::vector<int64_t> prompt(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
+            out.push_back(core::generate(live_model(*holder), prompt, o));
+          }
+          return out;
+        };
+      }
+      return run_async<Sequences>(info.Env(), work, [](Napi::Env env, Sequences& out) -> Napi::Value {
+        Napi::Array a = Napi::Array::New(env, out.size());
+        for (size_t i = 0; i < out.size(); ++i) {
+          Napi::Int32Array row = Napi::Int32Array::New(env, out[i].size());
+          for (size_t k = 0; k < out[i].size(); ++k) row[k] = static_cast<int32_t>(out[i][k]);
+          a.Set(static_cast<uint32_t>(i), row);
+        }
+        return a;
+      });
     });
   }
 

@@ -5,7 +5,7 @@ import { DeviceSchema } from "../../config.ts";
 import { OOD_NAMES, type OodName } from "../../data/ood.ts";
 import { WIKITEXT_NAMES } from "../../data/prepare.ts";
 import { WIKITEXT_LAYOUTS } from "../../data/wikitext.ts";
-import { MODEL_SIZES } from "../../model.ts";
+import { MODEL_SIZES } from "../../models/gpt2.ts";
 import type { ConfigOf } from "../framework/spec.ts";
 
 export const VARIATIONS = ["ce", "brier", "dpsm-linear", "dpsm-cosine", "dpsm-fixed-0.5"] as const;

@@ -1,5 +1,5 @@
 // Experiment 1's jobs: every (model, variation, seed, setting) its settings imply, and the loss each trains.
-import type { ModelSize } from "../../model.ts";
+import type { ModelSize } from "../../models/gpt2.ts";
 import type { TrainLossInput } from "../../trainer.ts";
 import type { AuditPlan } from "../framework/efficiency-audit.ts";
 import type { Job } from "../framework/spec.ts";

@@ -10,7 +10,7 @@ import type { PackedTokens } from "../../data/pack.ts";
 import { prepareLanguageModelData } from "../../data/prepare.ts";
 import { decodeGpt2, encodeGpt2 } from "../../data/tokenizer.ts";
 import { Evaluator } from "../../evaluator.ts";
-import { GPT2Model } from "../../model.ts";
+import { GPT2Model } from "../../models/gpt2.ts";
 import type { EvalMetrics } from "../../native.ts";
 import { Trainer, type TrainLossInput } from "../../trainer.ts";
 import { type FitRecord, fitRecord } from "../framework/fit-record.ts";

@@ -7,7 +7,8 @@ import path from "node:path";
 
 import { writeJsonAtomic } from "../../io/atomic.ts";
 import { seededResampler } from "../../metrics/bootstrap.ts";
-import { fmt, formatTable, median } from "../../report/table.ts";
+import { median } from "../../metrics/stats.ts";
+import { fmt, formatTable } from "../../report/table.ts";
 import { Trainer, type TrainerOptions, type TrainLossInput } from "../../trainer.ts";
 
 /** What a spec asks to be timed: per model, a trainer nobody fits and the losses timed on it. */

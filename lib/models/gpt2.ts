@@ -7,40 +7,43 @@ import path from "node:path";
 
 import { z } from "zod";
 
-import { DeviceSchema, parseOrThrow } from "./config.ts";
-import { readHfCheckpoint, saveHfCheckpoint, type SaveOptions } from "./models/checkpoint.ts";
-import { checkParameterCount, MODEL_LIMITS, parameterLimitMessage } from "./models/limits.ts";
-import { native, type NativeModel } from "./native.ts";
+import { DeviceSchema, parseOrThrow } from "../config.ts";
+import type { ModelShape } from "../data/model-data.ts";
+import { native, type NativeModel } from "../native.ts";
+import { readHfCheckpoint, saveHfCheckpoint, type SaveOptions } from "./checkpoint.ts";
+import type { CausalInputs, LanguageModel } from "./language-model.ts";
+import { checkParameterCount, MODEL_LIMITS, parameterLimitMessage } from "./limits.ts";
 
 export const MODEL_SIZES = ["tiny", "small", "medium", "large"] as const;
 export type ModelSize = (typeof MODEL_SIZES)[number];
 
-/** GPT-2 dimensions (Hugging Face's names in camelCase). */
+/** GPT-2's dimensions, under Hugging Face's names (GPT2Config, config.json). */
 export interface GPT2Config {
-  vocabSize: number;
-  nPositions: number;
-  nEmbd: number;
-  nLayer: number;
-  nHead: number;
-  dropout: number;
-  layerNormEpsilon: number;
+  vocab_size: number;
+  n_positions: number;
+  n_embd: number;
+  n_layer: number;
+  n_head: number;
+  /** dropout on the residual, embedding and attention outputs alike */
+  resid_pdrop: number;
+  layer_norm_epsilon: number;
 }
 
 const SMALL: GPT2Config = {
-  vocabSize: 50257,
-  nPositions: 1024,
-  nEmbd: 768,
-  nLayer: 12,
-  nHead: 12,
-  dropout: 0,
-  layerNormEpsilon: 1e-5,
+  vocab_size: 50257,
+  n_positions: 1024,
+  n_embd: 768,
+  n_layer: 12,
+  n_head: 12,
+  resid_pdrop: 0,
+  layer_norm_epsilon: 1e-5,
 };
 /** tiny (CPU: 4 layers × 128, 256 positions), small (124M), medium (355M), large (774M). */
 export const GPT2_PRESETS: Readonly<Record<ModelSize, Readonly<GPT2Config>>> = {
-  tiny: { ...SMALL, nPositions: 256, nEmbd: 128, nLayer: 4, nHead: 4 },
+  tiny: { ...SMALL, n_positions: 256, n_embd: 128, n_layer: 4, n_head: 4 },
   small: SMALL,
-  medium: { ...SMALL, nEmbd: 1024, nLayer: 24, nHead: 16 },
-  large: { ...SMALL, nEmbd: 1280, nLayer: 36, nHead: 20 },
+  medium: { ...SMALL, n_embd: 1024, n_layer: 24, n_head: 16 },
+  large: { ...SMALL, n_embd: 1280, n_layer: 36, n_head: 20 },
 };
 
 // Each dimension bounded (lib/models/limits.ts), so no config reaches the allocator with n_layer 1e9.
@@ -54,20 +57,20 @@ export const ModelOptionsSchema = z
   .object({
     /** a preset; any field below overrides it (the default preset is small) */
     size: z.enum(MODEL_SIZES).optional(),
-    vocabSize: dim(2, L.vocab).optional(),
-    nPositions: dim(2, L.positions).optional(),
-    nEmbd: dim(1, L.width).optional(),
-    nLayer: dim(1, L.layers).optional(),
-    nHead: dim(1, L.heads).optional(),
-    dropout: z.number().min(0).lt(1).optional(),
-    layerNormEpsilon: z.number().positive().optional(),
+    vocab_size: dim(2, L.vocab).optional(),
+    n_positions: dim(2, L.positions).optional(),
+    n_embd: dim(1, L.width).optional(),
+    n_layer: dim(1, L.layers).optional(),
+    n_head: dim(1, L.heads).optional(),
+    resid_pdrop: z.number().min(0).lt(1).optional(),
+    layer_norm_epsilon: z.number().positive().optional(),
     seed: z.number().int().min(0).default(0),
     device: device(),
   })
   .strict()
   .superRefine((o, ctx) => {
-    if (!headsDivide(o.nEmbd, o.nHead)) {
-      ctx.addIssue({ code: "custom", path: ["nEmbd"], message: `must be a multiple of nHead (${o.nHead})` });
+    if (!headsDivide(o.n_embd, o.n_head)) {
+      ctx.addIssue({ code: "custom", path: ["n_embd"], message: `must be a multiple of n_head (${o.n_head})` });
     }
   });
 export type ModelOptions = z.input<typeof ModelOptionsSchema>;
@@ -77,17 +80,17 @@ export type ModelOptions = z.input<typeof ModelOptionsSchema>;
  * embeddings, per layer two LayerNorms, attention (3E² + 3E in, E² + E out) and the MLP (8E² + 5E), a final
  * LayerNorm. The one estimate both config paths check against {@link MODEL_LIMITS}.parameters.
  */
-export function gpt2ParameterCount(c: Pick<GPT2Config, "vocabSize" | "nPositions" | "nEmbd" | "nLayer">): number {
-  const e = c.nEmbd;
-  return (c.vocabSize + c.nPositions) * e + c.nLayer * (12 * e * e + 13 * e) + 2 * e;
+export function gpt2ParameterCount(c: Pick<GPT2Config, "vocab_size" | "n_positions" | "n_embd" | "n_layer">): number {
+  const e = c.n_embd;
+  return (c.vocab_size + c.n_positions) * e + c.n_layer * (12 * e * e + 13 * e) + 2 * e;
 }
 
 /** The dimensions `options` describe: the preset (small by default) with any field overridden. */
 export function resolveGPT2Config(options: z.output<typeof ModelOptionsSchema>): GPT2Config {
   const { size, seed: _seed, device: _device, ...overrides } = options;
   const c = { ...GPT2_PRESETS[size ?? "small"], ...overrides };
-  if (c.nEmbd % c.nHead !== 0) {
-    throw new RangeError(`model.nEmbd: must be a multiple of nHead (${c.nHead}), got ${c.nEmbd}`);
+  if (c.n_embd % c.n_head !== 0) {
+    throw new RangeError(`model.n_embd: must be a multiple of n_head (${c.n_head}), got ${c.n_embd}`);
   }
   const tooLarge = parameterLimitMessage(gpt2ParameterCount(c));
   if (tooLarge !== undefined) throw new RangeError(`model: ${tooLarge}`);
@@ -117,7 +120,7 @@ const HfConfigSchema = z
     if (c.n_inner !== null && c.n_inner !== 4 * c.n_embd) {
       ctx.addIssue({ code: "custom", path: ["n_inner"], message: "other than 4·n_embd is not supported" });
     }
-    const dims = { vocabSize: c.vocab_size, nPositions: c.n_positions, nEmbd: c.n_embd, nLayer: c.n_layer };
+    const dims = { vocab_size: c.vocab_size, n_positions: c.n_positions, n_embd: c.n_embd, n_layer: c.n_layer };
     // Dimensions of the wrong type are reported above; no estimate from them.
     if (Object.values(dims).every(Number.isFinite)) checkParameterCount(gpt2ParameterCount(dims), ctx);
   });
@@ -125,26 +128,27 @@ const HfConfigSchema = z
 function hfConfigOf(c: GPT2Config): z.input<typeof HfConfigSchema> {
   return {
     model_type: "gpt2",
-    vocab_size: c.vocabSize,
-    n_positions: c.nPositions,
-    n_embd: c.nEmbd,
-    n_layer: c.nLayer,
-    n_head: c.nHead,
-    layer_norm_epsilon: c.layerNormEpsilon,
-    resid_pdrop: c.dropout,
+    vocab_size: c.vocab_size,
+    n_positions: c.n_positions,
+    n_embd: c.n_embd,
+    n_layer: c.n_layer,
+    n_head: c.n_head,
+    layer_norm_epsilon: c.layer_norm_epsilon,
+    resid_pdrop: c.resid_pdrop,
   };
 }
 
-function configOfHf(text: string): GPT2Config {
+function configOfHf(text: string): GPT2Config & { model_type: "gpt2" } {
   const j = JSON.parse(text) as z.output<typeof HfConfigSchema>;
   return {
-    vocabSize: j.vocab_size,
-    nPositions: j.n_positions,
-    nEmbd: j.n_embd,
-    nLayer: j.n_layer,
-    nHead: j.n_head,
-    dropout: j.resid_pdrop,
-    layerNormEpsilon: j.layer_norm_epsilon,
+    model_type: "gpt2",
+    vocab_size: j.vocab_size,
+    n_positions: j.n_positions,
+    n_embd: j.n_embd,
+    n_layer: j.n_layer,
+    n_head: j.n_head,
+    resid_pdrop: j.resid_pdrop,
+    layer_norm_epsilon: j.layer_norm_epsilon,
   };
 }
 
@@ -160,18 +164,24 @@ function loadDocument(dir: string, options: { device?: string }, who: string): s
   return JSON.stringify({ config, weights, device: d });
 }
 
-export class GPT2Model {
+/** A GPT-2 (Hugging Face's GPT2LMHeadModel). */
+export class GPT2Model implements LanguageModel {
   /** @internal */
   readonly native: NativeModel;
-  readonly config: Readonly<GPT2Config>;
+  readonly config: Readonly<GPT2Config & { model_type: "gpt2" }>;
 
   private constructor(m: NativeModel) {
     this.native = m;
     this.config = Object.freeze(configOfHf(m.config));
   }
 
+  /** Packed causal sequences, ids below vocab_size, up to n_positions long. */
+  get shape(): ModelShape {
+    return { seq2seq: false, vocabSize: this.config.vocab_size, positions: this.config.n_positions };
+  }
+
   /**
-   * A new model with GPT-2's initialisation (N(0, 0.02), residual projections scaled by 1/√(2·nLayer)), built on
+   * A new model with GPT-2's initialisation (N(0, 0.02), residual projections scaled by 1/√(2·n_layer)), built on
    * the calling thread; {@link GPT2Model.createAsync} builds it off the event loop.
    */
   static create(options: ModelOptions): GPT2Model {
@@ -227,31 +237,43 @@ export class GPT2Model {
   /**
    * Continues `prompt` (token ids) by `maxNewTokens` tokens, on a worker thread: greedy by default (topK 1), or
    * top-k sampling at `temperature` from a seeded generator (the same continuation every run). Prompt and new
-   * tokens together fit the model's nPositions.
+   * tokens together fit the model's n_positions.
    */
   async generate(prompt: Int32Array, options: GenerateOptions = {}): Promise<Int32Array> {
     const o = parseOrThrow(GenerateOptionsSchema, options, "GPT2Model.generate options");
     if (!(prompt instanceof Int32Array) && Object.prototype.toString.call(prompt) !== "[object Int32Array]") {
       throw new TypeError("GPT2Model.generate prompt: expected an Int32Array of token ids");
     }
-    const room = this.config.nPositions - prompt.length;
-    if (prompt.length > this.config.nPositions) {
+    const room = this.config.n_positions - prompt.length;
+    if (prompt.length > this.config.n_positions) {
       throw new RangeError(
-        `GPT2Model.generate prompt: ${prompt.length} tokens, more than the model's ${this.config.nPositions} positions`,
+        `GPT2Model.generate prompt: ${prompt.length} tokens, more than the model's ${this.config.n_positions} positions`,
       );
     }
     if (o.maxNewTokens > room) {
       throw new RangeError(
-        `GPT2Model.generate options.maxNewTokens: must not exceed the model's nPositions ${this.config.nPositions} ` +
+        `GPT2Model.generate options.maxNewTokens: must not exceed the model's n_positions ${this.config.n_positions} ` +
           `less the prompt's ${prompt.length} tokens (${room}), got ${o.maxNewTokens}`,
       );
     }
-    return this.native.generate(prompt, JSON.stringify(o));
+    if (prompt.length === 0) throw new RangeError("GPT2Model.generate prompt: expected at least one token");
+    const V = this.config.vocab_size;
+    const bad = prompt.findIndex((id) => id < 0 || id >= V);
+    if (bad >= 0) {
+      throw new RangeError(
+        `GPT2Model.generate prompt: expected ids in [0, ${V}), got ${prompt[bad]} at position ${bad}`,
+      );
+    }
+    const [continuation] = await this.native.generate(
+      { ids: prompt, batch: 1, length: prompt.length },
+      JSON.stringify(o),
+    );
+    return continuation!;
   }
 
   /** Logits [batch, length, V] for token ids [batch, length] (evaluation mode). */
-  logits(ids: Int32Array, batch: number, length: number): Float32Array {
-    return this.native.logits(ids, batch, length);
+  logits(inputs: CausalInputs): Float32Array {
+    return this.native.logits(inputs);
   }
 }
 
