@@ -4,9 +4,7 @@
 //   npx tsx examples/exp1-language-modelling.ts runs/exp1-example
 import path from "node:path";
 
-import { exp1 } from "../lib/experiments/exp1-lm/index.ts";
-import { resolveConfig, runExperiment, writeReport } from "../lib/experiments/framework/index.ts";
-import { buildInfo } from "../lib/index.ts";
+import { buildInfo, exp1, resolveConfig, runExperiment, writeReport } from "../lib/index.ts";
 
 const out = path.resolve(process.argv[2] ?? "runs/exp1-example");
 const config = resolveConfig(exp1, "quick", {

@@ -6,9 +6,7 @@
 //   npx tsx examples/exp2-summarization.ts runs/exp2-example
 import path from "node:path";
 
-import { exp2 } from "../lib/experiments/exp2-summarization/index.ts";
-import { resolveConfig, runExperiment, writeReport } from "../lib/experiments/framework/index.ts";
-import { buildInfo } from "../lib/index.ts";
+import { buildInfo, exp2, resolveConfig, runExperiment, writeReport } from "../lib/index.ts";
 
 const out = path.resolve(process.argv[2] ?? "runs/exp2-example");
 const config = resolveConfig(exp2, "quick", {

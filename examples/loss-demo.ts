@@ -10,16 +10,21 @@
 //
 //   npm run quickstart                      # installs and builds, then runs this
 //   npx tsx examples/loss-demo.ts [--steps 300] [--batch 256] [--lr 0.1] [--eval-tokens 1024] [--json FILE]
+import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 
-import { dataDir } from "../lib/data/paths.ts";
-import { encodeGpt2, GPT2_VOCAB_SIZE } from "../lib/data/tokenizer.ts";
-import { readWikiText } from "../lib/data/wikitext.ts";
-import { buildInfo, DPSMLoss, type LossConfigInput } from "../lib/index.ts";
-import { writeJsonAtomic } from "../lib/io/atomic.ts";
-import { expectedCalibrationError } from "../lib/metrics/calibration.ts";
-import { fmt, formatTable } from "../lib/report/table.ts";
+import {
+  buildInfo,
+  dataDir,
+  DPSMLoss,
+  encodeGpt2,
+  expectedCalibrationError,
+  formatTable,
+  GPT2_VOCAB_SIZE,
+  readWikiText,
+  type LossConfigInput,
+} from "../lib/index.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -61,6 +66,9 @@ const VARIANTS: { name: string; config: LossConfigInput }[] = [
   { name: "dpsm-cosine", config: { kind: "dpsm", schedule: "cosine", warmupSteps: warmup } },
   { name: "dpsm-fixed-0.5", config: { kind: "dpsm", schedule: "fixed", alpha: 0.5 } },
 ];
+
+/** A number to one decimal, or "–" when not finite. */
+const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "–");
 
 function mulberry32(s: number): () => number {
   let a = s >>> 0;
@@ -216,6 +224,9 @@ console.log(
 );
 
 if (args.json) {
-  writeJsonAtomic(args.json, { steps, batch, lr, warmup, evalTokens, optimum: best, runs });
+  fs.writeFileSync(
+    args.json,
+    `${JSON.stringify({ steps, batch, lr, warmup, evalTokens, optimum: best, runs }, null, 1)}\n`,
+  );
   console.log(`wrote ${args.json}`);
 }

@@ -111,9 +111,9 @@ export {
 export type { AnyExperimentSpec, ConfigOf, ExperimentSpec } from "./experiments/framework/spec.ts";
 // The data folder, WikiText's tokenized release and GPT-2 BPE, as the data pipelines read them.
 export { dataDir } from "./data/paths.ts";
-export { readWikiText, type Split } from "./data/wikitext.ts";
-export { encodeGpt2, GPT2_EOS, GPT2_VOCAB_SIZE } from "./data/tokenizer.ts";
+export { readWikiText, SPLITS as WIKITEXT_SPLITS, type Split as WikiTextSplit } from "./data/wikitext.ts";
+export { encodeGpt2, GPT2_VOCAB_SIZE } from "./data/tokenizer.ts";
 // Calibration of top-1 predictions from per-token statistics (DPSMLoss.forward's `stats`; docs/metrics.md).
-export { expectedCalibrationError, reliabilityBins } from "./metrics/calibration.ts";
+export { expectedCalibrationError } from "./metrics/calibration.ts";
 // Aligned Markdown tables, as the reports print them.
-export { formatTable, type Column } from "./report/table.ts";
+export { formatTable, type Align, type Column } from "./report/table.ts";
