@@ -18,9 +18,6 @@ struct LossOptions {
   Reduction reduction = Reduction::Mean;
 };
 
-// Throws std::invalid_argument naming the offending field when the spec cannot define α.
-void validate_spec(const LossSpec& spec);
-
 struct FusedRequest {
   bool grad = true;           // write d(loss)/d(logits)
   bool grad_inplace = false;  // ... into the logits' own storage

@@ -53,7 +53,6 @@ LossOptions fused_options_from_json(const Json& j) {
   }
   o.ignore_index = field<int64_t>(j, "ignoreIndex");
   o.reduction = reduction_of(field<std::string>(j, "reduction"));
-  validate_spec(o.spec);
   return o;
 }
 
@@ -117,8 +116,6 @@ bool objective_fuses_head(const Objective& o) {
 at::Tensor objective_head_loss(const Objective& o, const at::Tensor& hidden, const at::Tensor& weight,
                                const at::Tensor& bias, at::ScalarType compute_dtype, const at::Tensor& targets,
                                const at::Tensor& step, const at::Tensor& error_flag, at::Tensor* components) {
-  if (!objective_fuses_head(o))
-    throw std::invalid_argument("loss: the fused LM head takes ce, brier, spherical or dpsm");
   LinearLossOptions lo;
   lo.loss = o.fused;
   lo.compute_dtype = compute_dtype;

@@ -40,7 +40,8 @@ at::Tensor objective_loss(const Objective& o, const at::Tensor& logits, const at
 // Whether the objective can go through the fused LM head (fused_linear_loss): a fused kind reduced to a scalar.
 bool objective_fuses_head(const Objective& o);
 // objective_loss of the logits hidden [N, d] · weightᵀ (+ bias), through the fused LM head; the same
-// `components`. Only for objectives objective_fuses_head accepts.
+// `components`. Only for objectives objective_fuses_head accepts (the caller asks it; whether a configuration may
+// ask for the fused head at all is lib/'s check, lib/trainer.ts).
 at::Tensor objective_head_loss(const Objective& o, const at::Tensor& hidden, const at::Tensor& weight,
                                const at::Tensor& bias, at::ScalarType compute_dtype, const at::Tensor& targets,
                                const at::Tensor& step, const at::Tensor& error_flag, at::Tensor* components = nullptr);

@@ -47,9 +47,8 @@ TrainConfig train_config_from_json(const Json& j) {
   c.label_noise = label_noise_from_json(field<Json>(j, "labelNoise"));
   c.summary_swap = field<double>(j, "summarySwap");
   c.distributed = distributed_config_from_json(field<Json>(j, "distributed"));
-  const Json fused_head = field<Json>(j, "fusedHead");  // true, false or "auto"
-  if (fused_head.is_boolean())
-    c.fused_head = fused_head.get<bool>() ? TrainConfig::FusedHead::On : TrainConfig::FusedHead::Off;
+  const Json fused_head = field<Json>(j, "fusedHead");  // true, false or "auto": only false turns it off
+  c.fused_head = !(fused_head.is_boolean() && !fused_head.get<bool>());
   c.document = j;
   return c;
 }
@@ -105,7 +104,7 @@ bool Trainer::evaluate_and_checkpoint(const std::function<void(const ProgressRec
   eo.batch_size = cfg_.batch_size;
   eo.max_sequences = cfg_.eval_max_sequences;
   eo.bf16 = cfg_.bf16;
-  eo.fused_head = cfg_.fused_head != TrainConfig::FusedHead::Off;
+  eo.fused_head = cfg_.fused_head;
   ProgressRecord r;
   r.type = ProgressRecord::Type::Eval;
   r.step = state_.step;
@@ -139,12 +138,7 @@ bool Trainer::evaluate_and_checkpoint(const std::function<void(const ProgressRec
 }
 
 bool Trainer::fuses_head(const Objective& objective) {
-  using F = TrainConfig::FusedHead;
-  if (cfg_.fused_head == F::Off) return false;
-  const bool possible = objective_fuses_head(objective) && model_->output_head().weight.defined();
-  if (!possible && cfg_.fused_head == F::On)
-    throw std::invalid_argument("fusedHead: true needs a ce, brier, spherical or dpsm loss reduced to a scalar");
-  return possible;
+  return cfg_.fused_head && objective_fuses_head(objective) && model_->output_head().weight.defined();
 }
 
 void Trainer::forward_backward(const Objective& objective, const Batch& b, double accumulation, at::Tensor& loss_sum,

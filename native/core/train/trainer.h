@@ -39,9 +39,10 @@ struct TrainConfig {
   LabelNoiseConfig label_noise;
   double summary_swap = 0;        // encoder–decoders: the share of rows trained on another row's reference
   DistributedConfig distributed;  // batch_size and grad_accum are per rank; rank 0 evaluates and checkpoints
-  // The LM head and loss fused (loss/fused_linear_loss.h), never holding the N × V logits: Auto where the
-  // objective allows it and the model's head is a linear map; On requires both; Off: logits, then the loss.
-  enum class FusedHead { Auto, On, Off } fused_head = FusedHead::Auto;
+  // The LM head and loss fused (loss/fused_linear_loss.h), never holding the N × V logits, where the objective
+  // allows it and the model's head is a linear map; false: logits, then the loss. (lib/trainer.ts refuses
+  // fusedHead: true for an objective that needs the logits; here true and "auto" are the same.)
+  bool fused_head = true;
   Json document;  // the document all of the above came from
 };
 // lib/'s trainer document (lib/schemas/trainer.ts states every field and its default).
