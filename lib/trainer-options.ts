@@ -59,71 +59,133 @@ export function checkDataOption(data: unknown): void {
 
 export const TrainerOptionsSchema = z
   .object({
-    /** a model to train, or how to create one (checked by ModelOptionsSchema in the constructor) */
-    model: z.custom<LanguageModel | ModelOptions>(
-      (v) => typeof v === "object" && v !== null,
-      "expected a model (GPT2Model, Seq2SeqModel) or GPT-2 model options",
-    ),
-    loss: z.custom<TrainLossInput>((v) => typeof v === "object" && v !== null, "expected a loss config object"),
-    /** where the tokens come from (prepared once, cached), or prepared splits */
-    data: DataSchema,
-    batchSize: z.number().int().min(1).default(8),
-    gradAccumulation: z.number().int().min(1).default(1),
-    maxSteps: z.number().int().min(1),
-    lr: z.number().positive().finite().default(6e-4),
-    lrWarmupSteps: z.number().int().min(0).default(0),
-    minLrRatio: z.number().min(0).max(1).default(0.1),
-    weightDecay: z.number().min(0).finite().default(0.1),
-    betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.95]),
-    eps: z.number().positive().default(1e-8),
-    gradClip: z.number().min(0).finite().default(1),
-    evalEvery: z.number().int().min(1).default(100),
-    evalMaxSequences: z.number().int().min(0).default(0),
-    /** stop after this many evaluations without a better validation NLL (0: never) */
-    patience: z.number().int().min(0).default(0),
-    /** model initialisation and dropout */
-    seed: z.number().int().min(0).default(0),
-    /** batch order and label noise; defaults to `seed`. Keep it fixed to give every variation the same batches. */
-    dataSeed: z.number().int().min(0).optional(),
-    /** checkpoints (last/, best/) and the JSONL log; a run dir with a checkpoint of the same run is resumed */
-    runDir: z.string().min(1).optional(),
-    device: DeviceSchema.default("cpu"),
-    /** bf16 autocast with fp32 master weights (CUDA; on the CPU it works, but is rarely faster than fp32) */
-    precision: z.enum(["fp32", "bf16"]).default("fp32"),
-    /**
-     * the LM head and loss fused, a chunk of tokens at a time, so the batch's N × V logits and their gradient never
-     * exist ("auto": for the ce, brier, spherical and dpsm losses; the label_smoothing and focal baselines need
-     * the logits). The same curve to float rounding either way: not part of the run's resume fingerprint.
-     */
-    fusedHead: z.union([z.boolean(), z.literal("auto")]).default("auto"),
-    /** libtorch threads (default: the machine's cores) */
-    threads: z.number().int().min(1).optional(),
-    /** label noise: for this share of steps, this share of the batch's targets replaced by random tokens */
+    model: z
+      .custom<LanguageModel | ModelOptions>(
+        (v) => typeof v === "object" && v !== null,
+        "expected a model (GPT2Model, Seq2SeqModel) or GPT-2 model options",
+      )
+      .describe("a model to train, or how to create one (checked by ModelOptionsSchema in the constructor)"),
+    loss: z
+      .custom<TrainLossInput>((v) => typeof v === "object" && v !== null, "expected a loss config object")
+      .describe(
+        "a DPSMLoss config (ce, brier, spherical, dpsm with its α schedule) or a baseline (label_smoothing, focal)",
+      ),
+    data: DataSchema.describe("where the tokens come from (prepared once, cached), or prepared splits"),
+    batchSize: z
+      .number()
+      .int()
+      .min(1)
+      .default(8)
+      .describe(
+        "sequences (encoder–decoders: examples) per micro-batch on each rank (an experiment's: global, shared among ranks)",
+      ),
+    gradAccumulation: z.number().int().min(1).default(1).describe("micro-batches per optimiser step"),
+    maxSteps: z.number().int().min(1).describe("optimiser steps"),
+    lr: z.number().positive().finite().default(6e-4).describe("peak learning rate"),
+    lrWarmupSteps: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe("linear learning-rate warm-up steps, then cosine decay to minLrRatio × lr at maxSteps"),
+    minLrRatio: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.1)
+      .describe("where the cosine decay ends, as a share of the peak learning rate"),
+    weightDecay: z
+      .number()
+      .min(0)
+      .finite()
+      .default(0.1)
+      .describe("AdamW's decoupled weight decay, on matrices and embeddings (not biases or LayerNorms)"),
+    betas: z
+      .tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)])
+      .default([0.9, 0.95])
+      .describe("AdamW's β1, β2"),
+    eps: z.number().positive().default(1e-8).describe("AdamW's ε (torch's default: 1e-8)"),
+    gradClip: z
+      .number()
+      .min(0)
+      .finite()
+      .default(1)
+      .describe("the gradient's global norm is clipped to this (0: no clipping)"),
+    evalEvery: z.number().int().min(1).default(100).describe("steps between validation evaluations"),
+    evalMaxSequences: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe("validation sequences (encoder–decoders: examples) per evaluation (0: all)"),
+    patience: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe("early stopping: evaluations without a better validation NLL (0: off)"),
+    seed: z.number().int().min(0).default(0).describe("model initialisation and dropout"),
+    dataSeed: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe(
+        "batch order and label noise; defaults to `seed`. Keep it fixed to give every variation the same batches.",
+      ),
+    runDir: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("checkpoints (last/, best/) and the JSONL log; a run dir with a checkpoint of the same run is resumed"),
+    device: DeviceSchema.default("cpu").describe("cpu, cuda or cuda:N"),
+    precision: z
+      .enum(["fp32", "bf16"])
+      .default("fp32")
+      .describe(
+        "fp32, or bf16 autocast with fp32 master weights (CUDA; on the CPU it works, but is rarely faster than fp32)",
+      ),
+    fusedHead: z
+      .union([z.boolean(), z.literal("auto")])
+      .default("auto")
+      .describe(
+        "the LM head and loss fused, a chunk of tokens at a time, so the batch's N × V logits and their gradient never exist (auto: for the ce, brier, spherical and dpsm losses; the label_smoothing and focal baselines need the logits). The same curve to float rounding either way: not part of the run's resume fingerprint.",
+      ),
+    threads: z.number().int().min(1).optional().describe("libtorch threads (default: the machine's cores)"),
     labelNoise: z
-      .object({ stepFraction: z.number().min(0).max(1), tokenFraction: z.number().min(0).max(1) })
+      .object({
+        stepFraction: z.number().min(0).max(1).describe("share of the steps whose batch is noisy"),
+        tokenFraction: z.number().min(0).max(1).describe("share of a noisy batch's targets replaced at random"),
+      })
       .strict()
-      .default({ stepFraction: 0, tokenFraction: 0 }),
-    /**
-     * summary-swap noise (encoder–decoders): the probability that a row trains on another row's reference of the
-     * same batch, drawn per dataSeed and batch by the rule in lib/data/summary-noise.ts (the seed's robustness
-     * setting is 0.15)
-     */
-    summarySwap: z.number().min(0).max(1).default(0),
-    /** a progress bar on stderr ("auto": when stderr is a terminal, else a line every 10 %) */
-    progress: z.union([z.boolean(), z.literal("auto")]).default("auto"),
-    /** JSONL log file (default: <runDir>/train.jsonl; false: none) */
-    log: z.union([z.string().min(1), z.literal(false)]).optional(),
-    /** TensorBoard event files (default: tensorboard/ beside the JSONL log, none without one; false: none) */
-    tensorboard: z.union([z.string().min(1), z.literal(false)]).optional(),
-    /**
-     * data-parallel training, one process per rank (lib/distributed.ts): "env" takes RANK, WORLD_SIZE, MASTER_ADDR
-     * and MASTER_PORT from the environment as `dpsm-native launch` (or torchrun) sets them, one process when they
-     * are absent; or the same as options; false: one process. batchSize and gradAccumulation are per rank. Rank 0
-     * evaluates, checkpoints and writes the logs; every rank resumes from its checkpoint.
-     */
+      .default({ stepFraction: 0, tokenFraction: 0 })
+      .describe("label noise: for this share of steps, this share of the batch's targets replaced by random tokens"),
+    summarySwap: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0)
+      .describe(
+        "summary-swap noise (encoder–decoders): the probability that a row trains on another row's reference of the same batch, drawn per dataSeed and batch by the rule in lib/data/summary-noise.ts (the seed's robustness setting is 0.15)",
+      ),
+    progress: z
+      .union([z.boolean(), z.literal("auto")])
+      .default("auto")
+      .describe("a progress bar on stderr (auto: when stderr is a terminal, else a line every 10 %)"),
+    log: z
+      .union([z.string().min(1), z.literal(false)])
+      .optional()
+      .describe("JSONL log file (default: <runDir>/train.jsonl; false: none)"),
+    tensorboard: z
+      .union([z.string().min(1), z.literal(false)])
+      .optional()
+      .describe("TensorBoard event files (default: tensorboard/ beside the JSONL log, none without one; false: none)"),
     distributed: z
       .union([z.literal(false), z.literal("env"), z.custom<z.input<typeof DistributedOptionsSchema>>(isObject)])
-      .default("env"),
+      .default("env")
+      .describe(
+        "data-parallel training, one process per rank (lib/distributed.ts): env takes RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT from the environment as `dpsm-native launch` (or torchrun) sets them, one process when they are absent; or the same as options; false: one process. batchSize and gradAccumulation are per rank. Rank 0 evaluates, checkpoints and writes the logs; every rank resumes from its checkpoint.",
+      ),
   })
   .strict();
 export type TrainerOptions = z.input<typeof TrainerOptionsSchema>;

@@ -68,7 +68,9 @@ export function parseCommandLine<S extends z.ZodObject>(
   if (args.help) {
     const summary = `${spec.title}: ${spec.summary}`;
     const profiles = profileNames(spec);
-    return { help: helpText({ prog, summary, flags, profiles, profile, profileSettings: spec.profiles[profile] }) };
+    // The profile's values as resolved: what it states, and the defaults of what it leaves out.
+    const profileSettings = resolveConfig(spec, profile);
+    return { help: helpText({ prog, summary, flags, profiles, profile, profileSettings }) };
   }
   // What the file and the flags hold is checked by the schema, with the other settings.
   const config = resolveConfig(spec, profile, file?.settings as never, args.settings as never) as ConfigOf<S>;

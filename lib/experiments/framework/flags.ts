@@ -1,7 +1,7 @@
 // The command line of an experiment, derived from its settings schema: each field becomes a kebab-case flag
-// (maxSteps → --max-steps; fields of a nested object → --label-noise.step-fraction), lists are comma-separated,
-// numbers are parsed, booleans and fields that may be `false` get a --no-… flag, and the help text comes from
-// the fields' descriptions. Fields no flag can express (records, objects inside arrays) stay for --config.
+// (maxSteps → --max-steps; fields of a nested object → --label-noise.step-fraction), lists (arrays, tuples) are
+// comma-separated, numbers are parsed, booleans and fields that may be `false` get a --no-… flag, and the help text
+// comes from the fields' descriptions. Fields no flag can express (records, objects inside arrays) stay for --config.
 import { parseArgs } from "node:util";
 
 import type { z } from "zod";
@@ -44,6 +44,7 @@ interface Def {
   innerType?: Schema;
   element?: Schema;
   options?: Schema[];
+  items?: Schema[];
   entries?: Record<string, string | number>;
   values?: unknown[];
   shape?: Record<string, Schema>;
@@ -84,6 +85,16 @@ function scalar(s: Schema): Scalar | undefined {
   }
 }
 
+/** The element of a list (an array, or a tuple whose items are all one kind of scalar), when a flag can give it. */
+function elementOf(list: Schema): Scalar | undefined {
+  const d = defOf(list);
+  if (d.type === "array") return scalar(unwrap(d.element!).inner);
+  const items = (d.items ?? []).map((item) => scalar(unwrap(item).inner));
+  const first = items[0];
+  if (!first || !items.every((x) => x && x.kind === first.kind && !x.choices)) return undefined;
+  return { kind: first.kind, ...(items.every((x) => x!.integer) ? { integer: true } : {}) };
+}
+
 const kebab = (field: string) => field.replace(/([a-z0-9])([A-Z])/g, "$1-$2").toLowerCase();
 
 /** Every flag the settings schema `schema` (a zod object) gives, in field order. */
@@ -98,7 +109,7 @@ export function settingFlags(schema: z.ZodObject): SettingFlag[] {
       const members = d.type === "union" ? d.options!.map((m) => unwrap(m).inner) : [inner];
       const scalars = members.map(scalar).filter((x): x is Scalar => x !== undefined);
       const objects = members.filter((m) => defOf(m).type === "object");
-      const arrays = members.filter((m) => defOf(m).type === "array");
+      const arrays = members.filter((m) => defOf(m).type === "array" || defOf(m).type === "tuple");
       let main: SettingFlag | undefined;
       if (scalars.length > 0) {
         const first = scalars[0]!;
@@ -111,7 +122,7 @@ export function settingFlags(schema: z.ZodObject): SettingFlag[] {
           flags.push({ name: `no-${name}`, path: at, kind: "off", description: `turn off --${name}` });
         }
       } else if (arrays.length > 0) {
-        const element = scalar(unwrap(defOf(arrays[0]!).element!).inner);
+        const element = elementOf(arrays[0]!);
         if (element && element.kind !== "boolean") {
           main = {
             name,
@@ -129,8 +140,9 @@ export function settingFlags(schema: z.ZodObject): SettingFlag[] {
         flags.push({ name: `no-${name}`, path: at, kind: "off", description: `${what}off` });
       }
       for (const o of objects) walk(defOf(o).shape!, at, `${name}.`);
+      // A form the main flag cannot give: a scalar of another kind (e.g. "auto" beside a boolean), a record, ….
       const covered = (m: Schema) =>
-        !!scalar(m) || isFalse(m) || objects.includes(m) || (m === arrays[0] && main !== undefined);
+        scalar(m)?.kind === main?.kind || isFalse(m) || objects.includes(m) || (m === arrays[0] && main !== undefined);
       if (main && !members.every(covered)) main.moreInFile = true;
     }
   };
