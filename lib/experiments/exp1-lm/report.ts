@@ -17,8 +17,8 @@ import {
   metricBars,
   metricsTable,
   modelSections,
-  verdictTable,
 } from "../framework/report.ts";
+import { verdictSection } from "../framework/verdicts.ts";
 import { auditSection } from "../framework/efficiency-audit.ts";
 import type { ReportBody, ReportContext, Verdict } from "../framework/spec.ts";
 import { type Exp1Group, METRICS, type Metric, testEvalOf } from "./analysis.ts";
@@ -312,12 +312,7 @@ async function modelSection(
     const continuation = s.continuation.replace(/\s+/g, " ").replace(/\*/g, "\\*");
     lines.push(`**${r.name}** (seed ${o.key.seed}): ${s.prompt}*${continuation}*`, "");
   }
-  lines.push("### Verdicts (the seed's success criteria)", "");
-  for (const dpsm of dpsmVariationsOf(c)) {
-    const v = exp1Verdicts(ctx.groups, model, dpsm, audit);
-    verdicts[dpsm] = v;
-    lines.push(`**${dpsm}**`, "", verdictTable(v), "");
-  }
+  lines.push(...verdictSection(dpsmVariationsOf(c), (dpsm) => exp1Verdicts(ctx.groups, model, dpsm, audit), verdicts));
   return lines;
 }
 

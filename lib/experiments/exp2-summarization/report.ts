@@ -8,14 +8,8 @@ import { formatMeanStd } from "../../metrics/stats.ts";
 import { poolReliabilityBins } from "../../metrics/calibration.ts";
 import { reliabilityDiagram, scatterChart } from "../../report/plots.ts";
 import { fmt, formatTable } from "../../report/table.ts";
-import {
-  curveChart,
-  efficiencyTable,
-  environmentNote,
-  metricsTable,
-  modelSections,
-  verdictTable,
-} from "../framework/report.ts";
+import { curveChart, efficiencyTable, environmentNote, metricsTable, modelSections } from "../framework/report.ts";
+import { groupLookup, verdictSection } from "../framework/verdicts.ts";
 import { auditSection } from "../framework/efficiency-audit.ts";
 import type { Finished, ReportBody, ReportContext, Verdict } from "../framework/spec.ts";
 import { bestSet, type Exp2Group, METRICS, type Metric } from "./analysis.ts";
@@ -23,7 +17,7 @@ import { type Exp2Config, TEMPSCALE, VARIATIONS } from "./config.ts";
 import type { Exp2Data } from "./data.ts";
 import type { Exp2Job } from "./jobs.ts";
 import type { Exp2Result, FinetuneResult, PretrainResult } from "./run-job.ts";
-import { exp2Verdicts, lookup, rougeBootstrap } from "./verdicts.ts";
+import { exp2Verdicts, rougeBootstrap } from "./verdicts.ts";
 
 type Exp2ReportContext = ReportContext<Exp2Config, Exp2Job, Exp2Result, Exp2Data, Metric>;
 
@@ -352,17 +346,20 @@ async function modelSection(ctx: Exp2ReportContext, model: string, verdicts: Rec
   );
   if (c.examples > 0)
     lines.push("### Summaries side by side (test, last checkpoint)", "", ...examplesSection(c, d, clean));
-  lines.push("### Verdicts (the seed's success criteria)", "");
-  const get = lookup(ctx.groups, model);
-  for (const dpsm of c.variations.filter((v) => v.startsWith("dpsm"))) {
-    const v = exp2Verdicts(get, dpsm, {
+  const get = groupLookup(ctx.groups, model);
+  const judge = (dpsm: string) =>
+    exp2Verdicts(get, dpsm, {
       bootstrapSamples: c.rougeBootstrap,
       memoryComparable: c.device.startsWith("cuda"),
       ...(audit ? { audit } : {}),
     });
-    verdicts[dpsm] = v;
-    lines.push(`**${dpsm}**`, "", verdictTable(v), "");
-  }
+  lines.push(
+    ...verdictSection(
+      c.variations.filter((v) => v.startsWith("dpsm")),
+      judge,
+      verdicts,
+    ),
+  );
   return lines;
 }
 
