@@ -48,7 +48,8 @@ export function load(app) {
     reflection.comment ??= new Models.Comment();
     const comment = reflection.comment;
     if (description !== undefined && comment.summary.length === 0) {
-      comment.summary = [{ kind: "text", text: description }];
+      // plain text, not Markdown: `<runDir>` is a placeholder, not an HTML tag
+      comment.summary = [{ kind: "text", text: description.replace(/[\\`*_<>[\]]/g, "\\$&") }];
     }
     if (defaultValue !== undefined && !comment.getTag("@defaultValue")) {
       comment.blockTags.push(
