@@ -49,7 +49,7 @@ test("a consumer project imports and type-checks dpsm-native through its exports
   const source = `import { DPSMLoss, buildInfo, type LossResult, Trainer, Evaluator, GPT2Model, type FitResult } from "dpsm-native";
 const trainerClass: typeof Trainer = Trainer;
 const evaluatorClass: typeof Evaluator = Evaluator;
-const params: number = GPT2Model.create({ n_embd: 8, n_layer: 1, n_head: 2, n_positions: 8, vocabSize: 50257 }).parameterCount;
+const params: number = GPT2Model.create({ n_embd: 8, n_layer: 1, n_head: 2, n_positions: 8, vocab_size: 50257 }).parameterCount;
 let fit: FitResult | undefined;
 const loss = new DPSMLoss({ kind: "dpsm", schedule: "linear", warmupSteps: 1000 });
 const r: LossResult = loss.forward(new Float32Array([1, 2, 3, 4, 5, 6]), new Int32Array([2, 0]), { vocabSize: 3, step: 250 });

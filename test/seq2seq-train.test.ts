@@ -113,7 +113,7 @@ test("a GPT-2's data for a BART, or a BART without prepared examples, is a named
     message: /^Trainer options\.data\.train: an encoder-decoder takes encoder-decoder examples/,
   });
   t.throws(() => new Trainer({ ...base(), data: { source: "wikitext-2" } }), {
-    message: /a Seq2SeqModel takes prepared \{ train, valid \} examples/,
+    message: /an encoder-decoder takes prepared \{ train, valid \} examples/,
   });
 });
 
