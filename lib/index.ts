@@ -24,6 +24,8 @@ export {
 export {
   Trainer,
   TrainerOptionsSchema,
+  TrainerSettingsSchema,
+  type TrainerSettings,
   type CheckpointEvent,
   type DoneEvent,
   type EvalEvent,
@@ -86,6 +88,15 @@ export {
   type Seq2SeqPreset,
 } from "./models/bart.ts";
 export { MODEL_LIMITS } from "./models/limits.ts";
+export {
+  isLanguageModel,
+  type CausalInputs,
+  type EncoderDecoderInputs,
+  type LanguageModel,
+  type ModelInputs,
+} from "./models/language-model.ts";
+export type { SaveOptions } from "./models/checkpoint.ts";
+export type { ModelData, ModelShape } from "./data/model-data.ts";
 export {
   prepareSummarizationData,
   summarizationSplit,

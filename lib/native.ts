@@ -255,8 +255,9 @@ export function native(): NativeAddon {
 
 /** Which libtorch the core runs on, whether CUDA is there, how many devices and threads. */
 /**
- * What differs between two environments in what decides a CPU run's numbers bit for bit (README: "What
- * reproduces"): libtorch, thread count, OpenBLAS kernel, loss kernel. Fields an older record lacks are skipped.
+ * What differs between two environments in what decides a CPU run's numbers bit for bit
+ * (docs/design/reproducibility.md): libtorch, thread count, OpenBLAS kernel, loss kernel. Fields an older record
+ * lacks are skipped.
  */
 export function numericalDifferences(before: Partial<BuildInfo>, now: BuildInfo): string[] {
   const fields = ["torchVersion", "threads", "blasCore", "cpuIsa", "cpuKernelRevision"] as const;

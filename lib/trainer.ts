@@ -247,7 +247,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         if (changed.length) {
           process.emitWarning(
             `Trainer: an earlier session of this run computed with other numerics (${changed.join(", ")}); from ` +
-              "the resumed step on its curve will not match an uninterrupted run bit for bit (README: What reproduces)",
+              "the resumed step on its curve will not match an uninterrupted run bit for bit (docs/design/reproducibility.md)",
             { code: "DPSM_NUMERICS_CHANGED" },
           );
         }

@@ -121,7 +121,7 @@ test.serial("same seed: the same batches for every loss, and on the CPU the same
   t.is(a.history.steps[23]!.alpha, 1);
 });
 
-// What the README promises ("What reproduces"): the same machine, thread count and build give the same run bit
+// What docs/design/reproducibility.md promises: the same machine, thread count and build give the same run bit
 // for bit in any process; and what a run's environment note names is what decides it.
 test.serial("two processes, same machine, threads and build: Brier's losses and weights bit for bit", async (t) => {
   const runOnce = () => {

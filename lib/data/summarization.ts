@@ -324,7 +324,7 @@ const LocationShape = {
   }),
   /** the folder holding xsum/, cnn_dailymail/, … (default: DPSM_DATA_DIR, else the user cache folder; see paths.ts) */
   dataDir: z.string().min(1).optional(),
-  /** the data set's own folder, instead of <dataDir>/<source> */
+  /** the data set's own folder, instead of `<dataDir>/<source>` */
   dir: z.string().min(1).optional(),
   /** which layout to read when the folder holds the split in several */
   layout: z.enum(SUMMARIZATION_LAYOUTS).optional(),
