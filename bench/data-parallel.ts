@@ -9,11 +9,10 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 
-import { buildInfo, GPT2Model, Trainer } from "../lib/index.ts";
+import { buildInfo, formatTable, GPT2Model, Trainer } from "../lib/index.ts";
 import { writeJsonAtomic } from "../lib/io/atomic.ts";
-import { packageRoot } from "../lib/native.ts";
 import { median } from "../lib/metrics/stats.ts";
-import { formatTable } from "../lib/report/table.ts";
+import { packageRoot } from "../lib/native.ts";
 
 const { values: args } = parseArgs({
   options: {

@@ -1,6 +1,6 @@
 // The model FLOPs that `npm run bench:train-step` divides by: PaLM's accounting (Chowdhery et al. 2022, app. B),
 // the one nanoGPT's estimate_mfu uses, so the utilisation reads the same as theirs.
-import { gpt2ParameterCount, type GPT2Config } from "../lib/models/gpt2.ts";
+import { gpt2ParameterCount, type GPT2Config } from "../lib/index.ts";
 
 /**
  * Training FLOPs per token of a GPT-2 step (forward + backward) over rows of `tokens` positions:

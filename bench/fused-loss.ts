@@ -17,6 +17,8 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 
 import { probes } from "../dev/testing-addon.ts";
+// lib/ by module, not through lib/index.ts: pack.ts bundles this file (bench/gpu-verify), and the whole public API
+// would bring the charts' native binary (@resvg), which esbuild cannot bundle.
 import { buildInfo } from "../lib/native.ts";
 import { writeJsonAtomic } from "../lib/io/atomic.ts";
 import { median } from "../lib/metrics/stats.ts";

@@ -13,9 +13,8 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 
-import { buildInfo, Trainer, type TrainLossInput } from "../lib/index.ts";
+import { buildInfo, formatTable, Trainer, type TrainLossInput } from "../lib/index.ts";
 import { writeJsonAtomic } from "../lib/io/atomic.ts";
-import { formatTable } from "../lib/report/table.ts";
 
 const LOSSES: Record<string, TrainLossInput> = {
   ce: { kind: "ce" },

@@ -25,6 +25,8 @@ import {
 import { killChildAfterCheckpoint } from "../../dev/kill-child.ts";
 import { randInt, rng } from "../../dev/random.ts";
 import { probes } from "../../dev/testing-addon.ts";
+// lib/ by module, not through lib/index.ts: pack.ts bundles this file, and the whole public API would bring the
+// charts' native binary (@resvg), which esbuild cannot bundle.
 import { GPT2Model } from "../../lib/models/gpt2.ts";
 import type { PackedTokens } from "../../lib/data/pack.ts";
 import { buildInfo } from "../../lib/native.ts";

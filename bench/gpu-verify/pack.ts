@@ -19,9 +19,9 @@ import { parseArgs } from "node:util";
 
 import { build } from "esbuild";
 
-import { prepareLanguageModelData } from "../../lib/data/prepare.ts";
-import { packageRoot } from "../../lib/native.ts";
+import { prepareLanguageModelData } from "../../lib/index.ts";
 import { writeFileAtomic } from "../../lib/io/atomic.ts";
+import { packageRoot } from "../../lib/native.ts";
 
 const { values: args } = parseArgs({
   options: {

@@ -3,7 +3,7 @@
 import fs from "node:fs";
 import path from "node:path";
 
-import { Seq2SeqModel } from "../../lib/models/bart.ts";
+import { Seq2SeqModel } from "../../lib/index.ts";
 
 const dir = process.argv[2];
 if (!dir) {
