@@ -57,7 +57,9 @@ TokenRows token_rows(const Napi::CallbackInfo& info, size_t i, bool with_mask) {
   if (info.Length() <= i || !info[i].IsObject()) throw ArgError("inputs: expected { ids, batch, length }", false);
   const Napi::Object o = info[i].As<Napi::Object>();
   TokenRows r{typed_array_value<Napi::Int32Array>(o.Get("ids"), "ids", napi_int32_array, "an Int32Array"),
-              positive_field(o, "batch"), positive_field(o, "length"), {}};
+              positive_field(o, "batch"),
+              positive_field(o, "length"),
+              {}};
   if (static_cast<int64_t>(r.ids.ElementLength()) != r.batch * r.length)
     throw ArgError("ids: expected batch × length ids", true);
   if (with_mask) {
@@ -126,8 +128,7 @@ class Model : public Napi::ObjectWrap<Model> {
         {InstanceMethod("save", &Model::Save), InstanceMethod("saveAsync", &Model::SaveAsync),
          InstanceMethod("dispose", &Model::Dispose), InstanceMethod("logits", &Model::Logits),
          InstanceMethod("evaluate", &Model::Evaluate), InstanceMethod("fitTemperature", &Model::FitTemperature),
-         InstanceMethod("generate", &Model::Generate),
-         InstanceAccessor("config", &Model::Config, nullptr),
+         InstanceMethod("generate", &Model::Generate), InstanceAccessor("config", &Model::Config, nullptr),
          InstanceAccessor("parameterCount", &Model::ParameterCount, nullptr),
          InstanceAccessor("device", &Model::Device, nullptr), InstanceAccessor("disposed", &Model::Disposed, nullptr),
          InstanceAccessor("externalBytes", &Model::ExternalBytes, nullptr)});
@@ -277,7 +278,8 @@ class Model : public Napi::ObjectWrap<Model> {
       using Sequences = std::vector<std::vector<int64_t>>;
       std::function<Sequences()> work;
       if (seq2seq) {
-        const core::Seq2SeqGenerateOptions opts = core::seq2seq_generate_options_from_json(json_arg(info, 1, "options"));
+        const core::Seq2SeqGenerateOptions opts =
+            core::seq2seq_generate_options_from_json(json_arg(info, 1, "options"));
         const at::Tensor mask = x.mask;
         work = [holder, ids, mask, opts]() {
           BusyGuard busy(holder);
