@@ -24,7 +24,7 @@ const SMALL = {
   maxSteps: 3,
   lrWarmupSteps: 1,
   evalEvery: 3,
-  validMaxExamples: 6,
+  evalMaxSequences: 6,
   testMaxExamples: 5,
   transferMaxExamples: 4,
   rougeBootstrap: 50,

@@ -1,25 +1,40 @@
-// Experiment 1's settings: GPT-2 trained from scratch on WikiText with CE, Brier and DPSM, and its profiles.
+// Experiment 1's settings: GPT-2 trained from scratch on WikiText with CE, Brier and DPSM, the loss of each variation,
+// and the profiles. The Trainer's run settings are the Trainer's own schema, spread in (not restated).
 import { z } from "zod";
 
-import { DeviceSchema } from "../../config.ts";
 import { OOD_NAMES, type OodName } from "../../data/ood.ts";
 import { WIKITEXT_NAMES } from "../../data/prepare.ts";
 import { WIKITEXT_LAYOUTS } from "../../data/wikitext.ts";
 import { MODEL_SIZES } from "../../models/gpt2.ts";
+import { TrainerSettingsSchema } from "../../trainer-options.ts";
+import type { VariationLoss } from "../framework/losses.ts";
 import type { ConfigOf } from "../framework/spec.ts";
 
 export const VARIATIONS = ["ce", "brier", "dpsm-linear", "dpsm-cosine", "dpsm-fixed-0.5"] as const;
 export type Variation = (typeof VARIATIONS)[number];
 /** Baselines: two trained (label smoothing 0.1, focal γ = 2), one post hoc (temperature scaling of the CE runs). */
-export const BASELINES = ["label-smoothing", "focal", "ce+tempscale"] as const;
+export const BASELINES = ["label_smoothing", "focal", "ce+tempscale"] as const;
 export type Baseline = (typeof BASELINES)[number];
 /** The post-hoc baseline: clean CE runs evaluated with a temperature fitted on the validation split. */
 export const TEMPSCALE = "ce+tempscale" satisfies Baseline;
+/** Variations trained: the main ones and the two trained baselines (named as their loss kinds). */
+export type TrainedVariation = Variation | Exclude<Baseline, typeof TEMPSCALE>;
+/** The loss each trained variation trains with; a DPSM warm-up is the job's share of the steps (dpsmWarmup, a sweep's). */
+export const LOSSES: Readonly<Record<TrainedVariation, VariationLoss>> = {
+  ce: { kind: "ce" },
+  brier: { kind: "brier" },
+  "dpsm-linear": { kind: "dpsm", schedule: "linear" },
+  "dpsm-cosine": { kind: "dpsm", schedule: "cosine" },
+  "dpsm-fixed-0.5": { kind: "dpsm", schedule: "fixed", alpha: 0.5 },
+  label_smoothing: { kind: "label_smoothing", smoothing: 0.1 },
+  focal: { kind: "focal", gamma: 2 },
+};
 export const SETTINGS = ["clean", "label-noise"] as const;
 export type Setting = (typeof SETTINGS)[number];
 
 const int = (min: number) => z.number().int().min(min);
 const share = () => z.number().gt(0).max(1);
+const { lr } = TrainerSettingsSchema.shape;
 
 export const Exp1SettingsSchema = z
   .object({
@@ -41,20 +56,13 @@ export const Exp1SettingsSchema = z
       .optional()
       .describe("the data folder (default: DPSM_DATA_DIR, else ~/.cache/dpsm-native/data; missing sets are fetched)"),
     contextLength: int(2).describe("tokens per training sequence"),
-    batchSize: int(1).describe("sequences per micro-batch"),
-    gradAccumulation: int(1).describe("micro-batches per optimiser step"),
-    maxSteps: int(1).describe("optimiser steps"),
-    lr: z
-      .record(z.enum(MODEL_SIZES), z.number().positive())
-      .or(z.number().positive())
-      .describe("peak learning rate, or one per model size (GPT-2 paper: larger models, smaller rates)"),
-    lrWarmupSteps: int(0).describe("linear learning-rate warm-up steps, then cosine decay"),
-    adamEps: z.number().positive().describe("AdamW's ε (torch's default: 1e-8)"),
-    evalEvery: int(1).describe("steps between validation evaluations"),
-    evalMaxSequences: int(0).describe("validation sequences per evaluation during training (0: all)"),
+    // The Trainer's run settings, every job's (lib/trainer-options.ts); the learning rate may be one per model size.
+    ...TrainerSettingsSchema.shape,
+    lr: lr
+      .or(z.record(z.enum(MODEL_SIZES), lr.unwrap()))
+      .describe(`${lr.description}, or one per model size (GPT-2 paper: larger models, smaller rates)`),
     testMaxSequences: int(0).describe("test sequences for the final evaluation (0: all)"),
     oodMaxSequences: int(0).describe("sequences per out-of-domain set for the final evaluation (0: all)"),
-    patience: int(0).describe("early stopping: evaluations without a better validation NLL (0: off)"),
     seeds: z.array(int(0)).min(1).describe("seeds; each gives every variation the same initialisation and batches"),
     variations: z.array(z.enum(VARIATIONS)).min(1).describe("the losses trained"),
     dpsmWarmup: share().describe("DPSM warm-up as a share of maxSteps (the seed: 0.1)"),
@@ -87,9 +95,6 @@ export const Exp1SettingsSchema = z
       .or(z.literal(false))
       .describe("robustness runs with label noise"),
     ood: z.array(z.enum(OOD_NAMES as [OodName, ...OodName[]])).describe("out-of-domain sets every run is evaluated on"),
-    device: DeviceSchema.describe("cpu, cuda or cuda:N"),
-    precision: z.enum(["fp32", "bf16"]).describe("fp32, or bf16 autocast with fp32 master weights"),
-    threads: int(1).optional().describe("libtorch threads (default: the machine's cores)"),
     sample: z
       .object({
         prompt: z.string().min(1).describe("the prompt every variation continues"),
@@ -101,13 +106,15 @@ export const Exp1SettingsSchema = z
   })
   .strict();
 export type Exp1Settings = z.output<typeof Exp1SettingsSchema>;
+/** Settings as a profile or a settings file states them: the Trainer's settings may be left at its defaults. */
+export type Exp1SettingsInput = z.input<typeof Exp1SettingsSchema>;
 export type Exp1Config = ConfigOf<typeof Exp1SettingsSchema>;
 
 const SAMPLE = { prompt: "The history of the city began", maxNewTokens: 40, topK: 1 };
 // The seed's audit: a fixed batch of 2,048 tokens.
 const AUDIT = { tokens: 2048, rounds: 30, warmupRounds: 3 };
 
-const WT2_SMALL: Exp1Settings = {
+const WT2_SMALL: Exp1SettingsInput = {
   models: ["small"],
   dataset: "wikitext-2",
   contextLength: 1024,
@@ -116,7 +123,7 @@ const WT2_SMALL: Exp1Settings = {
   maxSteps: 3000,
   lr: 6e-4,
   lrWarmupSteps: 200,
-  adamEps: 1e-8,
+  eps: 1e-8,
   evalEvery: 200,
   evalMaxSequences: 0,
   testMaxSequences: 0,
@@ -150,7 +157,7 @@ export const PROFILES = {
     maxSteps: 150,
     lr: 3e-3,
     lrWarmupSteps: 15,
-    adamEps: 1e-8,
+    eps: 1e-8,
     evalEvery: 25,
     evalMaxSequences: 32,
     testMaxSequences: 96,
@@ -180,7 +187,7 @@ export const PROFILES = {
     maxSteps: 600,
     lr: 3e-3,
     lrWarmupSteps: 30,
-    adamEps: 1e-8,
+    eps: 1e-8,
     evalEvery: 50,
     evalMaxSequences: 64,
     testMaxSequences: 256,
@@ -211,8 +218,9 @@ export const PROFILES = {
     lrWarmupSteps: 700,
     evalEvery: 1000,
   },
-} satisfies Record<string, Exp1Settings>;
+} satisfies Record<string, Exp1SettingsInput>;
 
+/** The peak learning rate of `model`: the one rate, or the model size's (the schema asks for every size's). */
 export function lrFor(c: Exp1Settings, model: Exp1Settings["models"][number]): number {
-  return typeof c.lr === "number" ? c.lr : (c.lr[model] ?? 6e-4);
+  return typeof c.lr === "number" ? c.lr : c.lr[model]!;
 }

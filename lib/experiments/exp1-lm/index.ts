@@ -17,6 +17,8 @@ export const exp1: ExperimentSpec<typeof Exp1SettingsSchema, Exp1Job, Exp1Result
   schema: Exp1SettingsSchema,
   profiles: PROFILES,
   unpinned: ["threads"],
+  // The Trainer's own names since the experiments nest its settings.
+  renamedSettings: { adamEps: "eps" },
   jobs: exp1Jobs,
   audit: exp1AuditPlans,
   prepare: prepareExp1Data,
@@ -29,5 +31,5 @@ export const exp1: ExperimentSpec<typeof Exp1SettingsSchema, Exp1Job, Exp1Result
 };
 
 export { exp1Jobs, type Exp1Job } from "./jobs.ts";
-export { type Exp1Config, type Exp1Settings, Exp1SettingsSchema, PROFILES } from "./config.ts";
+export { type Exp1Config, type Exp1Settings, type Exp1SettingsInput, Exp1SettingsSchema, PROFILES } from "./config.ts";
 export type { Exp1Data, Exp1Result } from "./run-job.ts";

@@ -2,12 +2,13 @@
 import type { ModelSize } from "../../models/gpt2.ts";
 import type { TrainLossInput } from "../../trainer.ts";
 import type { AuditPlan } from "../framework/efficiency-audit.ts";
+import { lossForVariation } from "../framework/losses.ts";
 import type { Job } from "../framework/spec.ts";
-import { type Exp1Config, lrFor, type Setting, type Variation } from "./config.ts";
+import { trainerSettings } from "../framework/trainer-settings.ts";
+import { type Exp1Config, LOSSES, lrFor, type Setting, type TrainedVariation } from "./config.ts";
 import type { Exp1Data } from "./run-job.ts";
 
-/** Variations trained: the main ones and the two trained baselines. */
-export type TrainedVariation = Variation | "label-smoothing" | "focal";
+export type { TrainedVariation } from "./config.ts";
 
 export interface Exp1Job extends Job {
   readonly key: {
@@ -23,25 +24,6 @@ export interface Exp1Job extends Job {
   readonly eps: number;
 }
 
-function lossOf(variation: TrainedVariation, warmupSteps: number): TrainLossInput {
-  switch (variation) {
-    case "ce":
-      return { kind: "ce" };
-    case "brier":
-      return { kind: "brier" };
-    case "dpsm-linear":
-      return { kind: "dpsm", schedule: "linear", warmupSteps };
-    case "dpsm-cosine":
-      return { kind: "dpsm", schedule: "cosine", warmupSteps };
-    case "dpsm-fixed-0.5":
-      return { kind: "dpsm", schedule: "fixed", alpha: 0.5 };
-    case "label-smoothing":
-      return { kind: "label_smoothing", smoothing: 0.1 };
-    case "focal":
-      return { kind: "focal", gamma: 2 };
-  }
-}
-
 /**
  * Every job, in the order they are trained: per model the variations seed by seed, the trained baselines,
  * the label-noise runs; then the warm-up sweep and the AdamW-ε ablation on the first model. Sweep and
@@ -49,7 +31,6 @@ function lossOf(variation: TrainedVariation, warmupSteps: number): TrainLossInpu
  */
 export function exp1Jobs(c: Exp1Config): Exp1Job[] {
   const jobs: Exp1Job[] = [];
-  const warmupSteps = (share: number) => Math.max(1, Math.round(share * c.maxSteps));
   const add = (
     model: ModelSize,
     variation: TrainedVariation,
@@ -59,14 +40,14 @@ export function exp1Jobs(c: Exp1Config): Exp1Job[] {
   ) => {
     jobs.push({
       key: { model, variation, setting, seed, ...(params ? { params } : {}) },
-      loss: lossOf(variation, warmupSteps(params?.warmup ?? c.dpsmWarmup)),
-      eps: params?.eps ?? c.adamEps,
+      loss: lossForVariation(LOSSES[variation], c.maxSteps, params?.warmup ?? c.dpsmWarmup),
+      eps: params?.eps ?? c.eps,
     });
   };
   for (const model of c.models) {
     for (const seed of c.seeds) for (const v of c.variations) add(model, v, seed, "clean");
     for (const seed of c.seeds) {
-      if (c.baselines.includes("label-smoothing")) add(model, "label-smoothing", seed, "clean");
+      if (c.baselines.includes("label_smoothing")) add(model, "label_smoothing", seed, "clean");
       if (c.baselines.includes("focal")) add(model, "focal", seed, "clean");
     }
     if (c.labelNoise) {
@@ -78,7 +59,7 @@ export function exp1Jobs(c: Exp1Config): Exp1Job[] {
     if (Math.abs(share - c.dpsmWarmup) < 1e-9) continue;
     for (const seed of c.seeds) add(first, "dpsm-linear", seed, "clean", { warmup: share });
   }
-  if (c.epsAblation && c.epsAblation.eps !== c.adamEps) {
+  if (c.epsAblation && c.epsAblation.eps !== c.eps) {
     const { eps, variations } = c.epsAblation;
     for (const seed of c.seeds) for (const v of variations) add(first, v, seed, "clean", { eps });
   }
@@ -91,11 +72,10 @@ export function exp1AuditPlans(c: Exp1Config, data: Exp1Data): AuditPlan[] {
   const { tokens, rounds, warmupRounds } = c.efficiencyAudit;
   const batchSize = Math.max(1, Math.round(tokens / c.contextLength));
   const trained: TrainedVariation[] = [...c.variations];
-  if (c.baselines.includes("label-smoothing")) trained.push("label-smoothing");
+  if (c.baselines.includes("label_smoothing")) trained.push("label_smoothing");
   if (c.baselines.includes("focal")) trained.push("focal");
-  const warmup = Math.max(1, Math.round(c.dpsmWarmup * c.maxSteps));
-  const losses = trained.map((v) => ({ name: v, loss: lossOf(v, warmup) }));
-  if (!losses.some((l) => l.name === "ce")) losses.unshift({ name: "ce", loss: lossOf("ce", warmup) });
+  if (!trained.includes("ce")) trained.unshift("ce");
+  const losses = trained.map((v) => ({ name: v, loss: lossForVariation(LOSSES[v], c.maxSteps, c.dpsmWarmup) }));
   return c.models.map((model) => ({
     model,
     tokens: batchSize * c.contextLength,
@@ -104,16 +84,15 @@ export function exp1AuditPlans(c: Exp1Config, data: Exp1Data): AuditPlan[] {
     warmupRounds,
     losses,
     trainer: async () => ({
+      ...trainerSettings(c),
       model: { size: model, seed: 0, device: c.device },
       loss: { kind: "ce" },
       data: { train: data.train, valid: data.valid },
+      // One step of one fixed batch: the first batchSize training sequences.
       batchSize,
+      gradAccumulation: 1,
       maxSteps: 1,
       lr: lrFor(c, model),
-      eps: c.adamEps,
-      device: c.device,
-      precision: c.precision,
-      ...(c.threads ? { threads: c.threads } : {}),
     }),
   }));
 }

@@ -52,7 +52,7 @@ function whatWasRun(c: Exp1Config, data: Exp1Data): string[] {
   const lines = [
     `Models: ${c.models.map((m) => `GPT-2 ${m}`).join(", ")}, trained from scratch. Data: ${dataset} (${tokens}).`,
     `${c.maxSteps} optimiser steps of ${c.batchSize * c.gradAccumulation} sequences × ${c.contextLength} tokens; ` +
-      `AdamW (ε ${c.adamEps.toExponential()}), LR warm-up ${c.lrWarmupSteps} then cosine; evaluation every ${c.evalEvery} steps on ` +
+      `AdamW (ε ${c.eps.toExponential()}), LR warm-up ${c.lrWarmupSteps} then cosine; evaluation every ${c.evalEvery} steps on ` +
       `${c.evalMaxSequences || "all"} validation sequences; early stopping ${stopping}; ` +
       "best-validation checkpoint evaluated.",
     `Seeds: ${c.seeds.join(", ")} (each seed: the same initialisation and batch order for every variation). ` +
@@ -170,7 +170,7 @@ function ceFlattening(main: Exp1Group[], maxSteps: number): string | undefined {
 }
 
 /** Each ablated variation beside its main run: the metrics at both ε, their difference and its paired test. */
-function epsAblationTable(main: Exp1Group[], ablated: Exp1Group[], adamEps: number): string {
+function epsAblationTable(main: Exp1Group[], ablated: Exp1Group[], mainEps: number): string {
   const metrics = [
     ["ppl", "PPL", 2],
     ["ece10", "ECE-10", 4],
@@ -200,7 +200,7 @@ function epsAblationTable(main: Exp1Group[], ablated: Exp1Group[], adamEps: numb
     [
       left("variation"),
       left("metric"),
-      `ε ${adamEps.toExponential()}`,
+      `ε ${mainEps.toExponential()}`,
       `ε ${eps.toExponential()}`,
       "Δ (small ε − main)",
       "p (paired t)",
@@ -279,7 +279,7 @@ async function modelSection(
       "AdamW divides each update by √v̂ + ε. Where gradients are of ε's order (Brier's at initialisation), ε " +
         "shrinks the step; a far smaller ε removes that. Same seeds, batches and schedule as the main runs.",
       "",
-      epsAblationTable(main, ablated, c.adamEps),
+      epsAblationTable(main, ablated, c.eps),
       "",
       `![diagnostics of the ε ablation](${fig.epsDiagnostics}.png)`,
       "",

@@ -4,7 +4,6 @@
 import path from "node:path";
 
 import { experimentDataDir } from "../../data/ensure.ts";
-import { shareGlobalBatch } from "../../distributed.ts";
 import type { OodName } from "../../data/ood.ts";
 import type { PackedTokens } from "../../data/pack.ts";
 import { prepareLanguageModelData } from "../../data/prepare.ts";
@@ -12,9 +11,11 @@ import { decodeGpt2, encodeGpt2 } from "../../data/tokenizer.ts";
 import { Evaluator } from "../../evaluator.ts";
 import { GPT2Model } from "../../models/gpt2.ts";
 import type { EvalMetrics } from "../../native.ts";
-import { Trainer, type TrainLossInput } from "../../trainer.ts";
+import type { TrainerOptions, TrainLossInput } from "../../trainer.ts";
+import { fitJob } from "../framework/fit-job.ts";
 import { type FitRecord, fitRecord } from "../framework/fit-record.ts";
 import type { JobContext } from "../framework/spec.ts";
+import { trainerSettings } from "../framework/trainer-settings.ts";
 import { type Exp1Config, lrFor, TEMPSCALE } from "./config.ts";
 import type { Exp1Job } from "./jobs.ts";
 
@@ -62,41 +63,36 @@ export async function prepareExp1Data(c: Exp1Config, say: (line: string) => void
   return data;
 }
 
+/**
+ * The Trainer options of one job: the experiment's Trainer settings (with the learning rate of the job's model
+ * size and the job's AdamW ε), and the job's model, loss, seeds and label noise.
+ */
+export function exp1TrainerOptions(ctx: JobContext<Exp1Config, Exp1Job, Exp1Data>) {
+  const { config: c, job, data } = ctx;
+  const { model, seed, setting } = job.key;
+  return {
+    ...trainerSettings(c, ctx.worldSize),
+    lr: lrFor(c, model),
+    eps: job.eps,
+    model: { size: model, seed, device: c.device },
+    loss: job.loss,
+    data: { train: data.train, valid: data.valid },
+    seed,
+    // The same batch order for every variation of a seed.
+    dataSeed: seed,
+    ...(setting === "label-noise" && c.labelNoise
+      ? { labelNoise: { stepFraction: c.labelNoise.stepFraction, tokenFraction: c.labelNoise.tokenFraction } }
+      : {}),
+  } satisfies TrainerOptions;
+}
+
 export async function runExp1Job(
   ctx: JobContext<Exp1Config, Exp1Job, Exp1Data>,
 ): Promise<Exp1Result | null | undefined> {
   const { config: c, job, dir, data } = ctx;
-  const { model, seed, setting, variation } = job.key;
-  const trainer = new Trainer({
-    model: { size: model, seed, device: c.device },
-    loss: job.loss,
-    data: { train: data.train, valid: data.valid },
-    ...shareGlobalBatch(c.batchSize, c.gradAccumulation, ctx.worldSize),
-    maxSteps: c.maxSteps,
-    lr: lrFor(c, model),
-    lrWarmupSteps: c.lrWarmupSteps,
-    eps: job.eps,
-    evalEvery: c.evalEvery,
-    evalMaxSequences: c.evalMaxSequences,
-    patience: c.patience,
-    seed,
-    // The same batch order for every variation of a seed.
-    dataSeed: seed,
-    runDir: dir,
-    device: c.device,
-    precision: c.precision,
-    ...(c.threads ? { threads: c.threads } : {}),
-    ...(setting === "label-noise" && c.labelNoise
-      ? { labelNoise: { stepFraction: c.labelNoise.stepFraction, tokenFraction: c.labelNoise.tokenFraction } }
-      : {}),
-    progress: ctx.progress,
-  });
-  if (ctx.onStep) trainer.on("step", ctx.onStep);
-  // Interrupted before this run started: nothing to do until the next invocation.
-  if (ctx.signal?.aborted) return undefined;
-  const fit = await trainer.fit(ctx.signal ? { signal: ctx.signal } : {});
-  if (fit.reason === "aborted") return undefined;
-  if (ctx.rank !== 0) return null;
+  const { seed, setting, variation } = job.key;
+  const fit = await fitJob(ctx, exp1TrainerOptions(ctx));
+  if (!fit) return fit;
 
   const best = await GPT2Model.loadAsync(path.join(dir, fit.bestStep >= 0 ? "best" : "last"), { device: c.device });
   const bf16 = c.precision === "bf16";

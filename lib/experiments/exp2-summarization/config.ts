@@ -1,13 +1,16 @@
-// Experiment 2's settings: encoder–decoders fine-tuned for summarisation with CE, Brier and DPSM, and its
-// profiles. A model comes from a Hugging Face checkpoint folder (<checkpointDir>/<name>) or, where no
-// pretrained checkpoint can be had, is pretrained here first with BART's denoising objective on WikiText.
+// Experiment 2's settings: encoder–decoders fine-tuned for summarisation with CE, Brier and DPSM, the loss of each
+// variation, and the profiles; the Trainer's run settings are the Trainer's own schema, spread in (not restated). A
+// model comes from a Hugging Face checkpoint folder (<checkpointDir>/<name>) or, where no pretrained checkpoint can
+// be had, is pretrained here first with BART's denoising objective on WikiText.
 import { z } from "zod";
 
-import { DeviceSchema } from "../../config.ts";
 import { WIKITEXT_NAMES } from "../../data/prepare.ts";
 import { SUMMARIZATION_SOURCES } from "../../data/summarization.ts";
 import { SEQ2SEQ_PRESETS, type Seq2SeqPreset } from "../../models/bart.ts";
+import { TrainerSettingsSchema } from "../../trainer-options.ts";
+import type { VariationLoss } from "../framework/losses.ts";
 import type { ConfigOf } from "../framework/spec.ts";
+import { MACHINE_SETTINGS } from "../framework/trainer-settings.ts";
 
 export const VARIATIONS = ["ce", "brier", "dpsm-warm10", "dpsm-warm20"] as const;
 export type Variation = (typeof VARIATIONS)[number];
@@ -32,12 +35,8 @@ const PretrainSchema = z
     poissonLambda: z.number().positive().describe("mean masked span length (BART: 3)"),
     permuteSentences: z.boolean().describe("shuffle the sentences of each example (BART: on)"),
     copies: int(1).describe("noised copies of each training example, each with its own draws"),
-    batchSize: int(1).describe("examples per optimiser step"),
-    maxSteps: int(1).describe("optimiser steps"),
-    lr: z.number().positive().describe("peak learning rate"),
-    lrWarmupSteps: int(0).describe("linear learning-rate warm-up steps, then cosine decay"),
-    evalEvery: int(1).describe("steps between validation evaluations"),
-    evalMaxSequences: int(0).describe("validation examples per evaluation (0: all)"),
+    // The pretraining run's own Trainer settings (lib/trainer-options.ts); the machine's are the experiment's.
+    ...TrainerSettingsSchema.omit(MACHINE_SETTINGS).shape,
     seed: int(0).describe("initialisation, noise and batch order"),
   })
   .strict();
@@ -85,13 +84,8 @@ export const Exp2SettingsSchema = z
     maxSourceTokens: int(2).describe("source tokens kept, EOS included"),
     maxTargetTokens: int(2).describe("summary tokens kept, EOS included"),
     trainMaxExamples: int(0).describe("training examples used (0: all)"),
-    batchSize: int(1).describe("examples per micro-batch"),
-    gradAccumulation: int(1).describe("micro-batches per optimiser step"),
-    maxSteps: int(1).describe("optimiser steps"),
-    lr: z.number().positive().describe("peak learning rate"),
-    lrWarmupSteps: int(0).describe("linear learning-rate warm-up steps, then cosine decay"),
-    evalEvery: int(1).describe("steps between validation evaluations (teacher-forced NLL and ECE)"),
-    validMaxExamples: int(0).describe("validation examples per evaluation and for the temperature fit (0: all)"),
+    // The fine-tuning runs' Trainer settings (lib/trainer-options.ts).
+    ...TrainerSettingsSchema.shape,
     testMaxExamples: int(0).describe("test examples evaluated and summarised (0: all)"),
     transferMaxExamples: int(0).describe("examples per zero-shot set (0: all)"),
     seeds: z.array(int(0)).min(1).describe("seeds; each gives every variation the same dropout and batch order"),
@@ -119,9 +113,6 @@ export const Exp2SettingsSchema = z
       ),
     rougeBootstrap: int(1).describe("bootstrap samples for ROUGE intervals and paired tests"),
     examples: int(0).describe("test examples shown side by side in the report"),
-    device: DeviceSchema.describe("cpu, cuda or cuda:N"),
-    precision: z.enum(["fp32", "bf16"]).describe("fp32, or bf16 autocast with fp32 master weights"),
-    threads: int(1).optional().describe("libtorch threads (default: the machine's cores)"),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -140,14 +131,16 @@ export const Exp2SettingsSchema = z
     }
   });
 export type Exp2Settings = z.output<typeof Exp2SettingsSchema>;
+/** Settings as a profile or a settings file states them: the Trainer's settings may be left at its defaults. */
+export type Exp2SettingsInput = z.input<typeof Exp2SettingsSchema>;
 export type Exp2Config = ConfigOf<typeof Exp2SettingsSchema>;
 
-/** The DPSM variations' linear α warm-up, as a share of the fine-tuning steps. */
-export const DPSM_WARMUP: Record<Variation, number | undefined> = {
-  ce: undefined,
-  brier: undefined,
-  "dpsm-warm10": 0.1,
-  "dpsm-warm20": 0.2,
+/** The loss each variation fine-tunes with: DPSM's linear α warm-up over 10 % or 20 % of the steps. */
+export const LOSSES: Readonly<Record<Variation, VariationLoss>> = {
+  ce: { kind: "ce" },
+  brier: { kind: "brier" },
+  "dpsm-warm10": { kind: "dpsm", schedule: "linear", warmupShare: 0.1 },
+  "dpsm-warm20": { kind: "dpsm", schedule: "linear", warmupShare: 0.2 },
 };
 
 // facebook/bart-large-cnn's decoding, the common choice for CNN/DailyMail.
@@ -160,7 +153,7 @@ const CNN_GENERATION = {
   earlyStopping: true,
 };
 
-const FULL: Exp2Settings = {
+const FULL: Exp2SettingsInput = {
   models: ["bart-large", "pegasus-large"],
   checkpointDir: "checkpoints",
   pretrain: false,
@@ -176,7 +169,7 @@ const FULL: Exp2Settings = {
   lr: 3e-5,
   lrWarmupSteps: 500,
   evalEvery: 1000,
-  validMaxExamples: 2000,
+  evalMaxSequences: 2000,
   testMaxExamples: 0,
   transferMaxExamples: 0,
   seeds: [0, 1, 2],
@@ -227,7 +220,7 @@ export const PROFILES = {
     lr: 1e-3,
     lrWarmupSteps: 15,
     evalEvery: 90,
-    validMaxExamples: 64,
+    evalMaxSequences: 64,
     testMaxExamples: 100,
     transferMaxExamples: 100,
     seeds: [0],
@@ -269,4 +262,4 @@ export const PROFILES = {
     },
   },
   full: FULL,
-} satisfies Record<string, Exp2Settings>;
+} satisfies Record<string, Exp2SettingsInput>;

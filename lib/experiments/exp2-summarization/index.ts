@@ -20,6 +20,8 @@ export const exp2: ExperimentSpec<typeof Exp2SettingsSchema, Exp2Job, Exp2Result
   schema: Exp2SettingsSchema,
   profiles: PROFILES,
   unpinned: ["threads"],
+  // The Trainer's own names since the experiments nest its settings.
+  renamedSettings: { validMaxExamples: "evalMaxSequences" },
   jobs: exp2Jobs,
   audit: exp2AuditPlans,
   prepare: prepareExp2Data,
@@ -30,6 +32,6 @@ export const exp2: ExperimentSpec<typeof Exp2SettingsSchema, Exp2Job, Exp2Result
 };
 
 export { exp2Jobs, type Exp2Job } from "./jobs.ts";
-export { type Exp2Config, type Exp2Settings, Exp2SettingsSchema, PROFILES } from "./config.ts";
+export { type Exp2Config, type Exp2Settings, type Exp2SettingsInput, Exp2SettingsSchema, PROFILES } from "./config.ts";
 export type { Exp2Data } from "./data.ts";
 export type { Exp2Result } from "./run-job.ts";

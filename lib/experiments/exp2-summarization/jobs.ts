@@ -4,10 +4,12 @@
 import { Seq2SeqModel } from "../../models/bart.ts";
 import type { TrainLossInput } from "../../trainer.ts";
 import type { AuditPlan } from "../framework/efficiency-audit.ts";
+import { lossForVariation } from "../framework/losses.ts";
 import type { Job } from "../framework/spec.ts";
-import { DPSM_WARMUP, type Exp2Config, PRETRAIN, type Setting, type Variation } from "./config.ts";
+import { trainerSettings } from "../framework/trainer-settings.ts";
+import { type Exp2Config, LOSSES, PRETRAIN, type Setting, type Variation } from "./config.ts";
 import type { Exp2Data } from "./data.ts";
-import { freshModel } from "./run-job.ts";
+import { freshModel } from "./model.ts";
 
 export interface PretrainJob extends Job {
   readonly kind: "pretrain";
@@ -24,14 +26,6 @@ export interface FinetuneJob extends Job {
 
 export type Exp2Job = PretrainJob | FinetuneJob;
 
-export function lossOf(variation: Variation, maxSteps: number): TrainLossInput {
-  const share = DPSM_WARMUP[variation];
-  if (share !== undefined) {
-    return { kind: "dpsm", schedule: "linear", warmupSteps: Math.max(1, Math.round(share * maxSteps)) };
-  }
-  return { kind: variation === "brier" ? "brier" : "ce" };
-}
-
 export function exp2Jobs(c: Exp2Config): Exp2Job[] {
   const jobs: Exp2Job[] = [];
   for (const model of c.models) {
@@ -44,7 +38,7 @@ export function exp2Jobs(c: Exp2Config): Exp2Job[] {
       jobs.push({
         kind: "finetune",
         key: { model, variation, setting, seed },
-        loss: lossOf(variation, c.maxSteps),
+        loss: lossForVariation(LOSSES[variation], c.maxSteps),
         ...(pretrained ? { pretrained } : {}),
       });
     for (const seed of c.seeds) for (const v of c.variations) add(v, seed, "clean");
@@ -73,17 +67,16 @@ export function exp2AuditPlans(c: Exp2Config, data: Exp2Data): AuditPlan[] {
       reference: "ce",
       rounds,
       warmupRounds,
-      losses: variations.map((v) => ({ name: v, loss: lossOf(v, c.maxSteps) })),
+      losses: variations.map((v) => ({ name: v, loss: lossForVariation(LOSSES[v], c.maxSteps) })),
       trainer: async () => ({
+        ...trainerSettings(c),
         model: d.checkpoint ? await Seq2SeqModel.loadAsync(d.checkpoint, { device: c.device }) : await freshModel(c, d),
         loss: { kind: "ce" },
         data: { train: d.train, valid: d.valid },
+        // One step of one fixed batch: the first batchSize training pairs.
         batchSize,
+        gradAccumulation: 1,
         maxSteps: 1,
-        lr: c.lr,
-        device: c.device,
-        precision: c.precision,
-        ...(c.threads ? { threads: c.threads } : {}),
       }),
     };
   });

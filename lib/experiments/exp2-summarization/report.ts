@@ -74,7 +74,7 @@ function whatWasRun(ctx: Exp2ReportContext): string[] {
     lines.push(
       `Data (${name}): fine-tuned on ${d.train.source} (${count(d.train.ids.length)} pairs; sources ≤ ` +
         `${c.maxSourceTokens} tokens, summaries ≤ ${c.maxTargetTokens}); validation ${count(d.valid.ids.length)} pairs ` +
-        `(${c.validMaxExamples || "all"} per evaluation); test: the first ${count(d.test.arrays.ids.length)} of ` +
+        `(${c.evalMaxSequences || "all"} per evaluation); test: the first ${count(d.test.arrays.ids.length)} of ` +
         `${d.test.label}${Object.values(d.transfer)
           .map((s) => `; zero-shot: the first ${count(s!.arrays.ids.length)} of ${s!.label}`)
           .join("")}.`,

@@ -5,21 +5,23 @@
 // also get a temperature fitted on validation NLL. Every generated summary is kept in the job folder.
 import path from "node:path";
 
-import { shareGlobalBatch } from "../../distributed.ts";
 import { writeFileAtomic } from "../../io/atomic.ts";
 import { Evaluator } from "../../evaluator.ts";
 import { type DiversityStats, diversity } from "../../metrics/diversity.ts";
 import { DEFAULT_ROUGE_TYPES, type RougeAggregate, rougeCorpus } from "../../metrics/rouge.ts";
 import { Seq2SeqModel } from "../../models/bart.ts";
 import type { EvalMetrics } from "../../native.ts";
-import { Trainer, type TrainLossInput } from "../../trainer.ts";
+import type { TrainerOptions, TrainLossInput } from "../../trainer.ts";
 import type { Seq2SeqTokenizer } from "../../tokenizers/index.ts";
 import { jobId } from "../framework/keys.ts";
+import { fitJob } from "../framework/fit-job.ts";
 import { type FitRecord, fitRecord } from "../framework/fit-record.ts";
 import type { JobContext } from "../framework/spec.ts";
+import { trainerSettings } from "../framework/trainer-settings.ts";
 import { type Exp2Config, TEMPSCALE } from "./config.ts";
 import type { EvalSet, Exp2Data, Exp2ModelData } from "./data.ts";
 import type { Exp2Job, FinetuneJob, PretrainJob } from "./jobs.ts";
+import { freshModel } from "./model.ts";
 
 type RougeName = (typeof DEFAULT_ROUGE_TYPES)[number];
 
@@ -79,65 +81,60 @@ export function pretrainedCheckpoint(jobDir: string, job: FinetuneJob, pretraine
   return path.join(runs, jobId(pretrained), "last");
 }
 
-function trainerCommon(c: Exp2Config, dir: string, ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>) {
-  return {
-    runDir: dir,
-    device: c.device,
-    precision: c.precision,
-    ...(c.threads ? { threads: c.threads } : {}),
-    progress: ctx.progress,
-  };
-}
-
-/** A randomly initialised model of the pretraining preset, its vocabulary and special ids the tokenizer's. */
-export async function freshModel(c: Exp2Config, d: Exp2ModelData): Promise<Seq2SeqModel> {
-  const p = c.pretrain;
-  if (p === false) throw new Error(`exp2: ${d.name} has no pretraining settings`);
-  const special = d.tokenizer.specialTokens;
-  return Seq2SeqModel.createAsync({
-    preset: p.preset,
-    seed: p.seed,
-    device: c.device,
-    config: {
-      vocab_size: d.tokenizer.vocabSize,
-      pad_token_id: special.pad,
-      eos_token_id: special.eos,
-      decoder_start_token_id: special.decoderStart ?? special.eos,
-    },
-  });
-}
-
-async function runPretrain(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>, job: PretrainJob) {
-  const { config: c, dir } = ctx;
+/**
+ * The Trainer options of a pretraining job: the pretraining block's Trainer settings (the machine's are the
+ * experiment's), the fresh `model`, the denoising data and the block's seed.
+ */
+export function pretrainTrainerOptions(
+  ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>,
+  job: PretrainJob,
+  model: Seq2SeqModel,
+) {
+  const { config: c } = ctx;
   const p = c.pretrain;
   const d = ctx.data[job.key.model]!;
   if (p === false || !d.pretrain) throw new Error(`exp2: ${job.key.model} has no pretraining settings or data`);
-  const model = await freshModel(c, d);
-  const trainer = new Trainer({
+  return {
+    ...trainerSettings({ ...c, ...p }, ctx.worldSize),
     model,
     loss: { kind: "ce" },
     data: { train: d.pretrain.train, valid: d.pretrain.valid },
-    ...shareGlobalBatch(p.batchSize, 1, ctx.worldSize),
-    maxSteps: p.maxSteps,
-    lr: p.lr,
-    lrWarmupSteps: p.lrWarmupSteps,
-    evalEvery: p.evalEvery,
-    evalMaxSequences: p.evalMaxSequences,
     seed: p.seed,
-    ...trainerCommon(c, dir, ctx),
-  });
-  if (ctx.onStep) trainer.on("step", ctx.onStep);
-  if (ctx.signal?.aborted) return undefined;
-  const fit = await trainer.fit(ctx.signal ? { signal: ctx.signal } : {});
-  if (fit.reason === "aborted") return undefined;
-  if (ctx.rank !== 0) return null;
-  const record = fitRecord(dir, fit);
+  } satisfies TrainerOptions;
+}
+
+/** The Trainer options of a fine-tuning job: the experiment's Trainer settings, `model`, its loss, seeds and noise. */
+export function finetuneTrainerOptions(
+  ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>,
+  job: FinetuneJob,
+  model: Seq2SeqModel,
+) {
+  const { config: c } = ctx;
+  const { model: name, seed, setting } = job.key;
+  const d = ctx.data[name]!;
+  return {
+    ...trainerSettings(c, ctx.worldSize),
+    model,
+    loss: job.loss,
+    data: { train: d.train, valid: d.valid },
+    seed,
+    // The same batch order (and swaps) for every variation of a seed.
+    dataSeed: seed,
+    ...(setting === "summary-swap" && c.summarySwap ? { summarySwap: c.summarySwap.probability } : {}),
+  } satisfies TrainerOptions;
+}
+
+async function runPretrain(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>, job: PretrainJob) {
+  const d = ctx.data[job.key.model]!;
+  const model = await freshModel(ctx.config, d);
+  const fit = await fitJob(ctx, pretrainTrainerOptions(ctx, job, model));
+  if (!fit) return fit;
   return {
     kind: "pretrain",
     parameters: model.parameterCount,
-    examples: d.pretrain.train.ids.length,
-    maskedShare: d.pretrain.maskedShare,
-    ...record,
+    examples: d.pretrain!.train.ids.length,
+    maskedShare: d.pretrain!.maskedShare,
+    ...fitRecord(ctx.dir, fit),
   } satisfies PretrainResult;
 }
 
@@ -211,27 +208,9 @@ async function runFinetune(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>, job: 
   const { model: name, seed, setting, variation } = job.key;
   const d = ctx.data[name]!;
   const from = job.pretrained ? pretrainedCheckpoint(dir, job, job.pretrained) : d.checkpoint!;
-  const trainer = new Trainer({
-    model: await Seq2SeqModel.loadAsync(from, { device: c.device }),
-    loss: job.loss,
-    data: { train: d.train, valid: d.valid },
-    ...shareGlobalBatch(c.batchSize, c.gradAccumulation, ctx.worldSize),
-    maxSteps: c.maxSteps,
-    lr: c.lr,
-    lrWarmupSteps: c.lrWarmupSteps,
-    evalEvery: c.evalEvery,
-    evalMaxSequences: c.validMaxExamples,
-    seed,
-    // The same batch order (and swaps) for every variation of a seed.
-    dataSeed: seed,
-    ...(setting === "summary-swap" && c.summarySwap ? { summarySwap: c.summarySwap.probability } : {}),
-    ...trainerCommon(c, dir, ctx),
-  });
-  if (ctx.onStep) trainer.on("step", ctx.onStep);
-  if (ctx.signal?.aborted) return undefined;
-  const fit = await trainer.fit(ctx.signal ? { signal: ctx.signal } : {});
-  if (fit.reason === "aborted") return undefined;
-  if (ctx.rank !== 0) return null;
+  const model = await Seq2SeqModel.loadAsync(from, { device: c.device });
+  const fit = await fitJob(ctx, finetuneTrainerOptions(ctx, job, model));
+  if (!fit) return fit;
 
   // The saved checkpoints are what is evaluated; the last one, loaded once, also serves the temperature fit.
   const lastModel = await loadCheckpoint(c, dir, "last");
@@ -245,7 +224,7 @@ async function runFinetune(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>, job: 
   if (variation === "ce" && setting === "clean" && c.baselines.includes(TEMPSCALE)) {
     const model = lastModel;
     const options = { batchSize: c.batchSize, bf16: c.precision === "bf16" };
-    const { temperature } = await new Evaluator(model, { ...options, maxSequences: c.validMaxExamples }).fitTemperature(
+    const { temperature } = await new Evaluator(model, { ...options, maxSequences: c.evalMaxSequences }).fitTemperature(
       d.valid,
     );
     const ev = new Evaluator(model, options);

@@ -10,7 +10,7 @@ import type { z } from "zod";
 import { distributedFromEnv } from "../../distributed.ts";
 import { launch, LaunchUsageError, localLaunch } from "../../launch.ts";
 import { buildInfo } from "../../native.ts";
-import { defaultProfile, profileNames, resolveConfig } from "./config.ts";
+import { defaultProfile, profileNames, renameSettings, resolveConfig } from "./config.ts";
 import { helpText, parseExperimentArgs, settingFlags, UsageError } from "./flags.ts";
 import { writeReport } from "./report.ts";
 import { runExperiment } from "./runner.ts";
@@ -39,7 +39,7 @@ function readSettingsFile(spec: AnyExperimentSpec, file: string): SettingsFile {
     throw new UsageError(`--config: ${file} must hold a JSON object`);
   }
   // An experiment folder's config.json works as a settings file: it names its experiment and profile.
-  const { experiment, profile, ...settings } = parsed as Record<string, unknown>;
+  const { experiment, profile, ...settings } = renameSettings(spec, parsed as Record<string, unknown>);
   if (experiment !== undefined && experiment !== spec.name) {
     throw new UsageError(`--config: ${file} holds settings of ${JSON.stringify(experiment)}, not of "${spec.name}"`);
   }

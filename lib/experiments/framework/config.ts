@@ -76,9 +76,34 @@ export function pinnedSettings(spec: AnyExperimentSpec, config: Settings): Plain
   return pinned;
 }
 
+/** `settings` with the settings `spec` renamed since (its renamedSettings) under their new names. */
+export function renameSettings(spec: AnyExperimentSpec, settings: PlainObject): PlainObject {
+  const out = { ...settings };
+  for (const [old, now] of Object.entries(spec.renamedSettings ?? {})) {
+    if (!Object.hasOwn(out, old) || Object.hasOwn(out, now)) continue;
+    out[now] = out[old];
+    delete out[old];
+  }
+  return out;
+}
+
+/**
+ * A pinned config.json as it reads today: renamed settings under their new names and settings added since at
+ * their defaults, as the schema resolves them; undefined when the schema rejects it.
+ */
+function asPinnedToday(spec: AnyExperimentSpec, pinned: PlainObject): PlainObject | undefined {
+  const { experiment, profile, ...settings } = pinned;
+  const parsed = spec.schema.safeParse(renameSettings(spec, settings));
+  if (!parsed.success) return undefined;
+  const today: PlainObject = { experiment, profile, ...(parsed.data as PlainObject) };
+  for (const k of spec.unpinned ?? []) delete today[k];
+  return today;
+}
+
 /**
  * Pins `config` to `out`: writes out/config.json, or checks that the one there holds the same settings (the
- * unpinned ones aside) and throws, naming the differing fields, when it does not.
+ * unpinned ones aside; one pinned before a setting was renamed or added reads as it would today) and throws,
+ * naming the differing fields, when it does not.
  */
 export function pinConfig(spec: AnyExperimentSpec, config: Settings, out: string): void {
   const file = path.join(out, "config.json");
@@ -98,6 +123,8 @@ export function pinConfig(spec: AnyExperimentSpec, config: Settings, out: string
     });
   }
   for (const k of spec.unpinned ?? []) delete theirs[k];
+  if (canonical(theirs) === canonical(mine)) return;
+  theirs = asPinnedToday(spec, theirs) ?? theirs;
   if (canonical(theirs) === canonical(mine)) return;
   const fields = [...new Set([...Object.keys(theirs), ...Object.keys(mine)])];
   const differ = fields.filter((k) => canonical(theirs[k]) !== canonical(mine[k]));

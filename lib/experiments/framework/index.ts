@@ -1,8 +1,11 @@
 // The experiment framework: an experiment is a spec (./spec.ts); these run it, aggregate it and report it.
 export { aggregate, meanOfAll } from "./aggregate.ts";
 export { runExperimentCli, parseCommandLine } from "./cli.ts";
-export { defaultProfile, mergeSettings, pinConfig, profileNames, resolveConfig } from "./config.ts";
+export { defaultProfile, mergeSettings, pinConfig, profileNames, renameSettings, resolveConfig } from "./config.ts";
 export { helpText, parseExperimentArgs, settingFlags, UsageError, type SettingFlag } from "./flags.ts";
+export { fitJob } from "./fit-job.ts";
+export { type FitRecord, fitRecord } from "./fit-record.ts";
+export { lossForVariation, type VariationLoss, warmupStepsOf } from "./losses.ts";
 export { checkJobs, defaultGroupName, groupId, groupKeyOf, jobId } from "./keys.ts";
 export {
   convergenceTable,
@@ -17,3 +20,15 @@ export {
 } from "./report.ts";
 export { runExperiment, type ExperimentRun, type RunOptions } from "./runner.ts";
 export type * from "./spec.ts";
+export { MACHINE_SETTINGS, TRAINER_SETTING_KEYS, trainerSettings } from "./trainer-settings.ts";
+export {
+  calibrationCriterion,
+  type Criterion,
+  efficiencyCriterion,
+  groupLookup,
+  judgeVariation,
+  sharedSeeds,
+  tallyCriterion,
+  verdictSection,
+  Verdicts,
+} from "./verdicts.ts";

@@ -193,6 +193,11 @@ export interface ExperimentSpec<
   profiles: Readonly<Record<string, z.input<S>>>;
   /** settings that do not change results (e.g. threads): not pinned to the output folder */
   unpinned?: readonly string[];
+  /**
+   * settings renamed since earlier versions pinned them, old name → new name: an output folder's config.json (or a
+   * settings file) that names them the old way still reads
+   */
+  renamedSettings?: Readonly<Record<string, string>>;
   jobs(config: ConfigOf<S>): J[];
   /** loads what every job needs once (e.g. tokenised data); `say` reports what it found */
   prepare(config: ConfigOf<S>, say: (line: string) => void): Promise<D>;
