@@ -149,7 +149,7 @@ export const TrainerOptionsSchema = z
       .union([z.boolean(), z.literal("auto")])
       .default("auto")
       .describe(
-        "the LM head and loss fused, a chunk of tokens at a time, so the batch's N × V logits and their gradient never exist (auto: for the ce, brier, spherical and dpsm losses; the label_smoothing and focal baselines need the logits). The same curve to float rounding either way: not part of the run's resume fingerprint.",
+        "the LM head and loss fused, a chunk of tokens at a time, so the batch's N × V logits and their gradient never exist (auto: for the ce, brier, spherical and dpsm losses; the label_smoothing and focal baselines need the logits); the same curve to float rounding either way, so not part of the run's resume fingerprint",
       ),
     threads: z.number().int().min(1).optional().describe("libtorch threads (default: the machine's cores)"),
     labelNoise: z
