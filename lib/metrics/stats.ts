@@ -1,6 +1,11 @@
 // Statistics over seeds for the experiment reports: mean ± sample standard deviation, and the two-sided
 // paired t-test (scipy.stats.ttest_rel) for comparing two losses run on the same seeds.
-import ttest from "@stdlib/stats-ttest";
+import { createRequire } from "node:module";
+
+import type ttestFunction from "@stdlib/stats-ttest";
+
+// Loaded on the first test, not when the package is imported (test/package.test.ts).
+let ttest: typeof ttestFunction | undefined;
 
 export interface MeanStd {
   mean: number;
@@ -52,6 +57,7 @@ export function pairedTTest(a: number[], b: number[]): PairedTTest | undefined {
     if (scale === 0) return { t: 0, df, p: 1 };
     return { t: mean > 0 ? Infinity : -Infinity, df, p: 0 };
   }
+  ttest ??= createRequire(import.meta.url)("@stdlib/stats-ttest") as typeof ttestFunction;
   const r = ttest(a, b, { alternative: "two-sided" });
   return { t: r.statistic, df: r.df, p: r.pValue };
 }

@@ -1,12 +1,12 @@
 // Charts for the experiment reports: a Vega-Lite spec, compiled to Vega, rendered to SVG in Node (no
 // canvas; Vega estimates text widths), then rasterised with resvg to a PNG at twice the size.
-// Every chart writes `${outBase}.svg` and `${outBase}.png`, each atomically.
+// Every chart writes `${outBase}.svg` and `${outBase}.png`, each atomically. The chart stack (Vega, Vega-Lite,
+// resvg: ~60 packages, ~2 s) is loaded on the first chart, not when the package or a report module is imported.
 import fs from "node:fs";
 import path from "node:path";
 
-import { renderAsync, type ResvgRenderOptions } from "@resvg/resvg-js";
-import * as vega from "vega";
-import * as vl from "vega-lite";
+import type { ResvgRenderOptions } from "@resvg/resvg-js";
+import type * as vl from "vega-lite";
 
 import { writeFileAtomic } from "../io/atomic.ts";
 import type { ReliabilityBin } from "../metrics/calibration.ts";
@@ -196,8 +196,18 @@ function textWidth(item: TextItem, text: unknown): number {
   return item.limit && item.limit > 0 ? Math.min(w, item.limit) : w;
 }
 
-(vega as unknown as { textMetrics: { width: (item: TextItem, text: unknown) => number } }).textMetrics.width =
-  textWidth;
+let chartStack:
+  Promise<[typeof import("vega"), typeof import("vega-lite"), typeof import("@resvg/resvg-js")]> | undefined;
+
+/** Vega (its text measure set to textWidth, once), Vega-Lite and resvg, loaded on first use. */
+function loadChartStack() {
+  chartStack ??= Promise.all([import("vega"), import("vega-lite"), import("@resvg/resvg-js")]).then((stack) => {
+    (stack[0] as unknown as { textMetrics: { width: (item: TextItem, text: unknown) => number } }).textMetrics.width =
+      textWidth;
+    return stack;
+  });
+  return chartStack;
+}
 
 function fontOptions(): NonNullable<ResvgRenderOptions["font"]> {
   const files = FONT_FILES.filter((f) => fs.existsSync(f));
@@ -209,6 +219,7 @@ function fontOptions(): NonNullable<ResvgRenderOptions["font"]> {
  * libuv's pool: tens of milliseconds per chart that a training run's event loop (lib/tensorboard-log.ts) keeps.
  */
 async function rasterise(spec: vl.TopLevelSpec): Promise<{ svg: string; png: Uint8Array }> {
+  const [vega, vl, { renderAsync }] = await loadChartStack();
   const { spec: vgSpec } = vl.compile({ ...spec, config: { ...CONFIG, ...(spec.config ?? {}) } } as vl.TopLevelSpec);
   const view = new vega.View(vega.parse(vgSpec), { renderer: "none" });
   let svg: string;
