@@ -6,7 +6,8 @@ import { EXP1_ANALYSIS, type Metric } from "./analysis.ts";
 import { Exp1SettingsSchema, PROFILES } from "./config.ts";
 import { exp1AuditPlans, type Exp1Job, exp1Jobs } from "./jobs.ts";
 import { exp1Report } from "./report.ts";
-import { type Exp1Data, type Exp1Result, prepareExp1Data, runExp1Job } from "./run-job.ts";
+import { type Exp1Data, prepareExp1Data } from "./data.ts";
+import { type Exp1Result, runExp1Job } from "./run-job.ts";
 
 export const exp1: ExperimentSpec<typeof Exp1SettingsSchema, Exp1Job, Exp1Result, Exp1Data, Metric> = {
   name: "exp1",
@@ -32,4 +33,5 @@ export const exp1: ExperimentSpec<typeof Exp1SettingsSchema, Exp1Job, Exp1Result
 
 export { exp1Jobs, type Exp1Job } from "./jobs.ts";
 export { type Exp1Config, type Exp1Settings, type Exp1SettingsInput, Exp1SettingsSchema, PROFILES } from "./config.ts";
-export type { Exp1Data, Exp1Result } from "./run-job.ts";
+export type { Exp1Data } from "./data.ts";
+export type { Exp1Result } from "./run-job.ts";

@@ -6,7 +6,7 @@ import { lossForVariation } from "../framework/losses.ts";
 import type { Job } from "../framework/spec.ts";
 import { trainerSettings } from "../framework/trainer-settings.ts";
 import { type Exp1Config, LOSSES, lrFor, type Setting, type TrainedVariation } from "./config.ts";
-import type { Exp1Data } from "./run-job.ts";
+import type { Exp1Data } from "./data.ts";
 
 export type { TrainedVariation } from "./config.ts";
 

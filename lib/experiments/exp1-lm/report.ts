@@ -24,7 +24,8 @@ import type { ReportBody, ReportContext, Verdict } from "../framework/spec.ts";
 import { type Exp1Group, METRICS, type Metric, testEvalOf } from "./analysis.ts";
 import { BASELINES, type Exp1Config, TEMPSCALE } from "./config.ts";
 import type { Exp1Job } from "./jobs.ts";
-import type { Exp1Data, Exp1Result } from "./run-job.ts";
+import type { Exp1Data } from "./data.ts";
+import type { Exp1Result } from "./run-job.ts";
 import { dpsmVariationsOf, exp1Verdicts } from "./verdicts.ts";
 
 type Exp1ReportContext = ReportContext<Exp1Config, Exp1Job, Exp1Result, Exp1Data, Metric>;

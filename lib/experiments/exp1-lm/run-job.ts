@@ -3,10 +3,7 @@
 // and continue the sample prompt. The data is tokenised once for all jobs.
 import path from "node:path";
 
-import { experimentDataDir } from "../../data/ensure.ts";
 import type { OodName } from "../../data/ood.ts";
-import type { PackedTokens } from "../../data/pack.ts";
-import { prepareLanguageModelData } from "../../data/prepare.ts";
 import { decodeGpt2, encodeGpt2 } from "../../data/tokenizer.ts";
 import { Evaluator } from "../../evaluator.ts";
 import { GPT2Model } from "../../models/gpt2.ts";
@@ -17,14 +14,8 @@ import { type FitRecord, fitRecord } from "../framework/fit-record.ts";
 import type { JobContext } from "../framework/spec.ts";
 import { trainerSettings } from "../framework/trainer-settings.ts";
 import { type Exp1Config, lrFor, TEMPSCALE } from "./config.ts";
+import type { Exp1Data } from "./data.ts";
 import type { Exp1Job } from "./jobs.ts";
-
-export interface Exp1Data {
-  train: PackedTokens;
-  valid: PackedTokens;
-  test: PackedTokens;
-  ood: Partial<Record<OodName, PackedTokens>>;
-}
 
 /** What one job of experiment 1 yields (result.json, with the framework's key and time stamp). */
 export interface Exp1Result extends FitRecord {
@@ -35,32 +26,6 @@ export interface Exp1Result extends FitRecord {
   /** CE + post-hoc temperature scaling (clean CE runs, when that baseline is on) */
   tempscale?: { temperature: number; test: EvalMetrics; ood: Partial<Record<OodName, EvalMetrics>> };
   sample: { prompt: string; continuation: string; topK: number };
-}
-
-const count = (n: number) => n.toLocaleString("en-US");
-
-export async function prepareExp1Data(c: Exp1Config, say: (line: string) => void = () => {}): Promise<Exp1Data> {
-  // A named WikiText set, or the out-of-domain sets, missing from the data folder are fetched first (said
-  // through `say`).
-  const sets = [...(typeof c.dataset === "string" ? [c.dataset] : []), ...(c.ood.length > 0 ? ["ood_lm"] : [])];
-  const dataDir = await experimentDataDir(c.dataDir, sets, say);
-  const common = { source: c.dataset, contextLength: c.contextLength, dataDir };
-  const data: Exp1Data = {
-    train: await prepareLanguageModelData({ ...common, split: "train" }),
-    valid: await prepareLanguageModelData({ ...common, split: "valid" }),
-    test: await prepareLanguageModelData({ ...common, split: "test" }),
-    ood: {},
-  };
-  for (const name of c.ood) {
-    data.ood[name] = await prepareLanguageModelData({ ...common, source: { ood: name } });
-  }
-  const dataset = typeof c.dataset === "string" ? c.dataset : c.dataset.dir;
-  say(
-    `data: ${dataset} train ${count(data.train.totalTokens)} tokens, ` +
-      `valid ${count(data.valid.totalTokens)}, test ${count(data.test.totalTokens)}` +
-      `${c.ood.length ? `; OOD ${c.ood.map((n) => `${n} ${count(data.ood[n]!.totalTokens)}`).join(", ")}` : ""}`,
-  );
-  return data;
 }
 
 /**
