@@ -69,7 +69,7 @@ const Seq2SeqConfigSchema = z
   });
 export type Seq2SeqConfig = z.output<typeof Seq2SeqConfigSchema>;
 
-const SIZE_FIELDS = [
+export const SIZE_FIELDS = [
   "vocab_size",
   "d_model",
   "encoder_layers",
