@@ -130,7 +130,7 @@ export { expectedCalibrationError } from "./metrics/calibration.ts";
 export { formatTable, type Align, type Column } from "./report/table.ts";
 
 // ---- Types the signatures above name (so the API reference links them) ---------------------------------------
-export { BaselineLossSchema, type BaselineLoss, type TrainLoss } from "./config.ts";
+export { BaselineLossSchema, type TrainLoss } from "./config.ts";
 export { EvaluatorOptionsSchema } from "./evaluator.ts";
 export type { DistributedDocument } from "./distributed.ts";
 export type { NativeProgress } from "./native.ts";
@@ -140,22 +140,3 @@ export type { SummarizationArrays, SummarizationSplit } from "./data/summarizati
 export type { SummarySwapOptions } from "./data/summary-noise.ts";
 export type { Resampler } from "./metrics/bootstrap.ts";
 export { SIZE_FIELDS as SEQ2SEQ_SIZE_FIELDS, Seq2SeqGenerateOptionsSchema } from "./models/bart.ts";
-export { Exp1SettingsSchema, type Exp1Data, type Exp1Job, type Exp1Result } from "./experiments/exp1-lm/index.ts";
-export type { Metric as Exp1Metric } from "./experiments/exp1-lm/analysis.ts";
-export {
-  Exp2SettingsSchema,
-  type Exp2Data,
-  type Exp2Job,
-  type Exp2Result,
-} from "./experiments/exp2-summarization/index.ts";
-export type { Metric as Exp2Metric } from "./experiments/exp2-summarization/analysis.ts";
-export type {
-  AnalysisSpec,
-  Finished,
-  Job,
-  JobContext,
-  ReportBody,
-  ReportContext,
-} from "./experiments/framework/spec.ts";
-export type { AuditPlan, AuditResult } from "./experiments/framework/efficiency-audit.ts";
-export type { SettingsOverride } from "./experiments/framework/config.ts";
