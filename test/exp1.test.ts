@@ -31,7 +31,7 @@ test.serial("runs, report, figures and verdicts; a second run skips every finish
   const config = resolveConfig(exp1, "quick", {
     ...SMALL,
     seeds: [0, 1],
-    variations: ["ce", "brier", "dpsm-linear"],
+    variations: ["ce", "brier", "dpsm-linear", "dpsm-fixed-0.75"],
     labelNoise: { stepFraction: 0.5, tokenFraction: 0.1, variations: ["ce", "dpsm-linear"] },
     epsAblation: { eps: 1e-12, variations: ["brier"] },
   });
@@ -42,9 +42,11 @@ test.serial("runs, report, figures and verdicts; a second run skips every finish
       "tiny/clean/ce/seed0",
       "tiny/clean/brier/seed0",
       "tiny/clean/dpsm-linear/seed0",
+      "tiny/clean/dpsm-fixed-0.75/seed0",
       "tiny/clean/ce/seed1",
       "tiny/clean/brier/seed1",
       "tiny/clean/dpsm-linear/seed1",
+      "tiny/clean/dpsm-fixed-0.75/seed1",
       "tiny/label-noise/ce/seed0",
       "tiny/label-noise/dpsm-linear/seed0",
       "tiny/label-noise/ce/seed1",
@@ -55,8 +57,13 @@ test.serial("runs, report, figures and verdicts; a second run skips every finish
   );
   t.deepEqual(
     jobs.map((j) => j.eps),
-    [...Array(10).fill(1e-8), 1e-12, 1e-12],
+    [...Array(12).fill(1e-8), 1e-12, 1e-12],
   );
+  t.deepEqual(jobs.find((j) => j.key.variation === "dpsm-fixed-0.75")!.loss, {
+    kind: "dpsm",
+    schedule: "fixed",
+    alpha: 0.75,
+  });
   const lines: string[] = [];
   const run = await runExperiment(exp1, config, out, { say: (l) => lines.push(l), progress: false });
   t.is(run.results.length, jobs.length);
@@ -109,7 +116,7 @@ test.serial("runs, report, figures and verdicts; a second run skips every finish
   };
   t.deepEqual(
     audit.rows.map((r) => r.name),
-    ["ce", "brier", "dpsm-linear"],
+    ["ce", "brier", "dpsm-linear", "dpsm-fixed-0.75"],
   );
   t.is(audit.ms.length, 3);
   t.true(audit.ms.flat().every((ms) => ms > 0));
@@ -119,6 +126,10 @@ test.serial("runs, report, figures and verdicts; a second run skips every finish
   const significance = verdicts.find((v) => v.criterion.startsWith("Significance"))!;
   t.not(significance.status, "not enough runs", "two seeds allow a paired t-test");
   t.true(md.includes("ce+tempscale (T = "), "the temperature-scaled CE row is missing");
+  // A fixed α is an ablation: a row of the final metrics, said so in the report, and no verdict of its own.
+  t.regex(md, /\| dpsm-fixed-0\.75 +\|/);
+  t.regex(md, /Fixed-α ablation: dpsm-fixed-0\.75 train on/);
+  t.deepEqual(Object.keys(saved.verdicts.tiny!), ["dpsm-linear"]);
 
   const again: string[] = [];
   const second = await runExperiment(exp1, config, out, { say: (l) => again.push(l), progress: false });
@@ -179,6 +190,17 @@ test.serial("experiment settings are validated and pinned to their directory", a
     message: /profile: expected one of quick, cpu-study, wt2-small, full/,
   });
   t.throws(() => resolveConfig(exp1, "quick", { colour: "red" } as never), { message: /unknown option\(s\) "colour"/ });
+  // The seed's fixed α ∈ {0.25, 0.5, 0.75}: every profile but quick (its time on 2 cores) trains all three.
+  const fixed = ["dpsm-fixed-0.25", "dpsm-fixed-0.5", "dpsm-fixed-0.75"];
+  for (const profile of ["cpu-study", "wt2-small", "full"]) {
+    const c = resolveConfig(exp1, profile);
+    t.deepEqual(c.variations, ["ce", "brier", "dpsm-linear", "dpsm-cosine", ...fixed], profile);
+    const alphas = exp1Jobs(c)
+      .filter((j) => fixed.includes(j.key.variation) && j.key.seed === 0 && j.key.model === c.models[0])
+      .map((j) => (j.loss.kind === "dpsm" && j.loss.schedule === "fixed" ? j.loss.alpha : undefined));
+    t.deepEqual(alphas, [0.25, 0.5, 0.75], profile);
+  }
+  t.deepEqual(resolveConfig(exp1, "quick").variations, ["ce", "brier", "dpsm-linear", "dpsm-cosine", "dpsm-fixed-0.5"]);
   const full = resolveConfig(exp1, "full");
   t.deepEqual(full.models, ["small", "medium", "large"]);
   t.is(full.dataset, "wikitext-103");

@@ -1,5 +1,5 @@
 // Experiment 1 ("exp-1-language-modelling-scaling"): GPT-2 trained from scratch on WikiText with CE, Brier and
-// DPSM (linear, cosine, fixed α = 0.5), against label smoothing, focal loss and temperature-scaled CE; the
+// DPSM (linear, cosine; fixed α 0.25, 0.5, 0.75 as an ablation), against label smoothing, focal loss and temperature-scaled CE; the
 // report states per DPSM variation whether each success criterion of the seed is met.
 import type { ExperimentSpec } from "../framework/spec.ts";
 import { EXP1_ANALYSIS, type Metric } from "./analysis.ts";

@@ -22,7 +22,7 @@ import { verdictSection } from "../framework/verdicts.ts";
 import { auditSection } from "../framework/efficiency-audit.ts";
 import type { ReportBody, ReportContext, Verdict } from "../framework/spec.ts";
 import { type Exp1Group, METRICS, type Metric, testEvalOf } from "./analysis.ts";
-import { BASELINES, type Exp1Config, TEMPSCALE } from "./config.ts";
+import { BASELINES, type Exp1Config, FIXED_ALPHA, TEMPSCALE } from "./config.ts";
 import type { Exp1Job } from "./jobs.ts";
 import type { Exp1Data } from "./data.ts";
 import type { Exp1Result } from "./run-job.ts";
@@ -58,6 +58,7 @@ function whatWasRun(c: Exp1Config, data: Exp1Data): string[] {
       "best-validation checkpoint evaluated.",
     `Seeds: ${c.seeds.join(", ")} (each seed: the same initialisation and batch order for every variation). ` +
       `Variations: ${c.variations.join(", ")}; DPSM warm-up ${Math.round(c.dpsmWarmup * 100)} % of the steps.`,
+    ...fixedAlphaNote(c),
     `Baselines: ${c.baselines.join(", ") || "none"}. Label noise: ${noise}. OOD sets: ${c.ood.join(", ") || "none"}.`,
     `Warm-up sweep: ${c.warmupSweep.length ? c.warmupSweep.map((w) => `${Math.round(w * 100)} %`).join(", ") : "none"}. ` +
       `AdamW-ε ablation: ${c.epsAblation ? `ε ${c.epsAblation.eps.toExponential()} for ${c.epsAblation.variations.join(", ")}` : "none"}.`,
@@ -76,6 +77,16 @@ function whatWasRun(c: Exp1Config, data: Exp1Data): string[] {
     lines.push(`Not run in this profile: ${missing.join(", ") || "—"}.`);
   }
   return lines;
+}
+
+/** The fixed-α runs are an ablation: α constant from step 0; the verdicts judge the warm-up schedules only. */
+function fixedAlphaNote(c: Exp1Config): string[] {
+  const fixed = c.variations.filter((v) => (FIXED_ALPHA as readonly string[]).includes(v));
+  if (!fixed.length) return [];
+  return [
+    `Fixed-α ablation: ${fixed.join(", ")} train on (1 − α)·CE + α·Brier with α constant from the first step; ` +
+      "they are shown beside the others and judged by no criterion (the verdicts are about the warm-up schedules).",
+  ];
 }
 
 type Figures = Record<"ppl" | "ece" | "reliability" | "eceBars" | "diagnostics" | "epsDiagnostics", string>;
