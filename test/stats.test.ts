@@ -1,8 +1,21 @@
-// Statistics over seeds: mean ± sd, the paired t-test against an independent computation (t from the
-// differences, p from the regularized incomplete beta function written out here) and against scipy's values.
+// Statistics over seeds: mean ± sd, the paired t-test (two- and one-sided, with its interval) against an
+// independent computation (t from the differences, p from the regularized incomplete beta function written out
+// here, t quantiles from tables) and against scipy's values; Fieller's ratio interval against the t-test of the
+// contrast it inverts; the Clopper–Pearson interval in closed form; Holm's adjustment worked by hand; stars that
+// never reward the worse direction.
 import test from "ava";
 
-import { formatMeanStd, meanStd, pairedTTest, stars } from "../lib/metrics/stats.ts";
+import {
+  directionalStars,
+  formatMeanStd,
+  holm,
+  meanStd,
+  pairedRatio,
+  pairedTTest,
+  proportionInterval,
+  stars,
+  tCritical,
+} from "../lib/metrics/stats.ts";
 
 // ln Γ(x) for x > 0 (Lanczos, g = 7, n = 9; ~15 significant digits).
 function lnGamma(x: number): number {
@@ -103,15 +116,46 @@ test("the reference p-value itself: t = 2.776445 with 4 df is the two-sided 5% p
   t.true(close(betaInc(4 / (4 + 2.7764451051977987 ** 2), 2, 0.5), 0.05, 1e-9));
 });
 
+// Two-sided 97.5 % points of Student's t (tables), by degrees of freedom.
+const T975: Record<number, number> = { 1: 12.706204736174707, 2: 4.302652729749464, 4: 2.7764451051977987 };
+
+test("pairedTTest's one-sided p-values follow the sign of t, and its 95 % interval is mean ± t·se", (t) => {
+  for (const { a, b } of cases) {
+    const r = pairedTTest(a, b)!;
+    const ref = reference(a, b);
+    // One-sided: half the two-sided p in the direction of t, 1 − half in the other.
+    const [toward, away] = [ref.p / 2, 1 - ref.p / 2];
+    t.true(close(r.pLess, ref.t < 0 ? toward : away, 1e-9), `pLess ${r.pLess}`);
+    t.true(close(r.pGreater, ref.t > 0 ? toward : away, 1e-9), `pGreater ${r.pGreater}`);
+    const d = a.map((x, i) => x - b[i]!);
+    const m = d.reduce((s, x) => s + x, 0) / d.length;
+    const se = m / ref.t;
+    const q = T975[ref.df];
+    if (q === undefined) continue;
+    t.true(close(r.mean, m, 1e-12));
+    t.true(close(r.low, m - q * se, 1e-9), `low ${r.low} vs ${m - q * se}`);
+    t.true(close(r.high, m + q * se, 1e-9), `high ${r.high} vs ${m + q * se}`);
+  }
+  // The second case: a is significantly lower than b (two-sided p 0.016): one-sided "a < b" p 0.008, "a > b" 0.992.
+  const lower = pairedTTest(cases[1]!.a, cases[1]!.b)!;
+  t.true(lower.pLess < 0.01 && lower.pGreater > 0.99 && lower.high < 0);
+});
+
+test("tCritical: the tables' two-sided 95 % points", (t) => {
+  for (const [df, q] of Object.entries(T975)) t.true(close(tCritical(Number(df)), q, 1e-9), `df ${df}`);
+});
+
 test("pairedTTest edge cases: too few pairs, different lengths, equal differences", (t) => {
   t.is(pairedTTest([], []), undefined);
   t.is(pairedTTest([1], [2]), undefined);
   t.throws(() => pairedTTest([1, 2, 3], [1, 2]), { instanceOf: RangeError });
-  t.deepEqual(pairedTTest([1, 2, 3], [1, 2, 3]), { t: 0, df: 2, p: 1 });
-  t.deepEqual(pairedTTest([2, 3, 4], [1, 2, 3]), { t: Infinity, df: 2, p: 0 });
-  t.deepEqual(pairedTTest([1, 2, 3], [2, 3, 4]), { t: -Infinity, df: 2, p: 0 });
+  const point = (m: number) => ({ mean: m, low: m, high: m });
+  t.deepEqual(pairedTTest([1, 2, 3], [1, 2, 3]), { t: 0, df: 2, p: 1, pLess: 1, pGreater: 1, ...point(0) });
+  t.deepEqual(pairedTTest([2, 3, 4], [1, 2, 3]), { t: Infinity, df: 2, p: 0, pLess: 1, pGreater: 0, ...point(1) });
+  t.deepEqual(pairedTTest([1, 2, 3], [2, 3, 4]), { t: -Infinity, df: 2, p: 0, pLess: 0, pGreater: 1, ...point(-1) });
   // Differences equal up to floating-point rounding count as equal.
-  t.deepEqual(pairedTTest([1.1, 2.2, 3.3], [0.1, 1.2, 2.3]), { t: Infinity, df: 2, p: 0 });
+  const rounded = pairedTTest([1.1, 2.2, 3.3], [0.1, 1.2, 2.3])!;
+  t.deepEqual([rounded.t, rounded.p, rounded.pLess, rounded.pGreater], [Infinity, 0, 1, 0]);
   const nan = pairedTTest([1, NaN, 3], [0, 1, 2])!;
   t.true(Number.isNaN(nan.t) && Number.isNaN(nan.p));
 });
@@ -128,6 +172,70 @@ test("meanStd: sample standard deviation (n − 1), NaN where undefined", (t) =>
   const none = meanStd([]);
   t.true(Number.isNaN(none.mean) && Number.isNaN(none.std));
   t.is(none.n, 0);
+});
+
+test("pairedRatio: Fieller's interval bounds are where the t-test of x − θ·y has p = 0.05", (t) => {
+  const x = [0.0163, 0.0135, 0.0191];
+  const y = [0.0191, 0.0141, 0.024];
+  const r = pairedRatio(x, y)!;
+  t.true(close(r.estimate, (0.0163 + 0.0135 + 0.0191) / (0.0191 + 0.0141 + 0.024), 1e-12));
+  t.true(r.low < r.estimate && r.estimate < r.high);
+  for (const theta of [r.low, r.high]) {
+    const p = reference(
+      x,
+      y.map((v) => theta * v),
+    ).p;
+    t.true(close(p, 0.05, 1e-8), `p at θ = ${theta}: ${p}`);
+  }
+  // Inside the interval the contrast's test does not reject; outside it does.
+  const mid = reference(
+    x,
+    y.map((v) => r.estimate * v),
+  ).p;
+  t.true(mid > 0.05);
+  t.true(
+    reference(
+      x,
+      y.map((v) => 1.2 * r.high * v),
+    ).p < 0.05,
+  );
+  // A denominator not significantly away from 0: no bounded interval.
+  const wide = pairedRatio([1, 2, 3], [-1, 1.5, 0.2])!;
+  t.deepEqual([wide.low, wide.high], [-Infinity, Infinity]);
+  // x exactly proportional to a denominator clearly away from 0 (t = 3√3 > 4.30 for every θ ≠ 0.5): the interval
+  // is the ratio itself.
+  const exact = pairedRatio([1, 1.5, 2], [2, 3, 4])!;
+  t.deepEqual([exact.estimate, exact.low, exact.high], [0.5, 0.5, 0.5]);
+  t.is(pairedRatio([1], [2]), undefined);
+});
+
+test("proportionInterval: Clopper–Pearson, in closed form at 0 and n successes", (t) => {
+  const none = proportionInterval(0, 15)!;
+  t.is(none.low, 0);
+  t.true(close(none.high, 1 - 0.025 ** (1 / 15), 1e-9));
+  const all = proportionInterval(15, 15)!;
+  t.true(close(all.low, 0.025 ** (1 / 15), 1e-9));
+  t.is(all.high, 1);
+  t.is(proportionInterval(3, 4)!.estimate, 0.75);
+  t.is(proportionInterval(0, 0), undefined);
+});
+
+test("holm: the step-down adjustment worked by hand", (t) => {
+  // m = 5, sorted p: 0.01·5 = 0.05, 0.02·4 = 0.08, 0.03·3 = 0.09, 0.04·2 = 0.08 → 0.09 (monotone), 0.05·1 → 0.09.
+  const adjusted = holm([0.04, 0.01, 0.05, 0.03, 0.02]);
+  const expected = [0.09, 0.05, 0.09, 0.09, 0.08];
+  adjusted.forEach((p, i) => t.true(close(p, expected[i]!, 1e-12), `${i}: ${p} vs ${expected[i]}`));
+  // Capped at 1; a NaN is no member of the family (m = 2 here) and stays NaN.
+  const capped = holm([0.6, NaN, 0.02]);
+  t.true(close(capped[0]!, 0.6, 1e-12) && Number.isNaN(capped[1]!) && close(capped[2]!, 0.04, 1e-12));
+  t.deepEqual(holm([]), []);
+});
+
+test("directionalStars: a significant difference in the worse direction earns no stars", (t) => {
+  t.is(directionalStars(0.0048, true), "**");
+  t.is(directionalStars(0.0048, false), " (worse)");
+  t.is(directionalStars(0.2, false), "");
+  t.is(directionalStars(undefined, true), "");
 });
 
 test("stars", (t) => {
