@@ -9,6 +9,7 @@ import test from "ava";
 
 import { exp2, exp2Jobs } from "../lib/experiments/exp2-summarization/index.ts";
 import { prepareExp2Data } from "../lib/experiments/exp2-summarization/data.ts";
+import type { FinetuneJob } from "../lib/experiments/exp2-summarization/jobs.ts";
 import type { Exp2Result, FinetuneResult } from "../lib/experiments/exp2-summarization/run-job.ts";
 import { jobId, resolveConfig, runExperiment, writeReport } from "../lib/experiments/framework/index.ts";
 import type { Finished } from "../lib/experiments/framework/spec.ts";
@@ -61,9 +62,23 @@ test("the quick profile's jobs: pretraining first, then every variation clean an
   });
   t.deepEqual(loss("brier").loss, { kind: "brier" });
   // With checkpoints there is nothing to pretrain.
+  t.deepEqual(c.baselines, ["ce+tempscale"], "quick trains no baselines unless asked");
+  // With checkpoints there is nothing to pretrain. The GPU profiles train label smoothing and focal beside CE.
   const full = exp2Jobs(resolveConfig(exp2, "full"));
   t.false(full.some((j) => j.kind === "pretrain"));
-  t.is(full.length, 2 * 3 * (4 + 4));
+  t.is(full.length, 2 * 3 * (4 + 2 + 4));
+  for (const profile of ["full", "xsum-base"]) {
+    const jobs = exp2Jobs(resolveConfig(exp2, profile)) as FinetuneJob[];
+    const model = jobs[0]!.key.model;
+    const seed0 = jobs.filter((j) => j.key.seed === 0 && j.key.setting === "clean" && j.key.model === model);
+    t.deepEqual(
+      seed0.map((j) => j.key.variation),
+      ["ce", "brier", "dpsm-warm10", "dpsm-warm20", "label_smoothing", "focal"],
+      profile,
+    );
+    t.deepEqual(seed0[4]!.loss, { kind: "label_smoothing", smoothing: 0.1 }, profile);
+    t.deepEqual(seed0[5]!.loss, { kind: "focal", gamma: 2 }, profile);
+  }
 });
 
 test("settings are validated with the setting named", (t) => {
@@ -97,6 +112,7 @@ test.serial(
     const config = resolveConfig(exp2, "quick", {
       ...SMALL,
       variations: ["ce", "brier", "dpsm-warm10"],
+      baselines: ["focal", "ce+tempscale"],
       summarySwap: { probability: 0.5, variations: ["ce", "dpsm-warm10"] },
     });
     const jobs = exp2Jobs(config);
@@ -120,6 +136,7 @@ test.serial(
       "### Summaries side by side",
       "### Verdicts",
       "ce+tempscale (T = ",
+      "baselines: focal, ce+tempscale (focal γ = 2: fine-tuned as CE is, with that loss)",
     ]) {
       t.true(md.includes(section), `report.md lacks ${section}`);
     }
@@ -156,6 +173,10 @@ test.serial(
     const significance = verdicts.find((v) => v.criterion.startsWith("Significance"))!;
     t.regex(significance.detail, /one seed: per-example paired bootstrap/);
     t.truthy(verdicts.find((v) => v.criterion.startsWith("Degradation")));
+    // The focal baseline: a row of the final metrics beside CE's, no verdict of its own.
+    t.truthy(row("focal"), "no focal row");
+    t.regex(md, /\| focal +\|/);
+    t.deepEqual(Object.keys(saved.verdicts.tiny!), ["dpsm-warm10"]);
 
     const again: string[] = [];
     const second = await runExperiment(exp2, config, out, { say: (l) => again.push(l), progress: false });

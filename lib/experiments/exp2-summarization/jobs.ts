@@ -1,13 +1,13 @@
 // Experiment 2's jobs: per model, its denoising pretraining when it has no checkpoint (first, shared by every
-// fine-tuning run of that model), then every (variation, seed) fine-tuned on clean pairs and, for the noise
-// variations, with summary-swap noise.
+// fine-tuning run of that model), then every (variation, seed) fine-tuned on clean pairs, the trained baselines
+// (label smoothing, focal), and, for the noise variations, the runs with summary-swap noise.
 import { Seq2SeqModel } from "../../models/bart.ts";
 import type { TrainLossInput } from "../../trainer.ts";
 import type { AuditPlan } from "../framework/efficiency-audit.ts";
 import { lossForVariation } from "../framework/losses.ts";
 import type { Job } from "../framework/spec.ts";
 import { trainerSettings } from "../framework/trainer-settings.ts";
-import { type Exp2Config, LOSSES, PRETRAIN, type Setting, type Variation } from "./config.ts";
+import { type Exp2Config, LOSSES, PRETRAIN, type Setting, type TrainedVariation } from "./config.ts";
 import type { Exp2Data } from "./data.ts";
 import { freshModel } from "./model.ts";
 
@@ -18,7 +18,7 @@ export interface PretrainJob extends Job {
 
 export interface FinetuneJob extends Job {
   readonly kind: "finetune";
-  readonly key: { model: string; variation: Variation; setting: Setting; seed: number };
+  readonly key: { model: string; variation: TrainedVariation; setting: Setting; seed: number };
   readonly loss: TrainLossInput;
   /** the pretraining job whose checkpoint this run starts from (none: the model's checkpoint folder) */
   readonly pretrained?: PretrainJob["key"];
@@ -34,7 +34,7 @@ export function exp2Jobs(c: Exp2Config): Exp2Job[] {
       pretrained = { model, ...PRETRAIN, seed: c.pretrain.seed };
       jobs.push({ kind: "pretrain", key: pretrained });
     }
-    const add = (variation: Variation, seed: number, setting: Setting) =>
+    const add = (variation: TrainedVariation, seed: number, setting: Setting) =>
       jobs.push({
         kind: "finetune",
         key: { model, variation, setting, seed },
@@ -42,6 +42,10 @@ export function exp2Jobs(c: Exp2Config): Exp2Job[] {
         ...(pretrained ? { pretrained } : {}),
       });
     for (const seed of c.seeds) for (const v of c.variations) add(v, seed, "clean");
+    for (const seed of c.seeds) {
+      if (c.baselines.includes("label_smoothing")) add("label_smoothing", seed, "clean");
+      if (c.baselines.includes("focal")) add("focal", seed, "clean");
+    }
     if (c.summarySwap) {
       for (const seed of c.seeds) for (const v of c.summarySwap.variations) add(v, seed, "summary-swap");
     }
@@ -57,7 +61,9 @@ export function exp2Jobs(c: Exp2Config): Exp2Job[] {
 export function exp2AuditPlans(c: Exp2Config, data: Exp2Data): AuditPlan[] {
   if (!c.efficiencyAudit) return [];
   const { rounds, warmupRounds } = c.efficiencyAudit;
-  const variations: Variation[] = c.variations.includes("ce") ? [...c.variations] : ["ce", ...c.variations];
+  const variations: TrainedVariation[] = c.variations.includes("ce") ? [...c.variations] : ["ce", ...c.variations];
+  if (c.baselines.includes("label_smoothing")) variations.push("label_smoothing");
+  if (c.baselines.includes("focal")) variations.push("focal");
   return c.models.map((name) => {
     const d = data[name]!;
     const batchSize = Math.min(c.batchSize, d.train.ids.length);

@@ -13,7 +13,7 @@ import { groupLookup, verdictSection } from "../framework/verdicts.ts";
 import { auditSection } from "../framework/efficiency-audit.ts";
 import type { Finished, ReportBody, ReportContext, Verdict } from "../framework/spec.ts";
 import { bestSet, type Exp2Group, METRICS, type Metric } from "./analysis.ts";
-import { type Exp2Config, TEMPSCALE, VARIATIONS } from "./config.ts";
+import { BASELINE_SETTINGS, type Exp2Config, TEMPSCALE, VARIATIONS } from "./config.ts";
 import type { Exp2Data } from "./data.ts";
 import type { Exp2Job } from "./jobs.ts";
 import type { Exp2Result, FinetuneResult, PretrainResult } from "./run-job.ts";
@@ -88,7 +88,7 @@ function whatWasRun(ctx: Exp2ReportContext): string[] {
       `${g.minLength}–${g.maxLength} tokens, no repeated ${g.noRepeatNgramSize || "–"}-grams.`,
     `Seeds: ${c.seeds.join(", ")} (each seed: the same dropout and batch order for every variation). Variations: ` +
       `${c.variations.join(", ")} (dpsm-warmN: linear α warm-up over N % of the steps); baselines: ` +
-      `${c.baselines.join(", ") || "none"}. Summary-swap noise: ` +
+      `${c.baselines.join(", ") || "none"}${trainedBaselines(c)}. Summary-swap noise: ` +
       `${c.summarySwap ? `${100 * c.summarySwap.probability} % of training pairs, for ${c.summarySwap.variations.join(", ")}` : "off"}.`,
   );
   const absent: string[] = [];
@@ -97,6 +97,15 @@ function whatWasRun(ctx: Exp2ReportContext): string[] {
   if (c.seeds.length < 3) absent.push(`seeds beyond ${c.seeds.length}`);
   if (absent.length) lines.push(`Not in this run (the seed's design has them): ${absent.join(", ")}.`);
   return lines;
+}
+
+/** How the trained baselines train, when there are any: " (label smoothing 0.1, focal γ = 2: trained as CE is)". */
+function trainedBaselines(c: Exp2Config): string {
+  const how = [
+    ...(c.baselines.includes("label_smoothing") ? [`label smoothing ${BASELINE_SETTINGS.smoothing}`] : []),
+    ...(c.baselines.includes("focal") ? [`focal γ = ${BASELINE_SETTINGS.gamma}`] : []),
+  ];
+  return how.length ? ` (${how.join(", ")}: fine-tuned as CE is, with that loss)` : "";
 }
 
 const finetune = (o: Exp2Group["observations"][number]) => o.source as Finished<FinetuneResult>;
