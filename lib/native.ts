@@ -83,8 +83,31 @@ export interface EvalMetrics {
   spherical: number;
   ece10: number;
   ece100: number;
+  /** ECE over 10 equal-mass bins of the tokens sorted by top-1 probability (docs/metrics.md) */
+  adaptiveEce10: number;
+  /** Murphy's decomposition of the top-1 Brier score over ECE-10's bins (docs/metrics.md) */
+  brierDecomposition: BrierDecomposition;
   bins10: ReliabilityBin[];
   bins100: ReliabilityBin[];
+}
+
+/**
+ * The top-1 Brier score, mean (max p − hit)², and its decomposition over ECE-10's bins: top1 = reliability −
+ * resolution + uncertainty + withinVariance − 2·withinCovariance (Murphy 1973; the within-bin terms: Stephenson
+ * et al. 2008), exactly.
+ */
+export interface BrierDecomposition {
+  top1: number;
+  /** Σ_b (n_b/N)(conf_b − acc_b)²: lower is better calibrated */
+  reliability: number;
+  /** Σ_b (n_b/N)(acc_b − acc)²: higher separates right from wrong better */
+  resolution: number;
+  /** acc·(1 − acc) */
+  uncertainty: number;
+  /** (1/N) Σ_b Σ_{i∈b} (f_i − conf_b)² */
+  withinVariance: number;
+  /** (1/N) Σ_b Σ_{i∈b} (f_i − conf_b)(o_i − acc_b) */
+  withinCovariance: number;
 }
 
 // Every config object crosses as JSON text (the `json` arguments): the zod schemas that produce it own

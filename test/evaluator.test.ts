@@ -3,7 +3,8 @@
 import test from "ava";
 
 import { Evaluator, GPT2Model, prepareLanguageModelData, Trainer, type PackedTokens } from "../lib/index.ts";
-import { expectedCalibrationError } from "../lib/metrics/calibration.ts";
+import { adaptiveCalibrationError, brierDecomposition, expectedCalibrationError } from "../lib/metrics/calibration.ts";
+import type { BrierDecomposition, EvalMetrics } from "../lib/native.ts";
 
 interface Ref {
   nll: number;
@@ -12,6 +13,8 @@ interface Ref {
   spherical: number;
   ece10: number;
   ece100: number;
+  adaptiveEce10: number;
+  brierDecomposition: BrierDecomposition;
   tokens: number;
 }
 
@@ -60,7 +63,20 @@ function reference(model: GPT2Model, data: PackedTokens, sequences: number, temp
     spherical: spherical / n,
     ece10: expectedCalibrationError(conf, hit, 10),
     ece100: expectedCalibrationError(conf, hit, 100),
+    adaptiveEce10: adaptiveCalibrationError(conf, hit, 10),
+    brierDecomposition: brierDecomposition(conf, hit, 10),
   };
+}
+
+/** Adaptive ECE and the top-1 Brier decomposition against the float64 reference's. */
+function sameCalibration(m: EvalMetrics, ref: Ref): string[] {
+  const wrong: string[] = [];
+  if (Math.abs(m.adaptiveEce10 - ref.adaptiveEce10) > 1e-6) wrong.push(`adaptiveEce10 ${m.adaptiveEce10}`);
+  for (const [k, v] of Object.entries(ref.brierDecomposition)) {
+    const got = m.brierDecomposition[k as keyof BrierDecomposition];
+    if (!(Math.abs(got - v) <= 1e-6)) wrong.push(`${k} ${got} vs ${v}`);
+  }
+  return wrong;
 }
 
 const relClose = (a: number, b: number, tol: number) => Math.abs(a - b) <= tol * Math.max(1e-3, Math.abs(b));
@@ -83,6 +99,7 @@ test("every metric equals the float64 reference at T = 1 and T = 1.7, from one p
     }
     t.true(Math.abs(m.ece10 - ref.ece10) < 1e-6, `T=${T} ece10: ${m.ece10} vs ${ref.ece10}`);
     t.true(Math.abs(m.ece100 - ref.ece100) < 1e-6, `T=${T} ece100: ${m.ece100} vs ${ref.ece100}`);
+    t.deepEqual(sameCalibration(m, ref), [], `T=${T}`);
     t.true(relClose(m.ppl, Math.exp(ref.nll), 1e-5));
     t.is(
       m.bins10.reduce((a, b) => a + b.count, 0),
@@ -121,6 +138,18 @@ test("temperature scaling: the fitted T minimises the reference NLL", async (t) 
   // No temperature near the fit does better (a float64 check around the optimum).
   for (const f of [0.97, 1.03]) t.true(best <= at(fit.temperature * f) + 1e-9, `T*=${fit.temperature} not a minimum`);
   t.true(best <= Math.min(...fit.grid.map((g) => g.nll)) + 1e-6);
+  // The trained model's confidences spread over the bins: adaptive ECE and the Brier decomposition against the
+  // float64 reference where they are not trivial (T = 0.1 spreads them over the bins).
+  for (const T of [1, 0.1]) {
+    const m = await ev.evaluate(data, { temperature: T });
+    const ref = reference(model, data, 4, T);
+    t.deepEqual(sameCalibration(m, ref), [], `T=${T}`);
+    t.log(`T=${T}: bins ${m.bins10.map((b) => b.count).join(",")}`);
+    if (T < 1) {
+      t.true(m.bins10.filter((b) => b.count > 0).length >= 2, `T=${T}: confidences in one bin`);
+      t.true(ref.brierDecomposition.withinVariance > 0 && ref.brierDecomposition.reliability > 0);
+    }
+  }
 });
 
 test("bad evaluator input is named", async (t) => {

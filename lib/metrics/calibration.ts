@@ -2,9 +2,9 @@
 // defines it: equal-width bins over the top-1 probability; ECE-B = Σ_b (n_b/N)·|acc_b − conf_b|. Models are
 // evaluated natively (native/core/eval/metrics.cpp); this is TypeScript's one copy, and the tests' reference.
 
-import type { ReliabilityBin } from "../native.ts";
+import type { BrierDecomposition, ReliabilityBin } from "../native.ts";
 
-export type { ReliabilityBin } from "../native.ts";
+export type { BrierDecomposition, ReliabilityBin } from "../native.ts";
 
 export function reliabilityBins(confidence: ArrayLike<number>, hit: ArrayLike<number>, bins: number): ReliabilityBin[] {
   if (!Number.isInteger(bins) || bins < 1) throw new RangeError(`bins: expected an integer >= 1, got ${bins}`);
@@ -36,6 +36,65 @@ export function expectedCalibrationError(confidence: ArrayLike<number>, hit: Arr
     (e, b) => (b.count > 0 ? e + (b.count / n) * Math.abs(b.accuracy - b.confidence) : e),
     0,
   );
+}
+
+/**
+ * Adaptive (equal-mass) ECE: the tokens sorted by (confidence, hit), bin b the ranks [⌊b·N/B⌋, ⌊(b+1)·N/B⌋);
+ * Σ_b (n_b/N)·|acc_b − conf_b|.
+ */
+export function adaptiveCalibrationError(confidence: ArrayLike<number>, hit: ArrayLike<number>, bins: number): number {
+  if (!Number.isInteger(bins) || bins < 1) throw new RangeError(`bins: expected an integer >= 1, got ${bins}`);
+  if (confidence.length !== hit.length) throw new RangeError("confidence and hit: expected arrays of the same length");
+  const n = confidence.length;
+  if (n === 0) return NaN;
+  const order = Array.from({ length: n }, (_, i) => i).sort(
+    (a, b) => confidence[a]! - confidence[b]! || hit[a]! - hit[b]!,
+  );
+  let ece = 0;
+  for (let b = 0; b < bins; b++) {
+    let gap = 0;
+    for (let r = Math.floor((b * n) / bins); r < Math.floor(((b + 1) * n) / bins); r++) {
+      gap += hit[order[r]!]! - confidence[order[r]!]!;
+    }
+    ece += Math.abs(gap) / n;
+  }
+  return ece;
+}
+
+/**
+ * The top-1 Brier score mean (confidence − hit)² and its decomposition over `bins` equal-width bins (Murphy's
+ * reliability, resolution, uncertainty and Stephenson's within-bin variance and covariance), term by term.
+ */
+export function brierDecomposition(
+  confidence: ArrayLike<number>,
+  hit: ArrayLike<number>,
+  bins: number,
+): BrierDecomposition {
+  const n = confidence.length;
+  const rb = reliabilityBins(confidence, hit, bins);
+  const acc = Array.from(hit).reduce((a, b) => a + b, 0) / n;
+  const d = {
+    top1: 0,
+    reliability: 0,
+    resolution: 0,
+    uncertainty: acc * (1 - acc),
+    withinVariance: 0,
+    withinCovariance: 0,
+  };
+  for (let i = 0; i < n; i++) {
+    const f = confidence[i]!;
+    const o = hit[i]!;
+    const b = rb[Math.min(bins - 1, Math.max(0, Math.floor(f * bins)))]!;
+    d.top1 += (f - o) ** 2 / n;
+    d.withinVariance += (f - b.confidence) ** 2 / n;
+    d.withinCovariance += ((f - b.confidence) * (o - b.accuracy)) / n;
+  }
+  for (const b of rb) {
+    if (b.count === 0) continue;
+    d.reliability += (b.count / n) * (b.confidence - b.accuracy) ** 2;
+    d.resolution += (b.count / n) * (b.accuracy - acc) ** 2;
+  }
+  return d;
 }
 
 /** Reliability bins of several evaluations with the same edges, pooled: counts add, means weight by count. */

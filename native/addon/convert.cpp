@@ -35,6 +35,15 @@ Napi::Object metrics_to_js(Napi::Env env, const core::EvalMetrics& m) {
   o.Set("spherical", m.spherical);
   o.Set("ece10", m.ece10);
   o.Set("ece100", m.ece100);
+  o.Set("adaptiveEce10", m.adaptive_ece10);
+  Napi::Object d = Napi::Object::New(env);
+  d.Set("top1", m.brier_top1);
+  d.Set("reliability", m.brier_reliability);
+  d.Set("resolution", m.brier_resolution);
+  d.Set("uncertainty", m.brier_uncertainty);
+  d.Set("withinVariance", m.brier_within_variance);
+  d.Set("withinCovariance", m.brier_within_covariance);
+  o.Set("brierDecomposition", d);
   o.Set("bins10", bins_to_js(env, m.bins10));
   o.Set("bins100", bins_to_js(env, m.bins100));
   return o;

@@ -1,6 +1,6 @@
 // What experiment 1 aggregates: the metrics of the test split and the out-of-domain sets, per job and for
 // CE with post-hoc temperature scaling; tests against CE and Brier; convergence to 95 % of CE's final
-// validation perplexity.
+// validation perplexity (its selected, best-validation checkpoint's).
 import type { EvalMetrics } from "../../native.ts";
 import type { AnalysisSpec, Finished, GroupKey, GroupSummary, MetricSpec, Observation } from "../framework/spec.ts";
 import { TEMPSCALE } from "./config.ts";
@@ -12,7 +12,10 @@ export const METRICS = [
   { name: "accuracy", label: "acc", digits: 4, higherIsBetter: true },
   { name: "ece10", label: "ECE-10", digits: 4 },
   { name: "ece100", label: "ECE-100", digits: 4 },
+  { name: "adaptiveEce10", label: "AdaECE-10", digits: 4 },
   { name: "brier", label: "Brier", digits: 4 },
+  { name: "brierReliability", label: "top-1 REL", digits: 5 },
+  { name: "brierResolution", label: "top-1 RES", digits: 5, higherIsBetter: true },
   { name: "spherical", label: "spherical", digits: 4, higherIsBetter: true },
 ] as const satisfies readonly MetricSpec[];
 export type Metric = (typeof METRICS)[number]["name"];
@@ -20,8 +23,15 @@ export type Metric = (typeof METRICS)[number]["name"];
 export type Exp1Group = GroupSummary<Metric, Exp1Result>;
 export type Exp1Observation = Observation<Metric, Exp1Result>;
 
-function metricsOf(m: EvalMetrics): Record<Metric, number> {
-  return Object.fromEntries(METRICS.map(({ name }) => [name, m[name]])) as Record<Metric, number>;
+/** An evaluation's numbers; a run saved before a metric existed reads NaN for it. */
+export function metricsOf(m: EvalMetrics): Record<Metric, number> {
+  const value = (name: Metric): number | undefined =>
+    name === "brierReliability"
+      ? m.brierDecomposition?.reliability
+      : name === "brierResolution"
+        ? m.brierDecomposition?.resolution
+        : m[name];
+  return Object.fromEntries(METRICS.map(({ name }) => [name, value(name) ?? NaN])) as Record<Metric, number>;
 }
 
 function setsOf(ood: Exp1Result["ood"]): Partial<Record<string, Record<Metric, number>>> {
@@ -39,6 +49,8 @@ function observe(r: Finished<Exp1Result>): Omit<Exp1Observation, "source">[] {
     metrics: metricsOf(r.test),
     sets: setsOf(r.ood),
     curve: r.curve,
+    // The test metrics are the best validation checkpoint's (run-job.ts): the convergence target is its value.
+    ...(r.fit.bestStep >= 0 ? { selectedStep: r.fit.bestStep } : {}),
     efficiency: {
       stepMs: r.fit.stepMs,
       tokensPerSecond: r.fit.tokensPerSecond,

@@ -11,13 +11,14 @@
 namespace dpsm::core {
 namespace {
 
-std::vector<EvalSums> evaluate_sums(LanguageModel& model, const Dataset& data, const EvalOptions& options) {
+std::vector<EvalSums> evaluate_sums(LanguageModel& model, const Dataset& data, const EvalOptions& options,
+                                    bool keep_tokens) {
   const bool was_training = model.is_training();
   model.eval();
   at::NoGradGuard no_grad;
   const at::Device device = model.device();
   const int64_t total = options.max_sequences > 0 ? std::min(options.max_sequences, data.count()) : data.count();
-  std::vector<EvalSums> sums(options.temperatures.size());
+  std::vector<EvalSums> sums(options.temperatures.size(), EvalSums(keep_tokens));
 
   LossOptions lo;
   lo.spec.kind = Kind::CE;
@@ -82,7 +83,7 @@ EvalOptions eval_options_from_json(const Json& j) {
 }
 
 std::vector<EvalMetrics> evaluate(LanguageModel& model, const Dataset& data, const EvalOptions& options) {
-  const std::vector<EvalSums> sums = evaluate_sums(model, data, options);
+  const std::vector<EvalSums> sums = evaluate_sums(model, data, options, true);
   std::vector<EvalMetrics> out;
   for (size_t i = 0; i < sums.size(); ++i) out.push_back(sums[i].finish(options.temperatures[i]));
   return out;
@@ -93,7 +94,7 @@ TemperatureFit fit_temperature(LanguageModel& model, const Dataset& data, EvalOp
   options.temperatures.clear();
   for (int i = 0; i < points; ++i)
     options.temperatures.push_back(t_min * std::pow(t_max / t_min, static_cast<double>(i) / (points - 1)));
-  const std::vector<EvalSums> sums = evaluate_sums(model, data, options);
+  const std::vector<EvalSums> sums = evaluate_sums(model, data, options, false);
   TemperatureFit fit;
   for (size_t i = 0; i < sums.size(); ++i) fit.grid.emplace_back(options.temperatures[i], sums[i].mean_nll());
   size_t best = 0;

@@ -26,9 +26,41 @@ void EvalSums::add(const at::Tensor& stats, const at::Tensor& keep) {
       b->count[idx] += 1;
       b->confidence_sum[idx] += conf;
       b->hit_sum[idx] += hit;
+      b->confidence_sq_sum[idx] += conf * conf;
+      b->confidence_hit_sum[idx] += conf * hit;
+    }
+    if (keep_tokens_) {
+      confidence_.push_back(s[kStatMaxP]);
+      hit_.push_back(hit > 0.5 ? 1 : 0);
     }
   }
 }
+
+namespace {
+
+// ECE over `nb` equal-mass bins: the tokens sorted by (max p, hit), bin b the ranks [⌊b·N/nb⌋, ⌊(b+1)·N/nb⌋).
+double adaptive_ece(const std::vector<float>& confidence, const std::vector<uint8_t>& hit, int nb) {
+  const size_t n = confidence.size();
+  if (n == 0) return std::numeric_limits<double>::quiet_NaN();
+  std::vector<uint32_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = static_cast<uint32_t>(i);
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    return confidence[a] != confidence[b] ? confidence[a] < confidence[b] : hit[a] < hit[b];
+  });
+  double ece = 0;
+  for (int b = 0; b < nb; ++b) {
+    const size_t from = n * static_cast<size_t>(b) / nb, to = n * static_cast<size_t>(b + 1) / nb;
+    double conf = 0, hits = 0;
+    for (size_t r = from; r < to; ++r) {
+      conf += confidence[order[r]];
+      hits += hit[order[r]];
+    }
+    ece += std::fabs(hits - conf) / static_cast<double>(n);
+  }
+  return ece;
+}
+
+}  // namespace
 
 EvalMetrics EvalSums::finish(double temperature) const {
   constexpr double nan = std::numeric_limits<double>::quiet_NaN();
@@ -57,6 +89,27 @@ EvalMetrics EvalSums::finish(double temperature) const {
   m.spherical = spherical_ / n;
   m.bins10 = bins(bins10_, m.ece10);
   m.bins100 = bins(bins100_, m.ece100);
+  m.adaptive_ece10 = keep_tokens_ ? adaptive_ece(confidence_, hit_, 10) : nan;
+  // The top-1 Brier score and its decomposition over ECE-10's bins (f: max p, o: hit, ō: accuracy).
+  const Bins& b = bins10_;
+  const double acc = hits_ / n;
+  double f2 = 0, fo = 0, rel = 0, res = 0, wbv = 0, wbc = 0;
+  for (size_t i = 0; i < b.count.size(); ++i) {
+    f2 += b.confidence_sq_sum[i];
+    fo += b.confidence_hit_sum[i];
+    if (b.count[i] == 0) continue;
+    const double fb = b.confidence_sum[i] / b.count[i], ob = b.hit_sum[i] / b.count[i];
+    rel += b.count[i] * (fb - ob) * (fb - ob);
+    res += b.count[i] * (ob - acc) * (ob - acc);
+    wbv += b.confidence_sq_sum[i] - b.count[i] * fb * fb;
+    wbc += b.confidence_hit_sum[i] - b.count[i] * fb * ob;
+  }
+  m.brier_top1 = (f2 - 2 * fo + hits_) / n;  // o² = o
+  m.brier_reliability = rel / n;
+  m.brier_resolution = res / n;
+  m.brier_uncertainty = acc * (1 - acc);
+  m.brier_within_variance = wbv / n;
+  m.brier_within_covariance = wbc / n;
   return m;
 }
 

@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cstdint>
 #include <vector>
 
 namespace dpsm::core {
@@ -16,12 +17,21 @@ struct ReliabilityBin {
 struct EvalMetrics {
   double temperature = 1.0;
   double tokens = 0, nll = 0, ppl = 0, accuracy = 0, brier = 0, spherical = 0, ece10 = 0, ece100 = 0;
+  // ECE over 10 equal-mass bins of the tokens sorted by max p (NaN when the sums kept no tokens).
+  double adaptive_ece10 = 0;
+  // Murphy's decomposition of the top-1 Brier score mean (max p − hit)² over ECE-10's bins, with Stephenson's
+  // within-bin terms: top1 = reliability − resolution + uncertainty + within_variance − 2·within_covariance.
+  double brier_top1 = 0, brier_reliability = 0, brier_resolution = 0, brier_uncertainty = 0;
+  double brier_within_variance = 0, brier_within_covariance = 0;
   std::vector<ReliabilityBin> bins10, bins100;
 };
 
 // Running sums over tokens; everything reported derives from these.
 class EvalSums {
  public:
+  // keep_tokens: also keep every token's (max p, hit), 5 bytes a token, for the equal-mass bins of adaptive
+  // ECE (a temperature fit, which needs only the NLL, does without).
+  explicit EvalSums(bool keep_tokens = true) : keep_tokens_(keep_tokens) {}
   // stats [N, kStatCount] float32 and keep [N] bool, both on the CPU and contiguous.
   void add(const at::Tensor& stats, const at::Tensor& keep);
   EvalMetrics finish(double temperature) const;
@@ -29,11 +39,14 @@ class EvalSums {
 
  private:
   struct Bins {
-    std::vector<double> count, confidence_sum, hit_sum;
-    explicit Bins(int n) : count(n), confidence_sum(n), hit_sum(n) {}
+    std::vector<double> count, confidence_sum, hit_sum, confidence_sq_sum, confidence_hit_sum;
+    explicit Bins(int n) : count(n), confidence_sum(n), hit_sum(n), confidence_sq_sum(n), confidence_hit_sum(n) {}
   };
+  bool keep_tokens_;
   double tokens_ = 0, nll_ = 0, hits_ = 0, brier_ = 0, spherical_ = 0;
   Bins bins10_{10}, bins100_{100};
+  std::vector<float> confidence_;
+  std::vector<uint8_t> hit_;
 };
 
 }  // namespace dpsm::core
