@@ -10,6 +10,9 @@ import { jobId, resolveConfig, runExperiment, writeReport } from "../lib/experim
 import type { Finished } from "../lib/experiments/framework/spec.ts";
 import type { Exp1Result } from "../lib/experiments/exp1-lm/run-job.ts";
 import { buildInfo } from "../lib/index.ts";
+import { allOf, anyOf, decide } from "../lib/experiments/framework/decision.ts";
+import type { Verdict } from "../lib/experiments/framework/spec.ts";
+import { pairedRatio, pairedTTest } from "../lib/metrics/stats.ts";
 import { tmpDir } from "./helpers/tmp.ts";
 
 const SMALL = {
@@ -91,24 +94,37 @@ test.serial("runs, report, figures and verdicts; a second run skips every finish
     t.true(md.includes(`figures/${f}.png`));
   }
 
-  // The verdicts follow from the numbers in results.json: recompute two of them here.
+  // The verdicts follow from the per-seed numbers in results.json: recompute two of their intervals here.
   const saved = JSON.parse(fs.readFileSync(json, "utf8")) as {
-    summaries: { name: string; key: { setting: string }; metrics: Record<string, { mean: number }> }[];
-    verdicts: Record<string, Record<string, { criterion: string; status: string; detail: string }[]>>;
+    summaries: {
+      name: string;
+      key: { setting: string };
+      metrics: Record<string, { mean: number }>;
+      perSeed: Record<string, number[]>;
+    }[];
+    verdicts: Record<string, Record<string, Verdict[]>>;
     runs: Finished<Exp1Result>[];
   };
   t.is(saved.runs.length, jobs.length);
   const row = (name: string) => saved.summaries.find((s) => s.name === name && s.key.setting === "clean")!;
-  const [d, ce, brier] = [row("dpsm-linear"), row("ce"), row("brier")];
+  const [d, ce] = [row("dpsm-linear"), row("ce")];
   const verdicts = saved.verdicts.tiny!["dpsm-linear"]!;
+  const close = (x: number, y: number) => Math.abs(x - y) <= 1e-9 * Math.max(1, Math.abs(y));
+  // Task quality: the PPL gap's t interval over the two seeds, against 0.3.
   const quality = verdicts.find((v) => v.criterion.startsWith("Task quality"))!;
-  const ppl = [d, ce, brier].map((s) => s.metrics.ppl!.mean);
-  const qualityMet = ppl[0]! - ppl[1]! <= 0.3 && !(ppl[0]! > ppl[1]! && ppl[0]! > ppl[2]!);
-  t.is(quality.status, qualityMet ? "met" : "not met");
+  const gap = pairedTTest(d.perSeed.ppl!, ce.perSeed.ppl!)!;
+  const [gapPart, brierPart, cePart] = quality.evidence!;
+  t.true(close(gapPart!.low, gap.low) && close(gapPart!.high, gap.high), `${gapPart!.low} vs ${gap.low}`);
+  t.is(gapPart!.status, decide(gap.low, gap.high, "≤", 0.3));
+  const notWorse = anyOf([brierPart!.status, cePart!.status]);
+  t.is(quality.status, allOf([gapPart!.status, notWorse]));
+  // Calibration: the reduction 1 − ECE ratio to CE's, from Fieller's interval, against 25 %.
   const calibration = verdicts.find((v) => v.criterion.startsWith("Calibration"))!;
-  const ece = [d, ce, brier].map((s) => s.metrics.ece10!.mean);
-  const calibrationMet = ece[0]! <= 0.75 * ece[1]! && ece[0]! <= 1.05 * ece[2]!;
-  t.is(calibration.status, calibrationMet ? "met" : "not met");
+  const ratio = pairedRatio(d.perSeed.ece10!, ce.perSeed.ece10!)!;
+  const reduction = calibration.evidence![0]!;
+  t.true(close(reduction.low, 1 - ratio.high) && close(reduction.high, 1 - ratio.low));
+  t.is(reduction.status, decide(1 - ratio.high, 1 - ratio.low, "≥", 0.25));
+  t.true(md.includes("Paired comparisons over seeds") && md.includes("Holm p"), "no comparisons table");
   // The audit: every variation × 3 rounds, timed once (saved; a later run reads it back), and the verdict's source.
   const audit = JSON.parse(fs.readFileSync(path.join(out, "audit", "tiny.json"), "utf8")) as {
     ms: number[][];
@@ -125,6 +141,8 @@ test.serial("runs, report, figures and verdicts; a second run skips every finish
   t.regex(efficiency.detail, /interleaved audit, 3 rounds/);
   const significance = verdicts.find((v) => v.criterion.startsWith("Significance"))!;
   t.not(significance.status, "not enough runs", "two seeds allow a paired t-test");
+  const p = significance.evidence![0]!.p!;
+  t.true(p.adjusted >= p.raw, "Holm never lowers a p-value");
   t.true(md.includes("ce+tempscale (T = "), "the temperature-scaled CE row is missing");
   // A fixed α is an ablation: a row of the final metrics, said so in the report, and no verdict of its own.
   t.regex(md, /\| dpsm-fixed-0\.75 +\|/);

@@ -2,6 +2,8 @@
 // (ROUGE in docs/metrics.md): each bootstrap sample draws n rows with replacement, the sample's column means are
 // kept, and low/mid/high are the (1 − c)/2, 50 and (1 + c)/2 percentiles of those means, interpolated linearly
 // between order statistics as numpy.percentile does. Mid is thus the median of the resampled means, not the mean.
+// Beside it, Koehn's (2004) paired bootstrap resampling of two systems on the same test items (win counts and
+// the percentile interval of the difference), on a general bootstrap of a contrast over strata of items.
 
 /** One bootstrap sample: n row indices in [0, n), drawn with replacement. */
 export type Resampler = (n: number) => ArrayLike<number>;
@@ -96,60 +98,121 @@ export function bootstrapInterval(
   return out;
 }
 
-export interface PairedBootstrap {
-  /** mean of a − b */
-  meanDifference: number;
-  /** percentile interval of the resampled mean differences */
+/** One stratum of a bootstrap contrast: its items' values, resampled within the stratum, and the weight of their mean. */
+export interface Stratum {
+  values: readonly number[];
+  weight: number;
+}
+
+export interface BootstrapContrast {
+  /** Σ weight · mean(values) over the strata, on all items */
+  estimate: number;
+  /** percentile interval: the (1 − confidence)/2 and (1 + confidence)/2 percentiles of the resampled contrasts */
   low: number;
   high: number;
   confidence: number;
   samples: number;
-  /**
-   * two-sided p-value: twice the smaller share of resampled mean differences on either side of 0 (at most 1), the
-   * paired bootstrap test of Koehn (2004) and Berg-Kirkpatrick et al. (2012) for per-example scores
-   */
-  p: number;
+  /** resamples whose contrast is above 0, below 0, and exactly 0 */
+  above: number;
+  below: number;
+  ties: number;
 }
 
 /**
- * Paired bootstrap of two systems scored on the same examples (a[i], b[i]): resample examples with replacement,
- * keep the mean difference of each sample.
+ * Bootstrap of a contrast Σ_s w_s · mean(values_s): each sample draws every stratum's items with replacement (as
+ * many as it has), independently of the other strata, and computes the contrast; the interval is the percentile
+ * interval of those contrasts (numpy's linear interpolation), and the counts say on which side of 0 they fell. One
+ * stratum of paired differences is the paired bootstrap (pairedBootstrap); two strata of weights +1 and −1 compare
+ * means over two different item sets (e.g. a test split and a transfer set).
+ */
+export function bootstrapContrast(
+  strata: readonly Stratum[],
+  options: { samples: number; confidence?: number; seed: number },
+): BootstrapContrast {
+  const confidence = options.confidence ?? 0.95;
+  checkBootstrap(options.samples, confidence);
+  if (strata.length === 0) throw new RangeError("bootstrapContrast: no strata");
+  for (const s of strata) {
+    if (s.values.length === 0) throw new RangeError("bootstrapContrast: every stratum must hold at least one value");
+    if (!s.values.every(Number.isFinite)) throw new RangeError("bootstrapContrast: values must be finite numbers");
+  }
+  const contrastOf = (mean: (s: Stratum) => number) => strata.reduce((sum, s) => sum + s.weight * mean(s), 0);
+  const resample = seededResampler(options.seed);
+  const contrasts = new Float64Array(options.samples);
+  let above = 0;
+  let below = 0;
+  for (let k = 0; k < options.samples; k++) {
+    const c = contrastOf((s) => {
+      const idx = resample(s.values.length);
+      let sum = 0;
+      for (let i = 0; i < idx.length; i++) sum += s.values[idx[i]!]!;
+      return sum / idx.length;
+    });
+    contrasts[k] = c;
+    if (c > 0) above++;
+    else if (c < 0) below++;
+  }
+  contrasts.sort();
+  const delta = (1 - confidence) / 2;
+  return {
+    estimate: contrastOf((s) => s.values.reduce((x, y) => x + y, 0) / s.values.length),
+    low: percentileOfSorted(contrasts, 100 * delta),
+    high: percentileOfSorted(contrasts, 100 * (1 - delta)),
+    confidence,
+    samples: options.samples,
+    above,
+    below,
+    ties: options.samples - above - below,
+  };
+}
+
+export interface PairedBootstrap {
+  /** mean of a − b over all items */
+  meanDifference: number;
+  /** percentile interval of the resampled mean differences (Koehn's: drop the lowest and highest (1 − c)/2) */
+  low: number;
+  high: number;
+  confidence: number;
+  samples: number;
+  /** resamples in which a's mean beats b's (is higher), b's beats a's, and the two are equal */
+  winsA: number;
+  winsB: number;
+  ties: number;
+  /** Koehn's p-value for "a is better than b": the share of resamples in which a does not beat b, 1 − winsA/samples */
+  pA: number;
+  /** the same for "b is better than a": 1 − winsB/samples */
+  pB: number;
+}
+
+/**
+ * Koehn's (2004) paired bootstrap resampling for two systems scored on the same test items, higher scores better
+ * (negate lower-is-better scores): draw `samples` test sets of n items with replacement; in each, compare the
+ * systems' scores (here the mean of per-item scores, so a per-item metric such as ROUGE-L F); a is better than b
+ * with confidence 1 − p when it wins in a share 1 − p of the samples. Ties count for neither. The same samples give
+ * the percentile confidence interval of the mean difference (Koehn's section 4: the middle `confidence` share of
+ * the sampled values). p = 0 means no sample went the other way: its resolution is 1 / samples.
  */
 export function pairedBootstrap(
   a: readonly number[],
   b: readonly number[],
   options: { samples: number; confidence?: number; seed: number },
 ): PairedBootstrap {
-  const confidence = options.confidence ?? 0.95;
-  checkBootstrap(options.samples, confidence);
   if (a.length !== b.length)
     throw new RangeError(`pairedBootstrap: a and b differ in length (${a.length} vs ${b.length})`);
   if (a.length === 0) throw new RangeError("pairedBootstrap: a and b must hold at least one score");
   const d = a.map((x, i) => x - b[i]!);
   if (!d.every(Number.isFinite)) throw new RangeError("pairedBootstrap: scores must be finite numbers");
-  const interval = bootstrapInterval(
-    d.map((x) => [x]),
-    options.samples,
-    confidence,
-    seededResampler(options.seed),
-  );
-  // The share on each side needs the draws themselves: replay the same resampler.
-  const resample = seededResampler(options.seed);
-  let below = 0;
-  let above = 0;
-  for (let s = 0; s < options.samples; s++) {
-    const idx = resample(d.length);
-    let sum = 0;
-    for (let i = 0; i < d.length; i++) sum += d[idx[i]!]!;
-    if (sum <= 0) below++;
-    if (sum >= 0) above++;
-  }
+  const c = bootstrapContrast([{ values: d, weight: 1 }], options);
   return {
-    meanDifference: d.reduce((x, y) => x + y, 0) / d.length,
-    low: interval.low[0]!,
-    high: interval.high[0]!,
-    confidence,
-    samples: options.samples,
-    p: Math.min(1, (2 * Math.min(below, above)) / options.samples),
+    meanDifference: c.estimate,
+    low: c.low,
+    high: c.high,
+    confidence: c.confidence,
+    samples: c.samples,
+    winsA: c.above,
+    winsB: c.below,
+    ties: c.ties,
+    pA: 1 - c.above / c.samples,
+    pB: 1 - c.below / c.samples,
   };
 }

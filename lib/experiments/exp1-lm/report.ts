@@ -4,11 +4,13 @@
 // verdicts; figures under figures/ (PNG + SVG).
 import path from "node:path";
 
-import { formatMeanStd, pairedTTest, stars } from "../../metrics/stats.ts";
+import { directionalStars, formatMeanStd, type PairedTTest, pairedTTest } from "../../metrics/stats.ts";
 import { poolReliabilityBins } from "../../metrics/calibration.ts";
 import { reliabilityDiagram } from "../../report/plots.ts";
 import { fmt, formatTable } from "../../report/table.ts";
 import {
+  comparisons,
+  comparisonsTable,
   convergenceTable,
   curveChart,
   diagnosticsChart,
@@ -18,6 +20,7 @@ import {
   metricsTable,
   modelSections,
 } from "../framework/report.ts";
+import { formatP, TestFamily } from "../framework/decision.ts";
 import { verdictSection } from "../framework/verdicts.ts";
 import { auditSection } from "../framework/efficiency-audit.ts";
 import type { ReportBody, ReportContext, Verdict } from "../framework/spec.ts";
@@ -26,7 +29,7 @@ import { BASELINES, type Exp1Config, FIXED_ALPHA, TEMPSCALE } from "./config.ts"
 import type { Exp1Job } from "./jobs.ts";
 import type { Exp1Data } from "./data.ts";
 import type { Exp1Result } from "./run-job.ts";
-import { dpsmVariationsOf, exp1Verdicts } from "./verdicts.ts";
+import { dpsmVariationsOf, exp1Verdicts, exp1VerdictTests } from "./verdicts.ts";
 
 type Exp1ReportContext = ReportContext<Exp1Config, Exp1Job, Exp1Result, Exp1Data, Metric>;
 
@@ -138,17 +141,29 @@ async function figures(model: string, rows: Exp1Group[], out: string): Promise<F
 
 const withTemperature = (g: Exp1Group) =>
   g.extra.temperature ? `${g.name} (T = ${fmt(g.extra.temperature.mean, 3)})` : g.name;
-const finalMetrics = (rows: Exp1Group[]) =>
-  metricsTable(
-    rows,
-    METRICS,
-    [
-      ["ppl", "ce"],
-      ["ece10", "ce"],
-      ["ece10", "brier"],
-    ],
-    withTemperature,
-  );
+/** The final metrics' paired tests: PPL and ECE-10 against CE, ECE-10 against Brier. */
+const TESTS: [Metric, string][] = [
+  ["ppl", "ce"],
+  ["ece10", "ce"],
+  ["ece10", "brier"],
+];
+/** The means table, then (with two seeds or more) the paired comparisons with their intervals and Holm p. */
+function finalMetrics(rows: Exp1Group[], family: TestFamily): string[] {
+  const table = comparisonsTable(rows, METRICS, TESTS, family, withTemperature);
+  return [
+    metricsTable(rows, METRICS, withTemperature),
+    "",
+    ...(table
+      ? [
+          "Paired comparisons over seeds (experiment 1 has no per-sequence metrics, so every interval here is over " +
+            "seeds only):",
+          "",
+          table,
+          "",
+        ]
+      : []),
+  ];
+}
 
 function labelNoiseTable(noisy: Exp1Group[], ceClean: Exp1Group | undefined): string {
   return formatTable(
@@ -181,32 +196,45 @@ function ceFlattening(main: Exp1Group[], maxSteps: number): string | undefined {
   );
 }
 
-/** Each ablated variation beside its main run: the metrics at both ε, their difference and its paired test. */
-function epsAblationTable(main: Exp1Group[], ablated: Exp1Group[], mainEps: number): string {
-  const metrics = [
-    ["ppl", "PPL", 2],
-    ["ece10", "ECE-10", 4],
-    ["brier", "Brier", 4],
-  ] as const;
-  const rows: string[][] = [];
-  for (const a of ablated) {
+const EPS_METRICS = [
+  ["ppl", "PPL", 2],
+  ["ece10", "ECE-10", 4],
+  ["brier", "Brier", 4],
+] as const;
+
+/** Each ablated variation against its main run, per metric: the paired test over their common seeds. */
+function epsComparisons(main: Exp1Group[], ablated: Exp1Group[]) {
+  return ablated.flatMap((a) => {
     const m = main.find((r) => r.key.variation === a.key.variation);
-    if (!m) continue;
-    for (const [metric, label, digits] of metrics) {
+    if (!m) return [];
+    return EPS_METRICS.map(([metric, label, digits]) => {
       const seeds = a.seeds.filter((s) => m.seeds.includes(s));
       const x = seeds.map((s) => a.perSeed[metric][a.seeds.indexOf(s)]!);
       const y = seeds.map((s) => m.perSeed[metric][m.seeds.indexOf(s)]!);
-      const t = pairedTTest(x, y);
-      rows.push([
-        a.key.variation,
-        label,
-        formatMeanStd(m.metrics[metric], digits),
-        formatMeanStd(a.metrics[metric], digits),
-        fmt(a.metrics[metric].mean - m.metrics[metric].mean, digits),
-        t ? `${t.p.toPrecision(3)}${stars(t.p)}` : "–",
-      ]);
-    }
-  }
+      const t: PairedTTest | undefined = pairedTTest(x, y);
+      return { id: `eps|${a.key.model}|${a.name}|${metric}`, a, m, metric, label, digits, t };
+    });
+  });
+}
+
+/**
+ * Each ablated variation beside its main run: the metrics at both ε, their difference with its 95 % t interval and
+ * its paired test (two-sided p, Holm-adjusted over the report's family).
+ */
+function epsAblationTable(main: Exp1Group[], ablated: Exp1Group[], mainEps: number, family: TestFamily): string {
+  const rows = epsComparisons(main, ablated).map(({ id, a, m, metric, label, digits, t }) => {
+    const adjusted = t ? family.adjusted(id) : NaN;
+    return [
+      a.key.variation,
+      label,
+      formatMeanStd(m.metrics[metric], digits),
+      formatMeanStd(a.metrics[metric], digits),
+      fmt(a.metrics[metric].mean - m.metrics[metric].mean, digits),
+      t ? `[${fmt(t.low, digits)}, ${fmt(t.high, digits)}]` : "–",
+      t ? formatP(t.p) : "–",
+      t ? `${formatP(adjusted)}${directionalStars(adjusted, t.mean < 0)}` : "–",
+    ];
+  });
   const eps = ablated[0]?.key.params?.eps ?? NaN;
   return formatTable(
     [
@@ -215,10 +243,44 @@ function epsAblationTable(main: Exp1Group[], ablated: Exp1Group[], mainEps: numb
       `ε ${mainEps.toExponential()}`,
       `ε ${eps.toExponential()}`,
       "Δ (small ε − main)",
+      "95 % CI (t)",
       "p (paired t)",
+      "Holm p",
     ],
     rows,
   );
+}
+
+/** A model's groups as the report's sections split them. */
+function partsOf(groups: readonly Exp1Group[], model: string) {
+  const rows = groups.filter((g) => g.key.model === model);
+  const clean = rows.filter((r) => r.key.setting === "clean");
+  const main = clean.filter((r) => !r.key.params);
+  const sweep = clean.filter((r) => r.key.variation === "dpsm-linear" && r.key.params?.eps === undefined);
+  const ablated = clean.filter((r) => r.key.params?.eps !== undefined);
+  return { rows, clean, main, sweep, ablated };
+}
+
+/**
+ * Every p-value the report shows, as one family for Holm's adjustment: per model the final metrics' tests (main
+ * runs and the warm-up sweep), the ε ablation's, and the verdicts' one-sided significance tests.
+ */
+function exp1Family(ctx: Exp1ReportContext): TestFamily {
+  const family = new TestFamily();
+  const add = (id: string, p: number) => {
+    if (!family.has(id)) family.add(id, p);
+  };
+  for (const model of ctx.config.models) {
+    const { main, sweep, ablated } = partsOf(ctx.groups, model);
+    for (const rows of [main, sweep.length > 1 ? sweep : []]) {
+      for (const x of comparisons(rows, METRICS, TESTS)) add(x.id, x.test.p);
+    }
+    for (const x of epsComparisons(main, ablated)) if (x.t) add(x.id, x.t.p);
+    for (const dpsm of dpsmVariationsOf(ctx.config)) {
+      for (const [id, p] of Object.entries(exp1VerdictTests(ctx.groups, model, dpsm))) add(id, p);
+    }
+  }
+  return family;
 }
 
 function oodTable(rows: Exp1Group[], sets: string[]): string {
@@ -239,14 +301,13 @@ async function modelSection(
   ctx: Exp1ReportContext,
   model: string,
   verdicts: Record<string, Verdict[]>,
+  family: TestFamily,
 ): Promise<string[]> {
   const c = ctx.config;
-  const rows = ctx.groups.filter((g) => g.key.model === model);
-  const clean = rows.filter((r) => r.key.setting === "clean");
-  const main = clean.filter((r) => !r.key.params);
+  const { rows, clean, main, sweep, ablated } = partsOf(ctx.groups, model);
   const fig = await figures(model, rows, ctx.out);
   const lines: string[] = [`## GPT-2 ${model}`, ""];
-  lines.push("### Final metrics (test split, best checkpoint)", "", finalMetrics(main), "");
+  lines.push("### Final metrics (test split, best checkpoint)", "", ...finalMetrics(main, family));
   lines.push(
     "### Learning curves",
     "",
@@ -281,9 +342,7 @@ async function modelSection(
   }
   const sets = [...new Set(clean.flatMap((r) => Object.keys(r.sets)))];
   if (sets.length) lines.push("### Robustness: out-of-domain sets (PPL / ECE-10)", "", oodTable(main, sets), "");
-  const sweep = clean.filter((r) => r.key.variation === "dpsm-linear" && r.key.params?.eps === undefined);
-  if (sweep.length > 1) lines.push("### Warm-up sweep (dpsm-linear)", "", finalMetrics(sweep), "");
-  const ablated = clean.filter((r) => r.key.params?.eps !== undefined);
+  if (sweep.length > 1) lines.push("### Warm-up sweep (dpsm-linear)", "", ...finalMetrics(sweep, family));
   if (ablated.length) {
     lines.push(
       "### AdamW ε ablation",
@@ -291,7 +350,7 @@ async function modelSection(
       "AdamW divides each update by √v̂ + ε. Where gradients are of ε's order (Brier's at initialisation), ε " +
         "shrinks the step; a far smaller ε removes that. Same seeds, batches and schedule as the main runs.",
       "",
-      epsAblationTable(main, ablated, c.eps),
+      epsAblationTable(main, ablated, c.eps, family),
       "",
       `![diagnostics of the ε ablation](${fig.epsDiagnostics}.png)`,
       "",
@@ -324,13 +383,17 @@ async function modelSection(
     const continuation = s.continuation.replace(/\s+/g, " ").replace(/\*/g, "\\*");
     lines.push(`**${r.name}** (seed ${o.key.seed}): ${s.prompt}*${continuation}*`, "");
   }
-  lines.push(...verdictSection(dpsmVariationsOf(c), (dpsm) => exp1Verdicts(ctx.groups, model, dpsm, audit), verdicts));
+  const judge = (dpsm: string) => exp1Verdicts(ctx.groups, model, dpsm, { audit, family });
+  lines.push(...verdictSection(dpsmVariationsOf(c), judge, verdicts));
   return lines;
 }
 
 export async function exp1Report(ctx: Exp1ReportContext): Promise<ReportBody> {
   const c = ctx.config;
-  const { sections, verdicts } = await modelSections(c.models, ctx.groups, (model, v) => modelSection(ctx, model, v));
+  const family = exp1Family(ctx);
+  const { sections, verdicts } = await modelSections(c.models, ctx.groups, (model, v) =>
+    modelSection(ctx, model, v, family),
+  );
   return {
     environment: environmentNote(ctx.build, c.device, c.precision),
     run: whatWasRun(c, ctx.data),

@@ -8,7 +8,17 @@ import { formatMeanStd } from "../../metrics/stats.ts";
 import { poolReliabilityBins } from "../../metrics/calibration.ts";
 import { reliabilityDiagram, scatterChart } from "../../report/plots.ts";
 import { fmt, formatTable } from "../../report/table.ts";
-import { curveChart, efficiencyTable, environmentNote, metricsTable, modelSections } from "../framework/report.ts";
+import { directionalStars } from "../../metrics/stats.ts";
+import { formatP, TestFamily } from "../framework/decision.ts";
+import {
+  comparisons,
+  comparisonsTable,
+  curveChart,
+  efficiencyTable,
+  environmentNote,
+  metricsTable,
+  modelSections,
+} from "../framework/report.ts";
 import { groupLookup, verdictSection } from "../framework/verdicts.ts";
 import { auditSection } from "../framework/efficiency-audit.ts";
 import type { Finished, ReportBody, ReportContext, Verdict } from "../framework/spec.ts";
@@ -17,7 +27,7 @@ import { BASELINE_SETTINGS, type Exp2Config, TEMPSCALE, VARIATIONS } from "./con
 import type { Exp2Data } from "./data.ts";
 import type { Exp2Job } from "./jobs.ts";
 import type { Exp2Result, FinetuneResult, PretrainResult } from "./run-job.ts";
-import { exp2Verdicts, rougeBootstrap } from "./verdicts.ts";
+import { bootstrapTestId, exp2Verdicts, exp2VerdictTests, koehnP, rougeBootstrap, SEEDS_FOR_T } from "./verdicts.ts";
 
 type Exp2ReportContext = ReportContext<Exp2Config, Exp2Job, Exp2Result, Exp2Data, Metric>;
 
@@ -120,26 +130,44 @@ function asSet(rows: Exp2Group[], set: string): Exp2Group[] {
 const withTemperature = (g: Exp2Group) =>
   g.extra.temperature ? `${g.name} (T = ${fmt(g.extra.temperature.mean, 3)})` : g.name;
 
-/** "0.34", or "< 0.001" when no resample crossed 0 (the test's resolution is 1 / samples). */
-export function bootstrapP(b: { p: number; samples: number }): string {
-  return b.p === 0 ? `< ${fmt(1 / b.samples, 4).replace(/0+$/, "")}` : b.p.toPrecision(2);
+/** "0.34", or "< 0.001" when every resample favoured the variation (the test's resolution is 1 / samples). */
+export function bootstrapP(b: { pA: number; samples: number }): string {
+  return b.pA === 0 ? `< ${fmt(1 / b.samples, 4).replace(/0+$/, "")}` : formatP(b.pA);
 }
 
-function bootstrapTable(rows: Exp2Group[], c: Exp2Config): string {
+/** Each trained variation against CE and Brier, by Koehn's paired bootstrap over the test examples. */
+function bootstrapPairs(rows: Exp2Group[], c: Exp2Config) {
   const refs = ["ce", "brier"].map((v) => rows.find((g) => g.key.variation === v)).filter((g) => !!g);
-  const cells = rows
+  return rows
     .filter((g) => g.key.variation !== TEMPSCALE)
-    .map((g) => [
-      g.name,
-      ...refs.map((r) => {
-        if (r === g) return "–";
-        const b = rougeBootstrap(g, r, c.rougeBootstrap);
-        return b
-          ? `${b.meanDifference >= 0 ? "+" : ""}${fmt(b.meanDifference)} [${fmt(b.low)}, ${fmt(b.high)}], p ${bootstrapP(b)}`
-          : "–";
+    .flatMap((g) =>
+      refs.flatMap((r) => {
+        const b = r === g ? undefined : rougeBootstrap(g, r, c.rougeBootstrap);
+        return b ? [{ id: bootstrapTestId(g.key.model, g.key.variation, r.key.variation), g, r, b }] : [];
       }),
-    ]);
-  return formatTable([left("variation"), ...refs.map((r) => `Δ ROUGE-L vs ${r.name} (95 % CI), p`)], cells);
+    );
+}
+
+/**
+ * Koehn's paired bootstrap of ROUGE-L per variation and reference: the mean difference with its percentile
+ * interval, how often each side won, and p for "the variation is better" (the share of resamples it did not win)
+ * with its Holm adjustment; stars only when the variation is the better one.
+ */
+function bootstrapTable(rows: Exp2Group[], c: Exp2Config, family: TestFamily): string {
+  return formatTable(
+    [left("variation"), left("reference"), "Δ ROUGE-L [95 % CI]", "wins / ties / losses", "p (better)", "Holm p"],
+    bootstrapPairs(rows, c).map(({ id, g, r, b }) => {
+      const adjusted = family.adjusted(id);
+      return [
+        g.name,
+        r.name,
+        `${b.meanDifference >= 0 ? "+" : ""}${fmt(b.meanDifference)} [${fmt(b.low)}, ${fmt(b.high)}]`,
+        `${b.winsA} / ${b.ties} / ${b.winsB}`,
+        bootstrapP(b),
+        `${formatP(adjusted)}${directionalStars(adjusted, b.meanDifference > 0)}`,
+      ];
+    }),
+  );
 }
 
 function rougeIntervalTable(rows: Exp2Group[]): string {
@@ -270,45 +298,80 @@ async function figures(ctx: Exp2ReportContext, model: string, rows: Exp2Group[])
   return { nll: base("nll"), ece: base("ece"), reliability: base("reliability"), scatter: base("rouge-vs-ece") };
 }
 
-async function modelSection(ctx: Exp2ReportContext, model: string, verdicts: Record<string, Verdict[]>) {
+/** The final metrics' paired tests over seeds. */
+const TESTS: [Metric, string][] = [
+  ["rougeL", "ce"],
+  ["rougeL", "brier"],
+  ["ece10", "ce"],
+  ["ece10", "brier"],
+];
+
+/** Whether a model's report compares ROUGE-L example by example (some variation has fewer than SEEDS_FOR_T seeds). */
+const fewSeeds = (clean: readonly Exp2Group[]) => clean.some((g) => g.seeds.length < SEEDS_FOR_T);
+
+/**
+ * Every p-value the report shows, as one family for Holm's adjustment: per model the final metrics' tests over
+ * seeds, the per-example bootstrap's (when shown) and the verdicts' one-sided significance tests.
+ */
+function exp2Family(ctx: Exp2ReportContext): TestFamily {
+  const family = new TestFamily();
+  const add = (id: string, p: number) => {
+    if (!family.has(id)) family.add(id, p);
+  };
+  const c = ctx.config;
+  for (const model of c.models) {
+    const clean = ctx.groups.filter((g) => g.key.model === model && g.key.setting === "clean");
+    for (const x of comparisons(clean, METRICS, TESTS)) add(x.id, x.test.p);
+    if (fewSeeds(clean)) for (const x of bootstrapPairs(clean, c)) add(x.id, koehnP(x.b));
+    const get = groupLookup(ctx.groups, model);
+    for (const dpsm of c.variations.filter((v) => v.startsWith("dpsm"))) {
+      for (const [id, p] of Object.entries(exp2VerdictTests(get, model, dpsm, c.rougeBootstrap))) add(id, p);
+    }
+  }
+  return family;
+}
+
+async function modelSection(
+  ctx: Exp2ReportContext,
+  model: string,
+  verdicts: Record<string, Verdict[]>,
+  family: TestFamily,
+) {
   const c = ctx.config;
   const rows = ctx.groups.filter((g) => g.key.model === model);
   const clean = rows.filter((r) => r.key.setting === "clean");
   const noisy = rows.filter((r) => r.key.setting === "summary-swap");
-  const tests: [Metric, string][] = [
-    ["rougeL", "ce"],
-    ["rougeL", "brier"],
-    ["ece10", "ce"],
-    ["ece10", "brier"],
-  ];
   const fig = await figures(ctx, model, rows);
   const d = ctx.data[model]!;
   const lines: string[] = [`## ${model}`, ""];
   lines.push(
     `### Final metrics (${d.test.label}, last checkpoint)`,
     "",
-    metricsTable(clean, METRICS, tests, withTemperature),
+    metricsTable(clean, METRICS, withTemperature),
     "",
   );
-  if (clean.some((g) => g.seeds.length < 2)) {
+  const compared = comparisonsTable(clean, METRICS, TESTS, family, withTemperature);
+  if (compared) lines.push("Paired comparisons over seeds:", "", compared, "");
+  if (fewSeeds(clean)) {
     lines.push(
-      "One seed: ROUGE-L compared example by example (paired bootstrap over the test examples, " +
-        `${c.rougeBootstrap} samples):`,
+      `Fewer than ${SEEDS_FOR_T} seeds: ROUGE-L compared example by example (Koehn's paired bootstrap over the test ` +
+        `examples, ${c.rougeBootstrap} samples; per-example scores averaged over the seeds both ran, so the interval ` +
+        "covers the test set's sampling, not the seeds'):",
       "",
-      bootstrapTable(clean, c),
+      bootstrapTable(clean, c, family),
       "",
     );
   }
   lines.push("### ROUGE with 95 % bootstrap intervals (test, last checkpoint)", "", rougeIntervalTable(clean), "");
   const best = asSet(clean, bestSet());
   if (best.length) {
-    lines.push("### Best-validation checkpoint (test)", "", metricsTable(best, METRICS, [], withTemperature), "");
+    lines.push("### Best-validation checkpoint (test)", "", metricsTable(best, METRICS, withTemperature), "");
   }
   for (const set of Object.keys(d.transfer)) {
     lines.push(
       `### Zero-shot transfer: ${d.transfer[set as keyof typeof d.transfer]!.label} (last checkpoint)`,
       "",
-      metricsTable(asSet(clean, set), METRICS, [], withTemperature),
+      metricsTable(asSet(clean, set), METRICS, withTemperature),
       "",
     );
   }
@@ -358,6 +421,8 @@ async function modelSection(ctx: Exp2ReportContext, model: string, verdicts: Rec
   const get = groupLookup(ctx.groups, model);
   const judge = (dpsm: string) =>
     exp2Verdicts(get, dpsm, {
+      model,
+      family,
       bootstrapSamples: c.rougeBootstrap,
       memoryComparable: c.device.startsWith("cuda"),
       ...(audit ? { audit } : {}),
@@ -374,7 +439,10 @@ async function modelSection(ctx: Exp2ReportContext, model: string, verdicts: Rec
 
 export async function exp2Report(ctx: Exp2ReportContext): Promise<ReportBody> {
   const c = ctx.config;
-  const { sections, verdicts } = await modelSections(c.models, ctx.groups, (model, v) => modelSection(ctx, model, v));
+  const family = exp2Family(ctx);
+  const { sections, verdicts } = await modelSections(c.models, ctx.groups, (model, v) =>
+    modelSection(ctx, model, v, family),
+  );
   return {
     environment: environmentNote(ctx.build, c.device, c.precision),
     run: whatWasRun(ctx),

@@ -10,6 +10,7 @@ import { seededResampler } from "../../metrics/bootstrap.ts";
 import { median } from "../../metrics/stats.ts";
 import { fmt, formatTable } from "../../report/table.ts";
 import { Trainer, type TrainerOptions, type TrainLossInput } from "../../trainer.ts";
+import { type Evidence, evidence } from "./decision.ts";
 
 /** What a spec asks to be timed: per model, a trainer nobody fits and the losses timed on it. */
 export interface AuditPlan {
@@ -120,23 +121,29 @@ export async function runAudits(
 }
 
 /**
- * The seed's efficiency criterion from the audit: throughput at most 2 % below the reference's, i.e. a median
- * step-time ratio of at most 1/0.98. Undefined when `name` was not audited against that reference.
+ * The seed's efficiency criterion from the audit: throughput at most 2 % below the reference's, i.e. a step-time
+ * ratio of at most 1/0.98, decided from the median ratio's bootstrap interval over rounds (met only when the whole
+ * interval is at or below the bound, not met when it is wholly above, inconclusive when it straddles it).
+ * Undefined when `name` was not audited against that reference.
  */
 export function auditedThroughput(
   audit: AuditResult | undefined,
   name: string,
-): { met: boolean; detail: string } | undefined {
+): { evidence: Evidence; detail: string } | undefined {
   const row = audit?.rows.find((r) => r.name === name);
   if (!audit || !row) return undefined;
   const { median: m, low, high } = row.ratio;
   const change = 1 - 1 / m;
   const how = `${fmt(100 * Math.abs(change), 1)} % ${change <= 0 ? "faster" : "slower"}`;
   return {
-    met: m <= 1 / 0.98,
-    detail:
-      `step time ${fmt(m, 3)} × ${audit.reference}'s (95 % CI ${fmt(low, 3)}–${fmt(high, 3)}; interleaved audit, ` +
-      `${audit.rounds} rounds): throughput ${how}`,
+    evidence: evidence(
+      `step time / ${audit.reference}'s`,
+      { estimate: m, low, high, interval: `bootstrap over ${audit.rounds} interleaved audit rounds` },
+      "≤",
+      1 / 0.98,
+      { digits: 4 },
+    ),
+    detail: `median throughput ${how} than ${audit.reference}'s (interleaved audit, ${audit.rounds} rounds)`,
   };
 }
 

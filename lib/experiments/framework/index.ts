@@ -7,7 +7,10 @@ export { fitJob } from "./fit-job.ts";
 export { type FitRecord, fitRecord } from "./fit-record.ts";
 export { lossForVariation, type VariationLoss, warmupStepsOf } from "./losses.ts";
 export { checkJobs, defaultGroupName, groupId, groupKeyOf, jobId } from "./keys.ts";
+export { allOf, anyOf, decide, describeEvidence, evidence, TestFamily } from "./decision.ts";
 export {
+  comparisons,
+  comparisonsTable,
   convergenceTable,
   curveChart,
   efficiencyTable,
@@ -31,4 +34,5 @@ export {
   tallyCriterion,
   verdictSection,
   Verdicts,
+  verdictTests,
 } from "./verdicts.ts";

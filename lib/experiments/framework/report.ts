@@ -6,14 +6,15 @@ import path from "node:path";
 import type { z } from "zod";
 
 import { writeFileAtomic, writeJsonAtomic } from "../../io/atomic.ts";
-import { formatMeanStd, type MeanStd, meanStd, type PairedTTest, stars } from "../../metrics/stats.ts";
+import { directionalStars, formatMeanStd, type MeanStd, meanStd, type PairedTTest } from "../../metrics/stats.ts";
 import type { BuildInfo } from "../../native.ts";
 import type { LossPoint } from "../../runlog.ts";
 import { barChart, lineChart, panelChart } from "../../report/plots.ts";
 import { fmt, formatTable } from "../../report/table.ts";
 import { aggregate } from "./aggregate.ts";
+import { describeEvidence, formatP, type TestFamily } from "./decision.ts";
 import type { AuditResult } from "./efficiency-audit.ts";
-import { jobId } from "./keys.ts";
+import { groupId, jobId } from "./keys.ts";
 import type {
   AnalysisSpec,
   ConfigOf,
@@ -26,7 +27,6 @@ import type {
 } from "./spec.ts";
 
 const mean = (xs: number[]) => meanStd(xs).mean;
-const pCell = (t: PairedTTest | undefined) => (t ? `${t.p.toPrecision(2)}${stars(t.p)}` : "–");
 
 /**
  * "libtorch 1.13.0, cpu (AMD EPYC, 2 threads, OpenBLAS kernel Zen, ATen avx512, avx512 loss kernel)." or
@@ -42,35 +42,93 @@ export function environmentNote(build: BuildInfo, device: string, precision: str
   return `libtorch ${build.torchVersion}, ${device} (${how}).`;
 }
 
-/**
- * Final metrics, one row per group: mean ± std with the best value of each column in bold, then p-values
- * of the paired tests `tests` ([metric, reference variation]).
- */
+/** Final metrics, one row per group: mean ± std over seeds with the best value of each column in bold. */
 export function metricsTable<M extends string, G extends GroupSummary<M, unknown>>(
   groups: readonly G[],
   metrics: readonly MetricSpec<M>[],
-  tests: readonly [M, string][],
   label: (g: G) => string = (g) => g.name,
 ): string {
   const best = (m: MetricSpec<M>) => {
     const values = groups.map((g) => g.metrics[m.name].mean).filter(Number.isFinite);
     return m.higherIsBetter ? Math.max(...values) : Math.min(...values);
   };
-  const labelOf = (m: M) => metrics.find((x) => x.name === m)?.label ?? m;
   return formatTable(
-    [
-      { header: "variation", align: "left" },
-      ...metrics.map((m) => m.label),
-      ...tests.map(([m, ref]) => `${labelOf(m)} p vs ${ref}`),
-    ],
+    [{ header: "variation", align: "left" }, ...metrics.map((m) => m.label)],
     groups.map((g) => [
       label(g),
       ...metrics.map((m) => {
         const cell = formatMeanStd(g.metrics[m.name], m.digits);
         return g.metrics[m.name].mean === best(m) ? `**${cell}**` : cell;
       }),
-      ...tests.map(([m, ref]) => pCell(g.versus[ref]?.[m])),
     ]),
+  );
+}
+
+/** One paired comparison over seeds a table shows: `group` against `reference` on `metric`. */
+export interface Comparison<M extends string, G> {
+  id: string;
+  group: G;
+  metric: MetricSpec<M>;
+  reference: string;
+  test: PairedTTest;
+}
+
+/**
+ * The paired tests over seeds of `groups` against their references (`tests`: [metric, reference variation]), as
+ * aggregate() ran them, each with its id in the report's family of tests.
+ */
+export function comparisons<M extends string, G extends GroupSummary<M, unknown>>(
+  groups: readonly G[],
+  metrics: readonly MetricSpec<M>[],
+  tests: readonly [M, string][],
+): Comparison<M, G>[] {
+  return groups.flatMap((group) =>
+    tests.flatMap(([m, reference]) => {
+      const test = group.versus[reference]?.[m];
+      const metric = metrics.find((x) => x.name === m);
+      if (!test || !metric) return [];
+      return [{ id: `table|${groupId(group.key)}|${m}|${reference}`, group, metric, reference, test }];
+    }),
+  );
+}
+
+/**
+ * The paired comparisons over seeds: per group and test the mean difference with its 95 % t interval, the
+ * two-sided p and its Holm adjustment over the report's `family` (to which comparisons() added them); stars on
+ * the adjusted p, and only for a difference in the metric's better direction ("(worse)" otherwise). Undefined when
+ * no group has a test (one seed).
+ */
+export function comparisonsTable<M extends string, G extends GroupSummary<M, unknown>>(
+  groups: readonly G[],
+  metrics: readonly MetricSpec<M>[],
+  tests: readonly [M, string][],
+  family: TestFamily,
+  label: (g: G) => string = (g) => g.name,
+): string | undefined {
+  const rows = comparisons(groups, metrics, tests);
+  if (!rows.length) return undefined;
+  return formatTable(
+    [
+      { header: "variation", align: "left" },
+      { header: "metric − reference's", align: "left" },
+      "Δ (mean over seeds)",
+      "95 % CI (t)",
+      "p (two-sided)",
+      "Holm p",
+    ],
+    rows.map(({ id, group, metric, reference, test }) => {
+      const d = metric.digits;
+      const adjusted = family.adjusted(id);
+      const better = metric.higherIsBetter ? test.mean > 0 : test.mean < 0;
+      return [
+        label(group),
+        `${metric.label} − ${reference}'s`,
+        `${test.mean > 0 ? "+" : ""}${fmt(test.mean, d)}`,
+        `[${fmt(test.low, d)}, ${fmt(test.high, d)}]`,
+        formatP(test.p),
+        `${formatP(adjusted)}${directionalStars(adjusted, better)}`,
+      ];
+    }),
   );
 }
 
@@ -134,10 +192,22 @@ export function efficiencyTable(groups: readonly GroupSummary[], reference: stri
   );
 }
 
+/**
+ * Per criterion: the decision, then the effects it was decided from (estimate, 95 % interval and where it comes
+ * from, the threshold, each part's own decision), then the numbers beside them.
+ */
 export function verdictTable(verdicts: readonly Verdict[]): string {
   return formatTable(
-    ["criterion", "verdict", "numbers"].map((header) => ({ header, align: "left" as const })),
-    verdicts.map((v) => [v.criterion, v.status === "not met" ? "**not met**" : v.status, v.detail]),
+    ["criterion", "verdict", "effect [95 % CI] against the threshold", "numbers"].map((header) => ({
+      header,
+      align: "left" as const,
+    })),
+    verdicts.map((v) => [
+      v.criterion,
+      v.status === "not met" ? "**not met**" : v.status,
+      (v.evidence ?? []).map(describeEvidence).join("; ") || "–",
+      v.detail,
+    ]),
   );
 }
 
@@ -258,8 +328,11 @@ function statisticsDefinitions(analysis: AnalysisSpec<string, unknown>, audited:
     );
   }
   lines.push(
-    "Values are mean ± sample std over seeds; p-values are two-sided paired t-tests over seeds (* p < 0.05, " +
-      '** p < 0.01, *** p < 0.001); "–" where a test needs at least two seeds.',
+    "Values are mean ± sample std over seeds. Paired comparisons: the mean difference over the seeds both ran " +
+      "with its 95 % t interval, the two-sided paired t-test's p and its Holm adjustment over every p-value the " +
+      "report shows (its family); stars on the adjusted p (* < 0.05, ** < 0.01, *** < 0.001) only for a " +
+      'difference in the metric\'s better direction, "(worse)" for a significant one in the other; a comparison ' +
+      "needs at least two seeds.",
   );
   return lines;
 }

@@ -5,6 +5,7 @@
 import type { z } from "zod";
 
 import type { MeanStd, PairedTTest } from "../../metrics/stats.ts";
+import type { Evidence, VerdictStatus } from "./decision.ts";
 import type { AuditPlan, AuditResult } from "./efficiency-audit.ts";
 import type { BuildInfo } from "../../native.ts";
 import type { StepEvent } from "../../trainer.ts";
@@ -140,11 +141,16 @@ export interface JobContext<C, J extends Job, D> {
   worldSize: number;
 }
 
-export type VerdictStatus = "met" | "not met" | "not enough runs";
+/** A criterion's outcome and the evidence it is decided from: framework/decision.ts. */
+export type { Evidence, VerdictStatus };
+
 export interface Verdict {
   criterion: string;
   status: VerdictStatus;
+  /** the numbers beside the evidence (means, counts, where the data came from) */
   detail: string;
+  /** the effects the status was decided from, each with its interval and threshold */
+  evidence?: Evidence[];
 }
 
 export interface ReportContext<C, J extends Job, R, D, M extends string> {

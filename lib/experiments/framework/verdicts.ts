@@ -1,13 +1,15 @@
 // The scaffolding of an experiment's verdicts, the seed's success criteria for each DPSM variation of a model:
-// finding the groups compared, one verdict per criterion or "not enough runs", the criteria every experiment
-// states alike (calibration against CE and Brier, efficiency against CE), the tally of seeds × settings behind a
-// robustness criterion, the number formats of the details, and the report's verdict section. What a criterion
-// of one experiment measures (its task metric, its tests) stays with that experiment.
-import type { MeanStd } from "../../metrics/stats.ts";
+// finding the groups compared, the effects over seeds with their 95 % intervals (framework/decision.ts decides
+// from them), one verdict per criterion, the criteria every experiment states alike (calibration against CE and
+// Brier, efficiency against CE), the tally of seeds × settings behind a robustness criterion, the number formats
+// of the details, and the report's verdict section. What a criterion of one experiment measures (its task metric,
+// its tests) stays with that experiment.
+import { type MeanStd, pairedRatio, pairedTTest, proportionInterval } from "../../metrics/stats.ts";
 import { fmt as fmtNumber } from "../../report/table.ts";
+import { allOf, describeEvidence, type Estimated, evidence, TestFamily } from "./decision.ts";
 import { type AuditResult, auditedThroughput } from "./efficiency-audit.ts";
 import { verdictTable } from "./report.ts";
-import type { GroupSummary, Verdict } from "./spec.ts";
+import type { Evidence, GroupSummary, Verdict, VerdictStatus } from "./spec.ts";
 
 /** A number in a verdict's detail: 2 decimals unless it says otherwise. */
 export const fmt = (x: number, d = 2): string => fmtNumber(x, d);
@@ -27,9 +29,14 @@ export function groupLookup<G extends GroupSummary>(groups: readonly G[], model:
 /** The verdicts of one variation as its criteria find them. */
 export class Verdicts {
   readonly list: Verdict[] = [];
-  /** the criterion judged: met or not, and the numbers it was judged on */
-  judge(criterion: string, met: boolean, detail: string): void {
-    this.list.push({ criterion, status: met ? "met" : "not met", detail });
+  /** the criterion decided from its evidence (every part must hold unless `status` says otherwise) */
+  decide(
+    criterion: string,
+    parts: Evidence[],
+    detail: string,
+    status: VerdictStatus = allOf(parts.map((e) => e.status)),
+  ) {
+    this.list.push({ criterion, status, detail, evidence: parts });
   }
   /** the criterion could not be judged: it needs `what` */
   missing(criterion: string, what: string): void {
@@ -39,46 +46,79 @@ export class Verdicts {
 
 /** What every criterion compares: the DPSM variation judged, CE and, when it ran, Brier, all of one model. */
 export interface Compared<G> {
+  model: string;
   dpsm: string;
   d: G;
   ce: G;
   brier: G | undefined;
   get: GroupLookup<G>;
+  /** the report's family of tests (Holm), holding this variation's tests among the others */
+  family: TestFamily;
+  /** the family id of one of this variation's verdict tests, e.g. `test("ece10 < ce")` */
+  test: (what: string) => string;
 }
+/** A variation's verdict tests: family id → p-value (one-sided in the claimed direction). */
+export type VerdictTests<G> = (compared: Omit<Compared<G>, "family">) => Record<string, number>;
 export type Criterion<G> = (groups: Compared<G>, verdicts: Verdicts) => void;
+
+/** The family id of a verdict's test: model, DPSM variation, what is tested. */
+export const verdictTestId = (model: string, dpsm: string, what: string): string => `verdict|${model}|${dpsm}|${what}`;
+
+/** What a variation's criteria compare, less the family; undefined when its runs or CE's are missing. */
+function comparedOf<G>(get: GroupLookup<G>, model: string, dpsm: string): Omit<Compared<G>, "family"> | undefined {
+  const d = get(dpsm);
+  const ce = get("ce");
+  if (!d || !ce) return undefined;
+  return { model, dpsm, d, ce, brier: get("brier"), get, test: (what) => verdictTestId(model, dpsm, what) };
+}
+
+/** The verdict tests of `dpsm` (family id → p), for a report to add to its family before it adjusts. */
+export function verdictTests<G>(
+  get: GroupLookup<G>,
+  model: string,
+  dpsm: string,
+  tests: VerdictTests<G>,
+): Record<string, number> {
+  const compared = comparedOf(get, model, dpsm);
+  return compared ? tests(compared) : {};
+}
 
 /**
  * The verdicts of the DPSM variation `dpsm`: each of `criteria` in turn, or one "not enough runs" verdict when
- * its runs or CE's are missing (`of` says whose runs, e.g. " of tiny").
+ * its runs or CE's are missing (`of` says whose runs, e.g. " of tiny"). `family`: the report's tests, Holm-adjusted
+ * together, holding this variation's `tests` (added before); without one, a family of this variation's tests alone.
  */
 export function judgeVariation<G>(
   get: GroupLookup<G>,
   dpsm: string,
   criteria: readonly Criterion<G>[],
-  of = "",
+  options: { model: string; of?: string; family?: TestFamily; tests?: VerdictTests<G> },
 ): Verdict[] {
   const v = new Verdicts();
-  const d = get(dpsm);
-  const ce = get("ce");
-  if (!d || !ce) {
-    v.missing("all", `${dpsm} and ce runs${of}`);
+  const compared = comparedOf(get, options.model, dpsm);
+  if (!compared) {
+    v.missing("all", `${dpsm} and ce runs${options.of ?? ""}`);
     return v.list;
   }
-  const compared = { dpsm, d, ce, brier: get("brier"), get };
-  for (const criterion of criteria) criterion(compared, v);
+  let family = options.family;
+  if (!family) {
+    family = new TestFamily();
+    for (const [id, p] of Object.entries(options.tests?.(compared) ?? {})) family.add(id, p);
+  }
+  for (const criterion of criteria) criterion({ ...compared, family }, v);
   return v.list;
 }
 
 /**
  * The report's verdict section: per DPSM variation its verdict table (each also kept in `into`, for
- * results.json).
+ * results.json), after how the verdicts are decided.
  */
 export function verdictSection(
   variations: readonly string[],
   judge: (dpsm: string) => Verdict[],
   into: Record<string, Verdict[]>,
 ): string[] {
-  const lines = ["### Verdicts (the seed's success criteria)", ""];
+  const lines = ["### Verdicts (the seed's success criteria)", "", ...HOW_DECIDED, ""];
   for (const dpsm of variations) {
     const v = judge(dpsm);
     into[dpsm] = v;
@@ -87,26 +127,97 @@ export function verdictSection(
   return lines;
 }
 
-type WithEce = { metrics: Record<"ece10", MeanStd> };
+/** How a verdict is decided, as the report says it above the verdict tables. */
+export const HOW_DECIDED = [
+  "Each criterion is decided from its effect's 95 % confidence interval against the seed's threshold: " +
+    "**met** when the whole interval lies on the criterion's side of the threshold, **not met** when it lies " +
+    "wholly on the other side, **inconclusive** when it straddles the threshold, **not enough runs** when there " +
+    "is no interval (one seed) or runs are missing. A criterion of several parts is met when every part is; " +
+    "significance is one-sided in the claimed direction, its p Holm-adjusted over every p-value this report shows.",
+];
 
-/** Calibration: ECE-10 at least 25 % below CE's and within 5 % of Brier's. */
+/** The per-seed values of two groups over the seeds both ran, in `a`'s seed order. */
+export function pairedValues<G extends GroupSummary>(
+  a: G,
+  b: G,
+  value: (g: G, i: number) => number,
+): { x: number[]; y: number[]; seeds: number[] } {
+  const pairs = sharedSeeds(a, b);
+  return {
+    x: pairs.map(({ i }) => value(a, i)),
+    y: pairs.map(({ j }) => value(b, j)),
+    seeds: pairs.map(({ seed }) => seed),
+  };
+}
+
+/** The interval text of an effect over seeds, and the lack of one with fewer than 2. */
+const overSeeds = (n: number, how = "t") =>
+  n < 2 ? `${n} seed${n === 1 ? "" : "s"}: no interval` : `${how} over ${n} seeds`;
+
+/** The mean paired difference x − y over seeds with its 95 % t interval (NaN bounds with fewer than 2 seeds). */
+export function seedDifference(x: number[], y: number[]): Estimated {
+  const t = pairedTTest(x, y);
+  const estimate = x.length ? x.reduce((s, v, i) => s + v - y[i]!, 0) / x.length : NaN;
+  return { estimate, low: t?.low ?? NaN, high: t?.high ?? NaN, interval: overSeeds(x.length) };
+}
+
+/** mean(x) / mean(y) over seeds with Fieller's 95 % interval (NaN bounds with fewer than 2 seeds). */
+export function seedRatio(x: number[], y: number[]): Estimated {
+  const r = pairedRatio(x, y);
+  const estimate = x.reduce((s, v) => s + v, 0) / y.reduce((s, v) => s + v, 0);
+  return { estimate, low: r?.low ?? NaN, high: r?.high ?? NaN, interval: overSeeds(x.length, "Fieller") };
+}
+
+/** An estimate shifted and scaled: a·e + b (bounds swapped when a < 0), e.g. a reduction 1 − ratio. */
+export function affine(e: Estimated, a: number, b: number): Estimated {
+  const [l, h] = [a * e.low + b, a * e.high + b];
+  return { ...e, estimate: a * e.estimate + b, low: a < 0 ? h : l, high: a < 0 ? l : h };
+}
+
+/** The verdict's detail with its evidence spelled out first. */
+export function withEvidence(parts: readonly Evidence[], detail: string): string {
+  return [...parts.map(describeEvidence), detail].filter(Boolean).join("; ");
+}
+
+type WithEce = GroupSummary & { metrics: Record<"ece10", MeanStd>; perSeed: Record<"ece10", number[]> };
+
+/**
+ * Calibration: ECE-10 at least 25 % below CE's (Fieller's interval of the ratio of mean ECE-10 over seeds: its
+ * reduction 1 − ratio must be ≥ 25 % across the interval) and within 5 % of Brier's (ratio − 1 ≤ 5 %).
+ */
 export const calibrationCriterion: Criterion<WithEce> = ({ d, ce, brier }, v) => {
   const c = "Calibration: ECE-10 at least 25 % below CE's and within 5 % of Brier's";
   if (!brier) return v.missing(c, "brier runs");
+  const ece = (g: WithEce, i: number) => g.perSeed.ece10[i]!;
+  const vsCe = pairedValues(d, ce, ece);
+  const vsBrier = pairedValues(d, brier, ece);
+  const parts = [
+    evidence("ECE-10 reduction vs CE's", affine(seedRatio(vsCe.x, vsCe.y), -1, 1), "≥", 0.25, {
+      percent: true,
+      signed: true,
+    }),
+    evidence("ECE-10 vs Brier's", affine(seedRatio(vsBrier.x, vsBrier.y), 1, -1), "≤", 0.05, {
+      percent: true,
+      signed: true,
+    }),
+  ];
   const e = d.metrics.ece10.mean;
-  const reduction = 1 - e / ce.metrics.ece10.mean;
-  v.judge(
+  v.decide(
     c,
-    reduction >= 0.25 && e <= 1.05 * brier.metrics.ece10.mean,
-    `ECE-10 ${fmt(e, 4)}: ${change(-reduction)} than CE's ${fmt(ce.metrics.ece10.mean, 4)}, ` +
-      `${change(e / brier.metrics.ece10.mean - 1)} than Brier's ${fmt(brier.metrics.ece10.mean, 4)}`,
+    parts,
+    `ECE-10 ${fmt(e, 4)} vs CE's ${fmt(ce.metrics.ece10.mean, 4)} and Brier's ${fmt(brier.metrics.ece10.mean, 4)}`,
   );
 };
 
+/** The seed's efficiency bound on a step-time ratio: throughput at most 2 % below, i.e. step time ≤ 1/0.98. */
+export const STEP_TIME_BOUND = 1 / 0.98;
+
 /**
- * Efficiency: throughput at most 2 % below CE's, from the interleaved audit when there is one against CE (else
- * from the runs' own wall-clocks, and the detail says so), and peak memory at most 500 MB above CE's where runs'
- * peaks are comparable (`memoryComparable`; on the CPU a run's peak is the process's high-water mark).
+ * Efficiency: throughput at most 2 % below CE's, from the interleaved audit when there is one against CE (its
+ * median step-time ratio with the bootstrap interval over rounds), else from the runs' own tokens/s (Fieller's
+ * interval of the ratio over seeds; the detail says so), and peak memory at most 500 MB above CE's (t interval
+ * of the paired difference over seeds) where runs' peaks are comparable (`memoryComparable`; on the CPU a run's
+ * peak is the process's high-water mark).
  */
 export function efficiencyCriterion(options: {
   audit?: AuditResult | undefined;
@@ -116,23 +227,30 @@ export function efficiencyCriterion(options: {
     const c = options.memoryComparable
       ? "Efficiency: throughput at most 2 % below CE's, peak memory at most 500 MB above"
       : "Efficiency: throughput at most 2 % below CE's (memory: not comparable between runs on the CPU)";
-    const drop = 1 - (d.efficiency?.tokensPerSecond.mean ?? NaN) / (ce.efficiency?.tokensPerSecond.mean ?? NaN);
-    const mem = (d.efficiency?.peakMemoryMB.mean ?? NaN) - (ce.efficiency?.peakMemoryMB.mean ?? NaN);
-    const memory = options.memoryComparable
-      ? `; peak memory ${Math.abs(mem) < 0.5 ? "equal to" : `${fmt(Math.abs(mem), 0)} MB ${mem > 0 ? "above" : "below"}`} CE's`
-      : "";
-    const memoryOk = !options.memoryComparable || mem <= 500;
+    const parts: Evidence[] = [];
+    const details: string[] = [];
     const audited = options.audit?.reference === "ce" ? auditedThroughput(options.audit, dpsm) : undefined;
-    if (audited) v.judge(c, audited.met && memoryOk, audited.detail + memory);
-    else {
-      v.judge(
-        c,
-        drop <= 0.02 && memoryOk,
-        `tokens/s ${fmt(d.efficiency?.tokensPerSecond.mean ?? NaN, 0)} ` +
-          `vs CE's ${fmt(ce.efficiency?.tokensPerSecond.mean ?? NaN, 0)} ` +
-          `(${change(-drop, "slower", "faster")}; separate runs' wall-clock, no audit)${memory}`,
+    if (audited) {
+      parts.push(audited.evidence);
+      details.push(audited.detail);
+    } else {
+      const tps = pairedValues(d, ce, (g, i) => g.observations[i]?.efficiency?.tokensPerSecond ?? NaN);
+      parts.push(
+        evidence("tokens/s vs CE's", affine(seedRatio(tps.x, tps.y), 1, -1), "≥", -0.02, {
+          percent: true,
+          signed: true,
+        }),
+      );
+      details.push(
+        `tokens/s ${fmt(d.efficiency?.tokensPerSecond.mean ?? NaN, 0)} vs CE's ` +
+          `${fmt(ce.efficiency?.tokensPerSecond.mean ?? NaN, 0)} (separate runs' wall-clock, no audit)`,
       );
     }
+    if (options.memoryComparable) {
+      const mb = pairedValues(d, ce, (g, i) => (g.observations[i]?.efficiency?.peakMemoryBytes ?? NaN) / 2 ** 20);
+      parts.push(evidence("peak memory − CE's (MB)", seedDifference(mb.x, mb.y), "≤", 500, { digits: 0 }));
+    }
+    v.decide(c, parts, details.join("; "));
   };
 }
 
@@ -145,16 +263,27 @@ export function sharedSeeds(a: GroupSummary, b: GroupSummary): { seed: number; i
 }
 
 /**
- * A robustness criterion from its comparisons (seed × setting × evaluation set): met when the advantage holds
- * in at least 75 % of them; at least 4 are needed.
+ * A robustness criterion from its comparisons (seed × setting × evaluation set): the share in which the advantage
+ * holds, with its exact (Clopper–Pearson) 95 % interval, must be ≥ 75 %. It needs at least 2 seeds (the seed's
+ * "across settings and seeds"); the comparisons of one trained model on several sets are not independent, so the
+ * interval is, if anything, too narrow.
  */
-export function tallyCriterion(v: Verdicts, criterion: string, checks: readonly { ok: boolean; where: string }[]) {
+export function tallyCriterion(
+  v: Verdicts,
+  criterion: string,
+  checks: readonly { ok: boolean; where: string }[],
+  seeds: number,
+) {
+  if (seeds < 2) return v.missing(criterion, "at least 2 seeds");
   const ok = checks.filter((x) => x.ok);
-  if (checks.length < 4) return v.missing(criterion, "at least 4 seed × setting comparisons");
-  v.judge(
-    criterion,
-    ok.length / checks.length >= 0.75,
-    `holds in ${ok.length} of ${checks.length} (${fmt((100 * ok.length) / checks.length, 0)} %): ` +
-      `${ok.map((x) => x.where).join(", ") || "none"}`,
+  const share = proportionInterval(ok.length, checks.length);
+  if (!share) return v.missing(criterion, "at least one seed × setting comparison");
+  const e = evidence(
+    "share of comparisons where it holds",
+    { ...share, interval: `Clopper–Pearson, ${checks.length} comparisons` },
+    "≥",
+    0.75,
+    { percent: true },
   );
+  v.decide(criterion, [e], `holds in ${ok.length} of ${checks.length}: ${ok.map((x) => x.where).join(", ") || "none"}`);
 }
