@@ -206,9 +206,9 @@ test("convergence: never reaching the target counts as the run's length, a bound
 });
 
 // Experiment 2: one seed, per-example ROUGE-L on 40 test examples.
-function exp2Group(variation: string, rouge: number[], ece: number) {
+function exp2Group(variation: string, rouge: number[], ece: number, setting = "clean") {
   const mean = (100 * rouge.reduce((s, x) => s + x, 0)) / rouge.length;
-  const g = group(variation, { rougeL: [mean], ece10: [ece] });
+  const g = group(variation, { rougeL: [mean], ece10: [ece] }, { setting });
   return {
     ...g,
     observations: g.observations.map((o) => ({
@@ -239,6 +239,32 @@ test("experiment 2, one seed: Koehn's bootstrap over test examples decides ROUGE
   t.is(find(better, "Task quality").status, "met");
   // Calibration has no per-example values: one seed is not enough.
   t.is(find(better, "Calibration").status, "not enough runs");
+});
+
+test("experiment 2, one seed: degradation under swap noise from the per-example contrast drop − 0.7 × CE's drop", (t) => {
+  const clean = Array.from({ length: 40 }, (_, j) => 0.3 + 0.01 * (j % 5));
+  const shift = (xs: number[], by: number) => xs.map((x) => x + by);
+  // CE loses 2 ROUGE-L points to swap noise on every example; DPSM loses `dpsmDrop`.
+  const judge = (dpsmDrop: number) => {
+    const groups = [
+      exp2Group("ce", clean, 0.02),
+      exp2Group("brier", clean, 0.015),
+      exp2Group("dpsm-warm10", clean, 0.018),
+      exp2Group("ce", shift(clean, -0.02), 0.03, "summary-swap"),
+      exp2Group("dpsm-warm10", shift(clean, -dpsmDrop / 100), 0.025, "summary-swap"),
+    ];
+    const v = exp2Verdicts(groupLookup(groups as unknown as Exp2Group[], "tiny"), "dpsm-warm10", {
+      model: "tiny",
+      bootstrapSamples: 200,
+      memoryComparable: false,
+    });
+    return find(v, "Degradation");
+  };
+  // A drop of 1 point against CE's 2: 1 − 0.7 × 2 = −0.4 on every example → met; of 1.6: +0.2 → not met.
+  const held = judge(1);
+  t.is(held.status, "met");
+  t.true(Math.abs(held.evidence![0]!.estimate + 0.4) < 1e-9 && Math.abs(held.evidence![0]!.high + 0.4) < 1e-9);
+  t.is(judge(1.6).status, "not met");
 });
 
 test("the verdict table prints each part's effect, interval, threshold and decision", (t) => {
