@@ -327,9 +327,10 @@ export class Trainer extends EventEmitter<TrainerEvents> {
 
   /**
    * The efficiency audit: one full training step (forward, loss, backward, clipping, AdamW) under each of
-   * `losses`, timed interleaved in this process on one fixed batch (the first `batchSize` training sequences),
-   * after `warmupRounds` untimed rounds. Returns milliseconds per round × loss. It moves the model's weights,
-   * so a trainer that timed steps does not fit().
+   * `losses`, timed interleaved in this process on one fixed step of this trainer's shape (`gradAccumulation`
+   * micro-batches of `batchSize` sequences: the first `batchSize × gradAccumulation` training sequences, made on
+   * the device beforehand), after `warmupRounds` untimed rounds. Returns milliseconds per round × loss. It moves
+   * the model's weights, so a trainer that timed steps does not fit().
    */
   async timeSteps(
     losses: readonly TrainLossInput[],

@@ -24,8 +24,9 @@ const SMALL = {
   testMaxSequences: 3,
   oodMaxSequences: 2,
   ood: ["ptb" as const],
-  // Two sequences of 33 tokens, three timed rounds: the audit's plumbing, not a measurement.
-  efficiencyAudit: { tokens: 66, rounds: 3, warmupRounds: 1 },
+  // The runs' step (8 sequences of 33 tokens) and a "seed's batch" of two, three timed rounds each: the audit's
+  // plumbing, not a measurement.
+  efficiencyAudit: { rounds: 3, warmupRounds: 1, fixedBatchTokens: 66 },
   sample: { maxNewTokens: 5 },
 };
 
@@ -137,6 +138,18 @@ test.serial("runs, report, figures and verdicts; a second run skips every finish
   t.is(audit.ms.length, 3);
   t.true(audit.ms.flat().every((ms) => ms > 0));
   t.deepEqual(audit.rows[0]!.ratio, { median: 1, low: 1, high: 1 });
+  // The sets were capped (the test's settings): the report says which and by how much.
+  t.regex(md, /\*\*capped for speed, a prefix evaluated\*\*.*test: the first 3 of [\d,]+ sequences/);
+  // It timed the runs' own step; the seed's fixed batch beside it, in the report after it.
+  t.like(audit as object, {
+    shape: "run",
+    tokens: 8 * 33,
+    batch: { batchSize: 8, gradAccumulation: 1, sequenceTokens: 33 },
+  });
+  const fixed = JSON.parse(fs.readFileSync(path.join(out, "audit", "tiny.fixed.json"), "utf8")) as typeof audit;
+  t.like(fixed as object, { shape: "fixed", tokens: 66, batch: { batchSize: 2, gradAccumulation: 1 } });
+  t.true(md.indexOf("at the runs' own shape, one micro-batch of 8 × 33 tokens") >= 0, "no audit of the runs' step");
+  t.true(md.indexOf("The seed's fixed batch, timed the same way: 66 tokens") > md.indexOf("runs' own shape"));
   const efficiency = verdicts.find((v) => v.criterion.startsWith("Efficiency"))!;
   t.regex(efficiency.detail, /interleaved audit, 3 rounds/);
   const significance = verdicts.find((v) => v.criterion.startsWith("Significance"))!;

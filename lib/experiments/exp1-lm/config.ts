@@ -94,13 +94,21 @@ export const Exp1SettingsSchema = z
       .describe("extra runs on the first model with another AdamW ε (Brier's gradients can be of ε's order)"),
     efficiencyAudit: z
       .object({
-        tokens: int(1).describe("tokens of the one fixed batch (rounded to whole sequences)"),
         rounds: int(2).describe("timed rounds; each times one step of every variation"),
         warmupRounds: int(0).describe("untimed rounds first"),
+        fixedBatchTokens: int(0)
+          .default(0)
+          .describe(
+            "also time the seed's fixed batch of about this many tokens (whole sequences, one micro-batch), " +
+              "reported beside the runs' step (0: not)",
+          ),
       })
       .strict()
       .or(z.literal(false))
-      .describe("the efficiency audit: every variation's full training step timed interleaved in one process"),
+      .describe(
+        "the efficiency audit: every variation's full training step at the runs' own batch shape, timed " +
+          "interleaved in one process (audited time is steps × its step time)",
+      ),
     baselines: z.array(z.enum(BASELINES)).describe("baselines beside the variations"),
     labelNoise: z
       .object({
@@ -128,8 +136,8 @@ export type Exp1SettingsInput = z.input<typeof Exp1SettingsSchema>;
 export type Exp1Config = ConfigOf<typeof Exp1SettingsSchema>;
 
 const SAMPLE = { prompt: "The history of the city began", maxNewTokens: 40, topK: 1 };
-// The seed's audit: a fixed batch of 2,048 tokens.
-const AUDIT = { tokens: 2048, rounds: 30, warmupRounds: 3 };
+// The audit times the runs' own step; the seed's fixed batch of 2,048 tokens (its angle 5) is timed beside it.
+const AUDIT = { rounds: 30, warmupRounds: 3, fixedBatchTokens: 2048 };
 
 const WT2_SMALL: Exp1SettingsInput = {
   models: ["small"],

@@ -1,7 +1,7 @@
 // Experiment 1's jobs: every (model, variation, seed, setting) its settings imply, and the loss each trains.
 import type { ModelSize } from "../../models/gpt2.ts";
 import type { TrainLossInput } from "../../trainer.ts";
-import type { AuditPlan } from "../framework/efficiency-audit.ts";
+import type { AuditBatch, AuditPlan, AuditShape } from "../framework/efficiency-audit.ts";
 import { lossForVariation } from "../framework/losses.ts";
 import type { Job } from "../framework/spec.ts";
 import { trainerSettings } from "../framework/trainer-settings.ts";
@@ -66,33 +66,52 @@ export function exp1Jobs(c: Exp1Config): Exp1Job[] {
   return jobs;
 }
 
-/** The efficiency audit per model: every trained variation's step on one batch of about `tokens` tokens. */
+/**
+ * The efficiency audit per model: every trained variation's full step at the runs' own shape (batchSize sequences
+ * of contextLength tokens per micro-batch, gradAccumulation micro-batches: audited time is steps × its step time)
+ * and, where `fixedBatchTokens` asks for it and it is another step, on the seed's fixed batch of about that many
+ * tokens (whole sequences, one micro-batch).
+ */
 export function exp1AuditPlans(c: Exp1Config, data: Exp1Data): AuditPlan[] {
   if (!c.efficiencyAudit) return [];
-  const { tokens, rounds, warmupRounds } = c.efficiencyAudit;
-  const batchSize = Math.max(1, Math.round(tokens / c.contextLength));
+  const { rounds, warmupRounds, fixedBatchTokens } = c.efficiencyAudit;
   const trained: TrainedVariation[] = [...c.variations];
   if (c.baselines.includes("label_smoothing")) trained.push("label_smoothing");
   if (c.baselines.includes("focal")) trained.push("focal");
   if (!trained.includes("ce")) trained.unshift("ce");
   const losses = trained.map((v) => ({ name: v, loss: lossForVariation(LOSSES[v], c.maxSteps, c.dpsmWarmup) }));
-  return c.models.map((model) => ({
-    model,
-    tokens: batchSize * c.contextLength,
-    reference: "ce",
-    rounds,
-    warmupRounds,
-    losses,
-    trainer: async () => ({
-      ...trainerSettings(c),
-      model: { size: model, seed: 0, device: c.device },
-      loss: { kind: "ce" },
-      data: { train: data.train, valid: data.valid },
-      // One step of one fixed batch: the first batchSize training sequences.
-      batchSize,
-      gradAccumulation: 1,
-      maxSteps: 1,
-      lr: lrFor(c, model),
-    }),
-  }));
+  const sequenceTokens = c.contextLength;
+  const run: AuditBatch = { batchSize: c.batchSize, gradAccumulation: c.gradAccumulation, sequenceTokens };
+  const fixed: AuditBatch = {
+    batchSize: Math.max(1, Math.round(fixedBatchTokens / sequenceTokens)),
+    gradAccumulation: 1,
+    sequenceTokens,
+  };
+  const shapes: [AuditShape, AuditBatch][] = [["run", run]];
+  // A run whose step is the seed's batch (one micro-batch of as many sequences) is timed once.
+  const same = run.gradAccumulation === 1 && run.batchSize === fixed.batchSize;
+  if (fixedBatchTokens > 0 && !same) shapes.push(["fixed", fixed]);
+  return c.models.flatMap((model) =>
+    shapes.map(([shape, batch]) => ({
+      model,
+      shape,
+      batch,
+      tokens: batch.batchSize * batch.gradAccumulation * sequenceTokens,
+      reference: "ce",
+      rounds,
+      warmupRounds,
+      losses,
+      trainer: async () => ({
+        ...trainerSettings(c),
+        model: { size: model, seed: 0, device: c.device },
+        loss: { kind: "ce" },
+        data: { train: data.train, valid: data.valid },
+        // One fixed step of this shape: the first batchSize × gradAccumulation training sequences.
+        batchSize: batch.batchSize,
+        gradAccumulation: batch.gradAccumulation,
+        maxSteps: 1,
+        lr: lrFor(c, model),
+      }),
+    })),
+  );
 }

@@ -5,6 +5,7 @@
 import path from "node:path";
 
 import { directionalStars, formatMeanStd, type PairedTTest, pairedTTest } from "../../metrics/stats.ts";
+import type { PackedTokens } from "../../data/pack.ts";
 import { poolReliabilityBins } from "../../metrics/calibration.ts";
 import { reliabilityDiagram } from "../../report/plots.ts";
 import { fmt, formatTable } from "../../report/table.ts";
@@ -22,7 +23,8 @@ import {
 } from "../framework/report.ts";
 import { formatP, TestFamily } from "../framework/decision.ts";
 import { verdictSection } from "../framework/verdicts.ts";
-import { auditSection } from "../framework/efficiency-audit.ts";
+import { auditSection, runShapeAudit } from "../framework/efficiency-audit.ts";
+import { type EvaluationSet, evaluationSetsLine, packedTokens } from "../framework/eval-sets.ts";
 import type { ReportBody, ReportContext, Verdict } from "../framework/spec.ts";
 import { type Exp1Group, METRICS, type Metric, testEvalOf } from "./analysis.ts";
 import { BASELINES, type Exp1Config, FIXED_ALPHA, TEMPSCALE } from "./config.ts";
@@ -42,6 +44,24 @@ const DEFINITIONS = [
 const count = (n: number) => n.toLocaleString("en-US");
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const left = (header: string) => ({ header, align: "left" as const });
+
+/** The sets the runs were evaluated on, each with the cap it was evaluated under (0: whole). */
+export function exp1EvaluationSets(c: Exp1Config, data: Exp1Data): EvaluationSet[] {
+  const set = (name: string, d: PackedTokens, cap: number, setting: string): EvaluationSet => ({
+    name,
+    total: d.sequences,
+    cap,
+    setting,
+    unit: "sequences",
+    tokens: packedTokens(d.lengths),
+  });
+  const selection = c.baselines.includes(TEMPSCALE) ? "checkpoint selection, temperature fit" : "checkpoint selection";
+  return [
+    set(`validation (${selection})`, data.valid, c.evalMaxSequences, "evalMaxSequences"),
+    set("test", data.test, c.testMaxSequences, "testMaxSequences"),
+    ...c.ood.map((name) => set(`OOD ${name}`, data.ood[name]!, c.oodMaxSequences, "oodMaxSequences")),
+  ];
+}
 
 function whatWasRun(c: Exp1Config, data: Exp1Data): string[] {
   const tokens =
@@ -65,7 +85,7 @@ function whatWasRun(c: Exp1Config, data: Exp1Data): string[] {
     `Baselines: ${c.baselines.join(", ") || "none"}. Label noise: ${noise}. OOD sets: ${c.ood.join(", ") || "none"}.`,
     `Warm-up sweep: ${c.warmupSweep.length ? c.warmupSweep.map((w) => `${Math.round(w * 100)} %`).join(", ") : "none"}. ` +
       `AdamW-ε ablation: ${c.epsAblation ? `ε ${c.epsAblation.eps.toExponential()} for ${c.epsAblation.variations.join(", ")}` : "none"}.`,
-    `Test split: ${c.testMaxSequences || "all"} sequences; OOD: ${c.oodMaxSequences || "all"} sequences each.`,
+    evaluationSetsLine(exp1EvaluationSets(c, data)),
   ];
   if (c.profile === "full" && c.dataset === "wikitext-2") {
     lines.push("The full profile's design is WikiText-103; WikiText-2 was used here.");
@@ -323,11 +343,12 @@ async function modelSection(
   if (plateau) lines.push(plateau, "");
   lines.push("### Convergence", "", convergenceTable(clean, "ce"), "");
   const memory = c.device.startsWith("cuda") ? "GPU allocated" : "RSS";
-  const audit = ctx.audits.find((a) => a.model === model);
+  // The audit of the runs' own step: the verdicts' efficiency and the audited time come from it.
+  const audit = runShapeAudit(ctx.audits, model);
   lines.push("### Efficiency", "");
-  if (audit) {
+  if (ctx.audits.some((a) => a.model === model)) {
     lines.push(
-      ...auditSection(audit),
+      ...auditSection(ctx.audits, model),
       "The training runs' own step times and peak memory (runs at different times; their wall-clocks move " +
         "with whatever else the machine did):",
       "",

@@ -25,6 +25,8 @@ export interface EvalSet {
   label: string;
   arrays: SummarizationArrays;
   records: SummarizationRecord[];
+  /** examples in the whole split (`arrays` holds its first testMaxExamples or transferMaxExamples, 0: all) */
+  total: number;
 }
 
 export interface Exp2ModelData {
@@ -80,7 +82,7 @@ async function evalSet(
   const arrays = max > 0 ? sliceExamples(prepared, 0, max) : prepared;
   const byId = new Map((await summarizationSplit(location)).records.map((r) => [r.id, r]));
   const records = arrays.ids.map((id) => byId.get(id)!);
-  return { label: prepared.source, arrays, records };
+  return { label: prepared.source, arrays, records, total: prepared.ids.length };
 }
 
 async function prepareModel(c: Exp2Config, name: string, say: (line: string) => void): Promise<Exp2ModelData> {

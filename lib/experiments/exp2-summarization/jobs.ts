@@ -54,9 +54,9 @@ export function exp2Jobs(c: Exp2Config): Exp2Job[] {
 }
 
 /**
- * The efficiency audit per model: every variation's fine-tuning step on the first batchSize training pairs, on
- * the model's checkpoint or, for a model pretrained here, a fresh one of the same shape (a step's cost does
- * not depend on the weights' values).
+ * The efficiency audit per model: every variation's fine-tuning step at the runs' own shape (gradAccumulation
+ * micro-batches of batchSize training pairs: the first batchSize × gradAccumulation), on the model's checkpoint or,
+ * for a model pretrained here, a fresh one of the same shape (a step's cost does not depend on the weights' values).
  */
 export function exp2AuditPlans(c: Exp2Config, data: Exp2Data): AuditPlan[] {
   if (!c.efficiencyAudit) return [];
@@ -66,10 +66,15 @@ export function exp2AuditPlans(c: Exp2Config, data: Exp2Data): AuditPlan[] {
   if (c.baselines.includes("focal")) variations.push("focal");
   return c.models.map((name) => {
     const d = data[name]!;
-    const batchSize = Math.min(c.batchSize, d.train.ids.length);
+    const pairs = d.train.targetLengths.length;
+    const batch = { batchSize: Math.min(c.batchSize, pairs), gradAccumulation: c.gradAccumulation };
+    // The pairs the native audit takes, wrapping round as it does where there are fewer.
+    const rows = Array.from({ length: batch.batchSize * batch.gradAccumulation }, (_, i) => i % pairs);
     return {
       model: name,
-      tokens: d.train.targetLengths.slice(0, batchSize).reduce((a, b) => a + b, 0),
+      shape: "run" as const,
+      batch,
+      tokens: rows.reduce((a, i) => a + d.train.targetLengths[i]!, 0),
       reference: "ce",
       rounds,
       warmupRounds,
@@ -79,9 +84,8 @@ export function exp2AuditPlans(c: Exp2Config, data: Exp2Data): AuditPlan[] {
         model: d.checkpoint ? await Seq2SeqModel.loadAsync(d.checkpoint, { device: c.device }) : await freshModel(c, d),
         loss: { kind: "ce" },
         data: { train: d.train, valid: d.valid },
-        // One step of one fixed batch: the first batchSize training pairs.
-        batchSize,
-        gradAccumulation: 1,
+        // One fixed step of the runs' shape: the first batchSize × gradAccumulation training pairs.
+        ...batch,
         maxSteps: 1,
       }),
     };

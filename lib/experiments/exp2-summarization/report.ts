@@ -20,11 +20,12 @@ import {
   modelSections,
 } from "../framework/report.ts";
 import { groupLookup, verdictSection } from "../framework/verdicts.ts";
-import { auditSection } from "../framework/efficiency-audit.ts";
+import { auditSection, runShapeAudit } from "../framework/efficiency-audit.ts";
+import { type EvaluationSet, evaluationSetsLine } from "../framework/eval-sets.ts";
 import type { Finished, ReportBody, ReportContext, Verdict } from "../framework/spec.ts";
 import { bestSet, type Exp2Group, METRICS, type Metric } from "./analysis.ts";
 import { BASELINE_SETTINGS, type Exp2Config, TEMPSCALE, VARIATIONS } from "./config.ts";
-import type { Exp2Data } from "./data.ts";
+import type { Exp2Data, Exp2ModelData } from "./data.ts";
 import type { Exp2Job } from "./jobs.ts";
 import type { Exp2Result, FinetuneResult, PretrainResult } from "./run-job.ts";
 import { bootstrapTestId, exp2Verdicts, exp2VerdictTests, koehnP, rougeBootstrap, SEEDS_FOR_T } from "./verdicts.ts";
@@ -59,6 +60,25 @@ function pretrainResults(ctx: Exp2ReportContext): Finished<PretrainResult>[] {
   return ctx.results.filter((r): r is Finished<PretrainResult> => r.kind === "pretrain");
 }
 
+/** The sets `d`'s runs were evaluated on, each with the cap it was evaluated under (0: whole). */
+export function exp2EvaluationSets(c: Exp2Config, d: Exp2ModelData): EvaluationSet[] {
+  const set = (name: string, total: number, cap: number, setting: string): EvaluationSet => ({
+    name,
+    total,
+    cap,
+    setting,
+    unit: "pairs",
+  });
+  const selection = c.baselines.includes(TEMPSCALE) ? "best checkpoint, temperature fit" : "best checkpoint";
+  return [
+    set(`validation (${selection})`, d.valid.ids.length, c.evalMaxSequences, "evalMaxSequences"),
+    set("test", d.test.total, c.testMaxExamples, "testMaxExamples"),
+    ...Object.entries(d.transfer).map(([name, s]) =>
+      set(`zero-shot ${name}`, s!.total, c.transferMaxExamples, "transferMaxExamples"),
+    ),
+  ];
+}
+
 function whatWasRun(ctx: Exp2ReportContext): string[] {
   const c = ctx.config;
   const lines: string[] = [];
@@ -83,11 +103,11 @@ function whatWasRun(ctx: Exp2ReportContext): string[] {
     }
     lines.push(
       `Data (${name}): fine-tuned on ${d.train.source} (${count(d.train.ids.length)} pairs; sources ≤ ` +
-        `${c.maxSourceTokens} tokens, summaries ≤ ${c.maxTargetTokens}); validation ${count(d.valid.ids.length)} pairs ` +
-        `(${c.evalMaxSequences || "all"} per evaluation); test: the first ${count(d.test.arrays.ids.length)} of ` +
+        `${c.maxSourceTokens} tokens, summaries ≤ ${c.maxTargetTokens}); validation ${d.valid.source}, test ` +
         `${d.test.label}${Object.values(d.transfer)
-          .map((s) => `; zero-shot: the first ${count(s!.arrays.ids.length)} of ${s!.label}`)
+          .map((s) => `, zero-shot ${s!.label}`)
           .join("")}.`,
+      evaluationSetsLine(exp2EvaluationSets(c, d)),
     );
   }
   const g = c.generation;
@@ -402,11 +422,13 @@ async function modelSection(
     "",
   );
   const memory = c.device.startsWith("cuda") ? "GPU allocated" : "RSS";
-  const audit = ctx.audits.find((a) => a.model === model);
+  // The audit of the runs' own step: the verdicts' efficiency comes from it.
+  const audit = runShapeAudit(ctx.audits, model);
+  const audited = auditSection(ctx.audits, model);
   lines.push(
     "### Efficiency (fine-tuning; target tokens)",
     "",
-    ...(audit ? [...auditSection(audit), "The fine-tuning runs' own step times and peak memory:", ""] : []),
+    ...(audited.length ? [...audited, "The fine-tuning runs' own step times and peak memory:", ""] : []),
     efficiencyTable(
       clean.filter((g) => g.key.variation !== TEMPSCALE),
       "ce",

@@ -1,7 +1,10 @@
 // The efficiency audit (the seed's): every loss variation's full training step timed interleaved in one process
-// on one fixed batch, so all of them meet the same machine state; the ratio to the reference variation is taken
+// on one fixed step, so all of them meet the same machine state; the ratio to the reference variation is taken
 // within each round, and its median over rounds gets a bootstrap confidence interval. Separate runs' wall-clocks
 // move with whatever else the machine did meanwhile (−45 % … +9 % seen on a shared machine); this does not.
+// The step timed is the runs' own (their batch, sequence length and gradient accumulation: the "run" audit), so
+// steps × its step time is the time the runs' training took, and the seed's fixed batch of 2,048 tokens may be
+// timed beside it (the "fixed" audit) for comparison with the seed's numbers.
 import fs from "node:fs";
 import path from "node:path";
 
@@ -12,14 +15,34 @@ import { fmt, formatTable } from "../../report/table.ts";
 import { Trainer, type TrainerOptions, type TrainLossInput } from "../../trainer.ts";
 import { type Evidence, evidence } from "./decision.ts";
 
-/** What a spec asks to be timed: per model, a trainer nobody fits and the losses timed on it. */
+/**
+ * Which step an audit times: the runs' own ("run": `gradAccumulation` micro-batches of the runs' `batchSize`
+ * sequences; audited time is steps × its step time, and the verdicts' efficiency comes from it), or the seed's
+ * fixed batch ("fixed": about 2,048 tokens in one micro-batch), shown beside it.
+ */
+export type AuditShape = "run" | "fixed";
+
+/** The layout of the step an audit times. */
+export interface AuditBatch {
+  /** sequences per micro-batch */
+  batchSize: number;
+  /** micro-batches per step */
+  gradAccumulation: number;
+  /** tokens per sequence, where every sequence has as many (packed language-model rows) */
+  sequenceTokens?: number;
+}
+
+/** What a spec asks to be timed: per model and shape, a trainer nobody fits and the losses timed on it. */
 export interface AuditPlan {
   model: string;
-  /** the trainer's options (its batch is the fixed batch: the first `batchSize` training sequences), made when
-   * the audit runs (a model to load is loaded only then) */
+  shape: AuditShape;
+  /** the trainer's options (its batchSize and gradAccumulation are the step timed: the first batchSize ×
+   * gradAccumulation training sequences), made when the audit runs (a model to load is loaded only then) */
   trainer: () => Promise<TrainerOptions>;
-  /** tokens per step, for the report */
+  /** tokens per step (every micro-batch's), for the report */
   tokens: number;
+  /** the step's layout; the trainer's batchSize and gradAccumulation */
+  batch: AuditBatch;
   losses: { name: string; loss: TrainLossInput }[];
   /** the variation the others are compared with */
   reference: string;
@@ -37,7 +60,10 @@ export interface AuditRow {
 
 export interface AuditResult {
   model: string;
+  /** absent in audits saved before there were two shapes (those timed one micro-batch of the seed's batch) */
+  shape?: AuditShape;
   tokens: number;
+  batch?: AuditBatch;
   reference: string;
   rounds: number;
   warmupRounds: number;
@@ -67,11 +93,31 @@ export function summariseAudit(names: readonly string[], ms: readonly number[][]
   });
 }
 
-function auditFile(out: string, model: string): string {
-  return path.join(out, "audit", `${model}.json`);
+/** out/audit/<model>.json for the runs' step, out/audit/<model>.fixed.json for the seed's fixed batch. */
+export function auditFile(out: string, model: string, shape: AuditShape): string {
+  return path.join(out, "audit", shape === "run" ? `${model}.json` : `${model}.${shape}.json`);
 }
 
-/** The audits of `plans`: read from out/audit/ when done before, else run (unless `onlyFinished`) and saved. */
+/** "2 micro-batches of 8 × 64 tokens", "one micro-batch of 32 sequences" */
+export function describeBatch(b: AuditBatch): string {
+  const rows =
+    b.sequenceTokens === undefined ? `${b.batchSize} sequences` : `${b.batchSize} × ${b.sequenceTokens} tokens`;
+  return b.gradAccumulation === 1 ? `one micro-batch of ${rows}` : `${b.gradAccumulation} micro-batches of ${rows}`;
+}
+
+/** Whether a saved audit timed the step `plan` asks for (one saved before the shapes were told apart did not). */
+function timedAsPlanned(a: AuditResult, plan: AuditPlan): boolean {
+  const same = (x?: AuditBatch, y?: AuditBatch) =>
+    x?.batchSize === y?.batchSize &&
+    x?.gradAccumulation === y?.gradAccumulation &&
+    x?.sequenceTokens === y?.sequenceTokens;
+  return (a.shape ?? "fixed") === plan.shape && a.tokens === plan.tokens && same(a.batch, plan.batch);
+}
+
+/**
+ * The audits of `plans`: read from out/audit/ when done before at the same step shape, else run (unless
+ * `onlyFinished`) and saved.
+ */
 export async function runAudits(
   plans: readonly AuditPlan[],
   out: string,
@@ -79,15 +125,18 @@ export async function runAudits(
 ): Promise<AuditResult[]> {
   const results: AuditResult[] = [];
   for (const plan of plans) {
-    const file = auditFile(out, plan.model);
-    if (fs.existsSync(file)) {
-      results.push(JSON.parse(fs.readFileSync(file, "utf8")) as AuditResult);
+    const file = auditFile(out, plan.model, plan.shape);
+    const saved = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as AuditResult) : undefined;
+    if (saved && timedAsPlanned(saved, plan)) {
+      results.push(saved);
       continue;
     }
     if (options.onlyFinished || options.signal?.aborted) continue;
+    const what = plan.shape === "run" ? "the runs' step" : "the seed's fixed batch";
     options.say(
-      `efficiency audit (${plan.model}): ${plan.losses.length} losses × ${plan.rounds} rounds of one ` +
-        `${plan.tokens}-token step each, interleaved`,
+      `efficiency audit (${plan.model}, ${what}): ${plan.losses.length} losses × ${plan.rounds} rounds of one ` +
+        `${plan.tokens}-token step (${describeBatch(plan.batch)}) each, interleaved` +
+        (saved ? `; the one saved timed another step, timed again` : ""),
     );
     const trainer = new Trainer({ ...(await plan.trainer()), progress: false, log: false });
     const ms = await trainer.timeSteps(
@@ -97,7 +146,9 @@ export async function runAudits(
     trainer.model.dispose();
     const result: AuditResult = {
       model: plan.model,
+      shape: plan.shape,
       tokens: plan.tokens,
+      batch: plan.batch,
       reference: plan.reference,
       rounds: plan.rounds,
       warmupRounds: plan.warmupRounds,
@@ -111,7 +162,7 @@ export async function runAudits(
     };
     writeJsonAtomic(file, result);
     options.say(
-      `efficiency audit (${plan.model}): ` +
+      `efficiency audit (${plan.model}, ${what}): ` +
         result.rows.map((r) => `${r.name} ×${r.ratio.median.toFixed(3)}`).join(", ") +
         ` (median step time / ${plan.reference}'s)`,
     );
@@ -147,6 +198,14 @@ export function auditedThroughput(
   };
 }
 
+/**
+ * `model`'s audit of the runs' own step: the one audited time and the verdicts' efficiency come from. (An audit saved
+ * before the shapes were told apart timed the seed's batch, not the runs' step: it is not this.)
+ */
+export function runShapeAudit(audits: readonly AuditResult[], model: string): AuditResult | undefined {
+  return audits.find((a) => a.model === model && a.shape === "run");
+}
+
 /** The audit as a Markdown table. */
 export function auditTable(a: AuditResult): string {
   return formatTable(
@@ -165,15 +224,40 @@ export function auditTable(a: AuditResult): string {
   );
 }
 
-/** The audit's part of a report's efficiency section: how it was measured, then its table. */
-export function auditSection(a: AuditResult): string[] {
-  return [
-    `The efficiency audit: one full training step (forward, loss, backward, clipping, AdamW) per variation on ` +
-      `one fixed batch of ${a.tokens.toLocaleString("en-US")} target tokens, timed interleaved in one process for ` +
-      `${a.rounds} rounds (after ${a.warmupRounds} untimed); the ratio to ${a.reference} is taken within each ` +
-      "round, its median over rounds with a 95 % bootstrap interval. The verdicts' efficiency comes from it.",
-    "",
-    auditTable(a),
-    "",
-  ];
+/**
+ * `model`'s audits as part of a report's efficiency section: how they were measured, the runs' step's table (the one
+ * audited time and the verdicts come from), then the seed's fixed batch's where it was timed. Nothing without audits.
+ */
+export function auditSection(audits: readonly AuditResult[], model: string): string[] {
+  const own = audits.filter((a) => a.model === model);
+  const run = own.find((a) => a.shape === "run");
+  const fixed = own.find((a) => a.shape !== "run");
+  const tokens = (a: AuditResult) => a.tokens.toLocaleString("en-US");
+  const how = (a: AuditResult) =>
+    `timed interleaved in one process for ${a.rounds} rounds (after ${a.warmupRounds} untimed); the ratio to ` +
+    `${a.reference} is taken within each round, its median over rounds with a 95 % bootstrap interval`;
+  const lines: string[] = [];
+  if (run) {
+    lines.push(
+      "The efficiency audit: one full training step (forward, loss, backward, clipping, AdamW) per variation at the " +
+        `runs' own shape, ${describeBatch(run.batch!)} (${tokens(run)} tokens per step, the same for every ` +
+        `variation, made beforehand), ${how(run)}. The verdicts' efficiency comes from it, and audited time is steps ` +
+        "× its median step time. One process times the whole step: under several ranks, the runs' own step time " +
+        "differs by their communication.",
+      "",
+      auditTable(run),
+      "",
+    );
+  }
+  if (fixed) {
+    lines.push(
+      `${run ? "The seed's fixed batch, timed the same way" : "The efficiency audit: one full training step per variation on the seed's fixed batch"}: ` +
+        `${tokens(fixed)} tokens${fixed.batch ? `, ${describeBatch(fixed.batch)}` : ""}, ${how(fixed)}` +
+        (run ? " (for comparison with the seed's numbers; not the runs' step)." : "."),
+      "",
+      auditTable(fixed),
+      "",
+    );
+  }
+  return lines;
 }

@@ -1,8 +1,9 @@
 // The experiment framework: an experiment is a spec (./spec.ts); these run it, aggregate it and report it.
-export { aggregate, meanOfAll } from "./aggregate.ts";
+export { aggregate, type Crossing, firstCrossing, meanOfAll, selectedValue } from "./aggregate.ts";
 export { runExperimentCli, parseCommandLine } from "./cli.ts";
 export { defaultProfile, mergeSettings, pinConfig, profileNames, renameSettings, resolveConfig } from "./config.ts";
 export { helpText, parseExperimentArgs, settingFlags, UsageError, type SettingFlag } from "./flags.ts";
+export { type EvaluationSet, evaluationSetsLine, isCapped } from "./eval-sets.ts";
 export { fitJob } from "./fit-job.ts";
 export { type FitRecord, fitRecord } from "./fit-record.ts";
 export { lossForVariation, type VariationLoss, warmupStepsOf } from "./losses.ts";

@@ -74,6 +74,11 @@ export interface Observation<M extends string = string, R = unknown> {
   sets?: Partial<Record<string, Record<M, number>>>;
   /** validation during training; convergence is measured on it */
   curve?: readonly CurvePoint[];
+  /**
+   * the step of the evaluation whose checkpoint `metrics` come from (e.g. the best validation one); a convergence
+   * target is a share of that evaluation's value (the last evaluation's when absent)
+   */
+  selectedStep?: number;
   /** what the curve's time is: steps × the audit's step time, or the run's own clock (set by the aggregation) */
   clock?: "audited" | "run";
   efficiency?: Efficiency;
@@ -97,8 +102,15 @@ export interface GroupSummary<M extends string = string, R = unknown> {
   sets: Partial<Record<string, { metrics: Record<M, MeanStd>; perSeed: Record<M, number[]> }>>;
   /** paired t-tests (this group − the reference variation) over the seeds both have, by reference variation */
   versus: Partial<Record<string, Partial<Record<M, PairedTTest>>>>;
-  /** first evaluation reaching the convergence target, per seed (null: never) */
-  convergence?: { steps: (number | null)[]; seconds: (number | null)[] };
+  /**
+   * where the validation curve reaches the convergence target, per seed (null: never): step and time interpolated
+   * between the two evaluations that bracket the crossing, and those evaluations' steps (aggregate.ts firstCrossing)
+   */
+  convergence?: {
+    steps: (number | null)[];
+    seconds: (number | null)[];
+    brackets: ([number, number] | null)[];
+  };
   efficiency?: { stepMs: MeanStd; tokensPerSecond: MeanStd; peakMemoryMB: MeanStd };
   extra: Partial<Record<string, MeanStd>>;
   /** sorted by seed */
@@ -112,8 +124,8 @@ export interface AnalysisSpec<M extends string, R> {
   /** variations every group is tested against, seed by seed, within its model and setting */
   references: readonly string[];
   /**
-   * Convergence: the first evaluation whose `metric` reaches `share` of the reference variation's final
-   * value (same model, setting and seed).
+   * Convergence: where `metric` first reaches `share` of the reference variation's selected value (same model,
+   * setting and seed; the evaluation its final metrics' checkpoint was selected at), interpolated between evaluations.
    */
   convergence?: { reference: string; metric: M; share: number };
   /** a group's display name (default: the variation, then its params) */

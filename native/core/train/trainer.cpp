@@ -186,10 +186,16 @@ at::Tensor Trainer::step_numbers(const at::Tensor& loss_sum, const at::Tensor& c
 
 std::vector<std::vector<double>> Trainer::time_steps(const std::vector<Objective>& objectives, int64_t rounds,
                                                      int64_t warmup_rounds) {
-  // One fixed batch: the first batch_size sequences of the training data, so every objective sees the same
-  // tokens. Weights and optimiser state move on from step to step (what a step costs does not depend on them).
-  const at::Tensor rows = at::arange(cfg_.batch_size, at::TensorOptions().dtype(at::kLong));
-  const Batch b = train_->batch(rows, cfg_.objective.fused.ignore_index, device_);
+  // One fixed step at the run's shape: grad_accum micro-batches of batch_size sequences, the first
+  // batch_size × grad_accum of the training data (wrapping round when there are fewer), made once on the device,
+  // so every objective sees the same tokens and the timing holds no data preparation. Weights and optimiser
+  // state move on from step to step (what a step costs does not depend on them).
+  std::vector<Batch> micro_batches;
+  for (int64_t micro = 0; micro < cfg_.grad_accum; ++micro) {
+    const at::Tensor rows =
+        (at::arange(cfg_.batch_size, at::TensorOptions().dtype(at::kLong)) + micro * cfg_.batch_size) % train_->count();
+    micro_batches.push_back(train_->batch(rows, cfg_.objective.fused.ignore_index, device_));
+  }
   const double lr = lr_at(cfg_.optim, cfg_.optim.warmup_steps);
   const size_t n = objectives.size();
   std::vector<std::vector<double>> ms(static_cast<size_t>(rounds), std::vector<double>(n, 0.0));
@@ -202,7 +208,8 @@ std::vector<std::vector<double>> Trainer::time_steps(const std::vector<Objective
       const auto t0 = Clock::now();
       at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(device_));
       at::Tensor component_sum = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(device_));
-      forward_backward(objectives[i], b, 1.0, loss_sum, component_sum);
+      for (const Batch& b : micro_batches)
+        forward_backward(objectives[i], b, static_cast<double>(cfg_.grad_accum), loss_sum, component_sum);
       const at::Tensor norm = update(lr, step++);
       // Until its numbers are on the host, the step is not over.
       (void)platform::LaggedRead(step_numbers(loss_sum, component_sum, norm)).get();

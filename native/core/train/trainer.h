@@ -85,7 +85,8 @@ class Trainer {
   std::string fingerprint() const;
 
   // The efficiency audit: the wall-clock milliseconds of one full training step (forward, loss, backward,
-  // clipping, AdamW, the step's synchronisations) under each objective, on one fixed batch, interleaved:
+  // clipping, AdamW, the step's synchronisations) under each objective, on one fixed step of the trainer's
+  // shape (grad_accum micro-batches of batch_size sequences, made on the device beforehand), interleaved:
   // `warmup_rounds` untimed rounds, then `rounds` rows of one time per objective. Changes the weights: for a
   // trainer that is not fitted afterwards.
   std::vector<std::vector<double>> time_steps(const std::vector<Objective>& objectives, int64_t rounds,
