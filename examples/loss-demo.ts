@@ -10,7 +10,6 @@
 //
 //   npm run quickstart                      # installs and builds, then runs this
 //   npx tsx examples/loss-demo.ts [--steps 300] [--batch 256] [--lr 0.1] [--eval-tokens 1024] [--json FILE]
-import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 
@@ -24,6 +23,7 @@ import {
   GPT2_VOCAB_SIZE,
   readWikiText,
   type LossConfigInput,
+  writeJsonAtomic,
 } from "../lib/index.ts";
 
 const { values: args } = parseArgs({
@@ -224,9 +224,6 @@ console.log(
 );
 
 if (args.json) {
-  fs.writeFileSync(
-    args.json,
-    `${JSON.stringify({ steps, batch, lr, warmup, evalTokens, optimum: best, runs }, null, 1)}\n`,
-  );
+  writeJsonAtomic(args.json, { steps, batch, lr, warmup, evalTokens, optimum: best, runs });
   console.log(`wrote ${args.json}`);
 }

@@ -126,6 +126,8 @@ export { readWikiText, SPLITS as WIKITEXT_SPLITS, type Split as WikiTextSplit } 
 export { encodeGpt2, GPT2_VOCAB_SIZE } from "./data/tokenizer.ts";
 // Calibration of top-1 predictions from per-token statistics (DPSMLoss.forward's `stats`; docs/metrics.md).
 export { expectedCalibrationError } from "./metrics/calibration.ts";
+// Files written whole or not at all (a temporary file, fsync, rename), as every file of a run is.
+export { writeFileAtomic, writeJsonAtomic } from "./io/atomic.ts";
 // Aligned Markdown tables, as the reports print them.
 export { formatTable, type Align, type Column } from "./report/table.ts";
 

@@ -19,7 +19,7 @@ import { tmpDir } from "./helpers/tmp.ts";
 const BIN = path.join(packageRoot, "bin", "dpsm-native.mjs");
 const gloo = buildInfo().distributed === "gloo";
 
-const MODEL = { vocab_size: 50257, n_positions: 64, n_embd: 32, n_layer: 2, n_head: 2, dropout: 0 } as const;
+const MODEL = { vocab_size: 50257, n_positions: 64, n_embd: 32, n_layer: 2, n_head: 2, resid_pdrop: 0 } as const;
 function gpt2Run(runDir: string, o: Partial<TrainerOptions>): TrainerOptions {
   return {
     model: { ...MODEL },
