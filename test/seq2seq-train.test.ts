@@ -87,23 +87,17 @@ test.serial("aborted and resumed from its checkpoint: the same curve as an unint
     losses,
     whole.history.steps.map((s) => s.loss),
   );
+  const probe = {
+    ids: valid.sourceTokens.slice(0, 96),
+    mask: new Int32Array(96).fill(1),
+    length: 96,
+    decoderIds: valid.targetTokens.slice(0, 40),
+    batch: 1,
+    decoderLength: 40,
+  };
   t.deepEqual(
-    Seq2SeqModel.load(path.join(dir, "split", "last")).logits({
-      ids: valid.sourceTokens.slice(0, 96),
-      mask: new Int32Array(96).fill(1),
-      length: 96,
-      decoderIds: valid.targetTokens.slice(0, 40),
-      batch: 1,
-      decoderLength: 40,
-    }),
-    Seq2SeqModel.load(path.join(dir, "whole", "last")).logits({
-      ids: valid.sourceTokens.slice(0, 96),
-      mask: new Int32Array(96).fill(1),
-      length: 96,
-      decoderIds: valid.targetTokens.slice(0, 40),
-      batch: 1,
-      decoderLength: 40,
-    }),
+    Seq2SeqModel.load(path.join(dir, "split", "last")).logits(probe),
+    Seq2SeqModel.load(path.join(dir, "whole", "last")).logits(probe),
   );
 });
 
