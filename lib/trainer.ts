@@ -395,10 +395,11 @@ export class Trainer extends EventEmitter<TrainerEvents> {
 
 // The data shape of the GPT-2 that model options describe (before it is built).
 function describedShape(options: z.output<typeof ModelOptionsSchema>) {
+  const c = resolveGPT2Config(options);
   return {
     seq2seq: false,
-    vocabSize: resolveGPT2Config(options).vocab_size,
-    positions: resolveGPT2Config(options).n_positions,
+    vocabSize: c.vocab_size,
+    positions: c.n_positions,
   };
 }
 
