@@ -2,6 +2,7 @@
 // CE with post-hoc temperature scaling; tests against CE and Brier; convergence to 95 % of CE's final
 // validation perplexity (its selected, best-validation checkpoint's).
 import type { EvalMetrics } from "../../native.ts";
+import { lowResourceName } from "../framework/low-resource.ts";
 import type { AnalysisSpec, Finished, GroupKey, GroupSummary, MetricSpec, Observation } from "../framework/spec.ts";
 import { TEMPSCALE } from "./config.ts";
 import type { Exp1Result } from "./run-job.ts";
@@ -67,8 +68,13 @@ function observe(r: Finished<Exp1Result>): Omit<Exp1Observation, "source">[] {
   return [own, scaled];
 }
 
-/** "dpsm-linear (warm-up 5 %)" for a sweep run, "ce (ε 1e-12)" for an ε-ablation run; the variation otherwise. */
+/**
+ * "dpsm-linear (warm-up 5 %)" for a sweep run, "ce (ε 1e-12)" for an ε-ablation run, "ce (10 % of the training
+ * split)" for a low-resource run; the variation otherwise.
+ */
 export function exp1GroupName(key: GroupKey): string {
+  const lowResource = lowResourceName(key);
+  if (lowResource) return lowResource;
   const { warmup, eps } = key.params ?? {};
   if (warmup !== undefined) return `${key.variation} (warm-up ${Math.round(warmup * 100)} %)`;
   if (eps !== undefined) return `${key.variation} (ε ${eps.toExponential()})`;

@@ -8,6 +8,7 @@ import { WIKITEXT_LAYOUTS } from "../../data/wikitext.ts";
 import { MODEL_SIZES } from "../../models/gpt2.ts";
 import { TrainerSettingsSchema } from "../../trainer-options.ts";
 import type { VariationLoss } from "../framework/losses.ts";
+import { LOW_RESOURCE_SETTING, lowResourceSchema } from "../framework/low-resource.ts";
 import type { ConfigOf } from "../framework/spec.ts";
 
 export const VARIATIONS = [
@@ -46,8 +47,10 @@ export const LOSSES: Readonly<Record<TrainedVariation, VariationLoss>> = {
   label_smoothing: { kind: "label_smoothing", smoothing: 0.1 },
   focal: { kind: "focal", gamma: 2 },
 };
-export const SETTINGS = ["clean", "label-noise"] as const;
+export const SETTINGS = ["clean", "label-noise", LOW_RESOURCE_SETTING] as const;
 export type Setting = (typeof SETTINGS)[number];
+/** The variations of the low-resource runs: the baselines of the seed's claims and its main DPSM schedule. */
+export const LOW_RESOURCE_VARIATIONS = ["ce", "brier", "dpsm-linear"] as const satisfies Variation[];
 
 const int = (min: number) => z.number().int().min(min);
 const share = () => z.number().gt(0).max(1);
@@ -110,6 +113,7 @@ export const Exp1SettingsSchema = z
           "interleaved in one process (audited time is steps × its step time)",
       ),
     baselines: z.array(z.enum(BASELINES)).describe("baselines beside the variations"),
+    lowResource: lowResourceSchema(LOW_RESOURCE_VARIATIONS),
     labelNoise: z
       .object({
         stepFraction: z.number().min(0).max(1).describe("share of the steps whose batch is noisy"),
@@ -162,6 +166,8 @@ const WT2_SMALL: Exp1SettingsInput = {
   efficiencyAudit: AUDIT,
   baselines: [...BASELINES],
   labelNoise: { stepFraction: 0.05, tokenFraction: 0.1, variations: ["ce", "brier", "dpsm-linear"] },
+  // The seed's angle 3 at the shares its "e.g." names: 18 more runs (3 variations × 3 seeds × 2 shares).
+  lowResource: [0.1, 0.01],
   ood: [...OOD_NAMES],
   device: "cuda",
   precision: "bf16",
@@ -201,6 +207,7 @@ export const PROFILES = {
     efficiencyAudit: { ...AUDIT, rounds: 15 },
     baselines: ["ce+tempscale"],
     labelNoise: { stepFraction: 0.05, tokenFraction: 0.1, variations: ["ce", "dpsm-linear"] },
+    lowResource: [],
     ood: [...OOD_NAMES],
     device: "cpu",
     precision: "fp32",
@@ -235,6 +242,10 @@ export const PROFILES = {
     efficiencyAudit: AUDIT,
     baselines: ["ce+tempscale"],
     labelNoise: false,
+    // Off: its runs evaluate whole sets, so each costs a main run's ~20 minutes here whatever its share; the two
+    // shares would add 18 runs (6 hours) to the 12. --low-resource 0.1,0.01 adds them; the report lists them as
+    // not run otherwise.
+    lowResource: [],
     ood: [...OOD_NAMES],
     device: "cpu",
     precision: "fp32",

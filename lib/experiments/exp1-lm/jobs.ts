@@ -3,9 +3,17 @@ import type { ModelSize } from "../../models/gpt2.ts";
 import type { TrainLossInput } from "../../trainer.ts";
 import type { AuditBatch, AuditPlan, AuditShape } from "../framework/efficiency-audit.ts";
 import { lossForVariation } from "../framework/losses.ts";
+import { LOW_RESOURCE_SETTING } from "../framework/low-resource.ts";
 import type { Job } from "../framework/spec.ts";
 import { trainerSettings } from "../framework/trainer-settings.ts";
-import { type Exp1Config, LOSSES, lrFor, type Setting, type TrainedVariation } from "./config.ts";
+import {
+  type Exp1Config,
+  LOSSES,
+  LOW_RESOURCE_VARIATIONS,
+  lrFor,
+  type Setting,
+  type TrainedVariation,
+} from "./config.ts";
 import type { Exp1Data } from "./data.ts";
 
 export type { TrainedVariation } from "./config.ts";
@@ -16,32 +24,34 @@ export interface Exp1Job extends Job {
     variation: TrainedVariation;
     setting: Setting;
     seed: number;
-    /** the warm-up share of a sweep run, or the AdamW ε of an ablation run */
-    params?: { warmup?: number; eps?: number };
+    /** the warm-up share of a sweep run, the AdamW ε of an ablation run, or a low-resource run's training share */
+    params?: Params;
   };
   readonly loss: TrainLossInput;
   /** AdamW's ε */
   readonly eps: number;
+  /** the share of the training split it trains on (a low-resource run; lib/experiments/framework/low-resource.ts) */
+  readonly trainShare?: number;
 }
+
+type Params = { warmup?: number; eps?: number; share?: number };
 
 /**
  * Every job, in the order they are trained: per model the variations seed by seed, the trained baselines,
- * the label-noise runs; then the warm-up sweep and the AdamW-ε ablation on the first model. Sweep and
- * ablation jobs carry their warm-up share or ε as a key parameter; the others use the configured ones.
+ * the label-noise runs; then the warm-up sweep, the AdamW-ε ablation and the low-resource runs on the first model.
+ * Sweep and ablation jobs carry their warm-up share or ε as a key parameter, low-resource jobs their training share
+ * (setting "low-resource"); the others use the configured ones.
  */
 export function exp1Jobs(c: Exp1Config): Exp1Job[] {
   const jobs: Exp1Job[] = [];
-  const add = (
-    model: ModelSize,
-    variation: TrainedVariation,
-    seed: number,
-    setting: Setting,
-    params?: { warmup?: number; eps?: number },
-  ) => {
+  const add = (model: ModelSize, variation: TrainedVariation, seed: number, setting: Setting, params?: Params) => {
     jobs.push({
       key: { model, variation, setting, seed, ...(params ? { params } : {}) },
+      // A low-resource run takes as many steps as a main run (the seed states no other budget): the same
+      // schedule and α warm-up, over fewer distinct sequences.
       loss: lossForVariation(LOSSES[variation], c.maxSteps, params?.warmup ?? c.dpsmWarmup),
       eps: params?.eps ?? c.eps,
+      ...(params?.share !== undefined ? { trainShare: params.share } : {}),
     });
   };
   for (const model of c.models) {
@@ -62,6 +72,11 @@ export function exp1Jobs(c: Exp1Config): Exp1Job[] {
   if (c.epsAblation && c.epsAblation.eps !== c.eps) {
     const { eps, variations } = c.epsAblation;
     for (const seed of c.seeds) for (const v of variations) add(first, v, seed, "clean", { eps });
+  }
+  for (const share of c.lowResource) {
+    for (const seed of c.seeds) {
+      for (const v of LOW_RESOURCE_VARIATIONS) add(first, v, seed, LOW_RESOURCE_SETTING, { share });
+    }
   }
   return jobs;
 }

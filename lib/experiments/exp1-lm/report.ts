@@ -25,9 +25,10 @@ import { formatP, TestFamily } from "../framework/decision.ts";
 import { verdictSection } from "../framework/verdicts.ts";
 import { auditSection, runShapeAudit } from "../framework/efficiency-audit.ts";
 import { type EvaluationSet, evaluationSetsLine, packedTokens } from "../framework/eval-sets.ts";
+import { lowResourceSection, shareLabel } from "../framework/low-resource.ts";
 import type { ReportBody, ReportContext, Verdict } from "../framework/spec.ts";
 import { type Exp1Group, METRICS, type Metric, testEvalOf } from "./analysis.ts";
-import { BASELINES, type Exp1Config, FIXED_ALPHA, TEMPSCALE } from "./config.ts";
+import { BASELINES, type Exp1Config, FIXED_ALPHA, LOW_RESOURCE_VARIATIONS, TEMPSCALE } from "./config.ts";
 import type { Exp1Job } from "./jobs.ts";
 import type { Exp1Data } from "./data.ts";
 import type { Exp1Result } from "./run-job.ts";
@@ -85,6 +86,13 @@ function whatWasRun(c: Exp1Config, data: Exp1Data): string[] {
     `Baselines: ${c.baselines.join(", ") || "none"}. Label noise: ${noise}. OOD sets: ${c.ood.join(", ") || "none"}.`,
     `Warm-up sweep: ${c.warmupSweep.length ? c.warmupSweep.map((w) => `${Math.round(w * 100)} %`).join(", ") : "none"}. ` +
       `AdamW-ε ablation: ${c.epsAblation ? `ε ${c.epsAblation.eps.toExponential()} for ${c.epsAblation.variations.join(", ")}` : "none"}.`,
+    `Low-resource runs: ${
+      c.lowResource.length
+        ? `${c.lowResource.map(shareLabel).join(", ")} of the training sequences (a seeded sample, the same for ` +
+          `every run of a share) for ${LOW_RESOURCE_VARIATIONS.join(", ")}, every seed, GPT-2 ${c.models[0]}, ` +
+          `${c.maxSteps} steps as the main runs`
+        : "none"
+    }.`,
     evaluationSetsLine(exp1EvaluationSets(c, data)),
   ];
   if (c.profile === "full" && c.dataset === "wikitext-2") {
@@ -96,6 +104,7 @@ function whatWasRun(c: Exp1Config, data: Exp1Data): string[] {
     if (c.dataset !== "wikitext-103") missing.push("WikiText-103");
     if (c.seeds.length < 3) missing.push(`seeds beyond ${c.seeds.length}`);
     if (c.warmupSweep.length === 0) missing.push("the warm-up sweep");
+    if (c.lowResource.length === 0) missing.push("the low-resource runs (the seed's angle 3; --low-resource)");
     if (baselines.length) missing.push(`baselines ${baselines.join(" and ")}`);
     lines.push(`Not run in this profile: ${missing.join(", ") || "—"}.`);
   }
@@ -215,6 +224,9 @@ function ceFlattening(main: Exp1Group[], maxSteps: number): string | undefined {
     `${to} (${fmt((100 * (b - a)) / a, 1)} %) over the last fifth of the steps, mean over seeds.`
   );
 }
+
+/** The low-resource section's columns (test split, best checkpoint). */
+const LOW_RESOURCE_METRICS = METRICS.filter((m) => ["ppl", "ece10", "ece100", "brier", "spherical"].includes(m.name));
 
 const EPS_METRICS = [
   ["ppl", "PPL", 2],
@@ -377,6 +389,18 @@ async function modelSection(
       "",
     );
   }
+  lines.push(
+    ...(await lowResourceSection({
+      groups: rows,
+      model,
+      shares: c.lowResource,
+      variations: LOW_RESOURCE_VARIATIONS,
+      dpsm: "dpsm-linear",
+      metrics: LOW_RESOURCE_METRICS,
+      differences: ["ppl", "ece10", "brier"],
+      figures: { out: ctx.out, metrics: ["ppl", "ece10"], title: `GPT-2 ${model}` },
+    })),
+  );
   lines.push(
     "### Training diagnostics",
     "",

@@ -11,6 +11,7 @@ import type { EvalMetrics } from "../../native.ts";
 import type { TrainerOptions, TrainLossInput } from "../../trainer.ts";
 import { fitJob } from "../framework/fit-job.ts";
 import { type FitRecord, fitRecord } from "../framework/fit-record.ts";
+import { trainingSubset } from "../framework/low-resource.ts";
 import type { JobContext } from "../framework/spec.ts";
 import { trainerSettings } from "../framework/trainer-settings.ts";
 import { type Exp1Config, lrFor, TEMPSCALE } from "./config.ts";
@@ -30,7 +31,8 @@ export interface Exp1Result extends FitRecord {
 
 /**
  * The Trainer options of one job: the experiment's Trainer settings (with the learning rate of the job's model
- * size and the job's AdamW ε), and the job's model, loss, seeds and label noise.
+ * size and the job's AdamW ε), and the job's model, loss, seeds, label noise and training data (a low-resource
+ * run's share of the split).
  */
 export function exp1TrainerOptions(ctx: JobContext<Exp1Config, Exp1Job, Exp1Data>) {
   const { config: c, job, data } = ctx;
@@ -41,7 +43,8 @@ export function exp1TrainerOptions(ctx: JobContext<Exp1Config, Exp1Job, Exp1Data
     eps: job.eps,
     model: { size: model, seed, device: c.device },
     loss: job.loss,
-    data: { train: data.train, valid: data.valid },
+    // A low-resource run: its share of the training sequences, the same sample for every variation and seed.
+    data: { train: job.trainShare ? trainingSubset(data.train, job.trainShare) : data.train, valid: data.valid },
     seed,
     // The same batch order for every variation of a seed.
     dataSeed: seed,

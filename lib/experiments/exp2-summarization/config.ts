@@ -9,6 +9,7 @@ import { SUMMARIZATION_SOURCES } from "../../data/summarization.ts";
 import { SEQ2SEQ_PRESETS, type Seq2SeqPreset } from "../../models/bart.ts";
 import { TrainerSettingsSchema } from "../../trainer-options.ts";
 import type { VariationLoss } from "../framework/losses.ts";
+import { LOW_RESOURCE_SETTING, lowResourceSchema } from "../framework/low-resource.ts";
 import type { ConfigOf } from "../framework/spec.ts";
 import { MACHINE_SETTINGS } from "../framework/trainer-settings.ts";
 
@@ -24,14 +25,39 @@ export const BASELINES = ["label_smoothing", "focal", TEMPSCALE] as const;
 export type Baseline = (typeof BASELINES)[number];
 /** Variations fine-tuned: the main ones and the two trained baselines (named as their loss kinds). */
 export type TrainedVariation = Variation | Exclude<Baseline, typeof TEMPSCALE>;
-export const SETTINGS = ["clean", "summary-swap"] as const;
+/** The hyper-parameter grid's runs: DPSM with a linear α warm-up (the seed's dpsm-warm*), its share a key parameter. */
+export const GRID_VARIATION = "dpsm-warm";
+/** The setting (job key) of the grid's runs: clean pairs, the cell's lr, smoothing and warm-up (grid.ts). */
+export const GRID_SETTING = "hp-grid";
+export const SETTINGS = ["clean", "summary-swap", LOW_RESOURCE_SETTING, GRID_SETTING] as const;
 export type Setting = (typeof SETTINGS)[number];
+/** The variations of the low-resource runs: CE, Brier and the seed's main DPSM variation. */
+export const LOW_RESOURCE_VARIATIONS = ["ce", "brier", "dpsm-warm10"] as const satisfies Variation[];
 /** The pretraining job's variation and setting (its key); it yields no row of the report. */
 export const PRETRAIN = { variation: "denoising", setting: "pretrain" } as const;
 
 const PRESETS = Object.keys(SEQ2SEQ_PRESETS) as [Seq2SeqPreset, ...Seq2SeqPreset[]];
 const int = (min: number) => z.number().int().min(min);
 const share = () => z.number().gt(0).max(1);
+
+const GridSchema = z
+  .object({
+    lr: z
+      .array(TrainerSettingsSchema.shape.lr.unwrap())
+      .min(1)
+      .describe("peak learning rates (the seed: 1e-5, 3e-5, 5e-5)"),
+    smoothing: z
+      .array(z.number().min(0).lt(1))
+      .min(1)
+      .describe("ε of the DPSM loss's smoothed target (the seed's label_smoothing: 0, 0.1)"),
+    warmupShares: z.array(share()).min(1).describe("α warm-up as a share of maxSteps (the seed's warmup_steps)"),
+    seeds: z
+      .array(int(0))
+      .min(1)
+      .optional()
+      .describe("the seeds of every cell (default: the first of seeds; the seed repeats no grid cell)"),
+  })
+  .strict();
 
 const PretrainSchema = z
   .object({
@@ -120,6 +146,14 @@ export const Exp2SettingsSchema = z
         "the efficiency audit: every variation's full fine-tuning step on one fixed batch (the first batchSize " +
           "training pairs), timed interleaved in one process",
       ),
+    lowResource: lowResourceSchema(LOW_RESOURCE_VARIATIONS),
+    grid: GridSchema.or(z.literal(false))
+      .default(false)
+      .describe(
+        `the seed's hyper-parameter grid: extra ${GRID_VARIATION} runs (linear α warm-up) on the first model, one ` +
+          "per lr × smoothing × warm-up share, fine-tuned as the main runs are otherwise; a cell that is a main run " +
+          "(its lr, no smoothing, a dpsm-warmN's share) is taken from that run",
+      ),
     rougeBootstrap: int(1).describe("bootstrap samples for ROUGE intervals and paired tests"),
     examples: int(0).describe("test examples shown side by side in the report"),
   })
@@ -195,6 +229,12 @@ const FULL: Exp2SettingsInput = {
   summarySwap: { probability: 0.15, variations: [...VARIATIONS] },
   generation: CNN_GENERATION,
   efficiencyAudit: { rounds: 30, warmupRounds: 3 },
+  // The seed's angle 3 at the shares its "e.g." names: 18 more runs on the first model.
+  lowResource: [0.1, 0.01],
+  // The seed's grid, its first seed only (a sensitivity map, not a comparison over seeds): 18 cells, of which the
+  // two that are dpsm-warm10's and dpsm-warm20's runs (lr 3e-5 on full, 5e-5 on xsum-base; no smoothing) train
+  // no run of their own.
+  grid: { lr: [1e-5, 3e-5, 5e-5], smoothing: [0, 0.1], warmupShares: [0.1, 0.2, 0.3], seeds: [0] },
   rougeBootstrap: 1000,
   examples: 3,
   device: "cuda",
@@ -256,6 +296,9 @@ export const PROFILES = {
       earlyStopping: false,
     },
     efficiencyAudit: { rounds: 15, warmupRounds: 3 },
+    // Off on this CPU (each would add 6 or 16 runs to 7): --low-resource 0.1,0.01, or a grid in --config.
+    lowResource: [],
+    grid: false,
     rougeBootstrap: 1000,
     examples: 2,
     device: "cpu",

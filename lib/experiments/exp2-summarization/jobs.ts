@@ -1,14 +1,26 @@
 // Experiment 2's jobs: per model, its denoising pretraining when it has no checkpoint (first, shared by every
 // fine-tuning run of that model), then every (variation, seed) fine-tuned on clean pairs, the trained baselines
-// (label smoothing, focal), and, for the noise variations, the runs with summary-swap noise.
+// (label smoothing, focal), and, for the noise variations, the runs with summary-swap noise; on the first model
+// also the low-resource runs and the hyper-parameter grid's.
 import { Seq2SeqModel } from "../../models/bart.ts";
 import type { TrainLossInput } from "../../trainer.ts";
 import type { AuditPlan } from "../framework/efficiency-audit.ts";
 import { lossForVariation } from "../framework/losses.ts";
+import { LOW_RESOURCE_SETTING } from "../framework/low-resource.ts";
 import type { Job } from "../framework/spec.ts";
 import { trainerSettings } from "../framework/trainer-settings.ts";
-import { type Exp2Config, LOSSES, PRETRAIN, type Setting, type TrainedVariation } from "./config.ts";
+import {
+  type Exp2Config,
+  GRID_SETTING,
+  GRID_VARIATION,
+  LOSSES,
+  LOW_RESOURCE_VARIATIONS,
+  PRETRAIN,
+  type Setting,
+  type TrainedVariation,
+} from "./config.ts";
 import type { Exp2Data } from "./data.ts";
+import { gridCells, gridLoss, gridParams, gridSeeds } from "./grid.ts";
 import { freshModel } from "./model.ts";
 
 export interface PretrainJob extends Job {
@@ -18,10 +30,21 @@ export interface PretrainJob extends Job {
 
 export interface FinetuneJob extends Job {
   readonly kind: "finetune";
-  readonly key: { model: string; variation: TrainedVariation; setting: Setting; seed: number };
+  readonly key: {
+    model: string;
+    variation: TrainedVariation | typeof GRID_VARIATION;
+    setting: Setting;
+    seed: number;
+    /** a low-resource run's training share, or a grid cell's lr, smoothing and warm-up share */
+    params?: { share?: number; lr?: number; smoothing?: number; warmup?: number };
+  };
   readonly loss: TrainLossInput;
   /** the pretraining job whose checkpoint this run starts from (none: the model's checkpoint folder) */
   readonly pretrained?: PretrainJob["key"];
+  /** a grid run's peak learning rate, in place of the experiment's */
+  readonly lr?: number;
+  /** the share of the training pairs it trains on (a low-resource run; lib/experiments/framework/low-resource.ts) */
+  readonly trainShare?: number;
 }
 
 export type Exp2Job = PretrainJob | FinetuneJob;
@@ -48,6 +71,33 @@ export function exp2Jobs(c: Exp2Config): Exp2Job[] {
     }
     if (c.summarySwap) {
       for (const seed of c.seeds) for (const v of c.summarySwap.variations) add(v, seed, "summary-swap");
+    }
+    if (model !== c.models[0]) continue;
+    const from = pretrained ? { pretrained } : {};
+    // As many steps as a main run (the seed states no other budget for low-resource splits), on fewer pairs.
+    for (const share of c.lowResource) {
+      for (const seed of c.seeds) {
+        for (const v of LOW_RESOURCE_VARIATIONS) {
+          jobs.push({
+            kind: "finetune",
+            key: { model, variation: v, setting: LOW_RESOURCE_SETTING, seed, params: { share } },
+            loss: lossForVariation(LOSSES[v], c.maxSteps),
+            ...from,
+            trainShare: share,
+          });
+        }
+      }
+    }
+    for (const cell of gridCells(c).filter((x) => !x.main)) {
+      for (const seed of gridSeeds(c)) {
+        jobs.push({
+          kind: "finetune",
+          key: { model, variation: GRID_VARIATION, setting: GRID_SETTING, seed, params: gridParams(cell) },
+          loss: gridLoss(c, cell),
+          ...from,
+          lr: cell.lr,
+        });
+      }
     }
   }
   return jobs;
