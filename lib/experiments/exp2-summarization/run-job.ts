@@ -16,6 +16,7 @@ import type { Seq2SeqTokenizer } from "../../tokenizers/index.ts";
 import { jobId } from "../framework/keys.ts";
 import { fitJob } from "../framework/fit-job.ts";
 import { type FitRecord, fitRecord } from "../framework/fit-record.ts";
+import { trainingSubset } from "../framework/low-resource.ts";
 import type { JobContext } from "../framework/spec.ts";
 import { trainerSettings } from "../framework/trainer-settings.ts";
 import { type Exp2Config, TEMPSCALE } from "./config.ts";
@@ -114,9 +115,12 @@ export function finetuneTrainerOptions(
   const d = ctx.data[name]!;
   return {
     ...trainerSettings(c, ctx.worldSize),
+    // A grid run's own learning rate (grid.ts).
+    ...(job.lr !== undefined ? { lr: job.lr } : {}),
     model,
     loss: job.loss,
-    data: { train: d.train, valid: d.valid },
+    // A low-resource run: its share of the training pairs, the same sample for every variation and seed.
+    data: { train: job.trainShare ? trainingSubset(d.train, job.trainShare) : d.train, valid: d.valid },
     seed,
     // The same batch order (and swaps) for every variation of a seed.
     dataSeed: seed,
