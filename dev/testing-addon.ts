@@ -13,6 +13,8 @@ interface ProbeLoss {
   schedule?: string;
   warmupSteps?: number;
   alpha?: number;
+  /** score smoothing ε (ce, brier, dpsm) */
+  smoothing?: number;
   ignoreIndex?: number;
   reduction?: string;
   ignoreFraction?: number;
@@ -42,6 +44,8 @@ export interface ReferenceCheck {
   alphaClosedForm: number;
   count: number;
   finite: boolean;
+  /** the score smoothing ε the kernel ran with, as the native side parsed it from the document */
+  smoothing: number;
 }
 
 export interface LossTiming {
@@ -76,6 +80,8 @@ export interface LinearReferenceCheck {
   evalNllRelErr: number[];
   chunks: number;
   finite: boolean;
+  /** the score smoothing ε the head ran with, as the native side parsed it from the document */
+  smoothing: number;
 }
 
 export interface LinearTiming {
@@ -131,10 +137,14 @@ function load(): TestingAddon {
 
 // The probe document: the inputs as given, the loss as the product's schema completes it.
 function doc(
-  o: Pick<ProbeOptions, "kind" | "schedule" | "warmupSteps" | "alpha" | "ignoreIndex" | "reduction">,
+  o: Pick<ProbeOptions, "kind" | "schedule" | "warmupSteps" | "alpha" | "smoothing" | "ignoreIndex" | "reduction">,
 ): string {
-  const { kind, schedule, warmupSteps, alpha, ignoreIndex, reduction, ...rest } = o;
-  const loss = parseOrThrow(LossConfigSchema, { kind, schedule, warmupSteps, alpha, ignoreIndex, reduction }, "loss");
+  const { kind, schedule, warmupSteps, alpha, smoothing, ignoreIndex, reduction, ...rest } = o;
+  const loss = parseOrThrow(
+    LossConfigSchema,
+    { kind, schedule, warmupSteps, alpha, smoothing, ignoreIndex, reduction },
+    "loss",
+  );
   return JSON.stringify({ ...rest, loss });
 }
 

@@ -4,7 +4,9 @@
 import { z } from "zod";
 
 export const LOSS_KINDS = ["ce", "brier", "spherical", "dpsm"] as const;
-export const SCHEDULES = ["linear", "cosine", "fixed"] as const;
+export const SCHEDULES = ["linear", "cosine", "step", "fixed"] as const;
+/** The fused kinds score smoothing applies to (spherical has no smoothed form in the kernel). */
+export const SMOOTHED_KINDS = ["ce", "brier", "dpsm"] as const;
 export const REDUCTIONS = ["mean", "sum", "none"] as const;
 
 export type LossKind = (typeof LOSS_KINDS)[number];
@@ -16,19 +18,29 @@ const finite = () => z.number().finite();
 /** Where a model lives: "cpu", "cuda" or "cuda:N" (whether the device exists is the native side's check). */
 export const DeviceSchema = z.string().regex(/^(cpu|cuda(:\d+)?)$/, "expected cpu, cuda or cuda:N");
 
-/** The loss: `ce`, `brier`, `spherical`, or `dpsm` with its α schedule. */
+/**
+ * The loss: `ce`, `brier`, `spherical`, or `dpsm` with its α schedule (linear, cosine, step: α = 0 before
+ * `warmupSteps` and 1 from it on; fixed). `smoothing` ε in [0, 1) (ce, brier, dpsm): the expected score under the
+ * smoothed target (1 − ε)·onehot(y) + ε/V (Shao et al. 2024's score smoothing; for ce, label smoothing). A
+ * smoothing of 0 is the same loss as none and is dropped, so the config (and a run's resume fingerprint) is the
+ * one without the key.
+ */
 export const LossConfigSchema = z
   .object({
     kind: z.enum(LOSS_KINDS),
     schedule: z.enum(SCHEDULES).optional(),
     warmupSteps: finite().positive().optional(),
     alpha: finite().min(0).max(1).optional(),
+    smoothing: z.number().min(0, "expected a number in [0, 1)").lt(1, "expected a number in [0, 1)").optional(),
     ignoreIndex: z.number().int().default(-100),
     reduction: z.enum(REDUCTIONS).default("mean"),
   })
   .strict()
   .superRefine((c, ctx) => {
     const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
+    if (c.smoothing !== undefined && c.smoothing > 0 && !(SMOOTHED_KINDS as readonly string[]).includes(c.kind)) {
+      issue("smoothing", `applies to kinds ${SMOOTHED_KINDS.join(", ")} (kind is "${c.kind}")`);
+    }
     if (c.kind !== "dpsm") {
       for (const key of ["schedule", "warmupSteps", "alpha"] as const) {
         if (c[key] !== undefined) issue(key, `only applies to kind "dpsm" (kind is "${c.kind}")`);
@@ -43,6 +55,10 @@ export const LossConfigSchema = z
       if (c.warmupSteps === undefined) issue("warmupSteps", `required for schedule "${c.schedule}": a number > 0`);
       if (c.alpha !== undefined) issue("alpha", 'only applies to schedule "fixed"');
     }
+  })
+  .transform((c) => {
+    if (c.smoothing === 0) delete c.smoothing;
+    return c;
   });
 
 export type LossConfigInput = z.input<typeof LossConfigSchema>;

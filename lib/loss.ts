@@ -65,7 +65,9 @@ function checkStep(step: unknown, name: string): number {
 
 /**
  * Dynamic Proper-Score Mixing: per token `L = (1 − α)·CE + α·Brier`, α rising from 0 to 1 over a warm-up
- * (linear or cosine) or fixed; also plain `ce`, `brier` and `spherical`.
+ * (linear or cosine), switching from 0 to 1 at it (step: CE, then Brier) or fixed; also plain `ce`, `brier` and
+ * `spherical`. With `smoothing` ε (ce, brier, dpsm) each score is taken against the smoothed target
+ * (1 − ε)·onehot(y) + ε/V (score smoothing; label smoothing for ce); the per-token statistics stay unsmoothed.
  *
  * ```ts
  * const loss = new DPSMLoss({ kind: "dpsm", schedule: "linear", warmupSteps: 1000 });

@@ -51,6 +51,39 @@ test("the kernel's α is the closed form at the step it is given", (t) => {
   }
 });
 
+test("step schedule: α = 0 before warmupSteps and 1 from it on (alphaAt and the kernel, at W − 1, W, W + 1)", (t) => {
+  const W = 1000;
+  const loss = new DPSMLoss({ kind: "dpsm", schedule: "step", warmupSteps: W });
+  const V = 30;
+  const rand = rng(11);
+  const logits = randomLogits(rand, 3 * V);
+  const targets = randomTargets(rand, 3, V);
+  for (const [s, alpha] of [
+    [0, 0],
+    [1, 0],
+    [W - 1, 0],
+    [W, 1],
+    [W + 1, 1],
+    [10 * W, 1],
+  ] as const) {
+    t.is(loss.alphaAt(s), alpha, `alphaAt(${s})`);
+    t.is(loss.forward(logits, targets, { vocabSize: V, step: s, grad: false }).alpha, alpha, `kernel α at ${s}`);
+  }
+  // Before W the loss is CE's, from W on Brier's, bit for bit.
+  const ce = new DPSMLoss({ kind: "ce" }).forward(logits, targets, { vocabSize: V });
+  const brier = new DPSMLoss({ kind: "brier" }).forward(logits, targets, { vocabSize: V });
+  const before = loss.forward(logits, targets, { vocabSize: V, step: W - 1 });
+  const after = loss.forward(logits, targets, { vocabSize: V, step: W });
+  t.is(before.loss, ce.loss);
+  t.deepEqual(Array.from(before.grad!), Array.from(ce.grad!));
+  t.is(after.loss, brier.loss);
+  t.deepEqual(Array.from(after.grad!), Array.from(brier.grad!));
+  // A warm-up that is not a whole number of steps switches at the first step past it.
+  const odd = new DPSMLoss({ kind: "dpsm", schedule: "step", warmupSteps: 7.5 });
+  t.is(odd.alphaAt(7), 0);
+  t.is(odd.alphaAt(8), 1);
+});
+
 test("the step counter advances only when the caller says so", (t) => {
   const rand = rng(2);
   const V = 20;
@@ -122,6 +155,117 @@ test("loss and gradient equal the float64 definitions (finite differences) for e
       t.is(r.count, count);
     }
   }
+});
+
+// Score smoothing (ε): each kind against its expected score under q = (1 − ε)·onehot(y) + ε/V, written out as
+// defined (−Σ q log p; Σ_j q_j Σ_k (p_k − δ_jk)²) with finite-difference gradients; V = 1 and confident rows
+// (p_y → 1) included. Each case also differs from the unsmoothed reference by far more than the tolerance, so a
+// smoothing dropped anywhere between the config and the kernel fails it.
+const SMOOTHED: { name: string; config: object; ref: RefKind; alpha: (step: number) => number }[] = [
+  { name: "ce", config: { kind: "ce" }, ref: "ce", alpha: () => 0 },
+  { name: "brier", config: { kind: "brier" }, ref: "brier", alpha: () => 1 },
+  {
+    name: "dpsm-linear",
+    config: { kind: "dpsm", schedule: "linear", warmupSteps: 100 },
+    ref: "mix",
+    alpha: (s) => linear(s, 100),
+  },
+  {
+    name: "dpsm-step",
+    config: { kind: "dpsm", schedule: "step", warmupSteps: 75 },
+    ref: "mix",
+    alpha: (s) => (s >= 75 ? 1 : 0),
+  },
+  { name: "dpsm-fixed-0.4", config: { kind: "dpsm", schedule: "fixed", alpha: 0.4 }, ref: "mix", alpha: () => 0.4 },
+];
+
+test("score smoothing: loss and gradient equal the float64 expected score under the smoothed target", (t) => {
+  const rand = rng(12);
+  for (const k of SMOOTHED) {
+    for (const smoothing of [0.1, 0.35]) {
+      for (let trial = 0; trial < 4; trial++) {
+        const n = randInt(rand, 1, 9);
+        const V = trial === 0 ? 1 : trial === 1 ? 2 : randInt(rand, 3, 61);
+        const step = randInt(rand, 0, 150);
+        const logits = randomLogits(rand, n * V, 2);
+        const targets = randomTargets(rand, n, V);
+        if (n > 2) targets[1] = -100;
+        // A confident row: p_y → 1 (1 − p_y ≈ 1e-9).
+        logits[(n - 1) * V + targets[n - 1]!] = 25;
+        const loss = new DPSMLoss({ ...k.config, smoothing } as never);
+        t.is(loss.config.smoothing, smoothing);
+        const r = loss.forward(logits, targets, { vocabSize: V, step });
+        const count = targets.filter((y) => y !== -100).length;
+        const ref = reference(logits, targets, V, k.ref, k.alpha(step), -100, 1 / count, smoothing);
+        const refLoss = ref.losses.reduce((a, b) => a + b, 0) / count;
+        const where = `${k.name} ε=${smoothing} ${n}×${V} step ${step}`;
+        t.true(
+          Math.abs(r.loss - refLoss) <= 1e-5 * Math.max(1, Math.abs(refLoss)),
+          `${where}: loss ${r.loss} vs ${refLoss}`,
+        );
+        t.true(relErr(r.grad!, ref.grad) < 1e-5, `${where}: gradient rel err ${relErr(r.grad!, ref.grad)}`);
+        if (V > 1) {
+          const plain = reference(logits, targets, V, k.ref, k.alpha(step), -100, 1 / count);
+          const plainLoss = plain.losses.reduce((a, b) => a + b, 0) / count;
+          t.true(Math.abs(r.loss - plainLoss) > 1e-3, `${where}: the smoothed loss is the unsmoothed one`);
+          t.true(relErr(r.grad!, plain.grad) > 1e-3, `${where}: the smoothed gradient is the unsmoothed one`);
+        } else {
+          // One class: q = onehot(y) whatever ε, so the loss and gradient are 0.
+          t.is(r.loss, 0, where);
+          t.true(
+            r.grad!.every((g) => g === 0),
+            where,
+          );
+        }
+      }
+    }
+  }
+});
+
+test("score smoothing: reductions, ignored targets, in place; statistics stay unsmoothed; ε = 0 is no smoothing", (t) => {
+  const rand = rng(13);
+  const V = 41;
+  const n = 10;
+  const logits = randomLogits(rand, n * V);
+  const targets = randomTargets(rand, n, V);
+  targets[4] = -100;
+  const loss = new DPSMLoss({ kind: "dpsm", schedule: "cosine", warmupSteps: 10, smoothing: 0.1 });
+  const mean = loss.forward(logits, targets, { vocabSize: V, step: 3, stats: true });
+  const sum = loss.forward(logits, targets, { vocabSize: V, step: 3, reduction: "sum" });
+  const none = loss.forward(logits, targets, { vocabSize: V, step: 3, reduction: "none" });
+  t.true(Math.abs(sum.loss - mean.loss * mean.count) < 1e-5 * Math.abs(sum.loss));
+  t.is(none.tokenLosses![4], 0);
+  t.true(Math.abs(none.loss - sum.loss) < 1e-5 * Math.abs(sum.loss));
+  t.true(relErr(none.grad!, sum.grad!) < 1e-7);
+  t.true(none.grad!.subarray(4 * V, 5 * V).every((g) => g === 0));
+  const ref = reference(logits, targets, V, "mix", cosine(3, 10), -100, 1, 0.1);
+  t.true(relErr(none.tokenLosses!, ref.losses) < 1e-6);
+  // Every target ignored: 0 and a zero gradient, as without smoothing.
+  for (const reduction of ["mean", "sum", "none"] as const) {
+    const all = loss.forward(logits, new Int32Array(n).fill(-100), { vocabSize: V, step: 3, reduction });
+    t.is(all.loss, 0);
+    t.true(all.grad!.every((g) => g === 0));
+  }
+  // In place: the same values as a fresh gradient.
+  const copy = Float32Array.from(logits);
+  const inPlace = loss.forward(copy, targets, { vocabSize: V, step: 3, inPlace: true });
+  t.is(inPlace.grad, copy);
+  t.deepEqual(Array.from(inPlace.grad!), Array.from(mean.grad!));
+  t.is(inPlace.loss, mean.loss);
+  // The statistics are the unsmoothed ones (NLL = −log p_y).
+  const plain = new DPSMLoss({ kind: "dpsm", schedule: "cosine", warmupSteps: 10 });
+  const plainStats = plain.forward(logits, targets, { vocabSize: V, step: 3, stats: true, grad: false }).stats!;
+  t.deepEqual(mean.stats, plainStats);
+  // ε = 0 is dropped by the schema (the config, and so a run's fingerprint, is the one without it) and computes
+  // bit for bit what no smoothing does.
+  const zero = new DPSMLoss({ kind: "dpsm", schedule: "cosine", warmupSteps: 10, smoothing: 0 });
+  t.false("smoothing" in zero.config);
+  t.deepEqual(zero.config, plain.config);
+  const a = zero.forward(logits, targets, { vocabSize: V, step: 3 });
+  const b = plain.forward(logits, targets, { vocabSize: V, step: 3 });
+  t.is(a.loss, b.loss);
+  t.deepEqual(Array.from(a.grad!), Array.from(b.grad!));
+  t.not(mean.loss, b.loss);
 });
 
 test("reductions: sum = mean × count; none gives per-token losses whose gradient is the sum's", (t) => {
@@ -318,8 +462,26 @@ test("bad input: a clear error that names the argument, never a crash", (t) => {
     ["unknown kind", () => new DPSMLoss({ kind: "focal" as "ce" }), /kind: .*got "focal"/],
     [
       "unknown schedule",
-      () => new DPSMLoss({ kind: "dpsm", schedule: "step" as "linear", warmupSteps: 3 }),
-      /schedule: .*got "step"/,
+      () => new DPSMLoss({ kind: "dpsm", schedule: "exponential" as "linear", warmupSteps: 3 }),
+      /schedule: .*got "exponential"/,
+    ],
+    ["step without warm-up", () => new DPSMLoss({ kind: "dpsm", schedule: "step" }), /warmupSteps: required/],
+    [
+      "smoothing 1",
+      () => new DPSMLoss({ kind: "ce", smoothing: 1 }),
+      /^DPSMLoss options\.smoothing: expected a number in \[0, 1\), got 1$/,
+    ],
+    [
+      "smoothing negative",
+      () => new DPSMLoss({ kind: "brier", smoothing: -0.1 }),
+      /^DPSMLoss options\.smoothing: expected a number in \[0, 1\), got -0\.1$/,
+    ],
+    ["smoothing NaN", () => new DPSMLoss({ kind: "ce", smoothing: NaN }), /smoothing/],
+    ["smoothing a string", () => new DPSMLoss({ kind: "ce", smoothing: "0.1" as never }), /smoothing/],
+    [
+      "smoothing on spherical",
+      () => new DPSMLoss({ kind: "spherical", smoothing: 0.1 }),
+      /smoothing: applies to kinds ce, brier, dpsm \(kind is "spherical"\)/,
     ],
     ["schedule missing", () => new DPSMLoss({ kind: "dpsm" }), /schedule: required/],
     ["schedule on ce", () => new DPSMLoss({ kind: "ce", schedule: "linear" }), /schedule: only applies to kind "dpsm"/],

@@ -58,6 +58,7 @@ Napi::Value CheckAgainstReference(const Napi::CallbackInfo& info) {
           js.Set("alphaClosedForm", r.alpha_closed_form);
           js.Set("count", static_cast<double>(r.count));
           js.Set("finite", r.finite);
+          js.Set("smoothing", r.smoothing);
           return js;
         });
   });
@@ -153,6 +154,7 @@ Napi::Value CheckLinearAgainstReference(const Napi::CallbackInfo& info) {
           js.Set("evalNllRelErr", ev);
           js.Set("chunks", static_cast<double>(r.chunks));
           js.Set("finite", r.finite);
+          js.Set("smoothing", r.smoothing);
           return js;
         });
   });

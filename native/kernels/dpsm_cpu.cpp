@@ -110,17 +110,24 @@ inline void store1(float* p, float v) { *p = v; }
 inline void store1(bf16_t* p, float v) { p->bits = float_to_bf16_bits(v); }
 inline void store1(f16_t* p, float v) { p->v = static_cast<_Float16>(v); }
 
-template <typename T>
+// With C0 (score smoothing's CE term) every entry also gains w·c0; without, the loop is the unsmoothed one as it was.
+template <bool C0, typename T>
 void write_grad(const T* z, T* g, int64_t vocab, int64_t y, const RowResult& r, float w) {
-  const vf m = splat(r.m), inv = splat(r.inv_s1), c1 = splat(w * r.c1), c2 = splat(w * r.c2);
+  const vf m = splat(r.m), inv = splat(r.inv_s1), c1 = splat(w * r.c1), c2 = splat(w * r.c2), c0 = splat(w * r.c0);
   int64_t i = 0;
   for (; i + W <= vocab; i += W) {
     const vf p = vexp(load(z + i) - m) * inv;
-    store(g + i, p * (c1 + c2 * p));
+    if constexpr (C0)
+      store(g + i, p * (c1 + c2 * p) + c0);
+    else
+      store(g + i, p * (c1 + c2 * p));
   }
   for (; i < vocab; ++i) {
     const float p = expf(load1(z + i) - r.m) * r.inv_s1;
-    store1(g + i, p * (w * r.c1 + w * r.c2 * p));
+    if constexpr (C0)
+      store1(g + i, p * (w * r.c1 + w * r.c2 * p) + w * r.c0);
+    else
+      store1(g + i, p * (w * r.c1 + w * r.c2 * p));
   }
   store1(g + y, w * r.g_y);  // written last: with an in-place gradient z and g are the same row
 }
@@ -183,19 +190,45 @@ void exp_sums(const T* z, float* e, const T* next, int64_t begin, int64_t end, f
   }
 }
 
-// The gradient from the stored e^{z_k − m} (fp32 rows): p = e·inv_s1, g = p·(c1 + c2·p), in place over e.
-inline void grad_from_exp(float* g, int64_t vocab, int64_t y, const RowResult& r, float w) {
-  const vf inv = splat(r.inv_s1), c1 = splat(w * r.c1), c2 = splat(w * r.c2);
+// The gradient from the stored e^{z_k − m} (fp32 rows): p = e·inv_s1, g = p·(c1 + c2·p) (+ c0), in place over e.
+template <bool C0>
+void grad_from_exp(float* g, int64_t vocab, int64_t y, const RowResult& r, float w) {
+  const vf inv = splat(r.inv_s1), c1 = splat(w * r.c1), c2 = splat(w * r.c2), c0 = splat(w * r.c0);
   int64_t i = 0;
   for (; i + W <= vocab; i += W) {
     const vf p = load(g + i) * inv;
-    store(g + i, p * (c1 + c2 * p));
+    if constexpr (C0)
+      store(g + i, p * (c1 + c2 * p) + c0);
+    else
+      store(g + i, p * (c1 + c2 * p));
   }
   for (; i < vocab; ++i) {
     const float p = g[i] * r.inv_s1;
-    g[i] = p * (w * r.c1 + w * r.c2 * p);
+    if constexpr (C0)
+      g[i] = p * (w * r.c1 + w * r.c2 * p) + w * r.c0;
+    else
+      g[i] = p * (w * r.c1 + w * r.c2 * p);
   }
   g[y] = w * r.g_y;
+}
+
+// Σ (z_k − zy) over z[begin, end), in double (score smoothing's CE term; a pass over the row while it is in L2).
+// Relative to z_y, the sum carries the logits' spread, never their common offset.
+template <typename T>
+double shifted_sum(const T* z, int64_t begin, int64_t end, float zy) {
+  const vf vy = splat(zy);
+  int64_t i = begin;
+  vd o = vd{};
+  while (i + kBlock * W <= end) {
+    vf a = vf{};
+    for (int b = 0; b < kFlush && i + kBlock * W <= end; ++b, i += kBlock * W)
+      for (int j = 0; j < kBlock; ++j) a += load(z + i + j * W) - vy;
+    o += __builtin_convertvector(a, vd);
+  }
+  double s = 0.0;
+  for (int l = 0; l < W; ++l) s += o[l];
+  for (; i < end; ++i) s += static_cast<double>(load1(z + i)) - zy;
+  return s;
 }
 
 template <typename T>
@@ -208,6 +241,8 @@ void fused_rows_t(const FusedArgs& a, int64_t row_begin, int64_t row_end) {
   const float alpha = static_cast<float>(alpha_at(a.spec, a.step ? *a.step : 0));
   if (row_begin == 0 && a.alpha_out) *a.alpha_out = alpha;
   const float w = a.grad_scale ? *a.grad_scale : 1.0f;
+  const float smoothing = static_cast<float>(a.spec.smoothing);
+  const bool logit_sum = needs_logit_sum(a.spec, alpha);
   const T* logits = static_cast<const T*>(a.logits);
   T* grad = static_cast<T*>(a.grad);
   const float nan = __builtin_nanf("");
@@ -235,6 +270,8 @@ void fused_rows_t(const FusedArgs& a, int64_t row_begin, int64_t row_end) {
     const float m_after = row_max(z, y + 1, a.vocab);
     float m = zy > m_before ? zy : m_before;
     m = m_after > m ? m_after : m;
+    // Before the sums: with an in-place fp32 gradient they overwrite the row with its exponentials.
+    const double sx = logit_sum ? shifted_sum(z, 0, a.vocab, zy) : 0.0;
     double s1 = 0.0, s2 = 0.0;
     constexpr bool kFloat = std::is_same_v<T, float>;
     float* e = kFloat && g ? reinterpret_cast<float*>(g) : nullptr;
@@ -247,7 +284,8 @@ void fused_rows_t(const FusedArgs& a, int64_t row_begin, int64_t row_end) {
       exp_sums<T, false>(z, e, next, y + 1, a.vocab, m, s1, s2);
     }
     const RowResult r =
-        finalize_row(RowState{m, static_cast<float>(s1), static_cast<float>(s2)}, zy, a.spec.kind, alpha);
+        finalize_row(RowState{m, static_cast<float>(s1), static_cast<float>(s2), static_cast<float>(sx)}, zy,
+                     a.spec.kind, alpha, smoothing, a.vocab);
     if (a.row_loss) a.row_loss[row] = r.loss;
     if (stats) {
       stats[kStatNll] = r.nll;
@@ -257,9 +295,15 @@ void fused_rows_t(const FusedArgs& a, int64_t row_begin, int64_t row_end) {
       stats[kStatSqNorm] = r.sq_norm;
     }
     if (e) {
-      grad_from_exp(e, a.vocab, y, r, w);
+      if (r.c0 != 0.0f)
+        grad_from_exp<true>(e, a.vocab, y, r, w);
+      else
+        grad_from_exp<false>(e, a.vocab, y, r, w);
     } else if (g) {
-      write_grad(z, g, a.vocab, y, r, w);
+      if (r.c0 != 0.0f)
+        write_grad<true>(z, g, a.vocab, y, r, w);
+      else
+        write_grad<false>(z, g, a.vocab, y, r, w);
     }
   }
 }

@@ -23,13 +23,15 @@ __device__ __forceinline__ void store1(__nv_bfloat16* p, float v) { *p = __float
 __device__ __forceinline__ void store1(__half* p, float v) { *p = __float2half_rn(v); }
 
 // Merges every thread's state; all threads return the row's total. Starts with a barrier so the shared
-// slots of the previous row are no longer being read.
-__device__ RowState block_reduce(RowState s, RowState* slots) {
+// slots of the previous row are no longer being read. `logit_sum` (the same for the whole block): whether the
+// states carry sx (score smoothing); without it sx stays 0 and costs no shuffle.
+__device__ RowState block_reduce(RowState s, RowState* slots, bool logit_sum) {
   for (int off = 16; off > 0; off >>= 1) {
     RowState o;
     o.m = __shfl_xor_sync(0xffffffffu, s.m, off);
     o.s1x = __shfl_xor_sync(0xffffffffu, s.s1x, off);
     o.s2x = __shfl_xor_sync(0xffffffffu, s.s2x, off);
+    o.sx = logit_sum ? __shfl_xor_sync(0xffffffffu, s.sx, off) : 0.0f;
     row_state_merge(s, o);
   }
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -47,6 +49,8 @@ __global__ void __launch_bounds__(kThreads) fused_kernel(FusedArgs a) {
   const float alpha = static_cast<float>(alpha_at(a.spec, a.step ? *a.step : 0));
   if (blockIdx.x == 0 && threadIdx.x == 0 && a.alpha_out) *a.alpha_out = alpha;
   const float w = a.grad_scale ? *a.grad_scale : 1.0f;
+  const float smoothing = static_cast<float>(a.spec.smoothing);
+  const bool logit_sum = needs_logit_sum(a.spec, alpha);
   const T* logits = static_cast<const T*>(a.logits);
   T* grad = static_cast<T*>(a.grad);
   const int64_t V = a.vocab;
@@ -93,9 +97,16 @@ __global__ void __launch_bounds__(kThreads) fused_kernel(FusedArgs a) {
         st.s1x += e;
         st.s2x += e * e;
       }
+      if (logit_sum) {
+#pragma unroll
+        for (int j = 0; j < kChunk; ++j) {
+          const int64_t k = base + j * kThreads + threadIdx.x;
+          if (k < V && k != y) st.sx += x[j] - zy;  // the padding's −∞ left out
+        }
+      }
     }
-    st = block_reduce(st, slots);
-    const RowResult r = finalize_row(st, zy, a.spec.kind, alpha);
+    st = block_reduce(st, slots, logit_sum);
+    const RowResult r = finalize_row(st, zy, a.spec.kind, alpha, smoothing, V);
 
     float hit = 0.0f;
     if (a.stats && zy == r.m) {
@@ -116,10 +127,18 @@ __global__ void __launch_bounds__(kThreads) fused_kernel(FusedArgs a) {
       }
     }
     if (g) {
-      const float c1 = w * r.c1, c2 = w * r.c2, gy = w * r.g_y;
-      for (int64_t k = threadIdx.x; k < V; k += kThreads) {
-        const float p = expf(load1(z + k) - r.m) * r.inv_s1;
-        store1(g + k, k == y ? gy : p * (c1 + c2 * p));
+      const float c1 = w * r.c1, c2 = w * r.c2, c0 = w * r.c0, gy = w * r.g_y;
+      if (c0 != 0.0f) {
+        // Score smoothing's CE term: the same loop with c0 added (kept apart so ε = 0 computes as it always did).
+        for (int64_t k = threadIdx.x; k < V; k += kThreads) {
+          const float p = expf(load1(z + k) - r.m) * r.inv_s1;
+          store1(g + k, k == y ? gy : p * (c1 + c2 * p) + c0);
+        }
+      } else {
+        for (int64_t k = threadIdx.x; k < V; k += kThreads) {
+          const float p = expf(load1(z + k) - r.m) * r.inv_s1;
+          store1(g + k, k == y ? gy : p * (c1 + c2 * p));
+        }
       }
     }
   }

@@ -10,6 +10,15 @@
 // Every kind's gradient has the same shape, which is why one kernel serves all of them:
 //   ∂L/∂z_k = w·p_k·(c1 + c2·p_k)   for k ≠ y,        ∂L/∂z_y = w·g_y
 // with per-row constants c1, c2, g_y from finalize_row() and the reduction weight w (1/count for a mean).
+//
+// Score smoothing (Shao et al., ICML 2024, arXiv 2405.18906, §"score smoothing"): with ε > 0 the loss is the
+// expected score under the smoothed target q = (1 − ε)·onehot(y) + ε/V, i.e. S_ε(p, y) = (1 − ε)·S(p, y) +
+// (ε/V)·Σ_j S(p, j). In closed form, with u = ε/V and sx = Σ_k (z_k − z_y) (one more row reduction):
+//   CE_ε    = −Σ_k q_k log p_k = CE + ε·(z_y − mean z) = CE − u·sx            (label smoothing)
+//   Brier_ε = Σ_j q_j·B(p, j) = ‖p‖² − 2(1 − ε)p_y − 2u + 1 = Brier + 2ε·(p_y − 1/V)
+// and the gradient keeps its shape with one more per-row constant, c0, added to every k ≠ y:
+//   ∂L/∂z_k = w·(p_k·(c1 + c2·p_k) + c0)   (CE_ε's p_k − q_k gives c0 = −u; Brier_ε has none).
+// ε = 0 takes none of these paths, so its results are those of the unsmoothed kernel bit for bit.
 #pragma once
 
 #include <cmath>
@@ -26,20 +35,21 @@
 namespace dpsm {
 
 enum class Kind : int32_t { CE = 0, Brier = 1, Spherical = 2, DPSM = 3 };
-enum class Schedule : int32_t { Linear = 0, Cosine = 1, Fixed = 2 };
+enum class Schedule : int32_t { Linear = 0, Cosine = 1, Fixed = 2, Step = 3 };
 enum class DType : int32_t { F32 = 0, BF16 = 1, F16 = 2 };
 
 // What the loss is; α(step) is a pure function of this and the step.
 struct LossSpec {
   Kind kind = Kind::CE;
   Schedule schedule = Schedule::Linear;
-  double warmup_steps = 1.0;  // W > 0 for linear/cosine
+  double warmup_steps = 1.0;  // W > 0 for linear/cosine/step
   double alpha = 0.0;         // the fixed α for Schedule::Fixed
+  double smoothing = 0.0;     // ε in [0, 1): score smoothing of ce, brier and dpsm (not spherical); 0: none
 };
 
 // The weight of Brier in the mix at a given optimiser step, in closed form:
-// linear min(1, s/W); cosine ½(1 − cos(π·min(1, s/W))); fixed a. `ce` is α = 0, `brier` α = 1.
-// Spherical does not mix; it reports α = 0.
+// linear min(1, s/W); cosine ½(1 − cos(π·min(1, s/W))); step 0 for s < W, 1 from s = W on (CE, then Brier);
+// fixed a. `ce` is α = 0, `brier` α = 1. Spherical does not mix; it reports α = 0.
 DPSM_HD double alpha_at(const LossSpec& spec, int64_t step) {
   switch (spec.kind) {
     case Kind::CE:
@@ -48,6 +58,7 @@ DPSM_HD double alpha_at(const LossSpec& spec, int64_t step) {
     case Kind::DPSM: break;
   }
   if (spec.schedule == Schedule::Fixed) return spec.alpha;
+  if (spec.schedule == Schedule::Step) return static_cast<double>(step) >= spec.warmup_steps ? 1.0 : 0.0;
   double x = step <= 0 ? 0.0 : static_cast<double>(step) / spec.warmup_steps;
   if (x > 1.0) x = 1.0;
   if (spec.schedule == Schedule::Linear) return x;
@@ -59,9 +70,15 @@ struct RowState {
   float m;    // max over everything seen so far, including z_y
   float s1x;  // Σ e^{z_k − m} over non-target k seen so far
   float s2x;  // Σ e^{2(z_k − m)} over non-target k seen so far
+  float sx;   // Σ (z_k − z_y) over non-target k seen so far: smoothed CE's Σ z (left 0 when nothing needs it)
 };
 
-DPSM_HD RowState row_state_init(float z_target) { return RowState{z_target, 0.0f, 0.0f}; }
+DPSM_HD RowState row_state_init(float z_target) { return RowState{z_target, 0.0f, 0.0f, 0.0f}; }
+
+// Whether a row's loss needs RowState::sx: smoothing with CE in the mix (ce, or dpsm at α < 1).
+DPSM_HD bool needs_logit_sum(const LossSpec& spec, float alpha) {
+  return spec.smoothing > 0.0 && (spec.kind == Kind::CE || (spec.kind == Kind::DPSM && alpha < 1.0f));
+}
 
 DPSM_HD void row_state_merge(RowState& a, const RowState& b) {
   const float m = a.m > b.m ? a.m : b.m;
@@ -69,6 +86,7 @@ DPSM_HD void row_state_merge(RowState& a, const RowState& b) {
   const float ea = expf(a.m - m), eb = expf(b.m - m);
   a.s1x = a.s1x * ea + b.s1x * eb;
   a.s2x = a.s2x * ea * ea + b.s2x * eb * eb;
+  a.sx += b.sx;  // relative to z_y, which every partial state shares: no rescaling
   a.m = m;
 }
 
@@ -81,11 +99,15 @@ struct RowResult {
   float max_p;    // max_k p_k = 1/s1
   float inv_s1;   // p_k = e^{z_k − m}·inv_s1
   float m;
-  float c1, c2;  // ∂L/∂z_k = p_k(c1 + c2·p_k), k ≠ y
+  float c1, c2;  // ∂L/∂z_k = p_k(c1 + c2·p_k) + c0, k ≠ y
+  float c0;      // 0 unless smoothing puts CE in the loss
   float g_y;     // ∂L/∂z_y
 };
 
-DPSM_HD RowResult finalize_row(const RowState& st, float z_target, Kind kind, float alpha) {
+// `smoothing` is ε (0: none), `vocab` is V; with ε > 0 and CE in the mix, st.sx must hold Σ_{k≠y} (z_k − z_y).
+// The statistics (nll, p_y, ‖p‖², max p) are the unsmoothed ones whatever ε is.
+DPSM_HD RowResult finalize_row(const RowState& st, float z_target, Kind kind, float alpha, float smoothing,
+                               int64_t vocab) {
   RowResult r;
   const float ey = expf(z_target - st.m);  // ≤ 1
   const float s1 = st.s1x + ey;
@@ -134,6 +156,26 @@ DPSM_HD RowResult finalize_row(const RowState& st, float z_target, Kind kind, fl
       r.c2 = py_n / q;
       r.g_y = -py_n * (qx / q);
       break;
+    }
+  }
+  r.c0 = 0.0f;
+  if (smoothing > 0.0f && kind != Kind::Spherical) {
+    // Score smoothing (see the top of this file): the CE part gains −u·sx in its value, −u in every k ≠ y of its
+    // gradient and ε − u at y (p_k − q_k); the Brier part 2ε(p_y − 1/V) in its value, −2ε·p_y in c1 and
+    // 2ε·p_y·(1 − p_y) at y.
+    const float eps = smoothing;
+    const float u = eps / static_cast<float>(vocab);
+    const float b = kind == Kind::CE ? 1.0f : kind == Kind::Brier ? 0.0f : 1.0f - alpha;
+    const float a = 1.0f - b;
+    if (b != 0.0f) {
+      r.loss -= b * (u * st.sx);
+      r.c0 = -b * u;
+      r.g_y += b * (eps - u);
+    }
+    if (a != 0.0f) {
+      r.loss += a * (2.0f * (eps * py - u));
+      r.c1 -= a * (2.0f * eps * py);
+      r.g_y += a * (2.0f * eps * py * rest);
     }
   }
   return r;

@@ -10,11 +10,18 @@ export function softmax(z: ArrayLike<number>): number[] {
   return e.map((x) => x / s);
 }
 
-/** The loss of one row: CE = −log p_y, Brier = Σ (p_k − 1[k=y])², spherical = −p_y/‖p‖, mix = (1−α)CE + αBrier. */
-export function rowLoss(z: ArrayLike<number>, y: number, kind: RefKind, alpha = 0): number {
+/**
+ * The loss of one row: CE = −log p_y, Brier = Σ (p_k − 1[k=y])², spherical = −p_y/‖p‖, mix = (1−α)CE + αBrier.
+ * With `smoothing` ε > 0 (ce, brier, mix) each score is its expectation under the smoothed target
+ * q = (1 − ε)·onehot(y) + ε/V, written out as defined: CE = −Σ_k q_k log p_k, Brier = Σ_j q_j Σ_k (p_k − 1[k=j])².
+ */
+export function rowLoss(z: ArrayLike<number>, y: number, kind: RefKind, alpha = 0, smoothing = 0): number {
   const p = softmax(z);
-  const ce = -Math.log(p[y]!);
-  const brier = p.reduce((acc, pk, k) => acc + (pk - (k === y ? 1 : 0)) ** 2, 0);
+  const V = p.length;
+  const q = p.map((_, k) => (1 - smoothing) * (k === y ? 1 : 0) + smoothing / V);
+  const brierAt = (j: number) => p.reduce((acc, pk, k) => acc + (pk - (k === j ? 1 : 0)) ** 2, 0);
+  const ce = smoothing > 0 ? -p.reduce((acc, pk, k) => acc + q[k]! * Math.log(pk), 0) : -Math.log(p[y]!);
+  const brier = smoothing > 0 ? q.reduce((acc, qj, j) => acc + qj * brierAt(j), 0) : brierAt(y);
   const norm = Math.sqrt(p.reduce((acc, pk) => acc + pk * pk, 0));
   switch (kind) {
     case "ce":
@@ -42,6 +49,7 @@ export function reference(
   alpha: number,
   ignoreIndex: number,
   weight: number,
+  smoothing = 0,
 ): RefResult {
   const n = targets.length;
   const losses: number[] = [];
@@ -54,13 +62,13 @@ export function reference(
       continue;
     }
     const z = Array.from(logits.subarray(r * vocab, (r + 1) * vocab), Number);
-    losses.push(rowLoss(z, y, kind, alpha));
+    losses.push(rowLoss(z, y, kind, alpha, smoothing));
     for (let k = 0; k < vocab; k++) {
       const keep = z[k]!;
       z[k] = keep + h;
-      const up = rowLoss(z, y, kind, alpha);
+      const up = rowLoss(z, y, kind, alpha, smoothing);
       z[k] = keep - h;
-      const down = rowLoss(z, y, kind, alpha);
+      const down = rowLoss(z, y, kind, alpha, smoothing);
       z[k] = keep;
       grad[r * vocab + k] = (weight * (up - down)) / (2 * h);
     }

@@ -209,7 +209,7 @@ at::Tensor dpsm_loss(const at::Tensor& logits, const at::Tensor& targets, const 
 }
 
 at::Tensor composite_loss(const at::Tensor& logits_in, const at::Tensor& targets_in, double alpha, Kind kind,
-                          int64_t ignore_index, Reduction reduction) {
+                          int64_t ignore_index, Reduction reduction, double smoothing) {
   const int64_t vocab = logits_in.size(-1);
   const at::Tensor logits = logits_in.reshape({-1, vocab});
   const at::Tensor targets = targets_in.reshape({-1}).to(at::kLong);
@@ -222,6 +222,14 @@ at::Tensor composite_loss(const at::Tensor& logits_in, const at::Tensor& targets
   if (kind == Kind::Spherical) {
     const at::Tensor p_y = p.gather(1, safe.unsqueeze(1)).squeeze(1);
     per_token = -p_y / p.norm(2, {1});
+  } else if (smoothing > 0.0) {
+    // The expected scores under the smoothed target q: CE −Σ q log p; Brier Σ_j q_j‖p − e_j‖², by the
+    // bias–variance identity E_j‖p − e_j‖² = ‖p − q‖² + E_j‖e_j − q‖² = ‖p − q‖² + 1 − ‖q‖².
+    const at::Tensor q =
+        at::one_hot(safe, vocab).to(p.scalar_type()) * (1.0 - smoothing) + smoothing / static_cast<double>(vocab);
+    const at::Tensor ce = -(q * log_p).sum(-1);
+    const at::Tensor brier = (p - q).pow(2).sum(-1) + 1.0 - q.pow(2).sum(-1);
+    per_token = (1.0 - alpha) * ce + alpha * brier;
   } else {
     const at::Tensor ce = at::nll_loss(log_p, safe, {}, at::Reduction::None);
     const at::Tensor one_hot = at::one_hot(safe, vocab).to(p.scalar_type());

@@ -55,9 +55,12 @@ at::Tensor dpsm_loss(const at::Tensor& logits, const at::Tensor& targets, const 
 void throw_if_target_flagged(const at::Tensor& error_flag, int64_t vocab, int64_t ignore_index);
 
 // The seed's formulation on plain ops (log_softmax, exp, nll, one_hot, squared error, sum), extended with
-// ignore_index, the reductions and the spherical score. Differentiable; computes in the logits' dtype.
+// ignore_index, the reductions, the spherical score and score smoothing ε (ce, brier, dpsm): with ε > 0 the scores
+// are taken against the dense smoothed target q = (1 − ε)·onehot(y) + ε/V — CE −Σ_k q_k log p_k, Brier
+// E_{j~q} ‖p − e_j‖² = ‖p − q‖² + 1 − ‖q‖² — none of the kernel's closed forms. Differentiable; computes in the
+// logits' dtype.
 at::Tensor composite_loss(const at::Tensor& logits, const at::Tensor& targets, double alpha, Kind kind,
-                          int64_t ignore_index, Reduction reduction);
+                          int64_t ignore_index, Reduction reduction, double smoothing = 0.0);
 
 // Name of the CPU vector ISA in use.
 const char* cpu_isa();

@@ -18,7 +18,8 @@ Schedule schedule_of(const std::string& s) {
   if (s == "linear") return Schedule::Linear;
   if (s == "cosine") return Schedule::Cosine;
   if (s == "fixed") return Schedule::Fixed;
-  throw std::invalid_argument("loss.schedule: expected linear, cosine or fixed, got '" + s + "'");
+  if (s == "step") return Schedule::Step;
+  throw std::invalid_argument("loss.schedule: expected linear, cosine, step or fixed, got '" + s + "'");
 }
 
 Reduction reduction_of(const std::string& s) {
@@ -28,7 +29,9 @@ Reduction reduction_of(const std::string& s) {
   throw std::invalid_argument("loss.reduction: expected mean, sum or none, got '" + s + "'");
 }
 
-// [Σ CE, Σ Brier] over the non-ignored rows of the kernel's statistics; Brier = ‖p‖² − 2·p_y + 1.
+// [Σ CE, Σ Brier] over the non-ignored rows of the kernel's statistics; Brier = ‖p‖² − 2·p_y + 1. These are the
+// unsmoothed proper scores whatever the loss's score smoothing ε: the statistics are unsmoothed, so the trainer
+// logs the same CE and Brier for every loss (a smoothed loss is then not their α-mix).
 at::Tensor component_sums(const at::Tensor& stats, const at::Tensor& targets, int64_t ignore) {
   // Ignored rows' statistics are not written: selected away, never multiplied by zero (garbage may be NaN).
   const at::Tensor keep = (targets.reshape({-1}) != ignore).unsqueeze(1);
@@ -51,6 +54,9 @@ LossOptions fused_options_from_json(const Json& j) {
     else
       o.spec.warmup_steps = field<double>(j, "warmupSteps");
   }
+  // Score smoothing ε: lib/ leaves the key out when there is none (so documents and fingerprints without it stay
+  // as they were); absent means 0.
+  if (j.contains("smoothing")) o.spec.smoothing = field<double>(j, "smoothing");
   o.ignore_index = field<int64_t>(j, "ignoreIndex");
   o.reduction = reduction_of(field<std::string>(j, "reduction"));
   return o;

@@ -20,7 +20,9 @@ struct Objective {
 };
 
 // From lib/'s loss document: { kind: "ce" | "brier" | "spherical" | "dpsm", schedule?, warmupSteps?, alpha?,
-// ignoreIndex, reduction } or { kind: "label_smoothing", smoothing } or { kind: "focal", gamma }.
+// smoothing?, ignoreIndex, reduction } or { kind: "label_smoothing", smoothing } or { kind: "focal", gamma }.
+// A fused kind's `smoothing` is the kernel's score smoothing ε (LossSpec::smoothing; ce with ε is label
+// smoothing computed in the fused kernel).
 Objective objective_from_json(const Json& j);
 // The fused kinds alone (what DPSMLoss takes).
 LossOptions fused_options_from_json(const Json& j);

@@ -58,6 +58,7 @@ LinearReferenceCheck check_linear_against_reference(const LinearProbeInputs& in,
   const Inputs x = make_inputs(in, options, step);
   const LinearLossOptions lo = linear_options(in, options);
   LinearReferenceCheck r;
+  r.smoothing = options.spec.smoothing;
   const int64_t per_chunk =
       std::max<int64_t>(1, in.chunk_bytes / (in.vocab * static_cast<int64_t>(c10::elementSize(lo.compute_dtype))));
   r.chunks = (in.rows + per_chunk - 1) / per_chunk;
@@ -79,7 +80,7 @@ LinearReferenceCheck check_linear_against_reference(const LinearProbeInputs& in,
   at::Tensor logits = at::matmul(hd, wd.t());
   if (in.bias) logits = logits + bd;
   const at::Tensor ref = composite_loss(logits, x.targets, alpha_at(options.spec, step), options.spec.kind,
-                                        options.ignore_index, options.reduction);
+                                        options.ignore_index, options.reduction, options.spec.smoothing);
   std::vector<at::Tensor> wrt_d = {hd, wd};
   if (in.bias) wrt_d.push_back(bd);
   const auto ref_grads = torch::autograd::grad({ref}, wrt_d, {at::full({}, go, ref.options())});

@@ -31,6 +31,7 @@ struct LinearReferenceCheck {
   std::vector<double> eval_nll_rel_err;         // linear_head_stats at each temperature
   int64_t chunks = 0;                           // how many chunks the rows were cut into
   bool finite = true;
+  double smoothing = 0;  // the score smoothing ε of the spec the head ran with (as parsed from the document)
 };
 
 // The autograd op under an incoming gradient ≠ 1 against autograd through float64 matmul (+ bias) and

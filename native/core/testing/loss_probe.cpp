@@ -90,12 +90,13 @@ ReferenceCheck check_against_reference(const ProbeInputs& in, const LossOptions&
   throw_if_target_flagged(f.error_flag, in.vocab, options.ignore_index);
   r.alpha_closed_form = alpha_at(options.spec, step);
   r.count = f.count.item<int64_t>();
+  r.smoothing = options.spec.smoothing;
 
   // Reference: float64 on the CPU, from the very values the kernel saw.
   at::Tensor ld = x.logits.to(at::kDouble).cpu().requires_grad_(true);
   const at::Tensor targets = x.targets.cpu();
-  const at::Tensor ref =
-      composite_loss(ld, targets, r.alpha_closed_form, options.spec.kind, options.ignore_index, options.reduction);
+  const at::Tensor ref = composite_loss(ld, targets, r.alpha_closed_form, options.spec.kind, options.ignore_index,
+                                        options.reduction, options.spec.smoothing);
   const at::Tensor ref_grad = torch::autograd::grad({ref.sum()}, {ld}, {}, /*retain_graph=*/true)[0];
 
   const at::Tensor loss = f.loss.cpu(), grad = f.grad.cpu();
@@ -161,9 +162,10 @@ Timing time_loss(const ProbeInputs& in, const LossOptions& options, const std::s
     }
   };
   auto run_once = [&]() {
-    at::Tensor loss = path == "composite" ? composite_loss(logits, x.targets, alpha, options.spec.kind,
-                                                           options.ignore_index, options.reduction)
-                                          : dpsm_loss(logits, x.targets, x.step, options, inplace && backward);
+    at::Tensor loss = path == "composite"
+                          ? composite_loss(logits, x.targets, alpha, options.spec.kind, options.ignore_index,
+                                           options.reduction, options.spec.smoothing)
+                          : dpsm_loss(logits, x.targets, x.step, options, inplace && backward);
     if (backward) loss.backward();
     sync(device);
   };

@@ -30,7 +30,8 @@ struct ReferenceCheck {
   int64_t hit_mismatches = 0;  // argmax-hit flags that differ from torch.argmax == y
   double alpha_kernel = 0, alpha_closed_form = 0;
   int64_t count = 0;
-  bool finite = true;  // no NaN/Inf in the fused outputs
+  bool finite = true;    // no NaN/Inf in the fused outputs
+  double smoothing = 0;  // the score smoothing ε of the spec the kernel ran with (as parsed from the document)
 };
 
 // Fused (forward + gradient + statistics) against composite_loss in float64 with autograd, on the same
