@@ -2,8 +2,10 @@
 // selection) and, as further sets, the best-validation checkpoint's and every zero-shot set's; CE with post-hoc
 // temperature scaling as its own row; tests against CE and Brier.
 import type { EvalMetrics } from "../../native.ts";
-import type { AnalysisSpec, Finished, GroupSummary, MetricSpec, Observation } from "../framework/spec.ts";
-import { TEMPSCALE } from "./config.ts";
+import { lowResourceName, shareLabel } from "../framework/low-resource.ts";
+import { defaultGroupName } from "../framework/keys.ts";
+import type { AnalysisSpec, Finished, GroupKey, GroupSummary, MetricSpec, Observation } from "../framework/spec.ts";
+import { GRID_SETTING, TEMPSCALE } from "./config.ts";
 import type { Exp2Result, FinetuneResult, SetResult } from "./run-job.ts";
 
 export const METRICS = [
@@ -84,8 +86,21 @@ function observe(r: Finished<Exp2Result>): Omit<Exp2Observation, "source">[] {
   return [own, scaled];
 }
 
+/**
+ * "ce (10 % of the training split)" for a low-resource run, "dpsm-warm (lr 3e-5, ε 0.1, warm-up 20 %)" for a grid
+ * run; the variation otherwise.
+ */
+export function exp2GroupName(key: GroupKey): string {
+  const p = key.params;
+  if (key.setting === GRID_SETTING && p) {
+    return `${key.variation} (lr ${p.lr?.toExponential()}, ε ${p.smoothing}, warm-up ${shareLabel(p.warmup ?? NaN)})`;
+  }
+  return lowResourceName(key) ?? defaultGroupName(key);
+}
+
 export const EXP2_ANALYSIS: AnalysisSpec<Metric, Exp2Result> = {
   metrics: METRICS,
   observe,
   references: ["ce", "brier"],
+  name: exp2GroupName,
 };

@@ -8,7 +8,6 @@ import { heatmapChart } from "../../report/plots.ts";
 import { fmt, formatTable } from "../../report/table.ts";
 import { lossForVariation } from "../framework/losses.ts";
 import { shareLabel } from "../framework/low-resource.ts";
-import type { GroupKey } from "../framework/spec.ts";
 import type { Exp2Group, Metric } from "./analysis.ts";
 import { type Exp2Config, GRID_SETTING, GRID_VARIATION, LOSSES, type Variation } from "./config.ts";
 
@@ -67,13 +66,6 @@ export const gridParams = (cell: GridCell) => ({ lr: cell.lr, smoothing: cell.sm
 export function gridLoss(c: Exp2Config, cell: GridCell): TrainLossInput {
   const loss = lossForVariation({ kind: "dpsm", schedule: "linear", warmupShare: cell.warmup }, c.maxSteps);
   return { ...loss, ...(cell.smoothing > 0 ? { smoothing: cell.smoothing } : {}) };
-}
-
-/** "dpsm-warm (lr 3e-5, ε 0.1, warm-up 20 %)" for a grid group; undefined for any other. */
-export function gridGroupName(key: GroupKey): string | undefined {
-  const p = key.params;
-  if (key.setting !== GRID_SETTING || !p || p.lr === undefined) return undefined;
-  return `${key.variation} (lr ${p.lr.toExponential()}, ε ${p.smoothing ?? 0}, warm-up ${shareLabel(p.warmup ?? NaN)})`;
 }
 
 /** A cell's numbers: the means over the grid's seeds of its own runs or of the main runs it is. */
