@@ -28,6 +28,7 @@ import { BASELINE_SETTINGS, type Exp2Config, TEMPSCALE, VARIATIONS } from "./con
 import type { Exp2Data, Exp2ModelData } from "./data.ts";
 import type { Exp2Job } from "./jobs.ts";
 import type { Exp2Result, FinetuneResult, PretrainResult } from "./run-job.ts";
+import { ablationSections, ablationsAbsent, ablationsRun } from "./ablations.ts";
 import { bootstrapTestId, exp2Verdicts, exp2VerdictTests, koehnP, rougeBootstrap, SEEDS_FOR_T } from "./verdicts.ts";
 
 type Exp2ReportContext = ReportContext<Exp2Config, Exp2Job, Exp2Result, Exp2Data, Metric>;
@@ -121,10 +122,12 @@ function whatWasRun(ctx: Exp2ReportContext): string[] {
       `${c.baselines.join(", ") || "none"}${trainedBaselines(c)}. Summary-swap noise: ` +
       `${c.summarySwap ? `${100 * c.summarySwap.probability} % of training pairs, for ${c.summarySwap.variations.join(", ")}` : "off"}.`,
   );
+  lines.push(ablationsRun(c));
   const absent: string[] = [];
   if (c.checkpointDir === undefined) absent.push("pretrained checkpoints (BART-large, PEGASUS-large)");
   if (c.dataset.source !== "cnn_dailymail" && !c.transfer.includes("cnn_dailymail")) absent.push("CNN/DailyMail");
   if (c.seeds.length < 3) absent.push(`seeds beyond ${c.seeds.length}`);
+  absent.push(...ablationsAbsent(c));
   if (absent.length) lines.push(`Not in this run (the seed's design has them): ${absent.join(", ")}.`);
   return lines;
 }
@@ -403,6 +406,8 @@ async function modelSection(
       "",
     );
   }
+  // The first model's low-resource runs and hyper-parameter grid (ablations.ts).
+  lines.push(...(await ablationSections(c, model, rows, ctx.out)));
   lines.push(
     "### Learning curves (validation, teacher-forced)",
     "",
