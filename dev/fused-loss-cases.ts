@@ -29,6 +29,34 @@ export const SPECS: Case[] = [
   ...[0, 0.25, 0.5, 1].map((alpha) => ({ rows: 0, vocab: 0, kind: "dpsm", schedule: "fixed", alpha, step: 77 })),
 ];
 
+// Score smoothing ε (the expected score under (1 − ε)·onehot(y) + ε/V) on ce, brier and dpsm, and the step schedule
+// (α = 0 before W, 1 from W on) at W − 1, W and W + 1, with and without smoothing. Apart from SPECS, whose indices
+// the cases below and bench/gpu-verify/checks.ts pick from.
+export const SMOOTHED_SPECS: Case[] = [
+  { rows: 0, vocab: 0, kind: "ce", smoothing: 0.1 },
+  { rows: 0, vocab: 0, kind: "brier", smoothing: 0.1 },
+  { rows: 0, vocab: 0, kind: "dpsm", schedule: "linear", warmupSteps: W, step: 250, smoothing: 0.1 },
+  { rows: 0, vocab: 0, kind: "dpsm", schedule: "cosine", warmupSteps: W, step: 500, smoothing: 0.3 },
+  { rows: 0, vocab: 0, kind: "dpsm", schedule: "fixed", alpha: 0.5, step: 77, smoothing: 0.05 },
+  ...[W - 1, W, W + 1].map((step) => ({
+    rows: 0,
+    vocab: 0,
+    kind: "dpsm",
+    schedule: "step",
+    warmupSteps: W,
+    step,
+    smoothing: 0.1,
+  })),
+];
+export const STEP_SPECS: Case[] = [W - 1, W, W + 1].map((step) => ({
+  rows: 0,
+  vocab: 0,
+  kind: "dpsm",
+  schedule: "step",
+  warmupSteps: W,
+  step,
+}));
+
 // Shapes that are not multiples of any vector width (4, 8, 16 lanes; 4-vector blocks).
 export const SHAPES: [number, number][] = [
   [1, 50257],
@@ -42,6 +70,7 @@ export const SHAPES: [number, number][] = [
 
 export const describeCase = (c: Case) =>
   `${c.kind}${c.schedule ? `/${c.schedule}` : ""}${c.alpha !== undefined ? ` α=${c.alpha}` : ""}` +
+  `${c.smoothing ? ` ε=${c.smoothing}` : ""}` +
   `${c.step !== undefined ? ` step ${c.step}` : ""} ${c.rows}×${c.vocab} ${c.dtype ?? "float32"}` +
   `${c.reduction ? ` ${c.reduction}` : ""}${c.ignoreFraction ? ` ignore ${c.ignoreFraction}` : ""}` +
   `${c.extreme ? " extreme" : ""}${c.inPlace ? " in-place" : ""}${c.device && c.device !== "cpu" ? ` ${c.device}` : ""}`;
@@ -63,5 +92,7 @@ export function referenceFailures(c: Case, r: ReferenceCheck, tol: number): stri
   if (!(Math.abs(r.alphaKernel - r.alphaClosedForm) <= 1e-7)) {
     out.push(`${name}: kernel α ${r.alphaKernel} vs ${r.alphaClosedForm}`);
   }
+  // The kernel (and its reference) ran with the ε asked for: a smoothing lost on the way would otherwise pass.
+  if (r.smoothing !== (c.smoothing ?? 0)) out.push(`${name}: ran with smoothing ${r.smoothing}`);
   return out;
 }

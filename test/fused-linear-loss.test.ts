@@ -33,6 +33,7 @@ const KINDS: Case[] = [
 
 const describe = (c: Case) =>
   `${c.kind}${c.schedule ? `/${c.schedule}` : ""}${c.alpha !== undefined ? ` α=${c.alpha}` : ""}` +
+  `${c.smoothing ? ` ε=${c.smoothing}` : ""}` +
   `${c.step !== undefined ? ` step ${c.step}` : ""} ${c.rows}×${c.dim}→${c.vocab}${c.bias ? " +bias" : ""}` +
   `${c.bf16 ? " bf16" : ""}${c.reduction ? ` ${c.reduction}` : ""}${c.ignoreFraction ? ` ignore ${c.ignoreFraction}` : ""}` +
   `${c.chunkBytes ? ` chunk ${c.chunkBytes} B` : ""}`;
@@ -143,6 +144,56 @@ test("bf16 logits from fp32 hidden states and weights (the trainer under bf16 au
       }
     }
   }
+  t.log(`largest relative error: ${worst.toExponential(2)}`);
+});
+
+// Score smoothing ε carried through the fused head (LossSpec::smoothing reaches every chunk's kernel call), and the
+// step schedule on each side of its switch: against float64 matmul + the composite's expected scores under the
+// smoothed target, the statistics (NLL, ‖p‖²) still the unsmoothed ones.
+test("score smoothing (ce, brier, dpsm) and the step schedule through the fused head: float32 within 1e-5 of float64", async (t) => {
+  let worst = 0;
+  let seed = 200;
+  const cases: Case[] = [
+    { rows: 0, dim: 0, vocab: 0, kind: "ce", smoothing: 0.1 },
+    { rows: 0, dim: 0, vocab: 0, kind: "brier", smoothing: 0.1 },
+    { rows: 0, dim: 0, vocab: 0, kind: "dpsm", schedule: "linear", warmupSteps: W, step: 250, smoothing: 0.2 },
+    ...[W - 1, W + 1].map((step) => ({
+      rows: 0,
+      dim: 0,
+      vocab: 0,
+      kind: "dpsm",
+      schedule: "step",
+      warmupSteps: W,
+      step,
+      smoothing: 0.1,
+    })),
+    { rows: 0, dim: 0, vocab: 0, kind: "dpsm", schedule: "step", warmupSteps: W, step: W },
+  ];
+  for (const k of cases) {
+    for (const [bias, reduction] of [
+      [false, "mean"],
+      [true, "sum"],
+    ] as const) {
+      const c: Case = {
+        ...k,
+        rows: 115,
+        dim: 24,
+        vocab: 257,
+        bias,
+        reduction,
+        ignoreFraction: 0.25,
+        chunkBytes: 257 * 4 * 16,
+        seed: seed++,
+      };
+      worst = Math.max(worst, await expectClose(t, c, 1e-5));
+      const r = await probes.checkLinearAgainstReference(c);
+      t.is(r.smoothing, k.smoothing ?? 0, `${describe(c)}: the head ran with smoothing ${r.smoothing}`);
+      t.true(r.unfusedLossRelErr < 1e-5, `${describe(c)}: unfused loss rel err ${r.unfusedLossRelErr}`);
+    }
+  }
+  // One row, V = 1: q = onehot(y) whatever ε, so loss and gradients are 0.
+  const one = await probes.checkLinearAgainstReference({ rows: 3, dim: 4, vocab: 1, kind: "ce", smoothing: 0.3 });
+  t.true(one.finite && one.lossRelErr < 1e-6 && one.hiddenGradRelErr < 1e-6 && one.weightGradRelErr < 1e-6);
   t.log(`largest relative error: ${worst.toExponential(2)}`);
 });
 

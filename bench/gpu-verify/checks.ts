@@ -20,7 +20,9 @@ import {
   referenceFailures,
   relativeErrors,
   SHAPES,
+  SMOOTHED_SPECS,
   SPECS,
+  STEP_SPECS,
 } from "../../dev/fused-loss-cases.ts";
 import { killChildAfterCheckpoint } from "../../dev/kill-child.ts";
 import { randInt, rng } from "../../dev/random.ts";
@@ -229,6 +231,36 @@ async function fusedLoss(checks: Check[]): Promise<unknown> {
       await referenceCase(
         checks,
         { ...SPECS[11]!, rows: 4096, vocab: 50257, dtype, ignoreFraction: 0.1, seed: 9000 },
+        dtype === "float32" ? 1e-5 : 2e-2,
+      );
+    }
+  }
+  // Score smoothing (its Σ (z_k − z_y) rides the block reduction) and the step schedule at W − 1, W, W + 1.
+  i = 0;
+  for (const spec of [...SMOOTHED_SPECS, ...STEP_SPECS]) {
+    for (const [rows, vocab] of [shapes[i % shapes.length]!, [31, 1] as [number, number]]) {
+      await referenceCase(checks, { ...spec, rows, vocab, seed: 10_000 + i, ignoreFraction: 0.1 }, 1e-5);
+    }
+    i++;
+  }
+  i = 0;
+  for (const spec of SMOOTHED_SPECS.slice(0, 5)) {
+    await referenceCase(checks, { ...spec, rows: 333, vocab: 1003, dtype: "bfloat16", seed: 13_000 + i }, 2e-2, (r) =>
+      r.lossRelErr < 1e-5 ? [] : [`loss rel err ${r.lossRelErr} over 1e-5`],
+    );
+    await referenceCase(checks, { ...spec, rows: 64, vocab: 4099, extreme: true, seed: 12_000 }, 1e-5);
+    await referenceCase(
+      checks,
+      { ...spec, rows: 100, vocab: 5003, inPlace: true, ignoreFraction: 0.2, seed: 13_100 + i },
+      1e-5,
+    );
+    i++;
+  }
+  if (!quick) {
+    for (const dtype of ["float32", "bfloat16"] as const) {
+      await referenceCase(
+        checks,
+        { ...SMOOTHED_SPECS[2]!, rows: 4096, vocab: 50257, dtype, ignoreFraction: 0.1, seed: 9100 },
         dtype === "float32" ? 1e-5 : 2e-2,
       );
     }
