@@ -172,8 +172,26 @@ test.serial(
     t.true(Math.abs(gain.estimate - (d.metrics.rougeL!.mean - ce.metrics.rougeL!.mean)) < 1e-9);
     t.true(gain.low <= gain.estimate && gain.estimate <= gain.high);
     t.is(gain.status, decide(gain.low, gain.high, "≥", 0.3));
+    // The source-dependence gate: CE's test split summarised again from shuffled sources, kept beside the others;
+    // whichever way it went, the verdicts that rest on the summaries follow it.
+    const ceRun = finetunes.find((r) => r.key.variation === "ce" && r.key.setting === "clean")!;
+    t.is(ceRun.last.shuffledSource!.rougeLPerExample.length, config.testMaxExamples);
+    t.true(finetunes.filter((r) => r !== ceRun).every((r) => r.last.shuffledSource === undefined));
+    const shuffled = fs
+      .readFileSync(
+        path.join(out, "runs", "tiny", "clean", "ce", "seed0", "summaries-last-test-shuffled-source.jsonl"),
+        "utf8",
+      )
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { id: string; source: string });
+    t.is(shuffled.length, config.testMaxExamples);
+    t.true(shuffled.every((x) => x.id !== x.source));
+    t.true(md.includes("### Source dependence"));
+    const passed = md.includes("**The gate passes**");
+    t.not(passed, md.includes("**The gate fails**"));
     const calibration = verdicts.find((v) => v.criterion.startsWith("Calibration"))!;
-    t.is(calibration.status, "not enough runs");
+    t.is(calibration.status, passed ? "not enough runs" : "not informative");
     const significance = verdicts.find((v) => v.criterion.startsWith("Significance"))!;
     t.regex(significance.detail, /Koehn's paired bootstrap \(50 samples\)/);
     t.truthy(verdicts.find((v) => v.criterion.startsWith("Degradation")));

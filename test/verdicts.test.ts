@@ -81,6 +81,9 @@ test("decide: met, not met or inconclusive by where the interval lies; parts com
   t.is(anyOf(["not met", "met"]), "met");
   t.is(anyOf(["not met", "not met"]), "not met");
   t.is(anyOf(["not met", "inconclusive"]), "inconclusive");
+  // A part the runs cannot show outweighs every decided one.
+  t.is(allOf(["met", "not met", "not informative"]), "not informative");
+  t.is(anyOf(["met", "not informative"]), "not informative");
 });
 
 test("a DPSM significantly worse calibrated than CE is 'not met', not 'met' (two-sided p < 0.05 said met)", (t) => {
@@ -239,6 +242,41 @@ test("experiment 2, one seed: Koehn's bootstrap over test examples decides ROUGE
   t.is(find(better, "Task quality").status, "met");
   // Calibration has no per-example values: one seed is not enough.
   t.is(find(better, "Calibration").status, "not enough runs");
+});
+
+test("experiment 2: a failed source-dependence gate makes every verdict but efficiency not informative", (t) => {
+  const ce = Array.from({ length: 40 }, (_, j) => 0.2 + 0.01 * (j % 7));
+  const groups = [
+    exp2Group("ce", ce, 0.02),
+    exp2Group("brier", ce, 0.015),
+    exp2Group(
+      "dpsm-warm10",
+      ce.map((x) => x + 0.01),
+      0.018,
+    ),
+  ];
+  const judge = (gate?: { passed: boolean; checks: []; reason: string }) =>
+    exp2Verdicts(groupLookup(groups as unknown as Exp2Group[], "tiny"), "dpsm-warm10", {
+      model: "tiny",
+      bootstrapSamples: 500,
+      memoryComparable: false,
+      ...(gate ? { gate } : {}),
+    });
+  const open = judge({ passed: true, checks: [], reason: "" });
+  t.deepEqual(open, judge());
+  t.is(find(open, "Significance").status, "met");
+  const shut = judge({ passed: false, checks: [], reason: "CE seed 0: different summaries 1 %" });
+  t.is(shut.length, open.length);
+  for (const v of shut) {
+    if (v.criterion.startsWith("Efficiency")) t.is(v.status, find(open, "Efficiency").status);
+    else {
+      t.is(v.status, "not informative", v.criterion);
+      t.regex(v.detail, /^source-dependence gate failed \(CE seed 0: different summaries 1 %\); as measured: /);
+    }
+  }
+  // What was measured stays on record beside the status.
+  t.regex(find(shut, "Significance").detail, /as measured: met/);
+  t.deepEqual(find(shut, "Significance").evidence, find(open, "Significance").evidence);
 });
 
 test("experiment 2, one seed: degradation under swap noise from the per-example contrast drop − 0.7 × CE's drop", (t) => {

@@ -29,6 +29,7 @@ import type { Exp2Data, Exp2ModelData } from "./data.ts";
 import type { Exp2Job } from "./jobs.ts";
 import type { Exp2Result, FinetuneResult, PretrainResult } from "./run-job.ts";
 import { ablationSections, ablationsAbsent, ablationsRun } from "./ablations.ts";
+import { describeCheck, SOURCE_GATE, type SourceGate, sourceGate } from "./source-gate.ts";
 import { bootstrapTestId, exp2Verdicts, exp2VerdictTests, koehnP, rougeBootstrap, SEEDS_FOR_T } from "./verdicts.ts";
 
 type Exp2ReportContext = ReportContext<Exp2Config, Exp2Job, Exp2Result, Exp2Data, Metric>;
@@ -354,6 +355,51 @@ function exp2Family(ctx: Exp2ReportContext): TestFamily {
   return family;
 }
 
+/** The source-dependence gate's section: each CE seed's checks, and what a failure means for the verdicts. */
+function gateSection(gate: SourceGate, samples: number): string[] {
+  const lines = [
+    "### Source dependence (the gate every verdict but efficiency rests on)",
+    "",
+    `CE's last checkpoint must write different summaries for at least ${100 * SOURCE_GATE.minDifferentShare} % of ` +
+      "the test examples and score better ROUGE-L from the right source than from another example's (example i " +
+      "summarised from the source of example i + n/2; Koehn's paired bootstrap over the test examples, " +
+      `${samples} samples: the 95 % interval of the difference must lie above 0), for every CE seed.`,
+    "",
+  ];
+  if (gate.checks.length) {
+    lines.push(
+      formatTable(
+        [
+          left("CE seed"),
+          "different summaries",
+          "ROUGE-L (right source)",
+          "ROUGE-L (shuffled source)",
+          "difference [95 % CI]",
+          left("passes"),
+        ],
+        gate.checks.map((c) => [
+          String(c.seed),
+          `${fmt(100 * c.differentShare, 0)} %`,
+          fmt(c.rougeL),
+          fmt(c.shuffledRougeL),
+          `${c.difference.estimate >= 0 ? "+" : ""}${fmt(c.difference.estimate)} [${fmt(c.difference.low)}, ${fmt(c.difference.high)}]`,
+          c.passed ? "yes" : `**no**: ${describeCheck(c)}`,
+        ]),
+      ),
+      "",
+    );
+  }
+  lines.push(
+    gate.passed
+      ? "**The gate passes**: the CE model's summaries depend on the source, so the ROUGE, calibration and " +
+          "robustness verdicts below can speak about summarisation."
+      : `**The gate fails** (${gate.reason}): these runs cannot show anything about summarisation, so every verdict ` +
+          "below but efficiency is **not informative**; the numbers above describe models that do not summarise.",
+    "",
+  );
+  return lines;
+}
+
 async function modelSection(
   ctx: Exp2ReportContext,
   model: string,
@@ -367,6 +413,11 @@ async function modelSection(
   const fig = await figures(ctx, model, rows);
   const d = ctx.data[model]!;
   const lines: string[] = [`## ${model}`, ""];
+  const gate = sourceGate(
+    clean.find((g) => g.key.variation === "ce"),
+    c.rougeBootstrap,
+  );
+  lines.push(...gateSection(gate, c.rougeBootstrap));
   lines.push(
     `### Final metrics (${d.test.label}, last checkpoint)`,
     "",
@@ -452,6 +503,7 @@ async function modelSection(
       family,
       bootstrapSamples: c.rougeBootstrap,
       memoryComparable: c.device.startsWith("cuda"),
+      gate,
       ...(audit ? { audit } : {}),
     });
   lines.push(

@@ -2,7 +2,8 @@
 // trains from the pretrained (or given) checkpoint with its loss, then evaluates its last checkpoint (the seed's
 // main selection) and its best-validation one on the test split and every zero-shot set: teacher-forced NLL,
 // Brier and ECE on the references, and summaries generated and scored with ROUGE, Distinct-n and length. CE runs
-// also get a temperature fitted on validation NLL. Every generated summary is kept in the job folder.
+// also get a temperature fitted on validation NLL and, for the source-dependence gate (source-gate.ts), summaries
+// written from shuffled sources. Every generated summary is kept in the job folder.
 import path from "node:path";
 
 import { writeFileAtomic } from "../../io/atomic.ts";
@@ -23,6 +24,7 @@ import { type Exp2Config, TEMPSCALE } from "./config.ts";
 import type { EvalSet, Exp2Data, Exp2ModelData } from "./data.ts";
 import type { Exp2Job, FinetuneJob, PretrainJob } from "./jobs.ts";
 import { freshModel } from "./model.ts";
+import { permutedSources, type ShuffledSourceResult, shuffledSourceOrder } from "./source-gate.ts";
 
 type RougeName = (typeof DEFAULT_ROUGE_TYPES)[number];
 
@@ -49,6 +51,8 @@ export interface CheckpointResult {
   step: number;
   test: SetResult;
   transfer: Partial<Record<string, SetResult>>;
+  /** clean CE runs' last checkpoint: the test split summarised from shuffled sources (the gate's check) */
+  shuffledSource?: ShuffledSourceResult;
 }
 
 export interface PretrainResult extends FitRecord {
@@ -142,11 +146,36 @@ async function runPretrain(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>, job: 
   } satisfies PretrainResult;
 }
 
-function sourceOf(set: EvalSet) {
-  const { sourceTokens, sourceLengths, maxSource: S } = set.arrays;
-  const mask = new Int32Array(sourceTokens.length);
-  sourceLengths.forEach((n, i) => mask.fill(1, i * S, i * S + n));
-  return { ids: sourceTokens, mask, length: S };
+const sourceOf = (set: EvalSet) =>
+  permutedSources(
+    set.arrays,
+    set.records.map((_, i) => i),
+  );
+
+/**
+ * The gate's shuffled-source pass: `set` summarised from shuffled sources (shuffledSourceOrder), each summary
+ * scored against the references of the example it stands in for; the summaries are kept beside the others.
+ */
+async function shuffledSourcePass(
+  c: Exp2Config,
+  model: Seq2SeqModel,
+  tokenizer: Seq2SeqTokenizer,
+  set: EvalSet,
+  summariesFile: string,
+): Promise<ShuffledSourceResult> {
+  const order = shuffledSourceOrder(set.records.length);
+  const generated = await model.generate(permutedSources(set.arrays, order), c.generation, { batchSize: c.batchSize });
+  const summaries = generated.map((ids) => tokenizer.decode(ids, { skipSpecialTokens: true }).trim());
+  writeFileAtomic(
+    summariesFile,
+    summaries
+      .map(
+        (summary, i) => `${JSON.stringify({ id: set.records[i]!.id, source: set.records[order[i]!]!.id, summary })}\n`,
+      )
+      .join(""),
+  );
+  const rouge = rougeCorpus(summaries.map((candidate, i) => ({ candidate, references: set.records[i]!.references })));
+  return { rougeLPerExample: rouge.pairs.map((p) => p.rougeL.fmeasure) };
 }
 
 const words = (text: string) => text.match(/\S+/g)?.length ?? 0;
@@ -219,6 +248,10 @@ async function runFinetune(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>, job: 
   // The saved checkpoints are what is evaluated; the last one, loaded once, also serves the temperature fit.
   const lastModel = await loadCheckpoint(c, dir, "last");
   const last = await scoreCheckpoint(c, d, lastModel, dir, "last", fit.steps, seed);
+  if (variation === "ce" && setting === "clean" && d.test.records.length >= 2) {
+    const file = path.join(dir, "summaries-last-test-shuffled-source.jsonl");
+    last.shuffledSource = await shuffledSourcePass(c, lastModel, d.tokenizer, d.test, file);
+  }
   const best =
     fit.bestStep >= 0 && fit.bestStep !== fit.steps
       ? await scoreCheckpoint(c, d, await loadCheckpoint(c, dir, "best"), dir, "best", fit.bestStep, seed)

@@ -22,10 +22,12 @@ import {
   sharedSeeds,
   tallyCriterion,
   type VerdictTests,
+  Verdicts,
   verdictTests,
 } from "../framework/verdicts.ts";
 import type { Exp2Group } from "./analysis.ts";
 import type { FinetuneResult } from "./run-job.ts";
+import type { SourceGate } from "./source-gate.ts";
 
 /** From this many common seeds on, ROUGE-L effects are estimated over seeds rather than over test examples. */
 export const SEEDS_FOR_T = 3;
@@ -263,9 +265,30 @@ export function exp2VerdictTests(
 }
 
 /**
+ * `criterion` behind the source-dependence gate: decided as before, then, when the gate failed, "not informative"
+ * with the gate's reason first (the effect as measured stays beside it, for the record).
+ */
+function gated(criterion: Criterion<Exp2Group>, gate: SourceGate | undefined): Criterion<Exp2Group> {
+  if (!gate || gate.passed) return criterion;
+  return (compared, v) => {
+    const own = new Verdicts();
+    criterion(compared, own);
+    for (const verdict of own.list) {
+      v.list.push({
+        ...verdict,
+        status: "not informative",
+        detail: `source-dependence gate failed (${gate.reason}); as measured: ${verdict.status}. ${verdict.detail}`,
+      });
+    }
+  };
+}
+
+/**
  * The verdicts of `dpsm` among one model's groups (`get`). `memoryComparable`: false on the CPU, where a run's
  * peak is the process's resident high-water mark, which also holds what earlier runs of the same process left
  * allocated; only CUDA's allocator peaks are per run. `family`: the report's tests (exp2VerdictTests among them).
+ * `gate`: the model's source-dependence gate (source-gate.ts); when it failed, every criterion that rests on what
+ * the models write or predict is "not informative" — all but efficiency, whose step time does not depend on it.
  */
 export function exp2Verdicts(
   get: GroupLookup<Exp2Group>,
@@ -276,11 +299,20 @@ export function exp2Verdicts(
     memoryComparable: boolean;
     audit?: AuditResult;
     family?: TestFamily;
+    gate?: SourceGate;
   },
 ): Verdict[] {
   const n = options.bootstrapSamples;
   const efficiency = efficiencyCriterion({ audit: options.audit, memoryComparable: options.memoryComparable });
-  const criteria = [quality(n), calibrationCriterion, efficiency, robustness, degradation(n), significance(n)];
+  const g = (criterion: Criterion<Exp2Group>) => gated(criterion, options.gate);
+  const criteria = [
+    g(quality(n)),
+    g(calibrationCriterion),
+    efficiency,
+    g(robustness),
+    g(degradation(n)),
+    g(significance(n)),
+  ];
   return judgeVariation(get, dpsm, criteria, {
     model: options.model,
     tests: exp2Tests(n),

@@ -9,9 +9,11 @@ import { fmt } from "../../report/table.ts";
 /**
  * A criterion's outcome: met (the effect's 95 % interval lies wholly on the criterion's side of its threshold), not
  * met (wholly on the other side), inconclusive (the interval straddles the threshold), not enough runs (no interval:
- * one seed, or runs missing). framework/decision.ts decides it.
+ * one seed, or runs missing). framework/decision.ts decides it. Not informative: whatever the effect's interval,
+ * the runs cannot show what the criterion asks (an experiment's own gate says why, e.g. experiment 2's
+ * summaries that do not depend on the source).
  */
-export type VerdictStatus = "met" | "not met" | "inconclusive" | "not enough runs";
+export type VerdictStatus = "met" | "not met" | "inconclusive" | "not enough runs" | "not informative";
 
 /** One effect a verdict rests on: its estimate, 95 % interval, the threshold, and the part's own decision. */
 export interface Evidence {
@@ -51,14 +53,23 @@ export function decide(low: number, high: number, side: "≤" | "≥", threshold
   return "inconclusive";
 }
 
-/** Every part must hold: not met if any part is not met, else not enough runs, else inconclusive, else met. */
+/**
+ * Every part must hold: not informative if any part is, else not met if any part is not met, else not enough runs,
+ * else inconclusive, else met.
+ */
 export function allOf(statuses: readonly VerdictStatus[]): VerdictStatus {
-  for (const s of ["not met", "not enough runs", "inconclusive"] as const) if (statuses.includes(s)) return s;
+  for (const s of ["not informative", "not met", "not enough runs", "inconclusive"] as const) {
+    if (statuses.includes(s)) return s;
+  }
   return "met";
 }
 
-/** One part suffices: met if any part is met, not met if every part is not met, else not enough runs / inconclusive. */
+/**
+ * One part suffices: not informative if any part is (a met part the runs cannot show does not count), met if any
+ * part is met, not met if every part is not met, else not enough runs / inconclusive.
+ */
 export function anyOf(statuses: readonly VerdictStatus[]): VerdictStatus {
+  if (statuses.includes("not informative")) return "not informative";
   if (statuses.includes("met")) return "met";
   if (statuses.length > 0 && statuses.every((s) => s === "not met")) return "not met";
   return statuses.includes("not enough runs") ? "not enough runs" : "inconclusive";

@@ -132,7 +132,8 @@ export const HOW_DECIDED = [
   "Each criterion is decided from its effect's 95 % confidence interval against the seed's threshold: " +
     "**met** when the whole interval lies on the criterion's side of the threshold, **not met** when it lies " +
     "wholly on the other side, **inconclusive** when it straddles the threshold, **not enough runs** when there " +
-    "is no interval (one seed) or runs are missing. A criterion of several parts is met when every part is; " +
+    "is no interval (one seed) or runs are missing, **not informative** when the runs cannot show what the " +
+    "criterion asks whatever the interval (the report says why). A criterion of several parts is met when every part is; " +
     "significance is one-sided in the claimed direction, its p Holm-adjusted over every p-value this report shows.",
 ];
 
