@@ -17,6 +17,7 @@ import {
   type TrainerOptions,
 } from "../lib/index.ts";
 import { packageRoot } from "../lib/native.ts";
+import { trainerDocument } from "../lib/trainer-options.ts";
 import { killAfterCheckpoint } from "./helpers/kill-child.ts";
 import { readHeader, readTensor } from "./helpers/safetensors.ts";
 import { sharedTmpDir, tmpDir } from "./helpers/tmp.ts";
@@ -263,6 +264,20 @@ test.serial("a run dir holding another run's checkpoint is refused, not silently
   await t.throwsAsync(other.fit(), { message: /holds a checkpoint of a different run/ });
 });
 
+test.serial("score smoothing is part of the run: a smoothed loss is refused another run's checkpoint", async (t) => {
+  await uninterrupted();
+  const loss = { kind: "dpsm", schedule: "cosine", warmupSteps: 10 } as const;
+  const smoothed = new Trainer({ ...smallRun(referenceDir), loss: { ...loss, smoothing: 0.1 } });
+  t.is((smoothed.loss as { smoothing?: number }).smoothing, 0.1);
+  await t.throwsAsync(smoothed.fit(), { message: /holds a checkpoint of a different run/ });
+  // No smoothing, or a smoothing of 0, leaves the loss document (and so the resume fingerprint) as it always was.
+  const document = (tr: Trainer) => JSON.stringify(trainerDocument(tr.options, tr.loss, tr.distributed));
+  const plain = new Trainer(smallRun(referenceDir));
+  t.false("smoothing" in plain.loss);
+  t.is(document(new Trainer({ ...smallRun(referenceDir), loss: { ...loss, smoothing: 0 } })), document(plain));
+  t.not(document(smoothed), document(plain));
+});
+
 test.serial("the event loop stays responsive while the native loop trains", async (t) => {
   let ticks = 0;
   const timer = setInterval(() => ticks++, 10);
@@ -282,6 +297,8 @@ test.serial("every loss variant and baseline trains through the same loop", asyn
     { kind: "spherical" },
     { kind: "dpsm", schedule: "linear", warmupSteps: 3 },
     { kind: "dpsm", schedule: "fixed", alpha: 0.5 },
+    { kind: "dpsm", schedule: "step", warmupSteps: 3, smoothing: 0.1 },
+    { kind: "ce", smoothing: 0.1 },
     { kind: "label_smoothing", smoothing: 0.1 },
     { kind: "focal", gamma: 2 },
   ] as const;
@@ -304,7 +321,9 @@ test.serial("every loss variant and baseline trains through the same loop", asyn
     // the fused kinds' loss is their α-mix.
     for (const s of r.history.steps) {
       t.true(s.updateRatio > 0 && s.updateRatio < 1, `${loss.kind} update ratio ${s.updateRatio}`);
+      // The logged CE and Brier are the unsmoothed scores: a smoothed loss is not their mix.
       if (loss.kind === "spherical" || loss.kind === "label_smoothing" || loss.kind === "focal") continue;
+      if ("smoothing" in loss) continue;
       const mix = (1 - s.alpha) * s.ce + s.alpha * s.brier;
       t.true(Math.abs(mix - s.loss) <= 2e-6 * Math.max(1, s.loss), `${loss.kind} step ${s.step}: ${mix} vs ${s.loss}`);
     }
