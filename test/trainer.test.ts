@@ -302,7 +302,7 @@ test.serial("every loss variant and baseline trains through the same loop", asyn
     { kind: "label_smoothing", smoothing: 0.1 },
     { kind: "focal", gamma: 2 },
   ] as const;
-  const firstSteps: { ce: number; brier: number }[] = [];
+  const firstSteps: { ce: number; brier: number; loss: number }[] = [];
   for (const loss of variants) {
     const r = await new Trainer({
       ...smallRun(),
@@ -330,6 +330,13 @@ test.serial("every loss variant and baseline trains through the same loop", asyn
     firstSteps.push(r.history.steps[0]!);
   }
   // Step 1 of every run sees the same weights and batch: the same CE and Brier, whatever the run trains on.
+  // ce with score smoothing ε is label smoothing: the fused kernel's step-1 loss is libtorch's cross_entropy with
+  // label_smoothing ε (the baseline) to float rounding.
+  const smoothedCe = firstSteps[variants.findIndex((l) => l.kind === "ce" && "smoothing" in l)]!.loss;
+  const labelSmoothing = firstSteps[variants.findIndex((l) => l.kind === "label_smoothing")]!.loss;
+  t.true(Math.abs(smoothedCe - labelSmoothing) <= 1e-6 * labelSmoothing, `${smoothedCe} vs ${labelSmoothing}`);
+  t.log(`step 1: ce ${firstSteps[0]!.loss}, ce ε = 0.1 ${smoothedCe}, label_smoothing 0.1 ${labelSmoothing}`);
+  t.not(smoothedCe, firstSteps[0]!.loss, "the smoothed ce's loss is plain ce's");
   for (const s of firstSteps) {
     t.is(s.ce, firstSteps[0]!.ce);
     t.is(s.brier, firstSteps[0]!.brier);
