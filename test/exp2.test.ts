@@ -67,7 +67,9 @@ test("the quick profile's jobs: pretraining first, then every variation clean an
   // With checkpoints there is nothing to pretrain. The GPU profiles train label smoothing and focal beside CE.
   const full = exp2Jobs(resolveConfig(exp2, "full"));
   t.false(full.some((j) => j.kind === "pretrain"));
-  t.is(full.length, 2 * 3 * (4 + 2 + 4));
+  // Per model and seed 4 variations, 2 baselines, 4 swap-noise runs; on the first model also the low-resource runs
+  // (2 shares × 3 variations × 3 seeds) and the grid's 16 cells that are no main run (test/low-resource-grid.test.ts).
+  t.is(full.length, 2 * 3 * (4 + 2 + 4) + 18 + 16);
   for (const profile of ["full", "xsum-base"]) {
     const jobs = exp2Jobs(resolveConfig(exp2, profile)) as FinetuneJob[];
     const model = jobs[0]!.key.model;

@@ -165,6 +165,7 @@ test("jobs carry structured keys: folders, groups and names come from them", (t)
     variations: ["ce", "dpsm-linear"],
     baselines: ["focal"],
     labelNoise: false,
+    lowResource: [],
   });
   const jobs = exp1Jobs(config);
   t.deepEqual(

@@ -227,7 +227,13 @@ test("a folder pinned with the old names (adamEps, validMaxExamples) and without
 });
 
 test("one spelling per loss kind: exp-1's label-smoothing baseline is label_smoothing", (t) => {
-  const c = resolveConfig(exp1, "wt2-small", { seeds: [0], variations: ["ce"], warmupSweep: [], labelNoise: false });
+  const c = resolveConfig(exp1, "wt2-small", {
+    seeds: [0],
+    variations: ["ce"],
+    warmupSweep: [],
+    labelNoise: false,
+    lowResource: [],
+  });
   t.deepEqual(
     exp1Jobs(c).map((j) => `${j.key.variation}:${j.loss.kind}`),
     ["ce:ce", "label_smoothing:label_smoothing", "focal:focal"],
