@@ -567,3 +567,70 @@ test.serial(
     t.notRegex(md, /Not run in this profile: .*low-resource/);
   },
 );
+
+test.serial(
+  "exp-2 end to end: low-resource and grid runs fine-tune, and their sections reach the report",
+  async (t) => {
+    const out = tmpDir(t, "dpsm-exp2-low-");
+    const config = resolveConfig(exp2, "quick", {
+      pretrain: { maxSteps: 2, evalEvery: 2, evalMaxSequences: 4, batchSize: 4 },
+      trainMaxExamples: 32,
+      batchSize: 4,
+      maxSteps: 2,
+      lrWarmupSteps: 1,
+      evalEvery: 2,
+      evalMaxSequences: 4,
+      testMaxExamples: 3,
+      transfer: [],
+      rougeBootstrap: 20,
+      efficiencyAudit: false,
+      generation: { maxLength: 8 },
+      variations: ["ce", "dpsm-warm10"],
+      baselines: [],
+      summarySwap: false,
+      examples: 0,
+      lowResource: [0.5],
+      grid: { lr: [1e-3, 2e-3], smoothing: [0.1], warmupShares: [0.1] },
+    });
+    const jobs = exp2Jobs(config);
+    t.deepEqual(
+      jobs.map((j) => jobId(j.key)),
+      [
+        "tiny/pretrain/denoising/seed0",
+        "tiny/clean/ce/seed0",
+        "tiny/clean/dpsm-warm10/seed0",
+        "tiny/low-resource/ce-share0.5/seed0",
+        "tiny/low-resource/brier-share0.5/seed0",
+        "tiny/low-resource/dpsm-warm10-share0.5/seed0",
+        "tiny/hp-grid/dpsm-warm-lr0.001-smoothing0.1-warmup0.1/seed0",
+        "tiny/hp-grid/dpsm-warm-lr0.002-smoothing0.1-warmup0.1/seed0",
+      ],
+    );
+    const run = await runExperiment(exp2, config, out, { say: () => {}, progress: false });
+    t.is(run.results.length, jobs.length);
+    // The smoothed loss reached the run (its result records the loss it trained with).
+    const grid = run.results.filter((r) => r.key.setting === "hp-grid");
+    t.deepEqual(
+      grid.map((r) => (r.kind === "finetune" ? r.loss : undefined)),
+      [0, 1].map(() => ({ kind: "dpsm", schedule: "linear", warmupSteps: 1, smoothing: 0.1 })),
+    );
+    const { report } = await writeReport(exp2, config, run, out, buildInfo());
+    const md = fs.readFileSync(report, "utf8");
+    for (const section of [
+      "Low-resource runs: 50 % of the training pairs",
+      "Hyper-parameter grid: dpsm-warm on tiny",
+      "### Low-resource training",
+      "dpsm-warm10 − CE per share",
+      "### Hyper-parameter grid (dpsm-warm",
+      "(figures/tiny-grid-rougeL-smoothing0.1.png)",
+      "(figures/tiny-grid-ece10-smoothing0.1.png)",
+      "(figures/tiny-low-resource-rougeL.png)",
+    ]) {
+      t.true(md.includes(section), section);
+    }
+    t.regex(md, /\| +2e-3 +\| +0\.1 +\| +10 % +\| 0 +\|.*\| grid run +\|/);
+    // They stay out of the main tables.
+    const final = md.slice(md.indexOf("### Final metrics"), md.indexOf("### ROUGE with"));
+    t.notRegex(final, /training split|dpsm-warm \(/);
+  },
+);
