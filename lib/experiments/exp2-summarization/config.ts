@@ -296,7 +296,8 @@ export const PROFILES = {
       earlyStopping: false,
     },
     efficiencyAudit: { rounds: 15, warmupRounds: 3 },
-    // Off on this CPU (each would add 6 or 16 runs to 7): --low-resource 0.1,0.01, or a grid in --config.
+    // Off on this CPU: the seed's two shares would add 6 runs to the 7, its grid 18 (quick's lr is none of the
+    // grid's). On request: --low-resource 0.1,0.01; --grid.lr …, --grid.smoothing …, --grid.warmup-shares ….
     lowResource: [],
     grid: false,
     rougeBootstrap: 1000,
