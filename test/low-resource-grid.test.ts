@@ -12,9 +12,9 @@ import { exp1, exp1Jobs } from "../lib/experiments/exp1-lm/index.ts";
 import { exp1AuditPlans, type Exp1Job } from "../lib/experiments/exp1-lm/jobs.ts";
 import { exp1TrainerOptions } from "../lib/experiments/exp1-lm/run-job.ts";
 import { exp2, exp2Jobs } from "../lib/experiments/exp2-summarization/index.ts";
-import { ablationsAbsent, ablationsRun } from "../lib/experiments/exp2-summarization/ablations.ts";
+import { ablationsAbsent, ablationsRun, gridSection } from "../lib/experiments/exp2-summarization/ablations.ts";
 import type { Exp2Group } from "../lib/experiments/exp2-summarization/analysis.ts";
-import { gridCells, gridSection } from "../lib/experiments/exp2-summarization/grid.ts";
+import { gridCells } from "../lib/experiments/exp2-summarization/grid.ts";
 import { exp2AuditPlans, type Exp2Job, type FinetuneJob } from "../lib/experiments/exp2-summarization/jobs.ts";
 import { finetuneTrainerOptions } from "../lib/experiments/exp2-summarization/run-job.ts";
 import {
