@@ -225,7 +225,14 @@ test.serial("experiment settings are validated and pinned to their directory", a
   const fixed = ["dpsm-fixed-0.25", "dpsm-fixed-0.5", "dpsm-fixed-0.75"];
   for (const profile of ["cpu-study", "wt2-small", "full"]) {
     const c = resolveConfig(exp1, profile);
-    t.deepEqual(c.variations, ["ce", "brier", "dpsm-linear", "dpsm-cosine", ...fixed], profile);
+    t.deepEqual(c.variations, ["ce", "brier", "dpsm-linear", "dpsm-cosine", ...fixed, "ce-then-brier"], profile);
+    // Shao et al.'s recipe: CE (label-smoothed) for 80 % of the steps, then smoothed Brier.
+    t.deepEqual(exp1Jobs(c).find((j) => j.key.variation === "ce-then-brier")!.loss, {
+      kind: "dpsm",
+      schedule: "step",
+      warmupSteps: Math.round(0.8 * c.maxSteps),
+      smoothing: 0.1,
+    });
     const alphas = exp1Jobs(c)
       .filter((j) => fixed.includes(j.key.variation) && j.key.seed === 0 && j.key.model === c.models[0])
       .map((j) => (j.loss.kind === "dpsm" && j.loss.schedule === "fixed" ? j.loss.alpha : undefined));

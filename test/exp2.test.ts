@@ -67,20 +67,27 @@ test("the quick profile's jobs: pretraining first, then every variation clean an
   // With checkpoints there is nothing to pretrain. The GPU profiles train label smoothing and focal beside CE.
   const full = exp2Jobs(resolveConfig(exp2, "full"));
   t.false(full.some((j) => j.kind === "pretrain"));
-  // Per model and seed 4 variations, 2 baselines, 4 swap-noise runs; on the first model also the low-resource runs
+  // Per model and seed 5 variations (the seed's 4 and Shao et al.'s recipe), 2 baselines, 4 swap-noise runs; on the first model also the low-resource runs
   // (2 shares × 3 variations × 3 seeds) and the grid's 16 cells that are no main run (test/low-resource-grid.test.ts).
-  t.is(full.length, 2 * 3 * (4 + 2 + 4) + 18 + 16);
+  t.is(full.length, 2 * 3 * (5 + 2 + 4) + 18 + 16);
   for (const profile of ["full", "xsum-base"]) {
     const jobs = exp2Jobs(resolveConfig(exp2, profile)) as FinetuneJob[];
     const model = jobs[0]!.key.model;
     const seed0 = jobs.filter((j) => j.key.seed === 0 && j.key.setting === "clean" && j.key.model === model);
     t.deepEqual(
       seed0.map((j) => j.key.variation),
-      ["ce", "brier", "dpsm-warm10", "dpsm-warm20", "label_smoothing", "focal"],
+      ["ce", "brier", "dpsm-warm10", "dpsm-warm20", "ce-then-brier", "label_smoothing", "focal"],
       profile,
     );
-    t.deepEqual(seed0[4]!.loss, { kind: "label_smoothing", smoothing: 0.1 }, profile);
-    t.deepEqual(seed0[5]!.loss, { kind: "focal", gamma: 2 }, profile);
+    // Shao et al.'s recipe: CE (label-smoothed) for 80 % of the steps, then smoothed Brier.
+    const maxSteps = resolveConfig(exp2, profile).maxSteps;
+    t.deepEqual(
+      seed0[4]!.loss,
+      { kind: "dpsm", schedule: "step", warmupSteps: Math.round(0.8 * maxSteps), smoothing: 0.1 },
+      profile,
+    );
+    t.deepEqual(seed0[5]!.loss, { kind: "label_smoothing", smoothing: 0.1 }, profile);
+    t.deepEqual(seed0[6]!.loss, { kind: "focal", gamma: 2 }, profile);
   }
 });
 

@@ -1,4 +1,4 @@
-// Experiment 2's source-dependence gate (lib/experiments/exp2-summarization/source-gate.ts) on constructed
+// Experiment 2's source-dependence gate (lib/experiments/exp2-summarization/source-gate.ts, shuffled-source.ts) on constructed
 // per-example ROUGE-L scores: a CE model writing one summary whatever the source, or scoring no better with the
 // right source than with another example's, fails it; one whose summaries differ and score better with their own
 // source passes; a run saved before the gate existed is not counted as checked. The shuffled pass's sources are a
@@ -6,12 +6,8 @@
 import test from "ava";
 
 import type { Exp2Group } from "../lib/experiments/exp2-summarization/analysis.ts";
-import {
-  permutedSources,
-  SOURCE_GATE,
-  shuffledSourceOrder,
-  sourceGate,
-} from "../lib/experiments/exp2-summarization/source-gate.ts";
+import { permutedSources, shuffledSourceOrder } from "../lib/experiments/exp2-summarization/shuffled-source.ts";
+import { SOURCE_GATE, sourceGate } from "../lib/experiments/exp2-summarization/source-gate.ts";
 
 test("the shuffled order is a deterministic derangement pairing examples n/2 apart", (t) => {
   for (const n of [2, 3, 7, 100]) {

@@ -9,6 +9,7 @@ import type { PackedTokens } from "../../data/pack.ts";
 import { poolReliabilityBins } from "../../metrics/calibration.ts";
 import { reliabilityDiagram } from "../../report/plots.ts";
 import { fmt, formatTable } from "../../report/table.ts";
+import { shaoRecipeNote } from "../framework/losses.ts";
 import {
   comparisons,
   comparisonsTable,
@@ -83,6 +84,7 @@ function whatWasRun(c: Exp1Config, data: Exp1Data): string[] {
     `Seeds: ${c.seeds.join(", ")} (each seed: the same initialisation and batch order for every variation). ` +
       `Variations: ${c.variations.join(", ")}; DPSM warm-up ${Math.round(c.dpsmWarmup * 100)} % of the steps.`,
     ...fixedAlphaNote(c),
+    ...(c.variations.includes("ce-then-brier") ? [shaoRecipeNote("ce-then-brier")] : []),
     `Baselines: ${c.baselines.join(", ") || "none"}. Label noise: ${noise}. OOD sets: ${c.ood.join(", ") || "none"}.`,
     `Warm-up sweep: ${c.warmupSweep.length ? c.warmupSweep.map((w) => `${Math.round(w * 100)} %`).join(", ") : "none"}. ` +
       `AdamW-ε ablation: ${c.epsAblation ? `ε ${c.epsAblation.eps.toExponential()} for ${c.epsAblation.variations.join(", ")}` : "none"}.`,

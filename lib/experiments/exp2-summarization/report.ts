@@ -9,6 +9,7 @@ import { poolReliabilityBins } from "../../metrics/calibration.ts";
 import { reliabilityDiagram, scatterChart } from "../../report/plots.ts";
 import { fmt, formatTable } from "../../report/table.ts";
 import { directionalStars } from "../../metrics/stats.ts";
+import { shaoRecipeNote } from "../framework/losses.ts";
 import { formatP, TestFamily } from "../framework/decision.ts";
 import {
   comparisons,
@@ -124,6 +125,7 @@ function whatWasRun(ctx: Exp2ReportContext): string[] {
       `${c.summarySwap ? `${100 * c.summarySwap.probability} % of training pairs, for ${c.summarySwap.variations.join(", ")}` : "off"}.`,
   );
   lines.push(ablationsRun(c));
+  if (c.variations.includes("ce-then-brier")) lines.push(shaoRecipeNote("ce-then-brier"));
   const absent: string[] = [];
   if (c.checkpointDir === undefined) absent.push("pretrained checkpoints (BART-large, PEGASUS-large)");
   if (c.dataset.source !== "cnn_dailymail" && !c.transfer.includes("cnn_dailymail")) absent.push("CNN/DailyMail");

@@ -24,7 +24,7 @@ import { type Exp2Config, TEMPSCALE } from "./config.ts";
 import type { EvalSet, Exp2Data, Exp2ModelData } from "./data.ts";
 import type { Exp2Job, FinetuneJob, PretrainJob } from "./jobs.ts";
 import { freshModel } from "./model.ts";
-import { permutedSources, type ShuffledSourceResult, shuffledSourceOrder } from "./source-gate.ts";
+import { permutedSources, type ShuffledSourceResult, shuffledSourcePass } from "./shuffled-source.ts";
 
 type RougeName = (typeof DEFAULT_ROUGE_TYPES)[number];
 
@@ -151,32 +151,6 @@ const sourceOf = (set: EvalSet) =>
     set.arrays,
     set.records.map((_, i) => i),
   );
-
-/**
- * The gate's shuffled-source pass: `set` summarised from shuffled sources (shuffledSourceOrder), each summary
- * scored against the references of the example it stands in for; the summaries are kept beside the others.
- */
-async function shuffledSourcePass(
-  c: Exp2Config,
-  model: Seq2SeqModel,
-  tokenizer: Seq2SeqTokenizer,
-  set: EvalSet,
-  summariesFile: string,
-): Promise<ShuffledSourceResult> {
-  const order = shuffledSourceOrder(set.records.length);
-  const generated = await model.generate(permutedSources(set.arrays, order), c.generation, { batchSize: c.batchSize });
-  const summaries = generated.map((ids) => tokenizer.decode(ids, { skipSpecialTokens: true }).trim());
-  writeFileAtomic(
-    summariesFile,
-    summaries
-      .map(
-        (summary, i) => `${JSON.stringify({ id: set.records[i]!.id, source: set.records[order[i]!]!.id, summary })}\n`,
-      )
-      .join(""),
-  );
-  const rouge = rougeCorpus(summaries.map((candidate, i) => ({ candidate, references: set.records[i]!.references })));
-  return { rougeLPerExample: rouge.pairs.map((p) => p.rougeL.fmeasure) };
-}
 
 const words = (text: string) => text.match(/\S+/g)?.length ?? 0;
 

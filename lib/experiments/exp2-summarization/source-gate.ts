@@ -5,8 +5,8 @@
 // checkpoint (test split): its summaries differ from one another (different summaries / examples ≥ 90 %), and
 // it scores better ROUGE-L with the right source than with another example's (Koehn's paired bootstrap over the
 // test examples: the 95 % interval of real − shuffled lies above 0). The gate passes when every CE seed passes.
+// The shuffled pass itself runs with the CE job (shuffled-source.ts).
 import { pairedBootstrap } from "../../metrics/bootstrap.ts";
-import type { SummarizationArrays } from "../../data/summarization.ts";
 import type { Exp2Group } from "./analysis.ts";
 import type { FinetuneResult } from "./run-job.ts";
 
@@ -15,38 +15,6 @@ export const SOURCE_GATE = {
   /** different summaries / test examples, at least */
   minDifferentShare: 0.9,
 } as const;
-
-/**
- * The source each example is summarised from in the shuffled-source pass: example i gets the source of example
- * (i + ⌊n/2⌋) mod n, a derangement for n ≥ 2 that pairs examples far apart in the file (neighbouring test
- * examples can share a topic). Deterministic, so every run and seed is checked against the same pairing.
- */
-export function shuffledSourceOrder(n: number): number[] {
-  if (!Number.isInteger(n) || n < 2) throw new RangeError(`shuffledSourceOrder: n must be an integer ≥ 2, got ${n}`);
-  const shift = Math.floor(n / 2);
-  return Array.from({ length: n }, (_, i) => (i + shift) % n);
-}
-
-/** The encoder inputs of `arrays` with example i's source replaced by that of example order[i]. */
-export function permutedSources(
-  arrays: Pick<SummarizationArrays, "sourceTokens" | "sourceLengths" | "maxSource">,
-  order: readonly number[],
-): { ids: Int32Array; mask: Int32Array; length: number } {
-  const { sourceTokens, sourceLengths, maxSource: S } = arrays;
-  const ids = new Int32Array(order.length * S);
-  const mask = new Int32Array(order.length * S);
-  order.forEach((j, i) => {
-    ids.set(sourceTokens.subarray(j * S, (j + 1) * S), i * S);
-    mask.fill(1, i * S, i * S + sourceLengths[j]!);
-  });
-  return { ids, mask, length: S };
-}
-
-/** What a CE run's last checkpoint did with shuffled sources (run-job.ts), kept in its result. */
-export interface ShuffledSourceResult {
-  /** ROUGE-L F of the summary written from another example's source, against this example's references */
-  rougeLPerExample: number[];
-}
 
 /** One CE seed's checks. */
 export interface SourceCheck {
