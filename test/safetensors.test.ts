@@ -222,6 +222,19 @@ const fileCases: [string, (p: SafetensorsParts, f: string) => void, RegExp][] = 
     /tensor 'transformer\.ln_f\.bias': lacks 'data_offsets'/,
   ],
   ["a file of 5 bytes", (_p, f) => fs.writeFileSync(f, Buffer.alloc(5)), /too short for a header \(5 bytes\)/],
+  [
+    // Issue 29: 100,000 nested objects overflowed the native stack (SIGSEGV); written by hand because
+    // JSON.stringify would recurse as deep.
+    "100,000 objects nested inside __metadata__",
+    (p, f) => {
+      const n = 100_000;
+      const json = `{"__metadata__":{"a":${'{"a":'.repeat(n)}"x"${"}".repeat(n)}},${JSON.stringify(p.header).slice(1)}`;
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+      fs.writeFileSync(f, Buffer.concat([len, Buffer.from(json), p.data]));
+    },
+    /header nests objects or arrays more than 64 deep/,
+  ],
 ];
 
 for (const [what, corrupt, message] of fileCases) {

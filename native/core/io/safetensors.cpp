@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -48,6 +49,48 @@ std::string name_of(at::ScalarType t) {
     case at::kByte: return "U8";
     case at::kBool: return "BOOL";
     default: throw std::runtime_error(std::string("safetensors: cannot store dtype ") + c10::toString(t));
+  }
+}
+
+// A header nests three deep (the object, an entry, its shape); a safetensors writer never goes further. The
+// bound is checked on the raw bytes before parsing because nlohmann's dump() and the error messages built from
+// it recurse once per level: 100,000 nested objects in __metadata__ overflowed the stack (SIGSEGV).
+constexpr int kMaxJsonDepth = 64;
+
+// The deepest nesting of objects and arrays in `text`, stopping as soon as it passes `limit` (strings skipped,
+// with their escapes, so a '{' inside a name does not count).
+int json_depth(const std::string& text, int limit) {
+  int depth = 0, deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      deepest = std::max(deepest, ++depth);
+      if (deepest > limit) return deepest;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+// Parses `text` as JSON, refusing nesting deeper than kMaxJsonDepth first; `what` names the part in errors.
+nlohmann::json parse_bounded(const std::string& path, const std::string& text, const std::string& what) {
+  if (json_depth(text, kMaxJsonDepth) > kMaxJsonDepth) {
+    bad(path, what + " nests objects or arrays more than " + std::to_string(kMaxJsonDepth) +
+                  " deep (the format needs 3)");
+  }
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    bad(path, what + " is not JSON: " + e.what());
   }
 }
 
@@ -138,12 +181,7 @@ SafeTensors read_safetensors(const std::string& path) {
   const int64_t data_begin = 8 + static_cast<int64_t>(header_len);
   const int64_t data_size = file_size - data_begin;
 
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(header);
-  } catch (const std::exception& e) {
-    bad(path, std::string("header is not JSON: ") + e.what());
-  }
+  const nlohmann::json j = parse_bounded(path, header, "header");
   if (!j.is_object()) bad(path, "header is not a JSON object");
 
   // Every entry, then the layout: sorted by offset, the tensors tile the data section from 0 to its end, with
@@ -207,14 +245,14 @@ SafeTensors read_hf_weights(const std::string& path) {
   const std::string suffix = ".index.json";
   if (path.size() < suffix.size() || path.compare(path.size() - suffix.size(), suffix.size(), suffix) != 0)
     return read_safetensors(path);
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) bad(path, "not found, or not a regular file");
+  // An index maps names to shard files: kilobytes. The bound keeps a hostile one from being read whole.
+  if (std::filesystem::file_size(path, ec) > (100u << 20)) bad(path, "larger than 100 MiB: not a shard index");
   std::ifstream f(path);
   if (!f) bad(path, "cannot open");
-  nlohmann::json index;
-  try {
-    index = nlohmann::json::parse(f);
-  } catch (const std::exception& e) {
-    bad(path, std::string("not JSON: ") + e.what());
-  }
+  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  nlohmann::json index = parse_bounded(path, text, "the index");
   if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
     bad(path, "no weight_map object");
   const std::string dir = path.substr(0, path.find_last_of('/') + 1);
