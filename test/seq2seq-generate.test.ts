@@ -10,6 +10,7 @@ import test from "ava";
 
 import { GPT2Model } from "../lib/index.ts";
 import { Seq2SeqModel, type Seq2SeqGenerateOptions } from "../lib/models/bart.ts";
+import { tmpDir } from "./helpers/tmp.ts";
 
 const FIXTURES = path.join(import.meta.dirname, "fixtures", "seq2seq");
 
@@ -104,6 +105,35 @@ test("generate: bad options are named errors", async (t) => {
     message: /unknown option\(s\) "topK"/,
   });
   await t.throwsAsync(model.generate({ ...src, length: 7 }), { instanceOf: RangeError, message: /batch × length/ });
+  // Issue 29: numBeams 1e9 allocated without bound; generate(null) was a bare TypeError.
+  await t.throwsAsync(model.generate(src, { numBeams: 1e9 }), {
+    instanceOf: RangeError,
+    message: /^Seq2SeqModel\.generate options\.numBeams: .*64/,
+  });
+  await t.throwsAsync(model.generate(null as unknown as typeof src), {
+    instanceOf: TypeError,
+    message: /^Seq2SeqModel\.generate source: /,
+  });
+  await t.throwsAsync(model.generate({ ...src, mask: [1, 2] } as unknown as typeof src), {
+    instanceOf: TypeError,
+    message: /^Seq2SeqModel\.generate source\.mask: expected an Int32Array/,
+  });
+});
+
+test("a checkpoint's generation_config.json with num_beams or max_length out of bounds is refused at load", (t) => {
+  const tmp = tmpDir(t, "dpsm-generate-config-");
+  for (const [field, value, message] of [
+    ["num_beams", 1e9, /generation_config\.json\.num_beams: .*64/],
+    ["max_length", 100_000, /generation_config\.json\.max_length: must not exceed max_position_embeddings 128/],
+  ] as const) {
+    const dir = path.join(tmp, field);
+    fs.cpSync(path.join(FIXTURES, "bart"), dir, { recursive: true });
+    const file = path.join(dir, "generation_config.json");
+    fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, "utf8")), [field]: value }));
+    const e = t.throws(() => Seq2SeqModel.load(dir), { instanceOf: RangeError });
+    t.true(e.message.startsWith(file), e.message);
+    t.regex(e.message, message);
+  }
 });
 
 test("the addon's one generate: an encoder-decoder needs its source mask, a GPT-2 reads none", async (t) => {

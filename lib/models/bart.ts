@@ -12,7 +12,7 @@ import type { ModelShape } from "../data/model-data.ts";
 import { native, type NativeModel } from "../native.ts";
 import { readHfCheckpoint, saveHfCheckpoint, type SaveOptions } from "./checkpoint.ts";
 import type { EncoderDecoderInputs, LanguageModel } from "./language-model.ts";
-import { checkParameterCount, MODEL_LIMITS } from "./limits.ts";
+import { checkParameterCount, GENERATION_LIMITS, MODEL_LIMITS } from "./limits.ts";
 
 const positiveInt = () => z.number().int().min(1);
 const rate = () => z.number().min(0).lt(1);
@@ -184,6 +184,7 @@ const CreateOptionsSchema = z
 export type Seq2SeqCreateOptions = z.input<typeof CreateOptionsSchema>;
 
 const tokenId = () => z.number().int().min(0);
+const numBeams = () => positiveInt().max(GENERATION_LIMITS.beams);
 const earlyStopping = () => z.union([z.boolean(), z.literal("never")]);
 // One EOS id: transformers also takes a list, which the native core does not search for.
 const eosId = () =>
@@ -195,7 +196,7 @@ const eosId = () =>
 // transformers' GenerationConfig.from_model_config reads them), in transformers' names; others are ignored.
 const CheckpointGenerationSchema = z
   .object({
-    num_beams: positiveInt(),
+    num_beams: numBeams(),
     max_length: positiveInt(),
     min_length: z.number().int().min(0),
     length_penalty: z.number(),
@@ -216,7 +217,7 @@ const CheckpointGenerationSchema = z
  */
 export const Seq2SeqGenerateOptionsSchema = z
   .object({
-    numBeams: positiveInt().default(1),
+    numBeams: numBeams().default(1),
     maxLength: z.number().int().min(2).default(20),
     minLength: z.number().int().min(0).default(0),
     lengthPenalty: z.number().default(1),
@@ -250,6 +251,13 @@ function generationDefaults(dir: string | undefined, config: Seq2SeqConfig): Seq
   }
   const where = dir === undefined ? "config" : fs.existsSync(file) ? file : path.join(dir, "config.json");
   const g = parseOrThrow(CheckpointGenerationSchema, pickKnown(raw, CheckpointGenerationSchema.keyof().options), where);
+  // Refused here, naming the file, rather than at the first generate as if the caller had asked for it.
+  if (g.max_length !== undefined && g.max_length > config.max_position_embeddings) {
+    throw new RangeError(
+      `${where}.max_length: must not exceed max_position_embeddings ${config.max_position_embeddings}, ` +
+        `got ${g.max_length}`,
+    );
+  }
   const out: Seq2SeqGenerateOptions = {
     numBeams: g.num_beams,
     maxLength: g.max_length,
@@ -270,6 +278,13 @@ function pickKnown(raw: unknown, keys: readonly string[]): Record<string, unknow
   if (typeof raw !== "object" || raw === null) return {};
   return Object.fromEntries(Object.entries(raw).filter(([k]) => keys.includes(k)));
 }
+
+// The source batch: checked first, so generate(null) names its argument instead of a bare TypeError.
+const GenerateSourceSchema = z.object({
+  ids: z.instanceof(Int32Array, { message: "expected an Int32Array" }),
+  mask: z.instanceof(Int32Array, { message: "expected an Int32Array" }),
+  length: z.number().int().min(1),
+});
 
 const GenerateRunSchema = z
   .object({
@@ -397,6 +412,7 @@ export class Seq2SeqModel implements LanguageModel {
     options: Seq2SeqGenerateOptions = {},
     run: z.input<typeof GenerateRunSchema> = {},
   ): Promise<Int32Array[]> {
+    parseOrThrow(GenerateSourceSchema, source, "Seq2SeqModel.generate source");
     const o = parseOrThrow(
       Seq2SeqGenerateOptionsSchema,
       { ...this.generationDefaults, ...options },

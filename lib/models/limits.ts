@@ -16,6 +16,14 @@ export const MODEL_LIMITS = {
   parameters: 2 ** 34,
 } as const;
 
+/**
+ * Bounds on generation settings. Beam search holds numBeams hypotheses and numBeams × vocabulary scores per
+ * example at every step, so numBeams 1e9 allocated without bound; summarisation checkpoints use 4 to 8.
+ */
+export const GENERATION_LIMITS = {
+  beams: 64,
+} as const;
+
 const gib = (bytes: number) => `${(bytes / 2 ** 30).toLocaleString("en-US", { maximumFractionDigits: 1 })} GiB`;
 
 /**
