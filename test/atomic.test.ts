@@ -48,6 +48,15 @@ test("a failed write leaves the old file as it was and no temporary file", (t) =
   t.true(fs.statSync(path.join(dir, "taken")).isDirectory());
 });
 
+test("a file under /proc, /sys or /dev is refused, naming the file, before any folder is made", (t) => {
+  // A recursive mkdir under /proc never returns: the one path check (lib/io/paths.ts) runs first.
+  for (const file of ["/proc/self/x/out.json", "/sys/x/out.json", "/dev/x/out.json"]) {
+    t.throws(() => writeFileAtomic(file, "x"), {
+      message: new RegExp(`writing ${file}: .* lies in /[a-z]+, a kernel`),
+    });
+  }
+});
+
 test("no other file writer in lib/, bench/, examples/: every file goes through lib/io/atomic.ts", (t) => {
   const offenders: string[] = [];
   for (const dir of ["lib", "bench", "examples"]) {

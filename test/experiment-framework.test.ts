@@ -217,6 +217,13 @@ test("the configuration is pinned to its folder; unpinned settings (threads) may
   t.throws(() => pinConfig(exp1, config, out), { message: /config\.json is not a settings file/ });
 });
 
+test("an output folder under /proc is refused before anything is made (a recursive mkdir there never returns)", async (t) => {
+  const config = resolveConfig(exp1, "quick", TINY);
+  await t.throwsAsync(runExperiment(exp1, config, "/proc/self/x", { progress: false, say: () => {} }), {
+    message: /^out: \/proc\/self\/x\/runs lies in \/proc, a kernel file system/,
+  });
+});
+
 test.serial("finished jobs are skipped, an unfinished one resumes, an aborted run starts none", async (t) => {
   const config = resolveConfig(exp1, "quick", { ...TINY, seeds: [0, 1], variations: ["ce", "brier"] });
   const out = tmpDir(t, "dpsm-framework-");

@@ -5,6 +5,8 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 
+import { ensureFolder } from "./paths.ts";
+
 export type Chunk = string | Uint8Array;
 
 /**
@@ -13,8 +15,8 @@ export type Chunk = string | Uint8Array;
  */
 export function writeFileAtomic(file: string, data: Chunk | readonly Chunk[]): void {
   const target = path.resolve(file);
-  const dir = path.dirname(target);
-  fs.mkdirSync(dir, { recursive: true });
+  // Every writer's folder passes the one path check (no /proc, /sys, /dev: a recursive mkdir there never returns).
+  const dir = ensureFolder(path.dirname(target), `writing ${target}`);
   const tmp = path.join(dir, `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
   try {
     const fd = fs.openSync(tmp, "w");

@@ -10,6 +10,7 @@ import type { z } from "zod";
 
 import { distributedFromEnv } from "../../distributed.ts";
 import { writeJsonAtomic } from "../../io/atomic.ts";
+import { ensureFolder } from "../../io/paths.ts";
 import type { StepEvent } from "../../trainer.ts";
 import { pinConfig } from "./config.ts";
 import { type AuditResult, runAudits } from "./efficiency-audit.ts";
@@ -52,7 +53,8 @@ export async function runExperiment<S extends z.ZodObject, J extends Job, R exte
   const jobs = spec.jobs(config);
   checkJobs(jobs);
   const { rank, worldSize } = distributedFromEnv() ?? { rank: 0, worldSize: 1 };
-  fs.mkdirSync(path.join(out, "runs"), { recursive: true });
+  // Checked as the Trainer checks its folders: under /proc a recursive mkdir never returns.
+  ensureFolder(path.join(out, "runs"), "out");
   if (rank === 0) pinConfig(spec, config, out);
 
   const ranks = worldSize > 1 ? ` on ${worldSize} ranks` : "";
