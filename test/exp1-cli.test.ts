@@ -81,6 +81,48 @@ test("bad flags and config files are named, before any work", (t) => {
   t.regex(cli(["--profile", "full", "--help"]).output, /--max-steps N +optimiser steps; \[full: 20000\]/);
 });
 
+test("an output folder, settings file or environment that cannot work is refused in one line, exit 2, before any work", (t) => {
+  const dir = tmpDir(t, "dpsm-cli-");
+  const out = path.join(dir, "out");
+  // JSON.parse keeps "__proto__" as a key; merged as settings it would be dropped without a word.
+  fs.writeFileSync(path.join(dir, "proto.json"), '{"seeds": [1], "__proto__": {"maxSteps": 0}}');
+  const bad = [
+    [["--out", "/proc/self/x"], {}, /^exp1: --out: \/proc\/self\/x lies in \/proc, a kernel file system/],
+    [["--out", ""], {}, /^exp1: --out: expected a folder path, got ""/],
+    [
+      ["--config", path.join(dir, "proto.json"), "--out", out],
+      {},
+      /^exp1: --config: .*proto\.json: __proto__ is not a setting/,
+    ],
+    [
+      ["--out", out],
+      { WORLD_SIZE: "2", RANK: "abc" },
+      /^exp1: environment variable RANK: expected an integer from 0 to 1, got "abc"$/m,
+    ],
+    [
+      ["--out", out],
+      { WORLD_SIZE: "1", RANK: "0", MASTER_PORT: "99999" },
+      /^exp1: environment variable MASTER_PORT: expected an integer from 1 to 65535/,
+    ],
+    [
+      ["--out", out],
+      { WORLD_SIZE: "1", RANK: "0", DPSM_DIST_TIMEOUT: "0" },
+      /^exp1: environment variable DPSM_DIST_TIMEOUT: expected an integer from 1/,
+    ],
+  ] as const;
+  for (const [args, env, message] of bad) {
+    const r = run(process.execPath, [BIN, "exp1", ...args], {
+      cwd: dir,
+      env: { ...process.env, ...env },
+      timeout: 120_000,
+    });
+    t.is(r.code, 2, `${args.join(" ")} ${JSON.stringify(env)}: ${r.output}`);
+    t.regex(r.output, message);
+    t.notRegex(r.output, /\n\s+at /, "a stack trace");
+  }
+  t.deepEqual(fs.readdirSync(dir), ["proto.json"], "work started despite a bad setting");
+});
+
 test("Ctrl-C, then the same command again: finished runs skipped, the interrupted one resumed, a report", async (t) => {
   const out = tmpDir(t, "dpsm-cli-");
   const child = spawn(process.execPath, [BIN, "exp1", ...SMALL, "--out", out], {

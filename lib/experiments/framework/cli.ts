@@ -7,7 +7,8 @@ import path from "node:path";
 
 import type { z } from "zod";
 
-import { distributedFromEnv } from "../../distributed.ts";
+import { type DistributedOptions, distributedFromEnv } from "../../distributed.ts";
+import { checkFolderPath } from "../../io/paths.ts";
 import { launch, LaunchUsageError, localLaunch } from "../../launch.ts";
 import { buildInfo } from "../../native.ts";
 import { defaultProfile, profileNames, renameSettings, resolveConfig } from "./config.ts";
@@ -27,6 +28,19 @@ interface SettingsFile {
   settings: Record<string, unknown>;
 }
 
+// Where a "__proto__" key lies in parsed JSON ("" at the top), or undefined. JSON.parse keeps it as an own key,
+// but merging the settings assigns it, which sets the object's prototype: the setting would vanish without a word.
+function protoKeyAt(value: unknown, at: string): string | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  for (const [k, v] of Object.entries(value)) {
+    const here = at === "" ? k : `${at}.${k}`;
+    if (k === "__proto__") return here;
+    const deeper = protoKeyAt(v, here);
+    if (deeper !== undefined) return deeper;
+  }
+  return undefined;
+}
+
 function readSettingsFile(spec: AnyExperimentSpec, file: string): SettingsFile {
   if (!fs.existsSync(file)) throw new UsageError(`--config: ${file} not found`);
   let parsed: unknown;
@@ -37,6 +51,10 @@ function readSettingsFile(spec: AnyExperimentSpec, file: string): SettingsFile {
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw new UsageError(`--config: ${file} must hold a JSON object`);
+  }
+  const proto = protoKeyAt(parsed, "");
+  if (proto !== undefined) {
+    throw new UsageError(`--config: ${file}: ${proto} is not a setting (no setting is named so)`);
   }
   // An experiment folder's config.json works as a settings file: it names its experiment and profile.
   const { experiment, profile, ...settings } = renameSettings(spec, parsed as Record<string, unknown>);
@@ -74,8 +92,22 @@ export function parseCommandLine<S extends z.ZodObject>(
   }
   // What the file and the flags hold is checked by the schema, with the other settings.
   const config = resolveConfig(spec, profile, file?.settings as never, args.settings as never) as ConfigOf<S>;
-  const out = path.resolve(args.out ?? path.join("runs", `${spec.name}-${profile}`));
-  return { config, out, reportOnly: args.reportOnly };
+  return {
+    config,
+    out: outFolder(args.out ?? path.join("runs", `${spec.name}-${profile}`)),
+    reportOnly: args.reportOnly,
+  };
+}
+
+// The output folder, checked before any work: "" would be the working folder, and one under /proc, /sys or /dev
+// would hang the first mkdir (lib/io/paths.ts, the Trainer's check).
+function outFolder(out: string): string {
+  if (out.trim() === "") throw new UsageError(`--out: expected a folder path, got ${JSON.stringify(out)}`);
+  try {
+    return checkFolderPath(out, "--out");
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 /** Runs `spec` as the command `prog` with `argv`; resolves to the exit code. */
@@ -97,7 +129,14 @@ export async function runExperimentCli<S extends z.ZodObject, J extends Job, R e
     console.log(`${line.help}\n\n  --nproc N  train data-parallel on N processes of this machine (dpsm-native launch)`);
     return 0;
   }
-  const place = distributedFromEnv();
+  // The process group the environment names (RANK, MASTER_PORT, …), checked like any other setting.
+  let place: DistributedOptions | undefined;
+  try {
+    place = distributedFromEnv();
+  } catch (e) {
+    console.error(`${spec.name}: ${(e as Error).message}`);
+    return 2;
+  }
   if (nproc !== undefined && nproc > 1 && !place) {
     return launch(localLaunch(nproc, [spec.name, ...argv]), (name) => name === spec.name);
   }
