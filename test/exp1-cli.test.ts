@@ -51,6 +51,7 @@ test("bad flags and config files are named, before any work", (t) => {
   const bad = [
     [["--max-steps", "abc"], /--max-steps: expected a number, got "abc"/],
     [["--max-steps", "0"], /exp1 config\.maxSteps: Too small/],
+    [["--context-length", "2000000"], /exp1 config\.contextLength: Too big: expected number to be <=1024/],
     [["--max-steps"], /--max-steps: expected a value/],
     [["--models", "tiny,huge"], /exp1 config\.models\.1/],
     [["--colour", "red"], /--colour: unknown flag/],

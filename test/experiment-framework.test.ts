@@ -217,6 +217,16 @@ test("the configuration is pinned to its folder; unpinned settings (threads) may
   t.throws(() => pinConfig(exp1, config, out), { message: /config\.json is not a settings file/ });
 });
 
+test("exp1: a context length beyond the models' positions is refused by the settings, before anything is pinned", (t) => {
+  t.throws(() => resolveConfig(exp1, "quick", { contextLength: 2_000_000 }), {
+    message: /exp1 config\.contextLength: Too big: expected number to be <=1024, got 2000000$/,
+  });
+  t.throws(() => resolveConfig(exp1, "quick", { models: ["small", "tiny"], contextLength: 512 }), {
+    message: /exp1 config\.contextLength: must not exceed 256, the positions of GPT-2 tiny, got 512$/,
+  });
+  t.is(resolveConfig(exp1, "quick", { models: ["small"], contextLength: 1024 }).contextLength, 1024);
+});
+
 test("an output folder under /proc is refused before anything is made (a recursive mkdir there never returns)", async (t) => {
   const config = resolveConfig(exp1, "quick", TINY);
   await t.throwsAsync(runExperiment(exp1, config, "/proc/self/x", { progress: false, say: () => {} }), {

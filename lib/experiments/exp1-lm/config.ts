@@ -5,7 +5,7 @@ import { z } from "zod";
 import { OOD_NAMES, type OodName } from "../../data/ood.ts";
 import { WIKITEXT_NAMES } from "../../data/prepare.ts";
 import { WIKITEXT_LAYOUTS } from "../../data/wikitext.ts";
-import { MODEL_SIZES } from "../../models/gpt2.ts";
+import { GPT2_PRESETS, MODEL_SIZES } from "../../models/gpt2.ts";
 import { TrainerSettingsSchema } from "../../trainer-options.ts";
 import { SHAO_RECIPE, type VariationLoss } from "../framework/losses.ts";
 import { LOW_RESOURCE_SETTING, lowResourceSchema } from "../framework/low-resource.ts";
@@ -55,6 +55,11 @@ export type Setting = (typeof SETTINGS)[number];
 export const LOW_RESOURCE_VARIATIONS = ["ce", "brier", "dpsm-linear"] as const satisfies Variation[];
 
 const int = (min: number) => z.number().int().min(min);
+// A training sequence fits the model's learned positions: bounded here, so a longer one is refused before the
+// run's config.json is pinned (it would fail only once training starts). The schema's bound is the largest
+// preset's; the refinement below holds each chosen size to its own.
+const MAX_POSITIONS = Math.max(...MODEL_SIZES.map((m) => GPT2_PRESETS[m].n_positions));
+const positions = MODEL_SIZES.map((m) => `${m} ${GPT2_PRESETS[m].n_positions}`).join(", ");
 const share = () => z.number().gt(0).max(1);
 const { lr } = TrainerSettingsSchema.shape;
 
@@ -77,7 +82,9 @@ export const Exp1SettingsSchema = z
       .min(1)
       .optional()
       .describe("the data folder (default: DPSM_DATA_DIR, else ~/.cache/dpsm-native/data; missing sets are fetched)"),
-    contextLength: int(2).describe("tokens per training sequence"),
+    contextLength: int(2)
+      .max(MAX_POSITIONS)
+      .describe(`tokens per training sequence (at most each model's positions: ${positions})`),
     // The Trainer's run settings, every job's (lib/trainer-options.ts); the learning rate may be one per model size.
     ...TrainerSettingsSchema.shape,
     lr: lr
@@ -135,7 +142,21 @@ export const Exp1SettingsSchema = z
       .strict()
       .describe("the qualitative sample"),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    for (const m of c.models) {
+      const n = GPT2_PRESETS[m].n_positions;
+      // Beyond every preset's positions the schema's bound has said so already.
+      if (c.contextLength > n && c.contextLength <= MAX_POSITIONS) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["contextLength"],
+          message: `must not exceed ${n}, the positions of GPT-2 ${m}`,
+        });
+        return;
+      }
+    }
+  });
 export type Exp1Settings = z.output<typeof Exp1SettingsSchema>;
 /** Settings as a profile or a settings file states them: the Trainer's settings may be left at its defaults. */
 export type Exp1SettingsInput = z.input<typeof Exp1SettingsSchema>;
