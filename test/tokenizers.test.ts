@@ -125,13 +125,65 @@ test("named errors for a missing or malformed file", (t) => {
   t.throws(() => loadTokenizer(file), { instanceOf: TokenizerFormatError, message: /model/ });
   const json = JSON.parse(source) as Record<string, unknown>;
   fs.writeFileSync(file, JSON.stringify({ ...json, model: { type: "NoSuchModel" } }));
-  t.throws(() => loadTokenizer(file), { instanceOf: TokenizerFormatError, message: /cannot build/ });
+  t.throws(() => loadTokenizer(file), {
+    instanceOf: TokenizerFormatError,
+    message: /model\.type: expected one of BPE, WordPiece, WordLevel, Unigram, got "NoSuchModel"/,
+  });
 
   fs.writeFileSync(file, source);
   fs.writeFileSync(path.join(dir, "special_tokens_map.json"), JSON.stringify({ pad_token: "<nope>" }));
   t.throws(() => loadTokenizer(dir), { instanceOf: TokenizerFormatError, message: /<nope>.*not in the vocabulary/ });
   fs.writeFileSync(path.join(dir, "special_tokens_map.json"), "{");
   t.throws(() => loadTokenizer(dir), { instanceOf: TokenizerFormatError, message: /special_tokens_map/ });
+});
+
+// Issue 29: files Hugging Face's `tokenizers` refuses were read, then encoded ids outside [0, vocabSize) or named
+// special ids not in the vocabulary; an id of 1e9 made loading allocate in proportion to it (never finished).
+test("refused as `tokenizers` refuses them: unknown model type, ids outside the vocabulary, special ids not in it", (t) => {
+  const dir = tmpDir(t, "dpsm-tok-");
+  const read = (name: string) =>
+    JSON.parse(fs.readFileSync(path.join(FIXTURE, name, "tokenizer.json"), "utf8")) as {
+      model: Record<string, unknown> & { vocab: unknown };
+      post_processor: Record<string, unknown>;
+    };
+  const cases: [string, "bart" | "pegasus", (j: ReturnType<typeof read>) => void, RegExp][] = [
+    ["no model type", "bart", (j) => delete j.model.type, /model\.type: expected one of .*, got nothing/],
+    [
+      "a negative vocabulary id",
+      "bart",
+      (j) => ((j.model.vocab as Record<string, number>).zzzq = -5),
+      /model\.vocab\["zzzq"\]: expected a non-negative integer id, got -5/,
+    ],
+    [
+      "a vocabulary id of 1e9",
+      "bart",
+      (j) => ((j.model.vocab as Record<string, number>).zzzq = 1e9),
+      /token "zzzq" has id 1000000000, outside the vocabulary of 4002 tokens \[0, 4002\)/,
+    ],
+    [
+      "an EOS id of 1e9 in the post-processor",
+      "bart",
+      (j) => (j.post_processor.sep = ["</s>", 1e9]),
+      /post_processor\.sep: expected an id of the vocabulary \[0, 4001\), got 1000000000/,
+    ],
+    [
+      "a Unigram unk_id of 1e9",
+      "pegasus",
+      (j) => (j.model.unk_id = 1e9),
+      /model\.unk_id: expected an index of model\.vocab, below 4000, got 1000000000/,
+    ],
+  ];
+  for (const [what, name, edit, message] of cases) {
+    const json = read(name);
+    edit(json);
+    const file = path.join(dir, "tokenizer.json");
+    fs.writeFileSync(file, JSON.stringify(json));
+    const started = Date.now();
+    const e = t.throws(() => loadTokenizer(file), { instanceOf: TokenizerFormatError }, what);
+    t.true(e?.message.startsWith(`${file}: `), what);
+    t.regex(e?.message ?? "", message, what);
+    t.true(Date.now() - started < 5000, what);
+  }
 });
 
 function roundTrips(t: { is(a: unknown, b: unknown): void }, tok: Seq2SeqTokenizer, text: string) {

@@ -10,6 +10,7 @@ import path from "node:path";
 
 import type { Tokenizer } from "@huggingface/tokenizers";
 
+import { MODEL_LIMITS } from "../models/limits.ts";
 import { TokenizerFormatError, TokenizerNotFoundError, type Seq2SeqTokenizer, type SpecialTokenIds } from "./types.ts";
 
 type Json = Record<string, unknown>;
@@ -78,6 +79,100 @@ function modelUnkToken(model: Json): string | undefined {
   return undefined;
 }
 
+const MODEL_TYPES = ["BPE", "WordPiece", "WordLevel", "Unigram"];
+
+const isId = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0;
+
+/**
+ * Checks tokenizer.json's model and added tokens as Hugging Face's `tokenizers` reads them (a known model type,
+ * ids unsigned integers, Unigram's unk_id an index of its vocabulary), and that every id lies below the number of
+ * tokens: the file's own size then bounds what tokenizers.js allocates, which grows with the largest id (an id
+ * of 1e9 never finished), and no id outside [0, vocabSize) can be encoded. Returns the number of tokens.
+ */
+function checkVocabulary(file: string, json: Json): number {
+  const model = json.model as Json;
+  if (!MODEL_TYPES.includes(model.type as string)) {
+    throw new TokenizerFormatError(
+      file,
+      `model.type: expected one of ${MODEL_TYPES.join(", ")}, got ${JSON.stringify(model.type) ?? "nothing"}`,
+    );
+  }
+  const tokens = new Map<string, number>();
+  if (model.type === "Unigram") {
+    if (!Array.isArray(model.vocab)) throw new TokenizerFormatError(file, "model.vocab: expected an array of pairs");
+    model.vocab.forEach((pair: unknown, i) => {
+      if (!Array.isArray(pair) || typeof pair[0] !== "string" || typeof pair[1] !== "number") {
+        throw new TokenizerFormatError(file, `model.vocab[${i}]: expected a [token, score] pair`);
+      }
+      tokens.set(pair[0], i);
+    });
+    const unk = model.unk_id;
+    if (unk !== undefined && unk !== null && (!isId(unk) || unk >= model.vocab.length)) {
+      throw new TokenizerFormatError(
+        file,
+        `model.unk_id: expected an index of model.vocab, below ${model.vocab.length}, got ${JSON.stringify(unk)}`,
+      );
+    }
+  } else {
+    const vocab = model.vocab;
+    if (typeof vocab !== "object" || vocab === null || Array.isArray(vocab)) {
+      throw new TokenizerFormatError(file, "model.vocab: expected an object of token → id");
+    }
+    for (const [token, id] of Object.entries(vocab)) {
+      if (!isId(id) || id >= 2 ** 32) {
+        throw new TokenizerFormatError(
+          file,
+          `model.vocab[${JSON.stringify(token)}]: expected a non-negative integer id, got ${JSON.stringify(id)}`,
+        );
+      }
+      tokens.set(token, id);
+    }
+  }
+  const added = json.added_tokens ?? [];
+  if (!Array.isArray(added)) throw new TokenizerFormatError(file, "added_tokens: expected an array");
+  added.forEach((a: unknown, i) => {
+    const { id, content } = (a ?? {}) as Json;
+    if (!isId(id) || typeof content !== "string") {
+      throw new TokenizerFormatError(file, `added_tokens[${i}]: expected { id: a non-negative integer, content }`);
+    }
+    tokens.set(content, id);
+  });
+  const count = tokens.size;
+  if (count > MODEL_LIMITS.vocab) {
+    throw new TokenizerFormatError(file, `${count} tokens: more than any model here holds (${MODEL_LIMITS.vocab})`);
+  }
+  for (const [token, id] of tokens) {
+    if (id >= count) {
+      throw new TokenizerFormatError(
+        file,
+        `token ${JSON.stringify(token)} has id ${id}, outside the vocabulary of ${count} tokens [0, ${count})`,
+      );
+    }
+  }
+  return count;
+}
+
+/** Every id the post-processor inserts, with where it is written. */
+function processorIds(processor: unknown, where = "post_processor"): [string, unknown][] {
+  if (typeof processor !== "object" || processor === null) return [];
+  const p = processor as Json;
+  if (p.type === "RobertaProcessing" || p.type === "BertProcessing") {
+    return (["cls", "sep"] as const).map((k) => [`${where}.${k}`, Array.isArray(p[k]) ? (p[k] as unknown[])[1] : -1]);
+  }
+  if (p.type === "TemplateProcessing" && typeof p.special_tokens === "object" && p.special_tokens !== null) {
+    return Object.entries(p.special_tokens as Record<string, Json>).flatMap(([name, t]) =>
+      (Array.isArray(t?.ids) ? t.ids : [-1]).map((id: unknown): [string, unknown] => [
+        `${where}.special_tokens[${JSON.stringify(name)}].ids`,
+        id,
+      ]),
+    );
+  }
+  if (p.type === "Sequence" && Array.isArray(p.processors)) {
+    return p.processors.flatMap((q, i) => processorIds(q, `${where}.processors[${i}]`));
+  }
+  return [];
+}
+
 /**
  * Loads `tokenizer.json` (a directory holding it, or the file itself). Which ids are bos/eos/pad/unk/mask comes from
  * special_tokens_map.json, else tokenizer_config.json, else the tokenizer's own post-processor and model; the
@@ -93,6 +188,16 @@ export function loadTokenizer(dirOrFile: string): Seq2SeqTokenizer {
   const modelConfig = readJson(path.join(dir, "config.json"), false) ?? {};
   if (typeof json.model !== "object" || json.model === null) {
     throw new TokenizerFormatError(file, 'no "model" object: not a Hugging Face tokenizer.json');
+  }
+
+  const count = checkVocabulary(file, json);
+  for (const [where, id] of processorIds(json.post_processor)) {
+    if (!isId(id) || id >= count) {
+      throw new TokenizerFormatError(
+        file,
+        `${where}: expected an id of the vocabulary [0, ${count}), got ${JSON.stringify(id)}`,
+      );
+    }
   }
 
   let tok: Tokenizer;
@@ -129,6 +234,12 @@ export function loadTokenizer(dirOrFile: string): Seq2SeqTokenizer {
   if (eos === undefined) throw new TokenizerFormatError(file, "no end-of-sequence token found");
   if (pad === undefined) throw new TokenizerFormatError(file, "no padding token found");
   const start = modelConfig.decoder_start_token_id;
+  if (start !== undefined && start !== null && (!isId(start) || start >= count)) {
+    throw new TokenizerFormatError(
+      path.join(dir, "config.json"),
+      `decoder_start_token_id: expected an id of the tokenizer's vocabulary [0, ${count}), got ${JSON.stringify(start)}`,
+    );
+  }
   const specialTokens: SpecialTokenIds = {
     bos: named("bos") ?? framing.bos,
     eos,
@@ -142,6 +253,7 @@ export function loadTokenizer(dirOrFile: string): Seq2SeqTokenizer {
     if (specialTokens[key] === undefined) delete specialTokens[key];
   }
 
+  // Ids are below the number of tokens (checkVocabulary), so this is the embedding rows the ids need.
   let vocabSize = 0;
   for (const id of tok.get_vocab(true).values()) vocabSize = Math.max(vocabSize, id + 1);
 
