@@ -18,8 +18,10 @@ import {
   lossForVariation,
   MACHINE_SETTINGS,
   parseExperimentArgs,
+  parseCommandLine,
   pinConfig,
   resolveConfig,
+  runExperiment,
   settingFlags,
   TRAINER_SETTING_KEYS,
   trainerSettings,
@@ -225,6 +227,32 @@ test("a folder pinned with the old names (adamEps, validMaxExamples) and without
   fs.writeFileSync(file, JSON.stringify({ ...rest2, validMaxExamples: evalMaxSequences }));
   t.notThrows(() => pinConfig(exp2, c2, out));
 });
+
+test("exp-2: a summary length beyond the model's positions is refused before anything is pinned (preset or checkpoint)", async (t) => {
+  // Pretrained here: the preset's positions, in the schema.
+  t.throws(() => resolveConfig(exp2, "quick", { generation: { maxLength: 100_000 } }), {
+    message: /exp2 config\.generation\.maxLength: must not exceed 1024, the positions of the tiny preset, got 100000$/,
+  });
+  // A checkpoint: its config.json's max_position_embeddings, read by the spec's check before config.json is pinned.
+  const dir = tmpDir(t, "dpsm-exp2-positions-");
+  fs.mkdirSync(path.join(dir, "m"));
+  fs.writeFileSync(path.join(dir, "m", "config.json"), JSON.stringify({ max_position_embeddings: 64 }));
+  const config = resolveConfig(exp2, "quick", { models: ["m"], checkpointDir: dir, generation: { maxLength: 100 } });
+  const out = path.join(dir, "out");
+  const message =
+    /^exp2 config\.generation\.maxLength: must not exceed 64, the max_position_embeddings of .*config\.json, got 100$/;
+  t.throws(() => parseCommandLine(exp2, ["--config", writeSettings(dir, config), "--out", out], "exp2"), { message });
+  await t.throwsAsync(runExperiment(exp2, config, out, { say: () => {} }), { message });
+  t.false(fs.existsSync(out), "pinned despite the bad length");
+  const ok = resolveConfig(exp2, "quick", { models: ["m"], checkpointDir: dir, generation: { maxLength: 64 } });
+  t.notThrows(() => exp2.check!(ok));
+});
+
+function writeSettings(dir: string, config: object): string {
+  const file = path.join(dir, "settings.json");
+  fs.writeFileSync(file, JSON.stringify(config));
+  return file;
+}
 
 test("one spelling per loss kind: exp-1's label-smoothing baseline is label_smoothing", (t) => {
   const c = resolveConfig(exp1, "wt2-small", {

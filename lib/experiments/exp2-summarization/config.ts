@@ -7,6 +7,7 @@ import { z } from "zod";
 import { WIKITEXT_NAMES } from "../../data/prepare.ts";
 import { SUMMARIZATION_SOURCES } from "../../data/summarization.ts";
 import { SEQ2SEQ_PRESETS, type Seq2SeqPreset } from "../../models/bart.ts";
+import { MODEL_LIMITS } from "../../models/limits.ts";
 import { TrainerSettingsSchema } from "../../trainer-options.ts";
 import { SHAO_RECIPE, type VariationLoss } from "../framework/losses.ts";
 import { LOW_RESOURCE_SETTING, lowResourceSchema } from "../framework/low-resource.ts";
@@ -80,7 +81,9 @@ export type PretrainSettings = z.output<typeof PretrainSchema>;
 const GenerationSchema = z
   .object({
     numBeams: int(1).describe("beams (1: greedy)"),
-    maxLength: int(2).describe("longest summary in tokens, the decoder start token included"),
+    maxLength: int(2)
+      .max(MODEL_LIMITS.positions)
+      .describe("longest summary in tokens, the decoder start token included (at most the model's positions)"),
     minLength: int(0).describe("shortest summary in tokens"),
     lengthPenalty: z.number().describe("beam scores divided by length^penalty"),
     noRepeatNgramSize: int(0).describe("no n-gram of this size repeats (0: off)"),
@@ -173,6 +176,14 @@ export const Exp2SettingsSchema = z
     }
     if (c.generation.minLength > c.generation.maxLength) {
       ctx.addIssue({ code: "custom", path: ["generation", "minLength"], message: "must not exceed maxLength" });
+    }
+    // A model pretrained here has its preset's positions (a checkpoint's are checked from its file: model.ts).
+    if (c.checkpointDir === undefined && c.pretrain !== false) {
+      const n = SEQ2SEQ_PRESETS[c.pretrain.preset].max_position_embeddings;
+      if (c.generation.maxLength > n && c.generation.maxLength <= MODEL_LIMITS.positions) {
+        const message = `must not exceed ${n}, the positions of the ${c.pretrain.preset} preset`;
+        ctx.addIssue({ code: "custom", path: ["generation", "maxLength"], message });
+      }
     }
   });
 export type Exp2Settings = z.output<typeof Exp2SettingsSchema>;

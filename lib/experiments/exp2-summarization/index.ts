@@ -7,6 +7,7 @@ import { EXP2_ANALYSIS, type Metric } from "./analysis.ts";
 import { Exp2SettingsSchema, PROFILES } from "./config.ts";
 import { type Exp2Data, prepareExp2Data } from "./data.ts";
 import { exp2AuditPlans, type Exp2Job, exp2Jobs } from "./jobs.ts";
+import { checkPositions } from "./model.ts";
 import { exp2Report } from "./report.ts";
 import { describeExp2Result, type Exp2Result, runExp2Job } from "./run-job.ts";
 
@@ -22,6 +23,7 @@ export const exp2: ExperimentSpec<typeof Exp2SettingsSchema, Exp2Job, Exp2Result
   unpinned: ["threads"],
   // The Trainer's own names since the experiments nest its settings.
   renamedSettings: { validMaxExamples: "evalMaxSequences" },
+  check: checkPositions,
   jobs: exp2Jobs,
   audit: exp2AuditPlans,
   prepare: prepareExp2Data,

@@ -92,6 +92,7 @@ export function parseCommandLine<S extends z.ZodObject>(
   }
   // What the file and the flags hold is checked by the schema, with the other settings.
   const config = resolveConfig(spec, profile, file?.settings as never, args.settings as never) as ConfigOf<S>;
+  spec.check?.(config);
   return {
     config,
     out: outFolder(args.out ?? path.join("runs", `${spec.name}-${profile}`)),

@@ -50,6 +50,7 @@ export async function runExperiment<S extends z.ZodObject, J extends Job, R exte
   options: RunOptions<J> = {},
 ): Promise<ExperimentRun<J, R, D>> {
   const say = options.say ?? ((line: string) => process.stderr.write(`${line}\n`));
+  spec.check?.(config);
   const jobs = spec.jobs(config);
   checkJobs(jobs);
   const { rank, worldSize } = distributedFromEnv() ?? { rank: 0, worldSize: 1 };

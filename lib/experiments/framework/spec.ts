@@ -216,6 +216,11 @@ export interface ExperimentSpec<
    * settings file) that names them the old way still reads
    */
   renamedSettings?: Readonly<Record<string, string>>;
+  /**
+   * checks of the settings that need files (e.g. a checkpoint's positions), run before out/config.json is pinned
+   * (by the command line before any work, and by the runner); throws naming the setting
+   */
+  check?(config: ConfigOf<S>): void;
   jobs(config: ConfigOf<S>): J[];
   /** loads what every job needs once (e.g. tokenised data); `say` reports what it found */
   prepare(config: ConfigOf<S>, say: (line: string) => void): Promise<D>;
