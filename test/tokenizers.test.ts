@@ -7,7 +7,14 @@ import zlib from "node:zlib";
 
 import test from "ava";
 
-import { encodeGpt2Documents, GPT2_EOS, GPT2_VOCAB_SIZE } from "../lib/data/tokenizer.ts";
+import {
+  decodeGpt2,
+  encodeGpt2Documents,
+  encodeOrdinary,
+  GPT2_EOS,
+  GPT2_VOCAB_SIZE,
+  gpt2Encoding,
+} from "../lib/data/tokenizer.ts";
 import {
   GPT2_SEQ2SEQ_MASK,
   GPT2_SEQ2SEQ_PAD,
@@ -212,4 +219,29 @@ test("GPT-2 seq2seq adapter: GPT-2 ids, then eos; pad and mask are new ids past 
   t.is(tok.decode(masked), "Hello<mask> world<|endoftext|>");
   t.is(tok.decode(masked, { skipSpecialTokens: true }), "Hello world");
   t.throws(() => tok.decode([GPT2_SEQ2SEQ_MASK + 1]), { instanceOf: RangeError });
+});
+
+// Issue 29: one run of letters is one piece of GPT-2's pattern, and tiktoken's merge loop is quadratic in it
+// (100 KB: 37 s; 1 MB: "RuntimeError: unreachable", naming nothing). Long runs are now encoded in chunks.
+test("GPT-2 BPE: a 1 MB run of letters encodes in linear time and decodes back; natural text as tiktoken encodes it", (t) => {
+  const started = Date.now();
+  for (const run of ["a".repeat(1_000_000), "thequickbrownfoxjumpsoverthelazydog".repeat(30_000)]) {
+    const ids = encodeOrdinary(`Before ${run} after.`);
+    t.is(decodeGpt2(ids), `Before ${run} after.`);
+    t.true(ids.length < run.length / 2);
+  }
+  // 4 s on a quiet machine; before, the first run failed and 100 KB alone took 37 s.
+  t.true(Date.now() - started < 60_000, `${Date.now() - started} ms`);
+  // Text around a long run keeps its ids; runs of digits, symbols and spaces are bounded too.
+  const mixed = encodeOrdinary(
+    `Hello there ${"x".repeat(5000)} and 12${"9".repeat(3000)}${"!".repeat(2000)}${" ".repeat(3000)}end`,
+  );
+  t.deepEqual(Array.from(mixed.subarray(0, 2)), Array.from(gpt2Encoding().encode_ordinary("Hello there")));
+  t.is(
+    decodeGpt2(mixed),
+    `Hello there ${"x".repeat(5000)} and 12${"9".repeat(3000)}${"!".repeat(2000)}${" ".repeat(3000)}end`,
+  );
+  for (const { text } of expected.texts) {
+    t.deepEqual(Array.from(encodeOrdinary(text)), Array.from(gpt2Encoding().encode_ordinary(text)));
+  }
 });

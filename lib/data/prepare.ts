@@ -157,7 +157,7 @@ export async function prepareLanguageModelData(options: LanguageModelDataOptions
   const settings = { contextLength: o.contextLength, minRemainder: o.minRemainder, eos: GPT2_EOS };
   // Off the event loop's critical path: files read and hashed in slices, documents encoded a few at a time.
   const build = async (): Promise<PackedArrays> =>
-    packDocuments(await encodeGpt2DocumentsAsync(await src.read()), settings);
+    packDocuments(await encodeGpt2DocumentsAsync(await src.read(), src.label), settings);
   if (!o.cache) return { ...(await build()), source: src.label, fromCache: false };
 
   const key = cacheKey({

@@ -1,5 +1,5 @@
 // GPT-2 byte-pair encoding (lib/data/tokenizer.ts) with the special tokens an encoder–decoder trained here needs.
-import { GPT2_EOS, GPT2_VOCAB_SIZE, gpt2Encoding } from "../data/tokenizer.ts";
+import { encodeOrdinary, GPT2_EOS, GPT2_VOCAB_SIZE, gpt2Encoding } from "../data/tokenizer.ts";
 import type { Seq2SeqTokenizer, SpecialTokenIds } from "./types.ts";
 
 /**
@@ -32,7 +32,7 @@ export function gpt2Seq2SeqTokenizer(): Seq2SeqTokenizer {
     specialTokens: Object.freeze(specialTokens),
     encode(text, options = {}) {
       // encode_ordinary: "<|endoftext|>" written in the text stays text, so only the framing can produce eos.
-      const ids = gpt2Encoding().encode_ordinary(text);
+      const ids = encodeOrdinary(text);
       if (!(options.addSpecialTokens ?? true)) return Int32Array.from(ids);
       const out = new Int32Array(ids.length + 1);
       out.set(ids);
