@@ -7,6 +7,7 @@ import path from "node:path";
 
 import test from "ava";
 
+import { GPT2Model } from "../lib/index.ts";
 import { SEQ2SEQ_PRESETS, Seq2SeqModel, seq2seqParameterCount } from "../lib/models/bart.ts";
 import { readHeader, readParts, repack, type TensorEntry, writeParts } from "./helpers/safetensors.ts";
 import { tmpDir } from "./helpers/tmp.ts";
@@ -278,6 +279,44 @@ test("config.json dimensions are bounded and the parameter count limited before 
   t.throws(() => Seq2SeqModel.create({ preset: "tiny", config: { encoder_layers: 1e9 } }), {
     message: /Seq2SeqModel\.create options\.config\.encoder_layers: Too big/,
   });
+});
+
+// Issue 29: a config.json claiming a 2^24 vocabulary beside a tiny file built and initialised 537 M parameters
+// (seconds, gigabytes) before the native loader compared shapes.
+test("a config.json larger than its weights is refused before the model is built (one file, shards; BART, GPT-2)", (t) => {
+  const dir = tmpDir(t, "dpsm-s2s-mismatch-");
+  const cases: [string, string, Record<string, unknown>, (d: string) => unknown][] = [
+    [path.join(FIXTURES, "bart"), "model.safetensors", { vocab_size: 2 ** 24 }, (d) => Seq2SeqModel.load(d)],
+    [path.join(FIXTURES, "pegasus"), "model.safetensors", { d_model: 4096 }, (d) => Seq2SeqModel.load(d)],
+    [
+      path.join(FIXTURES, "bart-sharded"),
+      "model.safetensors.index.json",
+      { vocab_size: 2 ** 20 },
+      (d) => Seq2SeqModel.load(d),
+    ],
+    [
+      path.join(import.meta.dirname, "fixtures", "gpt2"),
+      "model.safetensors",
+      { vocab_size: 2 ** 24 },
+      (d) => GPT2Model.load(d),
+    ],
+  ];
+  for (const [i, [from, weights, edit, load]] of cases.entries()) {
+    const to = path.join(dir, String(i));
+    fs.cpSync(from, to, { recursive: true });
+    const config = path.join(to, "config.json");
+    fs.writeFileSync(config, JSON.stringify({ ...JSON.parse(fs.readFileSync(config, "utf8")), ...edit }));
+    const t0 = performance.now();
+    const e = t.throws(() => load(to));
+    const ms = performance.now() - t0;
+    t.regex(
+      e?.message ?? "",
+      new RegExp(
+        `${config.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} describes a model of at least [\\d,]+ values, more than twice the [\\d,]+ that .*${weights.replace(/\./g, "\\.")} holds: the config does not belong to these weights`,
+      ),
+    );
+    t.true(ms < 1000, `refused after ${ms.toFixed(0)} ms`);
+  }
 });
 
 test("seq2seqParameterCount is the model's count (BART, PEGASUS, the tiny preset)", (t) => {

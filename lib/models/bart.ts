@@ -10,7 +10,7 @@ import { z } from "zod";
 import { DeviceSchema, parseOrThrow } from "../config.ts";
 import type { ModelShape } from "../data/model-data.ts";
 import { native, type NativeModel } from "../native.ts";
-import { readHfCheckpoint, saveHfCheckpoint, type SaveOptions } from "./checkpoint.ts";
+import { checkConfigAgainstWeights, readHfCheckpoint, saveHfCheckpoint, type SaveOptions } from "./checkpoint.ts";
 import type { EncoderDecoderInputs, LanguageModel } from "./language-model.ts";
 import { checkParameterCount, GENERATION_LIMITS, MODEL_LIMITS } from "./limits.ts";
 
@@ -313,6 +313,9 @@ function createDocument(options: Seq2SeqCreateOptions): Seq2SeqDocument {
 function loadDocument(dir: string, options: { device?: string }, who: string): Seq2SeqDocument {
   const { config: raw, weights } = readHfCheckpoint(dir, who);
   const config = parseOrThrow(Seq2SeqConfigSchema, raw, path.join(dir, "config.json"));
+  // PEGASUS's sinusoidal positions need not be stored (the native loader computes them).
+  const computed = config.model_type === "pegasus" ? 2 * config.max_position_embeddings * config.d_model : 0;
+  checkConfigAgainstWeights(dir, weights, seq2seqParameterCount(config) - computed, who);
   const device = parseOrThrow(DeviceSchema.default("cpu"), options.device, `${who} options.device`);
   const generation = generationDefaults(dir, config);
   return { json: JSON.stringify({ config, weights, device }), config, generation };

@@ -10,7 +10,7 @@ import { z } from "zod";
 import { DeviceSchema, parseOrThrow } from "../config.ts";
 import type { ModelShape } from "../data/model-data.ts";
 import { native, type NativeModel } from "../native.ts";
-import { readHfCheckpoint, saveHfCheckpoint, type SaveOptions } from "./checkpoint.ts";
+import { checkConfigAgainstWeights, readHfCheckpoint, saveHfCheckpoint, type SaveOptions } from "./checkpoint.ts";
 import type { CausalInputs, LanguageModel } from "./language-model.ts";
 import { checkParameterCount, MODEL_LIMITS, parameterLimitMessage } from "./limits.ts";
 
@@ -160,6 +160,7 @@ function createDocument(options: ModelOptions): string {
 function loadDocument(dir: string, options: { device?: string }, who: string): string {
   const { config: raw, weights } = readHfCheckpoint(dir, who);
   const config = parseOrThrow(HfConfigSchema, raw, path.join(dir, "config.json"));
+  checkConfigAgainstWeights(dir, weights, gpt2ParameterCount(config), who);
   const { device: d } = parseOrThrow(z.object({ device: device() }).strict(), options, `${who} options`);
   return JSON.stringify({ config, weights, device: d });
 }
