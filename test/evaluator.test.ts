@@ -1,10 +1,14 @@
 // The Evaluator against a plain reference on the same probabilities: logits from the model, softmax and
 // every metric recomputed in float64 here (ECE through lib/metrics/calibration.ts's definition).
+import path from "node:path";
+
 import test from "ava";
 
 import { Evaluator, GPT2Model, prepareLanguageModelData, Trainer, type PackedTokens } from "../lib/index.ts";
 import { adaptiveCalibrationError, brierDecomposition, expectedCalibrationError } from "../lib/metrics/calibration.ts";
 import type { BrierDecomposition, EvalMetrics } from "../lib/native.ts";
+import { readParts, type TensorEntry, writeParts } from "./helpers/safetensors.ts";
+import { tmpDir } from "./helpers/tmp.ts";
 
 interface Ref {
   nll: number;
@@ -150,6 +154,42 @@ test("temperature scaling: the fitted T minimises the reference NLL", async (t) 
       t.true(ref.brierDecomposition.withinVariance > 0 && ref.brierDecomposition.reliability > 0);
     }
   }
+});
+
+test("adaptive ECE with every max p tied: each bin counts the run's mean hit, natively as in the reference", async (t) => {
+  // ln_f's weight 0 makes every position's logits wte·ln_f.bias, so every token gets the same fp32 max p, its
+  // argmax " ," (id 837, made the argmax by lengthening its embedding) a hit on 10 of the 160 targets. One tied
+  // run crosses every equal-mass cut: each bin's accuracy is the run's, so AdaECE-10 = |accuracy − max p| = ECE-10.
+  // Binning the run misses first would give nine all-miss bins (about 0.17 here).
+  const dir = tmpDir(t, "dpsm-eval-ties-");
+  GPT2Model.create({ vocab_size: 50257, n_positions: 64, n_embd: 16, n_layer: 1, n_head: 2, seed: 7 }).save(dir);
+  const file = path.join(dir, "model.safetensors");
+  const parts = readParts(file);
+  const f32 = (name: string) => {
+    const [from, to] = (parts.header[name] as TensorEntry).data_offsets;
+    return new Float32Array(parts.data.buffer, parts.data.byteOffset + from, (to - from) / 4);
+  };
+  const wte = f32("transformer.wte.weight").subarray(837 * 16, 838 * 16);
+  const bias = f32("transformer.ln_f.bias");
+  f32("transformer.ln_f.weight").fill(0);
+  for (let i = 0; i < 16; i++) {
+    wte[i]! *= 10;
+    bias[i] = 12 * wte[i]!;
+  }
+  writeParts(file, parts);
+  const model = GPT2Model.load(dir);
+  const data = await prepareLanguageModelData({ source: "wikitext-2", split: "valid", contextLength: 33 });
+  const m = await new Evaluator(model, { batchSize: 3, maxSequences: 5 }).evaluate(data);
+  const ref = reference(model, data, 5, 1);
+  t.is(m.tokens, 160);
+  t.is(m.accuracy, 10 / 160);
+  const full = m.bins10.filter((b) => b.count > 0);
+  t.is(full.length, 1);
+  const tied = Math.abs(m.accuracy - full[0]!.confidence);
+  t.true(tied > 0.05 && tied < 0.1, `max p ${full[0]!.confidence}`);
+  t.true(Math.abs(m.adaptiveEce10 - tied) < 1e-6, `native ${m.adaptiveEce10} vs ${tied}`);
+  t.true(Math.abs(ref.adaptiveEce10 - tied) < 1e-6, `reference ${ref.adaptiveEce10} vs ${tied}`);
+  t.deepEqual(sameCalibration(m, ref), []);
 });
 
 test("bad evaluator input is named", async (t) => {

@@ -39,24 +39,44 @@ export function expectedCalibrationError(confidence: ArrayLike<number>, hit: Arr
 }
 
 /**
- * Adaptive (equal-mass) ECE: the tokens sorted by (confidence, hit), bin b the ranks [⌊b·N/B⌋, ⌊(b+1)·N/B⌋);
- * Σ_b (n_b/N)·|acc_b − conf_b|.
+ * Adaptive (equal-mass) ECE: the tokens sorted by confidence, bin b the ranks [⌊b·N/B⌋, ⌊(b+1)·N/B⌋), and
+ * Σ_b (n_b/N)·|acc_b − conf_b| where every token of a run of tied confidences counts the run's mean hit. Rank
+ * cuts alone would have to order tied tokens by something: by hit, a run crossing a cut sends its misses to the
+ * lower bin and its hits to the upper one, so the labels choose the bins and skew the error (fp32 language
+ * models give many tokens a max p of exactly 1). The run's mean hit is what breaking the tie at random gives each
+ * bin in expectation, without the randomness, and it keeps the bins equal-mass; a run inside one bin adds the
+ * same hit count as before, so without ties across cuts nothing changes. native/core/eval/metrics.cpp is the same.
  */
 export function adaptiveCalibrationError(confidence: ArrayLike<number>, hit: ArrayLike<number>, bins: number): number {
   if (!Number.isInteger(bins) || bins < 1) throw new RangeError(`bins: expected an integer >= 1, got ${bins}`);
   if (confidence.length !== hit.length) throw new RangeError("confidence and hit: expected arrays of the same length");
   const n = confidence.length;
   if (n === 0) return NaN;
-  const order = Array.from({ length: n }, (_, i) => i).sort(
-    (a, b) => confidence[a]! - confidence[b]! || hit[a]! - hit[b]!,
-  );
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => confidence[a]! - confidence[b]!);
   let ece = 0;
+  // The tied run [runStart, runEnd) of sorted ranks and its hit count.
+  let runStart = 0;
+  let runEnd = 0;
+  let runHits = 0;
   for (let b = 0; b < bins; b++) {
-    let gap = 0;
-    for (let r = Math.floor((b * n) / bins); r < Math.floor(((b + 1) * n) / bins); r++) {
-      gap += hit[order[r]!]! - confidence[order[r]!]!;
+    const to = Math.floor(((b + 1) * n) / bins);
+    let conf = 0;
+    let hits = 0;
+    for (let r = Math.floor((b * n) / bins); r < to;) {
+      if (r === runEnd) {
+        // Token r starts the run whatever it is (a NaN equals nothing, itself included).
+        const c = confidence[order[r]!]!;
+        runStart = r;
+        runHits = hit[order[r]!]!;
+        for (runEnd = r + 1; runEnd < n && confidence[order[runEnd]!]! === c; runEnd++) runHits += hit[order[runEnd]!]!;
+      }
+      const end = Math.min(to, runEnd);
+      for (let i = r; i < end; i++) conf += confidence[order[i]!]!;
+      // (k·h)/m: a whole run (k = m) adds exactly its hit count h.
+      hits += ((end - r) * runHits) / (runEnd - runStart);
+      r = end;
     }
-    ece += Math.abs(gap) / n;
+    ece += Math.abs(hits - conf) / n;
   }
   return ece;
 }

@@ -38,22 +38,40 @@ void EvalSums::add(const at::Tensor& stats, const at::Tensor& keep) {
 
 namespace {
 
-// ECE over `nb` equal-mass bins: the tokens sorted by (max p, hit), bin b the ranks [⌊b·N/nb⌋, ⌊(b+1)·N/nb⌋).
+// ECE over `nb` equal-mass bins: the tokens sorted by max p, bin b the ranks [⌊b·N/nb⌋, ⌊(b+1)·N/nb⌋), every
+// token of a run of tied max p counting the run's mean hit. Ordering tied tokens by hit would let the labels pick
+// the bins where a run crosses a cut (misses below, hits above: a skewed error), and fp32 gives many tokens a max
+// p of exactly 1; the mean hit is random tie-breaking's expectation per bin, deterministic and still equal-mass,
+// and a run inside one bin adds its hit count as before. As lib/metrics/calibration.ts's adaptiveCalibrationError.
 double adaptive_ece(const std::vector<float>& confidence, const std::vector<uint8_t>& hit, int nb) {
   const size_t n = confidence.size();
   if (n == 0) return std::numeric_limits<double>::quiet_NaN();
+  // A NaN max p (a diverged model) makes the sum NaN; std::sort needs a strict weak order, which NaN breaks.
+  for (const float c : confidence)
+    if (std::isnan(c)) return std::numeric_limits<double>::quiet_NaN();
   std::vector<uint32_t> order(n);
   for (size_t i = 0; i < n; ++i) order[i] = static_cast<uint32_t>(i);
-  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-    return confidence[a] != confidence[b] ? confidence[a] < confidence[b] : hit[a] < hit[b];
-  });
+  // Tied tokens may come in any order: they all count the same.
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return confidence[a] < confidence[b]; });
   double ece = 0;
+  size_t run_start = 0, run_end = 0;  // the tied run [run_start, run_end) of sorted ranks
+  double run_hits = 0;
   for (int b = 0; b < nb; ++b) {
-    const size_t from = n * static_cast<size_t>(b) / nb, to = n * static_cast<size_t>(b + 1) / nb;
+    const size_t to = n * static_cast<size_t>(b + 1) / nb;
     double conf = 0, hits = 0;
-    for (size_t r = from; r < to; ++r) {
-      conf += confidence[order[r]];
-      hits += hit[order[r]];
+    for (size_t r = n * static_cast<size_t>(b) / nb; r < to;) {
+      if (r == run_end) {
+        const float c = confidence[order[r]];
+        run_start = r;
+        run_hits = hit[order[r]];
+        for (run_end = r + 1; run_end < n && confidence[order[run_end]] == c; ++run_end)
+          run_hits += hit[order[run_end]];
+      }
+      const size_t end = std::min(to, run_end);
+      for (size_t i = r; i < end; ++i) conf += confidence[order[i]];
+      // (k·h)/m: a whole run (k = m) adds exactly its hit count h.
+      hits += static_cast<double>(end - r) * run_hits / static_cast<double>(run_end - run_start);
+      r = end;
     }
     ece += std::fabs(hits - conf) / static_cast<double>(n);
   }

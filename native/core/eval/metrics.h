@@ -17,7 +17,8 @@ struct ReliabilityBin {
 struct EvalMetrics {
   double temperature = 1.0;
   double tokens = 0, nll = 0, ppl = 0, accuracy = 0, brier = 0, spherical = 0, ece10 = 0, ece100 = 0;
-  // ECE over 10 equal-mass bins of the tokens sorted by max p (NaN when the sums kept no tokens).
+  // ECE over 10 equal-mass bins of the tokens sorted by max p, a tied run counting its mean hit (NaN when the sums
+  // kept no tokens).
   double adaptive_ece10 = 0;
   // Murphy's decomposition of the top-1 Brier score mean (max p − hit)² over ECE-10's bins, with Stephenson's
   // within-bin terms: top1 = reliability − resolution + uncertainty + within_variance − 2·within_covariance.
