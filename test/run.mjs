@@ -7,7 +7,10 @@
 // The 2.x subset builds the addons against PyPI's torch wheel first (native/setup-torch2.sh: a download of
 // ~540 MB once, then ~5 minutes of compiling on 2 cores). DPSM_TORCH2=0 leaves it out of the whole-suite run,
 // DPSM_TORCH2_CUDA=0 only the CUDA flavour's build.
+// A test that stalls (ava's inactivity timeout, scaled by the load at the start) fails by name
+// (test/helpers/ava-tap-timeout.mjs), and the run still ends with its summary line.
 import { spawn, spawnSync } from "node:child_process";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -38,10 +41,24 @@ const TORCH2_SUBSET = [
   "test/data-parallel.test.ts",
 ];
 
+// ava's inactivity timeout (no test finished for this long: the run stops, naming the tests then running), scaled
+// by the machine's load when the run starts: a test that takes 8 minutes on a quiet 2-core machine takes 3–4 times
+// as long at a load average of 6–9. package.json's "timeout" is the quiet machine's; an explicit --timeout wins.
+function inactivityTimeout(args) {
+  if (args.some((a) => a.startsWith("--timeout") || a === "-T")) return [];
+  const load = os.loadavg()[0] / os.availableParallelism();
+  return [`--timeout=${Math.round(10 * Math.min(6, Math.max(1, load)))}m`];
+}
+
+// test/helpers/ava-tap-timeout.mjs: ava 7's TAP reporter crashes when that timeout fires instead of naming the
+// tests that stalled; loaded into ava's process, it writes each as a failing test.
+const tapTimeoutFix = new URL("./helpers/ava-tap-timeout.mjs", import.meta.url).href;
+
 /** Runs ava over `args` with `env`, echoing its TAP; resolves to its counts and exit code. */
 function runAva(args, env) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [ava, "--tap", ...args], {
+    const argv = ["--import", tapTimeoutFix, ava, "--tap", ...inactivityTimeout(args), ...args];
+    const child = spawn(process.execPath, argv, {
       cwd: root,
       env,
       stdio: ["ignore", "pipe", "inherit"],
