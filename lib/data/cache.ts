@@ -13,6 +13,7 @@ import path from "node:path";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { userCacheDir } from "./paths.ts";
 import type { PackedArrays } from "./pack.ts";
+import { openRegularFile } from "../io/read.ts";
 
 const MAGIC = "DPSMTOK2";
 
@@ -52,7 +53,7 @@ const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 export async function hashFileAsync(file: string): Promise<string> {
   const hash = createHash("sha256");
   const chunk = Buffer.allocUnsafe(SLICE);
-  const fh = await fs.promises.open(file, "r");
+  const fh = await openRegularFile(file, "data file");
   try {
     for (let n; (n = (await fh.read(chunk, 0, chunk.length, null)).bytesRead) > 0;) hash.update(chunk.subarray(0, n));
   } finally {

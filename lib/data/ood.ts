@@ -4,6 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 
 import { dataDir } from "./paths.ts";
+import { readTextFile } from "../io/read.ts";
 
 export type OodSplit = "valid" | "test";
 
@@ -16,7 +17,7 @@ export interface OodSet {
 
 function readText(file: string): string {
   if (!fs.existsSync(file)) throw new Error(`OOD data file not found: ${file}`);
-  return fs.readFileSync(file, "utf8");
+  return readTextFile(file, "OOD data file");
 }
 
 /**

@@ -1,6 +1,7 @@
 // Hugging Face dataset shards: finding one split's parquet files, and reading string columns with hyparquet.
 import fs from "node:fs";
 import path from "node:path";
+import { checkRegularFile } from "../io/read.ts";
 
 function isDir(p: string): boolean {
   return fs.statSync(p, { throwIfNoEntry: false })?.isDirectory() ?? false;
@@ -51,6 +52,7 @@ export async function readParquetColumns<C extends string>(
       import("hyparquet"),
       import("hyparquet-compressors"),
     ]);
+    checkRegularFile(file, "parquet shard");
     rows = await parquetReadObjects({ file: await asyncBufferFromFile(file), columns: [...columns], compressors });
     const absent = rows.length > 0 ? columns.filter((c) => !(c in rows[0]!)) : [];
     if (absent.length > 0) throw new Error(`no such column "${absent.join('", "')}"`);

@@ -11,6 +11,7 @@ import type { NativeExamples } from "../native.ts";
 import { cacheFilePath, cacheKey, hashFile, readArrayCache, writeArrayCache } from "./cache.ts";
 import { parquetShards, readParquetColumns } from "./parquet.ts";
 import { dataDir } from "./paths.ts";
+import { readTextFile } from "../io/read.ts";
 
 /** Bump when how records are read, filtered, tokenised or packed changes: older cache entries are then not reused. */
 const PIPELINE_VERSION = 1;
@@ -86,7 +87,8 @@ function findFiles(
       for (const suffix of JSONL_SUFFIXES) {
         for (const name of aliases) {
           const file = path.join(dir, `${name}${suffix}.jsonl`);
-          if (isFile(file)) return [file];
+          // Whatever stands there: a folder or FIFO of that name is refused by name when read.
+          if (fs.existsSync(file)) return [file];
         }
       }
       return [];
@@ -191,7 +193,7 @@ export interface JsonlReadOptions {
 export function readSummarizationJsonl(file: string, options: JsonlReadOptions = {}): SummarizationRecord[] {
   const stem = path.basename(file, ".jsonl");
   const records: SummarizationRecord[] = [];
-  const lines = fs.readFileSync(file, "utf8").split("\n");
+  const lines = readTextFile(file, "JSON-lines split").split("\n");
   for (let i = 0; i < lines.length; i++) {
     if (lines[i]!.trim() === "") continue;
     const where = `${file}:${i + 1}`;
@@ -236,7 +238,7 @@ export function readCnnStory(file: string): SummarizationRecord {
   const article: string[] = [];
   const highlights: string[] = [];
   let inHighlights = false;
-  for (const raw of fs.readFileSync(file, "utf8").split("\n")) {
+  for (const raw of readTextFile(file, "CNN/DailyMail story").split("\n")) {
     let line = raw.trim();
     if (line === "") continue;
     if (line.startsWith("@highlight")) {
@@ -302,7 +304,7 @@ export function xsumSplitCoverage(
   split: SummarizationSplitName,
   ids: readonly string[],
 ): XSumCoverage {
-  const lists = JSON.parse(fs.readFileSync(splitFile, "utf8")) as Record<string, unknown>;
+  const lists = JSON.parse(readTextFile(splitFile, "XSum split file")) as Record<string, unknown>;
   const official = lists[split];
   if (!Array.isArray(official)) throw new Error(`${splitFile}: no "${split}" list`);
   const want = official.map(String);

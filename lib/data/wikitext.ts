@@ -5,6 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 
 import { parquetShards, readParquetStrings } from "./parquet.ts";
+import { readTextFile } from "../io/read.ts";
 
 export const SPLITS = ["train", "valid", "test"] as const;
 export type Split = (typeof SPLITS)[number];
@@ -117,14 +118,15 @@ export function wikitextTokensFile(dir: string, split: Split): string {
 
 /** The tokenized release's `split` as one string, exactly as stored. */
 export function readWikiText(dir: string, split: Split): string {
-  return fs.readFileSync(wikitextTokensFile(dir, split), "utf8");
+  return readTextFile(wikitextTokensFile(dir, split), "WikiText split");
 }
 
 /** The lines of a split without their line ends (parquet rows carry their own "\n"; the raw test copy here is CRLF). */
 export async function readWikiTextLines(found: WikiTextFiles): Promise<string[]> {
   const lines: string[] = [];
   for (const file of found.files) {
-    const texts = found.layout === "parquet" ? await readParquetStrings(file, "text") : [fs.readFileSync(file, "utf8")];
+    const texts =
+      found.layout === "parquet" ? await readParquetStrings(file, "text") : [readTextFile(file, "WikiText split")];
     for (const text of texts) {
       for (const line of text.split(/\r?\n/)) lines.push(line);
     }

@@ -13,6 +13,7 @@ import { native, type NativeModel } from "../native.ts";
 import { checkConfigAgainstWeights, readHfCheckpoint, saveHfCheckpoint, type SaveOptions } from "./checkpoint.ts";
 import type { EncoderDecoderInputs, LanguageModel } from "./language-model.ts";
 import { checkParameterCount, GENERATION_LIMITS, MODEL_LIMITS } from "./limits.ts";
+import { readTextFile } from "../io/read.ts";
 
 const positiveInt = () => z.number().int().min(1);
 const rate = () => z.number().min(0).lt(1);
@@ -244,7 +245,7 @@ function generationDefaults(dir: string | undefined, config: Seq2SeqConfig): Seq
   let raw: unknown = config;
   if (dir !== undefined && fs.existsSync(file)) {
     try {
-      raw = JSON.parse(fs.readFileSync(file, "utf8"));
+      raw = JSON.parse(readTextFile(file, "Seq2SeqModel.load"));
     } catch (e) {
       throw new Error(`Seq2SeqModel.load: ${file} is not valid JSON (${(e as Error).message})`, { cause: e });
     }

@@ -8,6 +8,7 @@ import { z } from "zod";
 import { parseOrThrow } from "../config.ts";
 import { ensureFolder } from "../io/paths.ts";
 import type { NativeModel } from "../native.ts";
+import { readTextFile } from "../io/read.ts";
 
 export interface HfCheckpoint {
   /** config.json, parsed but not yet validated (each family's schema does that) */
@@ -28,7 +29,7 @@ export function readHfCheckpoint(dir: string, who: string): HfCheckpoint {
   if (!weights) throw new Error(`${who}: ${path.join(dir, "model.safetensors")} (or a sharded index) not found`);
   let config: unknown;
   try {
-    config = JSON.parse(fs.readFileSync(configFile, "utf8"));
+    config = JSON.parse(readTextFile(configFile, who));
   } catch (e) {
     throw new Error(`${who}: ${configFile} is not valid JSON (${(e as Error).message})`, { cause: e });
   }

@@ -12,14 +12,16 @@ import type { Tokenizer } from "@huggingface/tokenizers";
 
 import { MODEL_LIMITS } from "../models/limits.ts";
 import { TokenizerFormatError, TokenizerNotFoundError, type Seq2SeqTokenizer, type SpecialTokenIds } from "./types.ts";
+import { NotRegularFileError, readTextFile } from "../io/read.ts";
 
 type Json = Record<string, unknown>;
 
 function readJson(file: string, required: boolean): Json | undefined {
   let text: string;
   try {
-    text = fs.readFileSync(file, "utf8");
+    text = readTextFile(file);
   } catch (err) {
+    if (err instanceof NotRegularFileError) throw new TokenizerFormatError(file, `is ${err.kind}, expected a file`);
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
     if (required) throw new TokenizerNotFoundError(file);
     return undefined;

@@ -1,0 +1,74 @@
+// Input files a user's mistake or a hostile folder puts in a reader's way (issue 29): FIFOs and folders where
+// files are read, empty splits, rows that are not objects. Each is refused by name, never a hang or a split of
+// 0 examples. Records are the data folder's real ones, written here in the layouts under test.
+import { spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+
+import test, { type ExecutionContext } from "ava";
+
+import { dataDir, summarizationSplit } from "../lib/data/index.ts";
+import { loadTokenizer, TokenizerFormatError } from "../lib/tokenizers/index.ts";
+import { tmpDir } from "./helpers/tmp.ts";
+
+const DATA = dataDir();
+const TOKENIZER = path.join(import.meta.dirname, "fixtures", "tokenizers", "bart");
+
+/**
+ * A FIFO at `file`. Should a reader block on it anyway, a writer opens it after 20 s and closes it, so the read
+ * ends (and the test fails on what it got) instead of hanging the run.
+ */
+function fifo(t: ExecutionContext, file: string): void {
+  execFileSync("mkfifo", [file]);
+  const writer = spawn("sh", ["-c", 'sleep 20; : > "$0"', file], { stdio: "ignore" });
+  t.teardown(() => {
+    writer.kill();
+  });
+}
+
+async function cnnStories(t: ExecutionContext): Promise<string> {
+  const { records } = await summarizationSplit({
+    source: "cnn_dailymail",
+    split: "validation",
+    dir: path.join(DATA, "cnn_dailymail"),
+  });
+  const dir = tmpDir(t, "dpsm-input-stories-");
+  fs.mkdirSync(path.join(dir, "validation"));
+  for (const r of records.slice(0, 3)) {
+    const story = `${r.document}\n\n@highlight\n\n${r.references[0]!.split("\n").join("\n\n@highlight\n\n")}\n`;
+    fs.writeFileSync(path.join(dir, "validation", `${r.id}.story`), story);
+  }
+  return dir;
+}
+
+test("a FIFO or a folder named x.story among CNN/DailyMail stories is refused by name", async (t) => {
+  const dir = await cnnStories(t);
+  const read = () => summarizationSplit({ source: "cnn_dailymail", split: "validation", dir, layout: "story" });
+  t.is((await read()).records.length, 3);
+  const x = path.join(dir, "validation", "x.story");
+  fifo(t, x);
+  await t.throwsAsync(read(), { message: `CNN/DailyMail story: ${x} is a FIFO (named pipe), expected a regular file` });
+  fs.rmSync(x);
+  fs.mkdirSync(x);
+  await t.throwsAsync(read(), { message: `CNN/DailyMail story: ${x} is a folder, expected a regular file` });
+});
+
+test("a tokenizer.json that is a FIFO or a folder is refused by name", (t) => {
+  const dir = tmpDir(t, "dpsm-input-tokenizer-");
+  for (const f of fs.readdirSync(TOKENIZER)) fs.copyFileSync(path.join(TOKENIZER, f), path.join(dir, f));
+  t.is(loadTokenizer(dir).specialTokens.eos, 2);
+  const file = path.join(dir, "tokenizer.json");
+  fs.rmSync(file);
+  fifo(t, file);
+  t.throws(() => loadTokenizer(dir), {
+    instanceOf: TokenizerFormatError,
+    message: `${file}: is a FIFO (named pipe), expected a file`,
+  });
+  fs.rmSync(file);
+  fs.mkdirSync(file);
+  t.throws(() => loadTokenizer(dir), {
+    instanceOf: TokenizerFormatError,
+    message: `${file}: is a folder, expected a file`,
+  });
+});
