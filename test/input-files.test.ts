@@ -1,18 +1,20 @@
 // Input files a user's mistake or a hostile folder puts in a reader's way (issue 29): FIFOs and folders where
 // files are read, empty splits, rows that are not objects. Each is refused by name, never a hang or a split of
 // 0 examples. Records are the data folder's real ones, written here in the layouts under test.
-import { spawn } from "node:child_process";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 
 import test, { type ExecutionContext } from "ava";
+import { parquetWriteFile } from "hyparquet-writer";
 
-import { dataDir, summarizationSplit } from "../lib/data/index.ts";
+import { dataDir, readWikiText, readWikiTextDocuments, summarizationSplit } from "../lib/data/index.ts";
+import { WIKITEXT_SPLITS } from "../lib/index.ts";
 import { loadTokenizer, TokenizerFormatError } from "../lib/tokenizers/index.ts";
 import { tmpDir } from "./helpers/tmp.ts";
 
 const DATA = dataDir();
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 const TOKENIZER = path.join(import.meta.dirname, "fixtures", "tokenizers", "bart");
 
 /**
@@ -71,4 +73,48 @@ test("a tokenizer.json that is a FIFO or a folder is refused by name", (t) => {
     instanceOf: TokenizerFormatError,
     message: `${file}: is a folder, expected a file`,
   });
+});
+
+test("empty splits are refused by name: a 0-byte dev.jsonl, a 0-row parquet shard, empty WikiText files", async (t) => {
+  const dir = tmpDir(t, "dpsm-input-empty-");
+  const dev = path.join(dir, "dialogsum", "dev.jsonl");
+  fs.mkdirSync(path.dirname(dev));
+  fs.writeFileSync(dev, "");
+  await t.throwsAsync(summarizationSplit({ source: "dialogsum", split: "validation", dir: path.dirname(dev) }), {
+    message: `${dev}: holds no records, expected one JSON object per line`,
+  });
+
+  const shard = path.join(dir, "xsum", "validation-00000-of-00001.parquet");
+  fs.mkdirSync(path.dirname(shard));
+  parquetWriteFile({
+    filename: shard,
+    columnData: ["id", "document", "summary"].map((name) => ({ name, data: [], type: "STRING" as const })),
+  });
+  await t.throwsAsync(summarizationSplit({ source: "xsum", split: "validation", dir: path.dirname(shard) }), {
+    message: new RegExp(`^${escape(shard)}: .*the shard holds 0 rows`),
+  });
+
+  const wiki = path.join(dir, "wikitext");
+  fs.mkdirSync(wiki);
+  for (const split of WIKITEXT_SPLITS)
+    fs.writeFileSync(path.join(wiki, `wiki.${split}.tokens`), split === "test" ? " \n\n" : "");
+  const empty = new RegExp(`^WikiText test split: ${escape(path.join(wiki, "wiki.test.tokens"))} hold\\(s\\) no text`);
+  t.throws(() => readWikiText(wiki, "test"), { message: empty });
+  await t.throwsAsync(readWikiTextDocuments(wiki, "test"), { message: empty });
+});
+
+test("a JSON-lines row that is not an object is refused naming file:line", async (t) => {
+  const real = fs.readFileSync(path.join(DATA, "dialogsum", "dev.jsonl"), "utf8").split("\n")[0]!;
+  const dir = tmpDir(t, "dpsm-input-rows-");
+  const dev = path.join(dir, "dev.jsonl");
+  for (const [row, got] of [
+    ["null", "null"],
+    ["[1, 2]", "an array"],
+    ['"text"', "string"],
+  ]) {
+    fs.writeFileSync(dev, `${real}\n${row}\n`);
+    await t.throwsAsync(summarizationSplit({ source: "dialogsum", split: "validation", dir }), {
+      message: `${dev}:2: expected a JSON object (one record), got ${got}`,
+    });
+  }
 });

@@ -17,7 +17,9 @@ export interface OodSet {
 
 function readText(file: string): string {
   if (!fs.existsSync(file)) throw new Error(`OOD data file not found: ${file}`);
-  return readTextFile(file, "OOD data file");
+  const text = readTextFile(file, "OOD data file");
+  if (text.trim() === "") throw new Error(`OOD data file ${file} holds no text`);
+  return text;
 }
 
 /**

@@ -54,7 +54,9 @@ export async function readParquetColumns<C extends string>(
     ]);
     checkRegularFile(file, "parquet shard");
     rows = await parquetReadObjects({ file: await asyncBufferFromFile(file), columns: [...columns], compressors });
-    const absent = rows.length > 0 ? columns.filter((c) => !(c in rows[0]!)) : [];
+    // A shard of 0 rows read as a valid part of a split of 0 examples; Hugging Face writes none.
+    if (rows.length === 0) throw new Error("the shard holds 0 rows");
+    const absent = columns.filter((c) => !(c in rows[0]!));
     if (absent.length > 0) throw new Error(`no such column "${absent.join('", "')}"`);
   } catch (e) {
     const which = columns.map((c) => `"${c}"`).join(", ");

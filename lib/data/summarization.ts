@@ -203,6 +203,11 @@ export function readSummarizationJsonl(file: string, options: JsonlReadOptions =
     } catch (e) {
       throw new Error(`${where}: not JSON: ${(e as Error).message}`, { cause: e });
     }
+    if (typeof row !== "object" || row === null || Array.isArray(row)) {
+      throw new Error(
+        `${where}: expected a JSON object (one record), got ${row === null ? "null" : Array.isArray(row) ? "an array" : typeof row}`,
+      );
+    }
     const rawId = row.id ?? row.fname;
     const id = rawId === null || rawId === undefined ? `${stem}-${i + 1}` : String(rawId);
     const document = str(row.document ?? row.article ?? row.dialogue, `${where} document`);
@@ -222,6 +227,8 @@ export function readSummarizationJsonl(file: string, options: JsonlReadOptions =
     if (references.length === 0) throw new Error(`${where}: no reference summary`);
     records.push({ id, document, references });
   }
+  // An empty file read as a split of 0 examples; refused by name instead.
+  if (records.length === 0) throw new Error(`${file}: holds no records, expected one JSON object per line`);
   return records;
 }
 

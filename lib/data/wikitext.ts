@@ -116,9 +116,17 @@ export function wikitextTokensFile(dir: string, split: Split): string {
   return wikitextFiles(dir, split, "tokens").files[0]!;
 }
 
+// An empty file read as a split of 0 documents (a perplexity of nothing); refused by name instead.
+function emptySplit(files: readonly string[], split: Split): Error {
+  return new Error(`WikiText ${split} split: ${files.join(", ")} hold(s) no text, expected a split's articles`);
+}
+
 /** The tokenized release's `split` as one string, exactly as stored. */
 export function readWikiText(dir: string, split: Split): string {
-  return readTextFile(wikitextTokensFile(dir, split), "WikiText split");
+  const file = wikitextTokensFile(dir, split);
+  const text = readTextFile(file, "WikiText split");
+  if (text.trim() === "") throw emptySplit([file], split);
+  return text;
 }
 
 /** The lines of a split without their line ends (parquet rows carry their own "\n"; the raw test copy here is CRLF). */
@@ -131,6 +139,7 @@ export async function readWikiTextLines(found: WikiTextFiles): Promise<string[]>
       for (const line of text.split(/\r?\n/)) lines.push(line);
     }
   }
+  if (lines.every((l) => l.trim() === "")) throw emptySplit(found.files, found.split);
   return lines;
 }
 
