@@ -8,7 +8,16 @@ import path from "node:path";
 import test, { type ExecutionContext } from "ava";
 import { parquetWriteFile } from "hyparquet-writer";
 
-import { dataDir, readWikiText, readWikiTextDocuments, summarizationSplit } from "../lib/data/index.ts";
+import {
+  dataDir,
+  encodeGpt2,
+  GPT2_TOKENIZER_ID,
+  prepareLanguageModelData,
+  prepareSummarizationData,
+  readWikiText,
+  readWikiTextDocuments,
+  summarizationSplit,
+} from "../lib/data/index.ts";
 import { WIKITEXT_SPLITS } from "../lib/index.ts";
 import { loadTokenizer, TokenizerFormatError } from "../lib/tokenizers/index.ts";
 import { tmpDir } from "./helpers/tmp.ts";
@@ -118,3 +127,48 @@ test("a JSON-lines row that is not an object is refused naming file:line", async
     });
   }
 });
+
+// The token cache's header had no checksum: an edited count or example id was returned as if cached, and a
+// renamed key gave a bare TypeError. Now either is a miss, rebuilt, with a warning saying why.
+test.serial(
+  "an edited token-cache header is detected and the entry rebuilt (a count, an example id, a key)",
+  async (t) => {
+    const cacheDir = tmpDir(t, "dpsm-input-cache-");
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on("warning", onWarning);
+    t.teardown(() => process.off("warning", onWarning));
+    const edit = (file: string, from: string, to: string) => {
+      t.is(from.length, to.length, "an edit that keeps the header's length");
+      const bytes = fs.readFileSync(file);
+      const at = bytes.indexOf(from);
+      t.true(at > 0, `${from} in the header`);
+      bytes.write(to, at, "latin1");
+      fs.writeFileSync(file, bytes);
+    };
+
+    const lm = { source: "wikitext-2", split: "valid", contextLength: 512, cacheDir } as const;
+    const first = await prepareLanguageModelData(lm);
+    t.true((await prepareLanguageModelData(lm)).fromCache);
+    edit(first.cacheFile!, `"documents":${first.documents}`, `"documents":${first.documents + 1}`);
+    const again = await prepareLanguageModelData(lm);
+    t.false(again.fromCache);
+    t.is(again.documents, first.documents);
+
+    const gpt2 = { id: GPT2_TOKENIZER_ID, encode: encodeGpt2 };
+    const sum = { source: "dialogsum", split: "validation", tokenizer: gpt2, cacheDir } as const;
+    const prepared = await prepareSummarizationData(sum);
+    const id = prepared.ids[0]!;
+    edit(prepared.cacheFile, `"${id}"`, `"${id.slice(0, -1)}${id.endsWith("x") ? "y" : "x"}"`);
+    const rebuilt = await prepareSummarizationData(sum);
+    t.false(rebuilt.fromCache);
+    t.is(rebuilt.ids[0], id);
+    edit(prepared.cacheFile, '"ids":', '"idz":');
+    t.false((await prepareSummarizationData(sum)).fromCache);
+    t.true((await prepareSummarizationData(sum)).fromCache);
+
+    await new Promise((r) => setImmediate(r)); // warnings are delivered on the next tick
+    t.is(warnings.length, 3);
+    for (const w of warnings) t.regex(w, /^token cache .*: header sha256 mismatch \(edited\?\); rebuilding it$/);
+  },
+);

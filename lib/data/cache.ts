@@ -1,10 +1,12 @@
 // Int32 arrays on disk, so a corpus is tokenised once per (source bytes, tokenizer, settings). One file format
 // serves every pipeline: the language-model token rows and the encoder–decoder summarisation arrays.
 //
-// A file is: "DPSMTOK2", a uint32 (LE) header length, a JSON header padded to a multiple of 8 bytes, then the
-// named arrays as int32 in the writer's byte order, in header order. The header carries the key it was built
-// for, the arrays' lengths, the payload's size and its sha256, so a truncated, corrupted or misnamed file is
-// never trusted.
+// A file is: "DPSMTOK3", a uint32 (LE) header length, the header's sha256 (32 bytes), a JSON header padded to a
+// multiple of 8 bytes, then the named arrays as int32 in the writer's byte order, in header order. The header
+// carries the key it was built for, the arrays' lengths, the payload's size and its sha256, so a truncated,
+// corrupted or misnamed file is never trusted; its own sha256 covers the ids and counts it holds (version 2 had
+// none, so an edited count or example id was returned as if cached). Any file that fails a check is a miss: the
+// caller hears why and rebuilds it.
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -15,7 +17,9 @@ import { userCacheDir } from "./paths.ts";
 import type { PackedArrays } from "./pack.ts";
 import { openRegularFile } from "../io/read.ts";
 
-const MAGIC = "DPSMTOK2";
+const MAGIC = "DPSMTOK3";
+// The magic, the header length, the header's sha256.
+const PREFIX = MAGIC.length + 4 + 32;
 
 interface Header {
   key: string;
@@ -113,11 +117,15 @@ export function writeArrayCache(file: string, key: string, meta: unknown, arrays
     payloadSha256: payloadHash(entries.map(([, a]) => a)),
   };
   let json = JSON.stringify(header);
-  json += " ".repeat((8 - ((MAGIC.length + 4 + Buffer.byteLength(json)) % 8)) % 8);
-  const head = Buffer.alloc(MAGIC.length + 4 + Buffer.byteLength(json));
+  json += " ".repeat((8 - ((PREFIX + Buffer.byteLength(json)) % 8)) % 8);
+  const head = Buffer.alloc(PREFIX + Buffer.byteLength(json));
   head.write(MAGIC, 0, "latin1");
   head.writeUInt32LE(Buffer.byteLength(json), MAGIC.length);
-  head.write(json, MAGIC.length + 4, "utf8");
+  head.write(json, PREFIX, "utf8");
+  createHash("sha256")
+    .update(head.subarray(PREFIX))
+    .digest()
+    .copy(head, MAGIC.length + 4);
 
   writeFileAtomic(file, [head, ...entries.map(([, a]) => bytesOf(a))]);
 }
@@ -149,7 +157,7 @@ export function readArrayCache(
 ): { meta: unknown; arrays: Record<string, Int32Array> } | undefined {
   const size = fs.statSync(file, { throwIfNoEntry: false })?.size;
   if (size === undefined) return undefined;
-  if (size < MAGIC.length + 4) return void onInvalid?.(`${size} bytes, shorter than a header`);
+  if (size < PREFIX) return void onInvalid?.(`${size} bytes, shorter than a header`);
   const got = parseArrayCache(readAll(file, size), key, names, onInvalid);
   if (got === undefined) return undefined;
   if (payloadHash(Object.values(got.arrays)) !== got.sha256) return void onInvalid?.(CORRUPTED);
@@ -165,7 +173,7 @@ export async function readArrayCacheAsync(
 ): Promise<{ meta: unknown; arrays: Record<string, Int32Array> } | undefined> {
   const size = (await fs.promises.stat(file).catch(() => undefined))?.size;
   if (size === undefined) return undefined;
-  if (size < MAGIC.length + 4) return void onInvalid?.(`${size} bytes, shorter than a header`);
+  if (size < PREFIX) return void onInvalid?.(`${size} bytes, shorter than a header`);
   const bytes = new Uint8Array(size);
   const fh = await fs.promises.open(file, "r");
   try {
@@ -185,7 +193,22 @@ export async function readArrayCacheAsync(
 const CORRUPTED = "payload sha256 mismatch (corrupted)";
 
 // The header's checks and the arrays' views over `bytes`; the payload's hash (returned) is the caller's to check.
+// Whatever a malformed file throws is a miss too, never an error of the caller's.
 function parseArrayCache(
+  bytes: Uint8Array,
+  key: string,
+  names: readonly string[],
+  onInvalid?: (reason: string) => void,
+): { meta: unknown; arrays: Record<string, Int32Array>; sha256: string } | undefined {
+  try {
+    return parseArrayCacheOrThrow(bytes, key, names, onInvalid);
+  } catch (e) {
+    onInvalid?.(`malformed (${(e as Error).message})`);
+    return undefined;
+  }
+}
+
+function parseArrayCacheOrThrow(
   bytes: Uint8Array,
   key: string,
   names: readonly string[],
@@ -196,17 +219,19 @@ function parseArrayCache(
     onInvalid?.(reason);
     return undefined;
   };
-  const prefix = MAGIC.length + 4;
   const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (view.toString("latin1", 0, MAGIC.length) !== MAGIC) return invalid("not a token cache file of this version");
-  const offset = prefix + view.readUInt32LE(MAGIC.length);
+  const offset = PREFIX + view.readUInt32LE(MAGIC.length);
   if (offset > size || offset % 8 !== 0) return invalid("bad header length");
+  const headerHash = createHash("sha256").update(view.subarray(PREFIX, offset)).digest();
+  if (!headerHash.equals(view.subarray(MAGIC.length + 4, PREFIX))) return invalid("header sha256 mismatch (edited?)");
   let h: Header;
   try {
-    h = JSON.parse(view.toString("utf8", prefix, offset)) as Header;
+    h = JSON.parse(view.toString("utf8", PREFIX, offset)) as Header;
   } catch {
     return invalid("unreadable header");
   }
+  if (typeof h !== "object" || h === null) return invalid("unreadable header");
   if (h.key !== key) return invalid("built for other inputs");
   if (h.endianness !== os.endianness()) return invalid("written on a machine of the other byte order");
   const lengths = Array.isArray(h.arrays) ? h.arrays.map((a) => a.length) : [];
@@ -263,7 +288,12 @@ function tokenRows(
   if (got === undefined) return undefined;
   const meta = got.meta as PackedMeta;
   const { tokens, lengths } = got.arrays as { tokens: Int32Array; lengths: Int32Array };
-  if (tokens.length !== meta.sequences * meta.contextLength || lengths.length !== meta.sequences) {
+  if (
+    typeof meta !== "object" ||
+    meta === null ||
+    tokens.length !== meta.sequences * meta.contextLength ||
+    lengths.length !== meta.sequences
+  ) {
     onInvalid?.("inconsistent header");
     return undefined;
   }

@@ -610,8 +610,9 @@ export async function cachedExamples<T extends SummarizationArrays>(
   if (cached !== undefined) {
     const meta = cached.meta as Omit<T, (typeof ARRAY_NAMES)[number]>;
     const a = cached.arrays as Record<(typeof ARRAY_NAMES)[number], Int32Array>;
-    const n = meta.ids.length;
+    const n = Array.isArray(meta?.ids) ? meta.ids.length : -1;
     if (
+      n >= 0 &&
       a.sourceTokens.length === n * meta.maxSource &&
       a.targetTokens.length === n * meta.maxTarget &&
       a.sourceLengths.length === n &&
