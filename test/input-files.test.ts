@@ -159,11 +159,11 @@ test.serial(
     const sum = { source: "dialogsum", split: "validation", tokenizer: gpt2, cacheDir } as const;
     const prepared = await prepareSummarizationData(sum);
     const id = prepared.ids[0]!;
-    edit(prepared.cacheFile, `"${id}"`, `"${id.slice(0, -1)}${id.endsWith("x") ? "y" : "x"}"`);
+    edit(prepared.cacheFile!, `"${id}"`, `"${id.slice(0, -1)}${id.endsWith("x") ? "y" : "x"}"`);
     const rebuilt = await prepareSummarizationData(sum);
     t.false(rebuilt.fromCache);
     t.is(rebuilt.ids[0], id);
-    edit(prepared.cacheFile, '"ids":', '"idz":');
+    edit(prepared.cacheFile!, '"ids":', '"idz":');
     t.false((await prepareSummarizationData(sum)).fromCache);
     t.true((await prepareSummarizationData(sum)).fromCache);
 
