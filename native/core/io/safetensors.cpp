@@ -84,8 +84,8 @@ int json_depth(const std::string& text, int limit) {
 // Parses `text` as JSON, refusing nesting deeper than kMaxJsonDepth first; `what` names the part in errors.
 nlohmann::json parse_bounded(const std::string& path, const std::string& text, const std::string& what) {
   if (json_depth(text, kMaxJsonDepth) > kMaxJsonDepth) {
-    bad(path, what + " nests objects or arrays more than " + std::to_string(kMaxJsonDepth) +
-                  " deep (the format needs 3)");
+    bad(path,
+        what + " nests objects or arrays more than " + std::to_string(kMaxJsonDepth) + " deep (the format needs 3)");
   }
   try {
     return nlohmann::json::parse(text);
