@@ -206,7 +206,8 @@ export function logPaths(o: Pick<ResolvedTrainerOptions, "log" | "tensorboard" |
 }
 
 // The native trainer's document: every setting that shapes the run, as the schema resolved it. Its canonical
-// dump (with the model's config and the data's shape) is the run's resume fingerprint.
+// dump (with the model's config and the data's shape; lib/trainer.ts adds the data's hash) is the run's resume
+// fingerprint.
 export function trainerDocument(options: ResolvedTrainerOptions, loss: TrainLoss, distributed: DistributedDocument) {
   const {
     model: _m,

@@ -3,7 +3,9 @@
 // relays progress as events, draws the progress bar and writes the JSONL log. Nothing heavy runs on the event
 // loop: the model (when given as options) and the native trainer are built on worker threads, and the data is
 // read and hashed in small slices.
+import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
+import fs from "node:fs";
 import path from "node:path";
 
 import { z } from "zod";
@@ -107,6 +109,8 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   /** what this trainer's model already went through: a fit, or the timing audit (which moves its weights) */
   #used: "fit" | "timeSteps" | undefined;
   #splits: [LanguageModelDataOptions, LanguageModelDataOptions] | undefined;
+  /** the document the native trainer was made with (trainerDocument and the training data's hash) */
+  #document: ReturnType<typeof trainerDocument> | undefined;
   /** this process's place among the ranks (one process: rank 0 of 1) */
   readonly distributed: Readonly<DistributedDocument>;
 
@@ -239,7 +243,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       if (this.#used === "timeSteps") throw new Error("Trainer.fit: this trainer's model was moved by timeSteps()");
       const trainer = await this.#nativeTrainer(options.signal);
       this.#used = "fit";
-      const config = trainerDocument(this.options, this.loss, this.distributed);
+      const config = this.#document!;
       const start = { time: new Date().toISOString(), fingerprint: trainer.fingerprint, config, build: buildInfo() };
       if (log) {
         const earlier = readRunLog(log).starts.at(-1)?.build;
@@ -374,7 +378,16 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       checkDataFits(valid, model.shape, "Trainer options.data (valid split)");
     }
     if (this.options.runDir) ensureFolder(this.options.runDir, "Trainer options.runDir");
-    const config = trainerDocument(this.options, this.loss, this.distributed);
+    // The resume fingerprint (the native trainer's document, the model's config, the data's shape) covers the
+    // training examples' content too: resumed on other examples of the same shape, a run is refused as another
+    // run. A checkpoint saved before the fingerprint held the hash resumes as it did (its data cannot be checked).
+    const legacy = this.options.runDir ? savedWithoutDataHash(this.options.runDir) : false;
+    const config = {
+      ...trainerDocument(this.options, this.loss, this.distributed),
+      ...(legacy ? {} : { dataHash: await dataHash(train) }),
+    };
+    if (signal?.aborted) throw abortError(signal);
+    this.#document = config;
     const trainer = await native().createTrainer(
       model.native,
       JSON.stringify(config),
@@ -391,6 +404,53 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     const [train, valid] = this.#splits!;
     return { train: await prepareLanguageModelData(train), valid: await prepareLanguageModelData(valid) };
   }
+}
+
+// SHA-256 of the training examples' arrays (ids and lengths), in slices of 16 MiB with a turn of the event loop
+// between them: WikiText-103's ~470 MB of ids take a second or two and never hold the loop for long.
+async function dataHash(d: ModelData): Promise<string> {
+  const arrays = isSeq2SeqData(d)
+    ? [d.sourceTokens, d.sourceLengths, d.targetTokens, d.targetLengths]
+    : [d.tokens, d.lengths];
+  const hash = createHash("sha256");
+  const SLICE = 16 << 20;
+  for (const a of arrays) {
+    const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+    for (let off = 0; off < bytes.length; off += SLICE) {
+      if (off > 0) await new Promise((resolve) => setImmediate(resolve));
+      hash.update(bytes.subarray(off, off + SLICE));
+    }
+    hash.update(`;${a.length};`); // where one array ends and the next begins
+  }
+  return hash.digest("hex");
+}
+
+// Whether runDir's checkpoint (last/, else best/) was saved with a fingerprint that holds no data hash: one made
+// before the fingerprint covered the data's content. Reads only the safetensors header's metadata; anything
+// unreadable is left for the native resume to judge (false).
+function savedWithoutDataHash(runDir: string): boolean {
+  for (const which of ["last", "best"]) {
+    const file = path.join(runDir, which, "training_state.safetensors");
+    let fd: number | undefined;
+    try {
+      if (!fs.statSync(file).isFile()) continue; // a FIFO would block the read
+      fd = fs.openSync(file, "r");
+      const head = Buffer.alloc(8);
+      if (fs.readSync(fd, head, 0, 8, 0) !== 8) continue;
+      const n = head.readBigUInt64LE(0);
+      if (n > 64n << 20n) continue;
+      const header = Buffer.alloc(Number(n));
+      if (fs.readSync(fd, header, 0, header.length, 8) !== header.length) continue;
+      const meta = (JSON.parse(header.toString("utf8")) as { __metadata__?: { fingerprint?: string } }).__metadata__;
+      const fingerprint = JSON.parse(meta?.fingerprint ?? "null") as { trainer?: Record<string, unknown> } | null;
+      if (fingerprint?.trainer) return !Object.hasOwn(fingerprint.trainer, "dataHash");
+    } catch {
+      // unreadable: the native resume names what is wrong
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+  }
+  return false;
 }
 
 // The data shape of the GPT-2 that model options describe (before it is built).

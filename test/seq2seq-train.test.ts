@@ -9,7 +9,10 @@ import { probes } from "../dev/testing-addon.ts";
 import { summarySwapSources } from "../lib/data/summary-noise.ts";
 import { Evaluator } from "../lib/evaluator.ts";
 import { Seq2SeqModel } from "../lib/models/bart.ts";
+import { toNativeData } from "../lib/data/model-data.ts";
+import { native } from "../lib/native.ts";
 import { Trainer, type TrainerOptions } from "../lib/trainer.ts";
+import { trainerDocument } from "../lib/trainer-options.ts";
 import { killAfterCheckpoint } from "./helpers/kill-child.ts";
 import { BART_FIXTURE, dialogsumBytes } from "./helpers/seq2seq-data.ts";
 import { tmpDir } from "./helpers/tmp.ts";
@@ -99,6 +102,51 @@ test.serial("aborted and resumed from its checkpoint: the same curve as an unint
     Seq2SeqModel.load(path.join(dir, "split", "last")).logits(probe),
     Seq2SeqModel.load(path.join(dir, "whole", "last")).logits(probe),
   );
+});
+
+// Issue 29: the resume fingerprint held the data's shape only, so other examples of the same shape resumed silently.
+test.serial(
+  "resumed on other training examples of the same shape: refused as another run; the same ones resume",
+  async (t) => {
+    const dir = path.join(tmpDir(t, "dpsm-s2s-data-"), "run");
+    const controller = new AbortController();
+    const first = new Trainer({ ...base(dir), maxSteps: 6, evalEvery: 3 });
+    first.on("step", (s) => {
+      if (s.step === 2) controller.abort();
+    });
+    const a = await first.fit({ signal: controller.signal });
+    t.is(a.reason, "aborted");
+    // The same arrays with the first two examples' summaries swapped: the same shape, other content.
+    const width = train.maxTarget;
+    const targetTokens = train.targetTokens.slice();
+    targetTokens.set(train.targetTokens.subarray(0, width), width);
+    targetTokens.set(train.targetTokens.subarray(width, 2 * width), 0);
+    const targetLengths = train.targetLengths.slice();
+    [targetLengths[0], targetLengths[1]] = [train.targetLengths[1]!, train.targetLengths[0]!];
+    const other = { ...train, targetTokens, targetLengths };
+    await t.throwsAsync(new Trainer({ ...base(dir), data: { train: other, valid }, maxSteps: 6, evalEvery: 3 }).fit(), {
+      message: /holds a checkpoint of a different run/,
+    });
+    const resumed = await new Trainer({ ...base(dir), maxSteps: 6, evalEvery: 3 }).fit();
+    t.is(resumed.history.steps[0]!.step, a.history.steps.at(-1)!.step + 1);
+  },
+);
+
+test.serial("a checkpoint saved before the fingerprint held the data's hash still resumes", async (t) => {
+  // Saved as before the hash: the native trainer made with the Trainer's document alone.
+  const dir = path.join(tmpDir(t, "dpsm-s2s-legacy-"), "run");
+  const options = { ...base(dir), maxSteps: 6, evalEvery: 3 };
+  const old = new Trainer(options);
+  const model = (await old.ready()) as Seq2SeqModel;
+  const document = JSON.stringify(trainerDocument(old.options, old.loss, old.distributed));
+  const trainer = await native().createTrainer(model.native, document, toNativeData(train), toNativeData(valid));
+  let last = 0;
+  await trainer.fit((p) => {
+    if (p.type === "step" && (last = p.step) === 2) trainer.abort();
+  });
+  t.true(last >= 2 && last < 6, `stopped at step ${last}`);
+  const resumed = await new Trainer({ ...base(dir), maxSteps: 6, evalEvery: 3 }).fit();
+  t.is(resumed.history.steps[0]!.step, last + 1);
 });
 
 test("a GPT-2's data for a BART, or a BART without prepared examples, is a named error", (t) => {
