@@ -6,6 +6,7 @@ import path from "node:path";
 
 import test from "ava";
 
+import { experimentDataDir } from "../lib/data/ensure.ts";
 import { exp1, exp1Jobs } from "../lib/experiments/exp1-lm/index.ts";
 import type { Exp1Job } from "../lib/experiments/exp1-lm/jobs.ts";
 import {
@@ -232,6 +233,15 @@ test("an output folder under /proc is refused before anything is made (a recursi
   await t.throwsAsync(runExperiment(exp1, config, "/proc/self/x", { progress: false, say: () => {} }), {
     message: /^out: \/proc\/self\/x\/runs lies in \/proc, a kernel file system/,
   });
+});
+
+test("an experiment's dataDir under /proc is refused by name, not made (experimentDataDir)", async (t) => {
+  await t.throwsAsync(
+    experimentDataDir("/proc/self/x", [], () => {}),
+    {
+      message: /^dataDir: \/proc\/self\/x lies in \/proc, a kernel file system/,
+    },
+  );
 });
 
 test.serial("finished jobs are skipped, an unfinished one resumes, an aborted run starts none", async (t) => {

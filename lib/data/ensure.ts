@@ -1,9 +1,8 @@
 // The one place the experiments resolve their data folder and, when a data set they read is not there at all,
 // fetch it (saying what, how much and from where) before the loaders look for its files.
-import fs from "node:fs";
-import path from "node:path";
 
 import { distributedFromEnv } from "../distributed.ts";
+import { ensureFolder } from "../io/paths.ts";
 import { datasetStatus, ensureDataset } from "./fetch.ts";
 import { dataDir } from "./paths.ts";
 import { type FetchableName, isFetchable } from "./sources.ts";
@@ -21,8 +20,8 @@ export async function experimentDataDir(
   let root: string;
   if (override === undefined) root = dataDir();
   else {
-    root = path.resolve(override);
-    fs.mkdirSync(root, { recursive: true });
+    // The one path check of every writer: under /proc, /sys or /dev a recursive mkdir never returns.
+    root = ensureFolder(override, "dataDir");
   }
   // Under `dpsm-native launch` rank 0 fetches; the others wait for its files (two writers of one file would not do).
   const place = distributedFromEnv();
