@@ -233,19 +233,25 @@ test("exp-2: a summary length beyond the model's positions is refused before any
   t.throws(() => resolveConfig(exp2, "quick", { generation: { maxLength: 100_000 } }), {
     message: /exp2 config\.generation\.maxLength: must not exceed 1024, the positions of the tiny preset, got 100000$/,
   });
+  t.throws(() => resolveConfig(exp2, "quick", { maxSourceTokens: 2048 }), {
+    message: /exp2 config\.maxSourceTokens: must not exceed 1024, the positions of the tiny preset, got 2048$/,
+  });
   // A checkpoint: its config.json's max_position_embeddings, read by the spec's check before config.json is pinned.
   const dir = tmpDir(t, "dpsm-exp2-positions-");
   fs.mkdirSync(path.join(dir, "m"));
-  fs.writeFileSync(path.join(dir, "m", "config.json"), JSON.stringify({ max_position_embeddings: 64 }));
-  const config = resolveConfig(exp2, "quick", { models: ["m"], checkpointDir: dir, generation: { maxLength: 100 } });
+  fs.writeFileSync(path.join(dir, "m", "config.json"), JSON.stringify({ max_position_embeddings: 256 }));
+  const at = { models: ["m"], checkpointDir: dir };
+  const config = resolveConfig(exp2, "quick", { ...at, generation: { maxLength: 300 } });
   const out = path.join(dir, "out");
   const message =
-    /^exp2 config\.generation\.maxLength: must not exceed 64, the max_position_embeddings of .*config\.json, got 100$/;
+    /^exp2 config\.generation\.maxLength: must not exceed 256, the max_position_embeddings of .*config\.json, got 300$/;
   t.throws(() => parseCommandLine(exp2, ["--config", writeSettings(dir, config), "--out", out], "exp2"), { message });
   await t.throwsAsync(runExperiment(exp2, config, out, { say: () => {} }), { message });
   t.false(fs.existsSync(out), "pinned despite the bad length");
-  const ok = resolveConfig(exp2, "quick", { models: ["m"], checkpointDir: dir, generation: { maxLength: 64 } });
-  t.notThrows(() => exp2.check!(ok));
+  t.throws(() => exp2.check!(resolveConfig(exp2, "quick", { ...at, maxSourceTokens: 512 })), {
+    message: /^exp2 config\.maxSourceTokens: must not exceed 256, the max_position_embeddings of .*, got 512$/,
+  });
+  t.notThrows(() => exp2.check!(resolveConfig(exp2, "quick", { ...at, generation: { maxLength: 256 } })));
 });
 
 function writeSettings(dir: string, config: object): string {

@@ -119,8 +119,12 @@ export const Exp2SettingsSchema = z
       .optional()
       .describe("the data folder (default: DPSM_DATA_DIR, else ~/.cache/dpsm-native/data; missing sets are fetched)"),
     minDocumentWords: int(0).describe("documents with fewer words are dropped (the seed: 50)"),
-    maxSourceTokens: int(2).describe("source tokens kept, EOS included"),
-    maxTargetTokens: int(2).describe("summary tokens kept, EOS included"),
+    maxSourceTokens: int(2)
+      .max(MODEL_LIMITS.positions)
+      .describe("source tokens kept, EOS included (at most the model's positions)"),
+    maxTargetTokens: int(2)
+      .max(MODEL_LIMITS.positions)
+      .describe("summary tokens kept, EOS included (at most the model's positions)"),
     trainMaxExamples: int(0).describe("training examples used (0: all)"),
     // The fine-tuning runs' Trainer settings (lib/trainer-options.ts).
     ...TrainerSettingsSchema.shape,
@@ -180,13 +184,27 @@ export const Exp2SettingsSchema = z
     // A model pretrained here has its preset's positions (a checkpoint's are checked from its file: model.ts).
     if (c.checkpointDir === undefined && c.pretrain !== false) {
       const n = SEQ2SEQ_PRESETS[c.pretrain.preset].max_position_embeddings;
-      if (c.generation.maxLength > n && c.generation.maxLength <= MODEL_LIMITS.positions) {
-        const message = `must not exceed ${n}, the positions of the ${c.pretrain.preset} preset`;
-        ctx.addIssue({ code: "custom", path: ["generation", "maxLength"], message });
+      for (const [at, length] of positionedLengths(c)) {
+        if (length > n && length <= MODEL_LIMITS.positions) {
+          const message = `must not exceed ${n}, the positions of the ${c.pretrain.preset} preset`;
+          ctx.addIssue({ code: "custom", path: at.split("."), message });
+        }
       }
     }
   });
 export type Exp2Settings = z.output<typeof Exp2SettingsSchema>;
+
+/** The settings a model's positions bound (each at most max_position_embeddings), by their paths. */
+export function positionedLengths(
+  c: Pick<Exp2Settings, "maxSourceTokens" | "maxTargetTokens" | "generation">,
+): [string, number][] {
+  return [
+    ["maxSourceTokens", c.maxSourceTokens],
+    ["maxTargetTokens", c.maxTargetTokens],
+    ["generation.maxLength", c.generation.maxLength],
+  ];
+}
+
 /** Settings as a profile or a settings file states them: the Trainer's settings may be left at its defaults. */
 export type Exp2SettingsInput = z.input<typeof Exp2SettingsSchema>;
 export type Exp2Config = ConfigOf<typeof Exp2SettingsSchema>;

@@ -4,7 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 
 import { Seq2SeqModel } from "../../models/bart.ts";
-import type { Exp2Config } from "./config.ts";
+import { type Exp2Config, positionedLengths } from "./config.ts";
 import type { Exp2ModelData } from "./data.ts";
 
 /** A randomly initialised model of the pretraining preset, its vocabulary and special ids the tokenizer's. */
@@ -26,11 +26,11 @@ export async function freshModel(c: Exp2Config, d: Exp2ModelData): Promise<Seq2S
 }
 
 /**
- * The summaries' longest length (generation.maxLength) within each checkpoint's max_position_embeddings, read
- * from <checkpointDir>/<model>/config.json before the run's config.json is pinned: beyond it the runs would train
- * for minutes and fail at generation, and the corrected command would then meet "another configuration". A
- * missing or unreadable file is left for loading to name (data.ts checkpointOf); a model pretrained here is
- * checked by the schema (its preset's positions).
+ * The lengths a model's positions bound (sources, summaries, generated summaries: config.ts positionedLengths)
+ * within each checkpoint's max_position_embeddings, read from <checkpointDir>/<model>/config.json before the
+ * run's config.json is pinned: beyond it the runs would train for minutes and fail, and the corrected command
+ * would then meet "another configuration". A missing or unreadable file is left for loading to name (data.ts
+ * checkpointOf); a model pretrained here is checked by the schema (its preset's positions).
  */
 export function checkPositions(c: Exp2Config): void {
   if (c.checkpointDir === undefined) return;
@@ -46,11 +46,12 @@ export function checkPositions(c: Exp2Config): void {
       continue;
     }
     if (typeof positions !== "number" || !Number.isSafeInteger(positions) || positions < 1) continue;
-    if (c.generation.maxLength > positions) {
-      throw new RangeError(
-        `exp2 config.generation.maxLength: must not exceed ${positions}, the max_position_embeddings of ${file}, ` +
-          `got ${c.generation.maxLength}`,
-      );
+    for (const [at, length] of positionedLengths(c)) {
+      if (length > positions) {
+        throw new RangeError(
+          `exp2 config.${at}: must not exceed ${positions}, the max_position_embeddings of ${file}, got ${length}`,
+        );
+      }
     }
   }
 }
