@@ -29,6 +29,16 @@ export const SPECS: Case[] = [
   ...[0, 0.25, 0.5, 1].map((alpha) => ({ rows: 0, vocab: 0, kind: "dpsm", schedule: "fixed", alpha, step: 77 })),
 ];
 
+// The step schedule (α = 0 before W, 1 from W on) at W − 1, W and W + 1.
+export const STEP_SPECS: Case[] = [W - 1, W, W + 1].map((step) => ({
+  rows: 0,
+  vocab: 0,
+  kind: "dpsm",
+  schedule: "step",
+  warmupSteps: W,
+  step,
+}));
+
 // Score smoothing ε (the expected score under (1 − ε)·onehot(y) + ε/V) on ce, brier and dpsm, and the step schedule
 // (α = 0 before W, 1 from W on) at W − 1, W and W + 1, with and without smoothing. Apart from SPECS, whose indices
 // the cases below and bench/gpu-verify/checks.ts pick from.
@@ -38,24 +48,8 @@ export const SMOOTHED_SPECS: Case[] = [
   { rows: 0, vocab: 0, kind: "dpsm", schedule: "linear", warmupSteps: W, step: 250, smoothing: 0.1 },
   { rows: 0, vocab: 0, kind: "dpsm", schedule: "cosine", warmupSteps: W, step: 500, smoothing: 0.3 },
   { rows: 0, vocab: 0, kind: "dpsm", schedule: "fixed", alpha: 0.5, step: 77, smoothing: 0.05 },
-  ...[W - 1, W, W + 1].map((step) => ({
-    rows: 0,
-    vocab: 0,
-    kind: "dpsm",
-    schedule: "step",
-    warmupSteps: W,
-    step,
-    smoothing: 0.1,
-  })),
+  ...STEP_SPECS.map((c) => ({ ...c, smoothing: 0.1 })),
 ];
-export const STEP_SPECS: Case[] = [W - 1, W, W + 1].map((step) => ({
-  rows: 0,
-  vocab: 0,
-  kind: "dpsm",
-  schedule: "step",
-  warmupSteps: W,
-  step,
-}));
 
 // Shapes that are not multiples of any vector width (4, 8, 16 lanes; 4-vector blocks).
 export const SHAPES: [number, number][] = [
