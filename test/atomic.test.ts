@@ -57,17 +57,25 @@ test("a file under /proc, /sys or /dev is refused, naming the file, before any f
   }
 });
 
-test("no other file writer in lib/, bench/, examples/: every file goes through lib/io/atomic.ts", (t) => {
+/** `file: call` for each of `calls` made in a .ts file under `dirs` other than `allowed`. */
+function callsOutside(dirs: readonly string[], calls: readonly string[], allowed: string): string[] {
   const offenders: string[] = [];
-  for (const dir of ["lib", "bench", "examples"]) {
+  for (const dir of dirs) {
     for (const f of fs.readdirSync(path.join(packageRoot, dir), { recursive: true, encoding: "utf8" })) {
       const file = path.join(dir, f);
-      if (!file.endsWith(".ts") || file === path.join("lib", "io", "atomic.ts")) continue;
+      if (!file.endsWith(".ts") || file === allowed) continue;
       const text = fs.readFileSync(path.join(packageRoot, file), "utf8");
-      for (const call of ["renameSync(", "writeFileSync(", "rename(", "writeFile(", "createWriteStream("]) {
-        if (text.includes(call)) offenders.push(`${file}: ${call}`);
-      }
+      for (const call of calls) if (text.includes(call)) offenders.push(`${file}: ${call}`);
     }
   }
-  t.deepEqual(offenders, []);
+  return offenders;
+}
+
+test("no other file writer in lib/, bench/, examples/: every file goes through lib/io/atomic.ts", (t) => {
+  const writers = ["renameSync(", "writeFileSync(", "rename(", "writeFile(", "createWriteStream("];
+  t.deepEqual(callsOutside(["lib", "bench", "examples"], writers, path.join("lib", "io", "atomic.ts")), []);
+});
+
+test("no other folder maker in lib/: every folder goes through the one path check (lib/io/paths.ts)", (t) => {
+  t.deepEqual(callsOutside(["lib"], ["mkdirSync(", "mkdir(", "mkdtempSync("], path.join("lib", "io", "paths.ts")), []);
 });

@@ -313,6 +313,16 @@ test("the experiments fetch a set only when the data folder holds nothing of it"
   t.is(s.log.length, before);
 });
 
+test("a fetch destination under /proc is refused naming the setting, before any download (not a hang)", async (t) => {
+  // The one path check of every writer (lib/io/paths.ts): a recursive mkdir under /proc never returns. Nothing
+  // listens on the mirror's port: the refusal comes before any request.
+  for (const dir of ["/proc/self/x", "/sys/x", "/dev/x"]) {
+    await t.throwsAsync(fetchDataset("wikitext-2", { dir, mirror: "http://127.0.0.1:9", progress: false }), {
+      message: new RegExp(`^data fetch: dir: ${dir}/wikitext-2/tokens lies in /[a-z]+, a kernel file system`),
+    });
+  }
+});
+
 const execFileAsync = promisify(execFile);
 
 async function cli(args: string[]): Promise<{ code: number; out: string }> {
@@ -346,6 +356,10 @@ test("the command: data fetch --mirror --dir, data list, and its errors", async 
   const missing = await cli(["data", "fetch", "xsum", "--mirror", s.url, "--dir", dir, "--quiet"]);
   t.is(missing.code, 1);
   t.regex(missing.out, /HTTP 404 Not Found: http:\/\/127\.0\.0\.1:\d+\/xsum\/data\/train-00000-of-00001\.parquet/);
+
+  const kernel = await cli(["data", "fetch", "wikitext-2", "--mirror", s.url, "--dir", "/proc/self/x"]);
+  t.is(kernel.code, 2, kernel.out);
+  t.regex(kernel.out, /^dpsm-native data: --dir: \/proc\/self\/x lies in \/proc, a kernel file system/);
 
   const bad = await cli(["data", "fetch", "wikitext-3"]);
   t.is(bad.code, 2);

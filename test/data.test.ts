@@ -254,25 +254,50 @@ test.serial(
   },
 );
 
-test.serial("cache folder: DPSM_CACHE_DIR, else the user's cache folder (XDG_CACHE_HOME, else ~/.cache)", (t) => {
-  const saved = { cache: process.env.DPSM_CACHE_DIR, xdg: process.env.XDG_CACHE_HOME };
+/** Runs `fn` with the environment variables `vars` set (undefined: unset), then puts them back as they were. */
+function withEnv(vars: Record<string, string | undefined>, fn: () => void): void {
+  const saved = Object.fromEntries(Object.keys(vars).map((name) => [name, process.env[name]]));
+  const apply = (values: Record<string, string | undefined>) => {
+    for (const [name, value] of Object.entries(values)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  };
   try {
-    delete process.env.DPSM_CACHE_DIR;
-    process.env.XDG_CACHE_HOME = tmp;
+    apply(vars);
+    fn();
+  } finally {
+    apply(saved);
+  }
+}
+
+test.serial("cache folder: DPSM_CACHE_DIR, else the user's cache folder (XDG_CACHE_HOME, else ~/.cache)", (t) => {
+  withEnv({ DPSM_CACHE_DIR: undefined, XDG_CACHE_HOME: tmp }, () => {
     t.is(tokenCacheDir(), path.join(tmp, "dpsm-native", "tokens"));
     delete process.env.XDG_CACHE_HOME;
     t.is(tokenCacheDir(), path.join(os.homedir(), ".cache", "dpsm-native", "tokens"));
     process.env.DPSM_CACHE_DIR = tmp;
     t.is(tokenCacheDir(), tmp);
-  } finally {
-    for (const [name, value] of [
-      ["DPSM_CACHE_DIR", saved.cache],
-      ["XDG_CACHE_HOME", saved.xdg],
-    ] as const) {
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
-  }
+  });
+});
+
+test.serial("a default data folder under /proc is refused naming the setting it comes from, not made", (t) => {
+  // The one path check of every writer (lib/io/paths.ts): a recursive mkdir under /proc never returns.
+  withEnv({ DPSM_DATA_DIR: undefined, XDG_CACHE_HOME: "/proc/self/x" }, () => {
+    t.throws(() => dataDir(), {
+      message:
+        /^the data cache folder \(from XDG_CACHE_HOME\): \/proc\/self\/x\/dpsm-native\/data lies in \/proc, a kernel/,
+    });
+  });
+  withEnv({ DPSM_DATA_DIR: undefined, XDG_CACHE_HOME: undefined, HOME: "/proc/self/x" }, () => {
+    t.throws(() => dataDir(), {
+      message: /^the data cache folder \(from HOME\): \/proc\/self\/x\/\.cache\/.* lies in \/proc/,
+    });
+  });
+  withEnv({ DPSM_DATA_DIR: undefined, XDG_CACHE_HOME: tmp }, () => {
+    t.is(dataDir(), path.join(tmp, "dpsm-native", "data"));
+    t.true(fs.statSync(dataDir()).isDirectory());
+  });
 });
 
 test("options are validated and errors name the argument", async (t) => {

@@ -2,6 +2,7 @@
 import path from "node:path";
 import { parseArgs } from "node:util";
 
+import { checkFolderPath } from "../io/paths.ts";
 import { datasetStatus, fetchDataset, formatBytes } from "./fetch.ts";
 import { dataDir, dataDirPath, defaultDataDir } from "./paths.ts";
 import { DATA_SOURCES, FETCHABLE, isFetchable } from "./sources.ts";
@@ -58,7 +59,15 @@ export async function runDataCli(argv: readonly string[], prog = "dpsm-native da
     );
     return 2;
   }
-  const dir = values.dir !== undefined ? path.resolve(values.dir) : command === "fetch" ? dataDir() : dataDirPath();
+  // The folder checked before any work (lib/io/paths.ts): one under /proc, /sys or /dev would hang the first mkdir.
+  let dir: string;
+  try {
+    dir =
+      values.dir !== undefined ? checkFolderPath(values.dir, "--dir") : command === "fetch" ? dataDir() : dataDirPath();
+  } catch (e) {
+    console.error(`${prog}: ${(e as Error).message}`);
+    return 2;
+  }
 
   if (command === "list") {
     console.log(`data folder: ${dir}`);

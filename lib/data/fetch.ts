@@ -10,6 +10,7 @@ import path from "node:path";
 import type cliProgress from "cli-progress";
 
 import { moveIntoPlace, writeJsonAtomic } from "../io/atomic.ts";
+import { ensureFolder } from "../io/paths.ts";
 import { hashFileAsync } from "./cache.ts";
 import { DATA_SOURCES, type DataSource, type FetchableName, type SourceFile } from "./sources.ts";
 
@@ -312,7 +313,8 @@ export async function downloadFile(
   const partial = `${dest}.partial`;
   const url = fileUrl(file, o.mirror);
   const expected = o.expected ?? (file.sha256 ? { size: file.size!, sha256: file.sha256 } : undefined);
-  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  // The one path check of every writer (lib/io/paths.ts): under /proc, /sys or /dev a recursive mkdir never returns.
+  ensureFolder(path.dirname(dest), "data fetch: dir");
   const say = o.say ?? (() => {});
   const bar = progressBar(file.path, o.progress ?? process.stderr.isTTY === true);
   const retries = o.retries ?? 3;

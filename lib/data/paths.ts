@@ -5,10 +5,17 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
+import { ensureFolder } from "../io/paths.ts";
+
+/** The environment variable the user's cache folder comes from: XDG_CACHE_HOME when absolute, else HOME. */
+function cacheSetting(): "XDG_CACHE_HOME" | "HOME" {
+  const xdg = process.env.XDG_CACHE_HOME;
+  return xdg && path.isAbsolute(xdg) ? "XDG_CACHE_HOME" : "HOME";
+}
+
 /** dpsm-native's folder in the user's cache ($XDG_CACHE_HOME/dpsm-native, by default ~/.cache/dpsm-native). */
 export function userCacheDir(): string {
-  const xdg = process.env.XDG_CACHE_HOME;
-  const cache = xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), ".cache");
+  const cache = cacheSetting() === "XDG_CACHE_HOME" ? process.env.XDG_CACHE_HOME! : path.join(os.homedir(), ".cache");
   return path.join(cache, "dpsm-native");
 }
 
@@ -33,6 +40,6 @@ export function dataDir(): string {
         "unset it to use the cache folder that `dpsm-native data fetch` fills)",
     );
   }
-  fs.mkdirSync(dir, { recursive: true });
-  return dir;
+  // The one path check of every writer: a cache folder under /proc, /sys or /dev would hang a recursive mkdir.
+  return ensureFolder(dir, `the data cache folder (from ${cacheSetting()})`);
 }
