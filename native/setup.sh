@@ -2,7 +2,8 @@
 # Installs what dpsm-native needs and builds it. Safe to run again: each step is skipped or incremental
 # when already done. Used by `npm run quickstart`, `npm test` (pretest) and `npm run setup`.
 #   1. libtorch + OpenBLAS + nlohmann-json + Gloo's headers (data-parallel training) + DejaVu fonts + clang-format
-#      (npm run lint): Debian's packages when run as root; otherwise says what to install
+#      (npm run lint) + Chromium (the human-eval page's browser test, test/human-eval.test.ts, drives it through
+#      playwright-core, which downloads no browser): Debian's packages when run as root; otherwise says what to install
 #      (or uses the libtorch named by LIBTORCH / Torch_DIR).
 #   2. npm dependencies, from the lockfile.
 #   3. the native core (cmake-js; DPSM_CUDA=ON adds the CUDA kernels), and the TypeScript build (dist/).
@@ -17,22 +18,23 @@ json_headers() { [ -f /usr/include/nlohmann/json.hpp ]; }
 gloo_headers() { [ -f /usr/include/gloo/algorithm.h ]; }
 fonts() { [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; }
 clang_format() { command -v clang-format >/dev/null; }
+chromium_browser() { command -v chromium >/dev/null; }
 
 if { [ -z "${LIBTORCH:-}${Torch_DIR:-}" ] && { ! debian_torch || ! openblas; }; } || ! json_headers ||
-  ! gloo_headers || ! fonts || ! clang_format; then
+  ! gloo_headers || ! fonts || ! clang_format || ! chromium_browser; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    say "installing libtorch-dev, libopenblas0-pthread, nlohmann-json3-dev, libgloo-dev, fonts-dejavu-core and" \
-      "clang-format from Debian (about 700 MB, once)"
+    say "installing libtorch-dev, libopenblas0-pthread, nlohmann-json3-dev, libgloo-dev, fonts-dejavu-core," \
+      "clang-format and chromium from Debian (about 1 GB, once)"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libtorch-dev libopenblas0-pthread nlohmann-json3-dev \
-      libgloo-dev fonts-dejavu-core clang-format >/dev/null
+      libgloo-dev fonts-dejavu-core clang-format chromium >/dev/null
   else
     cat >&2 <<'MSG'
 dpsm-native needs libtorch, OpenBLAS (fast CPU matrix products), nlohmann-json's and Gloo's headers
-(data-parallel training), the DejaVu fonts (report figures) and clang-format (npm run lint). Install them,
-then run this again:
+(data-parallel training), the DejaVu fonts (report figures), clang-format (npm run lint) and Chromium (the
+human-eval page's browser test). Install them, then run this again:
   Debian/Ubuntu (as root):  apt-get install -y libtorch-dev libopenblas0-pthread nlohmann-json3-dev libgloo-dev \
-                              fonts-dejavu-core clang-format
+                              fonts-dejavu-core clang-format chromium
   or any libtorch build:    export LIBTORCH=/path/to/libtorch   (the folder holding share/cmake/Torch)
 MSG
     exit 1

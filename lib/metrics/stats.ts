@@ -1,7 +1,7 @@
 // Statistics over seeds for the experiment reports: mean ± sample standard deviation; the paired t-test
 // (scipy.stats.ttest_rel) with its one-sided p-values and the t interval of the mean difference; Fieller's interval
-// for a ratio of paired means; the Clopper–Pearson interval of a proportion; Holm's adjustment of a family of
-// p-values; and significance stars that only a difference in the better direction earns.
+// for a ratio of paired means; the Clopper–Pearson interval of a proportion; the exact sign test; Holm's
+// adjustment of a family of p-values; and significance stars that only a difference in the better direction earns.
 import { createRequire } from "node:module";
 
 import type tQuantileFunction from "@stdlib/stats-base-dists-t-quantile";
@@ -153,6 +153,17 @@ export function proportionInterval(successes: number, n: number, confidence = 0.
   binomialTest ??= load("@stdlib/stats-binomial-test") as typeof binomialTestFunction;
   const r = binomialTest(successes, n, { alpha: 1 - confidence });
   return { estimate: successes / n, low: r.ci[0]!, high: r.ci[1]!, confidence };
+}
+
+/**
+ * The two-sided exact sign test of `wins` against `losses` (ties left out before): the binomial test of
+ * wins out of wins + losses against p = 1/2, as scipy.stats.binomtest(wins, wins + losses).pvalue. NaN when both
+ * are 0 (nothing to test).
+ */
+export function signTest(wins: number, losses: number): number {
+  if (wins + losses === 0) return NaN;
+  binomialTest ??= load("@stdlib/stats-binomial-test") as typeof binomialTestFunction;
+  return binomialTest(wins, wins + losses, { p: 0.5, alternative: "two-sided" }).pValue;
 }
 
 /**
