@@ -90,6 +90,17 @@ test("an output folder, settings file or environment that cannot work is refused
   const bad = [
     [["--out", "/proc/self/x"], {}, /^exp1: --out: \/proc\/self\/x lies in \/proc, a kernel file system/],
     [["--out", ""], {}, /^exp1: --out: expected a folder path, got ""/],
+    // Refused by the spec's check with the other settings, before the run's config.json is pinned in --out.
+    [
+      ["--data-dir", "/proc/self/x", "--out", out],
+      {},
+      /^exp1: exp1 config\.dataDir: \/proc\/self\/x lies in \/proc, a kernel/,
+    ],
+    [
+      ["--data-dir", path.join(dir, "proto.json"), "--out", out],
+      {},
+      /^exp1: exp1 config\.dataDir: .*proto\.json is a file, expected a folder$/m,
+    ],
     [
       ["--config", path.join(dir, "proto.json"), "--out", out],
       {},

@@ -254,6 +254,23 @@ test("exp-2: a summary length beyond the model's positions is refused before any
   t.notThrows(() => exp2.check!(resolveConfig(exp2, "quick", { ...at, generation: { maxLength: 256 } })));
 });
 
+test("a dataDir that cannot be the data folder is refused by each experiment before anything is pinned", async (t) => {
+  const dir = tmpDir(t, "dpsm-data-dir-");
+  const out = path.join(dir, "out");
+  const argv = ["--data-dir", "/proc/self/x", "--out", out];
+  const bad = { dataDir: "/proc/self/x" };
+  const message = (name: string) => new RegExp(`^${name} config\\.dataDir: /proc/self/x lies in /proc, a kernel`);
+  t.throws(() => parseCommandLine(exp1, argv, "exp1"), { message: message("exp1") });
+  t.throws(() => parseCommandLine(exp2, argv, "exp2"), { message: message("exp2") });
+  await t.throwsAsync(runExperiment(exp1, resolveConfig(exp1, "quick", bad), out, { say: () => {} }), {
+    message: message("exp1"),
+  });
+  await t.throwsAsync(runExperiment(exp2, resolveConfig(exp2, "quick", bad), out, { say: () => {} }), {
+    message: message("exp2"),
+  });
+  t.false(fs.existsSync(out), "pinned despite the bad dataDir");
+});
+
 function writeSettings(dir: string, config: object): string {
   const file = path.join(dir, "settings.json");
   fs.writeFileSync(file, JSON.stringify(config));

@@ -2,10 +2,19 @@
 // fetch it (saying what, how much and from where) before the loaders look for its files.
 
 import { distributedFromEnv } from "../distributed.ts";
-import { ensureFolder } from "../io/paths.ts";
+import { checkFolderPath, ensureFolder } from "../io/paths.ts";
 import { datasetStatus, ensureDataset } from "./fetch.ts";
 import { dataDir } from "./paths.ts";
 import { type FetchableName, isFetchable } from "./sources.ts";
+
+/**
+ * An experiment's dataDir setting checked as the place of the data folder (lib/io/paths.ts), by its spec's check
+ * before the run's config.json is pinned: one under /proc, /sys or /dev, or a file, is refused there, not when the
+ * data is prepared.
+ */
+export function checkDataDir(experiment: string, dir: string | undefined): void {
+  if (dir !== undefined) checkFolderPath(dir, `${experiment} config.dataDir`);
+}
 
 /**
  * The data folder (`override`, else DPSM_DATA_DIR, else the user cache folder), with each fetchable data set of

@@ -1,6 +1,7 @@
 // Experiment 1 ("exp-1-language-modelling-scaling"): GPT-2 trained from scratch on WikiText with CE, Brier and
 // DPSM (linear, cosine; fixed α 0.25, 0.5, 0.75 as an ablation), against label smoothing, focal loss and temperature-scaled CE; the
 // report states per DPSM variation whether each success criterion of the seed is met.
+import { checkDataDir } from "../../data/ensure.ts";
 import type { ExperimentSpec } from "../framework/spec.ts";
 import { EXP1_ANALYSIS, type Metric } from "./analysis.ts";
 import { Exp1SettingsSchema, PROFILES } from "./config.ts";
@@ -20,6 +21,7 @@ export const exp1: ExperimentSpec<typeof Exp1SettingsSchema, Exp1Job, Exp1Result
   unpinned: ["threads"],
   // The Trainer's own names since the experiments nest its settings.
   renamedSettings: { adamEps: "eps" },
+  check: (c) => checkDataDir("exp1", c.dataDir),
   jobs: exp1Jobs,
   audit: exp1AuditPlans,
   prepare: prepareExp1Data,

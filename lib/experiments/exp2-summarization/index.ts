@@ -2,6 +2,7 @@
 // Brier and DPSM (linear α warm-up over 10 % and 20 % of the steps) against temperature-scaled CE, evaluated on
 // the test split and zero-shot on other sets, with summary-swap noise; the report states per DPSM variation
 // whether each success criterion of the seed is met.
+import { checkDataDir } from "../../data/ensure.ts";
 import type { ExperimentSpec } from "../framework/spec.ts";
 import { EXP2_ANALYSIS, type Metric } from "./analysis.ts";
 import { Exp2SettingsSchema, PROFILES } from "./config.ts";
@@ -23,7 +24,10 @@ export const exp2: ExperimentSpec<typeof Exp2SettingsSchema, Exp2Job, Exp2Result
   unpinned: ["threads"],
   // The Trainer's own names since the experiments nest its settings.
   renamedSettings: { validMaxExamples: "evalMaxSequences" },
-  check: checkPositions,
+  check: (c) => {
+    checkDataDir("exp2", c.dataDir);
+    checkPositions(c);
+  },
   jobs: exp2Jobs,
   audit: exp2AuditPlans,
   prepare: prepareExp2Data,
