@@ -30,6 +30,7 @@ import type { Exp2Data, Exp2ModelData } from "./data.ts";
 import type { Exp2Job } from "./jobs.ts";
 import type { Exp2Result, FinetuneResult, PretrainResult } from "./run-job.ts";
 import { ablationSections, ablationsAbsent, ablationsRun } from "./ablations.ts";
+import { humanStudyLines } from "../../human-eval/link.ts";
 import { describeCheck, SOURCE_GATE, type SourceGate, sourceGate } from "./source-gate.ts";
 import { bootstrapTestId, exp2Verdicts, exp2VerdictTests, koehnP, rougeBootstrap, SEEDS_FOR_T } from "./verdicts.ts";
 
@@ -132,6 +133,7 @@ function whatWasRun(ctx: Exp2ReportContext): string[] {
   if (c.seeds.length < 3) absent.push(`seeds beyond ${c.seeds.length}`);
   absent.push(...ablationsAbsent(c));
   if (absent.length) lines.push(`Not in this run (the seed's design has them): ${absent.join(", ")}.`);
+  lines.push(...humanStudyLines(ctx.out));
   return lines;
 }
 
