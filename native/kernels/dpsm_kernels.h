@@ -29,6 +29,18 @@ struct FusedArgs {
   int32_t* bad_target = nullptr;  // set to 1 when a target is outside [0, vocab) and not ignored
 };
 
+// The autograd op's backward on CUDA: grad[row, :] *= go[row·go_stride] (go_stride 0: one scalar for all rows),
+// rows whose factor is 1 left untouched, decided on the device.
+struct ScaleArgs {
+  void* grad = nullptr;  // [n_rows, grad_stride] of `dtype`
+  DType dtype = DType::F32;
+  int64_t n_rows = 0;
+  int64_t vocab = 0;
+  int64_t grad_stride = 0;
+  const float* go = nullptr;
+  int64_t go_stride = 0;
+};
+
 namespace cpu {
 // Rows [row_begin, row_end) of `args`, on the calling thread, vectorised for the best ISA this CPU has.
 void fused_rows(const FusedArgs& args, int64_t row_begin, int64_t row_end);
@@ -46,6 +58,8 @@ bool use_isa(const char* isa);
 namespace cuda {
 // Launches the whole job on `stream` (a cudaStream_t); returns the cudaError_t of the launch as int.
 int launch_fused(const FusedArgs& args, void* stream);
+// Launches the backward's scaling (ScaleArgs) on `stream`; returns the cudaError_t of the launch as int.
+int launch_scale(const ScaleArgs& args, void* stream);
 }  // namespace cuda
 
 }  // namespace dpsm
