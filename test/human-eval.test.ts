@@ -136,12 +136,15 @@ test.serial(
 
     const browser = await chromium.launch({ executablePath });
     const shot = path.join(root, "human-eval-page.png");
+    const requests: string[] = [];
     const downloads = path.join(root, "ratings");
     const files: string[] = [];
     try {
       for (const rater of m.raters) {
         const context = await browser.newContext({ viewport: { width: 1366, height: 768 } });
         const page = await context.newPage();
+        // Self-contained: nothing is fetched but the page's own file (and the download's blob).
+        page.on("request", (r) => requests.push(r.url()));
         await page.goto(pathToFileURL(path.join(studyDir, m.pages[rater]!)).href);
         t.is(await page.textContent("#position"), "Item 1 of 7 · 0 rated");
         t.true(await page.isDisabled("#next"), "Next waits for both answers");
@@ -209,6 +212,11 @@ test.serial(
     } finally {
       await browser.close();
     }
+    t.true(requests.some((u) => u.startsWith("file:")));
+    t.deepEqual(
+      requests.filter((u) => !u.startsWith("file:") && !u.startsWith("blob:")),
+      [],
+    );
     t.true(fs.existsSync(shot) && fs.statSync(shot).size > 20_000, "some source longer than its box, screenshot");
     t.deepEqual(
       files.map((f) => path.basename(f)),
