@@ -5,7 +5,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 
 import { LossConfigSchema, parseOrThrow } from "../lib/config.ts";
-import { packageRoot } from "../lib/native.ts";
+import { type NativeData, packageRoot } from "../lib/native.ts";
 
 /** The loss of a probe (DPSMLoss's config fields, validated by its schema) and how its random targets are drawn. */
 interface ProbeLoss {
@@ -102,6 +102,13 @@ interface TestingAddon {
   summarySwapSources(seed: number, batchIndex: number, rows: number, p: number): Int32Array;
   gradientNorm(grads: Float32Array[]): { norm: number; fp32Norm: number };
   adamwSteps(options: AdamwStepsOptions): AdamwStepsResult;
+  trainingGradients(model: string, trainer: string, data: NativeData): TrainingGradients;
+}
+
+/** The loss and gradients (flat, by Hugging Face parameter name) of one trainer step on a batch. */
+export interface TrainingGradients {
+  loss: number;
+  grads: Record<string, Float32Array>;
 }
 
 /** The trainer's AdamW and clipping over a few steps (native/addon/testing_addon.cpp's adamwSteps). */
@@ -178,4 +185,11 @@ export const probes = {
   /** The trainer's global gradient norm (double accumulation) and libtorch's fp32 clip_grad_norm_ of the same. */
   gradientNorm: (grads: Float32Array[]) => load().gradientNorm(grads),
   adamwSteps: (options: AdamwStepsOptions) => load().adamwSteps(options),
+  /**
+   * The loss and gradients of one step of the native Trainer (its forward, loss and backward, before clipping and
+   * the update) over the model `weights` (a model.safetensors of `config`), on all of `data` as one batch, with
+   * the trainer document `trainer` (lib/trainer-options.ts's trainerDocument).
+   */
+  trainingGradients: (model: { config: object; weights: string }, trainer: object, data: NativeData) =>
+    load().trainingGradients(JSON.stringify(model), JSON.stringify(trainer), data),
 };

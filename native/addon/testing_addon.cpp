@@ -5,10 +5,12 @@
 
 #include "../core/data/sampler.h"
 #include "../core/loss/objectives.h"
+#include "../core/models/language_model.h"
 #include "../core/platform.h"
 #include "../core/testing/linear_loss_probe.h"
 #include "../core/testing/loss_probe.h"
 #include "../core/train/optim.h"
+#include "../core/train/trainer.h"
 #include "../kernels/dpsm_kernels.h"
 #include "convert.h"
 #include "js.h"
@@ -311,6 +313,33 @@ Napi::Value AdamwSteps(const Napi::CallbackInfo& info) {
   });
 }
 
+// trainingGradients(model: json { config, weights }, trainer: json (lib's trainer document), data) -> { loss,
+// grads: { [name]: Float32Array } }: the model loaded from Hugging Face weights on the CPU, and the loss and
+// gradients of one step of a Trainer over it (Trainer::gradients) on all of `data` as one batch (data as the
+// Trainer takes it: toNativeData's arrays). A parameter with no gradient is absent.
+Napi::Value TrainingGradients(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const core::Json m = json_arg(info, 0, "model");
+    const core::Json doc = json_arg(info, 1, "trainer");
+    std::shared_ptr<core::LanguageModel> model = core::make_model(core::field<core::Json>(m, "config"));
+    model->load_hf_weights(core::field<std::string>(m, "weights"));
+    if (info.Length() < 3) throw ArgError("data: expected the training data", false);
+    const std::shared_ptr<const core::Dataset> data = dataset_from_js(info[2], "data", *model);
+    const core::TrainConfig cfg = core::train_config_from_json(doc);
+    core::Trainer trainer(model, cfg, data, data);
+    const at::Tensor rows = at::arange(data->count(), at::TensorOptions().dtype(at::kLong));
+    const auto [loss, grads] =
+        trainer.gradients(data->batch(rows, cfg.objective.fused.ignore_index, at::Device(at::kCPU)));
+    Napi::Object named = Napi::Object::New(info.Env());
+    for (const auto& [name, g] : grads)
+      if (g.defined()) named.Set(name, float32_array(info.Env(), g.to(at::kFloat).contiguous().reshape({-1})));
+    Napi::Object js = Napi::Object::New(info.Env());
+    js.Set("loss", loss);
+    js.Set("grads", named);
+    return js;
+  });
+}
+
 Napi::Value CpuIsa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), cpu::isa_name()); }
 
 }  // namespace
@@ -327,6 +356,7 @@ Napi::Object InitTesting(Napi::Env env, Napi::Object exports) {
   exports.Set("useCpuIsa", Napi::Function::New(env, UseCpuIsa, "useCpuIsa"));
   exports.Set("gradientNorm", Napi::Function::New(env, GradientNorm, "gradientNorm"));
   exports.Set("adamwSteps", Napi::Function::New(env, AdamwSteps, "adamwSteps"));
+  exports.Set("trainingGradients", Napi::Function::New(env, TrainingGradients, "trainingGradients"));
   exports.Set("cpuIsa", Napi::Function::New(env, CpuIsa, "cpuIsa"));
   exports.Set("summarySwapSources", Napi::Function::New(env, SummarySwapSources, "summarySwapSources"));
   return exports;

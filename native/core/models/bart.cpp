@@ -182,7 +182,11 @@ at::Tensor BartStackImpl::forward(const at::Tensor& ids, torch::nn::Embedding to
 }
 
 BartModelImpl::BartModelImpl(const BartConfig& c) {
-  shared = register_module("shared", torch::nn::Embedding(c.vocab_size, c.d_model));
+  // padding_idx as Hugging Face's nn.Embedding(vocab, d, padding_idx): the pad row gets no gradient from the
+  // lookups (only from the tied LM head). PEGASUS's decoder starts with the pad id, so without it the start
+  // token's embedding trained where transformers' never does (test/seq2seq-grad.test.ts).
+  shared = register_module(
+      "shared", torch::nn::Embedding(torch::nn::EmbeddingOptions(c.vocab_size, c.d_model).padding_idx(c.pad_token_id)));
   encoder = register_module("encoder", BartStack(c, false));
   decoder = register_module("decoder", BartStack(c, true));
 }

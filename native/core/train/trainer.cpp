@@ -184,6 +184,21 @@ at::Tensor Trainer::step_numbers(const at::Tensor& loss_sum, const at::Tensor& c
                   error_flag_.to(f64).reshape({1})});
 }
 
+std::pair<double, std::vector<std::pair<std::string, at::Tensor>>> Trainer::gradients(const Batch& b) {
+  model_->train();
+  optim_.zero_grad();
+  at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(device_));
+  at::Tensor component_sum = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(device_));
+  forward_backward(cfg_.objective, b, 1.0, loss_sum, component_sum);
+  std::vector<std::pair<std::string, at::Tensor>> grads;
+  for (size_t i = 0; i < optim_.params.size(); ++i) {
+    const at::Tensor& g = optim_.params[i].grad();
+    grads.emplace_back(optim_.names[i], g.defined() ? g.detach().cpu().clone() : at::Tensor());
+  }
+  optim_.zero_grad();
+  return {loss_sum.item<double>(), std::move(grads)};
+}
+
 std::vector<std::vector<double>> Trainer::time_steps(const std::vector<Objective>& objectives, int64_t rounds,
                                                      int64_t warmup_rounds) {
   // One fixed step at the run's shape: grad_accum micro-batches of batch_size sequences, the first

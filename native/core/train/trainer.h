@@ -9,6 +9,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "../config.h"
 #include "../data/batch.h"
@@ -91,6 +93,11 @@ class Trainer {
   // trainer that is not fitted afterwards.
   std::vector<std::vector<double>> time_steps(const std::vector<Objective>& objectives, int64_t rounds,
                                               int64_t warmup_rounds);
+
+  // The loss and the gradients one batch gives under the run's objective, by parameter name: a step's own
+  // forward and backward (fused head included when the step uses it), before clipping and the update, for
+  // tests against a reference implementation. The weights are left unchanged and the gradients cleared.
+  std::pair<double, std::vector<std::pair<std::string, at::Tensor>>> gradients(const Batch& b);
 
  private:
   bool evaluate_and_checkpoint(const std::function<void(const ProgressRecord&)>& emit, double elapsed_s);
