@@ -206,7 +206,37 @@ export interface NativeTrainer {
   abort(): void;
 }
 
+/** A text encoder for metrics (native/addon/encoder_binding.cpp); its jobs run on libuv's pool, one at a time. */
+export interface NativeTextEncoder {
+  readonly numLayers: number;
+  /** tokens one text may hold, specials included */
+  readonly maxTokens: number;
+  readonly device: string;
+  /** texts as flat ids with offsets (n + 1, from 0) and one idf weight per id; json: { layer, batchSize, padId } */
+  bertScore(
+    texts: {
+      candidateIds: Int32Array;
+      candidateOffsets: Int32Array;
+      candidateIdf: Float32Array;
+      referenceIds: Int32Array;
+      referenceOffsets: Int32Array;
+      referenceIdf: Float32Array;
+    },
+    json: string,
+  ): Promise<{ precision: Float64Array; recall: Float64Array; f1: Float64Array }>;
+  /** the states after `layer` [batch, length, d] */
+  hiddenStates(
+    inputs: { ids: Int32Array; mask: Int32Array; batch: number; length: number },
+    layer: number,
+  ): Promise<Float32Array>;
+  dispose(): void;
+}
+
 export interface NativeAddon {
+  /** CUDA device `index`'s energy counter from NVML (mJ since the driver loaded), or why it cannot be read */
+  gpuEnergy(index: number): { millijoules?: number; error?: string };
+  /** json: { config: <HF config.json>, weights: <model.safetensors>, device }, loaded on libuv's pool */
+  loadTextEncoder(json: string): Promise<NativeTextEncoder>;
   /** json: { config: <HF config.json>, device, seed } or { config, device, weights: <model.safetensors> } */
   Model: new (json: string) => NativeModel;
   /** new Model(json), built on libuv's pool */

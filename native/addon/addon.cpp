@@ -20,6 +20,8 @@ namespace dpsm::addon {
 void register_loss(Napi::Env env, Napi::Object exports);
 void register_models(Napi::Env env, Napi::Object exports);
 void register_trainer(Napi::Env env, Napi::Object exports);
+void register_encoders(Napi::Env env, Napi::Object exports);
+void register_energy(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -107,6 +109,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_loss(env, exports);
   register_models(env, exports);
   register_trainer(env, exports);
+  register_encoders(env, exports);
+  register_energy(env, exports);
   return exports;
 }
 

@@ -13,6 +13,8 @@
 #include "bart.h"
 #include "gpt2.h"
 #include "language_model.h"
+#include "roberta.h"
+#include "text_encoder.h"
 
 namespace dpsm::core {
 
@@ -182,6 +184,12 @@ std::shared_ptr<LanguageModel> make_model(const Json& hf_config) {
     throw out_of_memory(msg.substr(0, msg.find('\n')));
   }
   throw std::invalid_argument("model_type: expected gpt2, bart or pegasus, got '" + type + "'");
+}
+
+std::shared_ptr<TextEncoder> make_encoder(const Json& hf_config) {
+  const std::string type = field<std::string>(hf_config, "model_type");
+  if (type == "roberta") return std::make_shared<Roberta>(roberta_config_from_hf(hf_config));
+  throw std::invalid_argument("model_type: expected roberta, got '" + type + "'");
 }
 
 }  // namespace dpsm::core
