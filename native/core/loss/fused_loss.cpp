@@ -188,11 +188,31 @@ class DPSMLossFunction : public torch::autograd::Function<DPSMLossFunction> {
     at::Tensor grad = ctx->saved_data["grad"].toTensor();
     ctx->saved_data.erase("grad");
     const at::Tensor& go = grad_outputs[0];
-    if (ctx->saved_data["per_token"].toBool()) {
+    const bool per_token = ctx->saved_data["per_token"].toBool();
+    if (go.is_cuda()) {
+#if defined(DPSM_WITH_CUDA)
+      // The factor is read on the device (reading it here would sync): rows whose factor is 1 — every row in the
+      // training step, where d loss / d loss = 1 — are left as they are, with no N×V pass.
+      const int64_t vocab = grad.size(-1);
+      const at::Tensor grad2d = grad.view({-1, vocab});
+      const at::Tensor factor = go.to(at::kFloat).reshape({-1}).contiguous();
+      ScaleArgs args;
+      args.grad = grad2d.data_ptr();
+      args.dtype = kernel_dtype(grad2d);
+      args.n_rows = grad2d.size(0);
+      args.vocab = vocab;
+      args.grad_stride = grad2d.size(0) > 1 ? grad2d.stride(0) : vocab;
+      args.go = factor.data_ptr<float>();
+      args.go_stride = per_token ? 1 : 0;
+      const int err = cuda::launch_scale(args, platform::current_cuda_stream(grad.device()));
+      if (err != 0) throw std::runtime_error("dpsm: CUDA kernel launch failed (cudaError " + std::to_string(err) + ")");
+#else
+      grad.mul_(per_token ? go.unsqueeze(-1) : go);
+#endif
+    } else if (per_token) {
       grad.mul_(go.unsqueeze(-1));
-    } else if (go.is_cuda() || go.item<double>() != 1.0) {
-      // On the CPU the common case (d loss / d loss = 1) costs nothing; on CUDA reading it would sync.
-      grad.mul_(go);
+    } else if (go.item<double>() != 1.0) {
+      grad.mul_(go);  // on the CPU the common case (d loss / d loss = 1) costs nothing
     }
     return {grad, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
