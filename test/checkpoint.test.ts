@@ -3,17 +3,17 @@
 // last/ to best/ with a warning, refuses when nothing valid is left (never restarting over the run's files), and
 // removes what a killed run left half-written. A kill test SIGKILLs training 20+ times, inside and between
 // checkpoint writes, and holds every resume to the uninterrupted run. Also: the clip norm accumulated in double.
-import { spawn } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 
 import test, { type ExecutionContext } from "ava";
 
+import { rng } from "../dev/random.ts";
 import { probes } from "../dev/testing-addon.ts";
 import { Trainer, type FitResult, type TrainerOptions, type WarningEvent } from "../lib/index.ts";
-import { packageRoot } from "../lib/native.ts";
 import { readRunLog } from "../lib/runlog.ts";
+import { startLineChild } from "./helpers/child-lines.ts";
 import { sharedTmpDir, tmpDir } from "./helpers/tmp.ts";
 
 const MODEL = { vocab_size: 50257, n_positions: 64, n_embd: 32, n_layer: 2, n_head: 2 } as const;
@@ -359,17 +359,6 @@ test.serial("stale temporary files and folders of a killed run are removed on th
 
 // ---- The kill test ----
 
-/** A deterministic stream of numbers in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 interface KillPlan {
   /** the output line that arms the kill: "eval" lines come just before the checkpoint writes */
   on: "eval" | "checkpoint" | "step";
@@ -385,43 +374,26 @@ async function segment(
   dir: string,
   plan: KillPlan | undefined,
 ): Promise<{ killed: boolean; steps: [number, number][]; warnings: string[]; inWrite: boolean }> {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", path.join(packageRoot, "test/helpers/train-child.ts"), JSON.stringify(run(dir))],
-    { cwd: packageRoot, stdio: ["ignore", "pipe", "pipe"] },
-  );
   const steps: [number, number][] = [];
   const warnings: string[] = [];
-  let stderr = "";
   let armed = false;
   let lastKind = "";
   let inWrite = false;
-  let buffered = "";
-  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-  child.stdout.on("data", (chunk: Buffer) => {
-    buffered += chunk.toString();
-    const lines = buffered.split("\n");
-    buffered = lines.pop()!;
-    for (const line of lines) {
-      const [kind, a, ...rest] = line.split(" ");
-      if (kind === "step") steps.push([Number(a), Number(rest[0])]);
-      if (kind === "warning") warnings.push(rest.join(" "));
-      lastKind = kind ?? "";
-      if (plan && !armed && kind === plan.on) {
-        armed = true;
-        setTimeout(() => {
-          // Between an "eval" line and its "checkpoint" line: the checkpoint writes were under way.
-          inWrite = lastKind === "eval";
-          child.kill("SIGKILL");
-        }, plan.delayMs);
-      }
+  const { child, exited } = startLineChild("train-child.ts", JSON.stringify(run(dir)), ([kind, a, ...rest]) => {
+    if (kind === "step") steps.push([Number(a), Number(rest[0])]);
+    if (kind === "warning") warnings.push(rest.join(" "));
+    lastKind = kind ?? "";
+    if (plan && !armed && kind === plan.on) {
+      armed = true;
+      setTimeout(() => {
+        // Between an "eval" line and its "checkpoint" line: the checkpoint writes were under way.
+        inWrite = lastKind === "eval";
+        child.kill("SIGKILL");
+      }, plan.delayMs);
     }
   });
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((r) =>
-    child.once("exit", (c, s) => r([c, s])),
-  );
-  if (signal !== "SIGKILL" && code !== 0) throw new Error(`training child failed (${code}): ${stderr.slice(-2000)}`);
-  return { killed: signal === "SIGKILL", steps, warnings, inWrite };
+  const { killed } = await exited;
+  return { killed, steps, warnings, inWrite };
 }
 
 test.serial(
@@ -429,7 +401,7 @@ test.serial(
   async (t) => {
     const ref = await uninterrupted();
     const refLoss = new Map(losses(ref));
-    const random = mulberry32(12);
+    const random = rng(12);
     const plans: KillPlan[] = [];
     for (let i = 0; i < 22; i++) {
       const r = random();
@@ -496,7 +468,7 @@ test.serial(
 
 test("the global gradient norm is accumulated in double: < 1e-7 relative to a float64 replay", (t) => {
   // Random gradients with the tiny GPT-2's parameter sizes (wte 50257×64 … ), of mixed scales.
-  const random = mulberry32(3);
+  const random = rng(3);
   const gauss = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
   const sizes = [50257 * 64, 256 * 64];
   for (let l = 0; l < 2; l++) sizes.push(64, 64, 64 * 192, 192, 64 * 64, 64, 64, 64, 64 * 256, 256, 256 * 64, 64);

@@ -13,27 +13,17 @@ import { buildInfo } from "../lib/index.ts";
 import { allOf, anyOf, decide } from "../lib/experiments/framework/decision.ts";
 import type { Verdict } from "../lib/experiments/framework/spec.ts";
 import { pairedRatio, pairedTTest } from "../lib/metrics/stats.ts";
+import { EXP1_SMALL } from "./helpers/experiments.ts";
 import { tmpDir } from "./helpers/tmp.ts";
-
-const SMALL = {
-  contextLength: 33,
-  maxSteps: 4,
-  lrWarmupSteps: 1,
-  evalEvery: 2,
-  evalMaxSequences: 2,
-  testMaxSequences: 3,
-  oodMaxSequences: 2,
-  ood: ["ptb" as const],
-  // The runs' step (8 sequences of 33 tokens) and a "seed's batch" of two, three timed rounds each: the audit's
-  // plumbing, not a measurement.
-  efficiencyAudit: { rounds: 3, warmupRounds: 1, fixedBatchTokens: 66 },
-  sample: { maxNewTokens: 5 },
-};
 
 test.serial("runs, report, figures and verdicts; a second run skips every finished run", async (t) => {
   const out = tmpDir(t, "dpsm-exp1-");
   const config = resolveConfig(exp1, "quick", {
-    ...SMALL,
+    ...EXP1_SMALL,
+    ood: ["ptb"],
+    // The runs' step (8 sequences of 33 tokens) and a "seed's batch" of two, three timed rounds each: the audit's
+    // plumbing, not a measurement.
+    efficiencyAudit: { rounds: 3, warmupRounds: 1, fixedBatchTokens: 66 },
     seeds: [0, 1],
     variations: ["ce", "brier", "dpsm-linear", "dpsm-fixed-0.75"],
     labelNoise: { stepFraction: 0.5, tokenFraction: 0.1, variations: ["ce", "dpsm-linear"] },
@@ -177,12 +167,11 @@ test.serial("runs, report, figures and verdicts; a second run skips every finish
 
 test.serial("an interrupted experiment resumes: finished runs skipped, the interrupted one resumed", async (t) => {
   const config = resolveConfig(exp1, "quick", {
-    ...SMALL,
+    ...EXP1_SMALL,
     maxSteps: 6,
     evalEvery: 3,
     seeds: [3],
     variations: ["ce", "dpsm-cosine"],
-    labelNoise: false,
   });
   const straight = await runExperiment(exp1, config, tmpDir(t, "dpsm-exp1-"), { progress: false, say: () => {} });
 
@@ -249,7 +238,7 @@ test.serial("experiment settings are validated and pinned to their directory", a
   const out = tmpDir(t, "dpsm-exp1-");
   const other = { experiment: "exp1", ...resolveConfig(exp1, "quick"), maxSteps: 999 };
   fs.writeFileSync(path.join(out, "config.json"), JSON.stringify(other));
-  await t.throwsAsync(runExperiment(exp1, resolveConfig(exp1, "quick", SMALL), out, { say: () => {} }), {
+  await t.throwsAsync(runExperiment(exp1, resolveConfig(exp1, "quick", EXP1_SMALL), out, { say: () => {} }), {
     message: /holds an experiment with another configuration \(.*maxSteps: 999 there, 4 now/,
   });
 });

@@ -23,24 +23,13 @@ import {
   UsageError,
 } from "../lib/experiments/framework/index.ts";
 import { meanStd, pairedTTest } from "../lib/metrics/stats.ts";
+import { EXP1_SMALL } from "./helpers/experiments.ts";
 import { tmpDir } from "./helpers/tmp.ts";
 
 const flags = settingFlags(exp1.schema);
 const flag = (name: string) => flags.find((f) => f.name === name);
 const parse = (argv: string[]) => parseExperimentArgs(flags, argv);
-const TINY = {
-  contextLength: 33,
-  maxSteps: 2,
-  lrWarmupSteps: 1,
-  evalEvery: 1,
-  evalMaxSequences: 2,
-  testMaxSequences: 2,
-  oodMaxSequences: 2,
-  ood: ["ptb" as const],
-  labelNoise: false as const,
-  efficiencyAudit: false as const,
-  sample: { maxNewTokens: 3 },
-};
+const TINY = { ...EXP1_SMALL, maxSteps: 2, evalEvery: 1, testMaxSequences: 2, ood: ["ptb" as const] };
 
 test("flags come from the settings schema: kebab-case names, kinds, choices, nested fields, --no-…", (t) => {
   t.like(flag("max-steps"), { path: ["maxSteps"], kind: "number", integer: true, description: "optimiser steps" });

@@ -26,9 +26,9 @@ import {
   TRAINER_SETTING_KEYS,
   trainerSettings,
 } from "../lib/experiments/framework/index.ts";
-import type { JobContext } from "../lib/experiments/framework/spec.ts";
 import type { Seq2SeqModel } from "../lib/models/bart.ts";
 import { TrainerSettingsSchema } from "../lib/trainer-options.ts";
+import { jobContext } from "./helpers/experiments.ts";
 import { tmpDir } from "./helpers/tmp.ts";
 
 // The flags the Trainer's settings give, derived from its schema (not listed here by hand).
@@ -121,15 +121,7 @@ test("every Trainer setting of a resolved config reaches each job's Trainer opti
   });
   const jobs = exp1Jobs({ ...c1, epsAblation: { eps: 1e-12, variations: ["ce"] } });
   const data = { train: {}, valid: {}, test: {}, ood: {} } as never;
-  const ctx = (job: Exp1Job): JobContext<typeof c1, Exp1Job, never> => ({
-    config: c1,
-    job,
-    dir: "unused",
-    data,
-    progress: false,
-    rank: 0,
-    worldSize: 1,
-  });
+  const ctx = (job: Exp1Job) => jobContext(c1, job, data);
   for (const job of [jobs[0]!, jobs.at(-1)!]) {
     const options = exp1TrainerOptions(ctx(job)) as Record<string, unknown>;
     holdsEverySetting(t, options, c1, { lr: 1e-3, eps: job.eps });
@@ -139,15 +131,7 @@ test("every Trainer setting of a resolved config reaches each job's Trainer opti
   const c2 = resolveConfig(exp2, "quick", { ...NON_DEFAULT, pretrain: { weightDecay: 0.02, patience: 1 } });
   const model = {} as Seq2SeqModel;
   const d = { train: {}, valid: {}, pretrain: { train: {}, valid: {} } };
-  const ctx2 = (job: Exp2Job): JobContext<typeof c2, Exp2Job, never> => ({
-    config: c2,
-    job,
-    dir: "unused",
-    data: { tiny: d } as never,
-    progress: false,
-    rank: 0,
-    worldSize: 1,
-  });
+  const ctx2 = (job: Exp2Job) => jobContext(c2, job, { tiny: d } as never);
   const jobs2 = exp2Jobs(c2);
   const pretrain = jobs2.find((j): j is PretrainJob => j.kind === "pretrain")!;
   const finetune = jobs2.find((j): j is FinetuneJob => j.kind === "finetune")!;

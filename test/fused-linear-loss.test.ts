@@ -4,6 +4,7 @@
 // unfused one on real WikiText-2.
 import test, { type ExecutionContext } from "ava";
 
+import { STEP_SPECS, W } from "../dev/fused-loss-cases.ts";
 import { probes, type LinearProbeOptions } from "../dev/testing-addon.ts";
 import { Evaluator, GPT2Model, prepareLanguageModelData, Trainer, type TrainerOptions } from "../lib/index.ts";
 import { Seq2SeqModel } from "../lib/models/bart.ts";
@@ -13,7 +14,6 @@ import { tmpDir } from "./helpers/tmp.ts";
 
 type Case = LinearProbeOptions & { step?: number; temperatures?: number[] };
 
-const W = 1000;
 const KINDS: Case[] = [
   { rows: 0, dim: 0, vocab: 0, kind: "ce" },
   { rows: 0, dim: 0, vocab: 0, kind: "brier" },
@@ -157,17 +157,9 @@ test("score smoothing (ce, brier, dpsm) and the step schedule through the fused 
     { rows: 0, dim: 0, vocab: 0, kind: "ce", smoothing: 0.1 },
     { rows: 0, dim: 0, vocab: 0, kind: "brier", smoothing: 0.1 },
     { rows: 0, dim: 0, vocab: 0, kind: "dpsm", schedule: "linear", warmupSteps: W, step: 250, smoothing: 0.2 },
-    ...[W - 1, W + 1].map((step) => ({
-      rows: 0,
-      dim: 0,
-      vocab: 0,
-      kind: "dpsm",
-      schedule: "step",
-      warmupSteps: W,
-      step,
-      smoothing: 0.1,
-    })),
-    { rows: 0, dim: 0, vocab: 0, kind: "dpsm", schedule: "step", warmupSteps: W, step: W },
+    // The step schedule (dev/fused-loss-cases.ts): smoothed on each side of its switch, unsmoothed at it.
+    ...STEP_SPECS.filter((c) => c.step !== W).map((c) => ({ ...c, dim: 0, smoothing: 0.1 })),
+    ...STEP_SPECS.filter((c) => c.step === W).map((c) => ({ ...c, dim: 0 })),
   ];
   for (const k of cases) {
     for (const [bias, reduction] of [

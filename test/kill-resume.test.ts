@@ -13,14 +13,14 @@
 // test), fall back to best/ with a warning (a failure here), resume from an older step than a completed checkpoint
 // (a failure here) or load mixed weights (the losses and final weights differ: a failure here). The test asserts
 // that at least 3 kills landed inside a write, so it cannot pass without exercising that case.
-import { spawn } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 
 import test from "ava";
 
-import { packageRoot } from "../lib/native.ts";
+import { rng } from "../dev/random.ts";
+import { startLineChild } from "./helpers/child-lines.ts";
 import { tmpDir } from "./helpers/tmp.ts";
 
 // The seq2seq tests' settings (test/seq2seq-train.test.ts), with a checkpoint after every step.
@@ -38,17 +38,6 @@ const options = (runDir: string) => ({
 });
 
 const KILLS = 24;
-
-/** A deterministic stream of numbers in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 const sha256 = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 
@@ -86,11 +75,6 @@ interface Segment {
 /** Runs the training child on `runDir`, killing it with SIGKILL as `plan` says (none: it runs to the end). */
 async function segment(runDir: string, plan: KillPlan | undefined): Promise<Segment> {
   const start = performance.now();
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", path.join(packageRoot, "test/helpers/train-seq2seq-child.ts"), JSON.stringify(options(runDir))],
-    { cwd: packageRoot, stdio: ["ignore", "pipe", "pipe"] },
-  );
   const s: Segment = {
     killed: false,
     steps: [],
@@ -101,6 +85,22 @@ async function segment(runDir: string, plan: KillPlan | undefined): Promise<Segm
     checkpointTimes: [],
     totalMs: 0,
   };
+  const arg = JSON.stringify(options(runDir));
+  const { child, exited } = startLineChild("train-seq2seq-child.ts", arg, ([kind, a, ...rest]) => {
+    const now = performance.now() - start;
+    if (kind === "step") {
+      s.steps.push([Number(a), Number(rest[0])]);
+    }
+    if (kind === "eval") {
+      s.evalTimes.push(now);
+      if (plan?.after === "eval" && s.evalTimes.length === plan.nth) kill(plan.delayMs);
+    }
+    if (kind === "checkpoint") {
+      s.checkpoints.push(Number(a));
+      s.checkpointTimes.push(now);
+    }
+    if (kind === "warning") s.warnings.push(rest.join(" "));
+  });
   const kill = (delayMs: number) => setTimeout(() => child.kill("SIGKILL"), delayMs);
   if (plan?.after === "spawn") kill(plan.delayMs);
   let poll: NodeJS.Timeout | undefined;
@@ -116,37 +116,12 @@ async function segment(runDir: string, plan: KillPlan | undefined): Promise<Segm
       writing = now;
     }, 1);
   }
-  let stderr = "";
-  let buffered = "";
-  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-  child.stdout.on("data", (chunk: Buffer) => {
-    buffered += chunk.toString();
-    const lines = buffered.split("\n");
-    buffered = lines.pop()!;
-    for (const line of lines) {
-      const [kind, a, ...rest] = line.split(" ");
-      const now = performance.now() - start;
-      if (kind === "step") {
-        s.steps.push([Number(a), Number(rest[0])]);
-      }
-      if (kind === "eval") {
-        s.evalTimes.push(now);
-        if (plan?.after === "eval" && s.evalTimes.length === plan.nth) kill(plan.delayMs);
-      }
-      if (kind === "checkpoint") {
-        s.checkpoints.push(Number(a));
-        s.checkpointTimes.push(now);
-      }
-      if (kind === "warning") s.warnings.push(rest.join(" "));
-    }
-  });
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((r) =>
-    child.once("exit", (c, sig) => r([c, sig])),
-  );
+  try {
+    ({ killed: s.killed } = await exited);
+  } finally {
+    clearInterval(poll);
+  }
   s.totalMs = performance.now() - start;
-  clearInterval(poll);
-  if (signal !== "SIGKILL" && code !== 0) throw new Error(`training child failed (${code}): ${stderr.slice(-2000)}`);
-  s.killed = signal === "SIGKILL";
   if (s.killed) s.leftInWrite = temporaries(runDir, child.pid);
   return s;
 }
@@ -168,7 +143,7 @@ test.serial(
       `uninterrupted: ${(ref.totalMs / 1000).toFixed(1)} s ` +
         `"eval" line → "checkpoint" line ${Math.min(...gaps).toFixed(0)}–${gapMs.toFixed(0)} ms`,
     );
-    const random = mulberry32(29);
+    const random = rng(29);
     // 40 % anywhere in the run; 20 % in the evaluation-to-checkpoint window; 40 % 0–20 ms after a write was seen
     // to begin (nearly all of them inside it).
     const draw = (): KillPlan => {

@@ -15,7 +15,7 @@ import { exp2, exp2Jobs } from "../lib/experiments/exp2-summarization/index.ts";
 import { ablationsAbsent, ablationsRun, gridSection } from "../lib/experiments/exp2-summarization/ablations.ts";
 import type { Exp2Group } from "../lib/experiments/exp2-summarization/analysis.ts";
 import { gridCells } from "../lib/experiments/exp2-summarization/grid.ts";
-import { exp2AuditPlans, type Exp2Job, type FinetuneJob } from "../lib/experiments/exp2-summarization/jobs.ts";
+import { exp2AuditPlans, type FinetuneJob } from "../lib/experiments/exp2-summarization/jobs.ts";
 import { finetuneTrainerOptions } from "../lib/experiments/exp2-summarization/run-job.ts";
 import {
   jobId,
@@ -32,12 +32,13 @@ import {
   subsetSize,
   trainingSubset,
 } from "../lib/experiments/framework/low-resource.ts";
-import type { GroupSummary, JobContext, MetricSpec } from "../lib/experiments/framework/spec.ts";
+import type { GroupSummary, MetricSpec } from "../lib/experiments/framework/spec.ts";
 import type { PackedTokens } from "../lib/data/pack.ts";
 import type { PreparedSummarization } from "../lib/data/summarization.ts";
 import { buildInfo } from "../lib/index.ts";
 import type { Seq2SeqModel } from "../lib/models/bart.ts";
 import { meanStd } from "../lib/metrics/stats.ts";
+import { EXP1_SMALL, jobContext } from "./helpers/experiments.ts";
 import { tmpDir } from "./helpers/tmp.ts";
 
 // Constructed training data whose row i holds the id i (so a subset's rows can be read back from its tokens).
@@ -218,16 +219,7 @@ test("exp-1: a low-resource job's Trainer gets its share of the training sequenc
   const c = resolveConfig(exp1, "quick", { lowResource: [0.1, 0.02], seeds: [0, 1] });
   const data = { train: packed(600), valid: packed(8), test: packed(8), ood: {} };
   const train = (job: Exp1Job) => {
-    const ctx: JobContext<typeof c, Exp1Job, typeof data> = {
-      config: c,
-      job,
-      dir: "unused",
-      data,
-      progress: false,
-      rank: 0,
-      worldSize: 1,
-    };
-    return exp1TrainerOptions(ctx).data.train;
+    return exp1TrainerOptions(jobContext(c, job, data)).data.train;
   };
   const jobs = exp1Jobs(c);
   const main = jobs.find((j) => j.key.setting === "clean")!;
@@ -328,16 +320,7 @@ test("exp-2: finetuneTrainerOptions gives a grid job its lr and loss, a low-reso
   const d = { train: pairs(300), valid: pairs(8) };
   const model = {} as Seq2SeqModel;
   const options = (job: FinetuneJob) => {
-    const ctx: JobContext<typeof c, Exp2Job, never> = {
-      config: c,
-      job,
-      dir: "unused",
-      data: { tiny: d } as never,
-      progress: false,
-      rank: 0,
-      worldSize: 1,
-    };
-    return finetuneTrainerOptions(ctx, job, model);
+    return finetuneTrainerOptions(jobContext(c, job, { tiny: d } as never), job, model);
   };
   const jobs = exp2Jobs(c).filter((j): j is FinetuneJob => j.kind === "finetune");
   const main = jobs.find((j) => j.key.setting === "clean")!;
@@ -517,25 +500,15 @@ test("the grid section: a ROUGE-L and an ECE-10 heatmap per smoothing, a table, 
   t.deepEqual(await gridSection(c, "tiny", [], out), []);
 });
 
-const SMALL = {
-  contextLength: 33,
-  maxSteps: 4,
-  lrWarmupSteps: 1,
-  evalEvery: 2,
-  evalMaxSequences: 2,
-  testMaxSequences: 3,
-  oodMaxSequences: 2,
-  ood: [],
-  efficiencyAudit: false as const,
-  labelNoise: false as const,
-  sample: { maxNewTokens: 3 },
-};
-
 test.serial(
   "exp-1 end to end on WikiText-2: low-resource runs train on their share and get their report section",
   async (t) => {
     const out = tmpDir(t, "dpsm-exp1-low-");
-    const config = resolveConfig(exp1, "quick", { ...SMALL, variations: ["ce", "dpsm-linear"], lowResource: [0.25] });
+    const config = resolveConfig(exp1, "quick", {
+      ...EXP1_SMALL,
+      variations: ["ce", "dpsm-linear"],
+      lowResource: [0.25],
+    });
     const jobs = exp1Jobs(config);
     t.deepEqual(
       jobs.map((j) => jobId(j.key)),
