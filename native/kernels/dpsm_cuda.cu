@@ -283,9 +283,21 @@ __global__ void __launch_bounds__(kThreads, 2) fused_kernel(FusedArgs a) {
 
     float hit = 0.0f;
     if (a.stats && zy == r.m) {
-      // The target holds the max; it is the argmax unless the max also appears earlier in the row.
+      // The target holds the max; it is the argmax unless the max also appears earlier in the row. The row is
+      // still in L2 from the state pass: 16-byte loads of the vectors that start before y.
       int before = 0;
-      for (int k = tid; k < y; k += kThreads) before |= A::load(z + k) == r.m;
+      for (int j = tid; j < sp.scalars(V); j += kThreads) {
+        const int k = sp.scalar_index(j);
+        if (k < y) before |= A::load(z + k) == r.m;
+      }
+      const int below = y > sp.lead ? (y - sp.lead + kVec - 1) / kVec : 0;
+      for (int i = tid; i < (below < sp.nvec ? below : sp.nvec); i += kThreads) {
+        float x[kVec];
+        A::unpack(zv[i], x);
+        const int k0 = sp.lead + i * kVec;
+#pragma unroll
+        for (int j = 0; j < kVec; ++j) before |= (k0 + j < y) & (x[j] == r.m);
+      }
       hit = __syncthreads_or(before) ? 0.0f : 1.0f;
     }
     if (tid == 0) {

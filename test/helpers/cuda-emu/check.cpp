@@ -127,6 +127,7 @@ void run_case(const Case& c) {
     targets[r] = y;
     if (r % 3 == 1) put(logits.at, d, r * stride + y, c.extreme ? 1e4f : 40.0f);  // the target holds the max
     if (r % 6 == 1 && y > 0) put(logits.at, d, r * stride + y / 2, c.extreme ? 1e4f : 40.0f);  // ... tied earlier
+    if (r % 6 == 4 && y + 1 < V) put(logits.at, d, r * stride + (y + V) / 2, c.extreme ? 1e4f : 40.0f);  // ... later
   }
   if (N > 2) targets[2] = -100;                  // ignored
   if (N > 4 && c.step % 2 == 1) targets[4] = V;  // out of range: NaN row, flag set
