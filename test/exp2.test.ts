@@ -136,6 +136,7 @@ test.serial(
       "### Final metrics (dialogsum/test (jsonl), last checkpoint)",
       "ROUGE-L compared example by example (Koehn's paired bootstrap",
       "### ROUGE with 95 % bootstrap intervals",
+      "### BERTScore with 95 % bootstrap intervals (test, last checkpoint)\n\nNot measured: no RoBERTa checkpoint",
       "### Zero-shot transfer: xsum/test (jsonl)",
       "### Robustness: summary-swap noise (50 % of training pairs)",
       "timed interleaved in one process for 2 rounds",
@@ -244,6 +245,8 @@ test.serial("a Hugging Face checkpoint folder: its tokenizer's framing and ids, 
     baselines: [],
     summarySwap: false,
     transfer: [],
+    // BERTScore with the parity fixture's RoBERTa (test/bertscore.test.ts), layer 2, idf.
+    bertscore: { model: path.join(packageRoot, "test", "fixtures", "bertscore", "roberta"), layer: 2, idf: true },
   });
   t.deepEqual(
     exp2Jobs(config).map((j) => jobId(j.key)),
@@ -263,5 +266,12 @@ test.serial("a Hugging Face checkpoint folder: its tokenizer's framing and ids, 
   const run = await runExperiment(exp2, config, out, { say: () => {}, progress: false });
   t.is(run.results.length, 1);
   const { report } = await writeReport(exp2, config, run, out, buildInfo());
-  t.true(fs.readFileSync(report, "utf8").includes(`fine-tuned from the checkpoint ${dir}`));
+  const md = fs.readFileSync(report, "utf8");
+  t.true(md.includes(`fine-tuned from the checkpoint ${dir}`));
+  const b = (run.results[0] as Finished<FinetuneResult>).last.test.bertscore!;
+  t.is(b.f1.length, config.testMaxExamples);
+  t.is(b.hash, "roberta_L2_idf_version=0.3.12(dpsm-native)");
+  t.true(b.interval!.low.f1 <= b.mean.f1 && b.mean.f1 <= b.interval!.high.f1);
+  t.regex(md, /### BERTScore with 95 % bootstrap intervals[^#]*\| ce \(0\) +\| 0\.\d{4} \[0\.\d{4}, 0\.\d{4}\]/);
+  t.true(md.includes("`roberta_L2_idf_version=0.3.12(dpsm-native)`"));
 });

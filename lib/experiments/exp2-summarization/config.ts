@@ -91,6 +91,27 @@ const GenerationSchema = z
   })
   .strict();
 
+const BertScoreSettingsSchema = z
+  .object({
+    model: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("a RoBERTa checkpoint folder (config.json, model.safetensors, tokenizer.json), e.g. roberta-large"),
+    layer: int(0).optional().describe("the layer matched (default: bert-score's for the model, roberta-large 17)"),
+    idf: z.boolean().default(false).describe("weight tokens by idf over the test references"),
+    rescale: z
+      .boolean()
+      .default(false)
+      .describe("rescale with bert-score's published baseline (roberta-base/-large at their default layer)"),
+    baseline: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("a baseline file in bert-score's format (LAYER,P,R,F) to rescale with instead"),
+  })
+  .strict();
+
 export const Exp2SettingsSchema = z
   .object({
     models: z
@@ -163,7 +184,11 @@ export const Exp2SettingsSchema = z
           "per lr × smoothing × warm-up share, fine-tuned as the main runs are otherwise; a cell that is a main run " +
           "(its lr, no smoothing, a dpsm-warmN's share) is taken from that run",
       ),
-    rougeBootstrap: int(1).describe("bootstrap samples for ROUGE intervals and paired tests"),
+    bertscore: BertScoreSettingsSchema.default({ idf: false, rescale: false }).describe(
+      "BERTScore of the generated summaries (lib/metrics/bertscore.ts, equal to the bert-score package): given a " +
+        "RoBERTa checkpoint folder; without one it is not measured",
+    ),
+    rougeBootstrap: int(1).describe("bootstrap samples for ROUGE and BERTScore intervals and paired tests"),
     examples: int(0).describe("test examples shown side by side in the report"),
   })
   .strict()

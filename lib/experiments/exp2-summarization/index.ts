@@ -3,6 +3,7 @@
 // the test split and zero-shot on other sets, with summary-swap noise; the report states per DPSM variation
 // whether each success criterion of the seed is met.
 import { checkDataDir } from "../../data/ensure.ts";
+import { readHfCheckpoint } from "../../models/checkpoint.ts";
 import type { ExperimentSpec } from "../framework/spec.ts";
 import { EXP2_ANALYSIS, type Metric } from "./analysis.ts";
 import { Exp2SettingsSchema, PROFILES } from "./config.ts";
@@ -27,6 +28,8 @@ export const exp2: ExperimentSpec<typeof Exp2SettingsSchema, Exp2Job, Exp2Result
   check: (c) => {
     checkDataDir("exp2", c.dataDir);
     checkPositions(c);
+    // The BERTScore model's folder is looked at before anything runs; its tokenizer and weights when it loads.
+    if (c.bertscore.model !== undefined) readHfCheckpoint(c.bertscore.model, "bertscore.model");
   },
   jobs: exp2Jobs,
   audit: exp2AuditPlans,

@@ -28,7 +28,7 @@ import { bestSet, type Exp2Group, METRICS, type Metric } from "./analysis.ts";
 import { BASELINE_SETTINGS, type Exp2Config, TEMPSCALE, VARIATIONS } from "./config.ts";
 import type { Exp2Data, Exp2ModelData } from "./data.ts";
 import type { Exp2Job } from "./jobs.ts";
-import type { Exp2Result, FinetuneResult, PretrainResult } from "./run-job.ts";
+import type { Exp2Result, FinetuneResult, PretrainResult, SetResult } from "./run-job.ts";
 import { ablationSections, ablationsAbsent, ablationsRun } from "./ablations.ts";
 import { humanStudyLines } from "../../human-eval/link.ts";
 import { describeCheck, SOURCE_GATE, type SourceGate, sourceGate } from "./source-gate.ts";
@@ -40,6 +40,9 @@ const DEFINITIONS = [
   "**ROUGE-1/2/L/Lsum**: F1 × 100 of the generated summaries against every reference of an example (the best " +
     "reference per type, as rouge-score's score_multi), Porter-stemmed, averaged over examples (docs/metrics.md); " +
     "intervals are rouge-score's bootstrap percentiles.",
+  "**BERTScore P/R/F**: greedy cosine matching of a RoBERTa layer's token states between summary and reference, " +
+    "the best reference of each, as the bert-score package computes it (lib/metrics/bertscore.ts; its hash names " +
+    "model, layer, idf and rescaling); intervals as ROUGE's.",
   "**ECE-B**, **Brier**, **NLL**: teacher-forced on the first reference, per summary token: ECE over B equal-width " +
     "bins of the top-1 probability (B = 10, 100), Brier = Σ_k (p_k − y_k)² (0…2), NLL in nats.",
   "**Dist-1/2**: distinct unigrams / bigrams over all n-grams of all generated summaries (ROUGE's tokens, not " +
@@ -224,6 +227,45 @@ function rougeIntervalTable(rows: Exp2Group[]): string {
         ];
       }),
   );
+}
+
+/**
+ * BERTScore P / R / F with 95 % bootstrap intervals per variation (the first seed's test set, as the ROUGE
+ * intervals), or why it was not measured.
+ */
+function bertScoreSection(c: Exp2Config, rows: Exp2Group[]): string[] {
+  const title = "### BERTScore with 95 % bootstrap intervals (test, last checkpoint)";
+  if (c.bertscore.model === undefined) {
+    return [
+      title,
+      "",
+      "Not measured: no RoBERTa checkpoint was given (--bertscore.model <dir>, a Hugging Face folder such as " +
+        "roberta-large's; none can be downloaded by this package).",
+      "",
+    ];
+  }
+  const shown = rows
+    .filter((g) => g.key.variation !== TEMPSCALE)
+    .map((g) => ({ g, o: g.observations[0]! }))
+    .filter(({ o }) => finetune(o).last.test.bertscore);
+  if (shown.length === 0) return [title, "", "Not measured: these runs finished before BERTScore was set.", ""];
+  const cell = (b: NonNullable<SetResult["bertscore"]>, k: "precision" | "recall" | "f1") =>
+    `${fmt(b.mean[k], 4)}${b.interval ? ` [${fmt(b.interval.low[k], 4)}, ${fmt(b.interval.high[k], 4)}]` : ""}`;
+  const hashes = [...new Set(shown.map(({ o }) => finetune(o).last.test.bertscore!.hash))];
+  return [
+    title,
+    "",
+    formatTable(
+      [left("variation (seed)"), "P [95 % CI]", "R [95 % CI]", "F [95 % CI]"],
+      shown.map(({ g, o }) => {
+        const b = finetune(o).last.test.bertscore!;
+        return [`${g.name} (${o.key.seed})`, cell(b, "precision"), cell(b, "recall"), cell(b, "f1")];
+      }),
+    ),
+    "",
+    `bert-score's hash of the setting: ${hashes.map((h) => `\`${h}\``).join(", ")}.`,
+    "",
+  ];
 }
 
 function swapTable(clean: Exp2Group[], noisy: Exp2Group[]): string {
@@ -441,6 +483,7 @@ async function modelSection(
     );
   }
   lines.push("### ROUGE with 95 % bootstrap intervals (test, last checkpoint)", "", rougeIntervalTable(clean), "");
+  lines.push(...bertScoreSection(c, clean));
   const best = asSet(clean, bestSet());
   if (best.length) {
     lines.push("### Best-validation checkpoint (test)", "", metricsTable(best, METRICS, withTemperature), "");

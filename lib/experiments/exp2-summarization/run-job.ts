@@ -8,6 +8,7 @@ import path from "node:path";
 
 import { writeFileAtomic } from "../../io/atomic.ts";
 import { Evaluator } from "../../evaluator.ts";
+import { type BertScoreResult, BertScorer } from "../../metrics/bertscore.ts";
 import { type DiversityStats, diversity } from "../../metrics/diversity.ts";
 import { DEFAULT_ROUGE_TYPES, type RougeAggregate, rougeCorpus } from "../../metrics/rouge.ts";
 import { Seq2SeqModel } from "../../models/bart.ts";
@@ -39,6 +40,11 @@ export interface SetResult {
   rouge: Record<RougeName, RougeAggregate>;
   /** ROUGE-L F per example, for paired tests between variations */
   rougeLPerExample: number[];
+  /**
+   * BERTScore against every reference (the best of each, as bert-score does), per example and averaged with a
+   * bootstrap interval; absent where no bertscore.model was given (or in results from before it existed)
+   */
+  bertscore?: BertScoreResult;
   diversity: DiversityStats;
   /** mean words of the first reference */
   referenceWords: number;
@@ -176,17 +182,41 @@ async function scoreSet(
     summaries.map((candidate, i) => ({ candidate, references: set.records[i]!.references })),
     { bootstrap: { samples: c.rougeBootstrap, seed } },
   );
+  const references = set.records.map((r) => r.references);
+  const bertscore = await bertScorer(c)?.then((b) =>
+    b.score(summaries, references, { bootstrap: { samples: c.rougeBootstrap, seed } }),
+  );
   return {
     label: set.label,
     examples: summaries.length,
     teacherForced,
     rouge: rouge.scores,
     rougeLPerExample: rouge.pairs.map((p) => p.rougeL.fmeasure),
+    ...(bertscore ? { bertscore } : {}),
     diversity: diversity(summaries),
     referenceWords: set.records.reduce((s, r) => s + words(r.references[0]!), 0) / set.records.length,
     sentencesPerSecond: summaries.length / seconds,
     summaries: summaries.slice(0, c.examples),
   };
+}
+
+// The BERTScore model, loaded once per process for every set and job (settings are pinned, so one per run).
+let scorer: { key: string; scorer: Promise<BertScorer> } | undefined;
+function bertScorer(c: Exp2Config): Promise<BertScorer> | undefined {
+  const b = c.bertscore;
+  if (b.model === undefined) return undefined;
+  const options = {
+    model: b.model,
+    layer: b.layer,
+    idf: b.idf,
+    rescale: b.rescale,
+    baseline: b.baseline,
+    device: c.device,
+    batchSize: c.batchSize,
+  };
+  const key = JSON.stringify(options);
+  if (scorer?.key !== key) scorer = { key, scorer: BertScorer.load(options) };
+  return scorer.scorer;
 }
 
 const loadCheckpoint = (c: Exp2Config, dir: string, which: "last" | "best") =>
