@@ -209,6 +209,14 @@ export function hotLoops(k: Kernel): HotLoopReport {
 }
 
 export const REGISTER_BUDGET = { fused: 64, scale: 32 } as const;
+// Instructions per element in the vector rounds, rarely taken branches (the target's vector, the smoothing sums)
+// included: ~14 (state) and ~11 (gradient) now; an accurate expf or 64-bit index math per element exceeds them.
+export const INSTRUCTION_BUDGET = { state: 18, gradient: 14 } as const;
+
+/** Elements per 16-byte vector for the kernel's dtype (from its mangled name). */
+export function elementsPerVector(name: string): number {
+  return /I(13__nv_bfloat16|6__half)E/.test(name) ? 8 : 4;
+}
 
 /**
  * The fused kernel's promises, one failure message per broken one (empty: all kept): no spills; registers within
@@ -224,6 +232,8 @@ export function checkKernel(k: Kernel, batch = 2): string[] {
   if (k.registers < 0 || k.registers > REGISTER_BUDGET[kind])
     fails.push(`${k.name}: ${k.registers} registers (budget ${REGISTER_BUDGET[kind]})`);
   if (kind === "scale") return fails;
+  const perElement = (l: { instructions: number; loads128: number }) =>
+    l.instructions / (l.loads128 * elementsPerVector(k.name));
   if (!r.stateLoops.some((l) => l.loads128 >= batch && l.loadsNarrow === 0))
     fails.push(
       `${k.name}: no state loop whose exps run on ≥ ${batch} 16-byte loads per round (found ${JSON.stringify(r.stateLoops)})`,
@@ -236,6 +246,14 @@ export function checkKernel(k: Kernel, batch = 2): string[] {
     fails.push(
       `${k.name}: no gradient loop of 16-byte loads and stores with ≥ ${batch} loads before its first store ` +
         `(found ${JSON.stringify(r.gradientLoops)})`,
+    );
+  for (const l of r.stateLoops.filter((l) => l.loads128 >= batch && perElement(l) > INSTRUCTION_BUDGET.state))
+    fails.push(
+      `${k.name}: state loop at ${perElement(l).toFixed(1)} instructions per element (budget ${INSTRUCTION_BUDGET.state})`,
+    );
+  for (const l of r.gradientLoops.filter((l) => l.loads128 >= batch && perElement(l) > INSTRUCTION_BUDGET.gradient))
+    fails.push(
+      `${k.name}: gradient loop at ${perElement(l).toFixed(1)} instructions per element (budget ${INSTRUCTION_BUDGET.gradient})`,
     );
   return fails;
 }
@@ -251,8 +269,10 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
     for (const k of c.kernels) {
       const r = hotLoops(k);
       console.log(`sm_${arch} ${k.name}: ${k.registers} registers, ${r.spillBytes} spill bytes`);
-      for (const l of r.stateLoops) console.log(`  state loop: ${JSON.stringify(l)}`);
-      for (const l of r.gradientLoops) console.log(`  gradient loop: ${JSON.stringify(l)}`);
+      const per = (l: { instructions: number; loads128: number }) =>
+        l.loads128 ? ` (${(l.instructions / (l.loads128 * elementsPerVector(k.name))).toFixed(1)} per element)` : "";
+      for (const l of r.stateLoops) console.log(`  state loop: ${JSON.stringify(l)}${per(l)}`);
+      for (const l of r.gradientLoops) console.log(`  gradient loop: ${JSON.stringify(l)}${per(l)}`);
       for (const f of checkKernel(k)) {
         console.log(`  FAIL ${f}`);
         failed++;

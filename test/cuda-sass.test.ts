@@ -1,7 +1,8 @@
 // The fused CUDA kernel's machine code, checked without a GPU (dev/cuda-sass.ts): native/kernels/dpsm_cuda.cu
 // compiled for A100 (sm_80) and H100/H200 (sm_90) with the nvcc of native/setup-nvcc.sh, read back with nvdisasm.
 // Every kernel: no spills, registers within the budget; the fused kernel's hot loops: 16-byte loads (state), 16-byte
-// loads and stores with a round's loads issued before its first store (gradient). A scalar kernel must fail.
+// loads and stores with a round's loads issued before its first store (gradient), each within a budget of
+// instructions per element. A scalar kernel must fail (the kernel before these checks did, on both architectures).
 import path from "node:path";
 import fs from "node:fs";
 
@@ -14,7 +15,7 @@ import { tmpDir } from "./helpers/tmp.ts";
 const source = path.join(packageRoot, "native/kernels/dpsm_cuda.cu");
 
 for (const arch of ["80", "90"]) {
-  test(`sm_${arch}: no spills, registers within budget, 16-byte loads and stores in the hot loops, loads before stores`, (t) => {
+  test(`sm_${arch}: no spills, registers within budget, 16-byte loads and stores in the hot loops, loads before stores, instructions per element`, (t) => {
     const c = compileAndRead(source, arch, tmpDir(t, `dpsm-sass-${arch}-`));
     const names = c.kernels.map((k) => k.name);
     for (const kernel of ["fused_kernel", "scale_kernel"])
