@@ -174,6 +174,9 @@ export type NativeProgress =
       elapsedSeconds: number;
       peakMemoryBytes: number;
       noisy: boolean;
+      /** joules per step since the previous record, where a meter can be read (added by the Trainer: lib/energy.ts) */
+      gpuJoulesPerStep?: number;
+      cpuJoulesPerStep?: number;
     }
   | {
       type: "eval";

@@ -34,6 +34,7 @@ import {
 import { ProgressBar } from "./progress-bar.ts";
 import { readRunLog, RunLogWriter } from "./runlog.ts";
 import { TensorBoardLog } from "./tensorboard-log.ts";
+import { StepEnergyMeter } from "./energy.ts";
 import {
   checkDataOption,
   logPaths,
@@ -86,8 +87,20 @@ export interface FitResult {
     peakMemoryBytes: number;
     /** wall-clock at each evaluation */
     evalWallClock: { step: number; elapsedSeconds: number }[];
+    /**
+     * this session's energy from its first step on (evaluations included): the GPU's through NVML on CUDA, the
+     * CPU packages' through RAPL on the CPU (lib/energy.ts); `unavailable` says why not where no meter is readable
+     */
+    energy: { kind: "gpu" | "cpu"; joules?: number; unavailable?: string };
   };
   runDir?: string;
+}
+
+function sessionEnergy(meter: StepEnergyMeter | undefined): FitResult["efficiency"]["energy"] {
+  if (!meter) return { kind: "cpu", unavailable: "measured by rank 0 only" };
+  const joules = meter.total();
+  const why = meter.unavailable;
+  return { kind: meter.source.kind, ...(joules !== undefined ? { joules } : {}), ...(why ? { unavailable: why } : {}) };
 }
 
 /**
@@ -268,10 +281,13 @@ export class Trainer extends EventEmitter<TrainerEvents> {
           : new ProgressBar(o.maxSteps, o.progress === true || process.stderr.isTTY);
       const history = { steps: [] as StepEvent[], evals: [] as EvalEvent[] };
       let done: DoneEvent | undefined;
+      const meter = root ? new StepEnergyMeter(o.device) : undefined;
       const onAbort = () => trainer.abort();
       options.signal?.addEventListener("abort", onAbort, { once: true });
       try {
         await trainer.fit((p) => {
+          if (p.type === "step") Object.assign(p, meter?.sample(p.step));
+          else meter?.rebase();
           runLog?.progress(p);
           tensorboardLog?.progress(p);
           switch (p.type) {
@@ -315,6 +331,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
           tokensPerSecond: median(history.steps.map((s) => s.tokensPerSecond)),
           peakMemoryBytes: done.peakMemoryBytes,
           evalWallClock: history.evals.map((e) => ({ step: e.step, elapsedSeconds: e.elapsedSeconds })),
+          energy: sessionEnergy(meter),
         },
         ...(o.runDir ? { runDir: o.runDir } : {}),
       };

@@ -137,6 +137,7 @@ test.serial(
       "ROUGE-L compared example by example (Koehn's paired bootstrap",
       "### ROUGE with 95 % bootstrap intervals",
       "### BERTScore with 95 % bootstrap intervals (test, last checkpoint)\n\nNot measured: no RoBERTa checkpoint",
+      "energy J / step",
       "### Zero-shot transfer: xsum/test (jsonl)",
       "### Robustness: summary-swap noise (50 % of training pairs)",
       "timed interleaved in one process for 2 rounds",

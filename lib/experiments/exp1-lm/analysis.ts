@@ -56,6 +56,7 @@ function observe(r: Finished<Exp1Result>): Omit<Exp1Observation, "source">[] {
       stepMs: r.fit.stepMs,
       tokensPerSecond: r.fit.tokensPerSecond,
       peakMemoryBytes: r.fit.peakMemoryBytes,
+      ...(r.fit.energy?.joulesPerStep !== undefined ? { energyJoulesPerStep: r.fit.energy.joulesPerStep } : {}),
     },
   };
   if (!r.tempscale) return [own];

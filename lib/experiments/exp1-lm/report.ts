@@ -17,6 +17,7 @@ import {
   curveChart,
   diagnosticsChart,
   efficiencyTable,
+  energyNote,
   environmentNote,
   metricBars,
   metricsTable,
@@ -368,7 +369,7 @@ async function modelSection(
       "",
     );
   }
-  lines.push(efficiencyTable(clean, "ce", memory), "");
+  lines.push(efficiencyTable(clean, "ce", memory), "", energyNote(clean), "");
 
   const noisy = rows.filter((r) => r.key.setting === "label-noise");
   if (noisy.length) {

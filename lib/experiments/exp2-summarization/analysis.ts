@@ -70,6 +70,7 @@ function observe(r: Finished<Exp2Result>): Omit<Exp2Observation, "source">[] {
       stepMs: f.fit.stepMs,
       tokensPerSecond: f.fit.tokensPerSecond,
       peakMemoryBytes: f.fit.peakMemoryBytes,
+      ...(f.fit.energy?.joulesPerStep !== undefined ? { energyJoulesPerStep: f.fit.energy.joulesPerStep } : {}),
     },
     extra: { sentencesPerSecond: f.last.test.sentencesPerSecond, bestStep: best.step },
   };

@@ -32,6 +32,7 @@ function summarise<M extends string, R>(
         stepMs: meanStd(costs.map((e) => e.stepMs)),
         tokensPerSecond: meanStd(costs.map((e) => e.tokensPerSecond)),
         peakMemoryMB: meanStd(costs.map((e) => e.peakMemoryBytes / 2 ** 20)),
+        energyJoulesPerStep: meanStd(costs.map((e) => e.energyJoulesPerStep ?? NaN)),
       }
     : undefined;
   return {

@@ -3,7 +3,8 @@
 // training loss with α and the step diagnostics.
 import path from "node:path";
 
-import { type LossPoint, lossCurve, readRunLog, runEfficiency } from "../../runlog.ts";
+import { runEnergy } from "../../energy.ts";
+import { type LossPoint, lossCurve, readRunLog, type RunLog, runEfficiency } from "../../runlog.ts";
 import type { FitResult } from "../../trainer.ts";
 import type { CurvePoint } from "./spec.ts";
 
@@ -17,6 +18,11 @@ export interface FitSummary {
   stepMs: number;
   tokensPerSecond: number;
   peakMemoryBytes: number;
+  /**
+   * training-step energy over every session's step records (lib/energy.ts runEnergy): joules per step and their
+   * sum over the steps measured; or why none was measured (this session's reason)
+   */
+  energy?: { kind: "gpu" | "cpu"; joulesPerStep?: number; joules?: number; unavailable?: string };
 }
 
 /** A validation evaluation during training. */
@@ -35,6 +41,13 @@ export interface FitRecord {
   losses: LossPoint[];
 }
 
+function fitEnergy(steps: RunLog["steps"], session: FitResult["efficiency"]["energy"]): FitSummary["energy"] {
+  const kind = session.kind;
+  const measured = runEnergy(steps, kind === "gpu" ? "gpuJoulesPerStep" : "cpuJoulesPerStep");
+  if (measured) return { kind, ...measured };
+  return { kind, unavailable: session.unavailable ?? "no step was measured" };
+}
+
 /** The record of the run in `dir` (its train.jsonl) that ended with `fit`. */
 export function fitRecord(dir: string, fit: FitResult): FitRecord {
   const log = readRunLog(path.join(dir, "train.jsonl"));
@@ -50,6 +63,7 @@ export function fitRecord(dir: string, fit: FitResult): FitRecord {
       stepMs: efficiency.stepMs,
       tokensPerSecond: efficiency.tokensPerSecond,
       peakMemoryBytes: Math.max(efficiency.peakMemoryBytes, fit.efficiency.peakMemoryBytes),
+      energy: fitEnergy(log.steps, fit.efficiency.energy),
     },
     curve: log.evals.map((e) => ({
       step: e.step,

@@ -13,6 +13,7 @@ import { barChart, lineChart, panelChart } from "../../report/plots.ts";
 import { fmt, formatTable } from "../../report/table.ts";
 import { aggregate } from "./aggregate.ts";
 import { describeEvidence, formatP, type TestFamily } from "./decision.ts";
+import type { FitSummary } from "./fit-record.ts";
 import type { AuditResult } from "./efficiency-audit.ts";
 import { groupId, jobId } from "./keys.ts";
 import type {
@@ -182,6 +183,7 @@ export function efficiencyTable(groups: readonly GroupSummary[], reference: stri
       `peak ${memoryLabel} MB`,
       `throughput vs ${reference}`,
       `memory vs ${reference} MB`,
+      "energy J / step",
     ],
     groups
       .filter((g) => g.efficiency)
@@ -194,9 +196,37 @@ export function efficiencyTable(groups: readonly GroupSummary[], reference: stri
           formatMeanStd(e.peakMemoryMB, 0),
           ref ? `${fmt(100 * (e.tokensPerSecond.mean / ref.tokensPerSecond.mean - 1), 1)} %` : "–",
           ref ? fmt(e.peakMemoryMB.mean - ref.peakMemoryMB.mean, 0) : "–",
+          Number.isFinite(e.energyJoulesPerStep?.mean) ? formatMeanStd(e.energyJoulesPerStep, 1) : "not measured",
         ];
       }),
   );
+}
+
+/**
+ * What the efficiency table's energy column is: the meter each run read (GPU through NVML, CPU packages through
+ * RAPL; lib/energy.ts) and, where none could be read, why ("not measured").
+ */
+export function energyNote(groups: readonly GroupSummary[]): string {
+  const kinds = new Set<string>();
+  const reasons = new Set<string>();
+  for (const g of groups) {
+    for (const o of g.observations) {
+      const e = (o.source as { fit?: FitSummary }).fit?.energy;
+      if (!e) continue;
+      if (e.joulesPerStep !== undefined) kinds.add(e.kind === "gpu" ? "the GPU's (NVML)" : "the CPU packages' (RAPL)");
+      else if (e.unavailable) reasons.add(e.unavailable);
+    }
+  }
+  const parts: string[] = [];
+  if (kinds.size) {
+    parts.push(
+      `Energy: ${[...kinds].join(" and ")} counter over the training steps (evaluations left out), which counts ` +
+        "whatever else ran on that device or package meanwhile.",
+    );
+  }
+  if (reasons.size) parts.push(`Energy not measured: ${[...reasons].join("; ")}.`);
+  if (!parts.length) parts.push("Energy not measured: these runs finished before energy was recorded.");
+  return parts.join(" ");
 }
 
 /**

@@ -51,6 +51,8 @@ export interface Efficiency {
   tokensPerSecond: number;
   /** CUDA: peak allocated bytes; CPU: peak resident set; -1: unknown */
   peakMemoryBytes: number;
+  /** GPU (NVML) or CPU (RAPL) joules per training step; absent where no meter could be read */
+  energyJoulesPerStep?: number;
 }
 
 export interface MetricSpec<M extends string = string> {
@@ -111,7 +113,7 @@ export interface GroupSummary<M extends string = string, R = unknown> {
     seconds: (number | null)[];
     brackets: ([number, number] | null)[];
   };
-  efficiency?: { stepMs: MeanStd; tokensPerSecond: MeanStd; peakMemoryMB: MeanStd };
+  efficiency?: { stepMs: MeanStd; tokensPerSecond: MeanStd; peakMemoryMB: MeanStd; energyJoulesPerStep: MeanStd };
   extra: Partial<Record<string, MeanStd>>;
   /** sorted by seed */
   observations: Observation<M, R>[];
