@@ -78,6 +78,14 @@ export {
   type RougeType,
 } from "./metrics/rouge.ts";
 export { porterStem } from "./metrics/porter-stemmer.ts";
+// BERTScore equal to the bert-score package, on a RoBERTa checkpoint folder (docs/metrics.md).
+export {
+  bertScore,
+  BertScorer,
+  type BertScoreOptions,
+  type BertScoreResult,
+  type BertScoreStats,
+} from "./metrics/bertscore.ts";
 export {
   SEQ2SEQ_PRESETS,
   Seq2SeqModel,
