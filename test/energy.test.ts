@@ -17,6 +17,8 @@ import {
   StepEnergyMeter,
 } from "../lib/energy.ts";
 import { buildInfo } from "../lib/native.ts";
+import type { StepRecord } from "../lib/runlog.ts";
+import { stepScalars } from "../lib/tensorboard-log.ts";
 
 test("counterAdvance: the plain difference, and across one wrap of max_energy_range_uj", (t) => {
   t.is(counterAdvance(100, 350, 1000), 250);
@@ -109,6 +111,20 @@ test("runEnergy: each record's joules per step over the steps since the previous
   ];
   t.deepEqual(runEnergy(steps, "gpuJoulesPerStep"), { joules: 30 + 40 + 10, joulesPerStep: 80 / 4 });
   t.is(runEnergy(steps, "cpuJoulesPerStep"), undefined);
+});
+
+test("a step record's energy becomes a TensorBoard scalar beside the others", (t) => {
+  const record = {
+    type: "step",
+    step: 7,
+    loss: 1,
+    stepMs: 5,
+    noisy: false,
+    gpuJoulesPerStep: 41.5,
+  } as unknown as StepRecord;
+  const scalars = stepScalars(record);
+  t.is(scalars["train/gpuJoulesPerStep"], 41.5);
+  t.is(scalars["train/loss"], 1);
 });
 
 test("this machine's meters: NVML and RAPL either read or say why", (t) => {
