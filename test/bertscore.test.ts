@@ -9,7 +9,7 @@ import path from "node:path";
 import test from "ava";
 
 import { BertScorer, bertScore, readBaseline } from "../lib/metrics/bertscore.ts";
-import { native, packageRoot } from "../lib/native.ts";
+import { buildInfo, native, packageRoot } from "../lib/native.ts";
 
 const DIR = path.join(packageRoot, "test", "fixtures", "bertscore");
 const MODEL = path.join(DIR, "roberta");
@@ -104,6 +104,23 @@ test("P/R/F equal bert_score.score within 1e-5: layers 2 and 3, with and without
       for (const x of d) t.true(x <= TOL, `${c.hash}: max |Δ| ${x}`);
       t.is(r.hash, c.hash.replace(/\(hug_trans=[^)]*\)/, "(dpsm-native)"));
     }
+  }
+});
+
+test("on CUDA (where a device is visible): the same P/R/F within 1e-5", async (t) => {
+  if (buildInfo().cudaDeviceCount === 0) {
+    t.log("no CUDA device: skipped");
+    t.pass();
+    return;
+  }
+  const c = fixture.cases.find((x) => x.layer === 3 && x.idf && !x.rescale)!;
+  const r = await bertScore(candidates, references, { model: MODEL, layer: 3, idf: true, device: "cuda" });
+  for (const [ours, theirs] of [
+    [r.precision, c.precision],
+    [r.recall, c.recall],
+    [r.f1, c.f1],
+  ] as const) {
+    t.true(maxDiff(ours, theirs) <= TOL, `max |Δ| ${maxDiff(ours, theirs)}`);
   }
 });
 
