@@ -1,5 +1,6 @@
 // npm run bench:fused-loss — the fused DPSM loss against the seed's composite formulation (log_softmax, exp,
-// one_hot, squared error, sum; autograd backward), in the same process, forward and forward+backward, with
+// one_hot, squared error, sum; autograd backward), in the same process, forward and forward+backward (the kernel
+// alone, fused_loss with no autograd, beside the autograd op models call), with
 // the extra peak memory each path needs beyond the logits and the gradient, and the floor: the bytes that must
 // move over the copy bandwidth measured in this run. Then the LM head + loss fused
 // (native/core/loss/fused_linear_loss.h, chunks of tokens) against the unfused head (the whole N × V logits,
@@ -212,6 +213,9 @@ interface Row {
   fusedMs: number;
   /** the gradient written into the logits (forward+backward only: the forward pass is the same) */
   inplaceMs?: number;
+  /** the kernel alone (fused_loss: the loss, and with backward the gradient, in one call; no autograd) */
+  kernelMs: number;
+  kernelAllMs: number[];
   compositeMs: number;
   speedup: number;
   fusedExtraMB: number;
@@ -235,7 +239,9 @@ for (const c of lossCases) {
   const { device, dtype, rows, vocab, backward } = c;
   const base = { rows, vocab, dtype: dtype as "float32", device, ...LOSS, backward, iters, warmup, seed: 1 };
   const pass = backward ? "forward+backward" : "forward";
-  process.stdout.write(`  ${device} ${dtype} ${rows}×${vocab} ${pass}: fused… `);
+  process.stdout.write(`  ${device} ${dtype} ${rows}×${vocab} ${pass}: kernel… `);
+  const kernel = await probes.timeLoss({ ...base, path: "kernel" });
+  process.stdout.write("fused… ");
   const fused = await probes.timeLoss({ ...base, path: "fused" });
   let inplace: Awaited<ReturnType<typeof probes.timeLoss>> | undefined;
   if (backward) {
@@ -260,6 +266,8 @@ for (const c of lossCases) {
     pass,
     floorMs: (bytes / bandwidth[device]!) * 1000,
     fusedMs: median(fused.ms),
+    kernelMs: median(kernel.ms),
+    kernelAllMs: kernel.ms,
     compositeMs: median(composite.ms),
     speedup: median(composite.ms) / median(fused.ms),
     fusedExtraMB: fused.extraPeakBytes / MB,
@@ -273,7 +281,7 @@ for (const c of lossCases) {
   results.push(row);
   saveJson(); // row by row: a run cut short keeps what it measured
   console.log(
-    `${fmt(row.fusedMs)} ms${row.inplaceMs !== undefined ? ` (in place ${fmt(row.inplaceMs)})` : ""}, floor ` +
+    `kernel ${fmt(row.kernelMs)} ms, op ${fmt(row.fusedMs)} ms${row.inplaceMs !== undefined ? ` (in place ${fmt(row.inplaceMs)})` : ""}, floor ` +
       `${fmt(row.floorMs)} ms; composite ${compositeError ? `failed: ${compositeError}` : `${fmt(row.compositeMs)} ms`}`,
   );
 }
@@ -368,6 +376,8 @@ if (results.length > 0) {
     [
       ...KEY_COLUMNS,
       "floor ms",
+      "kernel ms",
+      "floor / kernel",
       "fused ms",
       "in place ms",
       "floor / best fused",
@@ -378,6 +388,8 @@ if (results.length > 0) {
     results.map((r) => [
       ...keyCells(r),
       fmt(r.floorMs, 2),
+      fmt(r.kernelMs, 2),
+      `${fmt((100 * r.floorMs) / r.kernelMs, 0)} %`,
       fmt(r.fusedMs, 2),
       r.inplaceMs === undefined ? "–" : fmt(r.inplaceMs, 2),
       `${fmt((100 * r.floorMs) / best(r), 0)} %`,
@@ -397,6 +409,10 @@ if (results.length > 0) {
   );
   console.log(
     "(CE): cross-entropy only, the same bytes and less arithmetic than the DPSM loss timed in the other columns.",
+  );
+  console.log(
+    "kernel: fused_loss alone (loss, and gradient with backward, in one call); fused and in place: the autograd op " +
+      "models call, forward then backward.",
   );
   const errors = results.flatMap((r) =>
     Object.entries(r.python)

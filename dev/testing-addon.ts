@@ -166,7 +166,7 @@ export const probes = {
   timeLoss: (
     o: ProbeOptions & {
       /** fused-inplace: the gradient written into the logits' storage (the trainer's LM head) */
-      path: "fused" | "fused-inplace" | "composite";
+      path: "fused" | "fused-inplace" | "kernel" | "composite";
       backward: boolean;
       iters?: number;
       warmup?: number;

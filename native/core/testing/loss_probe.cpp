@@ -52,6 +52,21 @@ Inputs make_inputs(const ProbeInputs& in, const LossOptions& options, int64_t st
   return out;
 }
 
+// Timing inputs drawn on the device itself (standard normal × scale, uniform targets, the ignored share).
+Inputs device_inputs(const ProbeInputs& in, const LossOptions& options, const at::Device& device) {
+  at::manual_seed(in.seed);
+  const auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
+  Inputs out;
+  out.logits = (at::randn({in.rows, in.vocab}, f32) * in.scale).to(parse_dtype(in.dtype));
+  out.targets = at::randint(0, in.vocab, {in.rows}, f32.dtype(at::kLong));
+  if (in.ignore_fraction > 0) {
+    const at::Tensor drop = at::rand({in.rows}, f32) < in.ignore_fraction;
+    out.targets = at::where(drop, at::full_like(out.targets, options.ignore_index), out.targets);
+  }
+  out.step = at::full({}, int64_t{0}, at::TensorOptions().dtype(at::kLong).device(device));
+  return out;
+}
+
 double norm_rel(const at::Tensor& a, const at::Tensor& ref) {
   const double num = (a.to(at::kDouble) - ref).norm().item<double>();
   const double den = ref.norm().item<double>();
@@ -143,15 +158,17 @@ ReferenceCheck check_against_reference(const ProbeInputs& in, const LossOptions&
 
 Timing time_loss(const ProbeInputs& in, const LossOptions& options, const std::string& path, bool backward, int iters,
                  int warmup) {
-  if (path != "fused" && path != "fused-inplace" && path != "composite")
-    throw std::invalid_argument("path: expected 'fused', 'fused-inplace' or 'composite', got '" + path + "'");
-  const Inputs x = make_inputs(in, options, 0);
-  const at::Device device = x.logits.device();
+  if (path != "fused" && path != "fused-inplace" && path != "kernel" && path != "composite")
+    throw std::invalid_argument("path: expected 'fused', 'fused-inplace', 'kernel' or 'composite', got '" + path + "'");
+  const at::Device device = platform::parse_device(in.device);
+  // On a GPU the timed inputs are drawn there: the CPU's generator takes seconds for 8,192 × 50,304 logits, and a
+  // timing needs random values (never zeros), not the reference cases' exact ones.
+  const Inputs x = device.is_cuda() ? device_inputs(in, options, device) : make_inputs(in, options, 0);
   const double alpha = alpha_at(options.spec, 0);
   // In place, the gradient overwrites the logits: each pass starts from a fresh copy of them, made before the clock
   // starts (as a training step's logits are freshly written by the head's matmul).
   const bool inplace = path == "fused-inplace";
-  at::Tensor logits = x.logits.detach().clone().requires_grad_(backward);
+  at::Tensor logits = x.logits.detach().clone().requires_grad_(backward && path != "kernel");
 
   auto prepare = [&]() {
     logits.mutable_grad() = at::Tensor();
@@ -161,7 +178,18 @@ Timing time_loss(const ProbeInputs& in, const LossOptions& options, const std::s
       sync(device);
     }
   };
+  // The kernel alone (fused_loss: loss and, with backward, the gradient in one launch, no autograd) beside the
+  // autograd op that models call (dpsm_loss, then its backward).
+  const bool kernel = path == "kernel";
+  FusedRequest request;
+  request.grad = backward;
   auto run_once = [&]() {
+    if (kernel) {
+      at::NoGradGuard no_grad;
+      (void)fused_loss(logits, x.targets, x.step, options, request);
+      sync(device);
+      return;
+    }
     at::Tensor loss = path == "composite"
                           ? composite_loss(logits, x.targets, alpha, options.spec.kind, options.ignore_index,
                                            options.reduction, options.spec.smoothing)

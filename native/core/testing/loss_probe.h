@@ -44,8 +44,9 @@ struct Timing {
   int64_t extra_peak_bytes = 0;  // peak memory beyond the logits (and the gradient, when there is one)
 };
 
-// path: "fused", "fused-inplace" (the gradient written into the logits) or "composite"; backward: time forward +
-// backward through autograd.
+// path: "fused" (the autograd op), "fused-inplace" (the gradient written into the logits), "kernel" (fused_loss
+// alone: loss and, with backward, the gradient in one call, no autograd) or "composite"; backward: time forward +
+// backward (through autograd but for "kernel"). On CUDA the inputs are drawn on the device.
 Timing time_loss(const ProbeInputs& in, const LossOptions& options, const std::string& path, bool backward, int iters,
                  int warmup);
 
