@@ -19,6 +19,8 @@ import { Seq2SeqModel } from "../lib/models/bart.ts";
 import { packageRoot } from "../lib/native.ts";
 import { tmpDir } from "./helpers/tmp.ts";
 
+const ATTACK_VECTORS = path.join(packageRoot, "test", "fixtures", "attack", "wikitext2-w2v-50d.txt");
+
 const SMALL = {
   pretrain: { maxSteps: 3, evalEvery: 3, evalMaxSequences: 4, batchSize: 4 },
   trainMaxExamples: 48,
@@ -124,6 +126,8 @@ test.serial(
       variations: ["ce", "brier", "dpsm-warm10"],
       baselines: ["focal", "ce+tempscale"],
       summarySwap: { probability: 0.5, variations: ["ce", "dpsm-warm10"] },
+      // TextFooler with the WikiText-2 vectors of test/textfooler.test.ts, on 3 test dialogues per clean run.
+      attack: { vectors: ATTACK_VECTORS, examples: 3, maxQueries: 40 },
     });
     const jobs = exp2Jobs(config);
     const run = await runExperiment(exp2, config, out, { say: () => {}, progress: false });
@@ -140,6 +144,8 @@ test.serial(
       "energy J / step",
       "### Zero-shot transfer: xsum/test (jsonl)",
       "### Robustness: summary-swap noise (50 % of training pairs)",
+      "### Robustness under attack (TextFooler on the test sources, last checkpoint)",
+      "in wikitext2-w2v-50d.txt (sha256 ",
       "timed interleaved in one process for 2 rounds",
       "interleaved audit, 2 rounds",
       "### Learning curves",
@@ -171,7 +177,18 @@ test.serial(
       t.is(r.last.test.examples, config.testMaxExamples);
       t.is(r.last.test.rougeLPerExample.length, config.testMaxExamples);
       t.true(r.last.test.teacherForced.tokens > 0);
+      // The attack ran on the clean runs only, within its budgets, and its numbers are in the table.
+      const a = r.last.attack;
+      if (r.key.setting !== "clean") {
+        t.is(a, undefined);
+        continue;
+      }
+      t.is(a!.examples, 3);
+      t.is(a!.attackedRougeL.length, 3);
+      t.true(a!.attacks.every((x) => x.queries <= 40 && x.changedShare <= 0.2 && x.attackedScore <= x.cleanScore));
+      t.true(a!.attacked.tokens > 0 && a!.attacked.tokens === a!.clean.tokens);
     }
+    t.regex(md, /### Robustness under attack[^#]*\| ce \(0\) +\| [\d.]+ \[[\d.]+, [\d.]+\] +\| [\d.]+ \[/);
     // Verdicts follow from the numbers: one seed, so ROUGE-L's interval is Koehn's bootstrap over the test examples
     // (its mean difference is the table's), and ECE's, over seeds only, is missing.
     const row = (name: string) => saved.summaries.find((s) => s.name === name && s.key.setting === "clean")!;

@@ -13,6 +13,7 @@ import { SHAO_RECIPE, type VariationLoss } from "../framework/losses.ts";
 import { LOW_RESOURCE_SETTING, lowResourceSchema } from "../framework/low-resource.ts";
 import type { ConfigOf } from "../framework/spec.ts";
 import { MACHINE_SETTINGS } from "../framework/trainer-settings.ts";
+import { AttackSettingsSchema } from "./attack.ts";
 
 export const VARIATIONS = ["ce", "brier", "dpsm-warm10", "dpsm-warm20", "ce-then-brier"] as const;
 export type Variation = (typeof VARIATIONS)[number];
@@ -164,6 +165,7 @@ export const Exp2SettingsSchema = z
       .strict()
       .or(z.literal(false))
       .describe("robustness runs with summary-swap noise"),
+    attack: AttackSettingsSchema.prefault({}),
     generation: GenerationSchema.describe("decoding of the summaries"),
     efficiencyAudit: z
       .object({
@@ -346,6 +348,8 @@ export const PROFILES = {
     // The trained baselines would add two runs (about a fifth of the time): on request (--baselines).
     baselines: [TEMPSCALE],
     summarySwap: { probability: 0.15, variations: ["ce", "dpsm-warm10"] },
+    // With --attack.vectors: 20 test dialogues per clean run, at most 200 scored sources each (the seed: 500).
+    attack: { examples: 20, maxQueries: 200 },
     generation: {
       numBeams: 1,
       maxLength: 40,

@@ -32,6 +32,7 @@ import type { Exp2Job } from "./jobs.ts";
 import type { Exp2Result, FinetuneResult, PretrainResult, SetResult } from "./run-job.ts";
 import { ablationSections, ablationsAbsent, ablationsRun } from "./ablations.ts";
 import { humanStudyLines } from "../../human-eval/link.ts";
+import { attackSection } from "./attack.ts";
 import { describeCheck, SOURCE_GATE, type SourceGate, sourceGate } from "./source-gate.ts";
 import { bootstrapTestId, exp2Verdicts, exp2VerdictTests, koehnP, rougeBootstrap, SEEDS_FOR_T } from "./verdicts.ts";
 
@@ -505,6 +506,9 @@ async function modelSection(
       "",
     );
   }
+  // TextFooler on the clean runs (attack.ts); ce+tempscale would repeat CE's row.
+  const attacked = clean.filter((g) => g.key.variation !== TEMPSCALE);
+  lines.push(...attackSection(c, attacked));
   // The first model's low-resource runs and hyper-parameter grid (ablations.ts).
   lines.push(...(await ablationSections(c, model, rows, ctx.out)));
   lines.push(

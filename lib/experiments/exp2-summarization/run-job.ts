@@ -25,6 +25,7 @@ import { type Exp2Config, TEMPSCALE } from "./config.ts";
 import type { EvalSet, Exp2Data, Exp2ModelData } from "./data.ts";
 import type { Exp2Job, FinetuneJob, PretrainJob } from "./jobs.ts";
 import { freshModel } from "./model.ts";
+import { type AttackSetResult, attackPass } from "./attack.ts";
 import { permutedSources, type ShuffledSourceResult, shuffledSourcePass } from "./shuffled-source.ts";
 
 type RougeName = (typeof DEFAULT_ROUGE_TYPES)[number];
@@ -59,6 +60,8 @@ export interface CheckpointResult {
   transfer: Partial<Record<string, SetResult>>;
   /** clean CE runs' last checkpoint: the test split summarised from shuffled sources (the gate's check) */
   shuffledSource?: ShuffledSourceResult;
+  /** clean runs' last checkpoint, given attack.vectors: TextFooler on the first test sources (attack.ts) */
+  attack?: AttackSetResult;
 }
 
 export interface PretrainResult extends FitRecord {
@@ -255,6 +258,11 @@ async function runFinetune(ctx: JobContext<Exp2Config, Exp2Job, Exp2Data>, job: 
   if (variation === "ce" && setting === "clean" && d.test.records.length >= 2) {
     const file = path.join(dir, "summaries-last-test-shuffled-source.jsonl");
     last.shuffledSource = await shuffledSourcePass(c, lastModel, d.tokenizer, d.test, file);
+  }
+  if (setting === "clean") {
+    const file = path.join(dir, "summaries-last-test-attacked.jsonl");
+    const attack = await attackPass(c, lastModel, d.tokenizer, d.test, file);
+    if (attack) last.attack = attack;
   }
   const best =
     fit.bestStep >= 0 && fit.bestStep !== fit.steps
