@@ -292,4 +292,7 @@ test.serial("a Hugging Face checkpoint folder: its tokenizer's framing and ids, 
   t.true(b.interval!.low.f1 <= b.mean.f1 && b.mean.f1 <= b.interval!.high.f1);
   t.regex(md, /### BERTScore with 95 % bootstrap intervals[^#]*\| ce \(0\) +\| 0\.\d{4} \[0\.\d{4}, 0\.\d{4}\]/);
   t.true(md.includes("`roberta_L2_idf_version=0.3.12(dpsm-native)`"));
+  // No word vectors given: the attack's table says why it is not there.
+  t.true(md.includes("### Robustness under attack (TextFooler on the test sources, last checkpoint)\n\nNot measured"));
+  t.is((run.results[0] as Finished<FinetuneResult>).last.attack, undefined);
 });

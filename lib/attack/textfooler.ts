@@ -24,20 +24,41 @@ import { vectorCosine, type WordVectors } from "./word-vectors.ts";
 
 export const AttackOptionsSchema = z
   .object({
-    /** nearest neighbours considered per word (the recipe's max_candidates) */
-    candidates: z.number().int().min(1).default(50),
-    /** least cosine between a word and its replacement (the recipe's min_cos_sim) */
-    minCosine: z.number().min(-1).max(1).default(0.5),
-    /** least angular similarity 1 − arccos(cos)/π of the window before and after a swap (the recipe's USE threshold) */
-    minSimilarity: z.number().min(0).max(1).default(0.840845057),
-    /** words in the similarity window (the recipe's window_size) */
-    window: z.number().int().min(1).default(15),
-    /** most words changed, as a share of the source's words */
-    maxChangedShare: z.number().gt(0).max(1).default(0.2),
-    /** most sources scored per example: the clean one, the deletions and every candidate */
-    maxQueries: z.number().int().min(1).default(1000),
-    /** keep the part of speech of a swapped word */
-    posMatch: z.boolean().default(true),
+    candidates: z
+      .number()
+      .int()
+      .min(1)
+      .default(50)
+      .describe("nearest neighbours considered per word (the recipe's max_candidates)"),
+    minCosine: z
+      .number()
+      .min(-1)
+      .max(1)
+      .default(0.5)
+      .describe("least cosine between a word and its replacement (the recipe's min_cos_sim)"),
+    minSimilarity: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.840845057)
+      .describe(
+        "least angular similarity 1 − arccos(cos)/π of the window's mean word vector before and after a swap " +
+          "(the recipe's Universal Sentence Encoder threshold)",
+      ),
+    window: z.number().int().min(1).default(15).describe("words in the similarity window (the recipe's window_size)"),
+    maxChangedShare: z
+      .number()
+      .gt(0)
+      .max(1)
+      .default(0.2)
+      .describe("most words changed, as a share of the source's words"),
+    maxQueries: z
+      .number()
+      .int()
+      .min(1)
+      .default(1000)
+      .describe("most sources scored per example: the clean one, the deletions and every candidate"),
+    posMatch: z.boolean().default(true).describe("keep the part of speech of a swapped word (wink-nlp's tags)"),
   })
   .strict();
 export type AttackOptions = z.output<typeof AttackOptionsSchema>;
