@@ -169,6 +169,23 @@ test("the attack on the fixture BART: likelihood of its own summary lowered, wit
     );
   }
   t.true(drops >= 2, `the attack swapped words in ${drops} of 4 dialogues`);
+  // Words past what the encoder reads (here: a prefix over 48 bytes) are neither counted nor tried.
+  const source = opening(records[0]!.document);
+  const ids = encode(source);
+  const [target] = await model.generate(
+    { ids, mask: new Int32Array(ids.length).fill(1), length: ids.length },
+    { maxLength: 16, numBeams: 1 },
+  );
+  const score = seq2seqScorer(model, target!, { encode, padId: 1, batchSize: 16 });
+  const fits = (prefix: string) => Buffer.byteLength(prefix) <= 48;
+  const cut = await textFooler(source, score, vectors, { maxChangedShare: 0.5, maxQueries: 150 }, fits);
+  const words = tokenize(source);
+  let seen = 0;
+  while (seen < words.length && fits(join(words.slice(0, seen + 1)))) seen++;
+  t.true(seen < words.length);
+  t.is(cut.words, words.slice(0, seen).filter((w) => w.word).length);
+  t.true(cut.substitutions.length > 0 && cut.substitutions.every((x) => x.token < seen));
+  t.true(cut.text.endsWith(join(words.slice(seen))));
   await t.throwsAsync(
     textFooler("x", async () => new Float64Array(1), vectors, { maxQueries: 0 }),
     {

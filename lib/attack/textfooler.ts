@@ -160,20 +160,37 @@ export function candidatesFor(
   return out;
 }
 
+// How many leading tokens lie within what the model reads: the longest prefix `fits` accepts (binary search;
+// a longer prefix never fits when a shorter one does not).
+function visibleTokens(words: readonly Word[], fits: (prefix: string) => boolean): number {
+  let lo = 0;
+  let hi = words.length;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (fits(join(words.slice(0, mid)))) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
 /**
  * TextFooler's greedy search on one source: importance by deletion, then swaps in importance order, each the
- * candidate that lowers the target's likelihood most, kept only when it lowers it. Deterministic: no sampling
- * anywhere (ties go to the earlier word and the nearer candidate).
+ * candidate that lowers the target's likelihood most, kept only when it lowers it. `fits` tells whether a prefix
+ * of the source lies whole within the model's source length (default: all of it does); only the words it covers are
+ * counted and tried. Deterministic: no sampling anywhere (ties go to the earlier word and the nearer candidate).
  */
 export async function textFooler(
   source: string,
   score: Scorer,
   vectors: WordVectors,
   options: z.input<typeof AttackOptionsSchema> = {},
+  fits?: (prefix: string) => boolean,
 ): Promise<AttackResult> {
   const o = parseOrThrow(AttackOptionsSchema, options, "textFooler options");
   let words = tokenize(source);
-  const total = words.filter((w) => w.word).length;
+  // Words past the model's source length change nothing it reads: they are neither counted nor tried.
+  const seen = fits ? visibleTokens(words, fits) : words.length;
+  const total = words.slice(0, seen).filter((w) => w.word).length;
   const budget = Math.floor(o.maxChangedShare * total);
   const [clean] = await score([source]);
   let queries = 1;
@@ -189,7 +206,9 @@ export async function textFooler(
   });
   const substitutions: Substitution[] = [];
   // Words that could be swapped at all; only these are ranked (the others' importance would buy nothing).
-  const open = words.flatMap((w, i) => (w.word && !w.stop && vectors.has(w.value.toLowerCase()) ? [i] : []));
+  const open = words.flatMap((w, i) =>
+    i < seen && w.word && !w.stop && vectors.has(w.value.toLowerCase()) ? [i] : [],
+  );
   if (!budget || !open.length) return result();
   const ranked = open.slice(0, Math.max(0, o.maxQueries - queries));
   const deleted = await score(ranked.map((i) => join(words.filter((_, k) => k !== i))));

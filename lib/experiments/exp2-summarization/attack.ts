@@ -107,6 +107,8 @@ export async function attackPass(
     out[body.length] = eos;
     return out;
   };
+  // A prefix the encoder reads whole: its ids and the closing EOS within maxSourceTokens.
+  const fits = (prefix: string) => ids(prefix).length <= c.maxSourceTokens - 1;
   const arrays = (docs: string[]) =>
     preprocessSummarization(
       records.map((r, i) => ({ ...r, document: docs[i]! })),
@@ -129,7 +131,7 @@ export async function attackPass(
   const attacks: AttackResult[] = [];
   for (let i = 0; i < n; i++) {
     const score = seq2seqScorer(model, cleanGenerated[i]!, { encode, padId: pad, batchSize });
-    attacks.push(await textFooler(records[i]!.document, score, loaded.vectors, options));
+    attacks.push(await textFooler(records[i]!.document, score, loaded.vectors, options, fits));
   }
   const attackedArrays = arrays(attacks.map((x) => x.text));
   const cleanSummaries = cleanGenerated.map(decode);
