@@ -4,7 +4,8 @@
 #   1. libtorch + OpenBLAS + nlohmann-json + Gloo's headers (data-parallel training) + DejaVu fonts + clang-format
 #      (npm run lint) + Chromium (the human-eval page's browser test, test/human-eval.test.ts, drives it through
 #      playwright-core, which downloads no browser): Debian's packages when run as root; otherwise says what to install
-#      (or uses the libtorch named by LIBTORCH / Torch_DIR).
+#      (or uses the libtorch named by LIBTORCH / Torch_DIR); iproute2 too (`ip`: test/two-nodes.test.ts makes its
+#      two machines as network namespaces).
 #   2. npm dependencies, from the lockfile.
 #   3. the native core (cmake-js; DPSM_CUDA=ON adds the CUDA kernels), and the TypeScript build (dist/).
 set -euo pipefail
@@ -19,22 +20,23 @@ gloo_headers() { [ -f /usr/include/gloo/algorithm.h ]; }
 fonts() { [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; }
 clang_format() { command -v clang-format >/dev/null; }
 chromium_browser() { command -v chromium >/dev/null; }
+iproute() { command -v ip >/dev/null; }
 
 if { [ -z "${LIBTORCH:-}${Torch_DIR:-}" ] && { ! debian_torch || ! openblas; }; } || ! json_headers ||
-  ! gloo_headers || ! fonts || ! clang_format || ! chromium_browser; then
+  ! gloo_headers || ! fonts || ! clang_format || ! chromium_browser || ! iproute; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing libtorch-dev, libopenblas0-pthread, nlohmann-json3-dev, libgloo-dev, fonts-dejavu-core," \
-      "clang-format and chromium from Debian (about 1 GB, once)"
+      "clang-format, chromium and iproute2 from Debian (about 1 GB, once)"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libtorch-dev libopenblas0-pthread nlohmann-json3-dev \
-      libgloo-dev fonts-dejavu-core clang-format chromium >/dev/null
+      libgloo-dev fonts-dejavu-core clang-format chromium iproute2 >/dev/null
   else
     cat >&2 <<'MSG'
 dpsm-native needs libtorch, OpenBLAS (fast CPU matrix products), nlohmann-json's and Gloo's headers
 (data-parallel training), the DejaVu fonts (report figures), clang-format (npm run lint) and Chromium (the
-human-eval page's browser test). Install them, then run this again:
+human-eval page's browser test) and iproute2 (the two-machine test). Install them, then run this again:
   Debian/Ubuntu (as root):  apt-get install -y libtorch-dev libopenblas0-pthread nlohmann-json3-dev libgloo-dev \
-                              fonts-dejavu-core clang-format chromium
+                              fonts-dejavu-core clang-format chromium iproute2
   or any libtorch build:    export LIBTORCH=/path/to/libtorch   (the folder holding share/cmake/Torch)
 MSG
     exit 1

@@ -5,7 +5,6 @@
 // rank 0's checkpoint to the uninterrupted run's weights. Real data: WikiText-2 and DialogSum.
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 
 import test, { type ExecutionContext } from "ava";
@@ -13,36 +12,11 @@ import test, { type ExecutionContext } from "ava";
 import { Trainer, type TrainerOptions } from "../lib/index.ts";
 import { distributedFromEnv, resolveDistributed, shareGlobalBatch } from "../lib/distributed.ts";
 import { buildInfo, packageRoot } from "../lib/native.ts";
-import { readHeader, readTensor } from "./helpers/safetensors.ts";
+import { freePort, gpt2Run, lossesOf, maxRelative, weightDifference } from "./helpers/data-parallel.ts";
 import { tmpDir } from "./helpers/tmp.ts";
 
 const BIN = path.join(packageRoot, "bin", "dpsm-native.mjs");
-const gloo = buildInfo().distributed === "gloo";
-
-const MODEL = { vocab_size: 50257, n_positions: 64, n_embd: 32, n_layer: 2, n_head: 2, resid_pdrop: 0 } as const;
-function gpt2Run(runDir: string, o: Partial<TrainerOptions>): TrainerOptions {
-  return {
-    model: { ...MODEL },
-    loss: { kind: "dpsm", schedule: "cosine", warmupSteps: 6 },
-    data: { source: "wikitext-2", contextLength: 17 },
-    maxSteps: 8,
-    lr: 2e-3,
-    lrWarmupSteps: 2,
-    evalEvery: 8,
-    evalMaxSequences: 4,
-    seed: 5,
-    runDir,
-    ...o,
-  };
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+const gloo = buildInfo().distributed.split(",").includes("gloo");
 
 interface Run {
   code: number | null;
@@ -50,12 +24,6 @@ interface Run {
   /** rank 0's step losses */
   losses: number[];
 }
-
-const lossesOf = (output: string) =>
-  output
-    .split("\n")
-    .filter((l) => l.startsWith("step "))
-    .map((l) => Number(l.split(" ")[2]));
 
 // One process, as a user runs a script.
 function single(script: string, options: object): Run {
@@ -80,34 +48,6 @@ async function launched(script: string, options: object, extra: string[] = []): 
     encoding: "utf8",
   });
   return { code: r.status, output: `${r.stdout}${r.stderr}`, losses: lossesOf(r.stdout) };
-}
-
-/**
- * How far two checkpoints' weights are apart: the largest absolute difference, and the L2 norm of the difference
- * over the L2 norm of `a`'s weights. AdamW divides each gradient by its running RMS, so a weight whose gradient is
- * all but zero (an embedding row no target names) moves by up to lr per step on rounding noise alone: the largest
- * difference shows that; the relative norm is what tells the same run from another.
- */
-function weightDifference(a: string, b: string): { max: number; relative: number } {
-  const fa = path.join(a, "last", "model.safetensors");
-  const fb = path.join(b, "last", "model.safetensors");
-  let max = 0;
-  let diff2 = 0;
-  let norm2 = 0;
-  for (const name of Object.keys(readHeader(fa).header)) {
-    const [x, y] = [readTensor(fa, name), readTensor(fb, name)];
-    for (let i = 0; i < x.length; i++) {
-      const d = x[i]! - y[i]!;
-      max = Math.max(max, Math.abs(d));
-      diff2 += d * d;
-      norm2 += x[i]! * x[i]!;
-    }
-  }
-  return { max, relative: Math.sqrt(diff2 / norm2) };
-}
-
-function maxRelative(a: number[], b: number[]): number {
-  return Math.max(...a.map((x, i) => Math.abs(x - b[i]!) / Math.abs(x)));
 }
 
 async function compare(

@@ -2,11 +2,23 @@
 
 #include <chrono>
 #include <mutex>
+#include <regex>
 #include <stdexcept>
 
 #if defined(DPSM_WITH_GLOO)
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include <torch/version.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+#if defined(DPSM_WITH_NCCL)
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
 namespace dpsm::core {
@@ -23,7 +35,9 @@ DistributedConfig distributed_config_from_json(const Json& j) {
 }
 
 std::string distributed_backends() {
-#if defined(DPSM_WITH_GLOO)
+#if defined(DPSM_WITH_GLOO) && defined(DPSM_WITH_NCCL)
+  return "gloo,nccl";
+#elif defined(DPSM_WITH_GLOO)
   return "gloo";
 #else
   return "";
@@ -32,9 +46,70 @@ std::string distributed_backends() {
 
 #if defined(DPSM_WITH_GLOO)
 
+namespace {
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+// The address this host reaches `host` from: the source address the kernel picks for a UDP socket connected there
+// (connect() on UDP sends nothing). Each rank's Gloo device listens on it, so the ranks of another machine reach
+// it by the route their rendezvous took. Gloo's own default, the address this host's name resolves to, is
+// 127.0.0.1 or 127.0.1.1 on many machines (/etc/hosts), which the other machines cannot reach.
+std::string local_address_toward(const std::string& host, int64_t port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0 || !found)
+    throw std::runtime_error("cannot resolve the master address " + host);
+  std::string address;
+  for (addrinfo* a = found; a && address.empty(); a = a->ai_next) {
+    const int fd = socket(a->ai_family, a->ai_socktype, 0);
+    if (fd < 0) continue;
+    sockaddr_storage local{};
+    socklen_t length = sizeof(local);
+    if (connect(fd, a->ai_addr, a->ai_addrlen) == 0 &&
+        getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) == 0) {
+      char text[INET6_ADDRSTRLEN] = {};
+      const void* raw = local.ss_family == AF_INET6
+                            ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr)
+                            : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&local)->sin_addr);
+      if (inet_ntop(local.ss_family, raw, text, sizeof(text))) address = text;
+    }
+    close(fd);
+  }
+  freeaddrinfo(found);
+  if (address.empty()) throw std::runtime_error("no route from this host to the master address " + host);
+  return address;
+}
+
+}  // namespace
+
+// What a process-group backend derives from: c10d::Backend from libtorch 2.0 on, ProcessGroup itself in 1.13.
+#if TORCH_VERSION_MAJOR >= 2
+using GroupBackend = c10d::Backend;
+#else
+using GroupBackend = c10d::ProcessGroup;
+#endif
+
+// Which collective backend a device's tensors take, decided here only: NCCL for CUDA tensors (they are reduced on
+// the GPU, no host copies), Gloo for the CPU's.
+enum class Backend { gloo, nccl };
+Backend backend_for(const at::Device& device) {
+  if (!device.is_cuda()) return Backend::gloo;
+#if defined(DPSM_WITH_NCCL)
+  return Backend::nccl;
+#else
+  throw std::invalid_argument(
+      "distributed: the model is on " + device.str() +
+      ", but this build of dpsm-native has no NCCL process group (it was built without NCCL's header, nccl.h: "
+      "native/setup-torch2.sh --cuda brings it)");
+#endif
+}
+
 class ProcessGroupHandle {
  public:
-  explicit ProcessGroupHandle(const DistributedConfig& c) : c_(c) {
+  ProcessGroupHandle(const DistributedConfig& c, const at::Device& device)
+      : c_(c), backend_(backend_for(device)), device_(backend_ == Backend::nccl ? device : at::Device(at::kCPU)) {
     const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(c.timeout_s * 1000));
     c10d::TCPStoreOptions so;
     so.port = static_cast<std::uint16_t>(c.master_port);
@@ -42,15 +117,32 @@ class ProcessGroupHandle {
     so.numWorkers = static_cast<std::size_t>(c.world_size);
     so.waitWorkers = true;
     so.timeout = timeout;
-    auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
     try {
       store_ = c10::make_intrusive<c10d::TCPStore>(c.master_addr, so);
-      // Loopback for one machine; otherwise the interface this host's name resolves to, as torchrun does.
-      const bool loopback = c.master_addr == "127.0.0.1" || c.master_addr == "localhost";
-      opts->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
-                                       : c10d::ProcessGroupGloo::createDefaultDevice());
-      group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store_, static_cast<int>(c.rank),
-                                                           static_cast<int>(c.world_size), opts);
+      // Gloo listens on the address toward the master, or on the interface GLOO_SOCKET_IFNAME names (as for
+      // PyTorch).
+      const char* interface = std::getenv("GLOO_SOCKET_IFNAME");
+      address_ = local_address_toward(c.master_addr, c.master_port);
+      // Every rank's address, so that a lost connection can be told by the rank behind it.
+      store_->set("dpsm/address/" + std::to_string(c.rank), std::vector<uint8_t>(address_.begin(), address_.end()));
+      for (int64_t r = 0; r < c.world_size; ++r) {
+        const auto a = store_->get("dpsm/address/" + std::to_string(r));
+        addresses_.emplace_back(a.begin(), a.end());
+      }
+      if (backend_ == Backend::gloo) {
+        auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
+        opts->devices.push_back(interface && *interface ? c10d::ProcessGroupGloo::createDeviceForInterface(interface)
+                                                        : c10d::ProcessGroupGloo::createDeviceForHostname(address_));
+        group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store_, static_cast<int>(c.rank),
+                                                             static_cast<int>(c.world_size), opts);
+      } else {
+#if defined(DPSM_WITH_NCCL)
+        auto opts = c10d::ProcessGroupNCCL::Options::create();
+        opts->timeout = timeout;
+        group_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(store_, static_cast<int>(c.rank),
+                                                             static_cast<int>(c.world_size), opts);
+#endif
+      }
     } catch (const std::exception& e) {
       throw std::runtime_error("distributed: rank " + std::to_string(c.rank) + " of " + std::to_string(c.world_size) +
                                " could not join the process group at " + c.master_addr + ":" +
@@ -60,39 +152,62 @@ class ProcessGroupHandle {
   }
 
   const DistributedConfig& config() const { return c_; }
+  // Where a collective's tensors must be: the CPU for Gloo, the model's GPU for NCCL.
+  const at::Device& device() const { return device_; }
 
-  // Waits on a collective; a peer that died or stopped answering becomes one clear error.
+  // Waits on a collective; a peer that died or stopped answering becomes one clear error, naming the rank(s) at
+  // the address the backend lost (Gloo's message carries it).
   void wait(const c10::intrusive_ptr<c10d::Work>& work, const char* what) {
     try {
       work->wait();
     } catch (const std::exception& e) {
-      throw std::runtime_error("distributed: rank " + std::to_string(c_.rank) + ": " + what +
-                               " failed: another rank stopped, or did not answer within " +
-                               std::to_string(static_cast<int64_t>(c_.timeout_s)) + " s (" + first_line(e.what()) +
-                               ")");
+      const std::string message = first_line(e.what()), peer = lost(message);
+      throw std::runtime_error("distributed: rank " + std::to_string(c_.rank) + ": " + what + " failed: " +
+                               (peer.empty() ? "another rank stopped, or did not answer within " +
+                                                   std::to_string(static_cast<int64_t>(c_.timeout_s)) + " s"
+                                             : "lost " + peer + ": it stopped, or its machine or network went away") +
+                               " (" + message + ")");
     }
   }
 
-  c10::intrusive_ptr<c10d::ProcessGroupGloo>& group() { return group_; }
+  c10::intrusive_ptr<GroupBackend>& group() { return group_; }
 
  private:
-  static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+  // "rank 1 at 10.0.0.2" when the backend's message names an address other ranks listen on; "" otherwise.
+  std::string lost(const std::string& message) const {
+    static const std::regex peer(R"(\[([0-9A-Fa-f.:]+)\]:\d+)");
+    for (std::sregex_iterator m(message.begin(), message.end(), peer), end; m != end; ++m) {
+      const std::string address = (*m)[1];
+      std::string ranks;
+      int64_t n = 0;
+      for (int64_t r = 0; r < c_.world_size; ++r) {
+        if (r == c_.rank || addresses_[static_cast<size_t>(r)] != address) continue;
+        ranks += (n++ ? ", " : "") + std::to_string(r);
+      }
+      if (n) return "rank" + std::string(n > 1 ? "s " : " ") + ranks + " at " + address;
+    }
+    return "";
+  }
 
   DistributedConfig c_;
+  Backend backend_;
+  at::Device device_;
+  std::string address_;
+  std::vector<std::string> addresses_;
   c10::intrusive_ptr<c10d::TCPStore> store_;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> group_;
+  c10::intrusive_ptr<GroupBackend> group_;
 };
 
 namespace {
 
 // One process group per process, joined by the first trainer that asks (the launcher starts one process per
 // rank; the experiments' runs then share it, in the same order on every rank).
-std::shared_ptr<ProcessGroupHandle> join(const DistributedConfig& c) {
+std::shared_ptr<ProcessGroupHandle> join(const DistributedConfig& c, const at::Device& device) {
   static std::mutex mutex;
   static std::shared_ptr<ProcessGroupHandle> joined;
   std::lock_guard<std::mutex> lock(mutex);
   if (!joined) {
-    joined = std::make_shared<ProcessGroupHandle>(c);
+    joined = std::make_shared<ProcessGroupHandle>(c, device);
     return joined;
   }
   const DistributedConfig& j = joined->config();
@@ -123,12 +238,12 @@ std::vector<std::vector<at::Tensor>> buckets(const std::vector<at::Tensor>& tens
   return out;
 }
 
-// One flat CPU tensor per bucket (Gloo works on host memory here), and back.
-at::Tensor flatten(const std::vector<at::Tensor>& ts) {
+// One flat tensor per bucket on the backend's device (Gloo: host memory; NCCL: the GPU), and back.
+at::Tensor flatten(const std::vector<at::Tensor>& ts, const at::Device& device) {
   std::vector<at::Tensor> flat;
   flat.reserve(ts.size());
   for (const at::Tensor& t : ts) flat.push_back(t.detach().reshape({-1}));
-  return at::cat(flat).cpu().contiguous();
+  return at::cat(flat).to(device).contiguous();
 }
 void unflatten_into(const at::Tensor& flat, const std::vector<at::Tensor>& ts) {
   int64_t offset = 0;
@@ -141,15 +256,15 @@ void unflatten_into(const at::Tensor& flat, const std::vector<at::Tensor>& ts) {
 
 }  // namespace
 
-DataParallel::DataParallel(const DistributedConfig& c) : c_(c) {
-  if (active()) group_ = join(c);
+DataParallel::DataParallel(const DistributedConfig& c, const at::Device& device) : c_(c) {
+  if (active()) group_ = join(c, device);
 }
 
 void DataParallel::broadcast_parameters(const std::vector<at::Tensor>& params) {
   if (!active()) return;
   at::NoGradGuard no_grad;
   for (const auto& bucket : buckets(params, c_.bucket_bytes)) {
-    std::vector<at::Tensor> flat{flatten(bucket)};
+    std::vector<at::Tensor> flat{flatten(bucket, group_->device())};
     c10d::BroadcastOptions o;
     o.rootRank = 0;
     group_->wait(group_->group()->broadcast(flat, o), "broadcasting rank 0's parameters");
@@ -172,7 +287,7 @@ void DataParallel::average_gradients(const std::vector<at::Tensor>& params) {
   std::vector<c10::intrusive_ptr<c10d::Work>> works;
   flats.reserve(groups.size());
   for (const auto& g : groups) {
-    flats.push_back({flatten(g)});
+    flats.push_back({flatten(g, group_->device())});
     c10d::AllreduceOptions o;
     o.reduceOp = c10d::ReduceOp::SUM;
     works.push_back(group_->group()->allreduce(flats.back(), o));
@@ -186,15 +301,16 @@ void DataParallel::average_gradients(const std::vector<at::Tensor>& params) {
 
 void DataParallel::sum(at::Tensor& values) {
   if (!active()) return;
-  std::vector<at::Tensor> v{values};
+  std::vector<at::Tensor> v{values.to(group_->device())};
   c10d::AllreduceOptions o;
   o.reduceOp = c10d::ReduceOp::SUM;
   group_->wait(group_->group()->allreduce(v, o), "summing the step's statistics");
+  if (!v[0].is_same(values)) values.copy_(v[0]);
 }
 
 bool DataParallel::broadcast_flag(bool value) {
   if (!active()) return value;
-  std::vector<at::Tensor> v{at::full({1}, value ? 1 : 0, at::TensorOptions().dtype(at::kInt))};
+  std::vector<at::Tensor> v{at::full({1}, value ? 1 : 0, at::TensorOptions().dtype(at::kInt).device(group_->device()))};
   c10d::BroadcastOptions o;
   o.rootRank = 0;
   group_->wait(group_->group()->broadcast(v, o), "waiting for rank 0's evaluation");
@@ -205,7 +321,7 @@ bool DataParallel::broadcast_flag(bool value) {
 
 class ProcessGroupHandle {};
 
-DataParallel::DataParallel(const DistributedConfig& c) : c_(c) {
+DataParallel::DataParallel(const DistributedConfig& c, const at::Device&) : c_(c) {
   if (active())
     throw std::invalid_argument("distributed: worldSize " + std::to_string(c.world_size) +
                                 ", but this build of dpsm-native has no process-group backend (it was built "

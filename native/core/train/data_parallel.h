@@ -1,5 +1,6 @@
 // Data-parallel training over torch.distributed's c10d, the engine PyTorch's own DDP and torchrun use: one
-// process per rank, a TCPStore rendezvous at (master_addr, master_port) and a Gloo process group. The trainer
+// process per rank, a TCPStore rendezvous at (master_addr, master_port) and a process group: NCCL when the model
+// is on a GPU (where the build has it), Gloo on the CPU. The trainer
 // calls it at four fixed points of its loop: parameters broadcast from rank 0 when a fit starts, gradients
 // averaged after the last micro-batch of a step (before clipping), the step's statistics summed, and rank 0's
 // evaluation decision shared. With one rank every call is a no-op and no process group exists.
@@ -30,16 +31,16 @@ struct DistributedConfig {
 // lib/distributed.ts's document (every field required).
 DistributedConfig distributed_config_from_json(const Json& j);
 
-// Whether this build can join a process group ("gloo"), or why not: for buildInfo().
+// The process-group backends this build has ("gloo", "gloo,nccl" or ""): for buildInfo().
 std::string distributed_backends();
 
 class ProcessGroupHandle;
 
 class DataParallel {
  public:
-  // Joins (once per process, on first use) the process group the config names; a second trainer of the same
-  // process reuses it, and one naming another group is refused.
-  explicit DataParallel(const DistributedConfig& c);
+  // Joins (once per process, on first use) the process group the config names, with the backend for `device`
+  // (the model's); a second trainer of the same process reuses it, and one naming another group is refused.
+  DataParallel(const DistributedConfig& c, const at::Device& device);
   bool active() const { return c_.world_size > 1; }
   bool is_root() const { return c_.rank == 0; }
   int64_t rank() const { return c_.rank; }

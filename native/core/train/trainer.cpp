@@ -56,7 +56,8 @@ TrainConfig train_config_from_json(const Json& j) {
 Trainer::Trainer(std::shared_ptr<LanguageModel> model, TrainConfig config, std::shared_ptr<const Dataset> train,
                  std::shared_ptr<const Dataset> valid)
     : model_(std::move(model)), cfg_(std::move(config)), train_(std::move(train)), valid_(std::move(valid)),
-      device_(model_->device()), optim_(names_of(*model_), params_of(*model_), cfg_.optim), dp_(cfg_.distributed),
+      device_(model_->device()), optim_(names_of(*model_), params_of(*model_), cfg_.optim),
+      dp_(cfg_.distributed, device_),
       sampler_(train_->count(), cfg_.batch_size, cfg_.data_seed, cfg_.distributed.world_size),
       noise_(cfg_.label_noise, cfg_.data_seed, model_->vocab_size(), cfg_.objective.fused.ignore_index) {
   // What lib/ cannot know before the data is prepared, and what would otherwise fail deep inside libtorch.
