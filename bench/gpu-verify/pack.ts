@@ -7,7 +7,7 @@
 //   include/                Node-API's and node-addon-api's headers (what cmake-js would point the build at)
 //   nlohmann/               nlohmann-json's headers and CMake package (Debian's nlohmann-json3-dev)
 //   assets/                 the GPT-2 fixture (test/fixtures/gpt2) and WikiText-2 slices tokenised here
-//   run.sh                  the command
+//   run.sh, probe.sh, kernel-probe.cu   the command, and the kernel probe it compiles and runs beside the build
 //
 //   npm run gpu:pack -- [--out DIR] [--xz-level 0-9]
 // The compressed node is cached in .cache/gpu-verify/ (xz -9 of ~86 MB takes a minute or two on 2 cores).
@@ -214,9 +214,21 @@ if (args.runtime) {
     throw new Error("--runtime: DPSM_DATA_DIR/wikitext-2 not found");
   const listFile = path.join(out, "runtime.list");
   writeFileAtomic(listFile, [...modules].filter((m) => fs.existsSync(path.join(packageRoot, m))).join("\n"));
+  // Left out, to keep the call under its 64 MiB beside the tree: what nothing runs (TypeScript's declarations,
+  // source maps, READMEs) and tiktoken's rank files and lite build (the GPT-2 encoding it uses is inside its wasm).
+  // xz -9: its 64 MiB dictionary spans WikiText-2's 11 MB train split (a minute more, once per pack).
+  const excludes = [
+    "*.d.ts",
+    "*.d.cts",
+    "*.d.mts",
+    "*.map",
+    "*.md",
+    "node_modules/tiktoken/encoders",
+    "node_modules/tiktoken/lite",
+  ];
   execFileSync("sh", [
     "-c",
-    `tar -C "$1" -cf - -T "$2" -C "$3" wikitext-2 | xz -6 -T0 > "$4"`,
+    `tar -C "$1" ${excludes.map((e) => `--exclude='${e}'`).join(" ")} -cf - -T "$2" -C "$3" wikitext-2 | xz -9 -T0 > "$4"`,
     "sh",
     packageRoot,
     listFile,
@@ -229,6 +241,9 @@ if (args.runtime) {
 copy(path.join(here, "run.sh"), "run.sh");
 fs.chmodSync(path.join(out, "run.sh"), 0o755);
 copy(path.join(here, "in-tree.sh"), "in-tree.sh");
+// The kernel probe (the exp2 and sanitizer stages), compiled on the host beside the addons' build.
+copy(path.join(here, "probe.sh"), "probe.sh");
+copy(path.join(here, "kernel-probe.cu"), "kernel-probe.cu");
 writeFileAtomic(
   path.join(out, "PACKED.json"),
   JSON.stringify({ date: new Date().toISOString(), node: process.version, nodeBinary: exe, xzLevel }, null, 1),

@@ -3,18 +3,28 @@
 # the package (.gpu-verify/), which travels to the host with everything it needs but a Python torch:
 #   node.xz (the node binary), checks.mjs + bench-fused-loss.mjs (the checks, bundled), src/ (CMakeLists.txt and
 #   native/), include/ (Node-API, node-addon-api), nlohmann/ (nlohmann-json with its CMake config), assets/.
-# It builds the addons against the host's torch (torch.utils.cmake_prefix_path), CUDA kernels on, then runs the
-# checks and writes $OUT/gpu-verify.json and $OUT/gpu-verify.md (plus host.json, build.log, run.log).
+# It builds the addons against the host's torch (torch.utils.cmake_prefix_path), CUDA kernels on, and beside the
+# build compiles and runs the kernel probe (probe.sh: the kernel's e^x, compute-sanitizer); then checks.mjs runs
+# the stages of plan.ts, each in its time box, skipping what the budget (8 minutes from this script's start by
+# default) or a missing tool leaves out. Everything goes into $OUT/<date>-<card>/: gpu-verify.json and
+# gpu-verify.md, host.json, build.log, run.log, addons.tar.xz, stage-logs.tar.xz and wt2-small-report.md (8 files
+# at most come back from a device call); one progress line per stage on stdout.
 #
-#   bash .gpu-verify/run.sh [--device cuda|cpu] [--quick] [--budget-s S]      (arguments go to checks.mjs)
+#   bash .gpu-verify/run.sh [--device cuda|cpu] [--quick] [--budget-s S] [--only a,b]  (arguments go to checks.mjs)
 # Environment: OUT (default: .gpu-verify/out), PYTHON (default: python3), DPSM_TORCH_CMAKE_PREFIX (default: the
 # Python torch's), DPSM_VERIFY_TORCH_ROOT (default: that torch's folder, for the second try), DPSM_VERIFY_WORK
 # (build folder; default /tmp/dpsm-gpu-verify), DPSM_VERIFY_CUDA_ARCH (default: the host's own GPU).
 set -uo pipefail
+started_ms=$(date +%s%3N)
 here=$(cd "$(dirname "$0")" && pwd)
-out=${OUT:-$here/out}
+top=${OUT:-$here/out}
 work=${DPSM_VERIFY_WORK:-/tmp/dpsm-gpu-verify}
-mkdir -p "$out" "$work/bin"
+export DPSM_VERIFY_WORK=$work
+rm -rf "$work/logs" "$work/probe"
+mkdir -p "$top" "$work/bin" "$work/logs" "$work/probe"
+# Until the host says which card it is: a folder named once host.json is written (below).
+out=$top/.pending
+mkdir -p "$out"
 : >"$out/run.log"
 say() { printf '[gpu-verify %(%H:%M:%S)T] %s\n' -1 "$*" | tee -a "$out/run.log"; }
 
@@ -58,7 +68,7 @@ info = {"python": sys.version.split()[0], "platform": platform.platform(), "cpus
 try:
     import torch
     info.update(torch=torch.__version__, torchCuda=torch.version.cuda, cmakePrefix=torch.utils.cmake_prefix_path,
-                cudaAvailable=torch.cuda.is_available())
+                torchRoot=os.path.dirname(torch.__file__), cudaAvailable=torch.cuda.is_available())
     if torch.cuda.is_available():
         p = torch.cuda.get_device_properties(0)
         info.update(gpu=p.name, gpuMemoryGiB=round(p.total_memory / 2**30, 1), multiprocessors=p.multi_processor_count,
@@ -81,11 +91,25 @@ try:
     info["transformers"] = transformers.__version__
 except Exception:
     info["transformers"] = None
+# The results folder's name: the card's model (h100, h200, a100, ...), else its name in lower case.
+import re
+gpu = (info.get("gpu") or "").lower()
+m = re.search(r"\b([a-z]\d{2,4}[a-z]?)\b", gpu.replace("nvidia", ""))
+info["card"] = (m.group(1) if m else re.sub(r"[^a-z0-9]+", "-", gpu).strip("-")) or "cpu"
 json.dump(info, open(sys.argv[1], "w"), indent=1)
 PY
+# One import of torch (above) for all the host's facts: each import costs seconds of the call.
+hostfact() { "$py" -c 'import json,sys;v=json.load(open(sys.argv[1])).get(sys.argv[2]);print("" if v is None else v)' "$out/host.json" "$1" 2>/dev/null; }
+card=$(hostfact card)
+card=${card:-unknown}
+[ "$device" = cpu ] && card=cpu
+results=$top/$(date -u +%Y-%m-%d)-$card
+rm -rf "$results"
+mv "$out" "$results" && out=$results
 cat "$out/host.json" >>"$out/run.log"
+say "results in $out"
 
-prefix=${DPSM_TORCH_CMAKE_PREFIX:-$("$py" -c 'import torch;print(torch.utils.cmake_prefix_path)' 2>>"$out/run.log")}
+prefix=${DPSM_TORCH_CMAKE_PREFIX:-$(hostfact cmakePrefix)}
 if [ -z "$prefix" ] || [ ! -d "$prefix/Torch" ]; then
   say "no libtorch CMake package found (torch.utils.cmake_prefix_path: '${prefix}')"
   exit 2
@@ -100,11 +124,48 @@ common=(
 )
 if [ "$cuda" = ON ]; then
   # The host's GPU, as torch reports it (sm_90 on an H100/H200); CMake's own "native" (3.24+) where torch cannot say.
-  arch=${DPSM_VERIFY_CUDA_ARCH:-$("$py" -c 'import torch;m,n=torch.cuda.get_device_capability();print(f"{m}{n}-real")' 2>/dev/null || echo native)}
+  capability=$(hostfact capability)
+  arch=${DPSM_VERIFY_CUDA_ARCH:-$([ -n "$capability" ] && echo "${capability/./}-real" || echo native)}
   common+=(-DCMAKE_CUDA_ARCHITECTURES="$arch" -DDPSM_REQUIRE_TORCH_CUDA=ON)
   nvcc=$(command -v nvcc || true)
   [ -n "$nvcc" ] && common+=(-DCMAKE_CUDA_COMPILER="$nvcc")
 fi
+# The kernel probe beside the build (probe.sh; CUDA only): its own process group, ended by checks.mjs when the
+# sanitizer stage's box is over, and here at the end whatever happened.
+probe_pgid=
+probe=$work/probe
+if [ "$cuda" = ON ]; then
+  sanitizer=
+  nvidia_bins=$("$py" -c 'import importlib.util as u,sys;s=u.find_spec("nvidia");[print(p) for p in (s.submodule_search_locations if s else [])]' 2>/dev/null || true)
+  for c in "$(command -v compute-sanitizer || true)" "${CUDA_HOME:-/nonexistent}/bin/compute-sanitizer" \
+    /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer \
+    $(for d in $nvidia_bins; do echo "$d"/cu*/bin/compute-sanitizer "$d"/cuda_sanitizer_api/compute-sanitizer/compute-sanitizer; done); do
+    if [ -n "$c" ] && [ -x "$c" ]; then
+      sanitizer=$c
+      break
+    fi
+  done
+  if [ -n "$sanitizer" ]; then
+    echo "$sanitizer" >"$probe/sanitizer-path"
+  else
+    echo "no compute-sanitizer on this host: it is not on PATH, not in a CUDA toolkit (/usr/local/cuda), not in the Python's nvidia wheels; pip's nvidia-cuda-sanitizer-api (CUDA 13; -cu12 for 12) ships it (nvidia/cu13/bin/compute-sanitizer)" >"$probe/no-sanitizer"
+  fi
+  if command -v nvcc >/dev/null; then
+    sm=${arch%%-*}
+    [ "$sm" = native ] && sm=90
+    setsid bash "$here/probe.sh" "$probe" "$sm" "$sanitizer" >>"$work/logs/probe.log" 2>&1 &
+    probe_pgid=$!
+    echo "$probe_pgid" >"$probe/pgid"
+    say "kernel probe (e^x, compute-sanitizer${sanitizer:+ at $sanitizer}) started beside the build"
+  else
+    echo "no nvcc on this host: the kernel probe (exp2, sanitizer stages) needs one" >"$probe/why"
+  fi
+else
+  echo "a CPU run: the kernel probe is CUDA's" >"$probe/why"
+  cp "$probe/why" "$probe/no-sanitizer"
+fi
+trap '[ -n "$probe_pgid" ] && kill -KILL -- "-$probe_pgid" 2>/dev/null' EXIT
+
 configure() { # build folder, then how to find libtorch
   local dir=$1
   shift
@@ -117,7 +178,7 @@ t0=$SECONDS
 # (cuBLAS, NVTX, ...); the addon needs only the wheel's libtorch_cuda/libc10_cuda and the runtime headers, which
 # CMakeLists.txt's DPSM_TORCH_ROOT links directly: the second try, where the first fails to configure or build.
 attempts=("Torch_DIR=$prefix/Torch")
-root=${DPSM_VERIFY_TORCH_ROOT:-$("$py" -c 'import os,torch;print(os.path.dirname(torch.__file__))' 2>/dev/null || true)}
+root=${DPSM_VERIFY_TORCH_ROOT:-$(hostfact torchRoot)}
 [ "$cuda" = ON ] && [ -f "$root/lib/libtorch_cuda.so" ] && attempts+=("DPSM_TORCH_ROOT=$root")
 ok=0
 for attempt in "${attempts[@]}"; do
@@ -126,19 +187,22 @@ for attempt in "${attempts[@]}"; do
   # DPSM_VERIFY_PREBUILT (the packaging test, test/gpu-verify-package.test.ts): configure only, then use the addons
   # of that build folder, so a CI run proves the configure step without the compile's minutes.
   if configure "$build" "-D$attempt" &&
-    { [ -n "${DPSM_VERIFY_PREBUILT:-}" ] || cmake --build "$build" -j "$(nproc)" >>"$out/build.log" 2>&1; }; then
+    { [ -n "${DPSM_VERIFY_PREBUILT:-}" ] || timeout 300 cmake --build "$build" -j "$(nproc)" >>"$out/build.log" 2>&1; }; then
     ok=1
     break
   fi
   tail -n 25 "$out/build.log" >>"$out/run.log"
   say "the build with -D$attempt failed after $((SECONDS - t0)) s (its end is in run.log)"
 done
+addon=()
 if [ "$ok" = 0 ]; then
-  say "no build: see build.log"
-  exit 3
+  say "no build: see build.log; the stages that need no addon run"
+  addon=(--no-addon)
 fi
 grep -E "dpsm: libtorch|WARNING|Warning" "$out/build.log" | head -n 5 | tee -a "$out/run.log"
-if [ -n "${DPSM_VERIFY_PREBUILT:-}" ]; then
+if [ "$ok" = 0 ]; then
+  :
+elif [ -n "${DPSM_VERIFY_PREBUILT:-}" ]; then
   say "configured in $((SECONDS - t0)) s; using the addons of $DPSM_VERIFY_PREBUILT (DPSM_VERIFY_PREBUILT)"
   build=$DPSM_VERIFY_PREBUILT
 else
@@ -166,13 +230,14 @@ if compgen -G "$here/wheels/*.whl" >/dev/null; then
 fi
 # For in-tree.sh (the checkout's own commands, later in the same call).
 declare -p DPSM_NATIVE_PATH DPSM_TESTING_NATIVE_PATH DPSM_PYTHON PYTHONPATH 2>/dev/null | sed 's/^declare -x /export /;s/^declare -- /export /' >"$work/addons.env"
-say "running the checks on $device"
-# No section starts after ~8 minutes into the call (the bench is given at most a minute more), so the summary is
-# written inside the device tool's 10; a --budget-s given to run.sh comes later on the line and wins.
-budget=$((480 - SECONDS))
-[ "$budget" -lt 60 ] && budget=60
-"$node" "$here/checks.mjs" --out "$out" --assets "$here/assets" --host-info "$out/host.json" --budget-s "$budget" "$@" 2>&1 |
-  tee -a "$out/run.log"
+say "running the stages on $device"
+# The budget counts from this script's start: 450 s for the stages (no time box ends later), so the summary is
+# written within the 8 minutes a device call is planned for; a --budget-s given to run.sh comes later and wins.
+"$node" "$here/checks.mjs" --out "$out" --assets "$here/assets" --host-info "$out/host.json" --budget-s 450 \
+  --started-at "$started_ms" --probe-dir "$probe" "${addon[@]}" "$@" 2>&1 | tee -a "$out/run.log"
 status=${PIPESTATUS[0]}
-say "done (exit $status): $out/gpu-verify.md"
+# The logs of the stages' own programs, the probe's and the sanitizer's among them, in one file.
+cp "$probe"/*.log "$work/logs/" 2>/dev/null
+tar -C "$work" -cf - logs | xz -T0 -6 >"$out/stage-logs.tar.xz"
+say "done (exit $status) in $((SECONDS)) s: $out/gpu-verify.md"
 exit "$status"
