@@ -29,7 +29,10 @@ export interface BuildInfo {
   atenCpuCapability: string;
   /** libtorch's own description of its parallel backend. */
   parallel: string;
-  /** the process-group backend data-parallel training uses ("gloo"), or "" for a build that trains in one process */
+  /**
+   * the process-group backends data-parallel training can use: "gloo", "gloo,nccl" (a CUDA model takes NCCL), or
+   * "" for a build that trains in one process
+   */
   distributed: string;
   /** the CPU's model name, as the OS reports it */
   cpuModel: string;

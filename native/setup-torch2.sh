@@ -13,7 +13,12 @@
 #   2. NVIDIA's CUDA runtime and CUPTI wheels (~55 MB) beside it: the wheel is a CUDA build and libtorch_cpu.so
 #      needs libcudart.so.13 and libcupti.so.13 to load (found through its RPATH, ../../nvidia/cu13/lib), even
 #      on a machine with no GPU. Nothing else of CUDA (cuBLAS, cuDNN, NCCL) is needed: see CMakeLists.txt;
-#   3. cmake-js into build-torch2/ (the product addon and the testing addon), with DPSM_TORCH_ROOT (--cuda: also
+#   3. for --cuda, the headers of NCCL, cuBLAS, cuSPARSE and cuSOLVER (their wheels, ~1 GB, downloaded once; only
+#      the headers are kept, in .cache/torch2/cuda-headers): c10d's ProcessGroupNCCL, which data-parallel CUDA runs
+#      take, includes nccl.h and ATen/cuda/CUDAContext.h (which includes the others), and its Options hold NCCL's
+#      ncclConfig_t, so they are the releases torch was built with. The libraries themselves are libtorch_cuda.so's
+#      own needs at run time (a CUDA torch install has them);
+#   4. cmake-js into build-torch2/ (the product addon and the testing addon), with DPSM_TORCH_ROOT (--cuda: also
 #      DPSM_CUDA and nvcc from native/setup-nvcc.sh, into build-torch2-cuda/).
 # Prints the path of the product addon on its last line; the testing addon is build-torch2/testing/.
 set -euo pipefail
@@ -28,6 +33,10 @@ cuda=0
 # depend on the Python version; cp311 is named so that any local Python downloads the same file.
 TORCH=torch==2.15.0
 WHEELS=(nvidia-cuda-runtime==13.2.86 nvidia-cuda-cupti==13.2.86)
+# For --cuda, the headers c10d's ProcessGroupNCCL needs and torch does not ship: NCCL's, and cuBLAS', cuSPARSE's and
+# cuSOLVER's (ATen/cuda/CUDAContext.h includes them), of the releases torch 2.15's wheel names in its requirements
+# (directly, and through cuda-toolkit[...]==13.2.2: pip install --dry-run --report shows them).
+HEADER_WHEELS=(nvidia-nccl-cu13==2.30.7 nvidia-cublas==13.4.1.3 nvidia-cusparse==12.7.10.12 nvidia-cusolver==12.2.0.11)
 dest=.cache/torch2
 root="$PWD/$dest/torch"
 stamp="$dest/.installed"
@@ -62,10 +71,40 @@ PY
 fi
 
 flags=(--CDDPSM_TORCH_ROOT="$root")
+headers="$dest/cuda-headers"
+if [ $cuda = 1 ] && [ "$(cat "$headers/.installed" 2>/dev/null)" != "${HEADER_WHEELS[*]}" ]; then
+  say "downloading ${HEADER_WHEELS[*]} from PyPI for their headers (~1 GB, once; only the headers are kept)"
+  rm -rf "$headers"
+  mkdir -p "$headers/wheel"
+  python=$(command -v python3 || command -v python)
+  # pip matches an explicit --platform exactly: NVIDIA's wheels carry older manylinux tags than torch's.
+  "$python" -m pip download --quiet --disable-pip-version-check --no-cache-dir --no-deps --only-binary=:all: \
+    --python-version 3.11 --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+    --platform manylinux_2_18_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    --dest "$headers/wheel" "${HEADER_WHEELS[@]}" >&2
+  "$python" - "$headers/include" "$headers"/wheel/*.whl <<'PY'
+import os, sys, zipfile
+os.makedirs(sys.argv[1], exist_ok=True)
+for wheel in sys.argv[2:]:
+    with zipfile.ZipFile(wheel) as whl:
+        for name in whl.namelist():
+            if "/include/" in name and name.endswith(".h"):
+                target = os.path.join(sys.argv[1], name.split("/include/", 1)[1])
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with open(target, "wb") as f:
+                    f.write(whl.read(name))
+PY
+  rm -rf "$headers/wheel"
+  for h in nccl.h cublas_v2.h cublasLt.h cusparse.h cusolverDn.h; do
+    [ -f "$headers/include/$h" ] || { say "no $h in ${HEADER_WHEELS[*]}"; exit 1; }
+  done
+  echo "${HEADER_WHEELS[*]}" >"$headers/.installed"
+fi
 if [ $cuda = 1 ]; then
   nvcc=$(bash native/setup-nvcc.sh)
   # DPSM_REQUIRE_TORCH_CUDA: a build that found no CUDA side in the wheel fails here rather than pass as CPU-only.
-  flags+=(--CDDPSM_CUDA=ON --CDCMAKE_CUDA_COMPILER="$nvcc" --CDDPSM_REQUIRE_TORCH_CUDA=ON)
+  flags+=(--CDDPSM_CUDA=ON --CDCMAKE_CUDA_COMPILER="$nvcc" --CDDPSM_REQUIRE_TORCH_CUDA=ON
+    --CDDPSM_CUDA_HEADERS="$PWD/$headers/include")
 fi
 
 say "building the native core against $root into $out/ (incremental)"

@@ -125,8 +125,15 @@ function buildCudaFlavour() {
   const addon = setup.stdout.trim().split("\n").at(-1) ?? "";
   // Linked against the wheel's CUDA side, not a CPU-only addon that happened to build.
   const needed = setup.status === 0 ? spawnSync("readelf", ["-d", addon], { encoding: "utf8" }).stdout : "";
-  const ok = /libtorch_cuda\.so/.test(needed ?? "") && /libc10_cuda\.so/.test(needed ?? "");
-  console.log(`${ok ? "ok" : "not ok"} - the CUDA flavour compiles and links against libtorch 2.x (${minutes} min)`);
+  // Data-parallel CUDA runs over NCCL: the addon calls c10d's ProcessGroupNCCL (in libtorch_cuda.so).
+  const imports =
+    setup.status === 0 ? spawnSync("nm", ["-D", "--undefined-only", addon], { encoding: "utf8" }).stdout : "";
+  const nccl = /_ZN4c10d16ProcessGroupNCCLC[12]E/.test(imports ?? "");
+  if (setup.status === 0 && !nccl) console.log("# the CUDA flavour does not call ProcessGroupNCCL (no NCCL backend)");
+  const ok = /libtorch_cuda\.so/.test(needed ?? "") && /libc10_cuda\.so/.test(needed ?? "") && nccl;
+  console.log(
+    `${ok ? "ok" : "not ok"} - the CUDA flavour compiles and links against libtorch 2.x, NCCL included (${minutes} min)`,
+  );
   return { passed: ok ? 1 : 0, failed: ok ? 0 : 1, skipped: 0, code: ok ? 0 : 1 };
 }
 

@@ -82,8 +82,6 @@ std::string local_address_toward(const std::string& host, int64_t port) {
   return address;
 }
 
-}  // namespace
-
 // What a process-group backend derives from: c10d::Backend from libtorch 2.0 on, ProcessGroup itself in 1.13.
 #if TORCH_VERSION_MAJOR >= 2
 using GroupBackend = c10d::Backend;
@@ -105,6 +103,8 @@ Backend backend_for(const at::Device& device) {
       "native/setup-torch2.sh --cuda brings it)");
 #endif
 }
+
+}  // namespace
 
 class ProcessGroupHandle {
  public:
