@@ -102,6 +102,8 @@ interface TestingAddon {
   summarySwapSources(seed: number, batchIndex: number, rows: number, p: number): Int32Array;
   gradientNorm(grads: Float32Array[]): { norm: number; fp32Norm: number };
   adamwSteps(options: AdamwStepsOptions): AdamwStepsResult;
+  startOpRecording(): void;
+  stopOpRecording(): RecordedEvent[];
   trainingGradients(model: string, trainer: string, data: NativeData): TrainingGradients;
 }
 
@@ -109,6 +111,22 @@ interface TestingAddon {
 export interface TrainingGradients {
   loss: number;
   grads: Record<string, Float32Array>;
+}
+
+/** A tensor an op read or wrote, as the op recorder saw it (native/core/testing/op_recorder.h). */
+export interface RecordedTensor {
+  sizes: number[];
+  dtype: string;
+  bytes: number;
+}
+/** An ATen op (with its nesting depth: 0 when the product's code called it) or a user scope's begin or end. */
+export interface RecordedEvent {
+  kind: "op" | "begin" | "end";
+  name: string;
+  thread: number;
+  depth?: number;
+  inputs?: RecordedTensor[];
+  outputs?: RecordedTensor[];
 }
 
 /** The trainer's AdamW and clipping over a few steps (native/addon/testing_addon.cpp's adamwSteps). */
@@ -185,6 +203,9 @@ export const probes = {
   /** The trainer's global gradient norm (double accumulation) and libtorch's fp32 clip_grad_norm_ of the same. */
   gradientNorm: (grads: Float32Array[]) => load().gradientNorm(grads),
   adamwSteps: (options: AdamwStepsOptions) => load().adamwSteps(options),
+  /** Records every thread's ATen ops and user scopes (libtorch's RecordFunction) until stopOpRecording. */
+  startOpRecording: () => load().startOpRecording(),
+  stopOpRecording: () => load().stopOpRecording(),
   /**
    * The loss and gradients of one step of the native Trainer (its forward, loss and backward, before clipping and
    * the update) over the model `weights` (a model.safetensors of `config`), on all of `data` as one batch, with

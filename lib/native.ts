@@ -169,8 +169,8 @@ export type NativeProgress =
       /** mean CE and Brier scores of the step's tokens, whatever the objective (diagnostics) */
       ce: number;
       brier: number;
-      /** ‖Δθ‖ / ‖θ‖ of the step's AdamW update */
-      updateRatio: number;
+      /** ‖Δθ‖ / ‖θ‖ of the step's AdamW update; absent on the steps that do not measure it (updateRatioEvery) */
+      updateRatio?: number;
       stepMs: number;
       tokensPerSecond: number;
       tokensSeen: number;

@@ -151,6 +151,14 @@ export const TrainerOptionsSchema = z
       .describe(
         "the LM head and loss fused, a chunk of tokens at a time, so the batch's N × V logits and their gradient never exist (auto: for the ce, brier, spherical and dpsm losses; the label_smoothing and focal baselines need the logits); the same curve to float rounding either way, so not part of the run's resume fingerprint",
       ),
+    updateRatioEvery: z
+      .number()
+      .int()
+      .min(0)
+      .default(1)
+      .describe(
+        "the update-to-weight ratio ‖Δθ‖/‖θ‖ (a step record's updateRatio, the reports' diagnostics chart) is measured on steps 1, 1 + k, 1 + 2k, … (k = this; 0: never); it costs a copy and two norms of the weights on those steps, and the other steps' records leave it out; not part of the run's resume fingerprint",
+      ),
     threads: z.number().int().min(1).optional().describe("libtorch threads (default: the machine's cores)"),
     labelNoise: z
       .object({

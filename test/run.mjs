@@ -21,14 +21,15 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const ava = path.join(root, "node_modules", "ava", "entrypoints", "cli.mjs");
 
 // The test files run against libtorch 2.x: the core's numerics (the fused loss against its float64 reference,
-// the loss API, AdamW: 2.x has the fused kernel), both model families and their generation, training (bf16
-// autocast included) and its checkpoints, data-parallel training over Gloo, the evaluator, safetensors I/O, and
-// test/libtorch.test.ts (the run really loaded 2.x; the CUDA side of platform.h compiles against the 2.x
-// headers). About 5.5 minutes on 2 cores (trainer 2.5, checkpoint 1.5) before the data-parallel tests (3.6 on a
-// loaded machine), after the build's ~5.
+// the loss API, AdamW and a step's op list: 2.x has the fused kernel), both model families and their generation,
+// training (bf16 autocast included) and its checkpoints, data-parallel training over Gloo, the evaluator,
+// safetensors I/O, and test/libtorch.test.ts (the run really loaded 2.x; the CUDA side of platform.h compiles
+// against the 2.x headers). About 5.5 minutes on 2 cores (trainer 2.5, checkpoint 1.5) before the data-parallel
+// tests (3.6 on a loaded machine), after the build's ~5.
 const TORCH2_SUBSET = [
   "test/libtorch.test.ts",
   "test/adamw.test.ts",
+  "test/step-ops.test.ts",
   "test/fused-loss-reference.test.ts",
   "test/dpsm-loss.test.ts",
   "test/gpt2.test.ts",

@@ -67,7 +67,7 @@ Napi::Object progress_to_js(Napi::Env env, const core::ProgressRecord& r) {
       o.Set("gradNorm", r.grad_norm);
       o.Set("ce", r.ce);
       o.Set("brier", r.brier);
-      o.Set("updateRatio", r.update_ratio);
+      if (r.has_update_ratio) o.Set("updateRatio", r.update_ratio);
       o.Set("stepMs", r.step_ms);
       o.Set("tokensPerSecond", r.tokens_per_s);
       o.Set("tokensSeen", static_cast<double>(r.tokens_seen));

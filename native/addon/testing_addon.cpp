@@ -9,6 +9,7 @@
 #include "../core/platform.h"
 #include "../core/testing/linear_loss_probe.h"
 #include "../core/testing/loss_probe.h"
+#include "../core/testing/op_recorder.h"
 #include "../core/train/optim.h"
 #include "../core/train/trainer.h"
 #include "../kernels/dpsm_kernels.h"
@@ -210,6 +211,53 @@ Napi::Value SummarySwapSources(const Napi::CallbackInfo& info) {
   });
 }
 
+// startOpRecording(): from now on every thread's ATen ops and user scopes are recorded (core/testing/op_recorder.h).
+Napi::Value StartOpRecording(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    core::start_op_recording();
+    return info.Env().Undefined();
+  });
+}
+
+// stopOpRecording() -> [{ kind: "op" | "begin" | "end", name, depth, thread, inputs?, outputs? }], each tensor
+// { sizes, dtype, bytes }: what was recorded since startOpRecording.
+Napi::Value StopOpRecording(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const Napi::Env env = info.Env();
+    const std::vector<core::RecordedEvent> events = core::stop_op_recording();
+    auto tensors = [&](const std::vector<core::RecordedTensor>& ts) {
+      Napi::Array a = Napi::Array::New(env, ts.size());
+      for (size_t i = 0; i < ts.size(); ++i) {
+        Napi::Object t = Napi::Object::New(env);
+        Napi::Array sizes = Napi::Array::New(env, ts[i].sizes.size());
+        for (size_t k = 0; k < ts[i].sizes.size(); ++k)
+          sizes.Set(static_cast<uint32_t>(k), static_cast<double>(ts[i].sizes[k]));
+        t.Set("sizes", sizes);
+        t.Set("dtype", ts[i].dtype);
+        t.Set("bytes", static_cast<double>(ts[i].bytes));
+        a.Set(static_cast<uint32_t>(i), t);
+      }
+      return a;
+    };
+    Napi::Array out = Napi::Array::New(env, events.size());
+    for (size_t i = 0; i < events.size(); ++i) {
+      const core::RecordedEvent& e = events[i];
+      Napi::Object o = Napi::Object::New(env);
+      using K = core::RecordedEvent::Kind;
+      o.Set("kind", e.kind == K::Op ? "op" : e.kind == K::Begin ? "begin" : "end");
+      o.Set("name", e.name);
+      o.Set("thread", static_cast<double>(e.thread));
+      if (e.kind == K::Op) {
+        o.Set("depth", e.depth);
+        o.Set("inputs", tensors(e.inputs));
+        o.Set("outputs", tensors(e.outputs));
+      }
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
+  });
+}
+
 // A copy of the Float32Array `v` as a 1-D float tensor; `what` names it in the error.
 at::Tensor float_tensor(const Napi::Value& v, const std::string& what) {
   const auto f = typed_array_value<Napi::Float32Array>(v, what, napi_float32_array, "a Float32Array");
@@ -356,6 +404,8 @@ Napi::Object InitTesting(Napi::Env env, Napi::Object exports) {
   exports.Set("useCpuIsa", Napi::Function::New(env, UseCpuIsa, "useCpuIsa"));
   exports.Set("gradientNorm", Napi::Function::New(env, GradientNorm, "gradientNorm"));
   exports.Set("adamwSteps", Napi::Function::New(env, AdamwSteps, "adamwSteps"));
+  exports.Set("startOpRecording", Napi::Function::New(env, StartOpRecording, "startOpRecording"));
+  exports.Set("stopOpRecording", Napi::Function::New(env, StopOpRecording, "stopOpRecording"));
   exports.Set("trainingGradients", Napi::Function::New(env, TrainingGradients, "trainingGradients"));
   exports.Set("cpuIsa", Napi::Function::New(env, CpuIsa, "cpuIsa"));
   exports.Set("summarySwapSources", Napi::Function::New(env, SummarySwapSources, "summarySwapSources"));

@@ -139,6 +139,15 @@ inline int64_t cuda_allocated(int device) {
   return c10::cuda::CUDACachingAllocator::getDeviceStats(device).allocated_bytes[0].current;
 }
 inline void cuda_reset_peak(int device) { c10::cuda::CUDACachingAllocator::resetPeakStats(device); }
+// Bytes a new allocation on `device` can get: the driver's free memory plus what the caching allocator holds
+// reserved but unused. cudaMemGetInfo does not wait for queued work.
+inline int64_t cuda_free_bytes(int device) {
+  c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
+  size_t free = 0, total = 0;
+  C10_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device);
+  return static_cast<int64_t>(free) + stats.reserved_bytes[0].current - stats.allocated_bytes[0].current;
+}
 inline void cuda_synchronize(int device) { c10::cuda::getCurrentCUDAStream(device).synchronize(); }
 inline void cuda_empty_cache() { c10::cuda::CUDACachingAllocator::emptyCache(); }
 #endif
@@ -276,6 +285,26 @@ inline void fused_adamw(const std::vector<at::Tensor>& params, const std::vector
       (void)weight_decay, (void)eps, (void)grad_scale;
   throw std::logic_error("fused_adamw: this libtorch has no _fused_adamw_");
 #endif
+}
+
+// acc (fp32) += a · b for bf16/fp16 a, b, accumulated in fp32 inside the matrix product (cuBLAS's fp32
+// accumulator written out as is, never rounded to a 16-bit product first): addmm's out_dtype overload, on CUDA
+// only, in libtorch 2.9 and later (it first shipped in the 2.8 series; 2.9 is the oldest we are sure of).
+// Returns false where it does not apply: the caller then adds a 16-bit product.
+#if defined(DPSM_WITH_CUDA) && (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 9))
+#define DPSM_ADDMM_OUT_DTYPE 1
+#endif
+inline bool addmm_fp32_accumulate(at::Tensor& acc, const at::Tensor& a, const at::Tensor& b) {
+#if defined(DPSM_ADDMM_OUT_DTYPE)
+  if (acc.is_cuda() && acc.scalar_type() == at::kFloat && a.scalar_type() == b.scalar_type() &&
+      (a.scalar_type() == at::kBFloat16 || a.scalar_type() == at::kHalf)) {
+    at::addmm_out(acc, acc, a, b, at::kFloat);
+    return true;
+  }
+#else
+  (void)acc, (void)a, (void)b;
+#endif
+  return false;
 }
 
 // libtorch starts with one intra-op thread on some builds (Debian's): use the machine's cores, or

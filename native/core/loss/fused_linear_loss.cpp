@@ -1,10 +1,17 @@
 #include "fused_linear_loss.h"
 
+#include <ATen/record_function.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
+
+#include "../platform.h"
 
 namespace dpsm::core {
 namespace {
@@ -22,9 +29,33 @@ void check_head(const at::Tensor& hidden, const at::Tensor& weight, const at::Te
     fail("targets: expected " + std::to_string(rows) + " targets (one per row of hidden)");
 }
 
-// Rows per chunk: as many as keep one chunk's logits within the byte budget, at least one.
+// Rows per chunk: as many as keep one chunk's logits within the byte budget (and within 2^31 values, the
+// kernel's in-row indexing), at least one.
 int64_t chunk_rows(int64_t vocab, at::ScalarType dtype, int64_t chunk_bytes) {
-  return std::max<int64_t>(1, chunk_bytes / (vocab * static_cast<int64_t>(c10::elementSize(dtype))));
+  const int64_t rows = chunk_bytes / (vocab * static_cast<int64_t>(c10::elementSize(dtype)));
+  return std::clamp<int64_t>(rows, 1, std::numeric_limits<int32_t>::max() / vocab);
+}
+
+// The chunk budget of kAutoChunkBytes: kLinearLossChunkBytes on the CPU (where a chunk's logits stay in cache
+// longer the smaller it is); on CUDA a quarter of what the device can still allocate when the head first runs
+// there (activations live), so an 80 GB GPU takes a GPT-2 batch's logits in one or two chunks, and each chunk
+// is a matrix product large enough to fill the GPU. Taken once per device, so every step chunks alike.
+int64_t chunk_budget(const at::Device& device) {
+#if defined(DPSM_WITH_CUDA)
+  if (device.is_cuda()) {
+    static std::mutex mutex;
+    static std::map<int, int64_t> budgets;
+    std::lock_guard<std::mutex> lock(mutex);
+    const int index = device.has_index() ? device.index() : static_cast<int>(c10::cuda::current_device());
+    auto it = budgets.find(index);
+    if (it == budgets.end())
+      it = budgets.emplace(index, std::max(kLinearLossChunkBytes, platform::cuda_free_bytes(index) / 4)).first;
+    return it->second;
+  }
+#else
+  (void)device;
+#endif
+  return kLinearLossChunkBytes;
 }
 
 // One chunk's logits in the compute dtype, a fresh tensor the fused kernel may overwrite with its gradient.
@@ -33,7 +64,9 @@ at::Tensor chunk_logits(const at::Tensor& h, const at::Tensor& w, const at::Tens
 }
 
 struct Pass {
-  at::Tensor loss, grad_hidden, grad_weight, grad_bias, stats;
+  // grad_*: the gradients of the summed loss, to be multiplied by grad_scale (1/count for a mean; undefined for
+  // a sum) and the incoming gradient in backward.
+  at::Tensor loss, grad_hidden, grad_weight, grad_bias, stats, grad_scale;
 };
 
 // The whole forward (and, where asked, the gradients of the loss itself) of hidden [N, d] against targets [N].
@@ -64,12 +97,22 @@ Pass linear_loss_pass(const at::Tensor& hidden, const at::Tensor& weight, const 
   if (grad_b) p.grad_bias = at::zeros({vocab}, f32);
   if (want_stats) p.stats = at::empty({n, kStatCount}, f32);
 
-  const int64_t rows = chunk_rows(vocab, ct, options.chunk_bytes);
+  const int64_t budget = options.chunk_bytes == kAutoChunkBytes ? chunk_budget(hidden.device()) : options.chunk_bytes;
+  const int64_t rows = chunk_rows(vocab, ct, budget);
   for (int64_t start = 0; start < n; start += rows) {
+    // Named for the roofline benchmark (bench/step-roofline.ts): what a chunk costs beside its rows' share.
+    RECORD_USER_SCOPE("dpsm::head_chunk");
     const int64_t len = std::min(rows, n - start);
     const at::Tensor h = hidden.narrow(0, start, len).to(ct);
     at::Tensor logits = chunk_logits(h, w, b);
-    const FusedOutputs out = fused_loss(logits, targets.narrow(0, start, len), step, per_chunk, req);
+    const at::Tensor chunk_targets = targets.narrow(0, start, len);
+    // The kernel call named in the op list, with its logits, for the step's roofline (bench/step-roofline.ts).
+    std::optional<FusedOutputs> result;
+    [&] {
+      RECORD_FUNCTION("dpsm::fused_loss", std::vector<c10::IValue>({logits, chunk_targets}));
+      result.emplace(fused_loss(logits, chunk_targets, step, per_chunk, req));
+    }();
+    const FusedOutputs& out = *result;
     loss_sum.add_(out.loss);
     if (want_stats) p.stats.narrow(0, start, len).copy_(out.stats);
     if (!any_grad) continue;
@@ -84,8 +127,8 @@ Pass linear_loss_pass(const at::Tensor& hidden, const at::Tensor& weight, const 
     if (grad_w) {
       if (ct == at::kFloat)
         p.grad_weight.addmm_(g.t(), h);
-      else
-        p.grad_weight.add_(at::mm(g.t(), h));
+      else if (!platform::addmm_fp32_accumulate(p.grad_weight, g.t(), h))
+        p.grad_weight.add_(at::mm(g.t(), h));  // the CPU and older libtorch: a 16-bit product per chunk
     }
     if (grad_b) p.grad_bias.add_(g.sum(0, /*keepdim=*/false, at::kFloat));
   }
@@ -93,15 +136,10 @@ Pass linear_loss_pass(const at::Tensor& hidden, const at::Tensor& weight, const 
   if (options.loss.reduction == Reduction::Mean) {
     const at::Tensor count = (targets != options.loss.ignore_index).sum().clamp_min(1);
     p.loss = (loss_sum / count).to(at::kFloat);
-    const at::Tensor scale = count.to(at::kFloat).reciprocal();
-    if (grad_h) p.grad_hidden.mul_(scale);
-    if (grad_w) p.grad_weight.mul_(scale);
-    if (grad_b) p.grad_bias.mul_(scale);
+    if (any_grad) p.grad_scale = count.to(at::kFloat).reciprocal();
   } else {
     p.loss = loss_sum.to(at::kFloat);
   }
-  if (grad_w) p.grad_weight = p.grad_weight.to(weight.scalar_type());
-  if (grad_b) p.grad_bias = p.grad_bias.to(bias.scalar_type()).view(bias.sizes());
   return p;
 }
 
@@ -119,14 +157,21 @@ class FusedLinearLossFunction : public torch::autograd::Function<FusedLinearLoss
     if (gh) ctx->saved_data["grad_hidden"] = p.grad_hidden.view(hidden.sizes());
     if (gw) ctx->saved_data["grad_weight"] = p.grad_weight;
     if (gb) ctx->saved_data["grad_bias"] = p.grad_bias;
+    if (p.grad_scale.defined()) ctx->saved_data["grad_scale"] = p.grad_scale;
+    ctx->saved_data["weight_dtype"] = static_cast<int64_t>(weight.scalar_type());
+    ctx->saved_data["bias_dtype"] = static_cast<int64_t>(bias.scalar_type());
+    ctx->saved_data["bias_sizes"] = bias.sizes().vec();
     return p.loss;
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_outputs) {
-    const at::Tensor& go = grad_outputs[0];
-    // On the CPU the common case (d loss / d loss = 1) costs nothing; on CUDA reading it would sync.
-    const bool scale = go.is_cuda() || go.item<double>() != 1.0;
+    // The mean's 1/count and the incoming gradient in one factor on the device, applied in the one pass a mean
+    // needs anyway: no host read of the incoming gradient (on a device, a synchronisation).
+    const auto found = ctx->saved_data.find("grad_scale");
+    const at::Tensor go = grad_outputs[0].to(at::kFloat);
+    const at::Tensor factor = found == ctx->saved_data.end() ? go : found->second.toTensor() * go;
+    const auto dtype = [&](const char* key) { return static_cast<at::ScalarType>(ctx->saved_data[key].toInt()); };
     torch::autograd::variable_list grads(8);
     const char* names[3] = {"grad_hidden", "grad_weight", "grad_bias"};
     for (int i = 0; i < 3; ++i) {
@@ -134,7 +179,10 @@ class FusedLinearLossFunction : public torch::autograd::Function<FusedLinearLoss
       if (it == ctx->saved_data.end()) continue;  // that input needs no gradient
       at::Tensor g = it->second.toTensor();
       ctx->saved_data.erase(it);
-      if (scale) g.mul_(go.to(g.scalar_type()));
+      g.mul_(factor.to(g.scalar_type()));
+      // ∂weight and ∂bias were accumulated in fp32: to the parameters' dtype after scaling (no-ops for fp32).
+      if (i == 1) g = g.to(dtype("weight_dtype"));
+      if (i == 2) g = g.to(dtype("bias_dtype")).view(ctx->saved_data["bias_sizes"].toIntVector());
       grads[static_cast<size_t>(i)] = g;
     }
     return grads;

@@ -11,15 +11,17 @@
 
 namespace dpsm::core {
 
-// A chunk's logits stay within this many bytes (fp32 at V = 50,257: 333 rows).
+// A chunk's logits stay within this many bytes on the CPU (fp32 at V = 50,257: 333 rows).
 constexpr int64_t kLinearLossChunkBytes = int64_t(64) << 20;
+// LinearLossOptions::chunk_bytes: kLinearLossChunkBytes on the CPU, a share of the device's free memory on CUDA.
+constexpr int64_t kAutoChunkBytes = 0;
 
 struct LinearLossOptions {
   LossOptions loss;  // reduction mean or sum (a per-token loss would need the logits again in backward)
   // The logits' dtype: bf16 where the unfused head runs under platform::AutocastBF16 (its matmul is autocast to
   // bf16 there, bias added in bf16 here), otherwise the weight's. ∂weight and ∂bias accumulate in fp32.
   at::ScalarType compute_dtype = at::kFloat;
-  int64_t chunk_bytes = kLinearLossChunkBytes;
+  int64_t chunk_bytes = kAutoChunkBytes;
 };
 
 // The differentiable op: hidden [..., d], weight [V, d], bias [V] or an empty tensor (none), targets [...].

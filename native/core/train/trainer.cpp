@@ -1,6 +1,7 @@
 #include "trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/record_function.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include <algorithm>
@@ -20,6 +21,15 @@ std::vector<std::string> names_of(LanguageModel& m) {
   std::vector<std::string> out;
   for (const auto& p : m.named_parameters()) out.push_back(p.key());
   return out;
+}
+
+// The targets of rows [first, first + rows) of a host batch's targets that are not `ignore`, counted on the host
+// from the tensor's memory (no ATen op: the step's op list, test/step-ops.test.ts, holds no item()).
+int64_t count_targets(const at::Tensor& targets, int64_t ignore, int64_t first, int64_t rows) {
+  const at::Tensor t = targets.to(at::kLong).contiguous();
+  const int64_t per_row = t.dim() > 1 ? t.numel() / t.size(0) : 1;
+  const int64_t* p = t.data_ptr<int64_t>() + first * per_row;
+  return static_cast<int64_t>(rows * per_row - std::count(p, p + rows * per_row, ignore));
 }
 
 std::vector<at::Tensor> params_of(LanguageModel& m) {
@@ -49,6 +59,7 @@ TrainConfig train_config_from_json(const Json& j) {
   c.distributed = distributed_config_from_json(field<Json>(j, "distributed"));
   const Json fused_head = field<Json>(j, "fusedHead");  // true, false or "auto": only false turns it off
   c.fused_head = !(fused_head.is_boolean() && !fused_head.get<bool>());
+  c.update_ratio_every = field<int64_t>(j, "updateRatioEvery");
   c.document = j;
   return c;
 }
@@ -79,8 +90,9 @@ Trainer::Trainer(std::shared_ptr<LanguageModel> model, TrainConfig config, std::
 
 std::string Trainer::fingerprint() const {
   Json trainer = cfg_.document;
-  trainer.erase("runDir");     // where the run lives, not what it is
-  trainer.erase("fusedHead");  // how the loss is computed, not which: the same curve to float rounding
+  trainer.erase("runDir");            // where the run lives, not what it is
+  trainer.erase("fusedHead");         // how the loss is computed, not which: the same curve to float rounding
+  trainer.erase("updateRatioEvery");  // a diagnostic's sampling, not the run
   // Which rank this is and where the ranks meet are not what the run is; how many ranks there are is (it sets
   // the global batch). One process leaves no trace, so its checkpoints resume as they always did.
   if (cfg_.distributed.world_size > 1)
@@ -169,9 +181,10 @@ void Trainer::forward_backward(const Objective& objective, const Batch& b, doubl
   loss_sum += loss.detach().to(at::kFloat);
 }
 
-at::Tensor Trainer::update(double lr, int64_t step) {
+at::Tensor Trainer::update(double lr, int64_t step, bool measure_ratio) {
+  RECORD_USER_SCOPE("dpsm::optimizer");
   const at::Tensor norm = cfg_.optim.grad_clip > 0 ? gradient_norm(optim_.params) : at::Tensor();
-  optim_.step(lr, step, norm.defined() ? clip_coefficient(norm, cfg_.optim) : at::Tensor());
+  optim_.step(lr, step, norm.defined() ? clip_coefficient(norm, cfg_.optim) : at::Tensor(), measure_ratio);
   optim_.zero_grad();
   return norm;
 }
@@ -226,7 +239,8 @@ std::vector<std::vector<double>> Trainer::time_steps(const std::vector<Objective
       at::Tensor component_sum = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(device_));
       for (const Batch& b : micro_batches)
         forward_backward(objectives[i], b, static_cast<double>(cfg_.grad_accum), loss_sum, component_sum);
-      const at::Tensor norm = update(lr, step++);
+      const at::Tensor norm = update(lr, step, measures_ratio(step));
+      ++step;
       // Until its numbers are on the host, the step is not over.
       (void)platform::LaggedRead(step_numbers(loss_sum, component_sum, norm)).get();
       const double elapsed = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
@@ -320,7 +334,8 @@ void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const 
     r.grad_norm = n[3];
     r.ce = v[1] / static_cast<double>(std::max<int64_t>(1, tokens));
     r.brier = v[2] / static_cast<double>(std::max<int64_t>(1, tokens));
-    r.update_ratio = AdamW::update_ratio(n[4], n[5]);
+    r.has_update_ratio = p.measured_ratio;
+    if (p.measured_ratio) r.update_ratio = AdamW::update_ratio(n[4], n[5]);
     r.step_ms = p.ended->ms_since(*p.started);
     r.tokens_per_s = static_cast<double>(tokens) / (r.step_ms / 1000.0);
     r.tokens_seen = state_.tokens_seen;
@@ -334,57 +349,63 @@ void Trainer::fit(const std::function<void(const ProgressRecord&)>& emit, const 
       reason = "aborted";
       break;
     }
-    const platform::DeviceMark started(device_);
-    const int64_t step = state_.step;
-    const double lr = lr_at(cfg_.optim, step);
-    const bool noisy = noise_.step_is_noisy(step);
-    at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(device_));
-    at::Tensor component_sum = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(device_));
-    int64_t tokens = 0;
-    for (int64_t micro = 0; micro < cfg_.grad_accum; ++micro) {
-      // The whole global batch is made on the host (token ids), its noise drawn as one process would draw it
-      // and its targets counted there; then this rank's rows go to the device.
-      Batch b = train_->batch(sampler_.next(), ignore, at::Device(at::kCPU));
-      if (noisy) noise_.corrupt(b.targets, step);
-      if (cfg_.summary_swap > 0) {
-        // Decoder inputs are the targets shifted right: a row that takes another's reference takes both.
-        const uint64_t index = static_cast<uint64_t>(step * cfg_.grad_accum + micro);
-        const auto rows = summary_swap_sources(cfg_.data_seed, index, b.targets.size(0), cfg_.summary_swap);
-        const at::Tensor src = at::tensor(rows, at::TensorOptions().dtype(at::kLong));
-        b.targets = b.targets.index_select(0, src);
-        if (b.decoder_input_ids.defined()) b.decoder_input_ids = b.decoder_input_ids.index_select(0, src);
-      }
-      const at::Tensor real = b.targets != ignore;
-      const int64_t own = real.narrow(0, first_row, rank_rows).sum().item<int64_t>();
-      // Several ranks: this rank's mean is weighted by its share of the global batch's targets (times the ranks,
-      // whose gradients are averaged), so the step's gradient is the global batch's mean as one process takes it,
-      // whatever the rows' lengths.
-      double weight = 1.0;
-      if (dp_.active()) {
-        const int64_t global_tokens = real.sum().item<int64_t>();
-        weight =
-            global_tokens > 0 ? static_cast<double>(own * dp_.world_size()) / static_cast<double>(global_tokens) : 0.0;
-      }
-      tokens += own;
-      b = slice_rows(b, first_row, rank_rows, device_);
-      forward_backward(cfg_.objective, b, static_cast<double>(cfg_.grad_accum), loss_sum, component_sum, weight);
-    }
-    dp_.average_gradients(optim_.params);
-    const at::Tensor grad_norm = update(lr, step);
-    loss_step_.add_(1);  // one optimiser step: α moves on (never per micro-batch, never in evaluation)
-    ++state_.step;
-
+    // One step's queued work, named for the op-list guard (test/step-ops.test.ts) and any libtorch profiler; the
+    // previous step's numbers are read after it.
     PendingStep p;
-    p.record.type = ProgressRecord::Type::Step;
-    p.record.step = state_.step;
-    p.record.alpha = objective_alpha(cfg_.objective, step);  // the α this step's kernel read
-    p.record.lr = lr;
-    p.record.noisy = noisy;
-    p.tokens = tokens;
-    p.abort_asked = abort.load();
-    p.numbers = platform::LaggedRead(step_numbers(loss_sum, component_sum, grad_norm));
-    p.started = started;
-    p.ended.emplace(device_);
+    {
+      RECORD_USER_SCOPE("dpsm::step");
+      const platform::DeviceMark started(device_);
+      const int64_t step = state_.step;
+      const double lr = lr_at(cfg_.optim, step);
+      const bool noisy = noise_.step_is_noisy(step);
+      at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(device_));
+      at::Tensor component_sum = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(device_));
+      int64_t tokens = 0;
+      for (int64_t micro = 0; micro < cfg_.grad_accum; ++micro) {
+        // The whole global batch is made on the host (token ids), its noise drawn as one process would draw it
+        // and its targets counted there; then this rank's rows go to the device.
+        Batch b = train_->batch(sampler_.next(), ignore, at::Device(at::kCPU));
+        if (noisy) noise_.corrupt(b.targets, step);
+        if (cfg_.summary_swap > 0) {
+          // Decoder inputs are the targets shifted right: a row that takes another's reference takes both.
+          const uint64_t index = static_cast<uint64_t>(step * cfg_.grad_accum + micro);
+          const auto rows = summary_swap_sources(cfg_.data_seed, index, b.targets.size(0), cfg_.summary_swap);
+          const at::Tensor src = at::tensor(rows, at::TensorOptions().dtype(at::kLong));
+          b.targets = b.targets.index_select(0, src);
+          if (b.decoder_input_ids.defined()) b.decoder_input_ids = b.decoder_input_ids.index_select(0, src);
+        }
+        const int64_t own = count_targets(b.targets, ignore, first_row, rank_rows);
+        // Several ranks: this rank's mean is weighted by its share of the global batch's targets (times the ranks,
+        // whose gradients are averaged), so the step's gradient is the global batch's mean as one process takes it,
+        // whatever the rows' lengths.
+        double weight = 1.0;
+        if (dp_.active()) {
+          const int64_t global_tokens = count_targets(b.targets, ignore, 0, b.targets.size(0));
+          weight = global_tokens > 0 ? static_cast<double>(own * dp_.world_size()) / static_cast<double>(global_tokens)
+                                     : 0.0;
+        }
+        tokens += own;
+        b = slice_rows(b, first_row, rank_rows, device_);
+        forward_backward(cfg_.objective, b, static_cast<double>(cfg_.grad_accum), loss_sum, component_sum, weight);
+      }
+      dp_.average_gradients(optim_.params);
+      const bool measure_ratio = measures_ratio(step);
+      const at::Tensor grad_norm = update(lr, step, measure_ratio);
+      loss_step_.add_(1);  // one optimiser step: α moves on (never per micro-batch, never in evaluation)
+      ++state_.step;
+
+      p.measured_ratio = measure_ratio;
+      p.record.type = ProgressRecord::Type::Step;
+      p.record.step = state_.step;
+      p.record.alpha = objective_alpha(cfg_.objective, step);  // the α this step's kernel read
+      p.record.lr = lr;
+      p.record.noisy = noisy;
+      p.tokens = tokens;
+      p.abort_asked = abort.load();
+      p.numbers = platform::LaggedRead(step_numbers(loss_sum, component_sum, grad_norm));
+      p.started = started;
+      p.ended.emplace(device_);
+    }
     finish_pending();  // the step before this one
     pending = std::move(p);
 

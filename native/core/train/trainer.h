@@ -45,6 +45,9 @@ struct TrainConfig {
   // allows it and the model's head is a linear map; false: logits, then the loss. (lib/trainer.ts refuses
   // fusedHead: true for an objective that needs the logits; here true and "auto" are the same.)
   bool fused_head = true;
+  // The update-to-weight ratio is measured on steps 1, 1 + k, 1 + 2k, ... (k = this; 0: never): it costs a copy
+  // and two norms of the weights (28 bytes per parameter) on those steps only.
+  int64_t update_ratio_every = 1;
   Json document;  // the document all of the above came from
 };
 // lib/'s trainer document (lib/schemas/trainer.ts states every field and its default).
@@ -57,6 +60,7 @@ struct ProgressRecord {
   // Step diagnostics: the mean CE and Brier scores of the step's tokens (whatever the objective trained) and
   // the update-to-weight ratio ‖Δθ‖/‖θ‖.
   double ce = 0, brier = 0, update_ratio = 0;
+  bool has_update_ratio = false;  // whether this step measured update_ratio (TrainConfig::update_ratio_every)
   double step_ms = 0, tokens_per_s = 0, elapsed_s = 0;
   int64_t tokens_seen = 0;
   int64_t peak_memory_bytes = -1;
@@ -110,9 +114,12 @@ class Trainer {
                         at::Tensor& component_sum, double weight = 1.0);
   // Clipping, the AdamW update and clearing the gradients; returns the gradient norm before clipping (a
   // device scalar; undefined when clipping is off).
-  at::Tensor update(double lr, int64_t step);
+  at::Tensor update(double lr, int64_t step, bool measure_ratio);
+  // Whether the 0-based optimiser step `step` measures the update-to-weight ratio.
+  bool measures_ratio(int64_t step) const { return cfg_.update_ratio_every > 0 && step % cfg_.update_ratio_every == 0; }
   // A step's numbers in one float64 device tensor, read back in one copy: [loss sum, CE sum, Brier sum,
-  // gradient norm (0 when clipping is off), ‖Δθ‖², ‖θ‖², the kernel's error flag].
+  // gradient norm (0 when clipping is off), ‖Δθ‖², ‖θ‖² (of the last step that measured them), the kernel's error
+  // flag].
   at::Tensor step_numbers(const at::Tensor& loss_sum, const at::Tensor& component_sum,
                           const at::Tensor& grad_norm) const;
   // A step whose record waits for its numbers (fit reads them one step late).
@@ -120,6 +127,7 @@ class Trainer {
     ProgressRecord record;  // what the host knows already
     int64_t tokens = 0;     // this rank's targets
     bool abort_asked = false;
+    bool measured_ratio = false;
     platform::LaggedRead numbers;  // step_numbers
     std::optional<platform::DeviceMark> started, ended;
   };
