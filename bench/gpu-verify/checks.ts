@@ -833,38 +833,16 @@ async function stepStage(checks: Check[]): Promise<unknown> {
 const WT2_VARIATIONS = "ce,dpsm-linear,brier,dpsm-cosine,dpsm-fixed-0.5,ce-then-brier,dpsm-fixed-0.25,dpsm-fixed-0.75";
 async function wt2Stage(checks: Check[], boxS: number): Promise<unknown> {
   const dir = path.join(work, "exp1-wt2-small");
-  const common = ["bin/dpsm-native.mjs", "exp1", "--profile", "wt2-small", "--out", dir];
-  const r = await runChild(
-    "bash",
-    [
-      path.join(here, "in-tree.sh"),
-      ...common,
-      "--seeds",
-      "0",
-      "--max-steps",
-      "100",
-      "--lr-warmup-steps",
-      "10",
-      "--eval-every",
-      "50",
-      "--variations",
-      WT2_VARIATIONS,
-      "--baselines",
-      "none",
-      "--no-label-noise",
-      "--low-resource",
-      "none",
-      "--warmup-sweep",
-      "none",
-      "--ood",
-      "none",
-      "--no-efficiency-audit",
-    ],
-    Math.max(20, boxS - 35),
-    "wt2-small",
-  );
-  if (r.timedOut)
-    await runChild("bash", [path.join(here, "in-tree.sh"), ...common, "--report-only"], 30, "wt2-small-report");
+  // The same settings again for --report-only: the experiment's folder pins its configuration.
+  const settings = [
+    ...["bin/dpsm-native.mjs", "exp1", "--profile", "wt2-small", "--out", dir, "--seeds", "0", "--max-steps", "100"],
+    ...["--lr-warmup-steps", "10", "--eval-every", "50", "--variations", WT2_VARIATIONS, "--baselines", "none"],
+    ...["--no-label-noise", "--low-resource", "none", "--warmup-sweep", "none", "--ood", "none"],
+    "--no-efficiency-audit",
+  ];
+  const inTree = path.join(here, "in-tree.sh");
+  const r = await runChild("bash", [inTree, ...settings], Math.max(20, boxS - 35), "wt2-small");
+  if (r.timedOut) await runChild("bash", [inTree, ...settings, "--report-only"], 30, "wt2-small-report");
   const finished: { run: string; result: unknown }[] = [];
   const walk = (d: string): void => {
     if (!fs.existsSync(d)) return;
