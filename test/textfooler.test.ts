@@ -87,6 +87,17 @@ test("candidates: nearest neighbours within cosine, POS kept, window similarity,
   t.true(tight.length <= candidatesFor(words, at("surgery"), vectors, o).length);
 });
 
+test("a model that ignores its source is not attacked by rounding: swaps need a drop of minDrop", async (t) => {
+  const source = "The doctor said that the patient would recover after the surgery in March.";
+  // Constructed scores: the same likelihood whatever the source, up to float32-sized noise that favours longer texts.
+  const flat = async (texts: string[]) => Float64Array.from(texts, (x) => -2 - 1e-7 * x.length);
+  const a = await textFooler(source, flat, vectors);
+  t.deepEqual(a.substitutions, []);
+  t.is(a.attackedScore, a.cleanScore);
+  const noisy = await textFooler(source, flat, vectors, { minDrop: 0 });
+  t.true(noisy.substitutions.length > 0, "without the floor, noise alone buys swaps");
+});
+
 // Bytes + 3, the fixture's vocabulary (test/helpers/seq2seq-data.ts), EOS 2; the fixture has 128 positions.
 const encode = (text: string) => {
   const body = Int32Array.from(Buffer.from(text, "utf8").subarray(0, 95), (b) => b + 3);

@@ -59,6 +59,14 @@ export const AttackOptionsSchema = z
       .default(1000)
       .describe("most sources scored per example: the clean one, the deletions and every candidate"),
     posMatch: z.boolean().default(true).describe("keep the part of speech of a swapped word (wink-nlp's tags)"),
+    minDrop: z
+      .number()
+      .min(0)
+      .default(1e-4)
+      .describe(
+        "least drop of the target's mean log-likelihood per token (nats) for a swap to be kept: far above float32 " +
+          "noise (≈ 1e-7 here), so a model that ignores its source is not attacked by rounding",
+      ),
   })
   .strict();
 export type AttackOptions = z.output<typeof AttackOptionsSchema>;
@@ -175,9 +183,10 @@ function visibleTokens(words: readonly Word[], fits: (prefix: string) => boolean
 
 /**
  * TextFooler's greedy search on one source: importance by deletion, then swaps in importance order, each the
- * candidate that lowers the target's likelihood most, kept only when it lowers it. `fits` tells whether a prefix
- * of the source lies whole within the model's source length (default: all of it does); only the words it covers are
- * counted and tried. Deterministic: no sampling anywhere (ties go to the earlier word and the nearer candidate).
+ * candidate that lowers the target's likelihood most, kept only when it lowers it by minDrop or more. `fits`
+ * tells whether a prefix of the source lies whole within the model's source length (default: all of it does); only
+ * the words it covers are counted and tried. Deterministic: no sampling anywhere (ties go to the earlier word and
+ * the nearer candidate).
  */
 export async function textFooler(
   source: string,
@@ -225,7 +234,9 @@ export async function textFooler(
     const s = await score(texts);
     queries += cands.length;
     let best = -1;
-    for (let k = 0; k < cands.length; k++) if (s[k]! < current && (best < 0 || s[k]! < s[best]!)) best = k;
+    for (let k = 0; k < cands.length; k++) {
+      if (s[k]! <= current - o.minDrop && (best < 0 || s[k]! < s[best]!)) best = k;
+    }
     if (best < 0) continue;
     substitutions.push({ token: i, from: words[i]!.value, to: cands[best]! });
     words = words.map((x, k) => (k === i ? { ...x, value: cands[best]! } : x));

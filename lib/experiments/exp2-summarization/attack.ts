@@ -216,7 +216,7 @@ export function attackSection(
     "",
     `Each source's words are ranked by how much deleting one lowers the model's log-likelihood of its own clean ` +
       `summary; in that order each is swapped for the one of its ${a.candidates} nearest neighbours (cosine ≥ ` +
-      `${a.minCosine}) in ${first.vectors} that lowers it most, keeping the word's part of speech (wink-nlp's tagger, ` +
+      `${a.minCosine}) in ${first.vectors} that lowers it most (by ${a.minDrop} nats per token or more), keeping the word's part of speech (wink-nlp's tagger, ` +
       `in place of NLTK / flair) and a ${a.window}-word window's angular similarity ≥ ${a.minSimilarity} by mean ` +
       `word vectors (in place of the Universal Sentence Encoder, which is TensorFlow Hub only), stop words never; ` +
       `at most ${100 * a.maxChangedShare} % of the words and ${a.maxQueries} queries per example, on the first ` +
