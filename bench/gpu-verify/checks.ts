@@ -686,6 +686,7 @@ async function sanitizerStage(checks: Check[]): Promise<unknown> {
       // ended meanwhile
     }
   }
+  if (probeRead("failed")) throw new Error(probeRead("failed").trim());
   const tool = probeRead("sanitizer-path").trim();
   const details: Record<string, unknown> = { computeSanitizer: tool };
   for (const t of SANITIZER_TOOLS) {

@@ -29,11 +29,13 @@ mkdir -p "$out"
 say() { printf '[gpu-verify %(%H:%M:%S)T] %s\n' -1 "$*" | tee -a "$out/run.log"; }
 
 device=cuda
+only=
 for ((i = 1; i <= $#; i++)); do
-  if [ "${!i}" = "--device" ]; then
-    j=$((i + 1))
-    device=${!j}
-  fi
+  j=$((i + 1))
+  case "${!i}" in
+  --device) device=${!j} ;;
+  --only) only=${!j} ;;
+  esac
 done
 [ "$device" = cpu ] && cuda=OFF || cuda=ON
 
@@ -134,7 +136,11 @@ fi
 # sanitizer stage's box is over, and here at the end whatever happened.
 probe_pgid=
 probe=$work/probe
-if [ "$cuda" = ON ]; then
+# With --only and neither probe stage named, no probe: it would share the GPU with the stages being timed.
+if [ -n "$only" ] && ! [[ ",$only," =~ ,(exp2|sanitizer), ]]; then
+  echo "--only $only names neither exp2 nor sanitizer" >"$probe/why"
+  cp "$probe/why" "$probe/no-sanitizer"
+elif [ "$cuda" = ON ]; then
   sanitizer=
   nvidia_bins=$("$py" -c 'import importlib.util as u,sys;s=u.find_spec("nvidia");[print(p) for p in (s.submodule_search_locations if s else [])]' 2>/dev/null || true)
   for c in "$(command -v compute-sanitizer || true)" "${CUDA_HOME:-/nonexistent}/bin/compute-sanitizer" \
