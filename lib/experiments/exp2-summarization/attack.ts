@@ -251,7 +251,7 @@ export function attackSection(
         ci(
           r.attacks.map((x) => x.cleanScore - x.attackedScore),
           1,
-          3,
+          4,
         ),
         fmt(r.attacks.reduce((s, x) => s + x.queries, 0) / r.attacks.length, 0),
       ]),
