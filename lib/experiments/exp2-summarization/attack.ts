@@ -6,10 +6,8 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 
-import { z } from "zod";
-
 import { seq2seqScorer } from "../../attack/seq2seq-scorer.ts";
-import { type AttackResult, AttackOptionsSchema, textFooler } from "../../attack/textfooler.ts";
+import { type AttackResult, textFooler } from "../../attack/textfooler.ts";
 import { WordVectors } from "../../attack/word-vectors.ts";
 import { preprocessSummarization } from "../../data/summarization.ts";
 import { Evaluator } from "../../evaluator.ts";
@@ -21,29 +19,9 @@ import type { EvalMetrics } from "../../native.ts";
 import { fmt, formatTable } from "../../report/table.ts";
 import type { Finished } from "../framework/spec.ts";
 import type { Seq2SeqTokenizer } from "../../tokenizers/index.ts";
+import type { AttackSettings } from "./attack-settings.ts";
 import type { Exp2Config } from "./config.ts";
 import type { EvalSet } from "./data.ts";
-
-export const AttackSettingsSchema = AttackOptionsSchema.extend({
-  vectors: z
-    .string()
-    .min(1)
-    .refine((f) => fs.statSync(f, { throwIfNoEntry: false })?.isFile() ?? false, "expected a word vector file")
-    .optional()
-    .describe(
-      "word vectors in GloVe's text format (`word v1 … vd`), counter-fitted ones for TextFooler's recipe; " +
-        "without them the attack is not run",
-    ),
-  examples: z.number().int().min(1).default(500).describe("test examples attacked: the first n of the test set"),
-  batchSize: z.number().int().min(1).default(16).describe("sources per forward pass of the attack's queries"),
-})
-  .strict()
-  .describe(
-    "TextFooler on the sources of every clean run's last checkpoint (lib/attack/textfooler.ts): word " +
-      "substitutions from the vectors' nearest neighbours that lower the model's likelihood of its own clean " +
-      "summary, within a share of changed words and a number of queries per example",
-  );
-export type AttackSettings = z.output<typeof AttackSettingsSchema>;
 
 /** What one run's last checkpoint did on attacked sources (run-job.ts keeps it in its result). */
 export interface AttackSetResult {

@@ -13,7 +13,7 @@ import { SHAO_RECIPE, type VariationLoss } from "../framework/losses.ts";
 import { LOW_RESOURCE_SETTING, lowResourceSchema } from "../framework/low-resource.ts";
 import type { ConfigOf } from "../framework/spec.ts";
 import { MACHINE_SETTINGS } from "../framework/trainer-settings.ts";
-import { AttackSettingsSchema } from "./attack.ts";
+import { AttackSettingsSchema } from "./attack-settings.ts";
 
 export const VARIATIONS = ["ce", "brier", "dpsm-warm10", "dpsm-warm20", "ce-then-brier"] as const;
 export type Variation = (typeof VARIATIONS)[number];
