@@ -8,10 +8,10 @@
 // the raters' unblinded choices per (pair, article) (agreement.ts). Attention checks (an item repeated with A and
 // B swapped) are left out of all of these and reported per rater: a check fails when the repeat prefers the
 // other system, or a tie where the first did not (or the reverse), on either criterion.
-import fs from "node:fs";
 import path from "node:path";
 
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.ts";
+import { ensureFolder } from "../io/paths.ts";
 import { bootstrapInterval, seededResampler } from "../metrics/bootstrap.ts";
 import { holm, signTest } from "../metrics/stats.ts";
 import { fmt, formatTable } from "../report/table.ts";
@@ -305,7 +305,7 @@ export function analysisMarkdown(a: StudyAnalysis, dir: string): string {
 export function writeAnalysis(a: StudyAnalysis, dir: string): { markdown: string; json: string } {
   const markdown = path.join(dir, ANALYSIS_MD);
   const json = path.join(dir, ANALYSIS_JSON);
-  fs.mkdirSync(dir, { recursive: true });
+  ensureFolder(dir, "the study folder");
   writeFileAtomic(markdown, analysisMarkdown(a, dir));
   writeJsonAtomic(json, a);
   return { markdown, json };
