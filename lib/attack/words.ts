@@ -2,8 +2,10 @@
 // tags Universal POS in context at about 95 % accuracy, and flags stop words), each with the whitespace before it,
 // so that the text is put back together exactly with one word swapped or deleted. It stands in for the NLTK / flair
 // taggers and the stop-word list TextAttack's recipe uses, which are Python only.
-import winkNLP from "wink-nlp";
-import model from "wink-eng-lite-web-model";
+import { createRequire } from "node:module";
+
+import type winkNLP from "wink-nlp";
+import type model from "wink-eng-lite-web-model";
 
 export interface Word {
   /** the token as written */
@@ -18,9 +20,12 @@ export interface Word {
   word: boolean;
 }
 
+// Required on first use, not imported: the package index reaches this file through exp2's report, and the tagger
+// with its model is tens of MB that only an attack needs (test/package.test.ts checks what a plain import loads).
+const require = createRequire(import.meta.url);
 let nlp: ReturnType<typeof winkNLP> | undefined;
 function tagger(): ReturnType<typeof winkNLP> {
-  nlp ??= winkNLP(model);
+  nlp ??= (require("wink-nlp") as typeof winkNLP)(require("wink-eng-lite-web-model") as typeof model);
   return nlp;
 }
 

@@ -4,7 +4,7 @@ import fs from "node:fs";
 
 import { z } from "zod";
 
-import { AttackOptionsSchema } from "../../attack/textfooler.ts";
+import { AttackOptionsSchema } from "../../attack/options.ts";
 
 export const AttackSettingsSchema = AttackOptionsSchema.extend({
   vectors: z
