@@ -59,33 +59,39 @@ struct Access<float> {
   }
 };
 
-template <>
-struct Access<__nv_bfloat16> {
+// The 16-bit dtypes: a 16-byte vector is four 32-bit words of two elements each; Pair supplies the dtype's
+// unpack2/pack2 of one word.
+template <typename Pair>
+struct PairAccess {
   static constexpr int kVec = 8;
+  static __device__ __forceinline__ void unpack(const uint4& v, float (&x)[kVec]) {
+    Pair::unpack2(v.x, x[0], x[1]);
+    Pair::unpack2(v.y, x[2], x[3]);
+    Pair::unpack2(v.z, x[4], x[5]);
+    Pair::unpack2(v.w, x[6], x[7]);
+  }
+  static __device__ __forceinline__ uint4 pack(const float (&x)[kVec]) {
+    return make_uint4(Pair::pack2(x[0], x[1]), Pair::pack2(x[2], x[3]), Pair::pack2(x[4], x[5]),
+                      Pair::pack2(x[6], x[7]));
+  }
+};
+
+template <>
+struct Access<__nv_bfloat16> : PairAccess<Access<__nv_bfloat16>> {
   static __device__ __forceinline__ float load(const __nv_bfloat16* p) { return __bfloat162float(*p); }
   static __device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
   static __device__ __forceinline__ void unpack2(uint32_t w, float& lo, float& hi) {
     lo = __uint_as_float(w << 16);  // bf16 → f32 is exact: the bits move up
     hi = __uint_as_float(w & 0xffff0000u);
   }
-  static __device__ __forceinline__ void unpack(const uint4& v, float (&x)[kVec]) {
-    unpack2(v.x, x[0], x[1]);
-    unpack2(v.y, x[2], x[3]);
-    unpack2(v.z, x[4], x[5]);
-    unpack2(v.w, x[6], x[7]);
-  }
   static __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
     const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);  // round to nearest even, as the CPU
     return *reinterpret_cast<const uint32_t*>(&h);
   }
-  static __device__ __forceinline__ uint4 pack(const float (&x)[kVec]) {
-    return make_uint4(pack2(x[0], x[1]), pack2(x[2], x[3]), pack2(x[4], x[5]), pack2(x[6], x[7]));
-  }
 };
 
 template <>
-struct Access<__half> {
-  static constexpr int kVec = 8;
+struct Access<__half> : PairAccess<Access<__half>> {
   static __device__ __forceinline__ float load(const __half* p) { return __half2float(*p); }
   static __device__ __forceinline__ void store(__half* p, float v) { *p = __float2half_rn(v); }
   static __device__ __forceinline__ void unpack2(uint32_t w, float& lo, float& hi) {
@@ -93,18 +99,9 @@ struct Access<__half> {
     lo = f.x;
     hi = f.y;
   }
-  static __device__ __forceinline__ void unpack(const uint4& v, float (&x)[kVec]) {
-    unpack2(v.x, x[0], x[1]);
-    unpack2(v.y, x[2], x[3]);
-    unpack2(v.z, x[4], x[5]);
-    unpack2(v.w, x[6], x[7]);
-  }
   static __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
     const __half2 h = __floats2half2_rn(lo, hi);
     return *reinterpret_cast<const uint32_t*>(&h);
-  }
-  static __device__ __forceinline__ uint4 pack(const float (&x)[kVec]) {
-    return make_uint4(pack2(x[0], x[1]), pack2(x[2], x[3]), pack2(x[4], x[5]), pack2(x[6], x[7]));
   }
 };
 
