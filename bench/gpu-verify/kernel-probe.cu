@@ -12,7 +12,9 @@
 //                           a counted row must be written finite, an ignored row exactly 0. Exit 1 on any failure.
 //
 // The kernel's source is included, not linked, so that exp_diff (internal to that file) is the very function timed
-// and checked. Built by run.sh with the host's nvcc: nvcc -O3 -lineinfo -arch=sm_XX -I native/kernels this file.
+// and checked. The sanitize stage's case grid and plumbing (native/kernels/dpsm_check_cases.h) are those of the
+// emulated check (test/helpers/cuda-emu/check.cpp). Built by run.sh with the host's nvcc: nvcc -O3 -lineinfo -arch=sm_XX -I native/kernels this file.
+#include "dpsm_check_cases.h"
 #include "dpsm_cuda.cu"
 
 #include <cmath>
@@ -25,6 +27,9 @@
 namespace {
 
 using namespace dpsm;
+using check::Case;
+using check::get;
+using check::put;
 
 int failures = 0;
 void fail(const std::string& what) {
@@ -85,75 +90,38 @@ int exp2_accuracy() {
 }
 
 // ---- sanitize -------------------------------------------------------------------------------------------------
-size_t elem_size(DType d) { return d == DType::F32 ? 4 : 2; }
+check::Rng rng{0x2545f4914f6cdd1dull};
 
-uint64_t rng_state = 0x2545f4914f6cdd1dull;
-double uniform() {  // xorshift64*, in [0, 1)
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  return static_cast<double>((rng_state * 2685821657736338717ull) >> 11) * 0x1.0p-53;
+// A device copy of n host values.
+template <typename T>
+T* to_device(const T* host, size_t n) {
+  T* p = nullptr;
+  CHECK(cudaMalloc(&p, n * sizeof(T)));
+  CHECK(cudaMemcpy(p, host, n * sizeof(T), cudaMemcpyHostToDevice));
+  return p;
 }
 
-void put(std::vector<uint8_t>& b, DType d, int64_t i, float v) {
-  if (d == DType::F32) {
-    std::memcpy(b.data() + 4 * i, &v, 4);
-  } else if (d == DType::BF16) {
-    const uint16_t h = float_to_bf16_bits(v);
-    std::memcpy(b.data() + 2 * i, &h, 2);
-  } else {
-    const __half x = __float2half(v);
-    std::memcpy(b.data() + 2 * i, &x, 2);
-  }
-}
-
-float get(const std::vector<uint8_t>& b, DType d, int64_t i) {
-  if (d == DType::F32) {
-    float f;
-    std::memcpy(&f, b.data() + 4 * i, 4);
-    return f;
-  }
-  uint16_t h;
-  std::memcpy(&h, b.data() + 2 * i, 2);
-  if (d == DType::BF16) return bf16_bits_to_float(h);
-  __half x;
-  std::memcpy(&x, &h, 2);
-  return __half2float(x);
-}
-
-struct Case {
-  Kind kind;
-  DType dtype;
-  int64_t vocab, rows, pad;
-  int offset, grad_offset;  // elements past the allocation's (256-byte aligned) start
-  bool inplace;
-  double smoothing;
-  int64_t step;
-};
-
-std::string name_of(const Case& c) {
-  static const char* kinds[] = {"ce", "brier", "spherical", "dpsm"};
-  static const char* dtypes[] = {"f32", "bf16", "f16"};
-  char buf[200];
-  std::snprintf(buf, sizeof buf, "%s %s V=%lld rows=%lld pad=%lld off=%d goff=%d%s eps=%.2f",
-                kinds[static_cast<int>(c.kind)], dtypes[static_cast<int>(c.dtype)], (long long)c.vocab,
-                (long long)c.rows, (long long)c.pad, c.offset, c.grad_offset, c.inplace ? " in-place" : "",
-                c.smoothing);
-  return buf;
+// n device values of the byte b repeated.
+template <typename T>
+T* filled(size_t n, int b) {
+  T* p = nullptr;
+  CHECK(cudaMalloc(&p, n * sizeof(T)));
+  CHECK(cudaMemset(p, b, n * sizeof(T)));
+  return p;
 }
 
 void run_case(const Case& c) {
-  const std::string name = name_of(c);
+  const std::string name = check::name_of(c);
   const DType d = c.dtype;
-  const size_t es = elem_size(d);
-  const int64_t V = c.vocab, N = c.rows, stride = V + c.pad;
+  const size_t es = check::elem_size(d);
+  const int64_t V = c.vocab, N = c.rows, stride = c.stride();
   // Exactly as many bytes as the data spans: the last row's last element ends the allocation.
   const size_t span = static_cast<size_t>((N - 1) * stride + V) * es;
   std::vector<uint8_t> host(static_cast<size_t>(N * stride) * es, 0);
   std::vector<int64_t> targets(N);
   for (int64_t r = 0; r < N; ++r) {
-    for (int64_t k = 0; k < V; ++k) put(host, d, r * stride + k, static_cast<float>((uniform() - 0.5) * 12.0));
-    targets[r] = static_cast<int64_t>(uniform() * static_cast<double>(V));
+    for (int64_t k = 0; k < V; ++k) put(host.data(), d, r * stride + k, static_cast<float>((rng.uniform() - 0.5) * 12.0));
+    targets[r] = static_cast<int64_t>(rng.uniform() * static_cast<double>(V));
   }
   if (N > 2) targets[2] = -100;  // ignored
   if (N > 4) targets[4] = V;     // out of range: flagged
@@ -168,38 +136,22 @@ void run_case(const Case& c) {
     CHECK(cudaMalloc(&g_sep, c.grad_offset * es + span));
     g = g_sep + c.grad_offset * es;
     std::vector<uint8_t> poison(V * es);
-    for (int64_t k = 0; k < V; ++k) put(poison, d, k, NAN);
+    for (int64_t k = 0; k < V; ++k) put(poison.data(), d, k, NAN);
     for (int64_t r = 0; r < N; ++r)
       CHECK(cudaMemcpy(g + r * stride * es, poison.data(), V * es, cudaMemcpyHostToDevice));
   }
-  int64_t *dt = nullptr, *dstep = nullptr;
-  float *loss = nullptr, *stats = nullptr, *alpha = nullptr, *scale = nullptr, *go = nullptr;
-  int32_t* bad = nullptr;
-  CHECK(cudaMalloc(&dt, N * sizeof(int64_t)));
-  CHECK(cudaMemcpy(dt, targets.data(), N * sizeof(int64_t), cudaMemcpyHostToDevice));
-  CHECK(cudaMalloc(&dstep, sizeof(int64_t)));
-  CHECK(cudaMemcpy(dstep, &c.step, sizeof(int64_t), cudaMemcpyHostToDevice));
-  CHECK(cudaMalloc(&loss, N * sizeof(float)));
-  CHECK(cudaMalloc(&stats, N * kStatCount * sizeof(float)));
+  int64_t* dt = to_device(targets.data(), N);
+  int64_t* dstep = to_device(&c.step, 1);
   // NaN bytes: initialised for initcheck, and a loss the kernel leaves unwritten fails the finite check below.
-  CHECK(cudaMemset(loss, 0xff, N * sizeof(float)));
-  CHECK(cudaMemset(stats, 0xff, N * kStatCount * sizeof(float)));
+  float* loss = filled<float>(N, 0xff);
+  float* stats = filled<float>(N * kStatCount, 0xff);
+  float* alpha = nullptr;
   CHECK(cudaMalloc(&alpha, sizeof(float)));
-  CHECK(cudaMalloc(&bad, sizeof(int32_t)));
-  CHECK(cudaMemset(bad, 0, sizeof(int32_t)));
+  int32_t* bad = filled<int32_t>(1, 0);
   const float w = 1.0f / 7.0f;
-  CHECK(cudaMalloc(&scale, sizeof(float)));
-  CHECK(cudaMemcpy(scale, &w, sizeof(float), cudaMemcpyHostToDevice));
+  float* scale = to_device(&w, 1);
 
-  FusedArgs a;
-  a.logits = zd;
-  a.dtype = d;
-  a.n_rows = N;
-  a.vocab = V;
-  a.row_stride = stride;
-  a.targets = dt;
-  a.ignore_index = -100;
-  a.spec = LossSpec{c.kind, Schedule::Linear, 5.0, 0.3, c.smoothing};
+  FusedArgs a = check::fused_args(c, zd, dt);
   a.step = dstep;
   a.grad_scale = scale;
   a.row_loss = loss;
@@ -224,7 +176,7 @@ void run_case(const Case& c) {
     if (bad_row) continue;
     if (!std::isfinite(l[r]) || (ignored && l[r] != 0.0f)) fail(name + ": row " + std::to_string(r) + " loss");
     for (int64_t k = 0; k < V; ++k) {
-      const float v = get(out, d, r * stride + k);
+      const float v = get(out.data(), d, r * stride + k);
       if (!std::isfinite(v) || (ignored && v != 0.0f)) {
         fail(name + ": row " + std::to_string(r) + " element " + std::to_string(k) + " = " + std::to_string(v));
         break;
@@ -235,17 +187,9 @@ void run_case(const Case& c) {
   // The backward's scaling: one factor for all rows, then one per row.
   std::vector<float> factors(N);
   for (int64_t r = 0; r < N; ++r) factors[r] = r % 2 == 0 ? 1.0f : 0.5f;
-  CHECK(cudaMalloc(&go, N * sizeof(float)));
-  CHECK(cudaMemcpy(go, factors.data(), N * sizeof(float), cudaMemcpyHostToDevice));
+  float* go = to_device(factors.data(), N);
   for (int mode = 0; mode < 2; ++mode) {
-    ScaleArgs s;
-    s.grad = g;
-    s.dtype = d;
-    s.n_rows = N;
-    s.vocab = V;
-    s.grad_stride = stride;
-    s.go = go + (mode == 0 ? 1 : 0);
-    s.go_stride = mode == 0 ? 0 : 1;
+    const ScaleArgs s = check::scale_args(c, g, go + (mode == 0 ? 1 : 0), mode == 0 ? 0 : 1);
     if (cuda::launch_scale(s, nullptr) != 0) fail(name + ": launch_scale refused");
   }
   CHECK(cudaDeviceSynchronize());
@@ -262,16 +206,8 @@ int sanitize() {
   for (DType d : {DType::F32, DType::BF16, DType::F16})
     for (Kind kind : {Kind::CE, Kind::Brier, Kind::Spherical, Kind::DPSM})
       for (int64_t V : vocabs) {
-        Case c{};
-        c.kind = kind;
-        c.dtype = d;
-        c.vocab = V;
+        Case c = check::grid_case(i, d, kind, V);
         c.rows = V > 1000 ? 5 : 7;
-        c.pad = i % 5 == 0 ? 3 : 0;
-        c.offset = i % 7;
-        c.grad_offset = i % 4 == 3 ? (c.offset + 1) % 8 : c.offset;  // every 4th: a gradient at another phase
-        c.inplace = i % 4 == 1;
-        c.smoothing = kind != Kind::Spherical && i % 3 == 0 ? 0.1 : 0.0;
         c.step = i % 9;
         run_case(c);
         ++i;

@@ -2,7 +2,8 @@
 // (native/kernels/dpsm_cpu.cpp, its baseline build) on the same inputs, for test/cuda-emulated.test.ts: every kind,
 // schedule, smoothing and dtype, vocabularies that leave rows at every 16-byte phase, in-place gradients and
 // gradients at another phase (the scalar fallback), ignored and out-of-range targets, the argmax statistics, and
-// the backward's scaling kernel. Prints one line per failure and a summary; exits 1 on any failure.
+// the backward's scaling kernel. The case grid and its plumbing are native/kernels/dpsm_check_cases.h, shared with
+// the GPU probe (bench/gpu-verify/kernel-probe.cu). Prints one line per failure and a summary; exits 1 on any failure.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "dpsm_check_cases.h"
 #include "dpsm_kernels.h"
 
 namespace dpsm::cpu::baseline {
@@ -21,43 +23,13 @@ void fused_rows(const FusedArgs&, int64_t, int64_t);
 namespace {
 
 using namespace dpsm;
+using check::Case;
+using check::get;
+using check::put;
 
-uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-double uniform() {  // xorshift64*, in [0, 1)
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  return static_cast<double>((rng_state * 2685821657736338717ull) >> 11) * 0x1.0p-53;
-}
+check::Rng rng{0x9e3779b97f4a7c15ull};
+double uniform() { return rng.uniform(); }
 double normal() { return std::sqrt(-2.0 * std::log(1.0 - uniform())) * std::cos(6.283185307179586 * uniform()); }
-
-size_t elem_size(DType d) { return d == DType::F32 ? 4 : 2; }
-
-float get(const uint8_t* base, DType d, int64_t i) {
-  if (d == DType::F32) {
-    float f;
-    std::memcpy(&f, base + 4 * i, 4);
-    return f;
-  }
-  uint16_t h;
-  std::memcpy(&h, base + 2 * i, 2);
-  if (d == DType::BF16) return bf16_bits_to_float(h);
-  _Float16 x;
-  std::memcpy(&x, &h, 2);
-  return static_cast<float>(x);
-}
-
-void put(uint8_t* base, DType d, int64_t i, float v) {
-  if (d == DType::F32) {
-    std::memcpy(base + 4 * i, &v, 4);
-  } else if (d == DType::BF16) {
-    const uint16_t h = float_to_bf16_bits(v);
-    std::memcpy(base + 2 * i, &h, 2);
-  } else {
-    const _Float16 x = static_cast<_Float16>(v);
-    std::memcpy(base + 2 * i, &x, 2);
-  }
-}
 
 // A zeroed buffer whose element 0 sits `offset` elements past a 64-byte boundary.
 struct Buffer {
@@ -70,32 +42,9 @@ struct Buffer {
   }
 };
 
-struct Case {
-  Kind kind;
-  Schedule schedule;
-  double smoothing;
-  DType dtype;
-  int64_t vocab, rows, pad;  // row stride = vocab + pad
-  int offset, grad_offset;   // elements past 64-byte alignment of logits[0] and grad[0]
-  bool inplace, extreme;
-  int64_t step;
-};
-
 int failures = 0;
 void fail(const std::string& what, const std::string& name) {
   if (++failures <= 40) std::printf("FAIL %s: %s\n", name.c_str(), what.c_str());
-}
-
-std::string name_of(const Case& c) {
-  static const char* kinds[] = {"ce", "brier", "spherical", "dpsm"};
-  static const char* scheds[] = {"linear", "cosine", "fixed", "step"};
-  static const char* dtypes[] = {"f32", "bf16", "f16"};
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "%s/%s eps=%.2f %s V=%lld rows=%lld pad=%lld off=%d goff=%d%s%s step=%lld",
-                kinds[static_cast<int>(c.kind)], scheds[static_cast<int>(c.schedule)], c.smoothing,
-                dtypes[static_cast<int>(c.dtype)], (long long)c.vocab, (long long)c.rows, (long long)c.pad, c.offset,
-                c.grad_offset, c.inplace ? " in-place" : "", c.extreme ? " extreme" : "", (long long)c.step);
-  return buf;
 }
 
 // The gradient's rule, normwise over a case (as dev/fused-loss-cases.ts' rule against float64, with room for the
@@ -110,10 +59,10 @@ bool close(double a, double b, double rel) {
 }
 
 void run_case(const Case& c) {
-  const std::string name = name_of(c);
+  const std::string name = check::name_of(c);
   const DType d = c.dtype;
-  const size_t es = elem_size(d);
-  const int64_t V = c.vocab, N = c.rows, stride = V + c.pad;
+  const size_t es = check::elem_size(d);
+  const int64_t V = c.vocab, N = c.rows, stride = c.stride();
   Buffer logits(static_cast<size_t>(N * stride) * es, c.offset * es);
   std::vector<int64_t> targets(N);
   const double scale = c.extreme ? 100.0 : 3.0;
@@ -141,15 +90,7 @@ void run_case(const Case& c) {
   auto make_args = [&](Out& o, const void* z, void* g, int64_t g_stride) {
     o.loss.assign(N, -7.0f);
     o.stats.assign(N * kStatCount, -7.0f);
-    FusedArgs a;
-    a.logits = z;
-    a.dtype = d;
-    a.n_rows = N;
-    a.vocab = V;
-    a.row_stride = stride;
-    a.targets = targets.data();
-    a.ignore_index = -100;
-    a.spec = LossSpec{c.kind, c.schedule, 5.0, 0.3, c.smoothing};
+    FusedArgs a = check::fused_args(c, z, targets.data());
     a.step = &c.step;
     a.grad_scale = &grad_scale;
     a.row_loss = o.loss.data();
@@ -218,14 +159,7 @@ void run_case(const Case& c) {
   const float one = 1.0f, half = 0.5f;
   for (int mode = 0; mode < 3; ++mode) {
     std::memcpy(g, before.data(), bytes);
-    ScaleArgs s;
-    s.grad = g;
-    s.dtype = d;
-    s.n_rows = N;
-    s.vocab = V;
-    s.grad_stride = stride;
-    s.go = mode == 0 ? &one : mode == 1 ? &half : go.data();
-    s.go_stride = mode == 2 ? 1 : 0;
+    const ScaleArgs s = check::scale_args(c, g, mode == 0 ? &one : mode == 1 ? &half : go.data(), mode == 2 ? 1 : 0);
     if (cuda::launch_scale(s, nullptr) != 0) fail("launch_scale refused", name);
     for (int64_t r = 0; r < N; ++r) {
       const float f = mode == 0 ? 1.0f : mode == 1 ? 0.5f : go[r];
@@ -258,17 +192,9 @@ int main() {
   for (DType d : {DType::F32, DType::BF16, DType::F16})
     for (Kind kind : {Kind::CE, Kind::Brier, Kind::Spherical, Kind::DPSM})
       for (int64_t V : vocabs) {
-        Case c{};
-        c.kind = kind;
+        Case c = check::grid_case(i, d, kind, V);
         c.schedule = static_cast<Schedule>(i % 4);
-        c.smoothing = kind != Kind::Spherical && i % 3 == 0 ? 0.1 : 0.0;
-        c.dtype = d;
-        c.vocab = V;
         c.rows = V > 4000 ? 6 : 9;
-        c.pad = i % 5 == 0 ? 3 : 0;
-        c.offset = i % 7;
-        c.grad_offset = i % 4 == 3 ? (c.offset + 1) % 8 : c.offset;  // every 4th: a gradient at another phase
-        c.inplace = i % 4 == 1;
         c.extreme = i % 9 == 4;
         c.step = i % 7;
         cases.push_back(c);
