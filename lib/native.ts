@@ -1,11 +1,10 @@
-// Loads the compiled core (node-gyp-build's resolution: a local build, else a prebuilt binary for this
-// platform), falls back across prebuilt flavours (CUDA, CPU) whose libtorch is not present, and turns
-// a failure into a message that says what to install.
-import fs from "node:fs";
-import { createRequire } from "node:module";
+// The native addon's interface, and its loading: lib/core-select.ts picks the compiled core that fits the user's
+// PyTorch (a local build first) and says what to do when none does.
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+
+import { loadCore, type LoadedCore } from "./core-select.ts";
 
 /** What the native core was built with and runs on. */
 export interface BuildInfo {
@@ -259,57 +258,22 @@ export interface NativeAddon {
 /** The package root (one level above lib/ or dist/). */
 export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
-const require = createRequire(import.meta.url);
 let addon: NativeAddon | undefined;
+let loaded: LoadedCore<NativeAddon> | undefined;
 
-function candidates(): string[] {
-  const out: string[] = [];
-  if (process.env.DPSM_NATIVE_PATH) out.push(path.resolve(process.env.DPSM_NATIVE_PATH));
-  try {
-    const nodeGypBuild = require("node-gyp-build") as { path(dir: string): string };
-    out.push(nodeGypBuild.path(packageRoot));
-  } catch {
-    // no binary node-gyp-build would pick; the flavour scan below may still find one
-  }
-  const prebuilds = path.join(packageRoot, "prebuilds", `${process.platform}-${process.arch}`);
-  if (fs.existsSync(prebuilds)) {
-    const files = fs.readdirSync(prebuilds).filter((f) => f.endsWith(".node"));
-    files.sort((a, b) => Number(b.includes("cuda")) - Number(a.includes("cuda")));
-    out.push(...files.map((f) => path.join(prebuilds, f)));
-  }
-  return [...new Set(out)];
-}
-
-function explain(tried: { file: string; error: string }[]): string {
-  if (tried.length === 0) {
-    return (
-      "dpsm-native: no compiled core found. Build it with `npm run setup` (installs libtorch on Debian when run " +
-      "as root, then compiles), or `npm run build` if libtorch is already installed."
-    );
-  }
-  const lines = tried.map((t) => `  ${t.file}: ${t.error.split("\n")[0]}`);
-  const missingTorch = tried.some((t) => /lib(torch|c10)[^:]*\.so/.test(t.error));
-  const hint = missingTorch
-    ? "libtorch's shared libraries were not found. On Debian/Ubuntu: `apt-get install libtorch-dev " +
-      "libopenblas0-pthread` (CPU); for a CUDA build, put your libtorch's lib folder on LD_LIBRARY_PATH; or " +
-      "rebuild against the libtorch you have with `npm run build`."
-    : "Rebuild the core with `npm run build` (or `npm run setup`).";
-  return `dpsm-native: could not load the compiled core.\n${lines.join("\n")}\n${hint}`;
-}
-
-/** The loaded native addon (loaded once, on first use). */
+/** The loaded native addon (loaded once, on first use; lib/core-select.ts picks the core that fits the torch). */
 export function native(): NativeAddon {
   if (addon) return addon;
-  const tried: { file: string; error: string }[] = [];
-  for (const file of candidates()) {
-    try {
-      addon = require(file) as NativeAddon;
-      return addon;
-    } catch (e) {
-      tried.push({ file, error: e instanceof Error ? e.message : String(e) });
-    }
-  }
-  throw new Error(explain(tried));
+  loaded = loadCore<NativeAddon>();
+  addon = loaded.addon;
+  return addon;
+}
+
+/** Which core file was loaded, for which PyTorch, and the cores passed over on the way (loads it if needed). */
+export function loadedCore(): Omit<LoadedCore<NativeAddon>, "addon"> {
+  native();
+  const { core, torch, skipped } = loaded!;
+  return { core, torch, skipped };
 }
 
 /** Which libtorch the core runs on, whether CUDA is there, how many devices and threads. */

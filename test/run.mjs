@@ -1,7 +1,7 @@
 // Runs the ava suite and ends with the plain summary line CI reads: "N passed, N failed[, N skipped]".
-//   node test/run.mjs                  the whole suite (against build/, Debian's libtorch 1.13), then the
-//                                      libtorch 2.x subset below against build-torch2/, then the CUDA flavour's
-//                                      build against 2.x (one result); the line adds them all
+//   node test/run.mjs                  the whole suite (against build/, Debian's libtorch 1.13), then the CUDA
+//                                      flavour's build against 2.x (one result), then the libtorch 2.x subset
+//                                      below against build-torch2/; the line adds them all
 //   node test/run.mjs FILE...          those files only (against build/)
 //   node test/run.mjs --torch2 [FILE...]  the libtorch 2.x subset (or those files) only
 // The 2.x subset builds the addons against PyPI's torch wheel first (native/setup-torch2.sh: a download of
@@ -40,6 +40,7 @@ const TORCH2_SUBSET = [
   "test/checkpoint.test.ts",
   "test/trainer.test.ts",
   "test/data-parallel.test.ts",
+  "test/tarball-install.test.ts",
 ];
 
 // ava's inactivity timeout (no test finished for this long: the run stops, naming the tests then running), scaled
@@ -145,8 +146,9 @@ if (args[0] === "--torch2") {
 } else {
   results.push(await runAva(args, process.env));
   if (args.length === 0 && process.env.DPSM_TORCH2 !== "0") {
-    results.push(await runTorch2([]));
+    // the CUDA flavour first: test/tarball-install.test.ts packs it into the release the 2.x subset installs
     if (process.env.DPSM_TORCH2_CUDA !== "0") results.push(buildCudaFlavour());
+    results.push(await runTorch2([]));
   }
 }
 const sum = (k) => results.reduce((s, r) => s + r[k], 0);

@@ -1,14 +1,23 @@
-// Install as users install: `npm pack`, then `npm install ./dpsm-native-<version>.tgz` into an empty project (no
-// symlinks; dependencies from the registry), with the CPU core prebuilt inside the tarball, so no compiler runs;
-// then the consumer imports and runs DPSMLoss, a few Trainer steps and the `dpsm-native` command. The prebuilt
-// core is laid out as `npm run prebuild` (prebuildify --napi --strip --name dpsm-native.cpu) lays it out, but taken
-// from the build setup made: prebuildify's `node-gyp rebuild` would rebuild from scratch and clean build/.
-import { spawnSync } from "node:child_process";
+// Install as users install: a release made by dev/release.mjs from a clean clone of HEAD (the main tarball, packed by
+// `npm pack` with its prepack, and one tarball per prebuilt core), installed with `npm install <tarballs>` into an
+// empty project (dependencies from the registry) with every compiler on PATH shadowed by a failing shim, so a
+// source build cannot hide a core that does not load. The release reuses the cores the suite built (--reuse), so
+// nothing is compiled twice; note that it packs HEAD, not uncommitted changes.
+//   against Debian's libtorch 1.13 (the whole-suite run):
+//     (a) no PyTorch but Debian's libtorch-dev (python3 shadowed too) → the torch1.13 core from its package;
+//   in the libtorch 2.x run (test/run.mjs --torch2; it has built build-torch2/ and fetched the wheel):
+//     (b) the torch wheel that python3 imports (its CUDA runtime beside it, no cuBLAS/cuDNN, no GPU) → the
+//         torch2.x-cu13 core is passed over (its CUDA libraries do not load), the torch2.x CPU core loads and
+//         trains; the interpreter's answer is cached in the user cache;
+//     (c) the same torch named by LIBTORCH, with a release that has no core for it → the install says so and
+//         finishes, and the package's first use throws the message: which PyTorch, which cores, what to do.
+// Each case then runs the loss, a few Trainer steps on real data and the `dpsm-native` command where a core loads.
 import fs from "node:fs";
 import path from "node:path";
 
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 
+import { flavourName } from "../lib/core-select.ts";
 import { tokenCacheDir } from "../lib/data/cache.ts";
 import { dataDir } from "../lib/data/paths.ts";
 import { packageRoot } from "../lib/native.ts";
@@ -16,75 +25,78 @@ import { run } from "./helpers/run.ts";
 import { tmpDir } from "./helpers/tmp.ts";
 
 const MB = 2 ** 20;
+const torch2 = (process.env.DPSM_EXPECT_TORCH ?? "").startsWith("2.");
+const wheelTorch = path.join(packageRoot, ".cache", "torch2", "torch");
 
-interface PackEntry {
-  filename: string;
+interface Tarball {
+  file: string;
+  name: string;
   size: number;
   unpackedSize: number;
-  entryCount: number;
-  files: { path: string }[];
 }
 
-// `npm <args> --json`'s answer (stdout alone: npm writes its warnings to stderr).
-function npmJson(t: import("ava").ExecutionContext, args: string[], cwd: string): PackEntry[] {
-  const r = spawnSync("npm", [...args, "--json", "--loglevel=error"], { cwd, encoding: "utf8", maxBuffer: 1 << 26 });
-  t.is(r.status, 0, `npm ${args.join(" ")}: ${r.stderr}`);
-  return JSON.parse(r.stdout.slice(r.stdout.indexOf("["))) as PackEntry[];
-}
-
-// Tarballs from the checkout: the files npm would pack (its own list, after `prepare` built dist/) copied to a
-// stage with the prebuilt core added, so the checkout's own prebuilds/ is never touched.
-function packWithPrebuilt(t: import("ava").ExecutionContext, dir: string): PackEntry {
-  const files = npmJson(t, ["pack", "--dry-run"], packageRoot)[0]!.files;
-  const stage = path.join(dir, "stage");
-  for (const f of files) {
-    if (f.path.startsWith("prebuilds/")) continue;
-    fs.mkdirSync(path.dirname(path.join(stage, f.path)), { recursive: true });
-    fs.copyFileSync(path.join(packageRoot, f.path), path.join(stage, f.path));
+/** dev/release.mjs with the suite's own builds: the flavours' tarballs and the main one (first). */
+function release(t: ExecutionContext, dir: string, flavours: string[]): Tarball[] {
+  const out = path.join(dir, "release");
+  const r = run(process.execPath, [
+    path.join(packageRoot, "dev", "release.mjs"),
+    "--out",
+    out,
+    "--reuse",
+    packageRoot,
+    "--flavours",
+    flavours.join(","),
+  ]);
+  t.is(r.code, 0, r.output);
+  const tarballs = (JSON.parse(r.output.trim().split("\n").at(-1)!) as { tarballs: Tarball[] }).tarballs;
+  for (const tb of tarballs) {
+    t.log(`${tb.name}: ${(tb.size / MB).toFixed(2)} MB packed, ${(tb.unpackedSize / MB).toFixed(1)} MB unpacked`);
   }
-  const prebuilt = path.join(stage, "prebuilds", `${process.platform}-${process.arch}`, "dpsm-native.cpu.node");
-  fs.mkdirSync(path.dirname(prebuilt), { recursive: true });
-  fs.copyFileSync(path.join(packageRoot, "build", "Release", "dpsm_native.node"), prebuilt);
-  const strip = run("strip", ["--strip-unneeded", prebuilt]);
-  t.is(strip.code, 0, strip.output);
-  return npmJson(t, ["pack", "--ignore-scripts", "--pack-destination", dir], stage)[0]!;
+  return tarballs;
 }
 
-test("npm install of the packed tarball uses the prebuilt core, compiles nothing, and runs", (t) => {
-  const dir = tmpDir(t, "dpsm-tarball-");
-  const pack = packWithPrebuilt(t, dir);
-  const tarball = path.join(dir, pack.filename);
-  const paths = pack.files.map((f) => f.path);
-  t.true(paths.includes(`prebuilds/${process.platform}-${process.arch}/dpsm-native.cpu.node`), "prebuilt core packed");
-  t.true(paths.includes("dist/index.js") && paths.includes("dist/index.d.ts"), "built JS and types packed");
-  t.false(
-    paths.some((p) => p.startsWith("build/") || p.startsWith("test/") || p.startsWith("node_modules/")),
-    "no build folder, tests or dependencies packed",
-  );
+/** A folder of failing stand-ins for the compilers (and `extra`), to put first on PATH. */
+function shadowed(dir: string, extra: string[] = []): string {
+  const bin = path.join(dir, "shadowed-bin");
+  fs.mkdirSync(bin);
+  for (const tool of ["cc", "c++", "gcc", "g++", "clang", "clang++", "cmake", "make", "ninja", "nvcc", ...extra]) {
+    fs.writeFileSync(path.join(bin, tool), `#!/bin/sh\necho "${tool}: shadowed by the install test" >&2\nexit 127\n`);
+    fs.chmodSync(path.join(bin, tool), 0o755);
+  }
+  return bin;
+}
 
+/** The consumer's environment: no hint of the checkout's builds or libtorch, a fresh user cache. */
+function consumerEnv(dir: string, bin: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ""}` };
+  for (const k of ["DPSM_NATIVE_PATH", "DPSM_TESTING_NATIVE_PATH", "LIBTORCH", "Torch_DIR", "PYTHONPATH"])
+    delete env[k];
+  env.XDG_CACHE_HOME = path.join(dir, "user-cache");
+  // the checkout's data and token cache: the data are tokenised once per machine, not once per install
+  env.DPSM_DATA_DIR = dataDir();
+  env.DPSM_CACHE_DIR = tokenCacheDir();
+  return { ...env, ...extra };
+}
+
+function install(t: ExecutionContext, dir: string, tarballs: Tarball[], env: NodeJS.ProcessEnv) {
   const consumer = path.join(dir, "consumer");
   fs.mkdirSync(consumer);
-  fs.writeFileSync(
-    path.join(consumer, "package.json"),
-    JSON.stringify({ name: "consumer", type: "module", private: true }),
-  );
+  fs.writeFileSync(path.join(consumer, "package.json"), JSON.stringify({ name: "consumer", type: "module" }));
   const t0 = performance.now();
-  const install = run("npm", ["install", "--no-audit", "--no-fund", "--foreground-scripts", tarball], {
+  const r = run("npm", ["install", "--no-audit", "--no-fund", "--foreground-scripts", ...tarballs.map((x) => x.file)], {
     cwd: consumer,
+    env,
   });
-  const seconds = (performance.now() - t0) / 1000;
-  t.is(install.code, 0, install.output);
-  t.regex(install.output, /\[dpsm-native install\] using the CPU core built against libtorch [\d.]+; no compiler ran/);
-  const installed = path.join(consumer, "node_modules", "dpsm-native");
-  t.false(fs.existsSync(path.join(installed, "build")), "nothing was built at install");
-  t.false(fs.lstatSync(installed).isSymbolicLink(), "installed as files, not a link");
   t.log(
-    `tarball ${(pack.size / MB).toFixed(2)} MB (${pack.entryCount} files, ${(pack.unpackedSize / MB).toFixed(1)} MB ` +
-      `unpacked); npm install with its dependencies from the registry: ${seconds.toFixed(1)} s`,
+    `npm install of ${tarballs.length} tarballs, dependencies from the registry: ${((performance.now() - t0) / 1000).toFixed(1)} s`,
   );
+  t.is(r.code, 0, r.output);
+  t.false(fs.existsSync(path.join(consumer, "node_modules", "dpsm-native", "build")), "nothing was built at install");
+  return { consumer, output: r.output };
+}
 
-  // A user's program: the loss, a few steps of training on real data, and the command.
-  const program = `import { DPSMLoss, Trainer, buildInfo } from "dpsm-native";
+// A user's program: the loss, a few steps of training on real data, and which libtorch it ran on.
+const program = `import { DPSMLoss, Trainer, buildInfo } from "dpsm-native";
 const loss = new DPSMLoss({ kind: "dpsm", schedule: "linear", warmupSteps: 100 });
 const r = loss.forward(new Float32Array([0.5, -1, 2, 0, 1, -0.5]), new Int32Array([2, 0]), { vocabSize: 3, step: 50 });
 const trainer = new Trainer({
@@ -95,33 +107,138 @@ const trainer = new Trainer({
   maxSteps: 3,
   evalEvery: 2,
   evalMaxSequences: 8,
+  device: "cpu",
   runDir: "run",
   seed: 0,
   progress: false,
 });
 const fit = await trainer.fit();
-console.log(JSON.stringify({ alpha: r.alpha, loss: r.loss, steps: fit.steps, final: fit.history.steps.at(-1).loss, nll: fit.bestNll, torch: buildInfo().torchVersion }));
+const info = buildInfo();
+console.log(JSON.stringify({ alpha: r.alpha, loss: r.loss, steps: fit.steps, final: fit.history.steps.at(-1).loss, nll: fit.bestNll, torch: info.torchVersion, library: info.torchLibrary, cuda: info.cuda }));
 `;
+
+function runProgram(t: ExecutionContext, consumer: string, env: NodeJS.ProcessEnv) {
   fs.writeFileSync(path.join(consumer, "program.mjs"), program);
-  // The checkout's token cache: the data are tokenised once per machine, not once per install.
-  const env = { ...process.env, DPSM_DATA_DIR: dataDir(), DPSM_CACHE_DIR: tokenCacheDir() };
-  const t1 = performance.now();
+  const t0 = performance.now();
   const exec = run(process.execPath, ["program.mjs"], { cwd: consumer, env });
-  t.log(
-    `the consumer's program (loss, 3 training steps, evaluations on 8 sequences): ${((performance.now() - t1) / 1000).toFixed(1)} s`,
-  );
+  t.log(`the consumer's program (loss, 3 training steps): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   t.is(exec.code, 0, exec.output);
-  const out = JSON.parse(exec.output.trim().split("\n").pop()!) as Record<string, number | string>;
+  const out = JSON.parse(exec.output.trim().split("\n").pop()!) as Record<string, number | string | boolean>;
   t.is(out.alpha, 0.5);
   t.true(Number.isFinite(out.loss) && (out.loss as number) > 0, `loss ${out.loss}`);
   t.is(out.steps, 3);
   t.true(Number.isFinite(out.final), `last step's loss ${out.final}`);
   t.true(Number.isFinite(out.nll) && (out.nll as number) > 0, `validation NLL ${out.nll}`);
-
   const cli = run(path.join(consumer, "node_modules", ".bin", "dpsm-native"), ["exp1", "--help"], {
     cwd: consumer,
     env,
   });
   t.is(cli.code, 0, cli.output);
   t.regex(cli.output, /usage: dpsm-native exp1/);
-});
+  return out;
+}
+
+const coreFile = (consumer: string, flavour: string) =>
+  path.join(consumer, "node_modules", "@dpsm-native", `linux-x64-${flavour}`, "dpsm_native.node");
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+if (!torch2) {
+  test.serial(
+    "(a) with Debian's libtorch, the install takes the torch1.13 core's package and compiles nothing",
+    (t) => {
+      const dir = tmpDir(t, "dpsm-tarball-");
+      const tarballs = release(t, dir, ["torch1.13"]);
+      const main = tarballs[0]!;
+      t.is(main.name, "dpsm-native");
+      const listing = run("tar", ["-tzf", main.file]).output.split("\n");
+      t.true(listing.includes("package/dist/index.js") && listing.includes("package/dist/index.d.ts"), "JS and types");
+      t.false(
+        listing.some((p) => /^package\/(build|test|node_modules|prebuilds)\/|\.node$|package\.json\.prepack/.test(p)),
+        "no core, build folder, tests or dependencies in the main tarball",
+      );
+      const manifest = JSON.parse(run("tar", ["-xzOf", main.file, "package/package.json"]).output) as {
+        optionalDependencies?: Record<string, string>;
+      };
+      t.deepEqual(manifest.optionalDependencies, { "@dpsm-native/linux-x64-torch1.13": "0.1.0" }, "prepack listed it");
+
+      const env = consumerEnv(dir, shadowed(dir, ["python3"]));
+      const { consumer, output } = install(t, dir, tarballs, env);
+      t.regex(
+        output,
+        new RegExp(
+          `using the CPU core built against libtorch 1\\.13\\.\\d \\(torch1\\.13: ${escape(coreFile(consumer, "torch1.13"))}; ` +
+            "PyTorch from Debian's libtorch .*\\); no compiler ran",
+        ),
+      );
+      const out = runProgram(t, consumer, env);
+      t.regex(String(out.torch), /^1\.13\./);
+    },
+  );
+}
+
+if (torch2) {
+  const version = /^__version__\s*=\s*'([^'+]+)/m.exec(
+    fs.readFileSync(path.join(wheelTorch, "version.py"), "utf8"),
+  )![1]!;
+  const cpuFlavour = flavourName(version);
+  const cudaFlavour = `${cpuFlavour}-cu13`;
+  const cudaBuilt = fs.existsSync(path.join(packageRoot, "build-torch2-cuda", "Release", "dpsm_native.node"));
+
+  test.serial(
+    "(b) with the torch wheel python3 imports, the CUDA core is passed over for want of cuBLAS and the CPU core trains",
+    (t) => {
+      const dir = tmpDir(t, "dpsm-tarball-");
+      // test/run.mjs builds the CUDA flavour before this run; a chosen-files run may not have it
+      if (!cudaBuilt) t.log(`no build-torch2-cuda/: the ${cudaFlavour} core is not in this release`);
+      const tarballs = release(t, dir, cudaBuilt ? [cpuFlavour, cudaFlavour] : [cpuFlavour]);
+      // python3 finds the wheel's torch folder (it has no __init__.py here: a namespace package is still found)
+      const env = consumerEnv(dir, shadowed(dir), { PYTHONPATH: path.dirname(wheelTorch) });
+      const { consumer, output } = install(t, dir, tarballs, env);
+      if (cudaBuilt) {
+        t.regex(
+          output,
+          new RegExp(
+            `passed over ${escape(cudaFlavour)} \\(${escape(coreFile(consumer, cudaFlavour))}\\): lib\\S+\\.so`,
+          ),
+        );
+      }
+      t.regex(
+        output,
+        new RegExp(
+          `using the CPU core built against libtorch ${escape(version)} \\(${escape(cpuFlavour)}: ` +
+            `${escape(coreFile(consumer, cpuFlavour))}; PyTorch from python3 \\(.*\\): ${escape(wheelTorch)}\\); no compiler ran`,
+        ),
+      );
+      const cache = JSON.parse(
+        fs.readFileSync(path.join(env.XDG_CACHE_HOME!, "dpsm-native", "torch-location.json"), "utf8"),
+      );
+      t.true(Object.values(cache as Record<string, string>).includes(wheelTorch), "python3's answer cached");
+      const out = runProgram(t, consumer, env);
+      t.is(out.torch, version);
+      t.is(out.cuda, false);
+      t.is(out.library, fs.realpathSync(path.join(wheelTorch, "lib", "libtorch_cpu.so")), "the wheel's libtorch ran");
+    },
+  );
+
+  test.serial(
+    "(c) with a torch this release has no core for, the install finishes and the first use says what to do",
+    (t) => {
+      const dir = tmpDir(t, "dpsm-tarball-");
+      const tarballs = release(t, dir, ["torch1.13"]);
+      const env = consumerEnv(dir, shadowed(dir), { LIBTORCH: wheelTorch });
+      const { consumer, output } = install(t, dir, tarballs, env);
+      t.regex(output, /no source build either: cmake and c\+\+ do not run here/);
+      fs.writeFileSync(
+        path.join(consumer, "program.mjs"),
+        'import { buildInfo } from "dpsm-native";\ntry { buildInfo(); } catch (e) { console.log(e.message); process.exit(3); }\n',
+      );
+      const r = run(process.execPath, ["program.mjs"], { cwd: consumer, env });
+      t.is(r.code, 3, r.output);
+      t.true(r.output.includes(`Your PyTorch: ${version} (CUDA `), r.output);
+      t.true(r.output.includes(`from LIBTORCH=${wheelTorch}`), r.output);
+      t.true(r.output.includes("This release has cores for torch1.13 "), r.output);
+      t.true(r.output.includes(`This release has no core for PyTorch ${cpuFlavour.slice(5)}.`), r.output);
+      t.regex(r.output, /build the core from source against yours .*npm rebuild dpsm-native/);
+    },
+  );
+}
