@@ -12,6 +12,7 @@
 //     (c) the same torch named by LIBTORCH, with a release that has no core for it → the install says so and
 //         finishes, and the package's first use throws the message: which PyTorch, which cores, what to do.
 // Each case then runs the loss, a few Trainer steps on real data and the `dpsm-native` command where a core loads.
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 
@@ -38,17 +39,12 @@ interface Tarball {
 /** dev/release.mjs with the suite's own builds: the flavours' tarballs and the main one (first). */
 function release(t: ExecutionContext, dir: string, flavours: string[]): Tarball[] {
   const out = path.join(dir, "release");
-  const r = run(process.execPath, [
-    path.join(packageRoot, "dev", "release.mjs"),
-    "--out",
-    out,
-    "--reuse",
-    packageRoot,
-    "--flavours",
-    flavours.join(","),
-  ]);
-  t.is(r.code, 0, r.output);
-  const tarballs = (JSON.parse(r.output.trim().split("\n").at(-1)!) as { tarballs: Tarball[] }).tarballs;
+  const script = path.join(packageRoot, "dev", "release.mjs");
+  const args = [script, "--out", out, "--reuse", packageRoot, "--flavours", flavours.join(",")];
+  const r = spawnSync(process.execPath, args, { encoding: "utf8", maxBuffer: 1 << 26 });
+  t.is(r.status, 0, `${r.stdout}${r.stderr}`);
+  // its summary is stdout's last line (npm's lifecycle banners come before it)
+  const tarballs = (JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { tarballs: Tarball[] }).tarballs;
   for (const tb of tarballs) {
     t.log(`${tb.name}: ${(tb.size / MB).toFixed(2)} MB packed, ${(tb.unpackedSize / MB).toFixed(1)} MB unpacked`);
   }
