@@ -1,8 +1,7 @@
 // `dpsm-native data …`: fetch the public data sets into the data folder, and list what it holds.
 import path from "node:path";
-import { parseArgs } from "node:util";
-
 import { checkFolderPath } from "../io/paths.ts";
+import { parseSubcommand } from "../subcommand-args.ts";
 import { datasetStatus, fetchDataset, formatBytes } from "./fetch.ts";
 import { dataDir, dataDirPath, defaultDataDir } from "./paths.ts";
 import { DATA_SOURCES, FETCHABLE, isFetchable } from "./sources.ts";
@@ -31,34 +30,14 @@ function usage(prog: string): string {
 
 /** Runs `dpsm-native data <argv>`; resolves to the exit code (0 done, 1 failed, 2 bad arguments). */
 export async function runDataCli(argv: readonly string[], prog = "dpsm-native data"): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      options: {
-        dir: { type: "string" },
-        mirror: { type: "string" },
-        quiet: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (e) {
-    console.error(`${prog}: ${(e as Error).message}\n\n${usage(prog)}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  const [command, ...names] = positionals;
-  if (values.help || command === "help") {
-    console.log(usage(prog));
-    return 0;
-  }
-  if (command !== "fetch" && command !== "list") {
-    console.error(
-      `${prog}: ${command === undefined ? "expected a command" : `unknown command ${JSON.stringify(command)}`}\n\n${usage(prog)}`,
-    );
-    return 2;
-  }
+  const parsed = parseSubcommand(argv, {
+    prog,
+    usage: () => usage(prog),
+    commands: ["fetch", "list"],
+    options: { dir: { type: "string" }, mirror: { type: "string" }, quiet: { type: "boolean", default: false } },
+  });
+  if ("exit" in parsed) return parsed.exit;
+  const { values, command, rest: names } = parsed;
   // The folder checked before any work (lib/io/paths.ts): one under /proc, /sys or /dev would hang the first mkdir.
   let dir: string;
   try {

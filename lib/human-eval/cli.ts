@@ -1,8 +1,8 @@
 // `dpsm-native human-eval prepare|analyze`: the human preference study of an exp2 run (study.ts, analyze.ts).
 // Exit codes: 0 done, 1 failed, 2 bad arguments or input files (each error names the argument).
 import path from "node:path";
-import { parseArgs } from "node:util";
 
+import { parseSubcommand } from "../subcommand-args.ts";
 import { analyzeStudy, writeAnalysis } from "./analyze.ts";
 import { ArgumentError, KEY_FILE } from "./files.ts";
 import { prepareStudy } from "./study.ts";
@@ -39,33 +39,23 @@ function integer(name: string, text: string | undefined): number | undefined {
 
 /** Runs `dpsm-native human-eval <argv>`; resolves to the exit code. */
 export async function runHumanEvalCli(argv: readonly string[], prog = "dpsm-native human-eval"): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      options: {
-        pairs: { type: "string" },
-        n: { type: "string" },
-        raters: { type: "string" },
-        out: { type: "string" },
-        seed: { type: "string" },
-        model: { type: "string" },
-        "run-seed": { type: "string" },
-        checks: { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (e) {
-    console.error(`${prog}: ${(e as Error).message}\n\n${usage(prog)}`);
-    return 2;
-  }
-  const { values: v, positionals } = parsed;
-  const [command, ...rest] = positionals;
-  if (v.help || command === "help") {
-    console.log(usage(prog));
-    return 0;
-  }
+  const parsed = parseSubcommand(argv, {
+    prog,
+    usage: () => usage(prog),
+    commands: ["prepare", "analyze"],
+    options: {
+      pairs: { type: "string" },
+      n: { type: "string" },
+      raters: { type: "string" },
+      out: { type: "string" },
+      seed: { type: "string" },
+      model: { type: "string" },
+      "run-seed": { type: "string" },
+      checks: { type: "string" },
+    },
+  });
+  if ("exit" in parsed) return parsed.exit;
+  const { values: v, command, rest } = parsed;
   try {
     if (command === "prepare") {
       if (rest.length !== 1) throw new ArgumentError(`run folder: expected one exp2 run folder, got ${rest.length}`);
@@ -95,24 +85,19 @@ export async function runHumanEvalCli(argv: readonly string[], prog = "dpsm-nati
       );
       return 0;
     }
-    if (command === "analyze") {
-      if (rest.length < 2) {
-        throw new ArgumentError("ratings: expected a study folder and at least one ratings file");
-      }
-      const [dir, ...files] = rest as [string, ...string[]];
-      const analysis = analyzeStudy(
-        path.resolve(dir),
-        files.map((f) => path.resolve(f)),
-        integer("seed", v.seed) ?? 0,
-      );
-      const { markdown, json } = writeAnalysis(analysis, path.resolve(dir));
-      console.log(`human-eval: written ${markdown} and ${json}`);
-      return 0;
+    // analyze
+    if (rest.length < 2) {
+      throw new ArgumentError("ratings: expected a study folder and at least one ratings file");
     }
-    console.error(
-      `${prog}: ${command === undefined ? "expected a command" : `unknown command ${JSON.stringify(command)}`}\n\n${usage(prog)}`,
+    const [dir, ...files] = rest as [string, ...string[]];
+    const analysis = analyzeStudy(
+      path.resolve(dir),
+      files.map((f) => path.resolve(f)),
+      integer("seed", v.seed) ?? 0,
     );
-    return 2;
+    const { markdown, json } = writeAnalysis(analysis, path.resolve(dir));
+    console.log(`human-eval: written ${markdown} and ${json}`);
+    return 0;
   } catch (e) {
     console.error(`${prog} ${command}: ${(e as Error).message}`);
     return e instanceof ArgumentError ? 2 : 1;
