@@ -15,8 +15,8 @@ import { jobId, resolveConfig, runExperiment, writeReport } from "../lib/experim
 import { decide } from "../lib/experiments/framework/decision.ts";
 import type { Finished, Verdict } from "../lib/experiments/framework/spec.ts";
 import { buildInfo } from "../lib/index.ts";
-import { Seq2SeqModel } from "../lib/models/bart.ts";
 import { packageRoot } from "../lib/native.ts";
+import { saveTinyBart } from "./helpers/tiny-bart.ts";
 import { tmpDir } from "./helpers/tmp.ts";
 
 const ATTACK_VECTORS = path.join(packageRoot, "test", "fixtures", "attack", "wikitext2-w2v-50d.txt");
@@ -239,21 +239,7 @@ test.serial("a Hugging Face checkpoint folder: its tokenizer's framing and ids, 
   const root = tmpDir(t, "dpsm-exp2-");
   const dir = path.join(root, "checkpoints", "bart-mini");
   // A BART of real BART's vocabulary and special ids (random weights), beside BART's real tokenizer files.
-  const tokenizerDir = path.join(packageRoot, "test", "fixtures", "tokenizers", "bart");
-  Seq2SeqModel.create({
-    preset: "bart-base",
-    config: {
-      d_model: 24,
-      encoder_layers: 1,
-      decoder_layers: 1,
-      encoder_ffn_dim: 32,
-      decoder_ffn_dim: 32,
-    },
-    seed: 1,
-  }).save(dir);
-  for (const f of ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]) {
-    fs.copyFileSync(path.join(tokenizerDir, f), path.join(dir, f));
-  }
+  saveTinyBart(dir);
   const config = resolveConfig(exp2, "quick", {
     ...SMALL,
     models: ["bart-mini"],

@@ -22,8 +22,7 @@ import type { StudyKey } from "../lib/human-eval/files.ts";
 import { prepareStudy } from "../lib/human-eval/study.ts";
 import { runHumanEvalCli } from "../lib/human-eval/cli.ts";
 import { buildInfo } from "../lib/index.ts";
-import { Seq2SeqModel } from "../lib/models/bart.ts";
-import { packageRoot } from "../lib/native.ts";
+import { saveTinyBart } from "./helpers/tiny-bart.ts";
 import { sharedTmpDir } from "./helpers/tmp.ts";
 
 const root = sharedTmpDir("dpsm-human-eval-");
@@ -41,24 +40,8 @@ function chromiumPath(): string {
 
 /** An exp2 run folder: CE and DPSM fine-tuned from a small BART with BART's tokenizer on DialogSum (8 test examples). */
 async function exp2Run() {
-  const dir = path.join(root, "checkpoints", "bart-mini");
-  const tokenizerDir = path.join(packageRoot, "test", "fixtures", "tokenizers", "bart");
-  Seq2SeqModel.create({
-    preset: "bart-base",
-    // The tokenizer fixture's 4,000 tokens, so every generated id decodes to text.
-    config: {
-      vocab_size: 4000,
-      d_model: 24,
-      encoder_layers: 1,
-      decoder_layers: 1,
-      encoder_ffn_dim: 32,
-      decoder_ffn_dim: 32,
-    },
-    seed: 1,
-  }).save(dir);
-  for (const f of ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]) {
-    fs.copyFileSync(path.join(tokenizerDir, f), path.join(dir, f));
-  }
+  // The tokenizer fixture's 4,000 tokens, so every generated id decodes to text.
+  saveTinyBart(path.join(root, "checkpoints", "bart-mini"), { vocab_size: 4000 });
   const config = resolveConfig(exp2, "quick", {
     models: ["bart-mini"],
     checkpointDir: path.join(root, "checkpoints"),
