@@ -16,26 +16,11 @@ import { decide } from "../lib/experiments/framework/decision.ts";
 import type { Finished, Verdict } from "../lib/experiments/framework/spec.ts";
 import { buildInfo } from "../lib/index.ts";
 import { packageRoot } from "../lib/native.ts";
+import { EXP2_SMALL } from "./helpers/experiments.ts";
 import { saveTinyBart } from "./helpers/tiny-bart.ts";
 import { tmpDir } from "./helpers/tmp.ts";
 
 const ATTACK_VECTORS = path.join(packageRoot, "test", "fixtures", "attack", "wikitext2-w2v-50d.txt");
-
-const SMALL = {
-  pretrain: { maxSteps: 3, evalEvery: 3, evalMaxSequences: 4, batchSize: 4 },
-  trainMaxExamples: 48,
-  batchSize: 4,
-  maxSteps: 3,
-  lrWarmupSteps: 1,
-  evalEvery: 3,
-  evalMaxSequences: 6,
-  testMaxExamples: 5,
-  transferMaxExamples: 4,
-  rougeBootstrap: 50,
-  // The audit's plumbing (two timed rounds), not a measurement.
-  efficiencyAudit: { rounds: 2, warmupRounds: 0 },
-  generation: { maxLength: 12 },
-};
 
 test("the quick profile's jobs: pretraining first, then every variation clean and the swap-noise runs", (t) => {
   const c = resolveConfig(exp2, "quick");
@@ -122,7 +107,7 @@ test.serial(
   async (t) => {
     const out = tmpDir(t, "dpsm-exp2-");
     const config = resolveConfig(exp2, "quick", {
-      ...SMALL,
+      ...EXP2_SMALL,
       variations: ["ce", "brier", "dpsm-warm10"],
       baselines: ["focal", "ce+tempscale"],
       summarySwap: { probability: 0.5, variations: ["ce", "dpsm-warm10"] },
@@ -241,7 +226,7 @@ test.serial("a Hugging Face checkpoint folder: its tokenizer's framing and ids, 
   // A BART of real BART's vocabulary and special ids (random weights), beside BART's real tokenizer files.
   saveTinyBart(dir);
   const config = resolveConfig(exp2, "quick", {
-    ...SMALL,
+    ...EXP2_SMALL,
     models: ["bart-mini"],
     checkpointDir: path.join(root, "checkpoints"),
     pretrain: false,

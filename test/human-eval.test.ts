@@ -22,6 +22,7 @@ import type { StudyKey } from "../lib/human-eval/files.ts";
 import { prepareStudy } from "../lib/human-eval/study.ts";
 import { runHumanEvalCli } from "../lib/human-eval/cli.ts";
 import { buildInfo } from "../lib/index.ts";
+import { EXP2_SMALL } from "./helpers/experiments.ts";
 import { saveTinyBart } from "./helpers/tiny-bart.ts";
 import { sharedTmpDir } from "./helpers/tmp.ts";
 
@@ -43,6 +44,7 @@ async function exp2Run() {
   // The tokenizer fixture's 4,000 tokens, so every generated id decodes to text.
   saveTinyBart(path.join(root, "checkpoints", "bart-mini"), { vocab_size: 4000 });
   const config = resolveConfig(exp2, "quick", {
+    ...EXP2_SMALL,
     models: ["bart-mini"],
     checkpointDir: path.join(root, "checkpoints"),
     pretrain: false,
@@ -50,15 +52,7 @@ async function exp2Run() {
     baselines: [],
     summarySwap: false,
     transfer: [],
-    trainMaxExamples: 48,
-    batchSize: 4,
-    maxSteps: 3,
-    lrWarmupSteps: 1,
-    evalEvery: 3,
-    evalMaxSequences: 6,
     testMaxExamples: 8,
-    rougeBootstrap: 50,
-    efficiencyAudit: { rounds: 2, warmupRounds: 0 },
     generation: { minLength: 12, maxLength: 30, noRepeatNgramSize: 3 },
   });
   const out = path.join(root, "run");
