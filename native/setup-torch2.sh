@@ -4,6 +4,7 @@
 # with no GPU. Safe to run again: the download is skipped and the build is incremental when already done.
 # Used by `npm test` (test/run.mjs, its libtorch 2.x subset) and `npm run setup:torch2`.
 #   native/setup-torch2.sh           the CPU build below, into build-torch2/
+#   native/setup-torch2.sh --runtime the pinned torch with all its dependencies, as `pip install` gives it (below)
 #   native/setup-torch2.sh --cuda    the CUDA flavour instead (the artefact a CUDA user builds: the kernels by nvcc,
 #                                    the core linked to the wheel's libtorch_cuda), into build-torch2-cuda/; it
 #                                    compiles and links here, it cannot load without a GPU's libraries
@@ -37,6 +38,25 @@ WHEELS=(nvidia-cuda-runtime==13.2.86 nvidia-cuda-cupti==13.2.86)
 # cuSOLVER's (ATen/cuda/CUDAContext.h includes them), of the releases torch 2.15's wheel names in its requirements
 # (directly, and through cuda-toolkit[...]==13.2.2: pip install --dry-run --report shows them).
 HEADER_WHEELS=(nvidia-nccl-cu13==2.30.7 nvidia-cublas==13.4.1.3 nvidia-cusparse==12.7.10.12 nvidia-cusolver==12.2.0.11)
+
+# --runtime: the pinned torch as a user has it, `pip install torch==<pin>` with every dependency (its CUDA libraries:
+# cuBLAS, cuDNN, NCCL, …; ~4 GB, once) into .cache/torch2-runtime, for test/tarball-install.test.ts's CUDA host
+# without a GPU (the prebuilt CUDA core must load there). Prints the folder python3 imports it from (PYTHONPATH).
+if [ "${1:-}" = "--runtime" ]; then
+  runtime=.cache/torch2-runtime
+  if [ "$(cat "$runtime/.installed" 2>/dev/null)" != "$TORCH" ]; then
+    python=$(command -v python3 || command -v python || true)
+    [ -n "$python" ] || { say "needs python3 with pip, to install $TORCH"; exit 1; }
+    say "installing $TORCH with its dependencies from PyPI into $runtime (~4 GB, once)"
+    rm -rf "$runtime"
+    "$python" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-cache-dir \
+      --target "$runtime" "$TORCH" >&2
+    echo "$TORCH" >"$runtime/.installed"
+  fi
+  echo "$PWD/$runtime"
+  exit 0
+fi
+
 dest=.cache/torch2
 root="$PWD/$dest/torch"
 stamp="$dest/.installed"

@@ -6,9 +6,10 @@
 //   against Debian's libtorch 1.13 (the whole-suite run):
 //     (a) no PyTorch but Debian's libtorch-dev (python3 shadowed too) → the torch1.13 core from its package;
 //   in the libtorch 2.x run (test/run.mjs --torch2; it has built build-torch2/ and fetched the wheel):
-//     (b) the torch wheel that python3 imports (its CUDA runtime beside it, no cuBLAS/cuDNN, no GPU) → the
-//         torch2.x-cu13 core is passed over (its CUDA libraries do not load), the torch2.x CPU core loads and
-//         trains; the interpreter's answer is cached in the user cache;
+//     (b) PyPI's torch as `pip install torch` gives it (every CUDA library, no GPU), found through python3 (whose
+//         answer is cached in the user cache) → the torch2.x-cu13 core loads, CUDA compiled in with 0 devices, and
+//         trains on the CPU; then the same torch with only its CUDA runtime beside it (LIBTORCH) → the CUDA core is
+//         passed over, saying why, and the torch2.x CPU core trains;
 //     (c) the same torch named by LIBTORCH, with a release that has no core for it → the install says so and
 //         finishes, and the package's first use throws the message: which PyTorch, which cores, what to do.
 // Each case then runs the loss, a few Trainer steps on real data and the `dpsm-native` command where a core loads.
@@ -104,19 +105,19 @@ const trainer = new Trainer({
   evalEvery: 2,
   evalMaxSequences: 8,
   device: "cpu",
-  runDir: "run",
+  runDir: process.argv[2],
   seed: 0,
   progress: false,
 });
 const fit = await trainer.fit();
 const info = buildInfo();
-console.log(JSON.stringify({ alpha: r.alpha, loss: r.loss, steps: fit.steps, final: fit.history.steps.at(-1).loss, nll: fit.bestNll, torch: info.torchVersion, library: info.torchLibrary, cuda: info.cuda }));
+console.log(JSON.stringify({ alpha: r.alpha, loss: r.loss, steps: fit.steps, final: fit.history.steps.at(-1).loss, nll: fit.bestNll, torch: info.torchVersion, library: info.torchLibrary, cuda: info.cuda, devices: info.cudaDeviceCount }));
 `;
 
-function runProgram(t: ExecutionContext, consumer: string, env: NodeJS.ProcessEnv) {
+function runProgram(t: ExecutionContext, consumer: string, env: NodeJS.ProcessEnv, runDir = "run") {
   fs.writeFileSync(path.join(consumer, "program.mjs"), program);
   const t0 = performance.now();
-  const exec = run(process.execPath, ["program.mjs"], { cwd: consumer, env });
+  const exec = run(process.execPath, ["program.mjs", runDir], { cwd: consumer, env });
   t.log(`the consumer's program (loss, 3 training steps): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   t.is(exec.code, 0, exec.output);
   const out = JSON.parse(exec.output.trim().split("\n").pop()!) as Record<string, number | string | boolean>;
@@ -178,41 +179,61 @@ if (torch2) {
   )![1]!;
   const cpuFlavour = flavourName(version);
   const cudaFlavour = `${cpuFlavour}-cu13`;
-  const cudaBuilt = fs.existsSync(path.join(packageRoot, "build-torch2-cuda", "Release", "dpsm_native.node"));
+  const setupTorch2 = (t: ExecutionContext, flag: string) => {
+    const r = spawnSync("bash", [path.join(packageRoot, "native", "setup-torch2.sh"), flag], { encoding: "utf8" });
+    t.is(r.status, 0, r.stderr);
+    return r.stdout.trim().split("\n").at(-1)!;
+  };
 
-  test.serial(
-    "(b) with the torch wheel python3 imports, the CUDA core is passed over for want of cuBLAS and the CPU core trains",
+  // DPSM_TORCH2_CUDA=0 leaves the CUDA flavour out of the run (test/run.mjs), and so this case
+  (process.env.DPSM_TORCH2_CUDA === "0" ? test.serial.skip : test.serial)(
+    "(b) PyPI's torch as pip installs it, no GPU: the CUDA core loads and trains on the CPU; without its CUDA libraries the CPU core does",
     (t) => {
       const dir = tmpDir(t, "dpsm-tarball-");
-      // test/run.mjs builds the CUDA flavour before this run; a chosen-files run may not have it
-      if (!cudaBuilt) t.log(`no build-torch2-cuda/: the ${cudaFlavour} core is not in this release`);
-      const tarballs = release(t, dir, cudaBuilt ? [cpuFlavour, cudaFlavour] : [cpuFlavour]);
-      // python3 finds the wheel's torch folder (it has no __init__.py here: a namespace package is still found)
-      const env = consumerEnv(dir, shadowed(dir), { PYTHONPATH: path.dirname(wheelTorch) });
+      // built before the 2.x subset in a whole-suite run (an incremental no-op then); PyPI's torch with every
+      // dependency (~4 GB, once per machine) is what `pip install torch` gives a CUDA host
+      setupTorch2(t, "--cuda");
+      const runtime = setupTorch2(t, "--runtime");
+      const tarballs = release(t, dir, [cpuFlavour, cudaFlavour]);
+      const env = consumerEnv(dir, shadowed(dir), { PYTHONPATH: runtime });
       const { consumer, output } = install(t, dir, tarballs, env);
-      if (cudaBuilt) {
-        t.regex(
-          output,
-          new RegExp(
-            `passed over ${escape(cudaFlavour)} \\(${escape(coreFile(consumer, cudaFlavour))}\\): lib\\S+\\.so`,
-          ),
-        );
-      }
+      const torchDir = path.join(runtime, "torch");
       t.regex(
         output,
         new RegExp(
-          `using the CPU core built against libtorch ${escape(version)} \\(${escape(cpuFlavour)}: ` +
-            `${escape(coreFile(consumer, cpuFlavour))}; PyTorch from python3 \\(.*\\): ${escape(wheelTorch)}\\); no compiler ran`,
+          `using the CUDA core built against libtorch ${escape(version)} \\(${escape(cudaFlavour)}: ` +
+            `${escape(coreFile(consumer, cudaFlavour))}; PyTorch from python3 \\(.*\\): ${escape(torchDir)}\\); no compiler ran`,
         ),
       );
       const cache = JSON.parse(
         fs.readFileSync(path.join(env.XDG_CACHE_HOME!, "dpsm-native", "torch-location.json"), "utf8"),
       );
-      t.true(Object.values(cache as Record<string, string>).includes(wheelTorch), "python3's answer cached");
+      t.true(Object.values(cache as Record<string, string>).includes(torchDir), "python3's answer cached");
       const out = runProgram(t, consumer, env);
       t.is(out.torch, version);
-      t.is(out.cuda, false);
-      t.is(out.library, fs.realpathSync(path.join(wheelTorch, "lib", "libtorch_cpu.so")), "the wheel's libtorch ran");
+      t.is(out.cuda, true, "CUDA compiled in");
+      t.is(out.devices, 0, "and no device");
+      t.is(out.library, fs.realpathSync(path.join(torchDir, "lib", "libtorch_cpu.so")), "pip's libtorch ran");
+
+      // The same torch with only its CUDA runtime beside it (native/setup-torch2.sh's download), named by LIBTORCH:
+      // libtorch_cuda's own libraries do not load, so the CUDA core is passed over, saying why.
+      const bare = { ...env, LIBTORCH: wheelTorch };
+      const rebuild = run("npm", ["rebuild", "dpsm-native", "--foreground-scripts"], { cwd: consumer, env: bare });
+      t.is(rebuild.code, 0, rebuild.output);
+      t.regex(
+        rebuild.output,
+        new RegExp(`passed over ${escape(cudaFlavour)} \\(${escape(coreFile(consumer, cudaFlavour))}\\): lib\\S+\\.so`),
+      );
+      t.regex(
+        rebuild.output,
+        new RegExp(
+          `using the CPU core built against libtorch ${escape(version)} \\(${escape(cpuFlavour)}: ` +
+            `${escape(coreFile(consumer, cpuFlavour))}; PyTorch from LIBTORCH=${escape(wheelTorch)}\\); no compiler ran`,
+        ),
+      );
+      const cpu = runProgram(t, consumer, bare, "run-cpu"); // a new run, not a resume of the first
+      t.is(cpu.cuda, false);
+      t.is(cpu.library, fs.realpathSync(path.join(wheelTorch, "lib", "libtorch_cpu.so")), "the wheel's libtorch ran");
     },
   );
 
