@@ -106,28 +106,59 @@ function userCacheDir(): string {
 }
 
 // The torch folder python3 imports, asked once per interpreter: finding the spec imports nothing of torch (fast),
-// and the answer is kept in the user cache (torch-location.json), keyed by the interpreter, so later loads start
-// no Python at all. A cached folder that has gone is asked again.
+// and the answer is kept in the user cache (torch-location.json), keyed by the interpreter and the variables that
+// change what it imports, so later loads start no Python at all. It is asked again when the cached folder has gone
+// or one of the interpreter's package folders has changed (a `pip install torch` since, say).
+interface PythonAnswer {
+  folder: string | null;
+  /** the interpreter's package folders and their mtimes when asked */
+  watch: Record<string, number>;
+}
+
+const mtime = (dir: string): number => {
+  try {
+    return fs.statSync(dir).mtimeMs;
+  } catch {
+    return -1;
+  }
+};
+
 function pythonTorchFolder(): { folder: string | null; python: string } | undefined {
   const python = pythonOnPath();
   if (!python) return undefined;
+  const key = [python.stamp, process.env.PYTHONPATH ?? "", process.env.VIRTUAL_ENV ?? ""].join("|");
   const cacheFile = path.join(userCacheDir(), "torch-location.json");
-  let cache: Record<string, string | null>;
+  let cache: Record<string, PythonAnswer>;
   try {
-    cache = JSON.parse(read(cacheFile) ?? "{}") as Record<string, string | null>;
+    cache = JSON.parse(read(cacheFile) ?? "{}") as Record<string, PythonAnswer>;
   } catch {
     cache = {};
   }
-  const cached = cache[python.stamp];
-  if (cached === null || (cached !== undefined && fs.existsSync(cached))) {
-    return { folder: cached, python: python.file };
+  const cached = cache[key];
+  if (
+    cached &&
+    (cached.folder === null || fs.existsSync(cached.folder)) &&
+    Object.entries(cached.watch ?? {}).every(([dir, t]) => mtime(dir) === t)
+  ) {
+    return { folder: cached.folder, python: python.file };
   }
-  const script =
-    "import importlib.util as u, os\ns = u.find_spec('torch')\n" +
-    "print(os.path.dirname(s.origin) if s and s.origin else (list(s.submodule_search_locations)[0] if s else ''))";
+  const script = [
+    "import importlib.util as u, json, os, site, sys",
+    "s = u.find_spec('torch')",
+    "f = (os.path.dirname(s.origin) if s.origin else list(s.submodule_search_locations)[0]) if s else None",
+    "w = [p for p in sys.path + [site.getusersitepackages()] if p and os.path.isdir(p)]",
+    "print(json.dumps({'folder': f, 'watch': w}))",
+  ].join("\n");
   const r = spawnSync(python.file, ["-c", script], { encoding: "utf8", timeout: 30_000 });
-  const folder = r.status === 0 ? r.stdout.trim() || null : null;
-  cache[python.stamp] = folder;
+  let answer: PythonAnswer;
+  try {
+    const out = JSON.parse(r.stdout.trim().split("\n").at(-1) ?? "") as { folder: string | null; watch: string[] };
+    answer = { folder: out.folder, watch: Object.fromEntries(out.watch.map((d) => [d, mtime(d)])) };
+  } catch {
+    // no python3 that runs, or one that printed something else: no torch from it (asked again next time)
+    return { folder: null, python: python.file };
+  }
+  cache[key] = answer;
   try {
     fs.mkdirSync(path.dirname(cacheFile), { recursive: true });
     const tmp = `${cacheFile}.${process.pid}.tmp`;
@@ -136,7 +167,7 @@ function pythonTorchFolder(): { folder: string | null; python: string } | undefi
   } catch {
     // a read-only cache only costs asking again next time
   }
-  return { folder, python: python.file };
+  return { folder: answer.folder, python: python.file };
 }
 
 /**
