@@ -24,8 +24,9 @@ const ava = path.join(root, "node_modules", "ava", "entrypoints", "cli.mjs");
 // the loss API, AdamW and a step's op list: 2.x has the fused kernel), both model families and their generation,
 // training (bf16 autocast included) and its checkpoints, data-parallel training over Gloo, the evaluator,
 // safetensors I/O, and test/libtorch.test.ts (the run really loaded 2.x; the CUDA side of platform.h compiles
-// against the 2.x headers). About 5.5 minutes on 2 cores (trainer 2.5, checkpoint 1.5) before the data-parallel
-// tests (3.6 on a loaded machine), after the build's ~5.
+// against the 2.x headers), and a release's tarballs installed as users install them (test/tarball-install.test.ts,
+// ~3.5 min; the first time also `pip install torch` with its CUDA libraries: 3.6 min, 5.3 GB). About 5.5 minutes on
+// 2 cores (trainer 2.5, checkpoint 1.5) before the data-parallel tests (3.6 on a loaded machine), after the build's ~5.
 const TORCH2_SUBSET = [
   "test/libtorch.test.ts",
   "test/adamw.test.ts",
