@@ -266,6 +266,13 @@ export function native(): NativeAddon {
   if (addon) return addon;
   loaded = loadCore<NativeAddon>();
   addon = loaded.addon;
+  // a CUDA host that quietly trained on the CPU would be the worse surprise
+  for (const s of loaded.skipped.filter((x) => /-cu\d+$/.test(x.core.flavour))) {
+    process.emitWarning(
+      `the ${s.core.flavour} core did not load (${s.error.split("\n")[0]}); using ${loaded.core.flavour} (${loaded.core.file})`,
+      { code: "DPSM_CUDA_CORE_SKIPPED" },
+    );
+  }
   return addon;
 }
 

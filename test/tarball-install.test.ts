@@ -114,13 +114,23 @@ const info = buildInfo();
 console.log(JSON.stringify({ alpha: r.alpha, loss: r.loss, steps: fit.steps, final: fit.history.steps.at(-1).loss, nll: fit.bestNll, torch: info.torchVersion, library: info.torchLibrary, cuda: info.cuda, devices: info.cudaDeviceCount }));
 `;
 
-function runProgram(t: ExecutionContext, consumer: string, env: NodeJS.ProcessEnv, runDir = "run") {
+function runProgram(
+  t: ExecutionContext,
+  consumer: string,
+  env: NodeJS.ProcessEnv,
+  runDir = "run",
+): Record<string, number | string | boolean> {
   fs.writeFileSync(path.join(consumer, "program.mjs"), program);
   const t0 = performance.now();
   const exec = run(process.execPath, ["program.mjs", runDir], { cwd: consumer, env });
   t.log(`the consumer's program (loss, 3 training steps): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   t.is(exec.code, 0, exec.output);
-  const out = JSON.parse(exec.output.trim().split("\n").pop()!) as Record<string, number | string | boolean>;
+  // the program's one line of JSON (stderr may add a warning after it)
+  const line = exec.output
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .at(-1)!;
+  const out = JSON.parse(line) as Record<string, number | string | boolean>;
   t.is(out.alpha, 0.5);
   t.true(Number.isFinite(out.loss) && (out.loss as number) > 0, `loss ${out.loss}`);
   t.is(out.steps, 3);
@@ -132,7 +142,7 @@ function runProgram(t: ExecutionContext, consumer: string, env: NodeJS.ProcessEn
   });
   t.is(cli.code, 0, cli.output);
   t.regex(cli.output, /usage: dpsm-native exp1/);
-  return out;
+  return { ...out, output: exec.output };
 }
 
 const coreFile = (consumer: string, flavour: string) =>
@@ -233,6 +243,7 @@ if (torch2) {
         ),
       );
       const cpu = runProgram(t, consumer, bare, "run-cpu"); // a new run, not a resume of the first
+      t.regex(String(cpu.output), new RegExp(`DPSM_CUDA_CORE_SKIPPED.*the ${escape(cudaFlavour)} core did not load`));
       t.is(cpu.cuda, false);
       t.is(cpu.library, fs.realpathSync(path.join(wheelTorch, "lib", "libtorch_cpu.so")), "the wheel's libtorch ran");
     },
