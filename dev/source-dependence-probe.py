@@ -1,7 +1,8 @@
 """Does a tiny BART checkpoint read its source? For each checkpoint folder: the encoder output's part common to all
 real tokens (norm of their mean) and token-specific part (per-dimension std over tokens x sqrt(d_model)), each
-decoder layer's cross-attention entropy against log(source length), and the largest logit change when each
-dialogue is replaced by another (the batch rolled by 4). One JSON line per checkpoint:
+decoder layer's cross-attention entropy against log(source length), and, when each dialogue is replaced by another
+(the batch rolled by 4), the largest logit change and the mean total-variation distance of the next-token
+distributions. One JSON line per checkpoint:
 
     python -m venv /tmp/hf-venv && /tmp/hf-venv/bin/pip install transformers==4.40.2 torch  # CPU torch
     /tmp/hf-venv/bin/python dev/source-dependence-probe.py OUT/probe-ids.json OUT/ckpt-*
@@ -36,6 +37,7 @@ def probe(folder, src, tgt):
         o = m(input_ids=ids, attention_mask=mask, decoder_input_ids=dec, output_attentions=True)
         o2 = m(input_ids=ids2, attention_mask=mask2, decoder_input_ids=dec)
     real = o.encoder_last_hidden_state[mask.bool()]
+    tv = 0.5 * (o.logits.softmax(-1) - o2.logits.softmax(-1)).abs().sum(-1)
     entropy = [-(a.clamp_min(1e-12).log() * a).sum(-1).mean().item() for a in o.cross_attentions]
     return {
         "checkpoint": folder,
@@ -44,6 +46,8 @@ def probe(folder, src, tgt):
         "crossEntropy": entropy,
         "uniform": mask.sum(1).float().mean().log().item(),
         "logitChange": (o.logits - o2.logits).abs().max().item(),
+        # the next-token distributions' total-variation distance, averaged over the real summary positions
+        "tvChange": tv[dec != pad].mean().item(),
     }
 
 
