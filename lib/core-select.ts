@@ -16,6 +16,8 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { writeJsonAtomic } from "./io/atomic.ts";
+
 /** The package root (one level above lib/ or dist/). */
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const platformTag = `${process.platform}-${process.arch}`;
@@ -160,10 +162,7 @@ function pythonTorchFolder(): { folder: string | null; python: string } | undefi
   }
   cache[key] = answer;
   try {
-    fs.mkdirSync(path.dirname(cacheFile), { recursive: true });
-    const tmp = `${cacheFile}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(cache, null, 1));
-    fs.renameSync(tmp, cacheFile);
+    writeJsonAtomic(cacheFile, cache);
   } catch {
     // a read-only cache only costs asking again next time
   }
