@@ -30,27 +30,89 @@ function tinyRun(runDir: string): TrainerOptions {
   };
 }
 
-// The lag measured from `new Trainer` to fit()'s end: monitorEventLoopDelay at 10 ms resolution. On a loaded host
-// (2 cores shared with other jobs, libtorch's threads on both) the scheduler and V8's GC helper threads can stall
-// the loop now and then whatever runs on it; a run that stays under the bound shows nothing on the loop holds it
-// that long, so up to three runs are made and each is logged.
+// The main thread's scheduler statistics in ms (/proc/<pid>/task/<pid>/schedstat): time on a CPU, and time
+// runnable but waiting for one; undefined where the kernel keeps none.
+function mainThreadSched(): { ranMs: number; waitMs: number } | undefined {
+  try {
+    const [ran, wait] = fs.readFileSync(`/proc/${process.pid}/task/${process.pid}/schedstat`, "utf8").split(" ");
+    const out = { ranMs: Number(ran) / 1e6, waitMs: Number(wait) / 1e6 };
+    return Number.isFinite(out.ranMs) && Number.isFinite(out.waitMs) ? out : undefined;
+  } catch {
+    return undefined;
+  }
+}
+const mainThreadWaitMs = (): number | undefined => mainThreadSched()?.waitMs;
+
+// Samples the event loop every `everyMs`: each late tick's delay, and that delay less the time the main thread
+// waited for a CPU meanwhile. On a loaded host (2 cores shared with other jobs, libtorch's threads on both) the
+// scheduler can keep the loop's thread off the CPU for tens of ms whatever runs on it; that wait is not the
+// loop being held. Time the thread runs (our code, GC on the loop) or blocks in a system call still counts.
+function loopSampler(everyMs = 10) {
+  let lastAt = performance.now();
+  let lastWait = mainThreadWaitMs();
+  let maxDelay = 0;
+  let maxHeld = 0;
+  const timer = setInterval(() => {
+    const at = performance.now();
+    const wait = mainThreadWaitMs();
+    const delay = at - lastAt - everyMs;
+    const waited = wait !== undefined && lastWait !== undefined ? wait - lastWait : 0;
+    maxDelay = Math.max(maxDelay, delay);
+    maxHeld = Math.max(maxHeld, delay - waited);
+    lastAt = at;
+    lastWait = wait;
+  }, everyMs);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return { maxDelay, maxHeld, schedstat: lastWait !== undefined };
+    },
+  };
+}
+
+// The lag measured from `new Trainer` to fit()'s end. The bound applies to the loop held (above); the raw delay
+// and monitorEventLoopDelay's figures are logged beside it. Up to three runs are made and each is logged.
 async function lagOfOneRun(runDir: string): Promise<{ constructMs: number; maxMs: number; line: string }> {
   const h = monitorEventLoopDelay({ resolution: 10 });
   h.enable();
+  const sampler = loopSampler();
   const t0 = performance.now();
+  const waitBefore = mainThreadWaitMs();
   const trainer = new Trainer(tinyRun(runDir));
-  const constructMs = performance.now() - t0;
+  const waitAfter = mainThreadWaitMs();
+  // the constructor's own time: less the main thread's wait for a CPU meanwhile, where the kernel says it
+  const constructMs =
+    performance.now() - t0 - (waitBefore !== undefined && waitAfter !== undefined ? waitAfter - waitBefore : 0);
   const result = await trainer.fit();
+  const s = sampler.stop();
   h.disable();
   if (result.steps !== 6 || !fs.existsSync(path.join(runDir, "last"))) throw new Error("the run did not finish");
-  const maxMs = h.max / 1e6;
+  const maxMs = s.schedstat ? s.maxHeld : h.max / 1e6;
   const line =
-    `constructor ${constructMs.toFixed(1)} ms; event-loop delay over ${(performance.now() - t0).toFixed(0)} ms: ` +
-    `max ${maxMs.toFixed(1)} ms, p99 ${(h.percentile(99) / 1e6).toFixed(1)} ms, mean ${(h.mean / 1e6).toFixed(1)} ms`;
+    `constructor ${constructMs.toFixed(1)} ms; over ${(performance.now() - t0).toFixed(0)} ms the loop was held at ` +
+    `most ${s.maxHeld.toFixed(1)} ms (its largest delay ${s.maxDelay.toFixed(1)} ms, less the main thread's wait ` +
+    `for a CPU${s.schedstat ? "" : ": no schedstat here, the delay itself is bounded"}); monitorEventLoopDelay: ` +
+    `max ${(h.max / 1e6).toFixed(1)} ms, p99 ${(h.percentile(99) / 1e6).toFixed(1)} ms, mean ${(h.mean / 1e6).toFixed(1)} ms`;
   return { constructMs, maxMs, line };
 }
 
-test.serial("from the Trainer's construction through fit(), the event loop never lags 50 ms", async (t) => {
+test.serial("the loop sampler sees the loop held: 80 ms of work on it reads as ≥ 70 ms held", async (t) => {
+  const sampler = loopSampler();
+  await new Promise((r) => setTimeout(r, 30));
+  // 80 ms of the main thread's own CPU time (wall time where there is no schedstat), as a slow synchronous call
+  // would take: on a loaded host 80 ms of wall time may hold only a fraction of that on the CPU
+  const ran = () => mainThreadSched()?.ranMs ?? performance.now();
+  const until = ran() + 80;
+  while (ran() < until) {
+    // the loop held
+  }
+  await new Promise((r) => setTimeout(r, 30));
+  const s = sampler.stop();
+  t.log(`held ${s.maxHeld.toFixed(1)} ms, delay ${s.maxDelay.toFixed(1)} ms, schedstat ${s.schedstat}`);
+  t.true(s.maxHeld >= 70, `held ${s.maxHeld.toFixed(1)} ms`);
+});
+
+test.serial("from the Trainer's construction through fit(), the event loop is never held 50 ms", async (t) => {
   // The token cache is warmed first: a run's data is tokenised once, then read back (what fit() measures here);
   // and the native core is loaded (libtorch's shared libraries: a one-time cost of the first call in a process).
   for (const split of ["train", "valid"] as const) await prepareLanguageModelData({ ...DATA, split });
@@ -69,7 +131,7 @@ test.serial("from the Trainer's construction through fit(), the event loop never
   );
   t.true(
     runs.some((r) => r.maxMs < 50),
-    `the event loop lagged ${runs.map((r) => r.maxMs.toFixed(0)).join(", ")} ms`,
+    `the event loop was held ${runs.map((r) => r.maxMs.toFixed(0)).join(", ")} ms`,
   );
 });
 
