@@ -5,6 +5,7 @@
 // each schedule, an ignored row, and a row whose target holds the max, tied before or after it (the argmax statistic);
 // the gradient in place, as the training step runs it. Writes inputs and outputs to a file for cpu-compare.cpp,
 // which runs the CPU kernel on the same inputs. SIM_DTYPES="0,1,2" picks dtypes (f32, bf16, f16).
+#include "dpsm_check_cases.h"
 #include "dpsm_cuda.cu"
 
 #include <cmath>
@@ -23,19 +24,9 @@
   } while (0)
 
 namespace {
-uint64_t rng_state = 0x243f6a8885a308d3ull;
-double uniform() {  // xorshift64*
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  return static_cast<double>((rng_state * 2685821657736338717ull) >> 11) * 0x1.0p-53;
-}
-double normal() { return std::sqrt(-2.0 * std::log(1.0 - uniform())) * std::cos(6.283185307179586 * uniform()); }
-
-uint16_t to_bf16(float f) {  // round to nearest even (finite inputs)
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+dpsm::check::Rng rng{0x243f6a8885a308d3ull};
+double normal() {
+  return std::sqrt(-2.0 * std::log(1.0 - rng.uniform())) * std::cos(6.283185307179586 * rng.uniform());
 }
 }  // namespace
 
@@ -50,7 +41,7 @@ int main(int argc, char** argv) {
   for (int di = 0; di < 3; ++di) {
     if (only && !std::strchr(only, '0' + di)) continue;
     const DType d = static_cast<DType>(di);
-    const size_t es = d == DType::F32 ? 4 : 2;
+    const size_t es = check::elem_size(d);
     for (int ki = 0; ki < 4; ++ki)
       for (int V : vocabs) {
         ++i;
@@ -58,33 +49,12 @@ int main(int argc, char** argv) {
         std::vector<uint8_t> z(rows * V * es);
         std::vector<int64_t> y(rows);
         for (int64_t r = 0; r < rows; ++r) {
-          for (int k = 0; k < V; ++k) {
-            const float x = static_cast<float>(normal() * 3.0);
-            if (d == DType::F32)
-              std::memcpy(&z[(r * V + k) * 4], &x, 4);
-            else if (d == DType::BF16) {
-              const uint16_t h = to_bf16(x);
-              std::memcpy(&z[(r * V + k) * 2], &h, 2);
-            } else {
-              const __half h = __float2half_rn(x);
-              std::memcpy(&z[(r * V + k) * 2], &h, 2);
-            }
-          }
-          y[r] = static_cast<int64_t>(uniform() * V);
+          for (int k = 0; k < V; ++k) check::put(z.data(), d, r * V + k, static_cast<float>(normal() * 3.0));
+          y[r] = static_cast<int64_t>(rng.uniform() * V);
         }
         if (i % 4 == 3) y[2] = -100;  // an ignored row
         // Row 1: the target holds the max, tied by an element before it (the argmax is not the target) or after.
-        const auto put = [&](int64_t at, float v) {
-          if (d == DType::F32)
-            std::memcpy(&z[at * 4], &v, 4);
-          else if (d == DType::BF16) {
-            const uint16_t h = to_bf16(v);
-            std::memcpy(&z[at * 2], &h, 2);
-          } else {
-            const __half h = __float2half_rn(v);
-            std::memcpy(&z[at * 2], &h, 2);
-          }
-        };
+        const auto put = [&](int64_t at, float v) { check::put(z.data(), d, at, v); };
         if (y[1] == 0) y[1] = 1;
         put(V + y[1], 40.0f);
         put(V + (i % 2 == 0 ? y[1] / 2 : (y[1] + V) / 2), 40.0f);
