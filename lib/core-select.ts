@@ -16,6 +16,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { userCacheDir } from "./data/paths.ts";
 import { writeJsonAtomic } from "./io/atomic.ts";
 
 /** The package root (one level above lib/ or dist/). */
@@ -99,12 +100,6 @@ function pythonOnPath(): { file: string; stamp: string } | undefined {
     }
   }
   return undefined;
-}
-
-/** dpsm-native's folder in the user's cache ($XDG_CACHE_HOME/dpsm-native, by default ~/.cache/dpsm-native). */
-function userCacheDir(): string {
-  const xdg = process.env.XDG_CACHE_HOME;
-  return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), ".cache"), "dpsm-native");
 }
 
 // The torch folder python3 imports, asked once per interpreter: finding the spec imports nothing of torch (fast),
