@@ -1,7 +1,9 @@
 // One job of experiment 1: train (resuming from the job folder's checkpoint when there is one), evaluate the
 // best checkpoint on the test split and the out-of-domain sets (and, for CE, with a fitted temperature),
-// and continue the sample prompt. The data is tokenised once for all jobs. The test split is also evaluated one
-// sequence at a time, for the per-sequence sums a bootstrap over test sequences needs (verdicts.ts).
+// and continue the sample prompt. The data is tokenised once for all jobs. With fewer than SEEDS_FOR_T seeds the
+// test split is also evaluated one sequence at a time, for the per-sequence sums the verdicts' bootstrap over test
+// sequences needs (verdicts.ts); with more, the verdicts' intervals are over seeds and that second pass (about as
+// long as the batched one on this CPU) is saved.
 import path from "node:path";
 
 import type { OodName } from "../../data/ood.ts";
@@ -17,6 +19,7 @@ import { type FitRecord, fitRecord } from "../framework/fit-record.ts";
 import { trainingSubset } from "../framework/low-resource.ts";
 import type { JobContext } from "../framework/spec.ts";
 import { trainerSettings } from "../framework/trainer-settings.ts";
+import { SEEDS_FOR_T } from "../framework/verdicts.ts";
 import { type Exp1Config, lrFor, TEMPSCALE } from "./config.ts";
 import type { Exp1Data } from "./data.ts";
 import type { Exp1Job } from "./jobs.ts";
@@ -27,8 +30,8 @@ export interface Exp1Result extends FitRecord {
   /** the best checkpoint on the test split (T = 1) */
   test: EvalMetrics;
   /**
-   * the same evaluation's token sums per test sequence (absent from runs saved before they existed: their verdicts
-   * have intervals over seeds only)
+   * the same evaluation's token sums per test sequence, with fewer than SEEDS_FOR_T seeds (absent from runs saved
+   * before they existed: their verdicts have intervals over seeds only)
    */
   testSequences?: SequenceSums;
   ood: Partial<Record<OodName, EvalMetrics>>;
@@ -91,7 +94,8 @@ export async function runExp1Job(
   const ev = new Evaluator(best, { batchSize: c.batchSize, maxSequences: c.testMaxSequences, bf16 });
   const oodEval = new Evaluator(best, { batchSize: c.batchSize, maxSequences: c.oodMaxSequences, bf16 });
   const test = await ev.evaluate(data.test);
-  const testSequences = await perSequenceSums(ev, data.test, c.testMaxSequences);
+  const testSequences =
+    c.seeds.length < SEEDS_FOR_T ? await perSequenceSums(ev, data.test, c.testMaxSequences) : undefined;
   const ood: Exp1Result["ood"] = {};
   for (const name of c.ood) ood[name] = await oodEval.evaluate(data.ood[name]!);
 
@@ -111,7 +115,7 @@ export async function runExp1Job(
     loss: job.loss,
     ...fitRecord(dir, fit),
     test,
-    testSequences,
+    ...(testSequences ? { testSequences } : {}),
     ood,
     ...(tempscale ? { tempscale } : {}),
     sample: { prompt: c.sample.prompt, continuation, topK: c.sample.topK },
