@@ -10,7 +10,7 @@ import type { Exp1Group } from "../lib/experiments/exp1-lm/analysis.ts";
 import { perSequenceSums } from "../lib/experiments/exp1-lm/run-job.ts";
 import { exp1Verdicts } from "../lib/experiments/exp1-lm/verdicts.ts";
 import type { Verdict } from "../lib/experiments/framework/spec.ts";
-import { Evaluator, GPT2Model, type PackedTokens, prepareLanguageModelData } from "../lib/index.ts";
+import { Evaluator, GPT2Model, type PackedTokens, prepareLanguageModelData, Trainer } from "../lib/index.ts";
 import { identityResample } from "../lib/metrics/bootstrap.ts";
 import { pooledMetrics, type SequenceSums } from "../lib/metrics/sequence-sums.ts";
 import { meanStd } from "../lib/metrics/stats.ts";
@@ -139,12 +139,34 @@ test("runs saved without per-sequence sums keep the one-seed verdict: no interva
 });
 
 test("per-sequence sums pool back to the whole-set metrics (identity resample, and a resample with repeats)", async (t) => {
+  // A few real training steps, so that some tokens are hit, and T = 0.1, so that max p spreads over several of
+  // ECE-10's bins (an untrained model at T = 1 puts every token in bin 0 with no hit, which would leave the bins'
+  // sums untested).
   const model = GPT2Model.create({ vocab_size: 50257, n_positions: 64, n_embd: 16, n_layer: 1, n_head: 2, seed: 11 });
+  const train = await prepareLanguageModelData({ source: "wikitext-2", split: "train", contextLength: 33 });
   const data = await prepareLanguageModelData({ source: "wikitext-2", split: "valid", contextLength: 33 });
+  await new Trainer({
+    model,
+    loss: { kind: "ce" },
+    data: { train, valid: data },
+    maxSteps: 30,
+    batchSize: 8,
+    lr: 3e-3,
+    evalEvery: 30,
+    evalMaxSequences: 2,
+    progress: false,
+  }).fit();
   const n = 12;
   const ev = new Evaluator(model, { batchSize: 1, maxSequences: n });
-  const s = await perSequenceSums(ev, data, n);
+  const temperature = 0.1;
+  const s = await perSequenceSums(ev, data, n, { temperature });
   t.is(s.tokens.length, n);
+  const binsUsed = new Set(s.binCount.flatMap((row) => row.flatMap((c, b) => (c > 0 ? [b] : []))));
+  t.true(binsUsed.size >= 2, `max p in bins ${[...binsUsed].join(", ")}`);
+  t.true(
+    s.binHits.flat().some((h) => h > 0),
+    "some token is hit",
+  );
   const close = (a: number, b: number, what: string) =>
     t.true(Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
   const check = async (rows: number[], what: string) => {
@@ -156,7 +178,7 @@ test("per-sequence sums pool back to the whole-set metrics (identity resample, a
       lengths: Int32Array.from(rows.map((r) => data.lengths[r]!)),
       totalTokens: rows.reduce((x, r) => x + data.lengths[r]!, 0),
     };
-    const whole = await new Evaluator(model, { batchSize: 1 }).evaluate(picked);
+    const whole = await new Evaluator(model, { batchSize: 1 }).evaluate(picked, { temperature });
     const pooled = pooledMetrics(s, rows);
     t.is(pooled.tokens, whole.tokens, `${what}: tokens`);
     close(pooled.ppl, whole.ppl, `${what}: PPL`);
@@ -166,7 +188,7 @@ test("per-sequence sums pool back to the whole-set metrics (identity resample, a
   await check([...identityResample(n)], "identity");
   await check([3, 0, 3, 7, 11, 11], "resample");
   // The batched evaluation a run reports agrees to float32 matmul rounding.
-  const batched = await new Evaluator(model, { batchSize: 8, maxSequences: n }).evaluate(data);
+  const batched = await new Evaluator(model, { batchSize: 8, maxSequences: n }).evaluate(data, { temperature });
   const pooled = pooledMetrics(s, identityResample(n));
   t.true(Math.abs(pooled.ppl / batched.ppl - 1) < 1e-5, `${pooled.ppl} vs ${batched.ppl}`);
 });

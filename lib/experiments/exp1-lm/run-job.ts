@@ -66,17 +66,23 @@ export function exp1TrainerOptions(ctx: JobContext<Exp1Config, Exp1Job, Exp1Data
 }
 
 /**
- * The token sums of each of the first `maxSequences` (0: all) sequences of `data`, each evaluated alone: the native
- * evaluator reports a set's totals only, so one call per sequence (a view of its row) gives each sequence's.
+ * The token sums of each of the first `maxSequences` (0: all) sequences of `data`, each evaluated alone (at
+ * `temperature`, default 1): the native evaluator reports a set's totals only, so one call per sequence (a view of
+ * its row) gives each sequence's.
  */
-export async function perSequenceSums(ev: Evaluator, data: PackedTokens, maxSequences: number): Promise<SequenceSums> {
+export async function perSequenceSums(
+  ev: Evaluator,
+  data: PackedTokens,
+  maxSequences: number,
+  options: { temperature?: number } = {},
+): Promise<SequenceSums> {
   const n = maxSequences > 0 ? Math.min(maxSequences, data.sequences) : data.sequences;
   const w = data.contextLength;
   const each: EvalMetrics[] = [];
   for (let i = 0; i < n; i++) {
     const lengths = data.lengths.subarray(i, i + 1);
     const row = { ...data, sequences: 1, tokens: data.tokens.subarray(i * w, (i + 1) * w), lengths };
-    each.push(await ev.evaluate({ ...row, totalTokens: lengths[0]! }));
+    each.push(await ev.evaluate({ ...row, totalTokens: lengths[0]! }, options));
   }
   return sequenceSumsOf(each);
 }
