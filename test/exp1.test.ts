@@ -12,7 +12,8 @@ import type { Exp1Result } from "../lib/experiments/exp1-lm/run-job.ts";
 import { buildInfo } from "../lib/index.ts";
 import { allOf, anyOf, decide } from "../lib/experiments/framework/decision.ts";
 import type { Verdict } from "../lib/experiments/framework/spec.ts";
-import { pairedRatio, pairedTTest } from "../lib/metrics/stats.ts";
+import { identityResample } from "../lib/metrics/bootstrap.ts";
+import { pooledMetrics } from "../lib/metrics/sequence-sums.ts";
 import { EXP1_SMALL } from "./helpers/experiments.ts";
 import { tmpDir } from "./helpers/tmp.ts";
 
@@ -85,36 +86,50 @@ test.serial("runs, report, figures and verdicts; a second run skips every finish
     t.true(md.includes(`figures/${f}.png`));
   }
 
-  // The verdicts follow from the per-seed numbers in results.json: recompute two of their intervals here.
+  // The verdicts follow from the numbers in results.json: with 2 seeds (fewer than 3), task quality and calibration
+  // are decided from Koehn's paired bootstrap over the test sequences, on the sums each run saved.
   const saved = JSON.parse(fs.readFileSync(json, "utf8")) as {
-    summaries: {
-      name: string;
-      key: { setting: string };
-      metrics: Record<string, { mean: number }>;
-      perSeed: Record<string, number[]>;
-    }[];
     verdicts: Record<string, Record<string, Verdict[]>>;
     runs: Finished<Exp1Result>[];
   };
   t.is(saved.runs.length, jobs.length);
-  const row = (name: string) => saved.summaries.find((s) => s.name === name && s.key.setting === "clean")!;
-  const [d, ce] = [row("dpsm-linear"), row("ce")];
   const verdicts = saved.verdicts.tiny!["dpsm-linear"]!;
-  const close = (x: number, y: number) => Math.abs(x - y) <= 1e-9 * Math.max(1, Math.abs(y));
-  // Task quality: the PPL gap's t interval over the two seeds, against 0.3.
+  const close = (x: number, y: number, rel = 1e-9) => Math.abs(x - y) <= rel * Math.max(1, Math.abs(y));
+  const runOf = (variation: string, seed: number) =>
+    saved.runs.find((r) => r.key.setting === "clean" && r.key.variation === variation && r.key.seed === seed)!;
+  const pooled = (variation: string, seed: number) => {
+    const r = runOf(variation, seed);
+    t.is(r.testSequences!.tokens.length, 3, "the capped test split's 3 sequences");
+    return pooledMetrics(r.testSequences!, identityResample(3));
+  };
+  for (const seed of [0, 1]) {
+    // Pooled back, the sums give the run's own (batched) test evaluation, to float32 matmul rounding.
+    const r = runOf("dpsm-linear", seed);
+    t.is(pooled("dpsm-linear", seed).tokens, r.test.tokens);
+    t.true(close(pooled("dpsm-linear", seed).ppl, r.test.ppl, 1e-5), `${pooled("dpsm-linear", seed).ppl}`);
+  }
+  const mean = (f: (seed: number) => number) => (f(0) + f(1)) / 2;
+  // Task quality: the PPL gap, the mean over seeds of the pooled PPL differences, against 0.3.
   const quality = verdicts.find((v) => v.criterion.startsWith("Task quality"))!;
-  const gap = pairedTTest(d.perSeed.ppl!, ce.perSeed.ppl!)!;
   const [gapPart, brierPart, cePart] = quality.evidence!;
-  t.true(close(gapPart!.low, gap.low) && close(gapPart!.high, gap.high), `${gapPart!.low} vs ${gap.low}`);
-  t.is(gapPart!.status, decide(gap.low, gap.high, "≤", 0.3));
+  t.regex(gapPart!.interval, /^paired bootstrap over 3 test sequences \(1000 resamples\), seeds 0, 1/);
+  t.true(
+    close(
+      gapPart!.estimate,
+      mean((s) => pooled("dpsm-linear", s).ppl - pooled("ce", s).ppl),
+    ),
+  );
+  t.is(gapPart!.status, decide(gapPart!.low, gapPart!.high, "≤", 0.3));
   const notWorse = anyOf([brierPart!.status, cePart!.status]);
   t.is(quality.status, allOf([gapPart!.status, notWorse]));
-  // Calibration: the reduction 1 − ECE ratio to CE's, from Fieller's interval, against 25 %.
+  // Calibration: the reduction 1 − (mean ECE-10 / CE's), against 25 %.
   const calibration = verdicts.find((v) => v.criterion.startsWith("Calibration"))!;
-  const ratio = pairedRatio(d.perSeed.ece10!, ce.perSeed.ece10!)!;
   const reduction = calibration.evidence![0]!;
-  t.true(close(reduction.low, 1 - ratio.high) && close(reduction.high, 1 - ratio.low));
-  t.is(reduction.status, decide(1 - ratio.high, 1 - ratio.low, "≥", 0.25));
+  t.regex(reduction.interval, /^paired bootstrap over 3 test sequences/);
+  t.true(
+    close(reduction.estimate, 1 - mean((s) => pooled("dpsm-linear", s).ece10) / mean((s) => pooled("ce", s).ece10)),
+  );
+  t.is(reduction.status, decide(reduction.low, reduction.high, "≥", 0.25));
   t.true(md.includes("Paired comparisons over seeds") && md.includes("Holm p"), "no comparisons table");
   // The audit: every variation × 3 rounds, timed once (saved; a later run reads it back), and the verdict's source.
   const audit = JSON.parse(fs.readFileSync(path.join(out, "audit", "tiny.json"), "utf8")) as {
@@ -143,7 +158,8 @@ test.serial("runs, report, figures and verdicts; a second run skips every finish
   const efficiency = verdicts.find((v) => v.criterion.startsWith("Efficiency"))!;
   t.regex(efficiency.detail, /interleaved audit, 3 rounds/);
   const significance = verdicts.find((v) => v.criterion.startsWith("Significance"))!;
-  t.not(significance.status, "not enough runs", "two seeds allow a paired t-test");
+  t.not(significance.status, "not enough runs", "two seeds with their sums allow Koehn's bootstrap");
+  t.regex(significance.detail, /Koehn's paired bootstrap/);
   const p = significance.evidence![0]!.p!;
   t.true(p.adjusted >= p.raw, "Holm never lowers a p-value");
   t.true(md.includes("ce+tempscale (T = "), "the temperature-scaled CE row is missing");

@@ -3,7 +3,8 @@
 // kept, and low/mid/high are the (1 − c)/2, 50 and (1 + c)/2 percentiles of those means, interpolated linearly
 // between order statistics as numpy.percentile does. Mid is thus the median of the resampled means, not the mean.
 // Beside it, Koehn's (2004) paired bootstrap resampling of two systems on the same test items (win counts and
-// the percentile interval of the difference), on a general bootstrap of a contrast over strata of items.
+// the percentile interval of the difference), on a general bootstrap of a statistic of items resampled within strata
+// (a contrast of means, or a corpus-level metric recomputed on each resample, as Koehn recomputes BLEU).
 
 /** One bootstrap sample: n row indices in [0, n), drawn with replacement. */
 export type Resampler = (n: number) => ArrayLike<number>;
@@ -104,66 +105,96 @@ export interface Stratum {
   weight: number;
 }
 
-export interface BootstrapContrast {
-  /** Σ weight · mean(values) over the strata, on all items */
+/** A bootstrap of a statistic of resampled items: its value on all items, its percentile interval, and its signs. */
+export interface BootstrapStatistic {
+  /** the statistic on all items (every stratum's identity resample) */
   estimate: number;
-  /** percentile interval: the (1 − confidence)/2 and (1 + confidence)/2 percentiles of the resampled contrasts */
+  /** percentile interval: the (1 − confidence)/2 and (1 + confidence)/2 percentiles of the resampled statistics */
   low: number;
   high: number;
   confidence: number;
   samples: number;
-  /** resamples whose contrast is above 0, below 0, and exactly 0 */
+  /** resamples whose statistic is above 0, below 0, and exactly 0 */
   above: number;
   below: number;
   ties: number;
 }
 
+/** The identity resample of n items: 0, 1, …, n − 1. */
+export const identityResample = (n: number): Int32Array => Int32Array.from({ length: n }, (_, i) => i);
+
 /**
- * Bootstrap of a contrast Σ_s w_s · mean(values_s): each sample draws every stratum's items with replacement (as
- * many as it has), independently of the other strata, and computes the contrast; the interval is the percentile
- * interval of those contrasts (numpy's linear interpolation), and the counts say on which side of 0 they fell. One
- * stratum of paired differences is the paired bootstrap (pairedBootstrap); two strata of weights +1 and −1 compare
- * means over two different item sets (e.g. a test split and a transfer set).
+ * Bootstrap of any statistic of item sets (a contrast, or a corpus-level metric such as a perplexity pooled over
+ * resampled sequences, as Koehn's BLEU is): each sample draws every stratum's `sizes[s]` items with replacement,
+ * independently of the other strata, in stratum order, and evaluates `statistic` on those index sets; the interval
+ * is the percentile interval of the statistics (numpy's linear interpolation), and the counts say on which side of 0
+ * they fell. The estimate is the statistic on the identity resamples.
  */
-export function bootstrapContrast(
-  strata: readonly Stratum[],
+export function bootstrapStatistic(
+  sizes: readonly number[],
+  statistic: (resamples: readonly ArrayLike<number>[]) => number,
   options: { samples: number; confidence?: number; seed: number },
-): BootstrapContrast {
+): BootstrapStatistic {
   const confidence = options.confidence ?? 0.95;
   checkBootstrap(options.samples, confidence);
-  if (strata.length === 0) throw new RangeError("bootstrapContrast: no strata");
-  for (const s of strata) {
-    if (s.values.length === 0) throw new RangeError("bootstrapContrast: every stratum must hold at least one value");
-    if (!s.values.every(Number.isFinite)) throw new RangeError("bootstrapContrast: values must be finite numbers");
+  if (sizes.length === 0) throw new RangeError("bootstrapStatistic: no strata");
+  if (!sizes.every((n) => Number.isInteger(n) && n > 0)) {
+    throw new RangeError("bootstrapStatistic: every stratum must hold at least one item");
   }
-  const contrastOf = (mean: (s: Stratum) => number) => strata.reduce((sum, s) => sum + s.weight * mean(s), 0);
   const resample = seededResampler(options.seed);
-  const contrasts = new Float64Array(options.samples);
+  const values = new Float64Array(options.samples);
   let above = 0;
   let below = 0;
   for (let k = 0; k < options.samples; k++) {
-    const c = contrastOf((s) => {
-      const idx = resample(s.values.length);
-      let sum = 0;
-      for (let i = 0; i < idx.length; i++) sum += s.values[idx[i]!]!;
-      return sum / idx.length;
-    });
-    contrasts[k] = c;
+    const c = statistic(sizes.map((n) => resample(n)));
+    values[k] = c;
     if (c > 0) above++;
     else if (c < 0) below++;
   }
-  contrasts.sort();
+  values.sort();
   const delta = (1 - confidence) / 2;
   return {
-    estimate: contrastOf((s) => s.values.reduce((x, y) => x + y, 0) / s.values.length),
-    low: percentileOfSorted(contrasts, 100 * delta),
-    high: percentileOfSorted(contrasts, 100 * (1 - delta)),
+    estimate: statistic(sizes.map(identityResample)),
+    low: percentileOfSorted(values, 100 * delta),
+    high: percentileOfSorted(values, 100 * (1 - delta)),
     confidence,
     samples: options.samples,
     above,
     below,
     ties: options.samples - above - below,
   };
+}
+
+/** A bootstrap of a contrast of means (bootstrapContrast). */
+export type BootstrapContrast = BootstrapStatistic;
+
+/**
+ * Bootstrap of a contrast Σ_s w_s · mean(values_s) (bootstrapStatistic over the strata's items): one stratum of
+ * paired differences is the paired bootstrap (pairedBootstrap); two strata of weights +1 and −1 compare means over
+ * two different item sets (e.g. a test split and a transfer set).
+ */
+export function bootstrapContrast(
+  strata: readonly Stratum[],
+  options: { samples: number; confidence?: number; seed: number },
+): BootstrapContrast {
+  checkBootstrap(options.samples, options.confidence ?? 0.95);
+  if (strata.length === 0) throw new RangeError("bootstrapContrast: no strata");
+  for (const s of strata) {
+    if (s.values.length === 0) throw new RangeError("bootstrapContrast: every stratum must hold at least one value");
+    if (!s.values.every(Number.isFinite)) throw new RangeError("bootstrapContrast: values must be finite numbers");
+  }
+  const contrast = (resamples: readonly ArrayLike<number>[]) =>
+    strata.reduce((sum, s, k) => {
+      const idx = resamples[k]!;
+      let total = 0;
+      for (let i = 0; i < idx.length; i++) total += s.values[idx[i]!]!;
+      return sum + s.weight * (total / idx.length);
+    }, 0);
+  return bootstrapStatistic(
+    strata.map((s) => s.values.length),
+    contrast,
+    options,
+  );
 }
 
 export interface PairedBootstrap {

@@ -1,12 +1,17 @@
 // One job of experiment 1: train (resuming from the job folder's checkpoint when there is one), evaluate the
 // best checkpoint on the test split and the out-of-domain sets (and, for CE, with a fitted temperature),
-// and continue the sample prompt. The data is tokenised once for all jobs.
+// and continue the sample prompt. The data is tokenised once for all jobs. With fewer than SEEDS_FOR_T seeds the
+// test split is also evaluated one sequence at a time, for the per-sequence sums the verdicts' bootstrap over test
+// sequences needs (verdicts.ts); with more, the verdicts' intervals are over seeds and that second pass (about as
+// long as the batched one on this CPU) is saved.
 import path from "node:path";
 
 import type { OodName } from "../../data/ood.ts";
+import type { PackedTokens } from "../../data/pack.ts";
 import { decodeGpt2, encodeGpt2 } from "../../data/tokenizer.ts";
 import { Evaluator } from "../../evaluator.ts";
 import { GPT2Model } from "../../models/gpt2.ts";
+import { type SequenceSums, sequenceSumsOf } from "../../metrics/sequence-sums.ts";
 import type { EvalMetrics } from "../../native.ts";
 import type { TrainerOptions, TrainLossInput } from "../../trainer.ts";
 import { fitJob } from "../framework/fit-job.ts";
@@ -14,6 +19,7 @@ import { type FitRecord, fitRecord } from "../framework/fit-record.ts";
 import { trainingSubset } from "../framework/low-resource.ts";
 import type { JobContext } from "../framework/spec.ts";
 import { trainerSettings } from "../framework/trainer-settings.ts";
+import { SEEDS_FOR_T } from "../framework/verdicts.ts";
 import { type Exp1Config, lrFor, TEMPSCALE } from "./config.ts";
 import type { Exp1Data } from "./data.ts";
 import type { Exp1Job } from "./jobs.ts";
@@ -23,6 +29,11 @@ export interface Exp1Result extends FitRecord {
   loss: TrainLossInput;
   /** the best checkpoint on the test split (T = 1) */
   test: EvalMetrics;
+  /**
+   * the same evaluation's token sums per test sequence, with fewer than SEEDS_FOR_T seeds (absent from runs saved
+   * before they existed: their verdicts have intervals over seeds only)
+   */
+  testSequences?: SequenceSums;
   ood: Partial<Record<OodName, EvalMetrics>>;
   /** CE + post-hoc temperature scaling (clean CE runs, when that baseline is on) */
   tempscale?: { temperature: number; test: EvalMetrics; ood: Partial<Record<OodName, EvalMetrics>> };
@@ -54,6 +65,28 @@ export function exp1TrainerOptions(ctx: JobContext<Exp1Config, Exp1Job, Exp1Data
   } satisfies TrainerOptions;
 }
 
+/**
+ * The token sums of each of the first `maxSequences` (0: all) sequences of `data`, each evaluated alone (at
+ * `temperature`, default 1): the native evaluator reports a set's totals only, so one call per sequence (a view of
+ * its row) gives each sequence's.
+ */
+export async function perSequenceSums(
+  ev: Evaluator,
+  data: PackedTokens,
+  maxSequences: number,
+  options: { temperature?: number } = {},
+): Promise<SequenceSums> {
+  const n = maxSequences > 0 ? Math.min(maxSequences, data.sequences) : data.sequences;
+  const w = data.contextLength;
+  const each: EvalMetrics[] = [];
+  for (let i = 0; i < n; i++) {
+    const lengths = data.lengths.subarray(i, i + 1);
+    const row = { ...data, sequences: 1, tokens: data.tokens.subarray(i * w, (i + 1) * w), lengths };
+    each.push(await ev.evaluate({ ...row, totalTokens: lengths[0]! }, options));
+  }
+  return sequenceSumsOf(each);
+}
+
 export async function runExp1Job(
   ctx: JobContext<Exp1Config, Exp1Job, Exp1Data>,
 ): Promise<Exp1Result | null | undefined> {
@@ -67,6 +100,8 @@ export async function runExp1Job(
   const ev = new Evaluator(best, { batchSize: c.batchSize, maxSequences: c.testMaxSequences, bf16 });
   const oodEval = new Evaluator(best, { batchSize: c.batchSize, maxSequences: c.oodMaxSequences, bf16 });
   const test = await ev.evaluate(data.test);
+  const testSequences =
+    c.seeds.length < SEEDS_FOR_T ? await perSequenceSums(ev, data.test, c.testMaxSequences) : undefined;
   const ood: Exp1Result["ood"] = {};
   for (const name of c.ood) ood[name] = await oodEval.evaluate(data.ood[name]!);
 
@@ -86,6 +121,7 @@ export async function runExp1Job(
     loss: job.loss,
     ...fitRecord(dir, fit),
     test,
+    ...(testSequences ? { testSequences } : {}),
     ood,
     ...(tempscale ? { tempscale } : {}),
     sample: { prompt: c.sample.prompt, continuation, topK: c.sample.topK },

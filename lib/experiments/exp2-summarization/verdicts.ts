@@ -19,6 +19,7 @@ import {
   judgeVariation,
   pairedValues,
   seedDifference,
+  SEEDS_FOR_T,
   sharedSeeds,
   tallyCriterion,
   type VerdictTests,
@@ -30,7 +31,7 @@ import type { FinetuneResult } from "./run-job.ts";
 import type { SourceGate } from "./source-gate.ts";
 
 /** From this many common seeds on, ROUGE-L effects are estimated over seeds rather than over test examples. */
-export const SEEDS_FOR_T = 3;
+export { SEEDS_FOR_T };
 
 /** The seeds all of `groups` ran. */
 const commonSeeds = (groups: readonly Exp2Group[]) =>
