@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // Makes a release's tarballs from a clean clone of this checkout's HEAD: the main package (`npm pack`, which runs
 // prepack's check and prepare's TypeScript build) and one package per prebuilt core, the flavours listed in
-// package.json's dpsmNative.flavours (@dpsm-native/linux-x64-torch<major.minor>[-cu<CUDA major>]; the loader is
+// package.json's dpsmNative.flavours (lib/flavour.ts names them and their packages; the loader is
 // lib/core-select.ts). Each flavour is built the way the test suite builds it:
 //   torch1.13            native/setup.sh                   (Debian's libtorch-dev) → build/
 //   torch2.N             native/setup-torch2.sh            (PyPI's torch wheel, pinned there) → build-torch2/
 //   torch2.N-cu13        native/setup-torch2.sh --cuda     (the same wheel's CUDA side, nvcc wheels) → build-torch2-cuda/
 // and the flavour a build really has is read back from its CMakeCache (the torch it found): a release never packs
-// a core under another torch's name. The cores are stripped and lose their build-machine RUNPATH (CMake's
-// file(RPATH_REMOVE)): at load time the loader puts the user's torch libraries in place first.
+// a core under another torch's name. prebuildify then packages each core (dev/prebuild-core.mjs hands it the built
+// core): stripped, named by its tags, in the package's prebuilds/linux-x64/ where node-gyp-build finds it. The
+// cores also lose their build-machine RUNPATH (CMake's file(RPATH_REMOVE)): at load time the loader puts the user's
+// torch libraries in place first.
 //   node dev/release.mjs [--out DIR] [--flavours torch1.13,...] [--reuse CHECKOUT]
 //     --reuse: take node_modules and the built cores from CHECKOUT's build folders instead of building in the clone
 //              (what test/tarball-install.test.ts does with the builds the suite made).
@@ -21,13 +23,21 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { tsImport } from "tsx/esm/api";
+
 const checkout = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const say = (line) => console.error(`[dpsm-native release] ${line}`);
 const die = (line) => {
   say(line);
   process.exit(1);
 };
-const FLAVOUR = /^@dpsm-native\/linux-x64-(torch(\d+\.\d+)(?:-cu(\d+))?)$/;
+/** lib/flavour.ts: the flavour names, their packages and prebuildify's name for the cores. */
+const { FLAVOUR_SCOPE, flavourName, flavourPackage, parseFlavour, PREBUILD_NAME } = await tsImport(
+  path.join(checkout, "lib", "flavour.ts"),
+  import.meta.url,
+);
+// the cores this script builds are for the machine it runs on, which the packages declare (os, cpu, libc)
+const PLATFORM = ["linux", "x64"];
 
 function manifest(root) {
   return JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"));
@@ -43,7 +53,7 @@ function checkManifest(root, { pinned: checkPinned = true } = {}) {
   const flavours = pkg.dpsmNative?.flavours ?? [];
   if (flavours.length === 0) die("package.json lists no dpsmNative.flavours");
   for (const f of flavours) {
-    if (!FLAVOUR.test(`@dpsm-native/linux-x64-${f}`)) die(`dpsmNative.flavours: ${f} is not torch<M.m>[-cu<N>]`);
+    if (!parseFlavour(f)) die(`dpsmNative.flavours: ${f} is not torch<M.m>[-cu<N>]`);
   }
   const pinned = /^TORCH=torch==(\d+\.\d+)/m.exec(fs.readFileSync(path.join(root, "native/setup-torch2.sh"), "utf8"));
   if (checkPinned && pinned && !flavours.some((f) => f.startsWith(`torch${pinned[1]}`))) {
@@ -59,8 +69,10 @@ function prepack(root) {
   const file = path.join(root, "package.json");
   const text = fs.readFileSync(file, "utf8");
   const pkg = JSON.parse(text);
-  const deps = Object.fromEntries(flavours.map((f) => [`@dpsm-native/linux-x64-${f}`, pkg.version]));
-  const stale = Object.keys(pkg.optionalDependencies ?? {}).filter((n) => n.startsWith("@dpsm-native/") && !deps[n]);
+  const deps = Object.fromEntries(flavours.map((f) => [flavourPackage(f, ...PLATFORM), pkg.version]));
+  const stale = Object.keys(pkg.optionalDependencies ?? {}).filter(
+    (n) => n.startsWith(`${FLAVOUR_SCOPE}/`) && !deps[n],
+  );
   if (stale.length) die(`optionalDependencies: ${stale.join(", ")} not in dpsmNative.flavours`);
   if (!fs.existsSync(path.join(root, ORIGINAL))) fs.writeFileSync(path.join(root, ORIGINAL), text);
   pkg.optionalDependencies = { ...pkg.optionalDependencies, ...deps };
@@ -102,8 +114,7 @@ function builtFlavour(buildDir) {
     version = /set\(PACKAGE_VERSION "([^"]+)"\)/.exec(text)?.[1];
   }
   if (!version) die(`${buildDir}: cannot tell which torch it was built against`);
-  const mm = version.split(".").slice(0, 2).join(".");
-  return cuda ? `torch${mm}-cu${cudaVersion.split(".")[0]}` : `torch${mm}`;
+  return flavourName(version, cuda ? cudaVersion.split(".")[0] : null);
 }
 
 const BUILDS = [
@@ -111,8 +122,10 @@ const BUILDS = [
   { folder: "build-torch2", cuda: false, torch1: false, args: ["native/setup-torch2.sh"] },
   { folder: "build-torch2-cuda", cuda: true, torch1: false, args: ["native/setup-torch2.sh", "--cuda"] },
 ];
-const buildFor = (flavour) =>
-  BUILDS.find((b) => b.cuda === /-cu\d+$/.test(flavour) && b.torch1 === flavour.startsWith("torch1."));
+const buildFor = (flavour) => {
+  const { torch, cuda } = parseFlavour(flavour);
+  return BUILDS.find((b) => b.cuda === !!cuda && b.torch1 === torch.startsWith("1."));
+};
 
 function packJson(dir, out) {
   const stdout = sh("npm", ["pack", "--json", "--loglevel=error", "--pack-destination", out], dir);
@@ -120,26 +133,33 @@ function packJson(dir, out) {
   return { file: path.join(out, entry.filename), name: entry.name, size: entry.size, unpackedSize: entry.unpackedSize };
 }
 
-function flavourPackage(flavour, core, version, out) {
-  const [, , mm, cuda] = FLAVOUR.exec(`@dpsm-native/linux-x64-${flavour}`);
+/** A flavour's package: its core packaged by prebuildify into prebuilds/linux-x64/, and its package.json. */
+function packFlavour(flavour, core, version, out) {
+  const { torch, cuda } = parseFlavour(flavour);
   const dir = path.join(out, "packages", flavour);
-  fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, "dpsm_native.node");
-  fs.copyFileSync(core, file);
-  sh("strip", ["--strip-unneeded", file], dir);
-  const script = path.join(dir, "..", "rpath-remove.cmake");
+  fs.rmSync(dir, { recursive: true, force: true });
+  const stage = path.join(out, "stage", flavour);
+  fs.mkdirSync(stage, { recursive: true });
+  const prebuildify = path.join(checkout, "node_modules", "prebuildify", "bin.js");
+  const builder = path.join(checkout, "dev", "prebuild-core.mjs");
+  const flags = ["--napi", "--strip", "--tag-libc", "--name", PREBUILD_NAME, "--node-gyp", builder, "--out", dir];
+  sh(process.execPath, [prebuildify, ...flags, stage], stage, { env: { ...process.env, DPSM_PREBUILD_CORE: core } });
+  const prebuilds = path.join(dir, "prebuilds", PLATFORM.join("-"));
+  const files = fs.readdirSync(prebuilds);
+  if (files.length !== 1) die(`${flavour}: prebuildify left ${files.join(", ") || "nothing"} in ${prebuilds}`);
+  const script = path.join(stage, "rpath-remove.cmake");
   fs.writeFileSync(script, 'file(RPATH_REMOVE FILE "${CORE}")\n');
-  sh("cmake", [`-DCORE=${file}`, "-P", script], dir);
+  sh("cmake", [`-DCORE=${path.join(prebuilds, files[0])}`, "-P", script], stage);
   const pkg = {
-    name: `@dpsm-native/linux-x64-${flavour}`,
+    name: flavourPackage(flavour, ...PLATFORM),
     version,
-    description: `dpsm-native's core for PyTorch ${mm}.x, ${cuda ? `CUDA ${cuda} (sm_80, sm_90)` : "CPU"}, Linux x64 (glibc)`,
+    description: `dpsm-native's core for PyTorch ${torch}.x, ${cuda ? `CUDA ${cuda} (sm_80, sm_90)` : "CPU"}, Linux x64 (glibc)`,
     license: "MIT",
-    os: ["linux"],
-    cpu: ["x64"],
+    os: [PLATFORM[0]],
+    cpu: [PLATFORM[1]],
     libc: ["glibc"],
-    files: ["dpsm_native.node"],
-    dpsmNative: { torch: mm, cuda: cuda ?? null },
+    files: ["prebuilds/"],
+    dpsmNative: { torch, cuda },
   };
   fs.writeFileSync(path.join(dir, "package.json"), `${JSON.stringify(pkg, null, 2)}\n`);
   return packJson(dir, out);
@@ -195,7 +215,7 @@ for (const flavour of flavours) {
   if (!fs.existsSync(core)) die(`${flavour}: no ${core} (build it with bash ${build.args.join(" ")})`);
   const has = builtFlavour(path.join(from, build.folder));
   if (has !== flavour) die(`${flavour}: ${build.folder}/ holds ${has}; native/setup-torch2.sh pins another torch`);
-  tarballs.push(flavourPackage(flavour, core, version, out));
+  tarballs.push(packFlavour(flavour, core, version, out));
 }
 say("packing the main package (prepack checks package.json, prepare builds dist/)");
 tarballs.unshift(packJson(clone, out));

@@ -5,9 +5,9 @@
 // libtorch is shipped: the user's PyTorch is found (LIBTORCH, Torch_DIR, the `torch` that python3 imports, else
 // Debian's libtorch-dev), and the core built for that torch's major.minor — its CUDA flavour when that torch has
 // CUDA, else its CPU flavour — is loaded from the per-flavour package npm installed beside this one
-// (@dpsm-native/<platform>-<arch>-torch<major.minor>[-cu<CUDA major>], package.json's dpsmNative.flavours) or
-// from prebuilds/<platform>-<arch>/dpsm-native.<flavour>.node. A checkout's own build (build/Release) and
-// DPSM_NATIVE_PATH come first. The found torch's libraries are loaded first (RTLD_GLOBAL, never unloaded), so the
+// (lib/flavour.ts names them; package.json's dpsmNative.flavours lists them), where node-gyp-build finds it in the
+// package's prebuilds/ folder (prebuildify's layout). A checkout's own build (build/Release) and DPSM_NATIVE_PATH
+// come first. The found torch's libraries are loaded first (RTLD_GLOBAL, never unloaded), so the
 // core's libtorch_cpu.so resolves to them and not to another libtorch on the linker's path.
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -17,11 +17,11 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { userCacheDir } from "./data/paths.ts";
+import { flavourName, flavourPackage, packageFlavour, parseFlavour } from "./flavour.ts";
 import { writeJsonAtomic } from "./io/atomic.ts";
 
 /** The package root (one level above lib/ or dist/). */
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const platformTag = `${process.platform}-${process.arch}`;
 
 /** A PyTorch installation the core can link against. */
 export interface FoundTorch {
@@ -40,17 +40,6 @@ export interface CoreFile {
   file: string;
   /** "torch2.15-cu13", "torch1.13", or "local build" / "DPSM_NATIVE_PATH" */
   flavour: string;
-}
-
-/** The flavour a core for `torch` has: torch<major.minor>, with -cu<major> for a CUDA build. */
-export function flavourName(torchVersion: string, cudaMajor?: string | null): string {
-  const mm = torchVersion.split(".").slice(0, 2).join(".");
-  return cudaMajor ? `torch${mm}-cu${cudaMajor}` : `torch${mm}`;
-}
-
-/** The npm package that carries a flavour's core for this platform. */
-export function flavourPackage(flavour: string): string {
-  return `@dpsm-native/${platformTag}-${flavour}`;
 }
 
 const read = (file: string): string | undefined => {
@@ -210,31 +199,27 @@ export function availableCores(): { released: string[]; installed: CoreFile[] } 
     dpsmNative?: { flavours?: string[] };
   };
   // a packed package.json lists them as optionalDependencies (dev/release.mjs), a checkout's in dpsmNative.flavours
-  const prefix = `@dpsm-native/${platformTag}-`;
   const released = [
     ...new Set([
-      ...Object.keys(pkg.optionalDependencies ?? {})
-        .filter((n) => n.startsWith(prefix))
-        .map((n) => n.slice(prefix.length)),
+      ...Object.keys(pkg.optionalDependencies ?? {}).flatMap((n) => packageFlavour(n) ?? []),
       ...(pkg.dpsmNative?.flavours ?? []),
     ]),
   ];
   const installed: CoreFile[] = [];
   const require = createRequire(path.join(packageRoot, "package.json"));
+  const nodeGypBuild = require("node-gyp-build") as { path(dir: string): string };
   for (const flavour of released) {
+    let dir: string;
     try {
-      const dir = path.dirname(require.resolve(`${flavourPackage(flavour)}/package.json`));
-      const file = path.join(dir, "dpsm_native.node");
-      if (fs.existsSync(file)) installed.push({ file, flavour });
+      dir = path.dirname(require.resolve(`${flavourPackage(flavour)}/package.json`));
     } catch {
-      // not installed (another platform, or --omit=optional)
+      continue; // not installed (another platform, or --omit=optional)
     }
-  }
-  const prebuilds = path.join(packageRoot, "prebuilds", platformTag);
-  for (const f of fs.existsSync(prebuilds) ? fs.readdirSync(prebuilds).sort() : []) {
-    const m = /^dpsm-native\.(torch\d+\.\d+(?:-cu\d+)?)\.node$/.exec(f);
-    if (m && !installed.some((c) => c.flavour === m[1]))
-      installed.push({ file: path.join(prebuilds, f), flavour: m[1]! });
+    try {
+      installed.push({ file: nodeGypBuild.path(dir), flavour });
+    } catch {
+      // a package without a core for this platform, libc or Node runtime (node-gyp-build's tags)
+    }
   }
   return { released, installed };
 }
@@ -273,7 +258,7 @@ function preload(file: string): void {
 /** The torch libraries a flavour's core links, in load order. */
 function torchLibraries(flavour: string): string[] {
   const cpu = ["libc10.so", "libtorch_cpu.so"];
-  return /-cu\d+$/.test(flavour) ? [...cpu, "libc10_cuda.so", "libtorch_cuda.so"] : cpu;
+  return parseFlavour(flavour)?.cuda ? [...cpu, "libc10_cuda.so", "libtorch_cuda.so"] : cpu;
 }
 
 export interface LoadedCore<T> {
@@ -331,11 +316,14 @@ function explain(torch: FoundTorch | undefined, torchErrors: string[], skipped: 
       : "This copy has no prebuilt cores.",
   );
   const missing = torch
-    ? released.filter((f) => f.startsWith(flavourName(torch.version)) && !installed.some((c) => c.flavour === f))
+    ? released.filter(
+        (f) =>
+          flavourName(torch.version) === `torch${parseFlavour(f)?.torch}` && !installed.some((c) => c.flavour === f),
+      )
     : [];
   if (missing.length) {
     lines.push(
-      `The core for your PyTorch is in ${missing.map(flavourPackage).join(" / ")}, which npm did not install ` +
+      `The core for your PyTorch is in ${missing.map((f) => flavourPackage(f)).join(" / ")}, which npm did not install ` +
         `(optional dependencies omitted, or another platform): npm install ${missing
           .map((f) => `${flavourPackage(f)}@${version}`)
           .join(" ")}`,

@@ -19,7 +19,7 @@ import path from "node:path";
 
 import test, { type ExecutionContext } from "ava";
 
-import { flavourName } from "../lib/core-select.ts";
+import { flavourName, flavourPackage, PREBUILD_NAME } from "../lib/flavour.ts";
 import { tokenCacheDir } from "../lib/data/cache.ts";
 import { dataDir } from "../lib/data/paths.ts";
 import { packageRoot } from "../lib/native.ts";
@@ -145,8 +145,9 @@ function runProgram(
   return { ...out, output: exec.output };
 }
 
+// where prebuildify put the core in its package, and node-gyp-build finds it
 const coreFile = (consumer: string, flavour: string) =>
-  path.join(consumer, "node_modules", "@dpsm-native", `linux-x64-${flavour}`, "dpsm_native.node");
+  path.join(consumer, "node_modules", flavourPackage(flavour), "prebuilds", "linux-x64", `${PREBUILD_NAME}.glibc.node`);
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 if (!torch2) {
@@ -167,6 +168,12 @@ if (!torch2) {
         optionalDependencies?: Record<string, string>;
       };
       t.deepEqual(manifest.optionalDependencies, { "@dpsm-native/linux-x64-torch1.13": "0.1.0" }, "prepack listed it");
+      const flavourListing = run("tar", ["-tzf", tarballs[1]!.file]).output.trim().split("\n").sort();
+      t.deepEqual(
+        flavourListing,
+        ["package/package.json", "package/prebuilds/linux-x64/dpsm-native.glibc.node"],
+        "the flavour package holds prebuildify's layout and nothing else",
+      );
 
       const env = consumerEnv(dir, shadowed(dir, ["python3"]));
       const { consumer, output } = install(t, dir, tarballs, env);
@@ -188,7 +195,7 @@ if (torch2) {
     fs.readFileSync(path.join(wheelTorch, "version.py"), "utf8"),
   )![1]!;
   const cpuFlavour = flavourName(version);
-  const cudaFlavour = `${cpuFlavour}-cu13`;
+  const cudaFlavour = flavourName(version, "13");
   const setupTorch2 = (t: ExecutionContext, flag: string) => {
     const r = spawnSync("bash", [path.join(packageRoot, "native", "setup-torch2.sh"), flag], { encoding: "utf8" });
     t.is(r.status, 0, r.stderr);
