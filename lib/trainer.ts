@@ -351,11 +351,12 @@ export class Trainer extends EventEmitter<TrainerEvents> {
    * `losses`, timed interleaved in this process on one fixed step of this trainer's shape (`gradAccumulation`
    * micro-batches of `batchSize` sequences: the first `batchSize × gradAccumulation` training sequences, made on
    * the device beforehand), after `warmupRounds` untimed rounds. Returns milliseconds per round × loss. It moves
-   * the model's weights, so a trainer that timed steps does not fit().
+   * the model's weights, so a trainer that timed steps does not fit(). `onRound(done, total)` is called after each
+   * round (warm-up rounds included), for progress: the rounds run one native call each, continuing one sequence.
    */
   async timeSteps(
     losses: readonly TrainLossInput[],
-    options: { rounds?: number; warmupRounds?: number } = {},
+    options: { rounds?: number; warmupRounds?: number; onRound?: (done: number, total: number) => void } = {},
   ): Promise<number[][]> {
     if (this.#running) throw new Error("Trainer.timeSteps: the trainer is busy");
     if (this.#used) throw new Error(`Trainer.timeSteps: this trainer already ran ${this.#used}()`);
@@ -368,18 +369,30 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         `Trainer.timeSteps losses[${baseline}]: "${parsedLosses[baseline]!.kind}" needs the logits, and this trainer has fusedHead: true`,
       );
     }
+    const { onRound, ...counts } = options ?? {};
+    if (onRound !== undefined && typeof onRound !== "function") {
+      throw new TypeError("Trainer.timeSteps options.onRound: expected a function (done, total) => void");
+    }
     const { rounds, warmupRounds } = parseOrThrow(
       z
         .object({ rounds: z.number().int().min(1).default(30), warmupRounds: z.number().int().min(0).default(3) })
         .strict(),
-      options,
+      counts,
       "Trainer.timeSteps options",
     );
     this.#running = true;
     try {
       const trainer = await this.#nativeTrainer();
       this.#used = "timeSteps";
-      return await trainer.timeSteps(JSON.stringify({ losses: parsedLosses, rounds, warmupRounds }));
+      const total = warmupRounds + rounds;
+      const ms: number[][] = [];
+      for (let done = 0; done < total; done++) {
+        const warmup = done < warmupRounds;
+        const part = { losses: parsedLosses, rounds: warmup ? 0 : 1, warmupRounds: warmup ? 1 : 0, firstRound: done };
+        ms.push(...(await trainer.timeSteps(JSON.stringify(part))));
+        onRound?.(done + 1, total);
+      }
+      return ms;
     } finally {
       this.#running = false;
     }

@@ -390,7 +390,18 @@ test.serial("timeSteps: every loss's full step timed interleaved on one batch; m
   const options = { ...smallRun(), data: { train, valid } };
   const losses = [{ kind: "ce" }, { kind: "brier" }, { kind: "focal", gamma: 2 }] as const;
   const trainer = new Trainer(options);
-  const ms = await trainer.timeSteps(losses, { rounds: 3, warmupRounds: 1 });
+  const rounds: [number, number][] = [];
+  const ms = await trainer.timeSteps(losses, { rounds: 3, warmupRounds: 1, onRound: (d, n) => rounds.push([d, n]) });
+  t.deepEqual(
+    rounds,
+    [
+      [1, 4],
+      [2, 4],
+      [3, 4],
+      [4, 4],
+    ],
+    "progress after every round, the warm-up's included",
+  );
   t.is(ms.length, 3);
   t.true(ms.every((row) => row.length === 3 && row.every((x) => x > 0 && Number.isFinite(x))));
   await t.throwsAsync(trainer.fit(), { message: /model was moved by timeSteps/ });
@@ -400,6 +411,9 @@ test.serial("timeSteps: every loss's full step timed interleaved on one batch; m
   await t.throwsAsync(fresh().timeSteps([{ kind: "hinge" } as never]), { message: /losses\[0\]/ });
   await t.throwsAsync(fresh().timeSteps(losses, { rounds: 0 }), { message: /options\.rounds/ });
   await t.throwsAsync(fresh().timeSteps(losses, { round: 3 } as never), { message: /round/ });
+  await t.throwsAsync(fresh().timeSteps(losses, { onRound: 1 } as never), {
+    message: /options\.onRound: expected a function/,
+  });
 });
 
 test.serial("bf16 autocast on the CPU trains with fp32 master weights, close to fp32 at the start", async (t) => {

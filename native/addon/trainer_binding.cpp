@@ -115,7 +115,8 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
       return p;
     });
   }
-  // timeSteps(json: { losses: loss documents, rounds, warmupRounds }) -> Promise<number[][]> (ms, round × loss).
+  // timeSteps(json: { losses: loss documents, rounds, warmupRounds, firstRound }) -> Promise<number[][]> (ms,
+  // round × loss).
   Napi::Value TimeSteps(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
       const core::Json j = json_arg(info, 0, "audit");
@@ -124,15 +125,16 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
         objectives.push_back(core::objective_from_json(l));
       const int64_t rounds = core::field<int64_t>(j, "rounds");
       const int64_t warmup = core::field<int64_t>(j, "warmupRounds");
+      const int64_t first = core::field<int64_t>(j, "firstRound");
       live_model(*holder_);
       if (holder_->busy) throw std::runtime_error("model: busy with another training or evaluation");
       auto holder = holder_;
       auto trainer = trainer_;
       return run_async<std::vector<std::vector<double>>>(
           info.Env(),
-          [holder, trainer, objectives, rounds, warmup]() {
+          [holder, trainer, objectives, rounds, warmup, first]() {
             BusyGuard busy(holder);
-            return trainer->time_steps(objectives, rounds, warmup);
+            return trainer->time_steps(objectives, rounds, warmup, first);
           },
           [](Napi::Env env, std::vector<std::vector<double>>& ms) -> Napi::Value {
             Napi::Array out = Napi::Array::New(env, ms.size());

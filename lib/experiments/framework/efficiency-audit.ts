@@ -139,9 +139,20 @@ export async function runAudits(
         (saved ? `; the one saved timed another step, timed again` : ""),
     );
     const trainer = new Trainer({ ...(await plan.trainer()), progress: false, log: false });
+    // A round is one step per loss: minutes on a loaded CPU, so the log hears from the audit every half minute.
+    const started = Date.now();
+    let said = started;
+    const onRound = (done: number, total: number) => {
+      if (Date.now() - said < 30_000 || done === total) return;
+      said = Date.now();
+      options.say(
+        `efficiency audit (${plan.model}, ${what}): round ${done}/${total} ` +
+          `(${done <= plan.warmupRounds ? "warm-up" : "timed"}), ${((said - started) / 1000).toFixed(0)} s`,
+      );
+    };
     const ms = await trainer.timeSteps(
       plan.losses.map((l) => l.loss),
-      { rounds: plan.rounds, warmupRounds: plan.warmupRounds },
+      { rounds: plan.rounds, warmupRounds: plan.warmupRounds, onRound },
     );
     trainer.model.dispose();
     const result: AuditResult = {

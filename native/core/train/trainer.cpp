@@ -214,7 +214,7 @@ std::pair<double, std::vector<std::pair<std::string, at::Tensor>>> Trainer::grad
 }
 
 std::vector<std::vector<double>> Trainer::time_steps(const std::vector<Objective>& objectives, int64_t rounds,
-                                                     int64_t warmup_rounds) {
+                                                     int64_t warmup_rounds, int64_t first_round) {
   // One fixed step at the run's shape: grad_accum micro-batches of batch_size sequences, the first
   // batch_size × grad_accum of the training data (wrapping round when there are fewer), made once on the device,
   // so every objective sees the same tokens and the timing holds no data preparation. Weights and optimiser
@@ -229,11 +229,11 @@ std::vector<std::vector<double>> Trainer::time_steps(const std::vector<Objective
   const size_t n = objectives.size();
   std::vector<std::vector<double>> ms(static_cast<size_t>(rounds), std::vector<double>(n, 0.0));
   model_->train();
-  int64_t step = 0;
+  int64_t step = first_round * static_cast<int64_t>(n);
   for (int64_t r = 0; r < warmup_rounds + rounds; ++r) {
     // Each round starts at another objective, so none always runs right after the same one.
     for (size_t k = 0; k < n; ++k) {
-      const size_t i = (k + static_cast<size_t>(r)) % n;
+      const size_t i = (k + static_cast<size_t>(first_round + r)) % n;
       const auto t0 = Clock::now();
       at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(device_));
       at::Tensor component_sum = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(device_));

@@ -94,9 +94,11 @@ class Trainer {
   // clipping, AdamW, the step's synchronisations) under each objective, on one fixed step of the trainer's
   // shape (grad_accum micro-batches of batch_size sequences, made on the device beforehand), interleaved:
   // `warmup_rounds` untimed rounds, then `rounds` rows of one time per objective. Changes the weights: for a
-  // trainer that is not fitted afterwards.
+  // trainer that is not fitted afterwards. `first_round` continues an audit run in parts (the caller reports
+  // progress between them): the rounds already run, so the objectives' rotation and the step count go on as in
+  // one call.
   std::vector<std::vector<double>> time_steps(const std::vector<Objective>& objectives, int64_t rounds,
-                                              int64_t warmup_rounds);
+                                              int64_t warmup_rounds, int64_t first_round = 0);
 
   // The loss and the gradients one batch gives under the run's objective, by parameter name: a step's own
   // forward and backward (fused head included when the step uses it), before clipping and the update, for
