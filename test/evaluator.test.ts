@@ -4,11 +4,12 @@ import path from "node:path";
 
 import test from "ava";
 
-import { Evaluator, GPT2Model, prepareLanguageModelData, Trainer, type PackedTokens } from "../lib/index.ts";
+import { Evaluator, GPT2Model, prepareLanguageModelData, type PackedTokens } from "../lib/index.ts";
 import { adaptiveCalibrationError, brierDecomposition, expectedCalibrationError } from "../lib/metrics/calibration.ts";
 import type { BrierDecomposition, EvalMetrics } from "../lib/native.ts";
 import { readParts, type TensorEntry, writeParts } from "./helpers/safetensors.ts";
 import { tmpDir } from "./helpers/tmp.ts";
+import { briefTrainedGpt2 } from "./helpers/trained-gpt2.ts";
 
 interface Ref {
   nll: number;
@@ -118,20 +119,7 @@ test("every metric equals the float64 reference at T = 1 and T = 1.7, from one p
 test("temperature scaling: the fitted T minimises the reference NLL", async (t) => {
   // An untrained model's best temperature is infinite (uniform beats it); a few real training steps give
   // one with a finite optimum to find.
-  const model = GPT2Model.create({ vocab_size: 50257, n_positions: 64, n_embd: 32, n_layer: 2, n_head: 2, seed: 6 });
-  const train = await prepareLanguageModelData({ source: "wikitext-2", split: "train", contextLength: 33 });
-  const data = await prepareLanguageModelData({ source: "wikitext-2", split: "valid", contextLength: 33 });
-  await new Trainer({
-    model,
-    loss: { kind: "ce" },
-    data: { train, valid: data },
-    maxSteps: 40,
-    batchSize: 8,
-    lr: 3e-3,
-    evalEvery: 40,
-    evalMaxSequences: 4,
-    progress: false,
-  }).fit();
+  const { model, valid: data } = await briefTrainedGpt2({ n_embd: 32, n_layer: 2, seed: 6, steps: 40 });
   const ev = new Evaluator(model, { batchSize: 4, maxSequences: 4 });
   const fit = await ev.fitTemperature(data, { min: 0.25, max: 4, points: 41 });
   t.is(fit.grid.length, 41);

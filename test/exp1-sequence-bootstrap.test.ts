@@ -10,10 +10,11 @@ import type { Exp1Group } from "../lib/experiments/exp1-lm/analysis.ts";
 import { perSequenceSums } from "../lib/experiments/exp1-lm/run-job.ts";
 import { exp1Verdicts } from "../lib/experiments/exp1-lm/verdicts.ts";
 import type { Verdict } from "../lib/experiments/framework/spec.ts";
-import { Evaluator, GPT2Model, type PackedTokens, prepareLanguageModelData, Trainer } from "../lib/index.ts";
+import { Evaluator, type PackedTokens } from "../lib/index.ts";
 import { identityResample } from "../lib/metrics/bootstrap.ts";
 import { pooledMetrics, type SequenceSums } from "../lib/metrics/sequence-sums.ts";
 import { meanStd } from "../lib/metrics/stats.ts";
+import { briefTrainedGpt2 } from "./helpers/trained-gpt2.ts";
 
 const SEQUENCES = 64;
 const TOKENS = 63;
@@ -142,20 +143,7 @@ test("per-sequence sums pool back to the whole-set metrics (identity resample, a
   // A few real training steps, so that some tokens are hit, and T = 0.1, so that max p spreads over several of
   // ECE-10's bins (an untrained model at T = 1 puts every token in bin 0 with no hit, which would leave the bins'
   // sums untested).
-  const model = GPT2Model.create({ vocab_size: 50257, n_positions: 64, n_embd: 16, n_layer: 1, n_head: 2, seed: 11 });
-  const train = await prepareLanguageModelData({ source: "wikitext-2", split: "train", contextLength: 33 });
-  const data = await prepareLanguageModelData({ source: "wikitext-2", split: "valid", contextLength: 33 });
-  await new Trainer({
-    model,
-    loss: { kind: "ce" },
-    data: { train, valid: data },
-    maxSteps: 30,
-    batchSize: 8,
-    lr: 3e-3,
-    evalEvery: 30,
-    evalMaxSequences: 2,
-    progress: false,
-  }).fit();
+  const { model, valid: data } = await briefTrainedGpt2({ n_embd: 16, n_layer: 1, seed: 11, steps: 30 });
   const n = 12;
   const ev = new Evaluator(model, { batchSize: 1, maxSequences: n });
   const temperature = 0.1;
