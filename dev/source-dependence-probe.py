@@ -1,4 +1,4 @@
-"""Does a tiny BART checkpoint read its source? For each checkpoint folder: the encoder output's part common to all
+"""Does a tiny BART (or PEGASUS-layout) checkpoint read its source? For each checkpoint folder: the encoder output's part common to all
 real tokens (norm of their mean) and token-specific part (per-dimension std over tokens x sqrt(d_model)), each
 decoder layer's cross-attention entropy against log(source length), and, when each dialogue is replaced by another
 (the batch rolled by 4), the largest logit change and the mean total-variation distance of the next-token
@@ -15,7 +15,7 @@ import math
 import sys
 
 import torch
-from transformers import BartForConditionalGeneration
+from transformers import AutoModelForSeq2SeqLM
 
 torch.set_num_threads(1)
 
@@ -27,7 +27,7 @@ def padded(rows, pad):
 
 
 def probe(folder, src, tgt):
-    m = BartForConditionalGeneration.from_pretrained(folder).eval()
+    m = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
     pad, start = m.config.pad_token_id, m.config.decoder_start_token_id
     width = max(map(len, tgt))
     dec = torch.tensor([[start] + t[:-1] + [pad] * (width - len(t)) for t in tgt])
