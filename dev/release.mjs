@@ -56,7 +56,7 @@ function checkManifest(root, { pinned: checkPinned = true } = {}) {
     if (!parseFlavour(f)) die(`dpsmNative.flavours: ${f} is not torch<M.m>[-cu<N>]`);
   }
   const pinned = /^TORCH=torch==(\d+\.\d+)/m.exec(fs.readFileSync(path.join(root, "native/setup-torch2.sh"), "utf8"));
-  if (checkPinned && pinned && !flavours.some((f) => f.startsWith(`torch${pinned[1]}`))) {
+  if (checkPinned && pinned && !flavours.some((f) => parseFlavour(f).torch === pinned[1])) {
     die(`native/setup-torch2.sh pins torch ${pinned[1]}, and dpsmNative.flavours lists no flavour for it`);
   }
   return flavours;

@@ -17,7 +17,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { userCacheDir } from "./data/paths.ts";
-import { flavourName, flavourPackage, packageFlavour, parseFlavour } from "./flavour.ts";
+import { flavourName, flavourPackage, packageFlavour, parseFlavour, torchMinor } from "./flavour.ts";
 import { writeJsonAtomic } from "./io/atomic.ts";
 
 /** The package root (one level above lib/ or dist/). */
@@ -317,8 +317,7 @@ function explain(torch: FoundTorch | undefined, torchErrors: string[], skipped: 
   );
   const missing = torch
     ? released.filter(
-        (f) =>
-          flavourName(torch.version) === `torch${parseFlavour(f)?.torch}` && !installed.some((c) => c.flavour === f),
+        (f) => parseFlavour(f)?.torch === torchMinor(torch.version) && !installed.some((c) => c.flavour === f),
       )
     : [];
   if (missing.length) {
@@ -329,7 +328,7 @@ function explain(torch: FoundTorch | undefined, torchErrors: string[], skipped: 
           .join(" ")}`,
     );
   } else if (torch) {
-    lines.push(`This release has no core for PyTorch ${flavourName(torch.version).slice("torch".length)}.`);
+    lines.push(`This release has no core for PyTorch ${torchMinor(torch.version)}.`);
   }
   lines.push(...skipped.map((s) => `  passed over ${s.core.flavour} (${s.core.file}): ${s.error.split("\n")[0]}`));
   lines.push(

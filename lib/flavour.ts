@@ -14,9 +14,14 @@ export const PREBUILD_NAME = "dpsm-native";
 
 const FLAVOUR = /^torch(\d+\.\d+)(?:-cu(\d+))?$/;
 
+/** A torch version's major.minor ("2.15.0" → "2.15"), what a core has to match. */
+export function torchMinor(torchVersion: string): string {
+  return torchVersion.split(".").slice(0, 2).join(".");
+}
+
 /** The flavour of a core built against `torchVersion` ("2.15.0", "1.13.1+cpu"), with `cudaMajor` for CUDA. */
 export function flavourName(torchVersion: string, cudaMajor?: string | null): string {
-  const mm = torchVersion.split(".").slice(0, 2).join(".");
+  const mm = torchMinor(torchVersion);
   return cudaMajor ? `torch${mm}-cu${cudaMajor}` : `torch${mm}`;
 }
 

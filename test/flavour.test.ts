@@ -6,13 +6,21 @@ import path from "node:path";
 
 import test from "ava";
 
-import { flavourName, flavourPackage, packageFlavour, parseFlavour, PREBUILD_NAME } from "../lib/flavour.ts";
+import {
+  flavourName,
+  flavourPackage,
+  packageFlavour,
+  parseFlavour,
+  PREBUILD_NAME,
+  torchMinor,
+} from "../lib/flavour.ts";
 import { tmpDir } from "./helpers/tmp.ts";
 
 test("flavour names from torch versions, and back", (t) => {
   t.is(flavourName("2.15.0"), "torch2.15");
   t.is(flavourName("2.15.0", "13"), "torch2.15-cu13");
   t.is(flavourName("1.13.1+cpu"), "torch1.13");
+  t.is(torchMinor("2.15.0+cu132"), "2.15");
   t.deepEqual(parseFlavour("torch2.15-cu13"), { torch: "2.15", cuda: "13" });
   t.deepEqual(parseFlavour("torch1.13"), { torch: "1.13", cuda: null });
   for (const bad of ["torch2", "torch2.15-cuda13", "2.15", "torch2.15-cu", "xtorch2.15"]) {
